@@ -1,0 +1,35 @@
+# The two commands of the README work on a fresh machine with only Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?=
+PYTEST_ARGS ?=
+
+.PHONY: preview test test-fast lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+## preview: every stack under Pulumi's mock runtime (or STACK=dev for one): tree, counts, exports, verdict
+preview: $(VENV)/.installed
+	$(BIN)/python tools/preview.py $(STACK)
+
+## test: the whole suite, slow and end-to-end tests included
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: everything but the tests marked slow
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## bench: the benchmarks (not timed tests)
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/preview_time.py
+	@for b in benchmarks/distribution.py benchmarks/rescan.py; do [ ! -f $$b ] || $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""One ComponentResource per capability. Pure Pulumi: nothing here imports boto3."""

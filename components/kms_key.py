@@ -1,0 +1,82 @@
+"""A customer-managed KMS key whose policy names who may administer it, use it, and which services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from .iam import document, statement
+
+ADMIN_ACTIONS = (
+    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
+    "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
+    "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
+)
+USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
+
+
+@dataclass(frozen=True)
+class ServiceGrant:
+    """A service principal allowed to use the key, with the conditions that scope it."""
+
+    sid: str
+    service: str
+    actions: tuple[str, ...] = ("kms:GenerateDataKey*", "kms:Decrypt", "kms:DescribeKey")
+    conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KmsKeyArgs:
+    description: str
+    alias: str  # without the alias/ prefix
+    admin_arns: Sequence[pulumi.Input[str]]  # the deploy role: manages, cannot use
+    user_arns: Sequence[pulumi.Input[str]] = ()
+    services: Sequence[ServiceGrant] = ()
+    extra_statements: Sequence[Mapping[str, Any]] = ()
+    deletion_window_days: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.admin_arns:
+            raise ValueError(f"KMS key {self.alias}: at least one administrator ARN is required")
+        if not 7 <= self.deletion_window_days <= 30:
+            raise ValueError(f"KMS key {self.alias}: deletion window {self.deletion_window_days}; allowed 7-30 days")
+
+
+def key_policy(args: KmsKeyArgs) -> pulumi.Output[str]:
+    statements = [
+        statement("KeyAdministration", ADMIN_ACTIONS, ["*"], principals={"AWS": list(args.admin_arns)}),
+    ]
+    if args.user_arns:
+        statements.append(statement("KeyUse", USE_ACTIONS, ["*"], principals={"AWS": list(args.user_arns)}))
+    for grant in args.services:
+        statements.append(statement(grant.sid, grant.actions, ["*"], principals={"Service": grant.service},
+                                    conditions=grant.conditions or None))
+    statements.extend(args.extra_statements)
+    # In a key policy "*" means this key; no broader resource exists there.
+    return document(*statements)
+
+
+class KmsKey(pulumi.ComponentResource):
+    """Rotation on, a named alias, and a key policy with no account-wide wildcard grant."""
+
+    def __init__(self, name: str, args: KmsKeyArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:security:KmsKey", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=args.description,
+            enable_key_rotation=True,
+            rotation_period_in_days=365,
+            deletion_window_in_days=args.deletion_window_days,
+            policy=key_policy(args),
+            opts=child,
+        )
+        self.alias = aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=self.key.key_id,
+                                   opts=child)
+        self.arn = self.key.arn
+        self.key_id = self.key.key_id
+        self.register_outputs({"arn": self.arn, "alias": self.alias.name})

@@ -1,0 +1,320 @@
+"""Typed stack configuration, validated once before any resource is declared.
+
+Pure: takes plain mappings (what `pulumi.Config` and the stack YAML files hold) and returns frozen
+dataclasses, so it is testable without a Pulumi runtime. Every problem is collected and raised
+together, each naming the stack, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ROLES = ("org", "security", "build", "workload")
+Role = Literal["org", "security", "build", "workload"]
+CORE_ACCOUNTS = ("management", "security", "build")
+ACCOUNT_ID = re.compile(r"\d{12}")
+ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
+REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+MIN_AZS, MAX_AZS = 1, 6
+# /16 leaves room for per-AZ /20s; smaller than /24 cannot hold subnets for endpoints in several AZs.
+MIN_PREFIX, MAX_PREFIX = 16, 24
+
+
+class ConfigError(ValueError):
+    """Raised with every problem of a stack's configuration at once."""
+
+    def __init__(self, stack: str, problems: list[str]):
+        self.stack = stack
+        self.problems = problems
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"stack {stack} has {count} {noun}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Problems:
+    """Collects validation problems for one stack; `raise_if_any` raises them together."""
+
+    def __init__(self, stack: str):
+        self.stack = stack
+        self.items: list[str] = []
+
+    def add(self, key: str, value: Any, allowed: str) -> None:
+        self.items.append(f"stack {self.stack}: {key} is {_show(value)}; allowed: {allowed}")
+
+    def check(self, ok: bool, key: str, value: Any, allowed: str) -> bool:
+        if not ok:
+            self.add(key, value, allowed)
+        return ok
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError(self.stack, self.items)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return json.dumps(value, default=str)
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """Account ids of the estate, from project-level `bakehouse:accounts`."""
+
+    management: str
+    security: str
+    build: str
+    workloads: Mapping[str, str]  # env name -> account id, e.g. {"dev": "...", "prod": "..."}
+
+    def for_env(self, env: str) -> str:
+        return self.workloads[env]
+
+    @property
+    def all_ids(self) -> tuple[str, ...]:
+        return (self.management, self.security, self.build, *self.workloads.values())
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    cidr: str
+    azs: int
+
+    def az_names(self, region: str) -> tuple[str, ...]:
+        # Pinned by letter so adding AZs later appends rather than reorders (reordering replaces subnets).
+        return tuple(f"{region}{letter}" for letter in "abcdef"[: self.azs])
+
+
+@dataclass(frozen=True)
+class EstateConfig:
+    """What every stack knows of the whole estate (project-level config)."""
+
+    organization_id: str
+    accounts: Accounts
+    allowed_regions: tuple[str, ...]
+    home_region: str
+    deploy_role_name: str
+
+    def deploy_role_arn(self, account_id: str) -> str:
+        return f"arn:aws:iam::{account_id}:role/{self.deploy_role_name}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    role: Role
+    env: str  # workload env name (dev/uat/prod); the role name for shared stacks
+    region: str
+    account_id: str
+    estate: EstateConfig
+    network: NetworkConfig | None = None
+    # Role-specific sections (`bakehouse:workload`, `bakehouse:factory`, ...), validated by the
+    # capability that owns them through `section()`; kept raw here so this module stays small.
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def default_tags(self) -> dict[str, str]:
+        return {
+            "bakehouse:stack": self.stack,
+            "bakehouse:env": self.env,
+            "bakehouse:managed-by": "pulumi",
+        }
+
+    @property
+    def deploy_role_arn(self) -> str:
+        return self.estate.deploy_role_arn(self.account_id)
+
+
+# Keys the loader reads; everything else under `bakehouse:` is a role section.
+_COMMON_KEYS = {"role", "region", "env", "network"}
+_PROJECT_KEYS = {"accounts", "organizationId", "allowedRegions", "homeRegion", "deployRoleName"}
+
+
+def parse_stack_config(
+    stack: str,
+    values: Mapping[str, Any],
+    sibling_networks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> StackConfig:
+    """Validate one stack's `bakehouse:` config (project-level keys merged in) into a StackConfig.
+
+    `values` maps keys without the `bakehouse:` prefix to decoded values (objects already parsed).
+    `sibling_networks` maps other stacks' names to their `network` sections so overlapping CIDRs
+    across the estate are caught in whichever stack is run.
+    """
+    problems = Problems(stack)
+    estate = _parse_estate(values, problems)
+
+    role = values.get("role")
+    role_ok = problems.check(role in ROLES, "bakehouse:role", role, ", ".join(ROLES))
+
+    region = values.get("region", estate.home_region if estate else None)
+    if estate is not None:
+        problems.check(
+            region in estate.allowed_regions,
+            "bakehouse:region",
+            region,
+            ", ".join(estate.allowed_regions),
+        )
+
+    env = values.get("env", stack if role == "workload" else role)
+    account_id = None
+    if role_ok and estate is not None:
+        account_id = _account_for(role, env, estate.accounts, problems)
+
+    network = None
+    if role in ("workload", "build"):
+        network = _parse_network(values.get("network"), problems)
+        if network is not None:
+            _check_overlaps(stack, network, sibling_networks or {}, problems)
+    elif "network" in values:
+        problems.add("bakehouse:network", values["network"], f"only on workload and build stacks, not {role}")
+
+    problems.raise_if_any()
+    assert estate is not None and account_id is not None  # guaranteed by raise_if_any above
+    sections = {k: v for k, v in values.items() if k not in _COMMON_KEYS | _PROJECT_KEYS}
+    return StackConfig(
+        stack=stack,
+        role=role,
+        env=env,
+        region=region,
+        account_id=account_id,
+        estate=estate,
+        network=network,
+        sections=sections,
+    )
+
+
+def section(cfg: StackConfig, key: str, parse: Callable[[Mapping[str, Any], Problems], Any]) -> Any:
+    """Parse a role-specific section with the stack's problem collector; raises on any problem."""
+    problems = Problems(cfg.stack)
+    raw = cfg.sections.get(key, {})
+    if not isinstance(raw, Mapping):
+        problems.add(f"bakehouse:{key}", raw, "an object")
+        problems.raise_if_any()
+    parsed = parse(raw, problems)
+    problems.raise_if_any()
+    return parsed
+
+
+def _parse_estate(values: Mapping[str, Any], problems: Problems) -> EstateConfig | None:
+    org_id = values.get("organizationId")
+    problems.check(isinstance(org_id, str) and bool(ORG_ID.fullmatch(org_id)),
+                   "bakehouse:organizationId", org_id, "an organization id like o-abc123defg")
+
+    regions = values.get("allowedRegions")
+    if not (isinstance(regions, list) and regions and all(isinstance(r, str) for r in regions)):
+        problems.add("bakehouse:allowedRegions", regions, "a non-empty list of region names")
+        regions = []
+    for r in regions:
+        problems.check(bool(REGION.fullmatch(r)), "bakehouse:allowedRegions[]", r, "region names like eu-west-1")
+
+    home = values.get("homeRegion")
+    problems.check(home in regions, "bakehouse:homeRegion", home, ", ".join(regions) or "one of allowedRegions")
+
+    role_name = values.get("deployRoleName", "BakehouseDeploy")
+    problems.check(isinstance(role_name, str) and bool(ROLE_NAME.fullmatch(role_name)),
+                   "bakehouse:deployRoleName", role_name, "an IAM role name (1-64 of letters, digits, +=,.@_-)")
+
+    accounts = _parse_accounts(values.get("accounts"), problems)
+    if accounts is None or problems.items:
+        return None
+    return EstateConfig(org_id, accounts, tuple(regions), home, role_name)
+
+
+def _parse_accounts(raw: Any, problems: Problems) -> Accounts | None:
+    if not isinstance(raw, Mapping):
+        problems.add("bakehouse:accounts", raw, "an object of account name -> 12-digit account id")
+        return None
+    ok = True
+    for name in CORE_ACCOUNTS:
+        if name not in raw:
+            problems.add(f"bakehouse:accounts.{name}", None, "a 12-digit account id")
+            ok = False
+    for name, account_id in raw.items():
+        if name not in CORE_ACCOUNTS and not ENV_NAME.fullmatch(str(name)):
+            problems.add("bakehouse:accounts", name, "management, security, build, or a workload env name like dev")
+            ok = False
+        if not (isinstance(account_id, str) and ACCOUNT_ID.fullmatch(account_id)):
+            problems.add(f"bakehouse:accounts.{name}", account_id, "a 12-digit account id (quoted)")
+            ok = False
+    ids = [v for v in raw.values() if isinstance(v, str)]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    for dupe in dupes:
+        problems.add("bakehouse:accounts", dupe, "each account id once (one account per role)")
+        ok = False
+    if not ok:
+        return None
+    workloads = {k: v for k, v in raw.items() if k not in CORE_ACCOUNTS}
+    return Accounts(raw["management"], raw["security"], raw["build"], workloads)
+
+
+def _account_for(role: str, env: Any, accounts: Accounts, problems: Problems) -> str | None:
+    if role == "org":
+        return accounts.management
+    if role in ("security", "build"):
+        return getattr(accounts, role)
+    if env not in accounts.workloads:
+        allowed = ", ".join(sorted(accounts.workloads)) or "a workload env named in bakehouse:accounts"
+        problems.add("bakehouse:env", env, allowed)
+        return None
+    return accounts.workloads[env]
+
+
+def _parse_network(raw: Any, problems: Problems) -> NetworkConfig | None:
+    if not isinstance(raw, Mapping):
+        problems.add("bakehouse:network", raw, "an object with cidr and azs")
+        return None
+    cidr, azs = raw.get("cidr"), raw.get("azs", 2)
+    ok = _check_cidr(cidr, problems)
+    ok &= problems.check(isinstance(azs, int) and not isinstance(azs, bool) and MIN_AZS <= azs <= MAX_AZS,
+                         "bakehouse:network.azs", azs, f"an integer from {MIN_AZS} to {MAX_AZS}")
+    return NetworkConfig(cidr, azs) if ok else None
+
+
+def _check_cidr(cidr: Any, problems: Problems) -> bool:
+    allowed = f"a private IPv4 network (RFC 1918) with a prefix from /{MIN_PREFIX} to /{MAX_PREFIX}, e.g. 10.20.0.0/16"
+    try:
+        net = ipaddress.ip_network(cidr, strict=True) if isinstance(cidr, str) else None
+    except ValueError:
+        net = None
+    ok = (
+        net is not None
+        and net.version == 4
+        and net.is_private
+        and MIN_PREFIX <= net.prefixlen <= MAX_PREFIX
+    )
+    return problems.check(ok, "bakehouse:network.cidr", cidr, allowed)
+
+
+def _check_overlaps(
+    stack: str,
+    network: NetworkConfig,
+    siblings: Mapping[str, Mapping[str, Any]],
+    problems: Problems,
+) -> None:
+    mine = ipaddress.ip_network(network.cidr)
+    for other, raw in sorted(siblings.items()):
+        if other == stack or not isinstance(raw, Mapping):
+            continue
+        try:
+            theirs = ipaddress.ip_network(raw.get("cidr"), strict=True)
+        except (TypeError, ValueError):
+            continue  # that stack's own run reports its bad CIDR
+        if mine.overlaps(theirs):
+            problems.add("bakehouse:network.cidr", network.cidr,
+                         f"a range that does not overlap stack {other}'s {theirs}")
+
+
+def require_keys(raw: Mapping[str, Any], key: str, allowed: Iterable[str], problems: Problems) -> None:
+    """Reject unknown keys in a section so a typo is an error, not a silently ignored setting."""
+    allowed = set(allowed)
+    for unknown in sorted(set(raw) - allowed):
+        problems.add(f"bakehouse:{key}.{unknown}", raw[unknown], "one of the keys " + ", ".join(sorted(allowed)))

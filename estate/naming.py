@@ -1,0 +1,44 @@
+"""Deterministic names that let each stack find another's resources without a live backend."""
+
+from __future__ import annotations
+
+from .config import EstateConfig
+
+PREFIX = "bakehouse"
+# Central buckets in the security (log-archive) account, by what they hold.
+LOG_BUCKET_KINDS = ("trail", "config", "flowlogs", "evidence", "sessions")
+
+
+def bucket_name(purpose: str, account_id: str, region: str) -> str:
+    """Globally unique yet predictable: the account id and region make it so (63 chars max)."""
+    name = f"{PREFIX}-{purpose}-{account_id}-{region}"
+    if len(name) > 63:
+        raise ValueError(f"bucket name {name!r} is {len(name)} characters; S3 allows 63")
+    return name
+
+
+def central_bucket(estate: EstateConfig, kind: str) -> str:
+    if kind not in LOG_BUCKET_KINDS:
+        raise ValueError(f"unknown central bucket kind {kind!r}; known: {', '.join(LOG_BUCKET_KINDS)}")
+    return bucket_name(kind, estate.accounts.security, estate.home_region)
+
+
+def central_bucket_arn(estate: EstateConfig, kind: str) -> str:
+    return f"arn:aws:s3:::{central_bucket(estate, kind)}"
+
+
+def security_topic_name() -> str:
+    return f"{PREFIX}-security"
+
+
+def security_topic_arn(estate: EstateConfig) -> str:
+    return f"arn:aws:sns:{estate.home_region}:{estate.accounts.security}:{security_topic_name()}"
+
+
+def role_arn(account_id: str, name: str, path: str = "/") -> str:
+    return f"arn:aws:iam::{account_id}:role{path}{name}"
+
+
+def central_key_alias(kind: str) -> str:
+    """Alias of a log-kind KMS key in the security account (e.g. alias/bakehouse-trail)."""
+    return f"alias/{PREFIX}-{kind}"

@@ -1,0 +1,48 @@
+"""Read `bakehouse:` config from the Pulumi runtime and the stack files beside it, then validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import config as runtime_config
+
+from .config import StackConfig, parse_stack_config
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+NAMESPACE = "bakehouse:"
+
+
+def load_stack_config(project_dir: Path = PROJECT_DIR) -> StackConfig:
+    stack = pulumi.get_stack()
+    values = {key[len(NAMESPACE):]: _decode(raw) for key, raw in _runtime_values().items()
+              if key.startswith(NAMESPACE)}
+    return parse_stack_config(stack, values, sibling_networks(project_dir))
+
+
+def _runtime_values() -> dict[str, Any]:
+    # The CLI hands config to the program as PULUMI_CONFIG; tests and the mock runner set it in-process.
+    merged = dict(runtime_config.get_config_env())
+    merged.update(runtime_config.CONFIG.get())
+    return merged
+
+
+def _decode(raw: Any) -> Any:
+    # Pulumi passes structured values as JSON text and scalars as plain text.
+    if isinstance(raw, str) and raw[:1] in ("{", "["):
+        return json.loads(raw)
+    return raw
+
+
+def sibling_networks(project_dir: Path) -> dict[str, Any]:
+    """The `bakehouse:network` of every stack file, to catch CIDRs overlapping across the estate."""
+    networks = {}
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        doc = yaml.safe_load(path.read_text()) or {}
+        network = (doc.get("config") or {}).get("bakehouse:network")
+        if network is not None:
+            networks[path.name[len("Pulumi."):-len(".yaml")]] = network
+    return networks

@@ -1,0 +1,208 @@
+"""Run a stack's real program (`__main__.py`) under Pulumi's mock runtime and record what it declares.
+
+Used by `make preview`, the stack tests, the policy runner and the benchmarks. The mocks know nothing
+of this project: a new resource echoes its inputs as outputs (plus an `arn` shaped like AWS's for
+custom resources, the one output almost every program reads), and invokes return nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import runpy
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "bakehouse"
+STACKS = ("org", "security", "build", "dev", "uat", "prod")
+MOCK_SECRET = "mock-secret-value"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One resource as the engine (and CrossGuard in preview) would see it: camelCase inputs."""
+
+    urn: str
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+    custom: bool
+    provider: str | None  # provider reference "urn::id" for custom resources
+    parent: str | None
+
+    @property
+    def provider_name(self) -> str | None:
+        # a provider reference is "<provider urn>::<provider id>"; the urn ends with its name
+        return self.provider.split("::")[-2] if self.provider else None
+
+    @property
+    def is_provider(self) -> bool:
+        return self.type.startswith("pulumi:providers:")
+
+
+@dataclass
+class StackRun:
+    stack: str
+    resources: list[Declared] = field(default_factory=list)
+    exports: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def of_type(self, type_token: str) -> list[Declared]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> Declared:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r} in stack {self.stack}")
+        return matches[0]
+
+    def children_of(self, urn: str) -> list[Declared]:
+        return [r for r in self.resources if r.parent == urn]
+
+    @property
+    def types(self) -> set[str]:
+        return {r.type for r in self.resources}
+
+
+class EchoMocks(pulumi.runtime.Mocks):
+    """Plain mocks: inputs echoed, a deterministic id, and an AWS-shaped arn; invokes return {}."""
+
+    def __init__(self, synthesize_arn: bool = True):
+        self.synthesize_arn = synthesize_arn
+        self._provider_scope: dict[str, tuple[str, str]] = {}  # provider name -> (region, account)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        if args.typ.startswith("pulumi:providers:"):
+            accounts = _decode_json(args.inputs.get("allowedAccountIds")) or ["000000000000"]
+            self._provider_scope[args.name] = (args.inputs.get("region", "mock-region"), accounts[0])
+        elif self.synthesize_arn and args.custom:
+            provider_name = args.provider.split("::")[-2] if args.provider else ""
+            region, account = self._provider_scope.get(provider_name, ("mock-region", "000000000000"))
+            outputs.setdefault("arn", _arn_for(args.typ, args.name, region, account))
+        return [f"{args.name}-id", outputs]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def _arn_for(type_token: str, name: str, region: str, account: str) -> str:
+    # aws:kms/key:Key -> arn:aws:kms:<region>:<account>:key/<name>
+    module = type_token.split(":")[1].split("/")[0]
+    kind = type_token.split(":")[-1].lower()
+    return f"arn:aws:{module}:{region}:{account}:{kind}/{name}"
+
+
+def _decode_json(value: Any) -> Any:
+    # Provider inputs reach the engine as JSON text for anything structured.
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        return json.loads(value)
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's parent, provider and inputs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.declared: list[Declared] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+            if request.type.startswith("pulumi:providers:"):
+                inputs = {k: _decode_json(v) for k, v in inputs.items()}
+            self.declared.append(Declared(
+                urn=response.urn, type=request.type, name=request.name, inputs=_plain(inputs),
+                custom=bool(request.custom), provider=request.provider or None,
+                parent=request.parent or None,
+            ))
+        return response
+
+
+def _plain(value: Any) -> Any:
+    """Deep-copy to plain Python; provider inputs arrive as JSON text and are decoded for readers."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def stack_config(stack: str, project_dir: Path = PROJECT_DIR, overrides: Mapping[str, Any] | None = None,
+                 ) -> tuple[dict[str, str], list[str]]:
+    """Config as the CLI would pass it: project-level values, then the stack file, as text.
+
+    `secure:` values cannot be decrypted offline; they become MOCK_SECRET and are marked secret.
+    """
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    values: dict[str, Any] = {}
+    for key, spec in (project.get("config") or {}).items():
+        values[key] = spec["value"] if isinstance(spec, Mapping) and "value" in spec else spec
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if stack_file.exists():
+        values.update((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {})
+    values.update(overrides or {})
+    config, secrets = {}, []
+    for key, value in values.items():
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            config[key] = MOCK_SECRET
+            secrets.append(key)
+        elif isinstance(value, str):
+            config[key] = value
+        else:
+            config[key] = json.dumps(value)
+    return config, secrets
+
+
+def run_stack(
+    stack: str,
+    project_dir: Path = PROJECT_DIR,
+    overrides: Mapping[str, Any] | None = None,
+    mocks: pulumi.runtime.Mocks | None = None,
+    preview: bool = False,
+) -> StackRun:
+    """Run `__main__.py` for `stack`; raises whatever the program raises (e.g. ConfigError)."""
+    config, secret_keys = stack_config(stack, project_dir, overrides)
+    monitor = RecordingMonitor(mocks or EchoMocks())
+    pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    set_all_config(config, secret_keys)
+    run = StackRun(stack)
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    def program():
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        outputs = dict(pulumi.runtime.get_root_resource().outputs)
+
+        async def collect():
+            for key, value in outputs.items():
+                run.exports[key] = await pulumi.Output.from_input(value).future()
+        return collect()
+
+    started = time.perf_counter()
+    cwd = os.getcwd()
+    try:
+        os.chdir(project_dir)
+        _sync_await(run_pulumi_func(program))
+    finally:
+        os.chdir(cwd)
+    run.seconds = time.perf_counter() - started
+    run.resources = list(monitor.declared)
+    return run

@@ -1,0 +1,119 @@
+"""What every handler shares: errors, retrying clients, cross-account sessions, tags.
+
+Handlers run as Lambda functions and as SSM `aws:executeScript` steps, whose runtime offers the
+standard library and boto3 only: nothing here (or in any handler) imports anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Adaptive mode backs off on throttling, which distribution and rescans hit when fanned out.
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
+
+TAG_PREFIX = "bakehouse:"
+TAG_SOURCE_AMI = "bakehouse:source-ami"
+TAG_COMMIT = "bakehouse:commit"
+TAG_FAMILY = "bakehouse:family"
+TAG_BUILD_EXECUTION = "bakehouse:build-execution"
+TAG_BUILD_DATE = "bakehouse:build-date"
+TAG_RAN_IN = "bakehouse:ran-in"
+TAG_SCAN_DATE = "bakehouse:scan-date"
+
+AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
+INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+ACCOUNT_ID = re.compile(r"\d{12}")
+REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+
+
+class BakehouseError(Exception):
+    """Base of every handler failure; the message names the resource concerned."""
+
+
+class MalformedEvent(BakehouseError):
+    """The event does not have the shape the handler needs; raised before any AWS call."""
+
+    def __init__(self, handler: str, problems: Iterable[str]):
+        self.problems = list(problems)
+        super().__init__(f"{handler}: malformed event: " + "; ".join(self.problems))
+
+
+class EventReader:
+    """Collects every problem of an event while reading typed fields, then raises them together."""
+
+    def __init__(self, handler: str, event: Any):
+        self.handler = handler
+        self.problems: list[str] = []
+        if not isinstance(event, Mapping):
+            self.problems.append(f"event is {type(event).__name__}, expected an object")
+            event = {}
+        self.event = event
+
+    def string(self, key: str, pattern: re.Pattern[str] | None = None, default: str | None = None) -> str:
+        value = self.event.get(key, default)
+        if not isinstance(value, str) or not value:
+            self.problems.append(f"{key} is {value!r}, expected a non-empty string")
+            return ""
+        if pattern is not None and not pattern.fullmatch(value):
+            self.problems.append(f"{key} is {value!r}, expected to match {pattern.pattern}")
+        return value
+
+    def strings(self, key: str, pattern: re.Pattern[str] | None = None, allow_empty: bool = False) -> tuple[str, ...]:
+        value = self.event.get(key)
+        if not isinstance(value, list | tuple) or (not value and not allow_empty):
+            self.problems.append(f"{key} is {value!r}, expected a {'' if allow_empty else 'non-empty '}list of strings")
+            return ()
+        for item in value:
+            if not isinstance(item, str) or (pattern is not None and not pattern.fullmatch(item)):
+                self.problems.append(f"{key} has {item!r}" + (f", expected to match {pattern.pattern}" if pattern else ""))
+        return tuple(value)
+
+    def integer(self, key: str, minimum: int, maximum: int, default: int | None = None) -> int:
+        value = self.event.get(key, default)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)  # SSM passes Integer parameters through as text in some paths
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            self.problems.append(f"{key} is {value!r}, expected an integer from {minimum} to {maximum}")
+            return minimum
+        return value
+
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        value = self.event.get(key, default)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            self.problems.append(f"{key} is {value!r}, expected true or false")
+            return False
+        return value
+
+    def done(self) -> None:
+        if self.problems:
+            raise MalformedEvent(self.handler, self.problems)
+
+
+def client(service: str, region: str | None = None, session: boto3.Session | None = None):
+    return (session or boto3.Session()).client(service, region_name=region, config=RETRY_CONFIG)
+
+
+def assumed_session(sts, role_arn: str, session_name: str, region: str | None = None) -> boto3.Session:
+    """A session in another account through the role given; sts is the caller's STS client."""
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64])["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+def tags_to_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or ()}
+
+
+def dict_to_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]

@@ -1,0 +1,32 @@
+"""Fixtures every area shares. Stack runs are cached per session: the programs are deterministic."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tools.mockrun import StackRun, run_stack
+
+# No test may reach a real AWS endpoint with someone's ambient credentials.
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+})
+for leaking in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    os.environ.pop(leaking, None)
+
+_RUNS: dict[str, StackRun] = {}
+
+
+@pytest.fixture(scope="session")
+def stack_run():
+    """`stack_run("dev")` -> the recorded run of that stack's real program under mocks (cached)."""
+
+    def get(stack: str) -> StackRun:
+        if stack not in _RUNS:
+            _RUNS[stack] = run_stack(stack)
+        return _RUNS[stack]
+
+    return get

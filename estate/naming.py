@@ -42,3 +42,43 @@ def role_arn(account_id: str, name: str, path: str = "/") -> str:
 def central_key_alias(kind: str) -> str:
     """Alias of a log-kind KMS key in the security account (e.g. alias/bakehouse-trail)."""
     return f"alias/{PREFIX}-{kind}"
+
+
+# --- Roles other stacks must know by name (created in one account, assumed from another) ---------
+# Build account: the role SSM Automation runs the factory documents as.
+FACTORY_AUTOMATION_ROLE = "BakehouseFactoryAutomation"
+# Workload accounts: lets the build account's factory write /bakehouse/<env>/ami/<family> there.
+IMAGE_PUBLISHER_ROLE = "BakehouseImagePublisher"
+# Workload accounts: read-only, lets the build account's rescan list the AMIs running instances use.
+IMAGE_SCANNER_ROLE = "BakehouseImageScanner"
+# Security account: the incident responders, the only principals the break-glass roles trust.
+RESPONDER_ROLE = "BakehouseResponder"
+# Workload accounts: the audited break-glass role.
+BREAK_GLASS_ROLE = "BakehouseBreakGlass"
+# Every account: read-only access for people.
+READ_ONLY_ROLE = "BakehouseReadOnly"
+
+
+# --- Parameter Store names ----------------------------------------------------------------------
+def image_parameter(family: str) -> str:
+    """Build account: the approved AMI id of a family, as the factory publishes it."""
+    return f"/{PREFIX}/images/{family}/latest"
+
+
+def image_history_parameter(family: str) -> str:
+    """Build account: the family's published AMI ids, one version per approval (with quarantine marks)."""
+    return f"/{PREFIX}/images/{family}/history"
+
+
+def env_prefix(env: str) -> str:
+    return f"/{PREFIX}/{env}"
+
+
+def env_ami_parameter(env: str, family: str) -> str:
+    """Workload account: the AMI id app teams launch, written by the factory's distribution."""
+    return f"{env_prefix(env)}/ami/{family}"
+
+
+# --- SSM Automation documents: automation/<stem>.yaml deploys as Bakehouse-<PascalCase> ---------
+def automation_document_name(stem: str) -> str:
+    return "Bakehouse-" + "".join(part.capitalize() for part in stem.split("_"))

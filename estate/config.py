@@ -174,7 +174,7 @@ def parse_stack_config(
         network = _parse_network(values.get("network"), problems)
         if network is not None:
             _check_overlaps(stack, network, sibling_networks or {}, problems)
-    elif "network" in values:
+    elif role_ok and "network" in values:
         problems.add("bakehouse:network", values["network"], f"only on workload and build stacks, not {role}")
 
     problems.raise_if_any()

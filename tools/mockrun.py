@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import runpy
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ class StackRun:
     resources: list[Declared] = field(default_factory=list)
     exports: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    error: BaseException | None = None
+    logs: list[str] = field(default_factory=list)  # pulumi.log messages, e.g. cost estimates
 
     def of_type(self, type_token: str) -> list[Declared]:
         return [r for r in self.resources if r.type == type_token]
@@ -144,6 +147,24 @@ def _plain(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]):
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
+
+
+def _collecting_logger(stack: str, sink: list[str]) -> logging.Logger:
+    """What the program logs with pulumi.log (info and up) lands in the run, not on the console."""
+    logger = logging.getLogger(f"bakehouse.mockrun.{stack}.{id(sink)}")
+    logger.handlers[:] = [_ListHandler(sink)]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
 def stack_config(stack: str, project_dir: Path = PROJECT_DIR, overrides: Mapping[str, Any] | None = None,
                  ) -> tuple[dict[str, str], list[str]]:
     """Config as the CLI would pass it: project-level values, then the stack file, as text.
@@ -176,19 +197,40 @@ def run_stack(
     overrides: Mapping[str, Any] | None = None,
     mocks: pulumi.runtime.Mocks | None = None,
     preview: bool = False,
+    raise_errors: bool = True,
 ) -> StackRun:
-    """Run `__main__.py` for `stack`; raises whatever the program raises (e.g. ConfigError)."""
+    """Run `__main__.py` for `stack`; raises whatever the program raises (e.g. ConfigError), or with
+    raise_errors=False returns the run with `error` set and whatever was declared before it."""
     config, secret_keys = stack_config(stack, project_dir, overrides)
-    monitor = RecordingMonitor(mocks or EchoMocks())
-    pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    set_all_config(config, secret_keys)
-    run = StackRun(stack)
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
 
     def program():
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    return run_program(program, stack, config, secret_keys, mocks, preview, raise_errors, cwd=project_dir)
+
+
+def run_program(
+    program: Callable[[], Any],
+    stack: str = "unit",
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    mocks: pulumi.runtime.Mocks | None = None,
+    preview: bool = False,
+    raise_errors: bool = True,
+    cwd: Path = PROJECT_DIR,
+) -> StackRun:
+    """Run any Pulumi program function under the mocks (components are tested alone this way)."""
+    monitor = RecordingMonitor(mocks or EchoMocks())
+    pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
+    run = StackRun(stack)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor,
+                             logger=_collecting_logger(stack, run.logs))
+    set_all_config(dict(config or {}), secret_keys or [])
+
+    def body():
+        program()
         outputs = dict(pulumi.runtime.get_root_resource().outputs)
 
         async def collect():
@@ -197,12 +239,16 @@ def run_stack(
         return collect()
 
     started = time.perf_counter()
-    cwd = os.getcwd()
+    previous = os.getcwd()
     try:
-        os.chdir(project_dir)
-        _sync_await(run_pulumi_func(program))
-    finally:
         os.chdir(cwd)
+        _sync_await(run_pulumi_func(body))
+    except Exception as err:  # noqa: BLE001 - handed back to the caller, raised or recorded
+        run.error = err
+    finally:
+        os.chdir(previous)
     run.seconds = time.perf_counter() - started
     run.resources = list(monitor.declared)
+    if run.error is not None and raise_errors:
+        raise run.error
     return run

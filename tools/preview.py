@@ -80,8 +80,8 @@ def preview(stack: str, console: Console, show_tree: bool = True) -> bool:
     console.print(counts_table(run))
     console.print("[bold]exports[/bold]")
     console.print_json(json.dumps(run.exports, default=str))
-    for line in getattr(run, "notes", []):
-        console.print(line)
+    for line in run.logs:
+        console.print(f"[blue]note[/blue] {line}")
     verdict = judge(run)
     if verdict is None:
         console.print("[yellow]policy pack: not present[/yellow]")

@@ -1,21 +1,121 @@
-"""Root of the `org` stack (management account)."""
+"""Root of the `org` stack (management account): organization, accounts, guardrails, organization
+trail with its CIS alarms, and the security account's delegated administration."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import pulumi
 
-from estate.config import StackConfig
+from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
+from estate.naming import security_topic_arn
 
 from .account_storage import account_storage
+from .cis_alarms import CisAlarms, CisAlarmsArgs
+from .delegated_admins import DelegatedAdmins, DelegatedAdminsArgs
+from .org_trail import OrgTrail, OrgTrailArgs
+from .organization import MemberAccount, Organization, OrganizationArgs, ou_for_account
+from .scps import org_policies
+
+SECTION = "org"
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+_KEYS = ("accountEmails", "accountAccessRoleName", "prodEnvs", "trailLogRetentionDays", "logArchiveReady")
+
+
+@dataclass(frozen=True)
+class OrgSettings:
+    account_emails: Mapping[str, str]
+    access_role_name: str
+    prod_envs: tuple[str, ...]
+    trail_log_retention_days: int
+    # False on the first deployment: the trail delivers into the security stack's bucket and key,
+    # which exist only once that stack (deployed after this one creates its account) has run.
+    log_archive_ready: bool
+
+
+def parse_org_settings(cfg: StackConfig) -> OrgSettings:
+    members = ("security", "build", *cfg.estate.accounts.workloads)
+
+    def parse(raw: Mapping[str, Any], problems: Problems) -> OrgSettings | None:
+        require_keys(raw, SECTION, _KEYS, problems)
+        emails = raw.get("accountEmails")
+        if not isinstance(emails, Mapping):
+            problems.add(f"bakehouse:{SECTION}.accountEmails", emails,
+                         f"an object of account -> owner email for {', '.join(members)}")
+            emails = {}
+        for member in members:
+            problems.check(isinstance(emails.get(member), str) and bool(EMAIL.fullmatch(emails.get(member, ""))),
+                           f"bakehouse:{SECTION}.accountEmails.{member}", emails.get(member), "an email address")
+        for extra in sorted(set(emails) - set(members)):
+            problems.add(f"bakehouse:{SECTION}.accountEmails.{extra}", emails[extra],
+                         f"only accounts named in bakehouse:accounts ({', '.join(members)})")
+        addresses = [e for e in emails.values() if isinstance(e, str)]
+        for dupe in sorted({e for e in addresses if addresses.count(e) > 1}):
+            problems.add(f"bakehouse:{SECTION}.accountEmails", dupe, "a distinct email per account (AWS requires it)")
+
+        role = raw.get("accountAccessRoleName", "OrganizationAccountAccessRole")
+        problems.check(isinstance(role, str) and bool(ROLE_NAME.fullmatch(role)),
+                       f"bakehouse:{SECTION}.accountAccessRoleName", role, "an IAM role name")
+        prod = raw.get("prodEnvs", ["prod"])
+        workloads = sorted(cfg.estate.accounts.workloads)
+        if not (isinstance(prod, list) and all(p in workloads for p in prod)):
+            problems.add(f"bakehouse:{SECTION}.prodEnvs", prod, f"a list of workload envs from {', '.join(workloads)}")
+            prod = []
+        retention = raw.get("trailLogRetentionDays", 365)
+        problems.check(retention in LOG_RETENTION_DAYS and not isinstance(retention, bool),
+                       f"bakehouse:{SECTION}.trailLogRetentionDays", retention,
+                       "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)))
+        ready = raw.get("logArchiveReady", True)
+        problems.check(isinstance(ready, bool), f"bakehouse:{SECTION}.logArchiveReady", ready, "true or false")
+        if problems.items:
+            return None
+        return OrgSettings(dict(emails), role, tuple(prod), retention, ready)
+
+    return section(cfg, SECTION, parse)
 
 
 class OrgStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
         super().__init__("bakehouse:stack:Org", name, None, opts)
+        settings = parse_org_settings(cfg)  # before any resource: a bad section declares nothing
+        policies = org_policies(cfg.estate)
+        child = pulumi.ResourceOptions(parent=self)
+
         storage = account_storage(name, cfg, self)
-        self.exports = {
+        members = tuple(
+            MemberAccount(key, settings.account_emails[key], ou_for_account(key, settings.prod_envs))
+            for key in ("security", "build", *cfg.estate.accounts.workloads))
+        self.organization = Organization(
+            f"{name}-organization",
+            OrganizationArgs(cfg.estate, members, settings.access_role_name, tuple(policies)), opts=child)
+        security_account = self.organization.accounts["security"]
+        DelegatedAdmins(
+            f"{name}-delegated",
+            DelegatedAdminsArgs(admin_account_id=security_account.id, home_region=cfg.estate.home_region,
+                                regions=cfg.estate.allowed_regions),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization.organization])))
+
+        self.exports: dict[str, Any] = {
             "accountId": cfg.account_id,
             "kmsKeyArn": storage.key.arn,
             "accessLogBucket": storage.access_logs.name,
+            "organizationId": self.organization.organization.id,
+            "rootId": self.organization.root_id,
+            "ouIds": {key: ou.id for key, ou in self.organization.ous.items()},
+            "accountIds": {key: account.id for key, account in self.organization.accounts.items()},
+            "policies": [p.name for p in policies],
         }
+        if settings.log_archive_ready:
+            trail = OrgTrail(f"{name}-trail", OrgTrailArgs(cfg.estate, storage.key.arn,
+                                                           settings.trail_log_retention_days), opts=child)
+            CisAlarms(f"{name}-cis", CisAlarmsArgs(trail.log_group_name, security_topic_arn(cfg.estate)),
+                      opts=child)
+            self.exports["trailArn"] = trail.trail.arn
+            self.exports["trailLogGroup"] = trail.log_group_name
         self.register_outputs(self.exports)

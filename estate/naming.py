@@ -82,3 +82,7 @@ def env_ami_parameter(env: str, family: str) -> str:
 # --- SSM Automation documents: automation/<stem>.yaml deploys as Bakehouse-<PascalCase> ---------
 def automation_document_name(stem: str) -> str:
     return "Bakehouse-" + "".join(part.capitalize() for part in stem.split("_"))
+
+
+# The organization trail (management account): the log-archive bucket and key policies name it.
+ORGANIZATION_TRAIL = f"{PREFIX}-organization"

@@ -19,3 +19,16 @@ def golden_ami(ec2: Any, name: str = "bakehouse-al2023-1", tags: dict[str, str] 
         ec2.create_tags(Resources=[image], Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
     ec2.terminate_instances(InstanceIds=[instance])
     return image
+
+
+class NoAwsCalls:
+    """Stands in for a client (or client factory) where the code under test must not touch AWS."""
+
+    def __init__(self, name: str = "client"):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        raise AssertionError(f"unexpected AWS use: {self._name}.{attr}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"unexpected AWS client creation: {self._name}{args}")

@@ -1,0 +1,131 @@
+"""Publish an approved AMI: /bakehouse/images/<family>/latest, a versioned history, an approval tag.
+
+History is the parameter /bakehouse/images/<family>/history, one parameter *version* per approval
+(value = the AMI id). Parameter versions are what SSM already keeps immutable, timestamped and
+attributed (LastModifiedUser), readable with get_parameter_history, and labelable - the operations
+rescan labels a version to mark it quarantined - so no list has to be parsed and rewritten under a
+4 KB value limit, and a concurrent writer cannot lose an entry. SSM keeps the last 100 versions.
+
+Replay-safe: each of the three writes is skipped when already in place, so a retried or resumed
+step changes nothing it already did; re-publishing the current image adds no history entry, while
+rolling back to an older image is a new approval and is recorded as such.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from handlers.common import AMI_ID, BakehouseError, EventReader, client, tags_to_dict
+
+# Re-declared from estate.naming (handlers ship without estate); a test keeps them equal.
+IMAGE_PARAMETER = "/bakehouse/images/{family}/latest"
+IMAGE_HISTORY_PARAMETER = "/bakehouse/images/{family}/history"
+TAG_APPROVED = "bakehouse:approved"
+TAG_APPROVED_BY = "bakehouse:approved-by"
+FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+class ImageNotPublishable(BakehouseError):
+    """The AMI does not exist or is not in the `available` state."""
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    image_id: str
+    family: str
+    approved_by: str
+
+    @classmethod
+    def parse(cls, event: Any) -> PublishRequest:
+        read = EventReader("publish", event)
+        request = cls(image_id=read.string("ImageId", AMI_ID), family=read.string("Family", FAMILY),
+                      approved_by=read.string("ApprovedBy", default="automation"))
+        read.done()
+        return request
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    image_id: str
+    family: str
+    latest_parameter: str
+    history_parameter: str
+    latest_version: int
+    history_version: int
+    changed: tuple[str, ...]  # which writes this run made: "tag", "history", "latest"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["changed"] = list(self.changed)
+        return out
+
+
+def _current(ssm: Any, name: str) -> tuple[str | None, int]:
+    try:
+        parameter = ssm.get_parameter(Name=name)["Parameter"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ParameterNotFound":
+            return None, 0
+        raise
+    return parameter["Value"], parameter["Version"]
+
+
+def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
+    """Tag the AMI approved, append it to the history, point `latest` at it (each only if needed)."""
+    try:
+        images = ec2.describe_images(ImageIds=[request.image_id])["Images"]
+    except ClientError as err:
+        if err.response["Error"]["Code"].startswith("InvalidAMIID"):
+            raise ImageNotPublishable(f"{request.image_id}: no such image") from err
+        raise
+    if not images or images[0].get("State") != "available":
+        state = images[0].get("State") if images else "missing"
+        raise ImageNotPublishable(f"{request.image_id}: state is {state}, expected available")
+
+    changed: list[str] = []
+    if tags_to_dict(images[0].get("Tags")).get(TAG_APPROVED) != "true":
+        ec2.create_tags(Resources=[request.image_id], Tags=[
+            {"Key": TAG_APPROVED, "Value": "true"}, {"Key": TAG_APPROVED_BY, "Value": request.approved_by}])
+        changed.append("tag")
+
+    history = IMAGE_HISTORY_PARAMETER.format(family=request.family)
+    value, history_version = _current(ssm, history)
+    if value != request.image_id:
+        history_version = ssm.put_parameter(
+            Name=history, Value=request.image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
+            Description=f"Approved {request.family} images, one version per approval")["Version"]
+        changed.append("history")
+
+    latest = IMAGE_PARAMETER.format(family=request.family)
+    value, latest_version = _current(ssm, latest)
+    if value != request.image_id:
+        latest_version = ssm.put_parameter(
+            Name=latest, Value=request.image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
+            Description=f"Latest approved {request.family} image")["Version"]
+        changed.append("latest")
+
+    return PublishResult(request.image_id, request.family, latest, history, latest_version,
+                         history_version, tuple(changed))
+
+
+def history(ssm: Any, family: str) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(version, AMI id, labels) of every approval still kept, oldest first."""
+    name = IMAGE_HISTORY_PARAMETER.format(family=family)
+    out = []
+    try:
+        for page in ssm.get_paginator("get_parameter_history").paginate(Name=name):
+            out += [(p["Version"], p["Value"], tuple(p.get("Labels", ()))) for p in page["Parameters"]]
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ParameterNotFound":
+            raise
+    return sorted(out)
+
+
+def handler(events: dict, context: Any) -> dict:
+    """SSM aws:executeScript entry point (InputPayload arrives as `events`)."""
+    request = PublishRequest.parse(events)
+    return publish(request, ec2=client("ec2"), ssm=client("ssm")).as_dict()

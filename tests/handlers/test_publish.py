@@ -1,0 +1,121 @@
+"""handlers.publish: latest + versioned history + approval tag, replay-safe."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from estate import naming
+from handlers import publish as pub
+from handlers.common import MalformedEvent
+from tests.fakes.seed import FAST_EC2_ENV, NoAwsCalls, golden_ami
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in FAST_EC2_ENV.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield boto3.client("ec2", region_name=REGION), boto3.client("ssm", region_name=REGION)
+
+
+def _publish(ec2, ssm, image, family="al2023"):
+    return pub.publish(pub.PublishRequest(image, family, "alice"), ec2=ec2, ssm=ssm)
+
+
+def test_parameter_paths_match_estate_naming():
+    assert pub.IMAGE_PARAMETER.format(family="al2023") == naming.image_parameter("al2023")
+    assert pub.IMAGE_HISTORY_PARAMETER.format(family="al2023") == naming.image_history_parameter("al2023")
+
+
+def test_publish_writes_latest_as_an_ec2_image_parameter(aws):
+    ec2, ssm = aws
+    image = golden_ami(ec2)
+    _publish(ec2, ssm, image)
+    parameter = ssm.get_parameter(Name="/bakehouse/images/al2023/latest")["Parameter"]
+    assert (parameter["Value"], parameter["Type"], parameter["DataType"]) == (image, "String", "aws:ec2:image")
+
+
+def test_publish_tags_the_ami_approved_by_the_approver(aws):
+    ec2, ssm = aws
+    image = golden_ami(ec2)
+    _publish(ec2, ssm, image)
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[image])["Images"][0]["Tags"]}
+    assert tags[pub.TAG_APPROVED] == "true" and tags[pub.TAG_APPROVED_BY] == "alice"
+
+
+def test_each_approval_adds_one_history_version(aws):
+    ec2, ssm = aws
+    first, second = golden_ami(ec2, "al2023-1"), golden_ami(ec2, "al2023-2")
+    _publish(ec2, ssm, first)
+    _publish(ec2, ssm, second)
+    assert [(v, ami) for v, ami, _ in pub.history(ssm, "al2023")] == [(1, first), (2, second)]
+    assert ssm.get_parameter(Name="/bakehouse/images/al2023/latest")["Parameter"]["Value"] == second
+
+
+def test_replaying_a_publish_changes_nothing(aws):
+    ec2, ssm = aws
+    image = golden_ami(ec2)
+    first = _publish(ec2, ssm, image)
+    replay = _publish(ec2, ssm, image)
+    assert first.changed == ("tag", "history", "latest")
+    assert replay.changed == ()
+    assert (replay.latest_version, replay.history_version) == (1, 1)
+    assert len(pub.history(ssm, "al2023")) == 1
+
+
+def test_a_half_done_publish_is_completed_on_retry(aws):
+    ec2, ssm = aws
+    image = golden_ami(ec2)
+    # A previous attempt wrote the history and died before `latest`.
+    ssm.put_parameter(Name="/bakehouse/images/al2023/history", Value=image, Type="String",
+                      DataType="aws:ec2:image")
+    result = _publish(ec2, ssm, image)
+    assert result.changed == ("tag", "latest")
+    assert len(pub.history(ssm, "al2023")) == 1
+
+
+def test_rolling_back_to_an_older_image_is_recorded_as_a_new_approval(aws):
+    ec2, ssm = aws
+    old, new = golden_ami(ec2, "al2023-1"), golden_ami(ec2, "al2023-2")
+    for image in (old, new, old):
+        _publish(ec2, ssm, image)
+    assert [ami for _, ami, _ in pub.history(ssm, "al2023")] == [old, new, old]
+
+
+def test_publishing_an_unknown_image_fails_and_writes_nothing(aws):
+    ec2, ssm = aws
+    with pytest.raises(pub.ImageNotPublishable, match="ami-0123456789abcdef0"):
+        _publish(ec2, ssm, "ami-0123456789abcdef0")
+    assert ssm.describe_parameters()["Parameters"] == []
+
+
+def test_publishing_a_deregistered_image_fails(aws):
+    ec2, ssm = aws
+    image = golden_ami(ec2)
+    ec2.deregister_image(ImageId=image)
+    with pytest.raises(pub.ImageNotPublishable, match=image):
+        _publish(ec2, ssm, image)
+
+
+@pytest.mark.parametrize("event,problem", [
+    (None, "expected an object"),
+    ({"Family": "al2023"}, "ImageId"),
+    ({"ImageId": "ami-xyz", "Family": "al2023"}, "ImageId"),
+    ({"ImageId": "ami-0123456789abcdef0", "Family": "Bad Family!"}, "Family"),
+])
+def test_malformed_event_is_rejected_before_any_aws_call(monkeypatch, event, problem):
+    monkeypatch.setattr(pub, "client", NoAwsCalls("client"))
+    with pytest.raises(MalformedEvent, match=problem):
+        pub.handler(event, None)
+
+
+def test_handler_returns_the_step_output(aws, monkeypatch):
+    ec2, ssm = aws
+    image = golden_ami(ec2)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    out = pub.handler({"ImageId": image, "Family": "al2023"}, None)
+    assert out["latest_parameter"] == "/bakehouse/images/al2023/latest" and out["changed"] == ["tag", "history", "latest"]

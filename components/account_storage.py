@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
@@ -38,6 +39,7 @@ def account_storage(
     parent: pulumi.Resource,
     key_users: Sequence[pulumi.Input[str]] = (),
     key_services: Sequence[ServiceGrant] = (),
+    key_statements: Sequence[Mapping[str, Any]] = (),  # grants that must name the account, with conditions
 ) -> AccountStorage:
     child = pulumi.ResourceOptions(parent=parent)
     key = KmsKey(
@@ -48,6 +50,7 @@ def account_storage(
             admin_arns=[cfg.deploy_role_arn],
             user_arns=list(key_users),
             services=[logs_grant(cfg), *key_services],
+            extra_statements=list(key_statements),
         ),
         opts=child,
     )

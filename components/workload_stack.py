@@ -2,18 +2,123 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
 from estate.config import StackConfig
+from estate.naming import central_bucket, central_bucket_arn, env_ami_parameter, security_topic_arn
 
+from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
+from .app_access import APP_ROLE_PATH, AppAccess, AppAccessArgs
+from .break_glass import BreakGlass, BreakGlassArgs
+from .factory_access import FactoryAccess, FactoryAccessArgs
+from .iam import statement
+from .incident_response import IncidentResponse, IncidentResponseArgs
+from .parameter_hierarchy import ParameterHierarchy, ParameterHierarchyArgs
+from .private_network import PrivateNetwork, PrivateNetworkArgs
+from .workload_config import WorkloadConfig, load_workload_config, secret_config_key
+
+# What app teams read through StackReference; docs/workload.md documents each key. Exactly these.
+EXPORT_CONTRACT = (
+    "vpcId", "privateSubnetIds", "endpointSecurityGroupId", "parameterPrefix", "amiParameterName",
+    "instanceProfileName", "launchTemplateId", "kmsKeyArn", "logGroupName",
+)
+
+
+def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
+    """Key policy grants that cannot name their principals directly (a key policy naming a role that
+    does not exist yet is rejected), so they name the account and narrow by principal and service."""
+    account = f"arn:aws:iam::{cfg.account_id}:root"
+    return [
+        # EBS encryption by default: every launch in the account, only through EC2 in this account.
+        statement("EbsThroughEc2InThisAccount",
+                  ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey",
+                   "kms:CreateGrant"], ["*"], principals={"AWS": account},
+                  conditions={"StringEquals": {"kms:ViaService": f"ec2.{cfg.region}.amazonaws.com",
+                                               "kms:CallerAccount": cfg.account_id}}),
+        # App instances: secrets and Session Manager data, only through SSM.
+        statement("AppRolesThroughSsm", ["kms:Decrypt", "kms:GenerateDataKey"], ["*"], principals={"AWS": account},
+                  conditions={"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{cfg.account_id}:role{APP_ROLE_PATH}*"},
+                              "StringEquals": {"kms:ViaService": f"ssm.{cfg.region}.amazonaws.com"}}),
+    ]
 
 
 class WorkloadStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
+        settings = self.validate(cfg)  # before the component registers: a bad section declares nothing more
+        assert cfg.network is not None  # workload stacks always have one (estate.config requires it)
         super().__init__("bakehouse:stack:Workload", name, None, opts)
-        storage = account_storage(name, cfg, self)
+        child = pulumi.ResourceOptions(parent=self)
+        estate, env = cfg.estate, cfg.env
+
+        storage = account_storage(name, cfg, self, key_statements=key_statements(cfg))
+        key_arn = storage.key.arn
+        AccountBaseline(f"{name}-baseline", AccountBaselineArgs(
+            account_id=cfg.account_id, kms_key_arn=key_arn, config_bucket=central_bucket(estate, "config")),
+            opts=child)
+
+        network = PrivateNetwork(f"{name}-network", PrivateNetworkArgs(
+            cidr=cfg.network.cidr, az_names=cfg.network.az_names(cfg.region), region=cfg.region,
+            account_id=cfg.account_id, organization_id=estate.organization_id,
+            flow_log_bucket_arn=central_bucket_arn(estate, "flowlogs"), options=settings.network), opts=child)
+
+        secrets = {s: pulumi.Config("bakehouse").require_secret(secret_config_key(s)) for s in settings.app.secrets}
+        params = ParameterHierarchy(f"{name}-parameters", ParameterHierarchyArgs(
+            env=env, kms_key_arn=key_arn, ami_families=settings.ami_families,
+            parameters=settings.app.parameters, secrets=secrets), opts=child)
+
+        ami_parameter = env_ami_parameter(env, settings.app.family)
+        app = AppAccess(f"{name}-app", AppAccessArgs(
+            env=env, region=cfg.region, account_id=cfg.account_id, security_account_id=estate.accounts.security,
+            home_region=estate.home_region, kms_key_arn=key_arn, ami_parameter=ami_parameter,
+            parameter_names=[f"{params.prefix}/app/{k}" for k in settings.app.parameters]
+            + [f"{params.prefix}/secrets/{k}" for k in settings.app.secrets],
+            instance_type=settings.app.instance_type, log_retention_days=settings.app.log_retention_days,
+            vpc_id=network.vpc_id, vpc_cidr=cfg.network.cidr,
+            gateway_prefix_list_ids=[network.endpoints[g].prefix_list_id for g in settings.network.gateway_endpoints],
+            extra_https_cidrs=_peer_cidrs(settings), sessions_bucket=central_bucket(estate, "sessions"),
+            evidence_bucket=central_bucket(estate, "evidence")),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[params])))
+
+        FactoryAccess(f"{name}-factory-access", FactoryAccessArgs(
+            env=env, account_id=cfg.account_id, region=cfg.region, build_account_id=estate.accounts.build,
+            organization_id=estate.organization_id), opts=child)
+        BreakGlass(f"{name}-break-glass", BreakGlassArgs(
+            account_id=cfg.account_id, security_account_id=estate.accounts.security,
+            organization_id=estate.organization_id, security_topic_arn=security_topic_arn(estate)), opts=child)
+        IncidentResponse(f"{name}-incident-response", IncidentResponseArgs(
+            account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
+            security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,
+            evidence_bucket=central_bucket(estate, "evidence"), security_topic_arn=security_topic_arn(estate)),
+            opts=child)
+
+        self.endpoint_cost_usd_monthly = network.endpoint_cost_usd_monthly
         self.exports = {
-            "kmsKeyArn": storage.key.arn,
+            "vpcId": network.vpc_id,
+            "privateSubnetIds": network.private_subnet_ids,
+            "endpointSecurityGroupId": network.endpoint_security_group.id,
+            "parameterPrefix": params.prefix,
+            "amiParameterName": ami_parameter,
+            "instanceProfileName": app.instance_profile.name,
+            "launchTemplateId": app.launch_template.id,
+            "kmsKeyArn": key_arn,
+            "logGroupName": app.log_group.name,
         }
+        assert tuple(self.exports) == EXPORT_CONTRACT
         self.register_outputs(self.exports)
+
+    @staticmethod
+    def validate(cfg: StackConfig) -> WorkloadConfig:
+        """Every problem of the `bakehouse:workload` section at once (ConfigError), or its settings."""
+        return load_workload_config(cfg)
+
+
+def _peer_cidrs(settings: WorkloadConfig) -> list[str]:
+    cidrs = []
+    if settings.network.shared:
+        cidrs.append(settings.network.shared.hub_cidr)
+    if settings.network.egress:
+        cidrs.append(settings.network.egress.destination_cidr)
+    return cidrs

@@ -1,0 +1,72 @@
+"""Roles the build account's factory assumes in a workload account: one writes the approved AMI
+ids, one reads which AMIs are running. Each trusts only the factory's automation role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from estate.naming import FACTORY_AUTOMATION_ROLE, IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE, env_prefix, role_arn
+
+from .iam import document, statement
+
+
+@dataclass(frozen=True)
+class FactoryAccessArgs:
+    env: str
+    account_id: str
+    region: str
+    build_account_id: str
+    organization_id: str
+
+    @property
+    def ami_parameters_arn(self) -> str:
+        return f"arn:aws:ssm:{self.region}:{self.account_id}:parameter{env_prefix(self.env)}/ami"
+
+
+def factory_trust(args: FactoryAccessArgs) -> dict[str, Any]:
+    return statement(
+        "TrustFactoryAutomation", ["sts:AssumeRole"],
+        principals={"AWS": role_arn(args.build_account_id, FACTORY_AUTOMATION_ROLE)},
+        conditions={"StringEquals": {"aws:PrincipalOrgID": args.organization_id}})
+
+
+def publisher_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
+    amis = f"{args.ami_parameters_arn}/*"
+    return [
+        # Read first: the distribution only writes when the id differs (idempotent publish).
+        statement("PublishApprovedAmiIds",
+                  ["ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameterHistory", "ssm:AddTagsToResource",
+                   "ssm:LabelParameterVersion"], [amis]),
+    ]
+
+
+def scanner_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
+    return [
+        # DescribeInstances/DescribeImages have no resource-level permissions: "*" is the only form.
+        statement("ListAmisInUse", ["ec2:DescribeInstances", "ec2:DescribeImages"], ["*"],
+                  conditions={"StringEquals": {"aws:RequestedRegion": args.region}}),
+        statement("ReadPublishedAmiIds", ["ssm:GetParametersByPath", "ssm:GetParameter"],
+                  [args.ami_parameters_arn, f"{args.ami_parameters_arn}/*"]),
+    ]
+
+
+class FactoryAccess(pulumi.ComponentResource):
+    def __init__(self, name: str, args: FactoryAccessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:factory:FactoryAccess", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        trust = document(factory_trust(args))
+        self.publisher = aws.iam.Role(
+            f"{name}-publisher", name=IMAGE_PUBLISHER_ROLE, assume_role_policy=trust, max_session_duration=3600,
+            description=f"Build account factory: write {env_prefix(args.env)}/ami/* only", opts=child)
+        aws.iam.RolePolicy(f"{name}-publisher-policy", role=self.publisher.id,
+                           policy=document(*publisher_statements(args)), opts=child)
+        self.scanner = aws.iam.Role(
+            f"{name}-scanner", name=IMAGE_SCANNER_ROLE, assume_role_policy=trust, max_session_duration=3600,
+            description="Build account rescans: read which AMIs run here (read-only)", opts=child)
+        aws.iam.RolePolicy(f"{name}-scanner-policy", role=self.scanner.id,
+                           policy=document(*scanner_statements(args)), opts=child)
+        self.register_outputs({"publisher_arn": self.publisher.arn, "scanner_arn": self.scanner.arn})

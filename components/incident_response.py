@@ -1,0 +1,181 @@
+"""Incident response in a workload account: GuardDuty EC2 findings (and a manual "isolate" event)
+start the IsolateInstance automation, which runs as a role allowed exactly the playbook's steps."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from estate.naming import automation_document_name, central_key_alias, role_arn
+
+from .app_access import APP_ROLE_PATH
+from .iam import document, service_trust, statement
+
+ISOLATE_STEM = "isolate_instance"
+ISOLATE_DOCUMENT = automation_document_name(ISOLATE_STEM)  # Bakehouse-IsolateInstance
+AUTOMATION_ROLE = "BakehouseIsolateInstanceAutomation"
+MANUAL_SOURCE = "bakehouse.incident"
+MANUAL_DETAIL_TYPE = "Isolate instance"
+EVIDENCE_PREFIX = "incidents"  # handlers/isolate.py writes incidents/<finding>/<instance>/...
+CAPTURE_DOCUMENT = "AWS-RunShellScript"  # memory capture runs AVML through the stock shell document
+DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "automation" / f"{ISOLATE_STEM}.yaml"
+
+
+@dataclass(frozen=True)
+class IncidentResponseArgs:
+    account_id: str
+    region: str
+    home_region: str
+    security_account_id: str
+    min_severity: float
+    evidence_bucket: str
+    security_topic_arn: str
+    document_path: Path = DOCUMENT_PATH
+
+    @property
+    def automation_role_arn(self) -> str:
+        return role_arn(self.account_id, AUTOMATION_ROLE)
+
+    @property
+    def automation_definition_arn(self) -> str:
+        return f"arn:aws:ssm:{self.region}:{self.account_id}:automation-definition/{ISOLATE_DOCUMENT}"
+
+
+def guardduty_pattern(min_severity: float) -> str:
+    """GuardDuty findings about an EC2 instance at or above the configured severity."""
+    return json.dumps({
+        "source": ["aws.guardduty"],
+        "detail-type": ["GuardDuty Finding"],
+        "detail": {"severity": [{"numeric": [">=", min_severity]}], "resource": {"resourceType": ["Instance"]}},
+    }, sort_keys=True)
+
+
+def manual_pattern() -> str:
+    return json.dumps({"source": [MANUAL_SOURCE], "detail-type": [MANUAL_DETAIL_TYPE]}, sort_keys=True)
+
+
+def automation_input(args: IncidentResponseArgs, finding: str) -> str:
+    """The automation's parameters (SSM takes every value as a list) with EventBridge placeholders."""
+    params = {
+        "AutomationAssumeRole": [args.automation_role_arn],
+        "InstanceId": ["<instance>"],
+        "FindingId": [finding],
+        "EvidenceBucket": [args.evidence_bucket],
+        "TopicArn": [args.security_topic_arn],
+    }
+    return json.dumps(params, sort_keys=True)
+
+
+def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any]]:
+    """Exactly what handlers/isolate.py calls, scoped to this account and region."""
+    ec2 = f"arn:aws:ec2:{args.region}:{args.account_id}"
+    in_region = {"StringEquals": {"aws:RequestedRegion": args.region}}
+    evidence = f"arn:aws:s3:::{args.evidence_bucket}"
+    return [
+        # EC2, Auto Scaling and ELB Describe* calls have no resource-level permissions: "*" is the only form.
+        statement("DescribeForIsolation",
+                  ["ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeNetworkInterfaces",
+                   "ec2:DescribeSecurityGroups", "ec2:DescribeSnapshots", "autoscaling:DescribeAutoScalingInstances",
+                   "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"],
+                  ["*"], conditions=in_region),
+        statement("ContainInstance", ["ec2:ModifyInstanceAttribute", "ec2:StopInstances"],
+                  [f"{ec2}:instance/*", f"{ec2}:security-group/*"]),
+        statement("SwapInterfaceGroups", ["ec2:ModifyNetworkInterfaceAttribute"],
+                  [f"{ec2}:network-interface/*", f"{ec2}:instance/*", f"{ec2}:security-group/*"]),
+        statement("CreateIsolationGroupInAnyVpc", ["ec2:CreateSecurityGroup"], [f"{ec2}:vpc/*"]),
+        statement("CreateIsolationGroupTagged", ["ec2:CreateSecurityGroup"], [f"{ec2}:security-group/*"],
+                  conditions={"StringEquals": {"aws:RequestTag/bakehouse:purpose": "isolation"}}),
+        statement("EmptyIsolationGroup", ["ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress"],
+                  [f"{ec2}:security-group/*"],
+                  conditions={"StringEquals": {"aws:ResourceTag/bakehouse:purpose": "isolation"}}),
+        statement("SnapshotVolumes", ["ec2:CreateSnapshot"], [f"{ec2}:volume/*"]),
+        statement("SnapshotsCarryTheFinding", ["ec2:CreateSnapshot"], [f"arn:aws:ec2:{args.region}::snapshot/*"],
+                  conditions={"Null": {"aws:RequestTag/bakehouse:finding-id": "false"}}),
+        statement("TagOnlyWhatItCreates", ["ec2:CreateTags"],
+                  [f"arn:aws:ec2:{args.region}::snapshot/*", f"{ec2}:security-group/*"],
+                  conditions={"StringEquals": {"ec2:CreateAction": ["CreateSnapshot", "CreateSecurityGroup"]}}),
+        statement("DetachFromAutoScaling", ["autoscaling:DetachInstances"],
+                  [f"arn:aws:autoscaling:{args.region}:{args.account_id}:autoScalingGroup:*:autoScalingGroupName/*"]),
+        statement("DeregisterFromTargetGroups", ["elasticloadbalancing:DeregisterTargets"],
+                  [f"arn:aws:elasticloadbalancing:{args.region}:{args.account_id}:targetgroup/*/*"]),
+        statement("CaptureMemory", ["ssm:SendCommand"],
+                  [f"arn:aws:ssm:{args.region}::document/{CAPTURE_DOCUMENT}", f"{ec2}:instance/*"]),
+        # Command status and listing have no resource-level permissions.
+        statement("FollowCapture", ["ssm:GetCommandInvocation", "ssm:ListCommands"], ["*"], conditions=in_region),
+        statement("RevokeAppRoleSessions", ["iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"],
+                  [f"arn:aws:iam::{args.account_id}:role{APP_ROLE_PATH}*",
+                   f"arn:aws:iam::{args.account_id}:instance-profile{APP_ROLE_PATH}*"]),
+        statement("WriteEvidence", ["s3:PutObject", "s3:GetObject"], [f"{evidence}/{EVIDENCE_PREFIX}/*"]),
+        statement("ListEvidence", ["s3:ListBucket"], [evidence],
+                  conditions={"StringLike": {"s3:prefix": f"{EVIDENCE_PREFIX}/*"}}),
+        statement("EvidenceKey", ["kms:GenerateDataKey", "kms:Decrypt"],
+                  [f"arn:aws:kms:{args.home_region}:{args.security_account_id}:key/*"],
+                  conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": central_key_alias("evidence")}}),
+        statement("NotifySecurityTopic", ["sns:Publish"], [args.security_topic_arn]),
+    ]
+
+
+def events_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any]]:
+    return [
+        statement("StartIsolation", ["ssm:StartAutomationExecution"],
+                  [f"{args.automation_definition_arn}:*"]),
+        statement("PassAutomationRole", ["iam:PassRole"], [args.automation_role_arn],
+                  conditions={"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}),
+    ]
+
+
+class IncidentResponse(pulumi.ComponentResource):
+    def __init__(self, name: str, args: IncidentResponseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:response:IncidentResponse", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.automation_role = aws.iam.Role(
+            f"{name}-automation-role", name=AUTOMATION_ROLE, max_session_duration=3600,
+            description="SSM Automation: the IsolateInstance playbook's steps, nothing else",
+            assume_role_policy=document(service_trust("ssm.amazonaws.com", args.account_id)), opts=child)
+        aws.iam.RolePolicy(f"{name}-automation-policy", role=self.automation_role.id,
+                           policy=document(*automation_role_statements(args)), opts=child)
+
+        self.document = None
+        if args.document_path.is_file():
+            self.document = aws.ssm.Document(
+                f"{name}-isolate-document", name=ISOLATE_DOCUMENT, document_type="Automation",
+                document_format="YAML", content=args.document_path.read_text(), opts=child)
+        else:
+            pulumi.log.warn(f"{name}: {args.document_path.name} not found; the isolation rules target "
+                            f"{ISOLATE_DOCUMENT}, which must be deployed before they can start it", self)
+
+        events_role = aws.iam.Role(
+            f"{name}-events-role", description="EventBridge: start the IsolateInstance automation",
+            assume_role_policy=document(service_trust("events.amazonaws.com", args.account_id)),
+            max_session_duration=3600, opts=child)
+        aws.iam.RolePolicy(f"{name}-events-policy", role=events_role.id,
+                           policy=document(*events_role_statements(args)), opts=child)
+
+        target_arn = f"{args.automation_definition_arn}:$DEFAULT"
+        depends = [self.document] if self.document is not None else []
+        self.guardduty_rule = aws.cloudwatch.EventRule(
+            f"{name}-guardduty-ec2", description=f"GuardDuty EC2 findings with severity >= {args.min_severity}",
+            event_pattern=guardduty_pattern(args.min_severity), opts=child)
+        aws.cloudwatch.EventTarget(
+            f"{name}-guardduty-isolate", rule=self.guardduty_rule.name, arn=target_arn, role_arn=events_role.arn,
+            input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+                input_paths={"instance": "$.detail.resource.instanceDetails.instanceId", "finding": "$.detail.id"},
+                input_template=automation_input(args, "<finding>")),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
+        self.manual_rule = aws.cloudwatch.EventRule(
+            f"{name}-manual-isolate", description="Responder asks to isolate an instance",
+            event_pattern=manual_pattern(), opts=child)
+        aws.cloudwatch.EventTarget(
+            f"{name}-manual-isolate", rule=self.manual_rule.name, arn=target_arn, role_arn=events_role.arn,
+            input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+                input_paths={"instance": "$.detail.instanceId", "event": "$.id"},
+                input_template=automation_input(args, "manual-<event>")),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
+        self.register_outputs({"automation_role_arn": self.automation_role.arn,
+                               "guardduty_rule": self.guardduty_rule.name, "manual_rule": self.manual_rule.name})

@@ -1,35 +1,119 @@
-"""Root of the `security` stack (security / log-archive account)."""
+"""Root of the `security` stack (security / log-archive account): the log archive, the security topic,
+org-wide detection as delegated administrator, Config conformance packs, flow-log analytics."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import pulumi
 
-from estate.config import StackConfig
-from estate.naming import LOG_BUCKET_KINDS, central_bucket
+from estate.config import Problems, StackConfig, require_keys, section
+from estate.naming import bucket_name
 
 from .account_storage import account_storage
-from .secure_bucket import SecureBucket, SecureBucketArgs
+from .config_rules import ConfigRules, ConfigRulesArgs
+from .flowlog_athena import FlowLogAthena, FlowLogAthenaArgs
+from .log_archive import LogArchive, LogArchiveArgs
+from .secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
+from .security_services import SecurityServices, SecurityServicesArgs
+from .security_topic import SecurityTopic, SecurityTopicArgs
+
+SECTION = "security"
+ROOT_ID = re.compile(r"r-[0-9a-z]{4,32}")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+MAX_DAYS = 36500
+_KEYS = ("objectLockMode", "objectLockDays", "glacierAfterDays", "expireAfterDays", "organizationRootId",
+         "alertEmails")
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    object_lock: ObjectLock
+    lifecycle: Lifecycle
+    organization_root_id: str
+    alert_emails: tuple[str, ...]
+
+
+def _days(raw: Mapping[str, Any], key: str, problems: Problems, default: Any = None) -> int | None:
+    value = raw.get(key, default)
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DAYS
+    problems.check(ok, f"bakehouse:{SECTION}.{key}", value, f"a whole number of days from 1 to {MAX_DAYS}")
+    return value if ok else None
+
+
+def parse_security_settings(cfg: StackConfig) -> SecuritySettings:
+    def parse(raw: Mapping[str, Any], problems: Problems) -> SecuritySettings | None:
+        require_keys(raw, SECTION, _KEYS, problems)
+        mode = raw.get("objectLockMode")
+        # No default: whether even the root user can shorten retention is a decision, not a fallback.
+        problems.check(mode in LOCK_MODES, f"bakehouse:{SECTION}.objectLockMode", mode,
+                       "GOVERNANCE (dev estates: privileged deletes possible) or COMPLIANCE (prod: nobody can delete)")
+        lock_days = _days(raw, "objectLockDays", problems)
+        glacier = _days(raw, "glacierAfterDays", problems, 90)
+        expire = _days(raw, "expireAfterDays", problems, 2557)
+        if None not in (lock_days, glacier, expire):
+            problems.check(expire >= lock_days, f"bakehouse:{SECTION}.expireAfterDays", expire,
+                           f"at least objectLockDays ({lock_days}); S3 cannot expire locked versions")
+            problems.check(glacier < expire, f"bakehouse:{SECTION}.glacierAfterDays", glacier,
+                           f"fewer days than expireAfterDays ({expire})")
+        root = raw.get("organizationRootId")
+        problems.check(isinstance(root, str) and bool(ROOT_ID.fullmatch(root)),
+                       f"bakehouse:{SECTION}.organizationRootId", root,
+                       "the organization root id, like r-ab12 (org stack export rootId)")
+        emails = raw.get("alertEmails", [])
+        if not (isinstance(emails, list) and all(isinstance(e, str) and EMAIL.fullmatch(e) for e in emails)):
+            problems.add(f"bakehouse:{SECTION}.alertEmails", emails, "a list of email addresses")
+            emails = []
+        if problems.items:
+            return None
+        return SecuritySettings(ObjectLock(mode, lock_days), Lifecycle(glacier_after_days=glacier,
+                                                                       expire_after_days=expire),
+                                root, tuple(emails))
+
+    return section(cfg, SECTION, parse)
 
 
 class SecurityStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
         super().__init__("bakehouse:stack:Security", name, None, opts)
+        settings = parse_security_settings(cfg)  # before any resource: a bad section declares nothing
         storage = account_storage(name, cfg, self)
         child = pulumi.ResourceOptions(parent=self)
-        self.log_buckets = {
-            kind: SecureBucket(
-                f"{name}-{kind}",
-                SecureBucketArgs(purpose=f"log-archive-{kind}", kms_key_arn=storage.key.arn,
-                                 access_log_bucket=storage.access_logs.name,
-                                 bucket_name=central_bucket(cfg.estate, kind)),
-                opts=child,
-            )
-            for kind in LOG_BUCKET_KINDS
-        }
+        estate = cfg.estate
+
+        self.log_archive = LogArchive(
+            f"{name}-archive",
+            LogArchiveArgs(estate, cfg.region, cfg.deploy_role_arn, storage.access_logs.name,
+                           settings.object_lock, settings.lifecycle),
+            opts=child)
+        self.topic = SecurityTopic(f"{name}-alerts", SecurityTopicArgs(estate, cfg.deploy_role_arn,
+                                                                       settings.alert_emails), opts=child)
+        SecurityServices(f"{name}-detection", SecurityServicesArgs(estate, settings.organization_root_id),
+                         opts=child)
+        ConfigRules(f"{name}-config-rules", ConfigRulesArgs(estate), opts=child)
+        results = SecureBucket(
+            f"{name}-athena-results",
+            SecureBucketArgs(purpose="athena-results", kms_key_arn=storage.key.arn,
+                             access_log_bucket=storage.access_logs.name,
+                             bucket_name=bucket_name("athena-results", cfg.account_id, cfg.region),
+                             lifecycle=Lifecycle(expire_after_days=30)),
+            opts=child)
+        athena = FlowLogAthena(f"{name}-flowlogs",
+                               FlowLogAthenaArgs(estate, results.name, storage.key.arn), opts=child)
+
+        self.log_buckets = self.log_archive.buckets
         self.exports = {
             "accountId": cfg.account_id,
             "kmsKeyArn": storage.key.arn,
             "accessLogBucket": storage.access_logs.name,
-            "logBuckets": {kind: bucket.name for kind, bucket in self.log_buckets.items()},
+            "logBuckets": {kind: bucket.name for kind, bucket in self.log_archive.buckets.items()},
+            "logKeyArns": {kind: key.arn for kind, key in self.log_archive.keys.items()},
+            "securityTopicArn": self.topic.arn,
+            "flowLogTable": athena.table.name,
+            "athenaWorkgroup": athena.workgroup.name,
         }
         self.register_outputs(self.exports)

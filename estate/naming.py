@@ -86,3 +86,6 @@ def automation_document_name(stem: str) -> str:
 
 # The organization trail (management account): the log-archive bucket and key policies name it.
 ORGANIZATION_TRAIL = f"{PREFIX}-organization"
+# Workload accounts: the tag (key, value) distribution puts on a golden AMI shared into the account
+# (tags on a shared AMI are per account); the org-wide Config rule approved-amis-by-tag checks it.
+APPROVED_IMAGE_TAG = ("bakehouse-approved", "true")

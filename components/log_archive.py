@@ -1,0 +1,171 @@
+"""The log archive: one KMS key and one object-locked bucket per log kind, each admitting only the
+estate's own deliveries.
+
+Bucket names come from estate.naming (other stacks deliver there); key ids do not leave this stack,
+because writers send no key header and the bucket's default encryption applies the kind's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from estate.config import EstateConfig
+from estate.naming import LOG_BUCKET_KINDS, central_bucket, central_key_alias
+
+from .iam import statement
+from .kms_key import KmsKey, KmsKeyArgs, ServiceGrant
+from .org_trail import trail_arn
+from .secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
+
+# Incident evidence is written by the isolate playbook in workload accounts under this prefix.
+EVIDENCE_PREFIX = "incidents/"
+
+
+@dataclass(frozen=True)
+class LogArchiveArgs:
+    estate: EstateConfig
+    region: str
+    deploy_role_arn: str
+    access_log_bucket: pulumi.Input[str]
+    object_lock: ObjectLock
+    lifecycle: Lifecycle
+
+
+def _workload_roots(estate: EstateConfig) -> list[str]:
+    return [f"arn:aws:iam::{a}:root" for a in estate.accounts.workloads.values()]
+
+
+# --- key policies: who may encrypt into each kind's key ---------------------------------------------
+def key_grants(estate: EstateConfig, kind: str) -> list[ServiceGrant]:
+    accounts = list(estate.accounts.all_ids)
+    if kind == "trail":
+        trail = trail_arn(estate)
+        return [
+            ServiceGrant("CloudTrailEncryptsOrganizationTrail", "cloudtrail.amazonaws.com", ("kms:GenerateDataKey*",),
+                         {"StringEquals": {"aws:SourceArn": trail},
+                          "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
+                                         f"arn:aws:cloudtrail:*:{estate.accounts.management}:trail/*"}}),
+            ServiceGrant("CloudTrailDescribesKey", "cloudtrail.amazonaws.com", ("kms:DescribeKey",),
+                         {"StringEquals": {"aws:SourceArn": trail}}),
+        ]
+    if kind == "config":
+        return [ServiceGrant("ConfigDelivers", "config.amazonaws.com", ("kms:GenerateDataKey", "kms:Decrypt"),
+                             {"StringEquals": {"aws:SourceAccount": accounts}})]
+    if kind == "flowlogs":
+        return [ServiceGrant("FlowLogDelivery", "delivery.logs.amazonaws.com",
+                             ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"),
+                             {"StringEquals": {"aws:SourceAccount": accounts},
+                              "ArnLike": {"aws:SourceArn": [f"arn:aws:logs:*:{a}:*" for a in accounts]}})]
+    return []
+
+
+def key_extra_statements(estate: EstateConfig, region: str, kind: str) -> list[dict[str, Any]]:
+    security = estate.accounts.security
+    statements = [
+        # Reading the archive (Athena, investigators) happens in this account and only through S3.
+        statement("ReadThroughS3InSecurityAccount", ["kms:Decrypt", "kms:DescribeKey"], ["*"],
+                  principals={"AWS": f"arn:aws:iam::{security}:root"},
+                  conditions={"StringEquals": {"kms:CallerAccount": security,
+                                               "kms:ViaService": f"s3.{region}.amazonaws.com"}}),
+    ]
+    if kind in ("evidence", "sessions"):
+        # Playbooks and Session Manager in workload accounts write with their own roles.
+        statements.append(statement(
+            "WorkloadWritersThroughS3", ["kms:GenerateDataKey*", "kms:Encrypt", "kms:Decrypt"], ["*"],
+            principals={"AWS": _workload_roots(estate)},
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
+                                         "aws:PrincipalOrgID": estate.organization_id}}))
+    return statements
+
+
+# --- bucket policies: which deliveries each bucket admits -------------------------------------------
+def delivery_statements(estate: EstateConfig, kind: str) -> Callable[[str], Sequence[Mapping[str, Any]]]:
+    accounts = list(estate.accounts.all_ids)
+    org = estate.organization_id
+
+    def trail(arn: str) -> list[dict[str, Any]]:
+        source = {"StringEquals": {"aws:SourceArn": trail_arn(estate)}}
+        return [
+            statement("CloudTrailAclCheck", ["s3:GetBucketAcl"], [arn], principals={"Service": "cloudtrail.amazonaws.com"},
+                      conditions=source),
+            statement("CloudTrailDelivers", ["s3:PutObject"],
+                      [f"{arn}/AWSLogs/{estate.accounts.management}/*", f"{arn}/AWSLogs/{org}/*"],
+                      principals={"Service": "cloudtrail.amazonaws.com"},
+                      conditions={"StringEquals": {"aws:SourceArn": trail_arn(estate),
+                                                   "s3:x-amz-acl": "bucket-owner-full-control"}}),
+        ]
+
+    def config(arn: str) -> list[dict[str, Any]]:
+        source = {"StringEquals": {"aws:SourceAccount": accounts}}
+        return [
+            statement("ConfigAclCheck", ["s3:GetBucketAcl", "s3:ListBucket"], [arn],
+                      principals={"Service": "config.amazonaws.com"}, conditions=source),
+            statement("ConfigDelivers", ["s3:PutObject"], [f"{arn}/AWSLogs/{a}/Config/*" for a in accounts],
+                      principals={"Service": "config.amazonaws.com"},
+                      conditions={"StringEquals": {"aws:SourceAccount": accounts,
+                                                   "s3:x-amz-acl": "bucket-owner-full-control"}}),
+        ]
+
+    def flowlogs(arn: str) -> list[dict[str, Any]]:
+        source = {"StringEquals": {"aws:SourceAccount": accounts},
+                  "ArnLike": {"aws:SourceArn": [f"arn:aws:logs:*:{a}:*" for a in accounts]}}
+        return [
+            statement("FlowLogAclCheck", ["s3:GetBucketAcl", "s3:ListBucket"], [arn],
+                      principals={"Service": "delivery.logs.amazonaws.com"}, conditions=source),
+            statement("FlowLogDelivers", ["s3:PutObject"], [f"{arn}/AWSLogs/{a}/*" for a in accounts],
+                      principals={"Service": "delivery.logs.amazonaws.com"},
+                      conditions={**source, "StringEquals": {"aws:SourceAccount": accounts,
+                                                             "s3:x-amz-acl": "bucket-owner-full-control"}}),
+        ]
+
+    def evidence(arn: str) -> list[dict[str, Any]]:
+        in_org = {"StringEquals": {"aws:PrincipalOrgID": org}}
+        return [
+            statement("PlaybooksWriteEvidence", ["s3:PutObject", "s3:GetObject"], [f"{arn}/{EVIDENCE_PREFIX}*"],
+                      principals={"AWS": _workload_roots(estate)}, conditions=in_org),
+            statement("PlaybooksListEvidence", ["s3:ListBucket"], [arn], principals={"AWS": _workload_roots(estate)},
+                      conditions={**in_org, "StringLike": {"s3:prefix": f"{EVIDENCE_PREFIX}*"}}),
+        ]
+
+    def sessions(arn: str) -> list[dict[str, Any]]:
+        # Each account writes only under its own id, so one account cannot overwrite another's record.
+        return [statement("SessionLogsPerAccount", ["s3:PutObject"], [f"{arn}/${{aws:PrincipalAccount}}/*"],
+                          principals={"AWS": _workload_roots(estate)},
+                          conditions={"StringEquals": {"aws:PrincipalOrgID": org}})]
+
+    return {"trail": trail, "config": config, "flowlogs": flowlogs, "evidence": evidence, "sessions": sessions}[kind]
+
+
+class LogArchive(pulumi.ComponentResource):
+    """Outputs: `keys` and `buckets`, both keyed by log kind."""
+
+    def __init__(self, name: str, args: LogArchiveArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:security:LogArchive", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.keys: dict[str, KmsKey] = {}
+        self.buckets: dict[str, SecureBucket] = {}
+        for kind in LOG_BUCKET_KINDS:
+            self.keys[kind] = KmsKey(
+                f"{name}-{kind}-key",
+                KmsKeyArgs(description=f"Bakehouse log archive: {kind}",
+                           alias=central_key_alias(kind).removeprefix("alias/"),
+                           admin_arns=[args.deploy_role_arn],
+                           services=key_grants(args.estate, kind),
+                           extra_statements=key_extra_statements(args.estate, args.region, kind)),
+                opts=child)
+            self.buckets[kind] = SecureBucket(
+                f"{name}-{kind}",
+                SecureBucketArgs(purpose=f"log-archive-{kind}", kms_key_arn=self.keys[kind].arn,
+                                 access_log_bucket=args.access_log_bucket,
+                                 bucket_name=central_bucket(args.estate, kind),
+                                 object_lock=args.object_lock, lifecycle=args.lifecycle,
+                                 extra_statements=delivery_statements(args.estate, kind)),
+                opts=child)
+        self.register_outputs({
+            "bucket_names": {kind: b.name for kind, b in self.buckets.items()},
+            "key_arns": {kind: k.arn for kind, k in self.keys.items()},
+        })

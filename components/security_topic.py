@@ -1,0 +1,74 @@
+"""The security team's SNS topic: KMS-encrypted, reachable by CloudWatch alarms, EventBridge rules and
+playbooks from the estate's accounts only (its name and ARN are fixed by estate.naming)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from estate.config import EstateConfig
+from estate.naming import security_topic_arn, security_topic_name
+
+from .iam import document, statement
+from .kms_key import KmsKey, KmsKeyArgs, ServiceGrant
+
+PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+
+
+@dataclass(frozen=True)
+class SecurityTopicArgs:
+    estate: EstateConfig
+    deploy_role_arn: str
+    subscriber_emails: Sequence[str] = ()
+
+
+def publisher_sources(estate: EstateConfig) -> dict[str, dict[str, list[str]]]:
+    accounts = list(estate.accounts.all_ids)
+    return {"StringEquals": {"aws:SourceAccount": accounts}}
+
+
+def topic_policy_statements(estate: EstateConfig) -> list[dict]:
+    arn = security_topic_arn(estate)
+    accounts = list(estate.accounts.all_ids)
+    return [
+        statement("AlarmsAndRulesFromTheEstate", ["sns:Publish"], [arn],
+                  principals={"Service": list(PUBLISHING_SERVICES)}, conditions=publisher_sources(estate)),
+        statement("PlaybooksFromTheEstate", ["sns:Publish"], [arn],
+                  principals={"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+                  conditions={"StringEquals": {"aws:PrincipalOrgID": estate.organization_id}}),
+        statement("DenyInsecureTransport", ["sns:Publish"], [arn], effect="Deny", principals="*",
+                  conditions={"Bool": {"aws:SecureTransport": "false"}}),
+    ]
+
+
+class SecurityTopic(pulumi.ComponentResource):
+    def __init__(self, name: str, args: SecurityTopicArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:security:SecurityTopic", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Publishing services encrypt messages with the topic's key, so they must be granted its use.
+        self.key = KmsKey(
+            f"{name}-key",
+            KmsKeyArgs(description="Bakehouse security alerts topic", alias="bakehouse-security-alerts",
+                       admin_arns=[args.deploy_role_arn],
+                       services=[ServiceGrant(f"Publish{service.split('.')[0].capitalize()}", service,
+                                              ("kms:GenerateDataKey*", "kms:Decrypt"), publisher_sources(args.estate))
+                                 for service in PUBLISHING_SERVICES],
+                       extra_statements=[statement(
+                           "PlaybooksPublishThroughSns", ["kms:GenerateDataKey*", "kms:Decrypt"], ["*"],
+                           principals={"AWS": [f"arn:aws:iam::{a}:root" for a in args.estate.accounts.all_ids]},
+                           conditions={"StringEquals": {
+                               "kms:ViaService": f"sns.{args.estate.home_region}.amazonaws.com",
+                               "aws:PrincipalOrgID": args.estate.organization_id}})]),
+            opts=child)
+        self.topic = aws.sns.Topic(f"{name}-topic", name=security_topic_name(), kms_master_key_id=self.key.arn,
+                                   opts=child)
+        aws.sns.TopicPolicy(f"{name}-policy", arn=self.topic.arn,
+                            policy=document(*topic_policy_statements(args.estate)), opts=child)
+        for email in args.subscriber_emails:
+            aws.sns.TopicSubscription(f"{name}-email-{email.replace('@', '-at-')}", topic=self.topic.arn, protocol="email",
+                                      endpoint=email, opts=child)
+        self.arn = self.topic.arn
+        self.register_outputs({"arn": self.topic.arn})

@@ -1,32 +1,84 @@
-"""Root of the `build` stack (the AMI factory's account)."""
+"""Root of the `build` stack (the AMI factory's account).
+
+Order matters once, at the top: the roles exist bare before the keys whose policies name them.
+"""
 
 from __future__ import annotations
 
 import pulumi
 
 from estate.config import StackConfig
-from estate.naming import bucket_name
+from estate.naming import bucket_name, central_bucket_arn
 
 from .account_storage import account_storage
+from .build_network import BuildNetwork, BuildNetworkArgs
+from .factory_config import factory_config
+from .factory_keys import factory_keys
+from .factory_roles import FactoryRoles
+from .factory_schedules import RESCAN_STEM, FactorySchedules, FactorySchedulesArgs
+from .image_factory import SETTINGS_PARAMETER, ImageFactory, ImageFactoryArgs
 from .secure_bucket import SecureBucket, SecureBucketArgs
+from .service_catalog import ServiceCatalog, ServiceCatalogArgs
 
 
 class BuildStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
         super().__init__("bakehouse:stack:Build", name, None, opts)
-        storage = account_storage(name, cfg, self)
+        factory = factory_config(cfg)  # raises with every problem before any resource is declared
+        assert cfg.network is not None  # the loader requires a network on build stacks
+        roles = FactoryRoles(f"{name}-roles", cfg, pulumi.ResourceOptions(parent=self))
+        # Automation and the instances read the scripts bucket, encrypted with the account key.
+        storage = account_storage(name, cfg, self,
+                                  key_users=[roles.automation.arn, roles.build_instance.arn, roles.catalog_launch.arn])
+        keys = factory_keys(name, cfg, factory.regions, factory.target_accounts,
+                            users=[roles.automation.arn, roles.build_instance.arn, roles.scheduler.arn,
+                                   roles.lifecycle.arn],
+                            parent=self)
         child = pulumi.ResourceOptions(parent=self)
+        scripts_name = bucket_name("scripts", cfg.account_id, cfg.region)
         self.scripts_bucket = SecureBucket(
             f"{name}-scripts",
             SecureBucketArgs(purpose="build-scripts", kms_key_arn=storage.key.arn,
-                             access_log_bucket=storage.access_logs.name,
-                             bucket_name=bucket_name("scripts", cfg.account_id, cfg.region)),
+                             access_log_bucket=storage.access_logs.name, bucket_name=scripts_name),
             opts=child,
         )
+        self.network = BuildNetwork(f"{name}-network", BuildNetworkArgs(
+            stack=cfg.stack, network=cfg.network, region=cfg.region, egress_domains=factory.egress_domains,
+            kms_key_arn=keys.home.arn, logs_kms_key_arn=storage.key.arn,
+            flow_log_bucket_arn=central_bucket_arn(cfg.estate, "flowlogs")), opts=child)
+        self.catalog = ServiceCatalog(f"{name}-catalog", ServiceCatalogArgs(
+            region=cfg.region, account_id=cfg.account_id, workload_ous=factory.workload_ous,
+            launch_role_names=factory.launch_role_names, launch_role=roles.catalog_launch,
+            templates_bucket=scripts_name, templates_kms_key_arn=storage.key.arn),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket])))
+        self.factory = ImageFactory(f"{name}-factory", ImageFactoryArgs(
+            cfg=cfg, factory=factory, automation_role=roles.automation, build_instance_role=roles.build_instance,
+            role_arns=roles.arns, scripts_bucket_name=scripts_name, scripts_key_arn=storage.key.arn,
+            factory_key_arn=keys.home.arn, image_key_arns=keys.all_arns,
+            subnet_arns=self.network.build_subnet_arns, subnet_ids=self.network.build_subnet_ids,
+            security_group_id=self.network.build_security_group.id,
+            security_group_arn=self.network.build_security_group.arn, product_arn=self.catalog.product_arn),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket])))
+        rescan_doc = self.factory.documents.get(RESCAN_STEM)
+        self.schedules = FactorySchedules(f"{name}-schedules", FactorySchedulesArgs(
+            cfg=cfg, factory=factory, key_arn=keys.home.arn, image_key_arns=keys.all_arns,
+            scheduler_role=roles.scheduler, lifecycle_role=roles.lifecycle, role_arns=roles.arns,
+            settings_parameter=SETTINGS_PARAMETER, depends_on=[rescan_doc] if rescan_doc else []), opts=child)
         self.exports = {
             "accountId": cfg.account_id,
             "kmsKeyArn": storage.key.arn,
             "accessLogBucket": storage.access_logs.name,
             "scriptsBucket": self.scripts_bucket.name,
+            "factoryKeyArn": keys.home.arn,
+            "imageKeyArns": {region: key.arn for region, key in keys.regional.items()},
+            "automationRoleArn": roles.automation.arn,
+            "buildSubnetIds": self.network.build_subnet_ids,
+            "buildSecurityGroupId": self.network.build_security_group.id,
+            "documents": {stem: doc.name for stem, doc in self.factory.documents.items()},
+            "approversTopicArn": self.factory.approvers_topic.arn,
+            "notificationsTopicArn": self.factory.notifications_topic.arn,
+            "portfolioId": self.catalog.portfolio.id,
+            "productId": self.catalog.product.id if self.catalog.product else None,
+            "lifecycleFunction": self.schedules.lifecycle.name if self.schedules.lifecycle else None,
         }
         self.register_outputs(self.exports)

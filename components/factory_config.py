@@ -1,0 +1,222 @@
+"""The `bakehouse:factory` section of the build stack, validated into a frozen value.
+
+Pure (no Pulumi): every problem is collected with the stack's `Problems`, so one error lists them
+all, naming the key, the value and what is allowed, before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
+
+SECTION = "factory"
+BASES = ("al2023", "ubuntu2404")
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM")
+# The one environment whose images must always pass a human: auto-approval there is refused.
+PROTECTED_ENV = "prod"
+FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
+OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
+DOMAIN = re.compile(r"\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+# EventBridge Scheduler accepts rate(), cron() (six fields) and at(); a factory schedule recurs.
+SCHEDULE = re.compile(r"rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\((\S+ ){5}\S+\)")
+MAX_BATCH = 50  # scan instances launched at once; keeps well inside default EC2 vCPU quotas
+
+DEFAULT_EGRESS = (
+    # Amazon Linux 2023 mirrors; its S3-hosted repositories go through the S3 gateway endpoint instead.
+    "cdn.amazonlinux.com",
+    # Ubuntu: the regional EC2 mirrors and the security pocket.
+    ".ec2.archive.ubuntu.com", "security.ubuntu.com",
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    base: str  # al2023 | ubuntu2404
+
+
+@dataclass(frozen=True)
+class RescanSettings:
+    schedule: str
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    schedule: str
+    keep: int
+    keep_days: int
+    grace_days: int
+    prod_retention_years: int
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class FactoryConfig:
+    families: tuple[Family, ...]
+    regions: tuple[str, ...]            # distribution regions (the home region always holds the original)
+    target_envs: tuple[str, ...]        # workload envs whose accounts receive the images
+    target_accounts: tuple[str, ...]    # their account ids, in target_envs order
+    workload_ous: tuple[str, ...]       # OUs the catalog portfolio is shared to
+    auto_approve_envs: tuple[str, ...]
+    severity_threshold: str
+    max_catalog_versions: int
+    launch_role_names: tuple[str, ...]  # principals (by role name) allowed to launch from the portfolio
+    egress_domains: tuple[str, ...]
+    rescan: RescanSettings
+    lifecycle: LifecycleSettings
+
+    def as_settings(self) -> dict[str, Any]:
+        """What the handlers and documents read at runtime (the factory settings parameter)."""
+        return {
+            "families": {f.name: f.base for f in self.families},
+            "regions": list(self.regions),
+            "targetAccounts": dict(zip(self.target_envs, self.target_accounts, strict=True)),
+            "autoApproveEnvs": list(self.auto_approve_envs),
+            "severityThreshold": self.severity_threshold,
+            "maxCatalogVersions": self.max_catalog_versions,
+            "rescanBatchSize": self.rescan.batch_size,
+            "lifecycle": {"keep": self.lifecycle.keep, "keepDays": self.lifecycle.keep_days,
+                          "graceDays": self.lifecycle.grace_days,
+                          "prodRetentionYears": self.lifecycle.prod_retention_years,
+                          "dryRun": self.lifecycle.dry_run},
+        }
+
+
+_KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "severityThreshold",
+         "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle")
+_RESCAN_KEYS = ("schedule", "batchSize")
+_LIFECYCLE_KEYS = ("schedule", "keep", "keepDays", "graceDays", "prodRetentionYears", "dryRun")
+
+
+def factory_config(cfg: StackConfig) -> FactoryConfig:
+    """Parse and validate `bakehouse:factory` of the build stack; raises ConfigError with every problem."""
+    return section(cfg, SECTION, lambda raw, problems: parse_factory(raw, cfg, problems))
+
+
+def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems) -> FactoryConfig | None:
+    key = f"bakehouse:{SECTION}"
+    require_keys(raw, SECTION, _KEYS, problems)
+    workloads = cfg.estate.accounts.workloads
+
+    families = _families(raw.get("families"), problems)
+
+    other_regions = [r for r in cfg.estate.allowed_regions if r != cfg.region]
+    regions = _strings(raw.get("regions", []), f"{key}.regions", problems, allow_empty=True,
+                       allowed=", ".join(other_regions) or "none (only the home region is allowed)",
+                       valid=lambda r: r in other_regions)
+
+    envs = _strings(raw.get("targetEnvs", sorted(workloads)), f"{key}.targetEnvs", problems,
+                    allowed=", ".join(sorted(workloads)), valid=lambda e: e in workloads)
+
+    ous = _strings(raw.get("workloadOus"), f"{key}.workloadOus", problems,
+                   allowed="organizational unit ids like ou-ab12-cd34ef56", valid=lambda o: bool(OU_ID.fullmatch(o)))
+
+    auto = _strings(raw.get("autoApproveEnvs", []), f"{key}.autoApproveEnvs", problems, allow_empty=True,
+                    allowed=", ".join(e for e in sorted(envs) if e != PROTECTED_ENV)
+                    + f" (never {PROTECTED_ENV}: its images always need a human approval)",
+                    valid=lambda e: e in envs and e != PROTECTED_ENV)
+
+    severity = raw.get("severityThreshold", "HIGH")
+    problems.check(severity in SEVERITIES, f"{key}.severityThreshold", severity, ", ".join(SEVERITIES))
+
+    max_versions = _integer(raw.get("maxCatalogVersions", 3), f"{key}.maxCatalogVersions", 1, 20, problems)
+
+    launch_roles = _strings(raw.get("launchRoleNames", []), f"{key}.launchRoleNames", problems, allow_empty=True,
+                            allowed="IAM role names (1-64 of letters, digits, +=,.@_-)",
+                            valid=lambda n: bool(ROLE_NAME.fullmatch(n)))
+
+    domains = _strings(raw.get("egressDomains", list(DEFAULT_EGRESS)), f"{key}.egressDomains", problems,
+                       allowed="lower-case domain names, a leading dot for a whole subdomain (e.g. .ubuntu.com); "
+                               "no wildcards, no IP addresses",
+                       valid=lambda d: bool(DOMAIN.fullmatch(d)))
+
+    rescan = _rescan(raw.get("rescan", {}), f"{key}.rescan", problems)
+    lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
+
+    if problems.items:
+        return None
+    return FactoryConfig(
+        families=families, regions=regions, target_envs=envs,
+        target_accounts=tuple(workloads[e] for e in envs), workload_ous=ous, auto_approve_envs=auto,
+        severity_threshold=severity, max_catalog_versions=max_versions, launch_role_names=launch_roles,
+        egress_domains=domains, rescan=rescan, lifecycle=lifecycle,
+    )
+
+
+def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:
+    key = f"bakehouse:{SECTION}.families"
+    if not isinstance(raw, Mapping) or not raw:
+        problems.add(key, raw, "an object of family name -> {base: " + " | ".join(BASES) + "}")
+        return ()
+    families = []
+    for name, spec in raw.items():
+        if not FAMILY.fullmatch(str(name)):
+            problems.add(key, name, "family names of 2-31 lower-case letters, digits and dashes, starting with a letter")
+            continue
+        if not isinstance(spec, Mapping):
+            problems.add(f"{key}.{name}", spec, "an object with base: " + " | ".join(BASES))
+            continue
+        require_keys(spec, f"{SECTION}.families.{name}", ("base",), problems)
+        base = spec.get("base")
+        if problems.check(base in BASES, f"{key}.{name}.base", base, ", ".join(BASES)):
+            families.append(Family(str(name), base))
+    return tuple(families)
+
+
+def _rescan(raw: Any, key: str, problems: Problems) -> RescanSettings | None:
+    if not isinstance(raw, Mapping):
+        problems.add(key, raw, "an object with " + ", ".join(_RESCAN_KEYS))
+        return None
+    require_keys(raw, key.removeprefix("bakehouse:"), _RESCAN_KEYS, problems)
+    schedule = _schedule(raw.get("schedule", "rate(1 day)"), f"{key}.schedule", problems)
+    batch = _integer(raw.get("batchSize", 10), f"{key}.batchSize", 1, MAX_BATCH, problems)
+    return RescanSettings(schedule, batch)
+
+
+def _lifecycle(raw: Any, key: str, problems: Problems) -> LifecycleSettings | None:
+    if not isinstance(raw, Mapping):
+        problems.add(key, raw, "an object with " + ", ".join(_LIFECYCLE_KEYS))
+        return None
+    require_keys(raw, key.removeprefix("bakehouse:"), _LIFECYCLE_KEYS, problems)
+    schedule = _schedule(raw.get("schedule", "rate(1 day)"), f"{key}.schedule", problems)
+    keep = _integer(raw.get("keep", 3), f"{key}.keep", 1, 50, problems)
+    keep_days = _integer(raw.get("keepDays", 30), f"{key}.keepDays", 0, 3650, problems)
+    grace = _integer(raw.get("graceDays", 14), f"{key}.graceDays", 1, 365, problems)
+    years = _integer(raw.get("prodRetentionYears", 1), f"{key}.prodRetentionYears", 1, 10, problems)
+    dry_run = raw.get("dryRun", False)
+    problems.check(isinstance(dry_run, bool), f"{key}.dryRun", dry_run, "true or false")
+    return LifecycleSettings(schedule, keep, keep_days, grace, years, dry_run is True)
+
+
+def _schedule(value: Any, key: str, problems: Problems) -> str:
+    problems.check(isinstance(value, str) and bool(SCHEDULE.fullmatch(value)), key, value,
+                   "a recurring EventBridge Scheduler expression: rate(N days|hours|minutes) or cron(6 fields)")
+    return value if isinstance(value, str) else ""
+
+
+def _integer(value: Any, key: str, low: int, high: int, problems: Problems) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    problems.check(ok, key, value, f"an integer from {low} to {high}")
+    return value if ok else low
+
+
+def _strings(value: Any, key: str, problems: Problems, *, allowed: str, valid, allow_empty: bool = False,
+             ) -> tuple[str, ...]:
+    if not isinstance(value, list) or (not value and not allow_empty):
+        problems.add(key, value, f"a {'' if allow_empty else 'non-empty '}list of: {allowed}")
+        return ()
+    good = []
+    for item in value:
+        if isinstance(item, str) and valid(item):
+            good.append(item)
+        else:
+            problems.add(f"{key}[]", item, allowed)
+    dupes = sorted({i for i in good if good.count(i) > 1})
+    for dupe in dupes:
+        problems.add(key, dupe, "each entry once")
+    return tuple(dict.fromkeys(good))

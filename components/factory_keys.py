@@ -1,0 +1,108 @@
+"""The factory's KMS keys: one in the home region, one per distribution region for the AMI copies.
+
+A shared encrypted AMI is only launchable in a workload account if that account may use the key of
+the copy's snapshots, and only through EC2: the key policies grant exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from estate.config import StackConfig
+
+from .account_storage import logs_grant
+from .iam import statement
+from .kms_key import KmsKey, KmsKeyArgs, ServiceGrant
+from .providers import account_provider
+
+# What launching from (or re-encrypting a copy of) a shared encrypted AMI needs of its key.
+LAUNCH_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:ReEncrypt*", "kms:GenerateDataKeyWithoutPlaintext")
+
+
+def workload_launch_statements(region: str, workload_accounts: Sequence[str]) -> list[dict[str, Any]]:
+    """Workload accounts may use the key for EBS volumes of instances they launch, through EC2 only."""
+    if not workload_accounts:
+        return []
+    principals = {"AWS": [f"arn:aws:iam::{a}:root" for a in workload_accounts]}
+    via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com"}
+    return [
+        statement("WorkloadLaunchFromSharedImages", LAUNCH_ACTIONS, ["*"], principals=principals,
+                  conditions={"StringEquals": via_ec2}),
+        statement("WorkloadEbsGrants", ["kms:CreateGrant"], ["*"], principals=principals,
+                  conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}}),
+    ]
+
+
+def deployer_firewall_statement(deploy_role_arn: str, region: str) -> dict[str, Any]:
+    """Network Firewall encrypts its configuration with grants created on the deployer's behalf."""
+    return statement(
+        "DeployerNetworkFirewallUse",
+        ["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"], ["*"],
+        principals={"AWS": [deploy_role_arn]},
+        conditions={"StringEquals": {"kms:ViaService": f"network-firewall.{region}.amazonaws.com"}},
+    )
+
+
+def events_grant(cfg: StackConfig) -> ServiceGrant:
+    """EventBridge must encrypt what it publishes to the KMS-encrypted notification topic."""
+    return ServiceGrant(sid="EventBridgeToEncryptedTopics", service="events.amazonaws.com",
+                        actions=("kms:GenerateDataKey*", "kms:Decrypt"),
+                        conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}})
+
+
+@dataclass(frozen=True)
+class FactoryKeys:
+    home: KmsKey
+    regional: Mapping[str, KmsKey]  # region -> key of the AMI copies there
+
+    @property
+    def all_arns(self) -> list[pulumi.Output[str]]:
+        return [self.home.arn, *(k.arn for k in self.regional.values())]
+
+
+def factory_keys(
+    name: str,
+    cfg: StackConfig,
+    regions: Sequence[str],
+    workload_accounts: Sequence[str],
+    users: Sequence[pulumi.Input[str]],
+    parent: pulumi.Resource,
+) -> FactoryKeys:
+    """The home key (images, topics, schedules, Lambda environment, firewall) and per-region copy keys."""
+    child = pulumi.ResourceOptions(parent=parent)
+    home = KmsKey(
+        f"{name}-factory-key",
+        KmsKeyArgs(
+            description=f"Bakehouse {cfg.stack}: golden images, factory topics, schedules and firewall",
+            alias="bakehouse-factory",
+            admin_arns=[cfg.deploy_role_arn],
+            user_arns=list(users),
+            services=[logs_grant(cfg), events_grant(cfg)],
+            extra_statements=[*workload_launch_statements(cfg.region, workload_accounts),
+                              deployer_firewall_statement(cfg.deploy_role_arn, cfg.region)],
+        ),
+        opts=child,
+    )
+    regional = {}
+    for region in regions:
+        # Same account and default tags, another region: a provider of its own, as a child so it
+        # inherits nothing from the ambient default.
+        provider = account_provider(
+            f"{name}-{region}", account_id=cfg.account_id, region=region, role_arn=cfg.deploy_role_arn,
+            tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}-{region}", opts=child)
+        regional[region] = KmsKey(
+            f"{name}-images-{region}",
+            KmsKeyArgs(
+                description=f"Bakehouse {cfg.stack}: golden image copies in {region}",
+                alias="bakehouse-images",
+                admin_arns=[cfg.deploy_role_arn],
+                user_arns=list(users),
+                extra_statements=workload_launch_statements(region, workload_accounts),
+            ),
+            opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+        )
+    return FactoryKeys(home, regional)

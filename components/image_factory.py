@@ -1,0 +1,286 @@
+"""The golden-image factory: its SSM Automation documents, their role, topics and handler code.
+
+Every `automation/*.yaml` (but the workload-side ones) deploys as `Bakehouse-<PascalCase>`, so a new
+document ships without a code change. Python for `aws:executeScript` steps travels as one zip of
+`handlers/`, uploaded under a content-hashed key and attached to the documents that use it.
+
+The image registry (`/bakehouse/images/<family>/latest` and `/history`) is written by the handlers
+at approval time; nothing here declares those parameters, so a `pulumi up` never resets a published
+image id to a stale value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+from estate.config import StackConfig
+from estate.naming import (
+    IMAGE_PUBLISHER_ROLE,
+    IMAGE_SCANNER_ROLE,
+    automation_document_name,
+    central_bucket_arn,
+    role_arn,
+    security_topic_arn,
+)
+
+from .factory_config import FactoryConfig
+from .handler_package import Package, handler_sources, package
+from .iam import document, statement
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+AUTOMATION_DIR = PROJECT_DIR / "automation"
+# Documents deployed by the workload stacks, not here.
+WORKLOAD_DOCUMENTS = frozenset({"isolate_instance"})
+HANDLERS_ATTACHMENT = "handlers.zip"
+SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+PIPELINE_STEM = "pipeline"
+# The instances the factory launches carry one of these, and may only be touched while they do.
+PURPOSE_TAG = "bakehouse:purpose"
+PURPOSES = ("build", "validate", "scan")
+# Images the factory made carry their family; distribution and retirement act on nothing else.
+FAMILY_TAG = "bakehouse:family"
+CANONICAL_ACCOUNT = "099720109477"  # owner of the official Ubuntu AMIs
+BASE_IMAGE_PARAMETERS = {
+    "al2023": "/aws/service/ami-amazon-linux-latest/*",
+    "ubuntu2404": "/aws/service/canonical/ubuntu/server/24.04/*",
+}
+EXECUTION_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
+
+
+def factory_documents(directory: Path = AUTOMATION_DIR) -> dict[str, str]:
+    """stem -> YAML text of every factory document in the directory."""
+    return {p.stem: p.read_text() for p in sorted(directory.glob("*.yaml")) if p.stem not in WORKLOAD_DOCUMENTS}
+
+
+def uses_attachment(content: Mapping[str, Any]) -> bool:
+    return any(step.get("action") == "aws:executeScript" and (step.get("inputs") or {}).get("Attachment")
+               for step in content.get("mainSteps") or () if isinstance(step, Mapping))
+
+
+def document_content(text: str, handlers: Package) -> str:
+    """The document as deployed: unchanged, unless its scripts use the handlers attachment, whose
+    checksum SSM verifies against the `files:` section added here."""
+    content = yaml.safe_load(text)
+    if not isinstance(content, Mapping) or not uses_attachment(content):
+        return text
+    content = dict(content)
+    content["files"] = {HANDLERS_ATTACHMENT: {"checksums": {"sha256": handlers.sha256}}}
+    return yaml.safe_dump(content, sort_keys=False)
+
+
+def automation_statements(
+    cfg: StackConfig,
+    factory: FactoryConfig,
+    *,
+    automation_role_arn: str,
+    build_instance_role_arn: str,
+    scripts_bucket_arn: str,
+    subnet_arns: Sequence[pulumi.Input[str]],
+    security_group_arn: pulumi.Input[str],
+    key_arns: Sequence[pulumi.Input[str]],
+    topic_arns: Sequence[pulumi.Input[str]],
+    product_arn: pulumi.Input[str] | None,
+) -> list[dict[str, Any]]:
+    """Least privilege for the factory's documents: build, validate, approve, publish, distribute, rescan."""
+    region, account = cfg.region, cfg.account_id
+    regions = (region, *factory.regions)
+    purpose = {f"aws:RequestTag/{PURPOSE_TAG}": list(PURPOSES)}
+    instances = f"arn:aws:ec2:{region}:{account}:instance/*"
+    launched = [f"arn:aws:ec2:{region}:{account}:{kind}/*" for kind in ("instance", "volume", "network-interface")]
+    images = [f"arn:aws:ec2:{r}::{kind}/*" for r in regions for kind in ("image", "snapshot")]
+    bases = sorted({f.base for f in factory.families})
+    statements = [
+        # These APIs offer no resource-level permissions; the region condition is the only scope AWS allows.
+        statement("ReadOnlyWithoutResourceScope", [
+            "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSnapshots",
+            "ec2:DescribeImageAttribute", "ec2:DescribeTags", "ec2:DescribeRegions",
+            "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations",
+            "ssm:GetCommandInvocation", "ssm:DescribeAutomationExecutions", "ssm:DescribeAutomationStepExecutions",
+            "inspector2:ListFindings", "inspector2:ListCoverage", "inspector2:CreateFindingsReport",
+            "inspector2:GetFindingsReportStatus", "cloudformation:ValidateTemplate",
+            "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint",
+            "servicecatalog:ListConstraintsForPortfolio"], ["*"],
+            conditions={"StringEquals": {"aws:RequestedRegion": list(regions)}}),
+        statement("LaunchTaggedFactoryInstances", ["ec2:RunInstances"], [instances],
+                  conditions={"StringEquals": purpose}),
+        # Volumes and interfaces are tagged (or not) by the document; the instance condition above gates them.
+        statement("LaunchVolumesAndInterfaces", ["ec2:RunInstances"], launched[1:]),
+        statement("LaunchIntoBuildNetworkOnly", ["ec2:RunInstances"], [*subnet_arns, security_group_arn]),
+        statement("LaunchFromAmazonCanonicalOrOwnImages", ["ec2:RunInstances"], [f"arn:aws:ec2:{region}::image/*"],
+                  conditions={"StringEquals": {"ec2:Owner": ["amazon", CANONICAL_ACCOUNT, account]}}),
+        statement("TagAtLaunch", ["ec2:CreateTags"], launched,
+                  conditions={"StringEquals": {"ec2:CreateAction": ["RunInstances"]}}),
+        statement("ManageOnlyFactoryInstances",
+                  ["ec2:StopInstances", "ec2:StartInstances", "ec2:TerminateInstances", "ec2:CreateImage"],
+                  [f"arn:aws:ec2:{region}:{account}:instance/*"],
+                  conditions={"StringEquals": {f"ec2:ResourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
+        # The image and snapshots CreateImage/CopyImage make do not exist yet, so carry no tag to test.
+        statement("CreateAndCopyImages", ["ec2:CreateImage", "ec2:CopyImage"], images),
+        statement("TagImagesWithBakehouseKeys", ["ec2:CreateTags"], images,
+                  conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*", "Name"]}}),
+        statement("ShareAndRetireFactoryImagesOnly", [
+            "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
+            "ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"], images,
+            conditions={"Null": {f"ec2:ResourceTag/{FAMILY_TAG}": "false"}}),
+        statement("PassBuildInstanceRoleToEc2", ["iam:PassRole"], [build_instance_role_arn],
+                  conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        statement("PassOwnRoleToChildAutomations", ["iam:PassRole"], [automation_role_arn],
+                  conditions={"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}),
+        statement("RunShellScriptDocumentOnly", ["ssm:SendCommand"],
+                  [f"arn:aws:ssm:{region}::document/AWS-RunShellScript"]),
+        statement("SendCommandToFactoryInstancesOnly", ["ssm:SendCommand"],
+                  [f"arn:aws:ec2:{region}:{account}:instance/*"],
+                  conditions={"StringEquals": {f"ssm:resourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
+        statement("ReadBuildScriptsAndTemplates", ["s3:GetObject", "s3:GetObjectVersion"], [f"{scripts_bucket_arn}/*"]),
+        statement("ListBuildScripts", ["s3:ListBucket"], [scripts_bucket_arn]),
+        statement("WriteScanEvidence", ["s3:PutObject"], [f"{central_bucket_arn(cfg.estate, 'evidence')}/factory/*"]),
+        statement("ImageRegistry", [
+            "ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory",
+            "ssm:GetParametersByPath", "ssm:LabelParameterVersion", "ssm:AddTagsToResource",
+            "ssm:ListTagsForResource"],
+            [f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/images/*"]),
+        statement("ReadFactorySettings", ["ssm:GetParameter"],
+                  [f"arn:aws:ssm:{region}:{account}:parameter{SETTINGS_PARAMETER}"]),
+        statement("ReadBaseImageParameters", ["ssm:GetParameter", "ssm:GetParameters"],
+                  [f"arn:aws:ssm:{region}::parameter{BASE_IMAGE_PARAMETERS[b]}" for b in bases]),
+        statement("AssumeWorkloadPublisherAndScanner", ["sts:AssumeRole"],
+                  [role_arn(a, n) for a in factory.target_accounts for n in (IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE)]),
+        statement("UseFactoryKeys", ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                                     "kms:DescribeKey"], list(key_arns)),
+        statement("EbsGrantsOnFactoryKeys", ["kms:CreateGrant"], list(key_arns),
+                  conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        statement("NotifyApproversAndSecurity", ["sns:Publish"], [*topic_arns, security_topic_arn(cfg.estate)]),
+        statement("StartFactoryAutomations", ["ssm:StartAutomationExecution"],
+                  [f"arn:aws:ssm:{region}:{account}:automation-definition/Bakehouse-*:*"]),
+        statement("FollowFactoryAutomations", ["ssm:GetAutomationExecution", "ssm:StopAutomationExecution"],
+                  [f"arn:aws:ssm:{region}:{account}:automation-execution/*"]),
+    ]
+    if product_arn is not None:
+        statements.append(statement("CatalogVersions", [
+            "servicecatalog:CreateProvisioningArtifact", "servicecatalog:UpdateProvisioningArtifact",
+            "servicecatalog:DeleteProvisioningArtifact", "servicecatalog:ListProvisioningArtifacts",
+            "servicecatalog:DescribeProvisioningArtifact", "servicecatalog:DescribeProductAsAdmin"], [product_arn]))
+    return statements
+
+
+def build_instance_statements(cfg: StackConfig, scripts_bucket_arn: str, scripts_key_arn: pulumi.Input[str],
+                              ) -> list[dict[str, Any]]:
+    region, account = cfg.region, cfg.account_id
+    return [
+        statement("ReadBuildScripts", ["s3:GetObject", "s3:GetObjectVersion"], [f"{scripts_bucket_arn}/*"]),
+        statement("DecryptBuildScriptsThroughS3", ["kms:Decrypt"], [scripts_key_arn],
+                  conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}),
+        statement("WriteBuildLogs", ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                  [f"arn:aws:logs:{region}:{account}:log-group:/bakehouse/build/*:*"]),
+        statement("CreateBuildLogGroups", ["logs:CreateLogGroup"],
+                  [f"arn:aws:logs:{region}:{account}:log-group:/bakehouse/build/*"]),
+    ]
+
+
+def pipeline_event_pattern(pipeline_name: str) -> str:
+    return json.dumps({
+        "source": ["aws.ssm"],
+        "detail-type": ["EC2 Automation Execution Status-change Notification"],
+        "detail": {"Definition": [pipeline_name], "Status": list(EXECUTION_STATUSES)},
+    })
+
+
+@dataclass(frozen=True)
+class ImageFactoryArgs:
+    cfg: StackConfig
+    factory: FactoryConfig
+    automation_role: aws.iam.Role
+    build_instance_role: aws.iam.Role
+    role_arns: Mapping[str, str]          # FactoryRoles.arns
+    scripts_bucket_name: str
+    scripts_key_arn: pulumi.Input[str]     # the account key the scripts bucket is encrypted with
+    factory_key_arn: pulumi.Input[str]
+    image_key_arns: Sequence[pulumi.Input[str]]  # home + per-region copy keys
+    subnet_arns: Sequence[pulumi.Input[str]]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    security_group_arn: pulumi.Input[str]
+    product_arn: pulumi.Input[str] | None  # None while the catalog has no product
+    automation_dir: Path = AUTOMATION_DIR
+
+
+class ImageFactory(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ImageFactoryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:factory:ImageFactory", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cfg, factory = args.cfg, args.factory
+        scripts_arn = f"arn:aws:s3:::{args.scripts_bucket_name}"
+
+        self.handlers = package(PROJECT_DIR, handler_sources(PROJECT_DIR), "handlers")
+        self.handlers_key = f"automation/{self.handlers.path.name}"
+        handlers_object = aws.s3.BucketObjectv2(
+            f"{name}-handlers", bucket=args.scripts_bucket_name, key=self.handlers_key,
+            source=pulumi.FileAsset(str(self.handlers.path)), source_hash=self.handlers.sha256,
+            server_side_encryption="aws:kms", kms_key_id=args.scripts_key_arn,
+            content_type="application/zip", opts=child)
+
+        self.approvers_topic = aws.sns.Topic(f"{name}-approvers", name="bakehouse-image-approvers",
+                                             kms_master_key_id=args.factory_key_arn, opts=child)
+        self.notifications_topic = aws.sns.Topic(f"{name}-notifications", name="bakehouse-factory-notifications",
+                                                 kms_master_key_id=args.factory_key_arn, opts=child)
+
+        aws.iam.RolePolicy(f"{name}-automation-policy", role=args.automation_role.name, policy=document(
+            *automation_statements(
+                cfg, factory, automation_role_arn=args.role_arns["automation"],
+                build_instance_role_arn=args.role_arns["build_instance"], scripts_bucket_arn=scripts_arn,
+                subnet_arns=args.subnet_arns, security_group_arn=args.security_group_arn,
+                key_arns=[*args.image_key_arns, args.scripts_key_arn],
+                topic_arns=[self.approvers_topic.arn, self.notifications_topic.arn],
+                product_arn=args.product_arn)), opts=child)
+        aws.iam.RolePolicy(f"{name}-build-instance-policy", role=args.build_instance_role.name, policy=document(
+            *build_instance_statements(cfg, scripts_arn, args.scripts_key_arn)), opts=child)
+
+        self.settings = aws.ssm.Parameter(
+            f"{name}-settings", name=SETTINGS_PARAMETER, type="String", tier="Standard",
+            description="Image factory settings the documents and handlers read (no secrets)",
+            value=pulumi.Output.json_dumps({
+                **factory.as_settings(),
+                "subnetIds": list(args.subnet_ids), "securityGroupId": args.security_group_id,
+                "instanceProfile": args.build_instance_role.name, "scriptsBucket": args.scripts_bucket_name,
+                "handlersKey": self.handlers_key, "approversTopicArn": self.approvers_topic.arn,
+                "kmsKeyArn": args.factory_key_arn, "productArn": args.product_arn,
+            }), opts=child)
+
+        self.documents = {}
+        for stem, text in factory_documents(args.automation_dir).items():
+            content = document_content(text, self.handlers)
+            attach = content != text
+            self.documents[stem] = aws.ssm.Document(
+                f"{name}-doc-{stem}", name=automation_document_name(stem), document_type="Automation",
+                document_format="YAML", content=content,
+                attachments_sources=[aws.ssm.DocumentAttachmentsSourceArgs(
+                    key="S3FileUrl", values=[f"s3://{args.scripts_bucket_name}/{self.handlers_key}"],
+                    name=HANDLERS_ATTACHMENT)] if attach else None,
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[handlers_object] if attach else [])))
+
+        pipeline = automation_document_name(PIPELINE_STEM)
+        rule = aws.cloudwatch.EventRule(f"{name}-pipeline-outcome", name="bakehouse-pipeline-outcome",
+                                        description=f"Every finished execution of {pipeline}",
+                                        event_pattern=pipeline_event_pattern(pipeline), opts=child)
+        aws.sns.TopicPolicy(f"{name}-notifications-policy", arn=self.notifications_topic.arn, policy=document(
+            statement("EventBridgePipelineOutcome", ["sns:Publish"], [self.notifications_topic.arn],
+                      principals={"Service": "events.amazonaws.com"},
+                      conditions={"ArnEquals": {"aws:SourceArn": rule.arn}}),
+        ), opts=child)
+        aws.cloudwatch.EventTarget(f"{name}-pipeline-outcome-topic", rule=rule.name, arn=self.notifications_topic.arn,
+                                   opts=child)
+
+        self.register_outputs({
+            "documents": {stem: d.name for stem, d in self.documents.items()},
+            "approvers_topic_arn": self.approvers_topic.arn,
+            "notifications_topic_arn": self.notifications_topic.arn,
+            "handlers_key": self.handlers_key,
+        })

@@ -1,0 +1,158 @@
+"""The hardened-instance product, offered to the workload OUs through a shared portfolio.
+
+Pulumi declares the product with its first provisioning artifact only: each approved AMI adds an
+artifact at runtime (handlers/catalog.py), so later artifacts are the handler's and ignored here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from .factory_roles import CATALOG_LAUNCH_ROLE
+from .iam import document, statement
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TEMPLATE = PROJECT_DIR / "catalog" / "hardened-instance.yaml"
+TEMPLATE_CONSTRAINT = PROJECT_DIR / "catalog" / "template-constraint.json"
+
+
+def template_key(text: str) -> str:
+    """A content-hashed key: a changed template is a new object, never an overwrite of a live one."""
+    return f"catalog/hardened-instance-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+
+
+def constraint_rules(path: Path = TEMPLATE_CONSTRAINT) -> str:
+    """The template constraint's rules as Service Catalog wants them (a JSON object with `Rules`)."""
+    rules = json.loads(path.read_text())
+    if not isinstance(rules, dict) or "Rules" not in rules:
+        raise ValueError(f"{path}: a template constraint is a JSON object with a Rules key")
+    return json.dumps(rules, sort_keys=True)
+
+
+def launch_statements(region: str, account: str) -> list[dict[str, Any]]:
+    """What the launch constraint role needs to run the product's stack: no more than its resources."""
+    return [
+        statement("ProductStacks", ["cloudformation:CreateStack", "cloudformation:UpdateStack",
+                                    "cloudformation:DeleteStack", "cloudformation:DescribeStacks",
+                                    "cloudformation:DescribeStackEvents", "cloudformation:GetTemplateSummary",
+                                    "cloudformation:SetStackPolicy"],
+                  [f"arn:aws:cloudformation:{region}:{account}:stack/SC-{account}-*"]),
+        # Launch-time reads and template validation have no resource-level permissions.
+        statement("LaunchReads", ["cloudformation:ValidateTemplate", "ec2:Describe*", "ssm:GetParameters",
+                                  "autoscaling:Describe*"], ["*"],
+                  conditions={"StringEquals": {"aws:RequestedRegion": region}}),
+        # The product's own resources: IMDSv2-only instances with encrypted volumes, nothing else.
+        statement("LaunchHardenedInstancesOnly", ["ec2:RunInstances"], [f"arn:aws:ec2:{region}:{account}:instance/*"],
+                  conditions={"StringEquals": {"ec2:MetadataHttpTokens": "required"}}),
+        statement("EncryptedVolumesOnly", ["ec2:RunInstances", "ec2:CreateVolume"],
+                  [f"arn:aws:ec2:{region}:{account}:volume/*"], conditions={"Bool": {"ec2:Encrypted": "true"}}),
+        statement("LaunchSupportingResources", ["ec2:RunInstances"], [
+            f"arn:aws:ec2:{region}::image/*", f"arn:aws:ec2:{region}:{account}:subnet/*",
+            f"arn:aws:ec2:{region}:{account}:network-interface/*", f"arn:aws:ec2:{region}:{account}:security-group/*",
+            f"arn:aws:ec2:{region}:{account}:launch-template/*"]),
+        statement("ProductLifecycle", [
+            "ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplate",
+            "ec2:TerminateInstances", "ec2:CreateTags", "autoscaling:CreateAutoScalingGroup",
+            "autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteAutoScalingGroup"],
+            [f"arn:aws:ec2:{region}:{account}:*", f"arn:aws:autoscaling:{region}:{account}:*"]),
+        statement("PassAppInstanceRoleToEc2", ["iam:PassRole"], [f"arn:aws:iam::{account}:role/*"],
+                  conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        statement("ProductTemplates", ["s3:GetObject"], ["arn:aws:s3:::*/catalog/hardened-instance-*"],
+                  conditions={"StringEquals": {"s3:ResourceAccount": account}}),
+    ]
+
+
+@dataclass(frozen=True)
+class ServiceCatalogArgs:
+    region: str
+    account_id: str
+    workload_ous: Sequence[str]
+    launch_role_names: Sequence[str]
+    launch_role: aws.iam.Role
+    templates_bucket: str  # the scripts bucket (KMS, versioned, logged)
+    templates_kms_key_arn: pulumi.Input[str]
+    template_path: Path = TEMPLATE
+    constraint_path: Path = TEMPLATE_CONSTRAINT
+
+
+class ServiceCatalog(pulumi.ComponentResource):
+    """Portfolio (shared to OUs with principals), product, launch and template constraints."""
+
+    def __init__(self, name: str, args: ServiceCatalogArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:factory:ServiceCatalog", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.portfolio = aws.servicecatalog.Portfolio(
+            f"{name}-portfolio", name="Bakehouse golden images", provider_name="Bakehouse image factory",
+            description="Hardened instances launched only from factory-approved AMIs", opts=child)
+        aws.iam.RolePolicy(f"{name}-launch-policy", role=args.launch_role.name,
+                           policy=document(*launch_statements(args.region, args.account_id)), opts=child)
+        self.shares = {
+            ou: aws.servicecatalog.PortfolioShare(
+                f"{name}-share-{ou}", portfolio_id=self.portfolio.id, principal_id=ou, type="ORGANIZATIONAL_UNIT",
+                share_principals=True, share_tag_options=False, opts=child)
+            for ou in args.workload_ous
+        }
+        # IAM_PATTERN with no account: shared along with the portfolio, it matches the role of that
+        # name in every recipient account (and this one).
+        self.principals = {
+            role: aws.servicecatalog.PrincipalPortfolioAssociation(
+                f"{name}-principal-{role}", portfolio_id=self.portfolio.id, principal_type="IAM_PATTERN",
+                principal_arn=f"arn:aws:iam:::role/{role}", opts=child)
+            for role in args.launch_role_names
+        }
+
+        self.product: aws.servicecatalog.Product | None = None
+        self.product_arn: pulumi.Output[str] | None = None
+        self.template_constraint: aws.servicecatalog.Constraint | None = None
+        if args.template_path.is_file():
+            self._product(name, args, child)
+        else:
+            # Written by the catalog area; until it lands the portfolio is declared empty, and says so.
+            pulumi.log.warn(f"missing artifact {args.template_path}: no catalog product declared", self)
+        self.register_outputs({"portfolio_id": self.portfolio.id,
+                               "product_id": self.product.id if self.product else None})
+
+    def _product(self, name: str, args: ServiceCatalogArgs, child: pulumi.ResourceOptions) -> None:
+        text = args.template_path.read_text()
+        key = template_key(text)
+        template = aws.s3.BucketObjectv2(
+            f"{name}-template", bucket=args.templates_bucket, key=key, content=text,
+            content_type="application/x-yaml", server_side_encryption="aws:kms",
+            kms_key_id=args.templates_kms_key_arn, opts=child)
+        self.template_url = f"https://{args.templates_bucket}.s3.{args.region}.amazonaws.com/{key}"
+        self.product = aws.servicecatalog.Product(
+            f"{name}-product", name="Bakehouse hardened instance", owner="Bakehouse platform",
+            type="CLOUD_FORMATION_TEMPLATE",
+            description="An instance or Auto Scaling group from the approved golden AMI: IMDSv2, encrypted volumes",
+            provisioning_artifact_parameters=aws.servicecatalog.ProductProvisioningArtifactParametersArgs(
+                name="initial", description="Declared by Pulumi; later versions come from the factory",
+                type="CLOUD_FORMATION_TEMPLATE", template_url=self.template_url),
+            # handlers/catalog.py adds an artifact per approved AMI; Pulumi must not fight it.
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[template],
+                                                    ignore_changes=["provisioningArtifactParameters"])))
+        self.product_arn = self.product.arn
+        association = aws.servicecatalog.ProductPortfolioAssociation(
+            f"{name}-product-association", portfolio_id=self.portfolio.id, product_id=self.product.id, opts=child)
+        after_association = child.merge(pulumi.ResourceOptions(depends_on=[association]))
+        # By name, so each recipient account's own role of that name launches the product there.
+        self.launch_constraint = aws.servicecatalog.Constraint(
+            f"{name}-launch-constraint", portfolio_id=self.portfolio.id, product_id=self.product.id, type="LAUNCH",
+            description="Provision through the catalog launch role only",
+            parameters=json.dumps({"LocalRoleName": CATALOG_LAUNCH_ROLE}), opts=after_association)
+        if not args.constraint_path.is_file():
+            pulumi.log.warn(f"missing artifact {args.constraint_path}: no template constraint declared", self)
+            return
+        self.template_constraint = aws.servicecatalog.Constraint(
+            f"{name}-template-constraint", portfolio_id=self.portfolio.id, product_id=self.product.id,
+            type="TEMPLATE", description="The AMI parameter accepts the approved image id only",
+            parameters=constraint_rules(args.constraint_path),
+            # The handler narrows the rule to each newly approved AMI id; the file holds the first value.
+            opts=after_association.merge(pulumi.ResourceOptions(ignore_changes=["parameters"])))

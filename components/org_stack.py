@@ -82,8 +82,8 @@ def parse_org_settings(cfg: StackConfig) -> OrgSettings:
 
 class OrgStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
+        settings = parse_org_settings(cfg)  # first: a bad section declares nothing, not even this component
         super().__init__("bakehouse:stack:Org", name, None, opts)
-        settings = parse_org_settings(cfg)  # before any resource: a bad section declares nothing
         policies = org_policies(cfg.estate)
         child = pulumi.ResourceOptions(parent=self)
 

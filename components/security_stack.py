@@ -79,8 +79,8 @@ def parse_security_settings(cfg: StackConfig) -> SecuritySettings:
 
 class SecurityStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
+        settings = parse_security_settings(cfg)  # first: a bad section declares nothing, not even this component
         super().__init__("bakehouse:stack:Security", name, None, opts)
-        settings = parse_security_settings(cfg)  # before any resource: a bad section declares nothing
         storage = account_storage(name, cfg, self)
         child = pulumi.ResourceOptions(parent=self)
         estate = cfg.estate

@@ -1,0 +1,331 @@
+"""The organization's guardrails, judged the way AWS would: each SCP is evaluated against example
+requests with a small IAM evaluator (Deny, NotAction, NotResource, the condition operators the
+policies use, IAM's missing-key rules), through the OU chain each account actually sits in."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from components.scps import DECLARATIVE_MAX_CHARS, SCP_MAX_CHARS
+
+MGMT, SECURITY, BUILD, DEV, UAT, PROD = ("111111111111", "222222222222", "333333333333",
+                                         "444444444444", "555555555555", "666666666666")
+ACCOUNT_KEYS = {"security": SECURITY, "build": BUILD, "dev": DEV, "uat": UAT, "prod": PROD}
+ROOT = "root"
+
+
+# --- a small IAM evaluator -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    action: str
+    resources: tuple[str, ...] = ("*",)
+    principal: str = "arn:aws:iam::444444444444:role/app"
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def keys(self) -> dict[str, Any]:
+        # aws:PrincipalArn is always present; other keys only when the request carries them.
+        return {"aws:PrincipalArn": self.principal, "aws:RequestedRegion": "eu-west-1", **self.context}
+
+
+def _like(pattern: str, value: str, case_insensitive: bool = False) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE if case_insensitive else 0) is not None
+
+
+def _listify(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+POSITIVE = {
+    "StringEquals": lambda p, v: str(v) == p,
+    "StringLike": lambda p, v: _like(p, str(v)),
+    "ArnEquals": lambda p, v: str(v) == p,
+    "ArnLike": lambda p, v: _like(p, str(v)),
+    "Bool": lambda p, v: str(v).lower() == str(p).lower(),
+}
+NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike",
+           "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
+
+
+def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, Any]) -> bool:
+    patterns = [str(p) if not isinstance(p, bool) else str(p).lower() for p in _listify(expected)]
+    if operator in NEGATED:
+        # IAM: a negated operator on an absent key is true (nothing to equal the forbidden values).
+        if key not in context:
+            return True
+        test = POSITIVE[NEGATED[operator]]
+        return not any(test(p, context[key]) for p in patterns)
+    if operator not in POSITIVE:
+        raise AssertionError(f"evaluator does not know condition operator {operator}")
+    if key not in context:
+        return False
+    return any(POSITIVE[operator](p, context[key]) for p in patterns)
+
+
+def statement_applies(stmt: dict[str, Any], request: Request) -> bool:
+    if "Action" in stmt:
+        action_ok = any(_like(a, request.action, True) for a in _listify(stmt["Action"]))
+    else:
+        action_ok = not any(_like(a, request.action, True) for a in _listify(stmt["NotAction"]))
+    if not action_ok:
+        return False
+    if "Resource" in stmt:
+        resource_ok = any(_like(p, r) for p in _listify(stmt["Resource"]) for r in request.resources)
+    else:
+        resource_ok = any(not any(_like(p, r) for p in _listify(stmt["NotResource"])) for r in request.resources)
+    if not resource_ok:
+        return False
+    context = request.keys()
+    return all(_condition_holds(op, key, expected, context)
+               for op, pairs in stmt.get("Condition", {}).items() for key, expected in pairs.items())
+
+
+def denied_by(documents: list[dict[str, Any]], request: Request) -> list[str]:
+    """Sids of Deny statements that match (the estate's SCPs are deny lists over FullAWSAccess)."""
+    return [s["Sid"] for doc in documents for s in doc["Statement"]
+            if s["Effect"] == "Deny" and statement_applies(s, request)]
+
+
+# --- the recorded organization ---------------------------------------------------------------------
+
+class OrgView:
+    def __init__(self, run):
+        self.run = run
+        self.ous = {r.name: r for r in run.of_type("aws:organizations/organizationalUnit:OrganizationalUnit")}
+        self.ou_by_id = {f"{name}-id": name for name in self.ous}
+        self.policies = {r.name: r for r in run.of_type("aws:organizations/policy:Policy")}
+        self.policy_by_id = {f"{name}-id": r for name, r in self.policies.items()}
+        self.attachments = run.of_type("aws:organizations/policyAttachment:PolicyAttachment")
+        self.accounts = {r.inputs["tags"]["bakehouse:account"]: r
+                         for r in run.of_type("aws:organizations/account:Account")}
+
+    def target_of(self, attachment) -> str:
+        # The mocks leave the organization's root id unknown; the attachment's own name says root.
+        if attachment.name.endswith("-root"):
+            return ROOT
+        return self.ou_by_id[attachment.inputs["targetId"]]
+
+    def chain(self, account_key: str) -> list[str]:
+        """The OU names from the account's OU up to the root, then the root."""
+        chain, parent = [], self.accounts[account_key].inputs["parentId"]
+        while parent in self.ou_by_id:
+            ou = self.ou_by_id[parent]
+            chain.append(ou)
+            parent = self.ous[ou].inputs.get("parentId")
+        return [*chain, ROOT]
+
+    def effective(self, account_key: str, policy_type: str = "SERVICE_CONTROL_POLICY") -> list[dict[str, Any]]:
+        targets = set(self.chain(account_key))
+        docs = []
+        for attachment in self.attachments:
+            policy = self.policy_by_id[attachment.inputs["policyId"]]
+            if self.target_of(attachment) in targets and policy.inputs["type"] == policy_type:
+                docs.append(json.loads(policy.inputs["content"]))
+        return docs
+
+
+@pytest.fixture(scope="module")
+def org(stack_run):
+    return OrgView(stack_run("org"))
+
+
+def _role(account: str, name: str = "app") -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+def _denied(org: OrgView, account_key: str, request: Request) -> list[str]:
+    return denied_by(org.effective(account_key), request)
+
+
+# --- size ----------------------------------------------------------------------------------------
+
+def test_every_scp_fits_the_size_quota(org):
+    scps = [p for p in org.policies.values() if p.inputs["type"] == "SERVICE_CONTROL_POLICY"]
+    assert len(scps) >= 5
+    for policy in scps:
+        content = policy.inputs["content"]
+        minified = json.dumps(json.loads(content), separators=(",", ":"))
+        assert content == minified, f"{policy.name} is not stored minified"
+        assert len(minified) <= SCP_MAX_CHARS, f"{policy.name}: {len(minified)} > {SCP_MAX_CHARS}"
+    for policy in org.policies.values():
+        if policy.inputs["type"] == "DECLARATIVE_POLICY_EC2":
+            assert len(policy.inputs["content"]) <= DECLARATIVE_MAX_CHARS
+
+
+def test_no_target_exceeds_five_attached_scps(org):
+    # AWS allows five SCPs per root/OU/account, FullAWSAccess included.
+    per_target: dict[str, int] = {}
+    for attachment in org.attachments:
+        if org.policy_by_id[attachment.inputs["policyId"]].inputs["type"] == "SERVICE_CONTROL_POLICY":
+            per_target[org.target_of(attachment)] = per_target.get(org.target_of(attachment), 0) + 1
+    assert per_target and all(count + 1 <= 5 for count in per_target.values()), per_target
+
+
+# --- workload network ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ["dev", "uat", "prod"])
+def test_workload_ous_deny_internet_gateways(org, env):
+    account = ACCOUNT_KEYS[env]
+    for action in ("ec2:CreateInternetGateway", "ec2:AttachInternetGateway", "ec2:CreateEgressOnlyInternetGateway"):
+        assert "DenyInternetPaths" in _denied(org, env, Request(action, principal=_role(account)))
+    # The deploy role is not exempt: a private-only network has no use for an internet gateway.
+    assert _denied(org, env, Request("ec2:CreateInternetGateway", principal=_role(account, "BakehouseDeploy")))
+
+
+def test_internet_gateways_remain_possible_outside_workload_ous(org):
+    assert _denied(org, "build", Request("ec2:CreateInternetGateway", principal=_role(BUILD))) == []
+    assert _denied(org, "security", Request("ec2:CreateNatGateway", principal=_role(SECURITY))) == []
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_workload_ous_deny_nat_gateways_and_public_ips(org, env):
+    principal = _role(ACCOUNT_KEYS[env])
+    assert _denied(org, env, Request("ec2:CreateNatGateway", principal=principal))
+    assert _denied(org, env, Request("ec2:AllocateAddress", principal=principal))
+    public_launch = Request("ec2:RunInstances", ("arn:aws:ec2:eu-west-1:444444444444:network-interface/*",),
+                            principal, {"ec2:AssociatePublicIpAddress": "true", "ec2:MetadataHttpTokens": "required"})
+    assert "DenyPublicIpOnLaunch" in _denied(org, env, public_launch)
+    private_launch = Request("ec2:RunInstances", ("arn:aws:ec2:eu-west-1:444444444444:network-interface/*",),
+                             principal, {"ec2:AssociatePublicIpAddress": "false"})
+    assert "DenyPublicIpOnLaunch" not in _denied(org, env, private_launch)
+
+
+def test_workload_ous_deny_peering_outside_the_estate(org):
+    peering = ("arn:aws:ec2:eu-west-1:444444444444:vpc-peering-connection/*",)
+    inside = Request("ec2:CreateVpcPeeringConnection", peering, _role(DEV),
+                     {"ec2:AccepterVpc": f"arn:aws:ec2:eu-west-1:{UAT}:vpc/vpc-0abc",
+                      "ec2:RequesterVpc": f"arn:aws:ec2:eu-west-1:{DEV}:vpc/vpc-0def"})
+    outside = Request("ec2:CreateVpcPeeringConnection", peering, _role(DEV),
+                      {"ec2:AccepterVpc": "arn:aws:ec2:eu-west-1:999999999999:vpc/vpc-0abc",
+                       "ec2:RequesterVpc": f"arn:aws:ec2:eu-west-1:{DEV}:vpc/vpc-0def"})
+    accept_foreign = Request("ec2:AcceptVpcPeeringConnection", peering, _role(PROD),
+                             {"ec2:AccepterVpc": f"arn:aws:ec2:eu-west-1:{PROD}:vpc/vpc-01",
+                              "ec2:RequesterVpc": "arn:aws:ec2:eu-west-1:999999999999:vpc/vpc-02"})
+    assert _denied(org, "dev", inside) == []
+    assert _denied(org, "dev", outside) == ["DenyPeeringToOutsideVpc"]
+    assert _denied(org, "prod", accept_foreign) == ["DenyPeeringFromOutsideVpc"]
+
+
+# --- images and IMDS -----------------------------------------------------------------------------
+
+def _launch(account: str, owner: str, tokens: str | None = "required") -> Request:
+    context = {"ec2:Owner": owner}
+    if tokens is not None:
+        context["ec2:MetadataHttpTokens"] = tokens
+    return Request("ec2:RunInstances", (f"arn:aws:ec2:eu-west-1:{account}:instance/*",
+                                        "arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0"), _role(account), context)
+
+
+def test_workload_accounts_launch_only_images_owned_by_the_build_account(org):
+    assert _denied(org, "dev", _launch(DEV, BUILD)) == []
+    assert _denied(org, "dev", _launch(DEV, "amazon")) == ["DenyImagesFromOtherOwners"]
+    assert _denied(org, "prod", _launch(PROD, "137112412989")) == ["DenyImagesFromOtherOwners"]
+    # The build account bakes from Amazon's base images, so it is not bound by the owner rule.
+    assert _denied(org, "build", _launch(BUILD, "amazon")) == []
+
+
+@pytest.mark.parametrize("env", ["security", "build", "dev", "prod"])
+def test_run_instances_requires_imdsv2_everywhere(org, env):
+    account = ACCOUNT_KEYS[env]
+    assert "DenyInstancesWithoutImdsv2" in _denied(org, env, _launch(account, BUILD, tokens="optional"))
+    assert "DenyInstancesWithoutImdsv2" in _denied(org, env, _launch(account, BUILD, tokens=None))
+    assert "DenyInstancesWithoutImdsv2" not in _denied(org, env, _launch(account, BUILD, tokens="required"))
+
+
+# --- organization-wide ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ["security", "build", "dev", "uat", "prod"])
+def test_leaving_the_organization_is_denied_to_every_member(org, env):
+    principal = _role(ACCOUNT_KEYS[env], "BakehouseDeploy")
+    assert "DenyLeavingOrganization" in _denied(org, env, Request("organizations:LeaveOrganization", principal=principal))
+
+
+def test_root_user_is_denied_everything(org):
+    root = Request("s3:ListAllMyBuckets", principal=f"arn:aws:iam::{DEV}:root")
+    assert "DenyRootUser" in _denied(org, "dev", root)
+    assert "DenyRootUser" not in _denied(org, "dev", Request("s3:ListAllMyBuckets", principal=_role(DEV)))
+
+
+@pytest.mark.parametrize("action", ["cloudtrail:StopLogging", "guardduty:DeleteDetector",
+                                    "securityhub:DisableSecurityHub", "config:StopConfigurationRecorder",
+                                    "access-analyzer:DeleteAnalyzer", "inspector2:Disable"])
+def test_security_services_cannot_be_disabled_except_by_the_deploy_role(org, action):
+    assert "DenySecurityServiceTampering" in _denied(org, "dev", Request(action, principal=_role(DEV, "Admin")))
+    deploy = Request(action, principal=_role(DEV, "BakehouseDeploy"))
+    assert "DenySecurityServiceTampering" not in _denied(org, "dev", deploy)
+
+
+def test_log_buckets_and_keys_are_protected_except_from_the_deploy_role(org):
+    trail_bucket = f"arn:aws:s3:::bakehouse-trail-{SECURITY}-eu-west-1"
+    key = f"arn:aws:kms:eu-west-1:{SECURITY}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    admin = _role(SECURITY, "Admin")
+    assert _denied(org, "security", Request("s3:PutBucketPolicy", (trail_bucket,), admin)) == ["DenyLogBucketTampering"]
+    assert _denied(org, "security", Request("s3:DeleteObjectVersion", (f"{trail_bucket}/AWSLogs/x.json.gz",), admin))
+    assert _denied(org, "security", Request("kms:ScheduleKeyDeletion", (key,), admin)) == ["DenyLogKeyTampering"]
+    deploy = _role(SECURITY, "BakehouseDeploy")
+    assert _denied(org, "security", Request("s3:PutBucketPolicy", (trail_bucket,), deploy)) == []
+    # Other buckets and other accounts' keys stay the business of their owners.
+    other = "arn:aws:s3:::some-app-bucket"
+    assert _denied(org, "dev", Request("s3:PutBucketPolicy", (other,), _role(DEV, "Admin"))) == []
+    assert _denied(org, "dev", Request("kms:ScheduleKeyDeletion", (f"arn:aws:kms:eu-west-1:{DEV}:key/k",),
+                                       _role(DEV, "Admin"))) == []
+
+
+def test_regions_outside_the_allowed_list_are_denied_but_global_services_are_exempt(org):
+    outside = {"aws:RequestedRegion": "ap-southeast-2"}
+    assert _denied(org, "dev", Request("ec2:DescribeInstances", principal=_role(DEV), context=outside)) == [
+        "DenyOutsideAllowedRegions"]
+    assert _denied(org, "dev", Request("ec2:DescribeInstances", principal=_role(DEV),
+                                       context={"aws:RequestedRegion": "eu-central-1"})) == []
+    for global_action in ("iam:CreateRole", "sts:AssumeRole", "organizations:DescribeOrganization",
+                          "route53:ChangeResourceRecordSets", "support:CreateCase", "cloudfront:CreateDistribution"):
+        assert _denied(org, "dev", Request(global_action, principal=_role(DEV), context=outside)) == [], global_action
+
+
+# --- attachments and declarative policies -------------------------------------------------------
+
+def test_scps_attach_where_the_issue_places_them(org):
+    placed = {(org.policy_by_id[a.inputs["policyId"]].inputs["name"], org.target_of(a)) for a in org.attachments}
+    assert {("bakehouse-baseline", ROOT), ("bakehouse-protect-security", ROOT), ("bakehouse-regions", ROOT),
+            ("bakehouse-workload-network", "org-organization-ou-workloads"),
+            ("bakehouse-approved-images", "org-organization-ou-workloads")} <= placed
+    # NonProd and Prod inherit from Workloads: both workload OUs are children of it.
+    for ou in ("org-organization-ou-nonprod", "org-organization-ou-prod"):
+        assert org.ous[ou].inputs["parentId"] == "org-organization-ou-workloads-id"
+
+
+def test_ec2_declarative_policies_require_imdsv2_block_public_sharing_and_allow_build_images(org):
+    everywhere = org.effective("build", "DECLARATIVE_POLICY_EC2")
+    assert len(everywhere) == 1
+    attrs = everywhere[0]["ec2_attributes"]
+    assert attrs["instance_metadata_defaults"]["http_tokens"] == {"@@assign": "required"}
+    assert attrs["image_block_public_access"]["state"] == {"@@assign": "block_new_sharing"}
+    assert attrs["snapshot_block_public_access"]["state"] == {"@@assign": "block_all_sharing"}
+    workload = [d["ec2_attributes"] for d in org.effective("dev", "DECLARATIVE_POLICY_EC2")]
+    allowed = [d["allowed_images_settings"] for d in workload if "allowed_images_settings" in d]
+    assert allowed and allowed[0]["state"] == {"@@assign": "enabled"}
+    assert allowed[0]["image_criteria"]["criteria_1"]["allowed_image_providers"] == {"@@assign": [BUILD]}
+    organization = org.run.of_type("aws:organizations/organization:Organization")[0]
+    assert "DECLARATIVE_POLICY_EC2" in organization.inputs["enabledPolicyTypes"]
+
+
+# --- the evaluator itself must be able to say no -------------------------------------------------
+
+def test_evaluator_follows_iam_rules_for_absent_keys_and_not_action():
+    stmt = {"Sid": "S", "Effect": "Deny", "NotAction": ["iam:*"], "Resource": ["*"],
+            "Condition": {"StringNotEquals": {"aws:RequestedRegion": ["eu-west-1"]}}}
+    assert not statement_applies(stmt, Request("iam:CreateRole", context={"aws:RequestedRegion": "us-west-2"}))
+    assert statement_applies(stmt, Request("ec2:RunInstances", context={"aws:RequestedRegion": "us-west-2"}))
+    assert not statement_applies(stmt, Request("ec2:RunInstances"))
+    positive = {"Sid": "P", "Effect": "Deny", "Action": ["ec2:*"], "Resource": ["*"],
+                "Condition": {"Bool": {"ec2:AssociatePublicIpAddress": "true"}}}
+    assert not statement_applies(positive, Request("ec2:RunInstances"))  # absent key: positive operator false
+    absent_negated = {"Sid": "N", "Effect": "Deny", "Action": ["ec2:RunInstances"], "Resource": ["*"],
+                      "Condition": {"StringNotEquals": {"ec2:MetadataHttpTokens": "required"}}}
+    assert statement_applies(absent_negated, Request("ec2:RunInstances"))  # absent key: negated operator true

@@ -1,0 +1,128 @@
+"""`bakehouse:factory` is validated before anything is declared; each problem names stack, key, value, allowed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from components.build_network import plan_subnets
+from components.factory_config import DEFAULT_EGRESS, factory_config
+from estate.config import ConfigError, NetworkConfig, parse_stack_config
+from tools.mockrun import PROJECT_DIR, run_stack, stack_config
+
+BUILD_FILE = PROJECT_DIR / "Pulumi.build.yaml"
+
+
+def shipped_factory() -> dict:
+    return yaml.safe_load(BUILD_FILE.read_text())["config"]["bakehouse:factory"]
+
+
+def build_cfg(factory: dict | None):
+    """The build stack's StackConfig as the loader makes it, with the factory section replaced."""
+    config, _ = stack_config("build")
+    values = {k.removeprefix("bakehouse:"): yaml.safe_load(v) if v[:1] in "[{" else v for k, v in config.items()}
+    if factory is None:
+        values.pop("factory", None)
+    else:
+        values["factory"] = factory
+    return parse_stack_config("build", values)
+
+
+def problems_of(**changes) -> list[str]:
+    factory = copy.deepcopy(shipped_factory())
+    for key, value in changes.items():
+        path = key.split("__")
+        target = factory
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        factory_config(build_cfg(factory))
+    assert err.value.stack == "build"
+    return err.value.problems
+
+
+def test_shipped_factory_config_parses_into_typed_settings():
+    factory = factory_config(build_cfg(shipped_factory()))
+    assert {f.name: f.base for f in factory.families} == {"al2023-base": "al2023", "ubuntu-base": "ubuntu2404"}
+    assert factory.regions == ("eu-central-1", "us-east-1")
+    assert factory.target_accounts == ("444444444444", "555555555555", "666666666666")
+    assert factory.auto_approve_envs == ("dev",)
+    assert factory.as_settings()["targetAccounts"]["prod"] == "666666666666"
+
+
+def test_missing_section_reports_the_required_keys_and_defaults_the_rest():
+    with pytest.raises(ConfigError) as err:
+        factory_config(build_cfg(None))
+    text = str(err.value)
+    assert "bakehouse:factory.families is missing" in text
+    assert "bakehouse:factory.workloadOus is missing" in text
+    minimal = factory_config(build_cfg({"families": {"web": {"base": "al2023"}}, "workloadOus": ["ou-ab12-wkld0001"]}))
+    assert minimal.egress_domains == DEFAULT_EGRESS
+    assert minimal.severity_threshold == "HIGH" and minimal.auto_approve_envs == ()
+
+
+def test_auto_approve_for_prod_is_refused():
+    problems = problems_of(autoApproveEnvs=["dev", "prod"])
+    assert problems == ["stack build: bakehouse:factory.autoApproveEnvs[] is 'prod'; allowed: dev, uat "
+                        "(never prod: its images always need a human approval)"]
+
+
+@pytest.mark.parametrize("changes, key, value, allowed", [
+    ({"families__al2023-base": {"base": "centos7"}}, "families.al2023-base.base", "'centos7'", "al2023, ubuntu2404"),
+    ({"families": {"Bad_Name": {"base": "al2023"}}}, "families", "'Bad_Name'", "family names"),
+    ({"families__al2023-base": {"base": "al2023", "arch": "arm64"}}, "families.al2023-base.arch", "'arm64'",
+     "one of the keys base"),
+    ({"regions": ["ap-south-1"]}, "regions[]", "'ap-south-1'", "eu-central-1, us-east-1"),
+    ({"regions": ["eu-west-1"]}, "regions[]", "'eu-west-1'", "eu-central-1, us-east-1"),
+    ({"targetEnvs": ["dev", "staging"]}, "targetEnvs[]", "'staging'", "dev, prod, uat"),
+    ({"workloadOus": ["r-abcd"]}, "workloadOus[]", "'r-abcd'", "organizational unit ids"),
+    ({"workloadOus": []}, "workloadOus", "[]", "a non-empty list"),
+    ({"autoApproveEnvs": ["qa"]}, "autoApproveEnvs[]", "'qa'", "dev, uat"),
+    ({"severityThreshold": "LOW"}, "severityThreshold", "'LOW'", "CRITICAL, HIGH, MEDIUM"),
+    ({"maxCatalogVersions": 0}, "maxCatalogVersions", "0", "an integer from 1 to 20"),
+    ({"maxCatalogVersions": True}, "maxCatalogVersions", "true", "an integer from 1 to 20"),
+    ({"launchRoleNames": ["bad role"]}, "launchRoleNames[]", "'bad role'", "IAM role names"),
+    ({"egressDomains": ["*.ubuntu.com"]}, "egressDomains[]", "'*.ubuntu.com'", "no wildcards"),
+    ({"egressDomains": ["10.0.0.1"]}, "egressDomains[]", "'10.0.0.1'", "no IP addresses"),
+    ({"egressDomains": ["cdn.amazonlinux.com", "cdn.amazonlinux.com"]}, "egressDomains", "'cdn.amazonlinux.com'",
+     "each entry once"),
+    ({"rescan__schedule": "every day"}, "rescan.schedule", "'every day'", "rate(N days|hours|minutes)"),
+    ({"rescan__schedule": "at(2026-01-01T00:00:00)"}, "rescan.schedule", "'at(2026-01-01T00:00:00)'", "recurring"),
+    ({"rescan__batchSize": 500}, "rescan.batchSize", "500", "an integer from 1 to 50"),
+    ({"rescan__parallel": 3}, "rescan.parallel", "3", "one of the keys batchSize, schedule"),
+    ({"lifecycle__keep": 0}, "lifecycle.keep", "0", "an integer from 1 to 50"),
+    ({"lifecycle__graceDays": 0}, "lifecycle.graceDays", "0", "an integer from 1 to 365"),
+    ({"lifecycle__prodRetentionYears": 20}, "lifecycle.prodRetentionYears", "20", "an integer from 1 to 10"),
+    ({"lifecycle__dryRun": "yes"}, "lifecycle.dryRun", "'yes'", "true or false"),
+    ({"lifecycle__keepForever": True}, "lifecycle.keepForever", "true", "one of the keys"),
+    ({"autoApprove": True}, "autoApprove", "true", "one of the keys autoApproveEnvs"),
+])
+def test_each_bad_value_is_reported_with_its_key_value_and_what_is_allowed(changes, key, value, allowed):
+    problems = problems_of(**changes)
+    expected = f"stack build: bakehouse:factory.{key} is {value}; allowed: "
+    assert any(p.startswith(expected) and allowed in p for p in problems), problems
+
+
+def test_every_problem_of_the_section_is_reported_at_once():
+    problems = problems_of(severityThreshold="LOW", autoApproveEnvs=["prod"], regions=["sa-east-1"],
+                           rescan={"batchSize": 0})
+    assert len(problems) == 4
+    assert {p.split(" is ")[0].split(".", 1)[1] for p in problems} == {
+        "severityThreshold", "autoApproveEnvs[]", "regions[]", "rescan.batchSize"}
+
+
+def test_bad_factory_config_fails_the_build_stack_before_any_resource_is_declared():
+    factory = shipped_factory() | {"severityThreshold": "LOW"}
+    run = run_stack("build", overrides={"bakehouse:factory": factory}, raise_errors=False)
+    assert isinstance(run.error, ConfigError), run.error
+    assert "bakehouse:factory.severityThreshold is 'LOW'" in str(run.error)
+    assert [r for r in run.resources if r.custom and not r.is_provider] == []
+
+
+def test_build_network_too_small_for_three_tiers_is_refused_with_the_minimum():
+    with pytest.raises(ConfigError) as err:
+        plan_subnets("build", NetworkConfig("10.0.0.0/24", 2), "eu-west-1")
+    assert "bakehouse:network.cidr is '10.0.0.0/24'; allowed: a /23 or larger range" in str(err.value)

@@ -1,0 +1,319 @@
+"""AMI lifecycle: keep what is needed, deprecate the rest, later deregister it everywhere.
+
+A pure `plan` decides per image from facts (age, approval, prod use, deprecation time, whether it
+is the published `latest`); `execute` carries the decisions out in the home region and in every
+region the image was copied to (copies carry the tag bakehouse:source-ami). Dry run stops after
+the plan. The deprecation time EC2 keeps on the image is the record the grace period counts from,
+so a rerun finds everything where the previous run left it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from handlers.common import (
+    REGION,
+    TAG_FAMILY,
+    TAG_RAN_IN,
+    TAG_SOURCE_AMI,
+    BakehouseError,
+    EventReader,
+    client,
+    tags_to_dict,
+)
+
+TAG_APPROVED = "bakehouse:approved"  # written by handlers/publish.py
+TAG_VULNERABLE = "bakehouse:vulnerable"  # written by handlers/rescan.py
+TAG_PROD_LAST_SEEN = "bakehouse:prod-last-seen"  # written by handlers/rescan.py (YYYY-MM-DD)
+FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
+# EC2 refuses a deprecation time in the past; a minute ahead takes effect at once in practice.
+DEPRECATION_LEAD = timedelta(minutes=1)
+
+
+class Action(str, enum.Enum):
+    KEEP = "keep"
+    DEPRECATE = "deprecate"
+    WAIT = "wait"  # deprecated, grace period still running
+    DEREGISTER = "deregister"
+
+
+class LifecycleFailed(BakehouseError):
+    def __init__(self, image_id: str, region: str, reason: str):
+        super().__init__(f"image {image_id} in {region}: {reason}")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    keep_newest: int  # approved images per family
+    keep_days: int
+    grace_days: int
+    prod_retention_years: int
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    image_id: str
+    family: str
+    created: datetime
+    approved: bool = True
+    vulnerable: bool = False
+    ran_in_prod: bool = False
+    prod_last_seen: datetime | None = None
+    deprecation_time: datetime | None = None
+    current: bool = False  # the value of /bakehouse/images/<family>/latest
+
+
+@dataclass(frozen=True)
+class Decision:
+    image_id: str
+    family: str
+    action: Action
+    reason: str
+
+
+def _add_years(when: datetime, years: int) -> datetime:
+    year = when.year + years
+    day = min(when.day, calendar.monthrange(year, when.month)[1])  # 29 February -> 28 February
+    return when.replace(year=year, day=day)
+
+
+def plan(images: Iterable[ImageFacts], policy: RetentionPolicy, now: datetime) -> list[Decision]:
+    """One decision per image, newest first within each family. Pure: no AWS, no clock."""
+    by_family: dict[str, list[ImageFacts]] = {}
+    for image in images:
+        by_family.setdefault(image.family, []).append(image)
+    decisions = []
+    for family in sorted(by_family):
+        ordered = sorted(by_family[family], key=lambda i: (i.created, i.image_id), reverse=True)
+        # A vulnerable image is no fallback for anyone, so it does not hold one of the N places.
+        newest = {i.image_id for i in [i for i in ordered if i.approved and not i.vulnerable][:policy.keep_newest]}
+        for image in ordered:
+            action, reason = _decide(image, image.image_id in newest, policy, now)
+            decisions.append(Decision(image.image_id, family, action, reason))
+    return decisions
+
+
+def _decide(image: ImageFacts, among_newest: bool, policy: RetentionPolicy, now: datetime) -> tuple[Action, str]:
+    if image.current:
+        return Action.KEEP, "published as the family's latest image"
+    if image.ran_in_prod:
+        since = max(image.created, image.prod_last_seen or image.created)
+        until = _add_years(since, policy.prod_retention_years)
+        if now < until:
+            return Action.KEEP, f"ran in prod; retained until {until:%Y-%m-%d}"
+    if among_newest:
+        return Action.KEEP, f"one of the {policy.keep_newest} newest approved images"
+    if now - image.created < timedelta(days=policy.keep_days):
+        return Action.KEEP, f"younger than {policy.keep_days} days"
+    if image.deprecation_time is None:
+        return Action.DEPRECATE, "older than the retention window and not among the newest"
+    ends = image.deprecation_time + timedelta(days=policy.grace_days)
+    if now < ends:
+        return Action.WAIT, f"deprecated; grace period ends {ends:%Y-%m-%d %H:%M}"
+    return Action.DEREGISTER, f"deprecated and the {policy.grace_days}-day grace period is over"
+
+
+# --- facts from AWS ----------------------------------------------------------------------------
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value).replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Copy:
+    region: str
+    image_id: str
+    snapshot_ids: tuple[str, ...]
+    deprecated: bool
+    ran_in_prod: bool
+
+
+@dataclass(frozen=True)
+class Inventory:
+    facts: tuple[ImageFacts, ...]
+    snapshots: Mapping[str, tuple[str, ...]]  # source image id -> its snapshots (home region)
+    copies: Mapping[str, tuple[Copy, ...]]  # source image id -> copies elsewhere
+
+
+def _snapshots(image: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
+                 if "Ebs" in m and m["Ebs"].get("SnapshotId"))
+
+
+def _owned_images(ec2, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pages = ec2.get_paginator("describe_images").paginate(Owners=["self"], Filters=filters)
+    return [image for page in pages for image in page["Images"]]
+
+
+def inventory(ec2_for: Callable[[str], Any], ssm, home: str, copy_regions: Sequence[str],
+              families: Sequence[str] = ()) -> Inventory:
+    home_ec2 = ec2_for(home)
+    sources = [i for i in _owned_images(home_ec2, [{"Name": "tag-key", "Values": [TAG_FAMILY]}])
+               if TAG_SOURCE_AMI not in tags_to_dict(i.get("Tags"))]
+    copies: dict[str, list[Copy]] = {}
+    for region in copy_regions:
+        if region == home:
+            continue
+        for image in _owned_images(ec2_for(region), [{"Name": "tag-key", "Values": [TAG_SOURCE_AMI]}]):
+            tags = tags_to_dict(image.get("Tags"))
+            copies.setdefault(tags[TAG_SOURCE_AMI], []).append(Copy(
+                region, image["ImageId"], _snapshots(image), bool(image.get("DeprecationTime")),
+                tags.get(TAG_RAN_IN) == "prod"))
+    latest: dict[str, str | None] = {}
+    facts = []
+    for image in sources:
+        tags = tags_to_dict(image.get("Tags"))
+        family = tags[TAG_FAMILY]
+        if families and family not in families:
+            continue
+        if family not in latest:
+            latest[family] = _parameter(ssm, LATEST_PARAMETER.format(family=family))
+        facts.append(ImageFacts(
+            image_id=image["ImageId"],
+            family=family,
+            created=_time(image["CreationDate"]),
+            approved=tags.get(TAG_APPROVED) == "true",
+            vulnerable=tags.get(TAG_VULNERABLE) == "true",
+            ran_in_prod=tags.get(TAG_RAN_IN) == "prod" or any(c.ran_in_prod for c in copies.get(image["ImageId"], ())),
+            prod_last_seen=_time(tags.get(TAG_PROD_LAST_SEEN)),
+            deprecation_time=_time(image.get("DeprecationTime")),
+            current=latest[family] == image["ImageId"],
+        ))
+    return Inventory(tuple(facts), {i["ImageId"]: _snapshots(i) for i in sources},
+                     {k: tuple(v) for k, v in copies.items()})
+
+
+def _parameter(ssm, name: str) -> str | None:
+    try:
+        return ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ParameterNotFound":
+            return None
+        raise
+
+
+# --- execution -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    decision: Decision
+    changes: list[str] = field(default_factory=list)  # "deprecate ami-.. in eu-west-1", ...
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.decision
+        return {"ImageId": d.image_id, "Family": d.family, "Action": d.action.value, "Reason": d.reason,
+                "Changes": self.changes}
+
+
+def _targets(inv: Inventory, image_id: str, home: str) -> list[tuple[str, str, tuple[str, ...], bool]]:
+    """(region, image, snapshots, already deprecated) - copies first, so a half-done retirement
+    still has its source to find the remaining copies by."""
+    facts = next(f for f in inv.facts if f.image_id == image_id)
+    out = [(c.region, c.image_id, c.snapshot_ids, c.deprecated) for c in inv.copies.get(image_id, ())]
+    out.append((home, image_id, inv.snapshots.get(image_id, ()), facts.deprecation_time is not None))
+    return out
+
+
+def execute(decisions: Sequence[Decision], inv: Inventory, ec2_for: Callable[[str], Any], home: str,
+            now: datetime, dry_run: bool) -> list[Outcome]:
+    outcomes = []
+    for decision in decisions:
+        outcome = Outcome(decision)
+        outcomes.append(outcome)
+        if decision.action not in (Action.DEPRECATE, Action.DEREGISTER):
+            continue
+        for region, image_id, snapshots, deprecated in _targets(inv, decision.image_id, home):
+            if decision.action is Action.DEPRECATE:
+                if deprecated:
+                    continue
+                outcome.changes.append(f"deprecate {image_id} in {region}")
+                if not dry_run:
+                    ec2_for(region).enable_image_deprecation(ImageId=image_id, DeprecateAt=now + DEPRECATION_LEAD)
+            else:
+                outcome.changes.append(f"deregister {image_id} in {region}")
+                outcome.changes += [f"delete {s} in {region}" for s in snapshots]
+                if not dry_run:
+                    _retire(ec2_for(region), region, image_id, snapshots)
+    return outcomes
+
+
+def _retire(ec2, region: str, image_id: str, snapshots: Sequence[str]) -> None:
+    try:
+        ec2.deregister_image(ImageId=image_id)
+    except ClientError as err:
+        if not err.response["Error"]["Code"].startswith("InvalidAMIID"):
+            raise LifecycleFailed(image_id, region, f"deregister failed: {err}") from err
+    for snapshot in snapshots:
+        try:
+            ec2.delete_snapshot(SnapshotId=snapshot)
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "InvalidSnapshot.NotFound":
+                raise LifecycleFailed(image_id, region, f"deleting {snapshot} failed: {err}") from err
+
+
+# --- entry point ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LifecycleRequest:
+    copy_regions: tuple[str, ...]
+    policy: RetentionPolicy
+    families: tuple[str, ...] = ()
+    dry_run: bool = True
+
+    @classmethod
+    def parse(cls, event: Any) -> LifecycleRequest:
+        r = EventReader("lifecycle", event)
+        request = cls(
+            copy_regions=r.strings("CopyRegions", REGION, allow_empty=True),
+            policy=RetentionPolicy(
+                keep_newest=r.integer("KeepNewest", 1, 100),
+                keep_days=r.integer("KeepDays", 0, 3650),
+                grace_days=r.integer("GraceDays", 0, 365),
+                prod_retention_years=r.integer("ProdRetentionYears", 0, 10),
+            ),
+            families=r.strings("Families", FAMILY, allow_empty=True) if "Families" in r.event else (),
+            # Nothing is retired unless the caller says so explicitly.
+            dry_run=r.boolean("DryRun", default=True),
+        )
+        r.done()
+        return request
+
+
+def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str,
+        now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(timezone.utc)
+    inv = inventory(ec2_for, ssm, home, request.copy_regions, request.families)
+    outcomes = execute(plan(inv.facts, request.policy, now), inv, ec2_for, home, now, request.dry_run)
+    return {"DryRun": request.dry_run, "Images": [o.as_dict() for o in outcomes],
+            "Counts": {a.value: sum(o.decision.action is a for o in outcomes) for a in Action}}
+
+
+def handler(event: dict, context: Any) -> dict:
+    request = LifecycleRequest.parse(event)
+    home = client("ec2").meta.region_name
+    clients: dict[str, Any] = {}
+
+    def ec2_for(region: str):
+        if region not in clients:
+            clients[region] = client("ec2", region)
+        return clients[region]
+
+    result = run(request, ec2_for, client("ssm"), home)
+    for image in result["Images"]:  # the dry-run report, readable in the execution's output
+        print(f"{image['Action']:>10} {image['ImageId']} ({image['Family']}): {image['Reason']}")
+        for change in image["Changes"]:
+            print(f"{'':>10}   {'would ' if result['DryRun'] else ''}{change}")
+    return result
+

@@ -10,7 +10,8 @@
 ROOT="${BAKEHOUSE_ROOT:-}"
 STEP="${BAKEHOUSE_STEP:-$(basename "$0" .sh)}"
 
-log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$STEP" "$*" >&2; }
+# printf's own clock, not date(1): a step logs a lot and a fork per line adds up.
+log() { printf '%(%Y-%m-%dT%H:%M:%S%z)T [%s] %s\n' -1 "$STEP" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # --- package manager ---------------------------------------------------------------------------

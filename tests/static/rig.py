@@ -75,6 +75,8 @@ def is_changing(call: str) -> bool:
     if name not in CHANGING:
         return False
     verbs = CHANGING[name]
+    if name == "apt-get" and "-s" in args:   # a simulation changes nothing
+        return False
     return verbs is None or any(a in verbs for a in args)
 
 
@@ -153,7 +155,7 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 def build_rig(base: Path, pkg: str, systemd: bool = True) -> Rig:
     root, state, bindir, tmp = base / "root", base / "state", base / "bin", base / "tmp"
     for d in (root, state, bindir, tmp):
-        d.mkdir()
+        d.mkdir(parents=True)
     for tool in REAL_TOOLS:
         real = shutil.which(tool)
         assert real, f"the rig needs {tool} on this machine"
@@ -208,3 +210,10 @@ def build_rig(base: Path, pkg: str, systemd: bool = True) -> Rig:
     (root / "opt" / "shared").mkdir(parents=True)
     (root / "opt" / "shared").chmod(0o777)
     return Rig(pkg=pkg, root=root, state=state, bin=bindir, tmp=tmp)
+
+
+def clone(rig: Rig, base: Path) -> Rig:
+    """A copy of a rig (root, state, tools) that a test may spoil without touching the original."""
+    src = rig.root.parent
+    shutil.copytree(src, base, symlinks=True)
+    return Rig(pkg=rig.pkg, root=base / "root", state=base / "state", bin=base / "bin", tmp=base / "tmp")

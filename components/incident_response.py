@@ -10,11 +10,14 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import yaml
 
-from estate.naming import automation_document_name, central_key_alias, role_arn
+from estate.naming import automation_document_name, bucket_name, central_key_alias, role_arn
 
 from .app_access import APP_ROLE_PATH
+from .handler_package import Package, handler_sources, package
 from .iam import document, service_trust, statement
+from .secure_bucket import SecureBucket, SecureBucketArgs
 
 ISOLATE_STEM = "isolate_instance"
 ISOLATE_DOCUMENT = automation_document_name(ISOLATE_STEM)  # Bakehouse-IsolateInstance
@@ -23,7 +26,9 @@ MANUAL_SOURCE = "bakehouse.incident"
 MANUAL_DETAIL_TYPE = "Isolate instance"
 EVIDENCE_PREFIX = "incidents"  # handlers/isolate.py writes incidents/<finding>/<instance>/...
 CAPTURE_DOCUMENT = "AWS-RunShellScript"  # memory capture runs AVML through the stock shell document
-DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "automation" / f"{ISOLATE_STEM}.yaml"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DOCUMENT_PATH = PROJECT_DIR / "automation" / f"{ISOLATE_STEM}.yaml"
+HANDLERS_ATTACHMENT = "handlers.zip"  # automation/README.md: the handlers package, attached by name
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class IncidentResponseArgs:
     min_severity: float
     evidence_bucket: str
     security_topic_arn: str
+    kms_key_arn: pulumi.Input[str]  # the account key: encrypts the attachment bucket
+    access_log_bucket: pulumi.Input[str]
     document_path: Path = DOCUMENT_PATH
 
     @property
@@ -120,6 +127,22 @@ def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any
     ]
 
 
+def uses_attachment(content: Any) -> bool:
+    steps = content.get("mainSteps") if isinstance(content, dict) else None
+    return any(isinstance(step, dict) and step.get("action") == "aws:executeScript"
+               and (step.get("inputs") or {}).get("Attachment") == HANDLERS_ATTACHMENT for step in steps or ())
+
+
+def deployed_content(text: str, handlers: Package) -> str:
+    """The document as deployed: with the `files:` checksum SSM verifies the attachment against,
+    when its scripts use the handlers attachment (the repository copy cannot know the digest)."""
+    content = yaml.safe_load(text)
+    if not uses_attachment(content):
+        return text
+    return yaml.safe_dump({**content, "files": {HANDLERS_ATTACHMENT: {"checksums": {"sha256": handlers.sha256}}}},
+                          sort_keys=False)
+
+
 def events_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any]]:
     return [
         statement("StartIsolation", ["ssm:StartAutomationExecution"],
@@ -143,9 +166,7 @@ class IncidentResponse(pulumi.ComponentResource):
 
         self.document = None
         if args.document_path.is_file():
-            self.document = aws.ssm.Document(
-                f"{name}-isolate-document", name=ISOLATE_DOCUMENT, document_type="Automation",
-                document_format="YAML", content=args.document_path.read_text(), opts=child)
+            self.document = self._document(name, args, child)
         else:
             pulumi.log.warn(f"{name}: {args.document_path.name} not found; the isolation rules target "
                             f"{ISOLATE_DOCUMENT}, which must be deployed before they can start it", self)
@@ -160,7 +181,7 @@ class IncidentResponse(pulumi.ComponentResource):
         target_arn = f"{args.automation_definition_arn}:$DEFAULT"
         depends = [self.document] if self.document is not None else []
         self.guardduty_rule = aws.cloudwatch.EventRule(
-            f"{name}-guardduty-ec2", description=f"GuardDuty EC2 findings with severity >= {args.min_severity}",
+            f"{name}-guardduty-ec2", name="bakehouse-isolate-on-guardduty-ec2-finding", description=f"GuardDuty EC2 findings with severity >= {args.min_severity}",
             event_pattern=guardduty_pattern(args.min_severity), opts=child)
         aws.cloudwatch.EventTarget(
             f"{name}-guardduty-isolate", rule=self.guardduty_rule.name, arn=target_arn, role_arn=events_role.arn,
@@ -169,7 +190,7 @@ class IncidentResponse(pulumi.ComponentResource):
                 input_template=automation_input(args, "<finding>")),
             opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
         self.manual_rule = aws.cloudwatch.EventRule(
-            f"{name}-manual-isolate", description="Responder asks to isolate an instance",
+            f"{name}-manual-isolate", name="bakehouse-isolate-on-request", description="Responder asks to isolate an instance",
             event_pattern=manual_pattern(), opts=child)
         aws.cloudwatch.EventTarget(
             f"{name}-manual-isolate", rule=self.manual_rule.name, arn=target_arn, role_arn=events_role.arn,
@@ -179,3 +200,28 @@ class IncidentResponse(pulumi.ComponentResource):
             opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
         self.register_outputs({"automation_role_arn": self.automation_role.arn,
                                "guardduty_rule": self.guardduty_rule.name, "manual_rule": self.manual_rule.name})
+
+    def _document(self, name: str, args: IncidentResponseArgs, child: pulumi.ResourceOptions) -> aws.ssm.Document:
+        text = args.document_path.read_text()
+        handlers = package(PROJECT_DIR, handler_sources(PROJECT_DIR), "handlers")
+        content = deployed_content(text, handlers)
+        if content == text:
+            return aws.ssm.Document(f"{name}-isolate-document", name=ISOLATE_DOCUMENT, document_type="Automation",
+                                    document_format="YAML", content=content, opts=child)
+        # SSM copies the attachment when the document is created; the bucket only has to hold it then.
+        attachments = bucket_name("automation", args.account_id, args.region)
+        bucket = SecureBucket(f"{name}-attachments", SecureBucketArgs(
+            purpose="automation-attachments", kms_key_arn=args.kms_key_arn,
+            access_log_bucket=args.access_log_bucket, bucket_name=attachments), opts=child)
+        key = f"automation/handlers-{handlers.sha256}.zip"
+        uploaded = aws.s3.BucketObjectv2(
+            f"{name}-handlers", bucket=attachments, key=key, source=pulumi.FileAsset(str(handlers.path)),
+            source_hash=handlers.sha256, server_side_encryption="aws:kms", kms_key_id=args.kms_key_arn,
+            content_type="application/zip", opts=child.merge(pulumi.ResourceOptions(depends_on=[bucket])))
+        return aws.ssm.Document(
+            f"{name}-isolate-document", name=ISOLATE_DOCUMENT, document_type="Automation", document_format="YAML",
+            content=content,
+            attachments_sources=[aws.ssm.DocumentAttachmentsSourceArgs(
+                key="S3FileUrl", values=[f"s3://{attachments}/{key}"],
+                name=HANDLERS_ATTACHMENT)],
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[bucket, uploaded])))

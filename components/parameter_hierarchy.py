@@ -37,9 +37,10 @@ class ParameterHierarchy(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.prefix = env_prefix(args.env)
 
+        # Settings use insecure_value so previews show and diff them; only secrets/* is secret and encrypted.
         self.app = {
             key: aws.ssm.Parameter(f"{name}-app-{_slug(key)}", name=f"{self.prefix}/app/{key}", type="String",
-                                   tier="Standard", value=value, opts=child)
+                                   tier="Standard", insecure_value=value, opts=child)
             for key, value in sorted(args.parameters.items())
         }
         self.secrets = {
@@ -52,7 +53,7 @@ class ParameterHierarchy(pulumi.ComponentResource):
         self.amis = {
             family: aws.ssm.Parameter(
                 f"{name}-ami-{family}", name=env_ami_parameter(args.env, family), type="String", tier="Standard",
-                value=UNPUBLISHED, description=f"Approved {family} AMI id, written by the Bakehouse image factory",
+                insecure_value=UNPUBLISHED, description=f"Approved {family} AMI id, written by the Bakehouse image factory",
                 opts=child.merge(pulumi.ResourceOptions(ignore_changes=["value", "insecureValue", "dataType"])))
             for family in args.ami_families
         }

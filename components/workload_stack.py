@@ -91,8 +91,8 @@ class WorkloadStack(pulumi.ComponentResource):
         IncidentResponse(f"{name}-incident-response", IncidentResponseArgs(
             account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
             security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,
-            evidence_bucket=central_bucket(estate, "evidence"), security_topic_arn=security_topic_arn(estate)),
-            opts=child)
+            evidence_bucket=central_bucket(estate, "evidence"), security_topic_arn=security_topic_arn(estate),
+            kms_key_arn=key_arn, access_log_bucket=storage.access_logs.name), opts=child)
 
         self.endpoint_cost_usd_monthly = network.endpoint_cost_usd_monthly
         self.exports = {

@@ -44,7 +44,7 @@ SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 PIPELINE_STEM = "pipeline"
 # The instances the factory launches carry one of these, and may only be touched while they do.
 PURPOSE_TAG = "bakehouse:purpose"
-PURPOSES = ("build", "validate", "scan")
+PURPOSES = ("build", "validation", "scan")  # values the documents tag their instances with
 # Images the factory made carry their family; distribution and retirement act on nothing else.
 FAMILY_TAG = "bakehouse:family"
 CANONICAL_ACCOUNT = "099720109477"  # owner of the official Ubuntu AMIs
@@ -58,6 +58,24 @@ EXECUTION_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
 def factory_documents(directory: Path = AUTOMATION_DIR) -> dict[str, str]:
     """stem -> YAML text of every factory document in the directory."""
     return {p.stem: p.read_text() for p in sorted(directory.glob("*.yaml")) if p.stem not in WORKLOAD_DOCUMENTS}
+
+
+def calls(text: str, stem: str) -> bool:
+    """Whether a document names another factory document (by its deployed name)."""
+    return automation_document_name(stem) in text
+
+
+def deployment_order(texts: Mapping[str, str]) -> list[str]:
+    """Stems ordered so every document comes after the documents it calls; a cycle is an error."""
+    ordered: list[str] = []
+    pending = sorted(texts)
+    while pending:
+        ready = [s for s in pending if all(o in ordered for o in texts if o != s and calls(texts[s], o))]
+        if not ready:
+            raise ValueError(f"automation documents call each other in a cycle: {', '.join(pending)}")
+        ordered += ready
+        pending = [s for s in pending if s not in ready]
+    return ordered
 
 
 def uses_attachment(content: Mapping[str, Any]) -> bool:
@@ -130,6 +148,8 @@ def automation_statements(
             "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
             "ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"], images,
             conditions={"Null": {f"ec2:ResourceTag/{FAMILY_TAG}": "false"}}),
+        # A build whose tagging failed leaves an untagged image behind; its cleanup step must remove it.
+        statement("DeregisterFailedBuilds", ["ec2:DeregisterImage"], [f"arn:aws:ec2:{region}::image/*"]),
         statement("PassBuildInstanceRoleToEc2", ["iam:PassRole"], [build_instance_role_arn],
                   conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         statement("PassOwnRoleToChildAutomations", ["iam:PassRole"], [automation_role_arn],
@@ -254,17 +274,21 @@ class ImageFactory(pulumi.ComponentResource):
                 "kmsKeyArn": args.factory_key_arn, "productArn": args.product_arn,
             }), opts=child)
 
-        self.documents = {}
-        for stem, text in factory_documents(args.automation_dir).items():
+        self.documents: dict[str, aws.ssm.Document] = {}
+        texts = factory_documents(args.automation_dir)
+        for stem in deployment_order(texts):
+            text = texts[stem]
             content = document_content(text, self.handlers)
             attach = content != text
+            # A document calling another by name (Pipeline -> children) needs it to exist first.
+            callees = [self.documents[other] for other in texts if other != stem and calls(text, other)]
             self.documents[stem] = aws.ssm.Document(
                 f"{name}-doc-{stem}", name=automation_document_name(stem), document_type="Automation",
                 document_format="YAML", content=content,
                 attachments_sources=[aws.ssm.DocumentAttachmentsSourceArgs(
                     key="S3FileUrl", values=[f"s3://{args.scripts_bucket_name}/{self.handlers_key}"],
                     name=HANDLERS_ATTACHMENT)] if attach else None,
-                opts=child.merge(pulumi.ResourceOptions(depends_on=[handlers_object] if attach else [])))
+                opts=child.merge(pulumi.ResourceOptions(depends_on=([handlers_object] if attach else []) + callees)))
 
         pipeline = automation_document_name(PIPELINE_STEM)
         rule = aws.cloudwatch.EventRule(f"{name}-pipeline-outcome", name="bakehouse-pipeline-outcome",

@@ -1,0 +1,219 @@
+"""The image factory as declared: its documents, handler code, topics, pipeline notifications and image keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.handler_package import handler_sources, package
+from components.image_factory import (
+    AUTOMATION_DIR,
+    HANDLERS_ATTACHMENT,
+    WORKLOAD_DOCUMENTS,
+    deployment_order,
+    document_content,
+    factory_documents,
+)
+from estate.naming import automation_document_name
+from tests.unit._iam_eval import allowed, event_matches
+from tools.mockrun import PROJECT_DIR
+
+BUILD, REGIONS = "333333333333", ("eu-central-1", "us-east-1")
+WORKLOADS = ("444444444444", "555555555555", "666666666666")
+FACTORY_KEY = f"arn:aws:kms:eu-west-1:{BUILD}:key/build-factory-key-key"
+
+
+def factory_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(AUTOMATION_DIR.glob("*.yaml")) if p.stem not in WORKLOAD_DOCUMENTS}
+
+
+def uses_attachment(path: Path) -> bool:
+    doc = yaml.safe_load(path.read_text())
+    return any((s.get("inputs") or {}).get("Attachment") == HANDLERS_ATTACHMENT for s in doc.get("mainSteps", []))
+
+
+def handlers_object(run):
+    (obj,) = [o for o in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2") if o.name == "build-factory-handlers"]
+    return obj
+
+
+def for_principal(policy: str, principal: str) -> dict:
+    """The statements of a resource policy that name the principal (the evaluator does not read Principal)."""
+    doc = json.loads(policy)
+    keep = [s for s in doc["Statement"]
+            if principal in (lambda p: p if isinstance(p, list) else [p])((s.get("Principal") or {}).get("AWS", []))]
+    return {"Version": doc["Version"], "Statement": keep}
+
+
+def test_every_factory_document_deploys_as_an_automation_yaml_document(stack_run):
+    run = stack_run("build")
+    files = factory_files()
+    assert files, "no automation/*.yaml to deploy"
+    docs = {d.inputs["name"]: d.inputs for d in run.of_type("aws:ssm/document:Document")}
+    assert set(docs) == {automation_document_name(stem) for stem in files}
+    for stem, path in files.items():
+        doc = docs[automation_document_name(stem)]
+        assert (doc["documentType"], doc["documentFormat"]) == ("Automation", "YAML")
+        deployed = yaml.safe_load(doc["content"])
+        deployed.pop("files", None)
+        assert deployed == yaml.safe_load(path.read_text()), f"{stem} deployed differently from its file"
+
+
+def test_workload_documents_are_not_deployed_in_the_build_account(tmp_path):
+    for stem in ("build_image", "isolate_instance", "new_thing"):
+        (tmp_path / f"{stem}.yaml").write_text("schemaVersion: '0.3'\nmainSteps: []\n")
+    assert set(factory_documents(tmp_path)) == {"build_image", "new_thing"}
+
+
+def test_documents_with_script_steps_carry_the_handlers_zip_and_its_checksum(stack_run):
+    run = stack_run("build")
+    obj = handlers_object(run)
+    zip_path = Path(obj.inputs["source"].path)
+    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    assert digest[:16] in obj.inputs["key"]
+    assert obj.inputs["serverSideEncryption"] == "aws:kms"
+    url = f"s3://{obj.inputs['bucket']}/{obj.inputs['key']}"
+    attaching = [stem for stem, path in factory_files().items() if uses_attachment(path)]
+    assert attaching, "no document uses the handlers attachment"
+    for stem, path in factory_files().items():
+        doc = run.named(f"build-factory-doc-{stem}").inputs
+        if stem in attaching:
+            assert yaml.safe_load(doc["content"])["files"] == {HANDLERS_ATTACHMENT: {"checksums": {"sha256": digest}}}
+            assert doc["attachmentsSources"] == [{"key": "S3FileUrl", "values": [url], "name": HANDLERS_ATTACHMENT}]
+        else:
+            assert doc["content"] == path.read_text() and not doc.get("attachmentsSources")
+
+
+def test_handlers_zip_is_byte_for_byte_reproducible_and_holds_the_whole_package(tmp_path):
+    members = handler_sources(PROJECT_DIR)
+    first = package(PROJECT_DIR, members, "handlers", tmp_path / "a")
+    second = package(PROJECT_DIR, members, "handlers", tmp_path / "b")
+    assert first.path.read_bytes() == second.path.read_bytes() and first.sha256 == second.sha256
+    names = zipfile.ZipFile(first.path).namelist()
+    assert {"handlers/__init__.py", "handlers/common.py"} <= set(names)
+    assert set(names) == {str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "handlers").glob("*.py")}
+
+
+def test_a_changed_handler_changes_the_checksum_the_documents_declare(tmp_path):
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "handlers" / "x.py").write_text("A = 1\n")
+    before = package(tmp_path, ["handlers/x.py"], "h", tmp_path / "out")
+    (tmp_path / "handlers" / "x.py").write_text("A = 2\n")
+    after = package(tmp_path, ["handlers/x.py"], "h", tmp_path / "out")
+    text = "schemaVersion: '0.3'\nmainSteps:\n- name: s\n  action: aws:executeScript\n  inputs: {Attachment: handlers.zip}\n"
+    assert before.sha256 != after.sha256 and before.path != after.path
+    assert yaml.safe_load(document_content(text, after))["files"][HANDLERS_ATTACHMENT]["checksums"]["sha256"] == after.sha256
+
+
+def test_pipeline_deploys_after_every_document_it_calls():
+    texts = {stem: path.read_text() for stem, path in factory_files().items()}
+    order = deployment_order(texts)
+    assert sorted(order) == sorted(texts)
+    for stem, text in texts.items():
+        for other in texts:
+            if other != stem and automation_document_name(other) in text:
+                assert order.index(other) < order.index(stem), f"{stem} calls {other}"
+    if "pipeline" in texts:
+        assert order.index("pipeline") > order.index("build_image")
+
+
+def test_documents_calling_each_other_in_a_cycle_are_refused():
+    with pytest.raises(ValueError, match="cycle: a_doc, b_doc"):
+        deployment_order({"a_doc": "calls Bakehouse-BDoc", "b_doc": "calls Bakehouse-ADoc"})
+
+
+def test_factory_topics_are_encrypted_with_the_factory_key(stack_run):
+    topics = {t.inputs["name"]: t.inputs for t in stack_run("build").of_type("aws:sns/topic:Topic")}
+    assert set(topics) == {"bakehouse-image-approvers", "bakehouse-factory-notifications"}
+    assert all(t["kmsMasterKeyId"] == FACTORY_KEY for t in topics.values())
+
+
+def test_finished_pipeline_executions_notify_the_topic_and_only_that_rule_may_publish(stack_run):
+    run = stack_run("build")
+    (rule,) = run.of_type("aws:cloudwatch/eventRule:EventRule")
+    pattern = rule.inputs["eventPattern"]
+
+    def event(definition, status):
+        return {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
+                "detail": {"Definition": definition, "Status": status}}
+
+    assert event_matches(pattern, event("Bakehouse-Pipeline", "Failed"))
+    assert event_matches(pattern, event("Bakehouse-Pipeline", "Success"))
+    assert event_matches(pattern, event("Bakehouse-Pipeline", "TimedOut"))
+    assert not event_matches(pattern, event("Bakehouse-Pipeline", "InProgress"))
+    assert not event_matches(pattern, event("SomeoneElsesRunbook", "Failed"))
+
+    (target,) = run.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    topic_arn = target.inputs["arn"]
+    assert topic_arn.endswith("build-factory-notifications") and target.inputs["rule"] == rule.inputs["name"]
+    (policy,) = run.of_type("aws:sns/topicPolicy:TopicPolicy")
+    (rule_arn,) = json.loads(policy.inputs["policy"])["Statement"][0]["Condition"]["ArnEquals"].values()
+    assert rule_arn.endswith(f"/{rule.name}")  # the rule's own ARN (as the mocks shape it)
+    assert allowed(policy.inputs["policy"], "sns:Publish", topic_arn, {"aws:SourceArn": rule_arn})
+    assert not allowed(policy.inputs["policy"], "sns:Publish", topic_arn,
+                       {"aws:SourceArn": f"arn:aws:events:eu-west-1:{BUILD}:rule/other"})
+
+
+def test_each_distribution_region_gets_its_own_image_key_through_a_provider_pinned_there(stack_run):
+    run = stack_run("build")
+    providers = {p.name: p.inputs for p in run.resources if p.is_provider}
+    stack_tags = providers["build-account"]["defaultTags"]["tags"]
+    for region in REGIONS:
+        key = run.named(f"build-images-{region}-key")
+        provider = providers[key.provider_name]
+        assert provider["region"] == region
+        assert provider["allowedAccountIds"] == [BUILD]
+        assert provider["defaultTags"]["tags"] == stack_tags
+        assert key.inputs["enableKeyRotation"] is True
+        alias = run.named(f"build-images-{region}-alias")
+        assert alias.provider_name == key.provider_name and alias.inputs["name"] == "alias/bakehouse-images"
+
+
+@pytest.mark.parametrize("key_name, region", [("build-factory-key-key", "eu-west-1"),
+                                              *((f"build-images-{r}-key", r) for r in REGIONS)])
+def test_workload_accounts_may_use_image_keys_only_through_ec2_in_that_region(stack_run, key_name, region):
+    policy = stack_run("build").named(key_name).inputs["policy"]
+    for account in WORKLOADS:
+        theirs = for_principal(policy, f"arn:aws:iam::{account}:root")
+        via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com"}
+        assert allowed(theirs, "kms:Decrypt", "*", via_ec2)
+        assert allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "true"})
+        assert not allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "false"})
+        assert not allowed(theirs, "kms:Decrypt", "*", {"kms:ViaService": f"s3.{region}.amazonaws.com"})
+        assert not allowed(theirs, "kms:Decrypt", "*", {"kms:ViaService": "ec2.ap-south-1.amazonaws.com"})
+        assert not allowed(theirs, "kms:Encrypt", "*", via_ec2)
+        assert not allowed(theirs, "kms:PutKeyPolicy", "*", via_ec2)
+    assert for_principal(policy, "arn:aws:iam::999999999999:root")["Statement"] == []
+
+
+def test_settings_parameter_carries_the_validated_factory_config(stack_run):
+    (param,) = [p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter")
+                if p.inputs["name"] == "/bakehouse/factory/settings"]
+    value = param.inputs["value"]
+    if isinstance(value, dict):  # pulumi-aws marks a parameter's value secret; the engine wraps it
+        value = value["value"]
+    settings = json.loads(value)
+    assert settings["families"] == {"al2023-base": "al2023", "ubuntu-base": "ubuntu2404"}
+    assert settings["regions"] == list(REGIONS)
+    assert settings["autoApproveEnvs"] == ["dev"] and settings["severityThreshold"] == "HIGH"
+    assert settings["targetAccounts"] == dict(zip(("dev", "uat", "prod"), WORKLOADS, strict=True))
+    assert settings["instanceProfile"] == "BakehouseBuildInstance"
+
+
+def test_image_registry_parameters_are_left_to_the_handlers(stack_run):
+    names = [p.inputs["name"] for p in stack_run("build").of_type("aws:ssm/parameter:Parameter")]
+    assert not [n for n in names if n.startswith("/bakehouse/images/")]
+
+
+def test_build_instances_get_a_profile_with_ssm_core(stack_run):
+    run = stack_run("build")
+    (profile,) = run.of_type("aws:iam/instanceProfile:InstanceProfile")
+    assert profile.inputs["role"] == "BakehouseBuildInstance"
+    (attachment,) = [a for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                     if a.inputs["role"] == "BakehouseBuildInstance"]
+    assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"

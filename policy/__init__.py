@@ -1,0 +1,1 @@
+"""Bakehouse CrossGuard policy pack. `policy.policies.POLICIES` is importable without the engine."""

@@ -48,6 +48,7 @@ POSITIVE = {
     "ArnEquals": lambda p, v: str(v) == p,
     "ArnLike": lambda p, v: _like(p, str(v)),
     "Bool": lambda p, v: str(v).lower() == str(p).lower(),
+    "NumericLessThan": lambda p, v: float(v) < float(p),
 }
 NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike",
            "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
@@ -55,6 +56,8 @@ NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike",
 
 def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, Any]) -> bool:
     patterns = [str(p) if not isinstance(p, bool) else str(p).lower() for p in _listify(expected)]
+    if operator == "Null":  # "true": the key must be absent; "false": present
+        return any((key not in context) == (p == "true") for p in patterns)
     if operator in NEGATED:
         # IAM: a negated operator on an absent key is true (nothing to equal the forbidden values).
         if key not in context:

@@ -1,0 +1,112 @@
+"""The Service Catalog side of the factory: portfolio shared to the workload OUs, product, constraints."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from components.factory_roles import CATALOG_LAUNCH_ROLE
+from components.providers import account_provider
+from components.service_catalog import ServiceCatalog, ServiceCatalogArgs, constraint_rules, template_key
+from tools.mockrun import StackRun, run_program
+
+TEMPLATE = """AWSTemplateFormatVersion: '2010-09-09'
+Parameters:
+  ImageId: {Type: 'AWS::EC2::Image::Id'}
+Resources:
+  Instance:
+    Type: AWS::EC2::Instance
+    Properties: {ImageId: !Ref ImageId}
+"""
+RULES = {"Rules": {"ApprovedImage": {"Assertions": [
+    {"Assert": {"Fn::Contains": [["ami-0123456789abcdef0"], {"Ref": "ImageId"}]},
+     "AssertDescription": "only the approved image"}]}}}
+
+
+def catalog_alone(tmp_path, *, template: bool = True, constraint: bool = True) -> StackRun:
+    template_path, constraint_path = tmp_path / "hardened-instance.yaml", tmp_path / "template-constraint.json"
+    if template:
+        template_path.write_text(TEMPLATE)
+    if constraint:
+        constraint_path.write_text(json.dumps(RULES))
+
+    def program():
+        provider = account_provider("unit-account", account_id="333333333333", region="eu-west-1",
+                                    role_arn="arn:aws:iam::333333333333:role/BakehouseDeploy",
+                                    tags={"bakehouse:stack": "unit"}, session_name="unit")
+        opts = pulumi.ResourceOptions(provider=provider)
+        launch = aws.iam.Role("launch", name=CATALOG_LAUNCH_ROLE, assume_role_policy="{}", opts=opts)
+        ServiceCatalog("cat", ServiceCatalogArgs(
+            region="eu-west-1", account_id="333333333333", workload_ous=("ou-ab12-wkld0001", "ou-ab12-wkld0002"),
+            launch_role_names=("BakehouseAppDeployer",), launch_role=launch,
+            templates_bucket="bakehouse-scripts-333333333333-eu-west-1",
+            templates_kms_key_arn="arn:aws:kms:eu-west-1:333333333333:key/k",
+            template_path=template_path, constraint_path=constraint_path), opts=opts)
+    return run_program(program)
+
+
+def test_portfolio_is_shared_to_every_configured_workload_ou_with_principals(stack_run):
+    run = stack_run("build")
+    shares = run.of_type("aws:servicecatalog/portfolioShare:PortfolioShare")
+    assert [s.inputs["principalId"] for s in shares] == ["ou-ab12-wkld0001"]
+    for share in shares:
+        assert share.inputs["type"] == "ORGANIZATIONAL_UNIT"
+        assert share.inputs["sharePrincipals"] is True
+        assert share.inputs["portfolioId"] == "build-catalog-portfolio-id"
+
+
+def test_launch_principals_are_shared_by_role_name_pattern(stack_run):
+    (assoc,) = stack_run("build").of_type("aws:servicecatalog/principalPortfolioAssociation:PrincipalPortfolioAssociation")
+    assert assoc.inputs["principalType"] == "IAM_PATTERN"
+    # no account in the ARN: the pattern matches the role of that name in each recipient account
+    assert assoc.inputs["principalArn"] == "arn:aws:iam:::role/BakehouseAppDeployer"
+
+
+def test_product_launches_the_uploaded_template_and_ignores_later_artifacts(tmp_path):
+    run = catalog_alone(tmp_path)
+    (obj,) = run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    assert obj.inputs["key"] == template_key(TEMPLATE) and obj.inputs["content"] == TEMPLATE
+    assert obj.inputs["serverSideEncryption"] == "aws:kms"
+    (product,) = run.of_type("aws:servicecatalog/product:Product")
+    artifact = product.inputs["provisioningArtifactParameters"]
+    assert artifact["type"] == "CLOUD_FORMATION_TEMPLATE"
+    assert artifact["templateUrl"] == (
+        f"https://bakehouse-scripts-333333333333-eu-west-1.s3.eu-west-1.amazonaws.com/{template_key(TEMPLATE)}")
+    (association,) = run.of_type("aws:servicecatalog/productPortfolioAssociation:ProductPortfolioAssociation")
+    assert association.inputs == {"portfolioId": "cat-portfolio-id", "productId": "cat-product-id"}
+
+
+def test_changed_template_uploads_under_a_new_key():
+    assert template_key(TEMPLATE) != template_key(TEMPLATE + "# v2\n")
+    assert template_key(TEMPLATE).startswith("catalog/hardened-instance-")
+
+
+def test_launch_and_template_constraints_guard_the_product(tmp_path):
+    run = catalog_alone(tmp_path)
+    constraints = {c.inputs["type"]: c.inputs for c in run.of_type("aws:servicecatalog/constraint:Constraint")}
+    assert set(constraints) == {"LAUNCH", "TEMPLATE"}
+    assert json.loads(constraints["LAUNCH"]["parameters"]) == {"LocalRoleName": CATALOG_LAUNCH_ROLE}
+    assert json.loads(constraints["TEMPLATE"]["parameters"]) == RULES
+    for c in constraints.values():
+        assert (c["portfolioId"], c["productId"]) == ("cat-portfolio-id", "cat-product-id")
+
+
+def test_missing_catalog_files_declare_no_product_and_say_so(tmp_path):
+    run = catalog_alone(tmp_path, template=False)
+    assert run.of_type("aws:servicecatalog/product:Product") == []
+    assert any("missing artifact" in line and "hardened-instance.yaml" in line for line in run.logs)
+    other = tmp_path / "other"
+    other.mkdir()
+    run = catalog_alone(other, constraint=False)
+    assert [c.inputs["type"] for c in run.of_type("aws:servicecatalog/constraint:Constraint")] == ["LAUNCH"]
+    assert any("template-constraint.json" in line for line in run.logs)
+
+
+def test_template_constraint_without_rules_is_refused(tmp_path):
+    (tmp_path / "hardened-instance.yaml").write_text(TEMPLATE)
+    (tmp_path / "template-constraint.json").write_text(json.dumps({"ApprovedImage": {}}))
+    with pytest.raises(ValueError, match="a JSON object with a Rules key"):
+        constraint_rules(tmp_path / "template-constraint.json")

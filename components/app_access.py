@@ -66,9 +66,11 @@ def instance_role_statements(args: AppAccessArgs) -> list[dict[str, Any]]:
                               "StringLike": {"kms:EncryptionContext:PARAMETER_ARN": f"{params}/*"}}),
         statement("WriteOwnLogGroup", ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                   [log_group, f"{log_group}:log-stream:*"]),
+        statement("RegisterAsManagedInstance", ["ssm:UpdateInstanceInformation"],
+                  [f"arn:aws:ec2:{args.region}:{args.account_id}:instance/*"]),
         # Session Manager's agent channel APIs have no resource-level permissions: "*" is the only form.
         statement("SessionManagerAgentChannel",
-                  ["ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel",
+                  ["ssmmessages:CreateControlChannel",
                    "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
                    "ssmmessages:OpenDataChannel", "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage",
                    "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages",

@@ -1,0 +1,96 @@
+"""The factory's schedules: daily rescan automation and the lifecycle function, as declared."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.factory_schedules import LIFECYCLE_MEMBERS, START_AUTOMATION_TARGET
+from tools.mockrun import PROJECT_DIR, run_stack
+
+# Lambda Python runtimes AWS has not deprecated (python3.9 reached end of support in 2025).
+SUPPORTED_RUNTIMES = {"python3.11", "python3.12", "python3.13"}
+SECRET_LOOKING = re.compile(r"(?i)secret|password|passwd|token|private[_-]?key|credential|api[_-]?key")
+FACTORY_KEY = "arn:aws:kms:eu-west-1:333333333333:key/build-factory-key-key"
+
+
+def schedule(run, name):
+    (found,) = [s for s in run.of_type("aws:scheduler/schedule:Schedule") if s.inputs["name"] == name]
+    return found.inputs
+
+
+def test_rescan_schedule_starts_the_rescan_document_as_the_automation_role(stack_run):
+    rescan = schedule(stack_run("build"), "bakehouse-rescan-images")
+    assert rescan["scheduleExpression"] == "rate(1 day)"
+    assert rescan["target"]["arn"] == START_AUTOMATION_TARGET
+    request = json.loads(rescan["target"]["input"])
+    assert request["DocumentName"] == "Bakehouse-RescanImages"
+    assert request["Parameters"]["AutomationAssumeRole"] == [
+        "arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"]
+    assert request["Parameters"]["BatchSize"] == ["10"]
+    assert rescan["target"]["roleArn"].endswith("role/build-roles-scheduler")
+
+
+def test_lifecycle_schedule_invokes_the_lifecycle_function(stack_run):
+    run = stack_run("build")
+    lifecycle = schedule(run, "bakehouse-image-lifecycle")
+    assert lifecycle["scheduleExpression"] == "cron(0 3 * * ? *)"
+    assert lifecycle["target"]["arn"].endswith("function/build-schedules-lifecycle")
+    assert json.loads(lifecycle["target"]["input"]) == {"dryRun": False}
+
+
+@pytest.mark.parametrize("name", ["bakehouse-rescan-images", "bakehouse-image-lifecycle"])
+def test_schedules_are_kms_encrypted_flexible_grouped_and_dead_lettered(stack_run, name):
+    inputs = schedule(stack_run("build"), name)
+    assert inputs["kmsKeyArn"] == FACTORY_KEY
+    assert inputs["groupName"] == "bakehouse-factory"
+    assert inputs["flexibleTimeWindow"]["mode"] == "FLEXIBLE"
+    assert 1 <= inputs["flexibleTimeWindow"]["maximumWindowInMinutes"] <= 1440
+    assert inputs["target"]["deadLetterConfig"]["arn"].endswith("queue/build-schedules-dead-letters")
+    assert inputs["target"]["retryPolicy"]["maximumRetryAttempts"] >= 1
+
+
+def test_schedule_expression_and_batch_size_follow_the_config():
+    factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    factory["rescan"] = {"schedule": "rate(12 hours)", "batchSize": 5}
+    run = run_stack("build", overrides={"bakehouse:factory": factory})
+    rescan = schedule(run, "bakehouse-rescan-images")
+    assert rescan["scheduleExpression"] == "rate(12 hours)"
+    assert json.loads(rescan["target"]["input"])["Parameters"]["BatchSize"] == ["5"]
+
+
+def test_lifecycle_function_runs_a_supported_runtime_alone_with_kms_and_a_dead_letter_queue(stack_run):
+    (fn,) = stack_run("build").of_type("aws:lambda/function:Function")
+    inputs = fn.inputs
+    assert inputs["runtime"] in SUPPORTED_RUNTIMES
+    assert inputs["handler"] == "handlers.lifecycle.handler"
+    assert inputs["reservedConcurrentExecutions"] == 1
+    assert inputs["kmsKeyArn"] == FACTORY_KEY
+    assert inputs["deadLetterConfig"]["targetArn"].endswith("queue/build-schedules-dead-letters")
+    assert inputs["role"].endswith("role/build-roles-lifecycle")
+    assert inputs["loggingConfig"]["logGroup"] == "/aws/lambda/bakehouse-image-lifecycle"
+
+
+def test_lifecycle_environment_holds_no_secrets(stack_run):
+    (fn,) = stack_run("build").of_type("aws:lambda/function:Function")
+    variables = fn.inputs["environment"]["variables"]
+    assert variables["BAKEHOUSE_KEEP"] == "3" and variables["BAKEHOUSE_DRY_RUN"] == "false"
+    for name, value in variables.items():
+        assert not SECRET_LOOKING.search(name), name
+        assert not re.search(r"AKIA[0-9A-Z]{16}|-----BEGIN", value), name
+
+
+def test_lifecycle_package_holds_the_handler_and_its_common_module_only(stack_run):
+    (fn,) = stack_run("build").of_type("aws:lambda/function:Function")
+    archive = Path(fn.inputs["code"].path)
+    assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(LIFECYCLE_MEMBERS)
+
+
+def test_dead_letter_queue_is_kms_encrypted(stack_run):
+    (queue,) = stack_run("build").of_type("aws:sqs/queue:Queue")
+    assert queue.inputs["kmsMasterKeyId"] == FACTORY_KEY

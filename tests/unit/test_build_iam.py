@@ -23,7 +23,7 @@ NO_RESOURCE_SCOPE = {
     "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSnapshots",
     "ec2:DescribeImageAttribute", "ec2:DescribeTags", "ec2:DescribeRegions", "ec2:Describe*",
     "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
-    "ssm:DescribeAutomationExecutions", "ssm:DescribeAutomationStepExecutions", "ssm:GetParameters",
+    "ssm:DescribeAutomationExecutions", "ssm:DescribeAutomationStepExecutions",
     "inspector2:ListFindings", "inspector2:ListCoverage", "inspector2:CreateFindingsReport",
     "inspector2:GetFindingsReportStatus", "cloudformation:ValidateTemplate", "autoscaling:Describe*",
     "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint", "servicecatalog:ListConstraintsForPortfolio",

@@ -1,0 +1,202 @@
+"""Every factory automation document passes yamllint, the 0.3 schema and the cross-reference checks,
+and each check is shown to catch a deliberately broken copy."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+from tests.documents import checks
+
+DOCS = checks.documents()
+FACTORY = ("build_image", "validate_image", "approve_image", "distribute_image", "pipeline")
+YAMLLINT = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 120}\n")
+
+
+def lint(text: str) -> list[str]:
+    return [f"{p.line}:{p.column} {p.rule}: {p.desc}" for p in linter.run(text, YAMLLINT)]
+
+
+def broken(stem: str) -> dict:
+    return copy.deepcopy(DOCS[stem])
+
+
+def step(doc: dict, name: str) -> dict:
+    return next(s for s in doc["mainSteps"] if s["name"] == name)
+
+
+def test_factory_documents_are_all_present():
+    assert set(FACTORY) <= set(DOCS)
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_document_passes_yamllint(stem):
+    assert lint((checks.AUTOMATION / f"{stem}.yaml").read_text()) == []
+
+
+def test_yamllint_catches_duplicate_keys_and_trailing_spaces():
+    text = (checks.AUTOMATION / "build_image.yaml").read_text()
+    bad = text.replace("schemaVersion: '0.3'\n", "schemaVersion: '0.3'\nschemaVersion: '0.3'  \n", 1)
+    rules = {problem.split()[1] for problem in lint(bad)}
+    assert {"key-duplicates:", "trailing-spaces:"} <= rules
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_document_matches_the_automation_schema(stem):
+    assert checks.schema_problems(stem, DOCS[stem]) == []
+
+
+def _drop_schema_version(d): d.pop("schemaVersion")
+def _old_schema(d): d["schemaVersion"] = "0.2"
+def _no_assume_role(d): d["parameters"].pop("AutomationAssumeRole")
+def _unknown_action(d): step(d, "StopBuildInstance")["action"] = "aws:doMagic"
+def _bad_on_failure(d): step(d, "CreateImage")["onFailure"] = "Retry"
+def _sleeps(d): d["mainSteps"].insert(3, {"name": "WaitABit", "action": "aws:sleep", "inputs": {"Duration": "PT5M"}})
+def _imds_v1(d): step(d, "LaunchBuildInstance")["inputs"]["MetadataOptions"]["HttpTokens"] = "optional"
+def _plain_volume(d): step(d, "LaunchBuildInstance")["inputs"]["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] = False
+def _stray_field(d): step(d, "CreateImage")["retries"] = 3
+def _wait_without_selector(d): step(d, "WaitForSsmAgentOnline")["inputs"].pop("PropertySelector")
+def _bad_output_type(d): step(d, "ResolveBaseImage")["outputs"][0]["Type"] = "Text"
+
+
+@pytest.mark.parametrize(("breakage", "expected"), [
+    (_drop_schema_version, "'schemaVersion' is a required property"),
+    (_old_schema, "'0.3' was expected"),
+    (_no_assume_role, "'AutomationAssumeRole' is a required property"),
+    (_unknown_action, "'aws:doMagic' is not one of"),
+    (_bad_on_failure, "'Retry' does not match"),
+    (_sleeps, "should not be valid"),
+    (_imds_v1, "'required' was expected"),
+    (_plain_volume, "True was expected"),
+    (_stray_field, "Additional properties are not allowed ('retries'"),
+    (_wait_without_selector, "'PropertySelector' is a required property"),
+    (_bad_output_type, "'Text' is not one of"),
+])
+def test_schema_catches_a_broken_copy(breakage, expected):
+    doc = broken("build_image")
+    breakage(doc)
+    problems = checks.schema_problems("build_image", doc)
+    assert any(expected in p for p in problems), problems
+
+
+def test_schema_requires_executescript_steps_to_use_the_handlers_attachment():
+    doc = broken("approve_image")
+    step(doc, "PublishImage")["inputs"]["Attachment"] = "other.zip"
+    step(doc, "PublishImage")["inputs"]["Runtime"] = "python3.6"
+    problems = checks.schema_problems("approve_image", doc)
+    assert any("'handlers.zip' was expected" in p for p in problems)
+    assert any("'python3.6' is not one of" in p for p in problems)
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_step_targets_exist(stem):
+    assert checks.target_problems(stem, DOCS[stem]) == []
+
+
+def test_target_check_catches_steps_that_go_nowhere():
+    doc = broken("approve_image")
+    step(doc, "RequestApproval")["nextStep"] = "Publish"
+    step(doc, "RequestApproval")["onFailure"] = "step:Cleanup"
+    step(doc, "ChooseApprovalPath")["inputs"]["Default"] = "AskHumans"
+    problems = checks.target_problems("approve_image", doc)
+    assert len(problems) == 3
+    assert all(any(t in p for p in problems) for t in ("-> Publish", "-> Cleanup", "-> AskHumans"))
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_references_resolve_and_every_parameter_is_used(stem):
+    assert checks.reference_problems(stem, DOCS[stem]) == []
+
+
+def test_reference_check_catches_unknown_names_outputs_read_too_early_and_unused_parameters():
+    doc = broken("build_image")
+    step(doc, "CreateImage")["inputs"]["ImageName"] = "bakehouse-{{ Familly }}"
+    step(doc, "TagImageProvenance")["inputs"]["ResourceIds"] = ["{{ CreateImage.ImageIdentifier }}"]
+    step(doc, "LaunchBuildInstance")["inputs"]["ImageId"] = "{{ DescribeBuiltImage.ImageId }}"
+    doc["parameters"]["Unused"] = {"type": "String"}
+    problems = checks.reference_problems("build_image", doc)
+    assert any("{{ Familly }}" in p and "CreateImage" in p for p in problems)
+    assert any("ImageIdentifier" in p for p in problems)
+    assert any("read before step DescribeBuiltImage can have run" in p for p in problems)
+    assert any("parameter Unused is declared but never used" in p for p in problems)
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_launched_instances_are_terminated_on_every_way_out(stem):
+    assert checks.cleanup_problems(stem, DOCS[stem]) == []
+
+
+def test_cleanup_check_catches_a_step_that_aborts_with_the_build_instance_running():
+    doc = broken("build_image")
+    step(doc, "RunProvisioningScripts")["onFailure"] = "Abort"
+    problems = checks.cleanup_problems("build_image", doc)
+    assert problems == ["build_image: step RunProvisioningScripts runs while LaunchBuildInstance's instances "
+                        "live, but its onFailure (Abort) does not terminate them"]
+
+
+def test_cleanup_check_catches_a_success_path_that_skips_termination():
+    doc = broken("build_image")
+    step(doc, "TagImageProvenance")["nextStep"] = "DescribeBuiltImage"
+    assert "build_image: instances of LaunchBuildInstance can end the run without a terminate step" \
+        in checks.cleanup_problems("build_image", doc)
+
+
+def test_cleanup_check_catches_a_failure_path_that_ends_before_terminating():
+    doc = broken("validate_image")
+    step(doc, "SummarizeInspectorFindings")["onFailure"] = "step:Report"
+    doc["mainSteps"].append({"name": "Report", "action": "aws:executeAwsApi", "isEnd": True,
+                             "inputs": {"Service": "ec2", "Api": "DescribeImages"}})
+    problems = checks.cleanup_problems("validate_image", doc)
+    assert any("SummarizeInspectorFindings" in p for p in problems), problems
+
+
+def test_pipeline_runs_only_documents_this_repository_deploys():
+    deployed = {checks.automation_document_name(s) for s in DOCS}
+    assert checks.child_document_problems("pipeline", DOCS["pipeline"], deployed) == []
+    doc = broken("pipeline")
+    step(doc, "ValidateImage")["inputs"]["DocumentName"] = "Bakehouse-ValidateImages"
+    assert checks.child_document_problems("pipeline", doc, deployed) == [
+        "pipeline: step ValidateImage runs Bakehouse-ValidateImages, which automation/ does not deploy"]
+
+
+def _awaiting(stem: str, module: str):
+    # handlers/<module>.py is written concurrently by the factory-handlers engineer; until it lands the
+    # check must report exactly that document (strict), and once it lands the case runs plainly.
+    missing = not (checks.REPO / "handlers" / f"{module}.py").is_file()
+    return pytest.param(stem, marks=pytest.mark.xfail(missing, reason=f"handlers/{module}.py not written yet",
+                                                      strict=True))
+
+
+@pytest.mark.parametrize("stem", [
+    "build_image", _awaiting("validate_image", "inspector_summary"), "approve_image", "distribute_image",
+    _awaiting("pipeline", "catalog"),
+])
+def test_script_steps_only_delegate_to_an_existing_handler(stem):
+    assert checks.script_problems(stem, DOCS[stem]) == []
+
+
+def test_script_check_catches_inline_logic_a_missing_module_and_an_undefined_handler():
+    doc = broken("approve_image")
+    inputs = step(doc, "PublishImage")["inputs"]
+    inputs["Script"] = inputs["Script"].replace("handlers.publish", "handlers.publsh") + "\n    x = 1\n    y = 2\n"
+    inputs["Handler"] = "main"
+    problems = checks.script_problems("approve_image", doc)
+    assert len(problems) == 3, problems
+
+
+def test_repository_copies_carry_no_attachment_digest_but_the_schema_accepts_one():
+    assert all("files" not in d for d in DOCS.values())
+    doc = broken("approve_image")
+    doc["files"] = {"handlers.zip": {"checksums": {"sha256": "0" * 64}}}
+    assert checks.schema_problems("approve_image", doc) == []
+    doc["files"]["handlers.zip"]["checksums"]["sha256"] = "not-a-digest"
+    assert checks.schema_problems("approve_image", doc) != []
+
+
+def test_readme_documents_the_attachment_decision():
+    text = (Path(checks.AUTOMATION) / "README.md").read_text()
+    assert "handlers.zip" in text and "files:" in text and "attachments_sources" in text

@@ -117,3 +117,30 @@ def tags_to_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
 
 def dict_to_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+class PollTimeout(BakehouseError):
+    """A resource did not reach the awaited state in time; the message names it."""
+
+
+def poll(check, what: str, first_delay: float = 2.0, max_delay: float = 30.0, timeout: float = 900.0,
+         sleep=None, clock=None):
+    """Call `check()` until it returns something other than None, backing off exponentially.
+
+    AWS work such as AMI copies and Inspector scans finishes at unpredictable times: polling with a
+    growing delay is cheaper on API quota than a fixed interval, and never waits a fixed worst case.
+    """
+    import time
+
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    deadline = clock() + timeout
+    delay = first_delay
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if clock() + delay > deadline:
+            raise PollTimeout(f"{what}: not done after {timeout:g}s")
+        sleep(delay)
+        delay = min(delay * 2, max_delay)

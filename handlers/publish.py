@@ -14,7 +14,7 @@ rolling back to an older image is a new approval and is recorded as such.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -59,9 +59,10 @@ class PublishResult:
     changed: tuple[str, ...]  # which writes this run made: "tag", "history", "latest"
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["changed"] = list(self.changed)
-        return out
+        """The step's output; PascalCase like every SSM output selector ($.Payload.LatestParameter)."""
+        return {"ImageId": self.image_id, "Family": self.family, "LatestParameter": self.latest_parameter,
+                "HistoryParameter": self.history_parameter, "LatestVersion": self.latest_version,
+                "HistoryVersion": self.history_version, "Changed": list(self.changed)}
 
 
 def _current(ssm: Any, name: str) -> tuple[str | None, int]:

@@ -118,4 +118,4 @@ def test_handler_returns_the_step_output(aws, monkeypatch):
     image = golden_ami(ec2)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     out = pub.handler({"ImageId": image, "Family": "al2023"}, None)
-    assert out["latest_parameter"] == "/bakehouse/images/al2023/latest" and out["changed"] == ["tag", "history", "latest"]
+    assert out["LatestParameter"] == "/bakehouse/images/al2023/latest" and out["Changed"] == ["tag", "history", "latest"]

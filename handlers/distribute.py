@@ -1,0 +1,376 @@
+"""Distribute an approved AMI across regions and accounts, resuming wherever a previous run stopped.
+
+Two phases share one bounded thread pool: one task per region makes (or finds) the region's
+encrypted copy, and as each region's copy becomes available one task per account delivers it there -
+sharing (launch permission + the snapshots' createVolumePermission) or, in `copy` mode, a copy made
+inside the account and re-encrypted with the account's own key - then writes the account's
+/bakehouse/<env>/ami/<family> parameter through the BakehouseImagePublisher role.
+
+Every write is preceded by a look: copies are found by their bakehouse:source-ami tag (or, for a
+copy that a crash left untagged, by its deterministic name), permissions and parameters are compared
+before they are changed. A rerun after a partial failure therefore redoes nothing that succeeded.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import boto3
+from botocore.exceptions import ClientError
+
+from handlers.common import (ACCOUNT_ID, AMI_ID, REGION, RETRY_CONFIG, TAG_FAMILY, TAG_SOURCE_AMI, BakehouseError,
+                             EventReader, client, poll, tags_to_dict)
+
+# Re-declared from estate.naming (handlers ship without estate); a test keeps them equal.
+ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"
+IMAGE_PUBLISHER_ROLE = "BakehouseImagePublisher"
+TAG_APPROVED = "bakehouse:approved"  # written by handlers.publish
+FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+ENV = re.compile(r"[a-z][a-z0-9-]{0,31}")
+KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
+KMS_KEY_REF = re.compile(r"(alias/[A-Za-z0-9/_-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+"
+                         r"|[0-9a-f-]{36})")
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+MODES = ("share", "copy")
+_FAILED_STATES = ("failed", "error", "invalid", "deregistered")
+
+
+class ImageNotDistributable(BakehouseError):
+    """The source AMI is missing, not available, or not approved."""
+
+
+class CopyFailed(BakehouseError):
+    """An AMI copy ended in a failed state."""
+
+
+class DistributionIncomplete(BakehouseError):
+    """Some regions or accounts were not served; rerunning resumes from where this run stopped."""
+
+
+@dataclass(frozen=True)
+class Target:
+    account_id: str
+    env: str
+
+
+@dataclass(frozen=True)
+class DistributeRequest:
+    image_id: str
+    source_region: str
+    family: str
+    region_keys: tuple[tuple[str, str], ...]  # (region, KMS key ARN of the factory key there)
+    targets: tuple[Target, ...]
+    mode: str = "share"
+    account_key: str = "alias/bakehouse-ami"  # copy mode: the key each account re-encrypts with
+    max_workers: int = 8
+    publisher_role: str = IMAGE_PUBLISHER_ROLE
+    poll_seconds: float = 15.0
+    poll_timeout: float = 3600.0
+
+    @classmethod
+    def parse(cls, event: Any) -> DistributeRequest:
+        read = EventReader("distribute", event)
+        image_id = read.string("ImageId", AMI_ID)
+        source_region = read.string("SourceRegion", REGION)
+        family = read.string("Family", FAMILY)
+        region_keys = _read_regions(read)
+        targets = _read_accounts(read)
+        mode = read.string("Mode", default="share")
+        if mode and mode not in MODES:
+            read.problems.append(f"Mode is {mode!r}, expected one of {', '.join(MODES)}")
+        request = cls(
+            image_id=image_id, source_region=source_region, family=family, region_keys=region_keys,
+            targets=targets, mode=mode, account_key=read.string("AccountKmsKey", KMS_KEY_REF, "alias/bakehouse-ami"),
+            max_workers=read.integer("MaxWorkers", 1, 64, 8),
+            publisher_role=read.string("PublisherRole", ROLE_NAME, IMAGE_PUBLISHER_ROLE),
+            poll_seconds=read.integer("PollSeconds", 0, 300, 15),
+            poll_timeout=read.integer("PollTimeoutSeconds", 1, 4 * 3600, 3600))
+        read.done()
+        return request
+
+
+def _read_regions(read: EventReader) -> tuple[tuple[str, str], ...]:
+    value = read.event.get("Regions")
+    if not isinstance(value, dict) or not value:
+        read.problems.append(f"Regions is {value!r}, expected a non-empty object of region -> KMS key ARN")
+        return ()
+    for region, key in value.items():
+        if not isinstance(region, str) or not REGION.fullmatch(region):
+            read.problems.append(f"Regions has {region!r}, expected a region name")
+            continue
+        match = KMS_KEY.fullmatch(key) if isinstance(key, str) else None
+        if match is None:
+            read.problems.append(f"Regions[{region}] is {key!r}, expected a KMS key ARN")
+        elif match["region"] != region:
+            read.problems.append(f"Regions[{region}] is a key in {match['region']}; copies need a key in {region}")
+    return tuple(sorted(value.items()))
+
+
+def _read_accounts(read: EventReader) -> tuple[Target, ...]:
+    value = read.event.get("Accounts")
+    if not isinstance(value, list):
+        read.problems.append(f"Accounts is {value!r}, expected a list of {{AccountId, Env}}")
+        return ()
+    targets = []
+    for i, item in enumerate(value):
+        account = item.get("AccountId") if isinstance(item, dict) else None
+        env = item.get("Env") if isinstance(item, dict) else None
+        if not isinstance(account, str) or not ACCOUNT_ID.fullmatch(account):
+            read.problems.append(f"Accounts[{i}].AccountId is {account!r}, expected 12 digits")
+        if not isinstance(env, str) or not ENV.fullmatch(env):
+            read.problems.append(f"Accounts[{i}].Env is {env!r}, expected to match {ENV.pattern}")
+        targets.append(Target(str(account), str(env)))
+    if len({t.account_id for t in targets}) != len(targets):
+        read.problems.append("Accounts lists an account more than once")
+    return tuple(targets)
+
+
+# --- results ------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    image_id: str | None
+    action: str  # source | copied | existing | shared | unchanged | failed | skipped
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ImageId": self.image_id, "Action": self.action}
+        if self.error:
+            out["Error"] = self.error
+        return out
+
+
+@dataclass
+class DistributionResult:
+    source_image_id: str
+    family: str
+    regions: dict[str, Outcome] = field(default_factory=dict)
+    accounts: dict[tuple[str, str], Outcome] = field(default_factory=dict)  # (account, region)
+
+    @property
+    def failures(self) -> list[str]:
+        out = [f"region {r}: {o.error}" for r, o in sorted(self.regions.items()) if o.action == "failed"]
+        out += [f"account {a} in {r}: {o.error}" for (a, r), o in sorted(self.accounts.items())
+                if o.action in ("failed", "skipped")]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        accounts: dict[str, dict[str, Any]] = {}
+        for (account, region), outcome in sorted(self.accounts.items()):
+            accounts.setdefault(account, {})[region] = outcome.as_dict()
+        return {
+            "SourceImageId": self.source_image_id, "Family": self.family,
+            "RegionImageIds": {r: o.image_id for r, o in sorted(self.regions.items()) if o.image_id},
+            "Regions": {r: o.as_dict() for r, o in sorted(self.regions.items())},
+            "Accounts": accounts, "Failures": self.failures,
+        }
+
+
+# --- client seam --------------------------------------------------------------------------------
+class Clients(Protocol):
+    def build(self, service: str, region: str) -> Any: ...  # the factory's own account
+    def target(self, account_id: str, service: str, region: str) -> Any: ...  # through the publisher role
+
+
+class AwsClients:
+    """Clients from the ambient credentials and from the publisher role, built once and shared.
+
+    One boto3 session serves every account (assumed credentials are passed per client), so each
+    service model is loaded once rather than once per account - at 20 accounts that dominates.
+    boto3 clients are thread-safe, sessions are not: creation happens under a lock.
+    """
+
+    def __init__(self, publisher_role: str, home_region: str, session: boto3.Session | None = None):
+        self._role, self._home = publisher_role, home_region
+        self._lock = threading.Lock()
+        self._session = session or boto3.Session()
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._credentials: dict[str, dict[str, str]] = {}
+
+    def build(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = ("", service, region)
+            if key not in self._clients:
+                self._clients[key] = client(service, region, session=self._session)
+            return self._clients[key]
+
+    def target(self, account_id: str, service: str, region: str) -> Any:
+        sts = self.build("sts", self._home)
+        with self._lock:
+            if account_id not in self._credentials:
+                self._credentials[account_id] = sts.assume_role(
+                    RoleArn=f"arn:aws:iam::{account_id}:role/{self._role}",
+                    RoleSessionName=f"bakehouse-distribute-{account_id}")["Credentials"]
+            key = (account_id, service, region)
+            if key not in self._clients:
+                creds = self._credentials[account_id]
+                self._clients[key] = self._session.client(
+                    service, region_name=region, config=RETRY_CONFIG, aws_access_key_id=creds["AccessKeyId"],
+                    aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+            return self._clients[key]
+
+
+# --- work ---------------------------------------------------------------------------------------
+def _image(ec2: Any, image_id: str) -> dict[str, Any] | None:
+    try:
+        images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as err:
+        if err.response["Error"]["Code"].startswith("InvalidAMIID"):
+            return None
+        raise
+    return images[0] if images else None
+
+
+def _source(request: DistributeRequest, clients: Clients) -> dict[str, Any]:
+    image = _image(clients.build("ec2", request.source_region), request.image_id)
+    if image is None:
+        raise ImageNotDistributable(f"{request.image_id}: no such image in {request.source_region}")
+    if image.get("State") != "available":
+        raise ImageNotDistributable(f"{request.image_id}: state is {image.get('State')}, expected available")
+    if tags_to_dict(image.get("Tags")).get(TAG_APPROVED) != "true":
+        raise ImageNotDistributable(f"{request.image_id}: not tagged {TAG_APPROVED}=true; approve it first")
+    return image
+
+
+def _find_copy(ec2: Any, source_id: str, name: str) -> dict[str, Any] | None:
+    """An existing copy of source_id in this account and region, healing a copy left untagged."""
+    paginator = ec2.get_paginator("describe_images")
+    for filters in ([{"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [source_id]}], [{"Name": "name", "Values": [name]}]):
+        found = [i for page in paginator.paginate(Owners=["self"], Filters=filters) for i in page["Images"]
+                 if i.get("State") not in _FAILED_STATES and i["ImageId"] != source_id]
+        if found:
+            image = sorted(found, key=lambda i: i.get("CreationDate", ""))[0]
+            if tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI) != source_id:
+                ec2.create_tags(Resources=[image["ImageId"]], Tags=[{"Key": TAG_SOURCE_AMI, "Value": source_id}])
+            return image
+    return None
+
+
+def _wait_available(ec2: Any, image_id: str, request: DistributeRequest, sleep: Callable | None) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        image = _image(ec2, image_id)
+        state = image.get("State") if image else "missing"
+        if state in _FAILED_STATES or image is None:
+            reason = (image or {}).get("StateReason", {}).get("Message", "")
+            raise CopyFailed(f"{image_id}: copy is {state} {reason}".strip())
+        return image if state == "available" else None
+
+    return poll(check, f"copy {image_id}", first_delay=request.poll_seconds, max_delay=max(request.poll_seconds, 60),
+                timeout=request.poll_timeout, sleep=sleep)
+
+
+def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, family: str,
+          request: DistributeRequest, sleep: Callable | None, token: str) -> tuple[dict[str, Any], str]:
+    """Find or make an encrypted copy of `source` through `ec2`, tagged with the original AMI id."""
+    existing = _find_copy(ec2, request.image_id, source["Name"])
+    if existing is not None:
+        image_id, action = existing["ImageId"], "existing"
+    else:
+        image_id = ec2.copy_image(
+            SourceImageId=source["ImageId"], SourceRegion=source_region, Name=source["Name"],
+            Description=f"bakehouse {family} copy of {request.image_id}", Encrypted=True, KmsKeyId=kms_key,
+            ClientToken=token[:64])["ImageId"]
+        # Provenance travels with the copy so each region can be audited alone.
+        provenance = {k: v for k, v in tags_to_dict(source.get("Tags")).items() if k.startswith("bakehouse:")}
+        provenance.update({TAG_SOURCE_AMI: request.image_id, TAG_FAMILY: family})
+        ec2.create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in sorted(provenance.items())])
+        action = "copied"
+    return _wait_available(ec2, image_id, request, sleep), action
+
+
+def _region_copy(request: DistributeRequest, source: dict[str, Any], region: str, kms_key: str,
+                 clients: Clients, sleep: Callable | None) -> tuple[dict[str, Any], str]:
+    if region == request.source_region:
+        return source, "source"
+    return _copy(clients.build("ec2", region), source, request.source_region, kms_key, request.family, request,
+                 sleep, f"bakehouse-{request.image_id}-{region}")
+
+
+def _share(ec2: Any, image: dict[str, Any], account_id: str) -> bool:
+    changed = False
+    permissions = ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
+    if account_id not in {p.get("UserId") for p in permissions.get("LaunchPermissions", [])}:
+        ec2.modify_image_attribute(ImageId=image["ImageId"], LaunchPermission={"Add": [{"UserId": account_id}]})
+        changed = True
+    for mapping in image.get("BlockDeviceMappings", []):
+        snapshot = mapping.get("Ebs", {}).get("SnapshotId")
+        if not snapshot:
+            continue
+        permissions = ec2.describe_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission")
+        if account_id not in {p.get("UserId") for p in permissions.get("CreateVolumePermissions", [])}:
+            ec2.modify_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission",
+                                          OperationType="add", UserIds=[account_id])
+            changed = True
+    return changed
+
+
+def _write_parameter(ssm: Any, name: str, image_id: str) -> bool:
+    try:
+        if ssm.get_parameter(Name=name)["Parameter"]["Value"] == image_id:
+            return False
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ParameterNotFound":
+            raise
+    ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
+                      Description=f"Golden AMI published by the Bakehouse factory ({image_id})")
+    return True
+
+
+def _deliver(request: DistributeRequest, target: Target, region: str, image: dict[str, Any], clients: Clients,
+             sleep: Callable | None) -> Outcome:
+    changed = _share(clients.build("ec2", region), image, target.account_id)
+    image_id = image["ImageId"]
+    if request.mode == "copy":
+        own, action = _copy(clients.target(target.account_id, "ec2", region), image, region, request.account_key,
+                            request.family, request, sleep, f"bakehouse-{request.image_id}-{target.account_id}")
+        image_id, changed = own["ImageId"], changed or action == "copied"
+    name = ENV_AMI_PARAMETER.format(env=target.env, family=request.family)
+    changed = _write_parameter(clients.target(target.account_id, "ssm", region), name, image_id) or changed
+    return Outcome(image_id, ("copied" if request.mode == "copy" else "shared") if changed else "unchanged")
+
+
+def _error(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | None = None) -> DistributionResult:
+    """Copy, share and publish; failures are recorded per region/account, never abort the others."""
+    source = _source(request, clients)
+    result = DistributionResult(request.image_id, request.family)
+    with ThreadPoolExecutor(max_workers=request.max_workers, thread_name_prefix="distribute") as pool:
+        regions: dict[Future, str] = {
+            pool.submit(_region_copy, request, source, region, key, clients, sleep): region
+            for region, key in request.region_keys}
+        deliveries: dict[Future, tuple[str, str]] = {}
+        for future in as_completed(regions):
+            region = regions[future]
+            try:
+                image, action = future.result()
+            except Exception as err:  # recorded, and the region's accounts are reported skipped
+                result.regions[region] = Outcome(None, "failed", _error(err))
+                for target in request.targets:
+                    result.accounts[(target.account_id, region)] = Outcome(None, "skipped", f"region {region} failed")
+                continue
+            result.regions[region] = Outcome(image["ImageId"], action)
+            for target in request.targets:
+                deliveries[pool.submit(_deliver, request, target, region, image, clients, sleep)] = (
+                    target.account_id, region)
+        for future in as_completed(deliveries):
+            try:
+                result.accounts[deliveries[future]] = future.result()
+            except Exception as err:
+                result.accounts[deliveries[future]] = Outcome(None, "failed", _error(err))
+    return result
+
+
+def handler(events: dict, context: Any) -> dict:
+    """SSM aws:executeScript entry point. Fails the step when anything was left undone."""
+    request = DistributeRequest.parse(events)
+    result = distribute(request, AwsClients(request.publisher_role, request.source_region))
+    if result.failures:
+        raise DistributionIncomplete(f"{request.image_id}: {len(result.failures)} not done (rerun resumes): "
+                                     + "; ".join(result.failures[:20]))
+    return result.as_dict()

@@ -3,6 +3,7 @@ playbooks from the estate's accounts only (its name and ARN are fixed by estate.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,18 @@ from .iam import document, statement
 from .kms_key import KmsKey, KmsKeyArgs, ServiceGrant
 
 PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+
+# Security Hub in the home region sees every member's and every linked region's findings (GuardDuty,
+# Inspector, Config, Access Analyzer...) through its aggregator, so one rule here covers the estate.
+FINDINGS_PATTERN = {
+    "source": ["aws.securityhub"],
+    "detail-type": ["Security Hub Findings - Imported"],
+    "detail": {"findings": {
+        "Severity": {"Label": ["HIGH", "CRITICAL"]},
+        "Workflow": {"Status": ["NEW"]},
+        "RecordState": ["ACTIVE"],
+    }},
+}
 
 
 @dataclass(frozen=True)
@@ -70,5 +83,11 @@ class SecurityTopic(pulumi.ComponentResource):
         for email in args.subscriber_emails:
             aws.sns.TopicSubscription(f"{name}-email-{email.replace('@', '-at-')}", topic=self.topic.arn, protocol="email",
                                       endpoint=email, opts=child)
+        self.findings_rule = aws.cloudwatch.EventRule(
+            f"{name}-findings", name="bakehouse-high-severity-findings",
+            description="New high and critical findings from every account and region, to the security topic",
+            event_pattern=json.dumps(FINDINGS_PATTERN), opts=child)
+        aws.cloudwatch.EventTarget(f"{name}-findings", rule=self.findings_rule.name, arn=self.topic.arn,
+                                   target_id="security-topic", opts=child)
         self.arn = self.topic.arn
         self.register_outputs({"arn": self.topic.arn})

@@ -1,0 +1,310 @@
+"""Rescan against moto (+ the Inspector and deprecation fakes, + an SSM Automation fake): dedup,
+batching, cleanup on failure, recording, and the CVE feedback loop."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from typing import Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+import pytest
+from moto import mock_aws
+
+from handlers.common import MalformedEvent
+from handlers.publish import PublishRequest, history, publish
+from handlers.rescan import Clients, RescanRequest, ScanTimedOut, handler, rescan
+from tests.fakes import FakeInspector2, ImageDeprecationEc2, RecordingFake
+from tests.fakes._base import faked
+from tests.fakes.seed import FAST_EC2_ENV, golden_ami
+
+REGION = "eu-west-1"
+BUILD, DEV, PROD = "123456789012", "222222222222", "333333333333"
+BUCKET = "bakehouse-evidence-444444444444-eu-west-1"
+
+
+class FakeAutomation(RecordingFake):
+    """SSM with start_automation_execution, which moto 5.2.5 lacks; executions are only recorded."""
+
+    SERVICE = "ssm"
+    FAKED = frozenset({"start_automation_execution"})
+
+    def __init__(self, inner: Any, known_documents: set[str]):
+        super().__init__(inner)
+        self.known_documents = known_documents
+
+    @faked
+    def _start_automation_execution(self, DocumentName: str, **params: Any) -> dict:
+        if DocumentName not in self.known_documents:
+            raise self._error("start_automation_execution", "InvalidAutomationExecutionParametersException",
+                              f"document {DocumentName} does not exist")
+        return {"AutomationExecutionId": str(uuid.uuid4())}
+
+
+class InspectorThatScans(FakeInspector2):
+    """Inspector covers each scan instance it finds running (as its SSM-based scanning does a few
+    polls after launch) and reports the findings seeded per AMI."""
+
+    def __init__(self, inner, ec2, findings_by_ami: dict[str, list[tuple[str, str]]], after_polls: int = 1,
+                 **kw):
+        super().__init__(inner, **kw)
+        self.ec2, self.findings_by_ami, self.after_polls = ec2, findings_by_ami, after_polls
+        self.seen: set[str] = set()
+        self.scanning = True
+
+    def list_coverage(self, **params):
+        if self.scanning:
+            running = self.ec2.describe_instances(Filters=[
+                {"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
+                {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
+            for instance in [i for r in running for i in r["Instances"]]:
+                if instance["InstanceId"] not in self.seen:
+                    self.seen.add(instance["InstanceId"])
+                    self.add_coverage(instance["InstanceId"], ami_id=instance["ImageId"], after_polls=self.after_polls)
+                    for severity, cve in self.findings_by_ami.get(instance["ImageId"], []):
+                        self.add_finding(instance["InstanceId"], severity, ami_id=instance["ImageId"],
+                                         vulnerability_id=cve)
+        return super().list_coverage(**params)
+
+
+class LaunchLog:
+    """Wraps the build EC2 client to see how many scan instances are alive at each launch."""
+
+    def __init__(self, inner, fail_on_launch: int | None = None):
+        self._inner, self.alive, self.peak, self.launches = inner, set(), 0, 0
+        self.fail_on_launch = fail_on_launch
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def run_instances(self, **params):
+        self.launches += 1
+        if self.launches == self.fail_on_launch:
+            raise RuntimeError("InsufficientInstanceCapacity")
+        response = self._inner.run_instances(**params)
+        self.alive.update(i["InstanceId"] for i in response["Instances"])
+        self.peak = max(self.peak, len(self.alive))
+        return response
+
+    def terminate_instances(self, **params):
+        self.alive.difference_update(params["InstanceIds"])
+        return self._inner.terminate_instances(**params)
+
+
+_LOADER = botocore.loaders.create_loader()
+
+
+def _core_session() -> botocore.session.Session:
+    # One model loader for every session of the module: each fresh session would parse the service
+    # and endpoint JSON again (about a second per test), and moto resets the default session.
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    return core
+
+
+def _session(account: str) -> boto3.Session:
+    """The scanner role's session in a workload account (moto keys its state by the role's account)."""
+    creds = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="rescan-test")["Credentials"]
+    return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                         aws_session_token=creds["SessionToken"], region_name=REGION, botocore_session=_core_session())
+
+
+class World:
+    def __init__(self):
+        self.ec2_raw = boto3.client("ec2", region_name=REGION)
+        self.ec2 = ImageDeprecationEc2(self.ec2_raw)
+        self.ssm = boto3.client("ssm", region_name=REGION)
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        sns = boto3.client("sns", region_name=REGION)
+        self.topic = sns.create_topic(Name="bakehouse-security")["TopicArn"]
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.queue = self.sqs.create_queue(QueueName="inbox")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+        self.sns = sns
+        vpc = self.ec2_raw.create_vpc(CidrBlock="10.0.0.0/20")["Vpc"]["VpcId"]
+        self.subnet = self.ec2_raw.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        self.sg = self.ec2_raw.create_security_group(GroupName="scan", Description="scan", VpcId=vpc)["GroupId"]
+        boto3.client("iam").create_instance_profile(InstanceProfileName="bakehouse-scan")
+        self.findings: dict[str, list[tuple[str, str]]] = {}
+        self.inspector = InspectorThatScans(boto3.client("inspector2", region_name=REGION), self.ec2_raw,
+                                            self.findings, s3=self.s3)
+        self.automation = FakeAutomation(self.ssm, {"Bakehouse-Pipeline"})
+        sessions = {a: _session(a) for a in (DEV, PROD)}
+        self.workload_clients = {a: (s.client("ec2"), s.client("ssm")) for a, s in sessions.items()}
+        self.ec2_client: Any = self.ec2
+        self.counter = itertools.count(1)
+
+    def image(self, family: str = "al2023", publish_it: bool = True, **tags) -> str:
+        image = golden_ami(self.ec2_raw, f"bakehouse-{family}-{next(self.counter)}",
+                           {"bakehouse:family": family, **tags})
+        if publish_it:
+            publish(PublishRequest(image, family, "tester"), self.ec2_raw, self.ssm)
+        return image
+
+    def run(self, account: str, image: str, count: int) -> None:
+        self.workload_clients[account][0].run_instances(ImageId=image, MinCount=count, MaxCount=count)
+
+    def clients(self) -> Clients:
+        return Clients(self.ec2_client, self.ssm, self.s3, self.sns, self.inspector, self.automation,
+                       self.workload_clients.__getitem__)
+
+    def request(self, **kw) -> RescanRequest:
+        values = dict(accounts=(("dev", DEV), ("prod", PROD)), subnet_id=self.subnet, security_group_ids=(self.sg,),
+                      instance_profile="bakehouse-scan", evidence_bucket=BUCKET, topic_arn=self.topic,
+                      pipeline_role_arn=f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation",
+                      execution_id="exec-1", batch_size=10, wait_seconds=600)
+        values.update(kw)
+        return RescanRequest(**values)
+
+    def rescan(self, **kw):
+        clock = itertools.count(0, 30)  # each poll advances 30 s of simulated time
+        return rescan(self.request(**kw), self.clients(), sleep=lambda s: None, clock=lambda: next(clock))
+
+    def scan_instances(self, states=("pending", "running", "stopping", "stopped")):
+        r = self.ec2_raw.describe_instances(Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
+                                                     {"Name": "instance-state-name", "Values": list(states)}])
+        return [i for res in r["Reservations"] for i in res["Instances"]]
+
+    def tags(self, image: str) -> dict[str, str]:
+        return {t["Key"]: t["Value"] for t in self.ec2_raw.describe_images(ImageIds=[image])["Images"][0].get("Tags", [])}
+
+    def messages(self):
+        got = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10)
+        return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+@pytest.fixture
+def world(monkeypatch):
+    for k, v in FAST_EC2_ENV.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        boto3.setup_default_session(botocore_session=_core_session(), region_name=REGION)
+        yield World()
+
+
+def test_each_unique_ami_gets_exactly_one_scan_instance_however_many_instances_run_it(world):
+    a, b = world.image("al2023"), world.image("ubuntu")
+    c = world.image("al2023", publish_it=False)  # superseded, but still running in prod
+    world.workload_clients[DEV][1].put_parameter(Name="/bakehouse/dev/ami/al2023", Value=a, Type="String")
+    world.run(DEV, a, 30)
+    world.run(PROD, a, 20)
+    world.run(PROD, c, 25)
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan()
+    assert log.launches == 3
+    assert sorted(i["ImageId"] for i in world.scan_instances(("terminated",))) == sorted([a, b, c])
+    assert set(result.scanned) == {a, b, c}
+
+
+def test_scan_instances_are_launched_in_batches_no_larger_than_configured(world):
+    images = [world.image(f"fam{n}") for n in range(5)]
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan(batch_size=2)
+    assert log.launches == 5 and log.peak == 2
+    assert set(result.scanned) == set(images)
+
+
+def test_every_scan_instance_is_terminated_when_inspector_never_covers_them(world):
+    for n in range(3):
+        world.image(f"fam{n}")
+    world.inspector.scanning = False
+    with pytest.raises(ScanTimedOut, match="i-"):
+        world.rescan(batch_size=2)
+    assert len(world.scan_instances(("terminated",))) == 2  # the second batch never started
+    assert world.scan_instances() == []
+
+
+def test_instances_already_launched_are_terminated_when_a_launch_fails(world):
+    for n in range(4):
+        world.image(f"fam{n}")
+    world.ec2_client = log = LaunchLog(world.ec2, fail_on_launch=3)
+    with pytest.raises(RuntimeError, match="InsufficientInstanceCapacity"):
+        world.rescan(batch_size=4)
+    assert len(world.scan_instances(("terminated",))) == 2
+    assert world.scan_instances() == [] and log.alive == set()
+
+
+def test_amis_tagged_vulnerable_are_not_rescanned(world):
+    bad = world.image("al2023", **{"bakehouse:vulnerable": "true"})
+    good = world.image("ubuntu")
+    result = world.rescan()
+    assert result.skipped_vulnerable == [bad]
+    assert [i["ImageId"] for i in world.scan_instances(("terminated",))] == [good]
+
+
+def test_findings_report_goes_to_s3_and_counts_to_the_ami_tags(world):
+    image = world.image("al2023")
+    world.findings[image] = [("MEDIUM", "CVE-2026-0001"), ("LOW", "CVE-2026-0002"), ("LOW", "CVE-2026-0003")]
+    world.rescan(severity_threshold="HIGH")
+    tags = world.tags(image)
+    assert tags["bakehouse:cves-critical"] == "0" and tags["bakehouse:cves-high"] == "0"
+    assert tags["bakehouse:cves-medium"] == "1" and tags["bakehouse:cves-low"] == "2"
+    assert tags["bakehouse:scan-date"] == tags["bakehouse:scan-date"][:10] and len(tags["bakehouse:scan-date"]) == 10
+    [obj] = world.s3.list_objects_v2(Bucket=BUCKET, Prefix="rescans/")["Contents"]
+    report = json.loads(world.s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
+    assert report["image_id"] == image and obj["Key"].endswith(f"/{image}.json")
+    assert sorted(f["cve"] for f in report["findings"]) == ["CVE-2026-0001", "CVE-2026-0002", "CVE-2026-0003"]
+    assert "bakehouse:vulnerable" not in tags and world.automation.calls_to("start_automation_execution") == []
+
+
+def test_an_ami_above_the_threshold_is_quarantined_notified_and_rebuilt(world):
+    image = world.image("al2023")
+    world.findings[image] = [("CRITICAL", "CVE-2026-1111"), ("HIGH", "CVE-2026-2222"), ("LOW", "CVE-2026-3333")]
+    result = world.rescan(severity_threshold="HIGH")
+    assert result.quarantined == [image]
+    [(version, value, labels)] = history(world.ssm, "al2023")
+    assert value == image and labels == (f"quarantined-{image}",)
+    [message] = world.messages()
+    assert message["image_id"] == image and message["cves"] == ["CVE-2026-1111", "CVE-2026-2222"]
+    [start] = world.automation.calls_to("start_automation_execution")
+    assert start["DocumentName"] == "Bakehouse-Pipeline" and start["Parameters"]["Family"] == ["al2023"]
+    tags = world.tags(image)
+    assert tags["bakehouse:vulnerable"] == "true"
+    assert tags["bakehouse:rebuild-execution"] == result.rebuilds[image]
+
+
+def test_a_quarantined_ami_is_deprecated_only_once_its_replacement_is_published(world):
+    old = world.image("al2023")
+    world.findings[old] = [("CRITICAL", "CVE-2026-1111")]
+    world.rescan()
+    second = world.rescan()
+    assert second.deprecated == [] and old not in world.ec2.deprecations
+    assert second.skipped_vulnerable == [old] and world.automation.calls_to("start_automation_execution").__len__() == 1
+    new = world.image("al2023")  # the Pipeline's rebuild, published
+    third = world.rescan()
+    assert third.deprecated == [old] and old in world.ec2.deprecations and new not in world.ec2.deprecations
+    assert world.rescan().deprecated == []
+
+
+def test_amis_running_in_prod_are_marked_as_having_run_there(world):
+    in_prod, in_dev = world.image("al2023"), world.image("ubuntu")
+    world.run(PROD, in_prod, 3)
+    world.run(DEV, in_dev, 3)
+    result = world.rescan()
+    assert result.marked_prod == [in_prod]
+    assert world.tags(in_prod)["bakehouse:ran-in"] == "prod"
+    assert "bakehouse:ran-in" not in world.tags(in_dev)
+
+
+def test_amis_the_build_account_does_not_own_are_reported_not_launched(world):
+    ours = world.image("al2023")
+    world.run(DEV, "ami-0123456789abcdef0", 2)
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan()
+    assert result.unresolved == ["ami-0123456789abcdef0"]
+    assert log.launches == 1 and list(result.scanned) == [ours]
+
+
+def test_a_malformed_event_lists_every_problem_before_any_call():
+    with pytest.raises(MalformedEvent) as err:
+        handler({"WorkloadAccounts": ["prod:333"], "SubnetId": "net-1", "SecurityGroupIds": [],
+                 "BatchSize": 0, "SeverityThreshold": "SEVERE"}, None)
+    for key in ("WorkloadAccounts", "SubnetId", "SecurityGroupIds", "InstanceProfileName", "EvidenceBucket",
+                "TopicArn", "PipelineRoleArn", "BatchSize", "SeverityThreshold"):
+        assert key in str(err.value)

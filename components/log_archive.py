@@ -133,9 +133,14 @@ def delivery_statements(estate: EstateConfig, kind: str) -> Callable[[str], Sequ
 
     def sessions(arn: str) -> list[dict[str, Any]]:
         # Each account writes only under its own id, so one account cannot overwrite another's record.
-        return [statement("SessionLogsPerAccount", ["s3:PutObject"], [f"{arn}/${{aws:PrincipalAccount}}/*"],
-                          principals={"AWS": _workload_roots(estate)},
-                          conditions={"StringEquals": {"aws:PrincipalOrgID": org}})]
+        in_org = {"StringEquals": {"aws:PrincipalOrgID": org}}
+        return [
+            statement("SessionLogsPerAccount", ["s3:PutObject"], [f"{arn}/${{aws:PrincipalAccount}}/*"],
+                      principals={"AWS": _workload_roots(estate)}, conditions=in_org),
+            # Session Manager refuses to log to a bucket whose encryption it cannot read.
+            statement("SessionEncryptionCheck", ["s3:GetEncryptionConfiguration"], [arn],
+                      principals={"AWS": _workload_roots(estate)}, conditions=in_org),
+        ]
 
     return {"trail": trail, "config": config, "flowlogs": flowlogs, "evidence": evidence, "sessions": sessions}[kind]
 

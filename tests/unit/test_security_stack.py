@@ -149,6 +149,9 @@ def test_evidence_and_session_buckets_admit_only_workload_principals_of_the_orga
     sessions = _bucket_policy(sec, "sessions")
     assert [s["Resource"] for s in sessions["Statement"] if s["Sid"] == "SessionLogsPerAccount"] == [
         [f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1/${{aws:PrincipalAccount}}/*"]]
+    sessions_bucket = f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1"
+    assert allowed(sessions, writer, Request("s3:GetEncryptionConfiguration", (sessions_bucket,), context=in_org))
+    assert not allowed(sessions, writer, Request("s3:GetObject", (f"{sessions_bucket}/{PROD}/s.log",), context=in_org))
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -73,7 +73,8 @@ class BreakGlass(pulumi.ComponentResource):
 
         alarm_role = publish_to_topic_role(f"{name}-alarm-delivery", args.account_id, args.security_topic_arn, child)
         self.rule = aws.cloudwatch.EventRule(
-            f"{name}-used", name="bakehouse-break-glass-used", description="Break-glass role assumed: alarm the security topic",
+            f"{name}-used", name="bakehouse-break-glass-used",
+            description="Break-glass role assumed: alarm the security topic",
             event_pattern=assume_role_pattern(self.arn_known),
             # CloudTrail marks AssumeRole read-only; EventBridge delivers those only to rules in this state.
             state="ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", opts=child)

@@ -181,7 +181,8 @@ class IncidentResponse(pulumi.ComponentResource):
         target_arn = f"{args.automation_definition_arn}:$DEFAULT"
         depends = [self.document] if self.document is not None else []
         self.guardduty_rule = aws.cloudwatch.EventRule(
-            f"{name}-guardduty-ec2", name="bakehouse-isolate-on-guardduty-ec2-finding", description=f"GuardDuty EC2 findings with severity >= {args.min_severity}",
+            f"{name}-guardduty-ec2", name="bakehouse-isolate-on-guardduty-ec2-finding",
+            description=f"GuardDuty EC2 findings with severity >= {args.min_severity}",
             event_pattern=guardduty_pattern(args.min_severity), opts=child)
         aws.cloudwatch.EventTarget(
             f"{name}-guardduty-isolate", rule=self.guardduty_rule.name, arn=target_arn, role_arn=events_role.arn,
@@ -190,7 +191,8 @@ class IncidentResponse(pulumi.ComponentResource):
                 input_template=automation_input(args, "<finding>")),
             opts=child.merge(pulumi.ResourceOptions(depends_on=depends)))
         self.manual_rule = aws.cloudwatch.EventRule(
-            f"{name}-manual-isolate", name="bakehouse-isolate-on-request", description="Responder asks to isolate an instance",
+            f"{name}-manual-isolate", name="bakehouse-isolate-on-request",
+            description="Responder asks to isolate an instance",
             event_pattern=manual_pattern(), opts=child)
         aws.cloudwatch.EventTarget(
             f"{name}-manual-isolate", rule=self.manual_rule.name, arn=target_arn, role_arn=events_role.arn,

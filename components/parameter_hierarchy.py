@@ -53,7 +53,8 @@ class ParameterHierarchy(pulumi.ComponentResource):
         self.amis = {
             family: aws.ssm.Parameter(
                 f"{name}-ami-{family}", name=env_ami_parameter(args.env, family), type="String", tier="Standard",
-                insecure_value=UNPUBLISHED, description=f"Approved {family} AMI id, written by the Bakehouse image factory",
+                insecure_value=UNPUBLISHED,
+                description=f"Approved {family} AMI id, written by the Bakehouse image factory",
                 opts=child.merge(pulumi.ResourceOptions(ignore_changes=["value", "insecureValue", "dataType"])))
             for family in args.ami_families
         }

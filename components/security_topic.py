@@ -81,8 +81,8 @@ class SecurityTopic(pulumi.ComponentResource):
         aws.sns.TopicPolicy(f"{name}-policy", arn=self.topic.arn,
                             policy=document(*topic_policy_statements(args.estate)), opts=child)
         for email in args.subscriber_emails:
-            aws.sns.TopicSubscription(f"{name}-email-{email.replace('@', '-at-')}", topic=self.topic.arn, protocol="email",
-                                      endpoint=email, opts=child)
+            aws.sns.TopicSubscription(f"{name}-email-{email.replace('@', '-at-')}", topic=self.topic.arn,
+                                      protocol="email", endpoint=email, opts=child)
         self.findings_rule = aws.cloudwatch.EventRule(
             f"{name}-findings", name="bakehouse-high-severity-findings",
             description="New high and critical findings from every account and region, to the security topic",

@@ -42,6 +42,14 @@ class BuildStack(pulumi.ComponentResource):
                              access_log_bucket=storage.access_logs.name, bucket_name=scripts_name),
             opts=child,
         )
+        # Validation's Inspector summaries: the record of why an image was (not) approved.
+        findings_name = bucket_name("findings", cfg.account_id, cfg.region)
+        self.findings_bucket = SecureBucket(
+            f"{name}-findings",
+            SecureBucketArgs(purpose="image-findings", kms_key_arn=storage.key.arn,
+                             access_log_bucket=storage.access_logs.name, bucket_name=findings_name),
+            opts=child,
+        )
         self.network = BuildNetwork(f"{name}-network", BuildNetworkArgs(
             stack=cfg.stack, network=cfg.network, region=cfg.region, egress_domains=factory.egress_domains,
             kms_key_arn=keys.home.arn, logs_kms_key_arn=storage.key.arn,
@@ -55,10 +63,13 @@ class BuildStack(pulumi.ComponentResource):
             cfg=cfg, factory=factory, automation_role=roles.automation, build_instance_role=roles.build_instance,
             role_arns=roles.arns, scripts_bucket_name=scripts_name, scripts_key_arn=storage.key.arn,
             factory_key_arn=keys.home.arn, image_key_arns=keys.all_arns,
+            region_key_arns={region: key.arn for region, key in keys.regional.items()},
+            findings_bucket_name=findings_name,
             subnet_arns=self.network.build_subnet_arns, subnet_ids=self.network.build_subnet_ids,
             security_group_id=self.network.build_security_group.id,
-            security_group_arn=self.network.build_security_group.arn, product_arn=self.catalog.product_arn),
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket])))
+            security_group_arn=self.network.build_security_group.arn, product_arn=self.catalog.product_arn,
+            product_id=self.catalog.product.id if self.catalog.product else None),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket, self.findings_bucket])))
         rescan_doc = self.factory.documents.get(RESCAN_STEM)
         self.schedules = FactorySchedules(f"{name}-schedules", FactorySchedulesArgs(
             cfg=cfg, factory=factory, key_arn=keys.home.arn, image_key_arns=keys.all_arns,
@@ -69,6 +80,7 @@ class BuildStack(pulumi.ComponentResource):
             "kmsKeyArn": storage.key.arn,
             "accessLogBucket": storage.access_logs.name,
             "scriptsBucket": self.scripts_bucket.name,
+            "findingsBucket": self.findings_bucket.name,
             "factoryKeyArn": keys.home.arn,
             "imageKeyArns": {region: key.arn for region, key in keys.regional.items()},
             "automationRoleArn": roles.automation.arn,

@@ -101,6 +101,7 @@ def automation_statements(
     automation_role_arn: str,
     build_instance_role_arn: str,
     scripts_bucket_arn: str,
+    findings_bucket_arn: str,
     subnet_arns: Sequence[pulumi.Input[str]],
     security_group_arn: pulumi.Input[str],
     key_arns: Sequence[pulumi.Input[str]],
@@ -161,6 +162,7 @@ def automation_statements(
                   conditions={"StringEquals": {f"ssm:resourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
         statement("ReadBuildScriptsAndTemplates", ["s3:GetObject", "s3:GetObjectVersion"], [f"{scripts_bucket_arn}/*"]),
         statement("ListBuildScripts", ["s3:ListBucket"], [scripts_bucket_arn]),
+        statement("WriteFindingsSummaries", ["s3:PutObject", "s3:GetObject"], [f"{findings_bucket_arn}/*"]),
         statement("WriteScanEvidence", ["s3:PutObject"], [f"{central_bucket_arn(cfg.estate, 'evidence')}/factory/*"]),
         statement("ImageRegistry", [
             "ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory",
@@ -213,6 +215,30 @@ def pipeline_event_pattern(pipeline_name: str) -> str:
     })
 
 
+def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.Input[str],
+                        notifications_topic_arn: pulumi.Input[str]) -> dict[str, Any]:
+    factory = args.factory
+    params: dict[str, Any] = {
+        "AutomationAssumeRole": args.role_arns["automation"],
+        "SubnetId": args.subnet_ids[0],
+        "SecurityGroupIds": [args.security_group_id],
+        "InstanceProfileName": args.build_instance_role.name,
+        "FactoryKmsKeyId": args.factory_key_arn,
+        "ScriptsBucket": args.scripts_bucket_name,
+        "FindingsBucket": args.findings_bucket_name,
+        "SeverityThreshold": factory.severity_threshold,
+        "ApproverTopicArn": approvers_topic_arn,
+        "Regions": dict(args.region_key_arns),
+        "Accounts": [{"AccountId": a, "Env": e} for e, a in zip(factory.target_envs, factory.target_accounts,
+                                                                 strict=True)],
+        "MaxCatalogVersions": factory.max_catalog_versions,
+        "NotificationTopicArn": notifications_topic_arn,
+    }
+    if args.product_id is not None:
+        params["CatalogProductId"] = args.product_id
+    return params
+
+
 @dataclass(frozen=True)
 class ImageFactoryArgs:
     cfg: StackConfig
@@ -224,11 +250,14 @@ class ImageFactoryArgs:
     scripts_key_arn: pulumi.Input[str]     # the account key the scripts bucket is encrypted with
     factory_key_arn: pulumi.Input[str]
     image_key_arns: Sequence[pulumi.Input[str]]  # home + per-region copy keys
+    region_key_arns: Mapping[str, pulumi.Input[str]]  # distribution region -> its copy key
+    findings_bucket_name: str
     subnet_arns: Sequence[pulumi.Input[str]]
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     security_group_arn: pulumi.Input[str]
     product_arn: pulumi.Input[str] | None  # None while the catalog has no product
+    product_id: pulumi.Input[str] | None
     automation_dir: Path = AUTOMATION_DIR
 
 
@@ -256,6 +285,7 @@ class ImageFactory(pulumi.ComponentResource):
             *automation_statements(
                 cfg, factory, automation_role_arn=args.role_arns["automation"],
                 build_instance_role_arn=args.role_arns["build_instance"], scripts_bucket_arn=scripts_arn,
+                findings_bucket_arn=f"arn:aws:s3:::{args.findings_bucket_name}",
                 subnet_arns=args.subnet_arns, security_group_arn=args.security_group_arn,
                 key_arns=[*args.image_key_arns, args.scripts_key_arn],
                 topic_arns=[self.approvers_topic.arn, self.notifications_topic.arn],
@@ -269,9 +299,11 @@ class ImageFactory(pulumi.ComponentResource):
             value=pulumi.Output.json_dumps({
                 **factory.as_settings(),
                 "subnetIds": list(args.subnet_ids), "securityGroupId": args.security_group_id,
-                "instanceProfile": args.build_instance_role.name, "scriptsBucket": args.scripts_bucket_name,
-                "handlersKey": self.handlers_key, "approversTopicArn": self.approvers_topic.arn,
-                "kmsKeyArn": args.factory_key_arn, "productArn": args.product_arn,
+                "handlersKey": self.handlers_key,
+                # What a caller (CI, the rescan's rebuild) passes to Bakehouse-Pipeline besides the
+                # per-run Family, BaseImageParameter, ScriptsVersionId, ScriptsCommit and approval.
+                "pipelineParameters": pipeline_parameters(args, self.approvers_topic.arn,
+                                                          self.notifications_topic.arn),
             }), opts=child)
 
         self.documents: dict[str, aws.ssm.Document] = {}

@@ -11,7 +11,7 @@ import pytest
 from components.factory_roles import CATALOG_LAUNCH_ROLE
 from components.providers import account_provider
 from components.service_catalog import ServiceCatalog, ServiceCatalogArgs, constraint_rules, template_key
-from tools.mockrun import StackRun, run_program
+from tools.mockrun import PROJECT_DIR, StackRun, run_program
 
 TEMPLATE = """AWSTemplateFormatVersion: '2010-09-09'
 Parameters:
@@ -110,3 +110,16 @@ def test_template_constraint_without_rules_is_refused(tmp_path):
     (tmp_path / "template-constraint.json").write_text(json.dumps({"ApprovedImage": {}}))
     with pytest.raises(ValueError, match="a JSON object with a Rules key"):
         constraint_rules(tmp_path / "template-constraint.json")
+
+
+def test_build_stack_offers_the_repository_template_behind_its_constraint(stack_run):
+    run = stack_run("build")
+    assert not [line for line in run.logs if "missing artifact" in line], run.logs
+    (product,) = run.of_type("aws:servicecatalog/product:Product")
+    (obj,) = [o for o in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2") if o.name == "build-catalog-template"]
+    assert obj.inputs["content"] == (PROJECT_DIR / "catalog" / "hardened-instance.yaml").read_text()
+    assert product.inputs["provisioningArtifactParameters"]["templateUrl"].endswith("/" + obj.inputs["key"])
+    constraints = {c.inputs["type"]: c.inputs for c in run.of_type("aws:servicecatalog/constraint:Constraint")}
+    rules = json.loads(constraints["TEMPLATE"]["parameters"])["Rules"]
+    assert rules == json.loads((PROJECT_DIR / "catalog" / "template-constraint.json").read_text())["Rules"]
+    assert any("ImageId" in json.dumps(rule) for rule in rules.values())

@@ -202,7 +202,7 @@ def test_settings_parameter_carries_the_validated_factory_config(stack_run):
     assert settings["regions"] == list(REGIONS)
     assert settings["autoApproveEnvs"] == ["dev"] and settings["severityThreshold"] == "HIGH"
     assert settings["targetAccounts"] == dict(zip(("dev", "uat", "prod"), WORKLOADS, strict=True))
-    assert settings["instanceProfile"] == "BakehouseBuildInstance"
+    assert settings["pipelineParameters"]["InstanceProfileName"] == "BakehouseBuildInstance"
 
 
 def test_image_registry_parameters_are_left_to_the_handlers(stack_run):
@@ -217,3 +217,16 @@ def test_build_instances_get_a_profile_with_ssm_core(stack_run):
     (attachment,) = [a for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
                      if a.inputs["role"] == "BakehouseBuildInstance"]
     assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def test_settings_hand_the_pipeline_only_parameters_it_declares(stack_run):
+    (param,) = [p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter")
+                if p.inputs["name"] == "/bakehouse/factory/settings"]
+    params = json.loads(param.inputs["value"]["value"])["pipelineParameters"]
+    declared = yaml.safe_load((AUTOMATION_DIR / "pipeline.yaml").read_text())["parameters"]
+    assert set(params) <= set(declared), set(params) - set(declared)
+    assert params["Regions"] == {r: f"arn:aws:kms:{r}:{BUILD}:key/build-images-{r}-key" for r in REGIONS}
+    assert params["Accounts"] == [{"AccountId": a, "Env": e} for e, a in zip(("dev", "uat", "prod"), WORKLOADS,
+                                                                             strict=True)]
+    assert params["FindingsBucket"] == f"bakehouse-findings-{BUILD}-eu-west-1"
+    assert params["AutomationAssumeRole"] == f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation"

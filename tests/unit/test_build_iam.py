@@ -97,6 +97,8 @@ def automation(stack_run):
     ("s3:PutObject", f"{SCRIPTS}/provisioning/bundle.tar.gz", {}, False),
     ("s3:GetObject", "arn:aws:s3:::someone-elses-bucket/x", {}, False),
     ("s3:PutObject", "arn:aws:s3:::bakehouse-evidence-222222222222-eu-west-1/factory/ami-1/findings.json", {}, True),
+    ("s3:PutObject", "arn:aws:s3:::bakehouse-findings-333333333333-eu-west-1/al2023-base/ami-1.json", {}, True),
+    ("s3:DeleteObject", "arn:aws:s3:::bakehouse-findings-333333333333-eu-west-1/al2023-base/ami-1.json", {}, False),
     ("kms:Decrypt", US_KEY, {}, True),
     ("kms:CreateGrant", FACTORY_KEY, {"kms:GrantIsForAWSResource": "true"}, True),
     ("kms:CreateGrant", FACTORY_KEY, {"kms:GrantIsForAWSResource": "false"}, False),

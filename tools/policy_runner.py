@@ -177,6 +177,10 @@ def judge(
     verdict = Verdict(run.stack)
     resources = [r for r in run.resources if r.type != "pulumi:pulumi:Stack"]
     providers = {r.urn: r for r in resources if r.is_provider}
+    # Built once: policies only read them (plain() copies before any check looks inside).
+    props = {r.urn: _props(r.inputs) for r in resources}
+    provider_of = {r.urn: _provider_of(r, providers) for r in resources}
+    stack_resources: list[PolicyResource] | None = None
 
     for policy in policies:
         setting = config.get(policy.name)
@@ -192,8 +196,8 @@ def judge(
                 def report(message: str, urn: str | None = None, res: Declared = res) -> None:
                     sink.append(Violation(policy.name, kind, res.name, res.urn, message))
 
-                args = ResourceValidationArgs(res.type, _props(res.inputs), res.urn, res.name, _options(res),
-                                              _provider_of(res, providers), settings)
+                args = ResourceValidationArgs(res.type, props[res.urn], res.urn, res.name, _options(res),
+                                              provider_of[res.urn], settings)
                 _call(policy, args, report, verdict, res.name)
         elif isinstance(policy, StackValidationPolicy):
             names = {r.urn: r.name for r in resources}
@@ -202,7 +206,9 @@ def judge(
                 where = names.get(urn, urn) if urn else f"stack {run.stack}"
                 sink.append(Violation(policy.name, kind, where, urn, message))
 
-            args = StackValidationArgs(policy_resources(resources, providers), settings)
+            if stack_resources is None:
+                stack_resources = policy_resources(resources, providers)
+            args = StackValidationArgs(stack_resources, settings)
             _call(policy, args, report_stack, verdict, f"stack {run.stack}")
     return verdict
 

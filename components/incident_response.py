@@ -164,6 +164,7 @@ class IncidentResponse(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-automation-policy", role=self.automation_role.id,
                            policy=document(*automation_role_statements(args)), opts=child)
 
+        self._attachments(name, args, child)
         self.document = None
         if args.document_path.is_file():
             self.document = self._document(name, args, child)
@@ -203,27 +204,29 @@ class IncidentResponse(pulumi.ComponentResource):
         self.register_outputs({"automation_role_arn": self.automation_role.arn,
                                "guardduty_rule": self.guardduty_rule.name, "manual_rule": self.manual_rule.name})
 
-    def _document(self, name: str, args: IncidentResponseArgs, child: pulumi.ResourceOptions) -> aws.ssm.Document:
-        text = args.document_path.read_text()
-        handlers = package(PROJECT_DIR, handler_sources(PROJECT_DIR), "handlers")
-        content = deployed_content(text, handlers)
-        if content == text:
-            return aws.ssm.Document(f"{name}-isolate-document", name=ISOLATE_DOCUMENT, document_type="Automation",
-                                    document_format="YAML", content=content, opts=child)
-        # SSM copies the attachment when the document is created; the bucket only has to hold it then.
-        attachments = bucket_name("automation", args.account_id, args.region)
+    def _attachments(self, name: str, args: IncidentResponseArgs, child: pulumi.ResourceOptions) -> None:
+        """The handlers package in this account, where SSM copies document attachments from. Declared
+        whether or not the document exists yet, so its arrival adds only the document itself."""
+        self.handlers = package(PROJECT_DIR, handler_sources(PROJECT_DIR), "handlers")
+        self.attachments_bucket = bucket_name("automation", args.account_id, args.region)
         bucket = SecureBucket(f"{name}-attachments", SecureBucketArgs(
             purpose="automation-attachments", kms_key_arn=args.kms_key_arn,
-            access_log_bucket=args.access_log_bucket, bucket_name=attachments), opts=child)
-        key = f"automation/handlers-{handlers.sha256}.zip"
-        uploaded = aws.s3.BucketObjectv2(
-            f"{name}-handlers", bucket=attachments, key=key, source=pulumi.FileAsset(str(handlers.path)),
-            source_hash=handlers.sha256, server_side_encryption="aws:kms", kms_key_id=args.kms_key_arn,
-            content_type="application/zip", opts=child.merge(pulumi.ResourceOptions(depends_on=[bucket])))
+            access_log_bucket=args.access_log_bucket, bucket_name=self.attachments_bucket), opts=child)
+        self.handlers_key = f"automation/handlers-{self.handlers.sha256}.zip"
+        self.handlers_object = aws.s3.BucketObjectv2(
+            f"{name}-handlers", bucket=self.attachments_bucket, key=self.handlers_key,
+            source=pulumi.FileAsset(str(self.handlers.path)), source_hash=self.handlers.sha256,
+            server_side_encryption="aws:kms", kms_key_id=args.kms_key_arn, content_type="application/zip",
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[bucket])))
+
+    def _document(self, name: str, args: IncidentResponseArgs, child: pulumi.ResourceOptions) -> aws.ssm.Document:
+        text = args.document_path.read_text()
+        content = deployed_content(text, self.handlers)
+        attach = content != text
         return aws.ssm.Document(
             f"{name}-isolate-document", name=ISOLATE_DOCUMENT, document_type="Automation", document_format="YAML",
             content=content,
             attachments_sources=[aws.ssm.DocumentAttachmentsSourceArgs(
-                key="S3FileUrl", values=[f"s3://{attachments}/{key}"],
-                name=HANDLERS_ATTACHMENT)],
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[bucket, uploaded])))
+                key="S3FileUrl", values=[f"s3://{self.attachments_bucket}/{self.handlers_key}"],
+                name=HANDLERS_ATTACHMENT)] if attach else None,
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.handlers_object] if attach else [])))

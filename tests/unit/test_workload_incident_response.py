@@ -181,6 +181,8 @@ def test_missing_document_is_reported_and_the_rules_still_wait_for_it(tmp_path):
     assert not run.of_type("aws:ssm/document:Document")
     assert any("isolate_instance.yaml not found" in line for line in run.logs)
     assert len(run.of_type("aws:cloudwatch/eventTarget:EventTarget")) == 2
+    # The attachment is staged anyway, so the document's arrival changes no resource type (dev/uat/prod parity).
+    assert len(run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")) == 1
 
 
 def test_document_with_handler_steps_is_deployed_with_the_handlers_attachment(tmp_path):

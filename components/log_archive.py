@@ -104,7 +104,10 @@ def delivery_statements(estate: EstateConfig, kind: str) -> Callable[[str], Sequ
         return [
             statement("ConfigAclCheck", ["s3:GetBucketAcl", "s3:ListBucket"], [arn],
                       principals={"Service": "config.amazonaws.com"}, conditions=source),
-            statement("ConfigDelivers", ["s3:PutObject"], [f"{arn}/AWSLogs/{a}/Config/*" for a in accounts],
+            # Delivery channels may set a key prefix (the workload baseline uses "config/"), which
+            # Config puts before AWSLogs/; the account segment stays fixed either way.
+            statement("ConfigDelivers", ["s3:PutObject"],
+                      [p for a in accounts for p in (f"{arn}/AWSLogs/{a}/Config/*", f"{arn}/*/AWSLogs/{a}/Config/*")],
                       principals={"Service": "config.amazonaws.com"},
                       conditions={"StringEquals": {"aws:SourceAccount": accounts,
                                                    "s3:x-amz-acl": "bucket-owner-full-control"}}),

@@ -118,6 +118,8 @@ def test_trail_bucket_admits_only_the_organization_trail(sec):
 
 @pytest.mark.parametrize("kind,service,path", [
     ("config", "config.amazonaws.com", "AWSLogs/{account}/Config/eu-west-1/x.json.gz"),
+    # the workload baseline's delivery channel uses the key prefix "config"
+    ("config", "config.amazonaws.com", "config/AWSLogs/{account}/Config/eu-west-1/x.json.gz"),
     ("flowlogs", "delivery.logs.amazonaws.com", "AWSLogs/{account}/vpcflowlogs/eu-west-1/2026/11/23/x.log.gz"),
 ])
 def test_config_and_flow_log_buckets_admit_only_the_estates_accounts(sec, kind, service, path):

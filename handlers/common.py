@@ -134,13 +134,15 @@ def poll(check, what: str, first_delay: float = 2.0, max_delay: float = 30.0, ti
 
     sleep = sleep or time.sleep
     clock = clock or time.monotonic
-    deadline = clock() + timeout
+    start, waited = clock(), 0.0
     delay = first_delay
     while True:
         result = check()
         if result is not None:
             return result
-        if clock() + delay > deadline:
+        # Whichever is larger: wall time, or time asked of `sleep` (an injected sleep may not block).
+        if max(clock() - start, waited) + delay > timeout:
             raise PollTimeout(f"{what}: not done after {timeout:g}s")
         sleep(delay)
+        waited += delay
         delay = min(delay * 2, max_delay)

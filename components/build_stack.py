@@ -5,20 +5,41 @@ Order matters once, at the top: the roles exist bare before the keys whose polic
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
 from estate.config import StackConfig
-from estate.naming import bucket_name, central_bucket_arn
+from estate.naming import automation_document_name, bucket_name, central_bucket_arn, security_topic_arn
 
 from .account_storage import account_storage
 from .build_network import BuildNetwork, BuildNetworkArgs
-from .factory_config import factory_config
+from .factory_config import FactoryConfig, factory_config
 from .factory_keys import factory_keys
 from .factory_roles import FactoryRoles
 from .factory_schedules import RESCAN_STEM, FactorySchedules, FactorySchedulesArgs
-from .image_factory import SETTINGS_PARAMETER, ImageFactory, ImageFactoryArgs
+from .image_factory import PIPELINE_STEM, ImageFactory, ImageFactoryArgs
 from .secure_bucket import SecureBucket, SecureBucketArgs
 from .service_catalog import ServiceCatalog, ServiceCatalogArgs
+
+
+def rescan_values(cfg: StackConfig, factory: FactoryConfig, roles: FactoryRoles, network: BuildNetwork,
+                  findings_bucket: str) -> dict[str, Any]:
+    """What the scheduled rescan may be started with, by the rescan document's parameter names."""
+    return {
+        "AutomationAssumeRole": roles.arns["automation"],
+        "PipelineRoleArn": roles.arns["automation"],
+        "PipelineDocument": automation_document_name(PIPELINE_STEM),
+        "SubnetId": network.build_subnet_ids[0],
+        "SecurityGroupIds": [network.build_security_group.id],
+        "InstanceProfileName": roles.build_instance_profile.name,
+        "EvidenceBucket": findings_bucket,
+        "TopicArn": security_topic_arn(cfg.estate),
+        "WorkloadAccounts": [f"{env}={account}" for env, account in
+                             zip(factory.target_envs, factory.target_accounts, strict=True)],
+        "BatchSize": factory.rescan.batch_size,
+        "SeverityThreshold": factory.severity_threshold,
+    }
 
 
 class BuildStack(pulumi.ComponentResource):
@@ -74,7 +95,8 @@ class BuildStack(pulumi.ComponentResource):
         self.schedules = FactorySchedules(f"{name}-schedules", FactorySchedulesArgs(
             cfg=cfg, factory=factory, key_arn=keys.home.arn, image_key_arns=keys.all_arns,
             scheduler_role=roles.scheduler, lifecycle_role=roles.lifecycle, role_arns=roles.arns,
-            settings_parameter=SETTINGS_PARAMETER, depends_on=[rescan_doc] if rescan_doc else []), opts=child)
+            rescan_values=rescan_values(cfg, factory, roles, self.network, findings_name),
+            depends_on=[rescan_doc] if rescan_doc else []), opts=child)
         self.exports = {
             "accountId": cfg.account_id,
             "kmsKeyArn": storage.key.arn,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import yaml
 
 from estate.config import StackConfig
 from estate.naming import automation_document_name
@@ -31,12 +32,37 @@ LAMBDA_RUNTIME = "python3.12"
 FLEXIBLE_WINDOW_MINUTES = 60  # spreads the daily runs; neither job is time-critical
 
 
-def rescan_input(automation_role_arn: str, batch_size: int) -> str:
-    """StartAutomationExecution request the schedule sends: SSM parameters are lists of strings."""
-    return json.dumps({
-        "DocumentName": automation_document_name(RESCAN_STEM),
-        "Parameters": {"AutomationAssumeRole": [automation_role_arn], "BatchSize": [str(batch_size)]},
-    }, sort_keys=True)
+def automation_parameters(declared: Mapping[str, Any] | None, known: Mapping[str, Any]) -> tuple[dict, list[str]]:
+    """StartAutomationExecution parameters (each a list of strings) for a document's declared parameters.
+
+    Returns them with the names of required parameters (no default) that nothing here can supply. With
+    no declaration (the document not written yet) every known value is sent.
+    """
+    names = list(known) if declared is None else [n for n in declared if n in known]
+    params = {n: _as_strings(known[n]) for n in names}
+    unfilled = [n for n, spec in (declared or {}).items()
+                if n not in known and not (isinstance(spec, Mapping) and "default" in spec)]
+    return params, unfilled
+
+
+def _as_strings(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [v if isinstance(v, pulumi.Output) else str(v) for v in value]
+    if isinstance(value, Mapping):
+        return [pulumi.Output.json_dumps(dict(value))]
+    return [value if isinstance(value, pulumi.Output) else str(value)]
+
+
+def document_parameters(path: Path) -> Mapping[str, Any] | None:
+    return (yaml.safe_load(path.read_text()) or {}).get("parameters", {}) if path.is_file() else None
+
+
+def lifecycle_event(factory: FactoryConfig) -> dict[str, Any]:
+    """The event handlers/lifecycle.py parses (LifecycleRequest): the retention policy from config."""
+    lc = factory.lifecycle
+    return {"CopyRegions": list(factory.regions), "Families": [f.name for f in factory.families],
+            "KeepNewest": lc.keep, "KeepDays": lc.keep_days, "GraceDays": lc.grace_days,
+            "ProdRetentionYears": lc.prod_retention_years, "DryRun": lc.dry_run}
 
 
 def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str, function_arn: pulumi.Input[str] | None,
@@ -81,20 +107,6 @@ def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arns: 
     ]
 
 
-def lifecycle_environment(factory: FactoryConfig, settings_parameter: str) -> dict[str, str]:
-    """Plain settings only: the function reads everything else from the settings parameter at runtime."""
-    lc = factory.lifecycle
-    return {
-        "BAKEHOUSE_SETTINGS_PARAMETER": settings_parameter,
-        "BAKEHOUSE_REGIONS": ",".join(factory.regions),
-        "BAKEHOUSE_KEEP": str(lc.keep),
-        "BAKEHOUSE_KEEP_DAYS": str(lc.keep_days),
-        "BAKEHOUSE_GRACE_DAYS": str(lc.grace_days),
-        "BAKEHOUSE_PROD_RETENTION_YEARS": str(lc.prod_retention_years),
-        "BAKEHOUSE_DRY_RUN": str(lc.dry_run).lower(),
-    }
-
-
 @dataclass(frozen=True)
 class FactorySchedulesArgs:
     cfg: StackConfig
@@ -104,7 +116,8 @@ class FactorySchedulesArgs:
     scheduler_role: aws.iam.Role
     lifecycle_role: aws.iam.Role
     role_arns: Mapping[str, str]
-    settings_parameter: str
+    rescan_values: Mapping[str, Any]  # what the rescan document may be given, by parameter name
+    rescan_document: Path = PROJECT_DIR / "automation" / f"{RESCAN_STEM}.yaml"
     depends_on: Sequence[pulumi.Resource] = ()  # the rescan document must exist before its schedule
 
 
@@ -142,6 +155,14 @@ class FactorySchedules(pulumi.ComponentResource):
         retry = aws.scheduler.ScheduleTargetRetryPolicyArgs(maximum_event_age_in_seconds=3600,
                                                             maximum_retry_attempts=3)
         dlq = aws.scheduler.ScheduleTargetDeadLetterConfigArgs(arn=self.dead_letters.arn)
+        declared = document_parameters(args.rescan_document)
+        rescan_params, unfilled = automation_parameters(declared, args.rescan_values)
+        if declared is None:
+            pulumi.log.warn(f"missing artifact {args.rescan_document}: the rescan schedule sends every known "
+                            "parameter until the document declares its own", self)
+        if unfilled:
+            pulumi.log.warn(f"{args.rescan_document.name} requires {', '.join(unfilled)}, which the build stack "
+                            "cannot supply: scheduled rescans would fail", self)
         self.rescan = aws.scheduler.Schedule(
             f"{name}-rescan", name="bakehouse-rescan-images", group_name=self.group.name,
             description="Rescan every published and in-use golden image for new CVEs",
@@ -149,7 +170,8 @@ class FactorySchedules(pulumi.ComponentResource):
             flexible_time_window=window, kms_key_arn=args.key_arn, state="ENABLED",
             target=aws.scheduler.ScheduleTargetArgs(
                 arn=START_AUTOMATION_TARGET, role_arn=args.scheduler_role.arn,
-                input=rescan_input(args.role_arns["automation"], factory.rescan.batch_size),
+                input=pulumi.Output.json_dumps({"DocumentName": automation_document_name(RESCAN_STEM),
+                                                "Parameters": rescan_params}),
                 retry_policy=retry, dead_letter_config=dlq),
             opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))))
         self.lifecycle_schedule = None if self.lifecycle is None else aws.scheduler.Schedule(
@@ -159,7 +181,7 @@ class FactorySchedules(pulumi.ComponentResource):
             flexible_time_window=window, kms_key_arn=args.key_arn, state="ENABLED",
             target=aws.scheduler.ScheduleTargetArgs(
                 arn=self.lifecycle.arn, role_arn=args.scheduler_role.arn,
-                input=json.dumps({"dryRun": factory.lifecycle.dry_run}),
+                input=json.dumps(lifecycle_event(factory), sort_keys=True),
                 retry_policy=retry, dead_letter_config=dlq),
             opts=child)
         self.register_outputs({"rescan_schedule": self.rescan.name,
@@ -168,7 +190,6 @@ class FactorySchedules(pulumi.ComponentResource):
 
     def _lifecycle_function(self, name: str, args: FactorySchedulesArgs, log_group: aws.cloudwatch.LogGroup,
                             child: pulumi.ResourceOptions) -> aws.lambda_.Function:
-        factory = args.factory
         code = package(PROJECT_DIR, LIFECYCLE_MEMBERS, "lifecycle")
         return aws.lambda_.Function(
             f"{name}-lifecycle", name=LIFECYCLE_FUNCTION, role=args.lifecycle_role.arn, runtime=LAMBDA_RUNTIME,
@@ -177,8 +198,7 @@ class FactorySchedules(pulumi.ComponentResource):
             # One run at a time: two concurrent retirements could both decide on the same image.
             reserved_concurrent_executions=1,
             kms_key_arn=args.key_arn,
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables=lifecycle_environment(factory, args.settings_parameter)),
+            # No environment: the schedule's event carries the policy, so nothing here could leak.
             dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=self.dead_letters.arn),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),

@@ -26,7 +26,6 @@ from estate.naming import (
     IMAGE_PUBLISHER_ROLE,
     IMAGE_SCANNER_ROLE,
     automation_document_name,
-    central_bucket_arn,
     role_arn,
     security_topic_arn,
 )
@@ -44,7 +43,7 @@ SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 PIPELINE_STEM = "pipeline"
 # The instances the factory launches carry one of these, and may only be touched while they do.
 PURPOSE_TAG = "bakehouse:purpose"
-PURPOSES = ("build", "validation", "scan")  # values the documents tag their instances with
+PURPOSES = ("build", "validation", "rescan")  # values the documents tag their instances with
 # Images the factory made carry their family; distribution and retirement act on nothing else.
 FAMILY_TAG = "bakehouse:family"
 CANONICAL_ACCOUNT = "099720109477"  # owner of the official Ubuntu AMIs
@@ -162,8 +161,8 @@ def automation_statements(
                   conditions={"StringEquals": {f"ssm:resourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
         statement("ReadBuildScriptsAndTemplates", ["s3:GetObject", "s3:GetObjectVersion"], [f"{scripts_bucket_arn}/*"]),
         statement("ListBuildScripts", ["s3:ListBucket"], [scripts_bucket_arn]),
-        statement("WriteFindingsSummaries", ["s3:PutObject", "s3:GetObject"], [f"{findings_bucket_arn}/*"]),
-        statement("WriteScanEvidence", ["s3:PutObject"], [f"{central_bucket_arn(cfg.estate, 'evidence')}/factory/*"]),
+        # Validation summaries and rescan reports: the record of why an image was approved or quarantined.
+        statement("WriteFindingsReports", ["s3:PutObject", "s3:GetObject"], [f"{findings_bucket_arn}/*"]),
         statement("ImageRegistry", [
             "ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory",
             "ssm:GetParametersByPath", "ssm:LabelParameterVersion", "ssm:AddTagsToResource",

@@ -82,7 +82,7 @@ def automation(stack_run):
     # SSM: the shell document on factory instances, its own documents, the image registry
     ("ssm:SendCommand", f"arn:aws:ssm:{REGION}::document/AWS-RunShellScript", {}, True),
     ("ssm:SendCommand", f"arn:aws:ssm:{REGION}::document/AWS-RunPowerShellScript", {}, False),
-    ("ssm:SendCommand", INSTANCE, {"ssm:resourceTag/bakehouse:purpose": "scan"}, True),
+    ("ssm:SendCommand", INSTANCE, {"ssm:resourceTag/bakehouse:purpose": "rescan"}, True),
     ("ssm:SendCommand", INSTANCE, {}, False),
     ("ssm:StartAutomationExecution", f"arn:aws:ssm:{REGION}:{BUILD}:automation-definition/Bakehouse-BuildImage:$DEFAULT", {}, True),
     ("ssm:StartAutomationExecution", f"arn:aws:ssm:{REGION}:{BUILD}:automation-definition/AWS-DeleteImage:$DEFAULT", {}, False),
@@ -96,7 +96,7 @@ def automation(stack_run):
     ("s3:GetObjectVersion", f"{SCRIPTS}/provisioning/bundle.tar.gz", {}, True),
     ("s3:PutObject", f"{SCRIPTS}/provisioning/bundle.tar.gz", {}, False),
     ("s3:GetObject", "arn:aws:s3:::someone-elses-bucket/x", {}, False),
-    ("s3:PutObject", "arn:aws:s3:::bakehouse-evidence-222222222222-eu-west-1/factory/ami-1/findings.json", {}, True),
+    ("s3:PutObject", "arn:aws:s3:::bakehouse-evidence-222222222222-eu-west-1/factory/ami-1/findings.json", {}, False),
     ("s3:PutObject", "arn:aws:s3:::bakehouse-findings-333333333333-eu-west-1/al2023-base/ami-1.json", {}, True),
     ("s3:DeleteObject", "arn:aws:s3:::bakehouse-findings-333333333333-eu-west-1/al2023-base/ami-1.json", {}, False),
     ("kms:Decrypt", US_KEY, {}, True),

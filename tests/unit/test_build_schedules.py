@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.factory_schedules import LIFECYCLE_MEMBERS, START_AUTOMATION_TARGET
+from components.factory_schedules import LIFECYCLE_MEMBERS, START_AUTOMATION_TARGET, automation_parameters
+from handlers.lifecycle import LifecycleRequest
 from tools.mockrun import PROJECT_DIR, run_stack
 
 # Lambda Python runtimes AWS has not deprecated (python3.9 reached end of support in 2025).
@@ -30,18 +31,48 @@ def test_rescan_schedule_starts_the_rescan_document_as_the_automation_role(stack
     assert rescan["target"]["arn"] == START_AUTOMATION_TARGET
     request = json.loads(rescan["target"]["input"])
     assert request["DocumentName"] == "Bakehouse-RescanImages"
-    assert request["Parameters"]["AutomationAssumeRole"] == [
-        "arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"]
-    assert request["Parameters"]["BatchSize"] == ["10"]
+    params = request["Parameters"]
+    assert all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in params.values())
+    assert params["AutomationAssumeRole"] == ["arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"]
+    if "BatchSize" in params:
+        assert params["BatchSize"] == ["10"]
     assert rescan["target"]["roleArn"].endswith("role/build-roles-scheduler")
 
 
-def test_lifecycle_schedule_invokes_the_lifecycle_function(stack_run):
+def test_rescan_schedule_supplies_every_required_parameter_of_the_rescan_document(stack_run):
+    path = PROJECT_DIR / "automation" / "rescan_images.yaml"
+    if not path.is_file():
+        pytest.skip("automation/rescan_images.yaml not written yet (operations area)")
+    declared = yaml.safe_load(path.read_text())["parameters"]
+    params = json.loads(schedule(stack_run("build"), "bakehouse-rescan-images")["target"]["input"])["Parameters"]
+    assert set(params) <= set(declared), set(params) - set(declared)
+    required = {n for n, spec in declared.items() if "default" not in spec}
+    assert required <= set(params), required - set(params)
+    assert not [line for line in stack_run("build").logs if "rescan" in line]
+
+
+def test_automation_parameters_send_declared_names_only_and_report_unfillable_ones():
+    declared = {"AutomationAssumeRole": {"type": "String"}, "BatchSize": {"type": "Integer", "default": 5},
+                "Ids": {"type": "StringList"}, "Mystery": {"type": "String"}, "Optional": {"default": "x"}}
+    known = {"AutomationAssumeRole": "arn:aws:iam::1:role/r", "BatchSize": 10, "Ids": ["a", "b"], "Extra": "e"}
+    params, unfilled = automation_parameters(declared, known)
+    assert params == {"AutomationAssumeRole": ["arn:aws:iam::1:role/r"], "BatchSize": ["10"], "Ids": ["a", "b"]}
+    assert unfilled == ["Mystery"]
+    everything, none_missing = automation_parameters(None, known)
+    assert set(everything) == set(known) and none_missing == []
+
+
+def test_lifecycle_schedule_sends_the_configured_policy_as_the_handler_parses_it(stack_run):
     run = stack_run("build")
     lifecycle = schedule(run, "bakehouse-image-lifecycle")
     assert lifecycle["scheduleExpression"] == "cron(0 3 * * ? *)"
     assert lifecycle["target"]["arn"].endswith("function/build-schedules-lifecycle")
-    assert json.loads(lifecycle["target"]["input"]) == {"dryRun": False}
+    request = LifecycleRequest.parse(json.loads(lifecycle["target"]["input"]))
+    assert request.copy_regions == ("eu-central-1", "us-east-1")
+    assert request.families == ("al2023-base", "ubuntu-base")
+    assert (request.policy.keep_newest, request.policy.keep_days, request.policy.grace_days,
+            request.policy.prod_retention_years) == (3, 30, 14, 1)
+    assert request.dry_run is False  # the handler defaults to a dry run; the config decides
 
 
 @pytest.mark.parametrize("name", ["bakehouse-rescan-images", "bakehouse-image-lifecycle"])
@@ -61,7 +92,8 @@ def test_schedule_expression_and_batch_size_follow_the_config():
     run = run_stack("build", overrides={"bakehouse:factory": factory})
     rescan = schedule(run, "bakehouse-rescan-images")
     assert rescan["scheduleExpression"] == "rate(12 hours)"
-    assert json.loads(rescan["target"]["input"])["Parameters"]["BatchSize"] == ["5"]
+    params = json.loads(rescan["target"]["input"])["Parameters"]
+    assert params.get("BatchSize", ["5"]) == ["5"]
 
 
 def test_lifecycle_function_runs_a_supported_runtime_alone_with_kms_and_a_dead_letter_queue(stack_run):
@@ -76,13 +108,12 @@ def test_lifecycle_function_runs_a_supported_runtime_alone_with_kms_and_a_dead_l
     assert inputs["loggingConfig"]["logGroup"] == "/aws/lambda/bakehouse-image-lifecycle"
 
 
-def test_lifecycle_environment_holds_no_secrets(stack_run):
+def test_lifecycle_function_has_no_environment_to_leak(stack_run):
     (fn,) = stack_run("build").of_type("aws:lambda/function:Function")
-    variables = fn.inputs["environment"]["variables"]
-    assert variables["BAKEHOUSE_KEEP"] == "3" and variables["BAKEHOUSE_DRY_RUN"] == "false"
+    variables = (fn.inputs.get("environment") or {}).get("variables") or {}
     for name, value in variables.items():
-        assert not SECRET_LOOKING.search(name), name
-        assert not re.search(r"AKIA[0-9A-Z]{16}|-----BEGIN", value), name
+        assert not SECRET_LOOKING.search(name) and not re.search(r"AKIA[0-9A-Z]{16}|-----BEGIN", value), name
+    assert variables == {}  # the schedule's event carries the policy
 
 
 def test_lifecycle_package_holds_the_handler_and_its_common_module_only(stack_run):

@@ -1,0 +1,141 @@
+"""Offer an approved AMI as a new version (provisioning artifact) of the Service Catalog product.
+
+The new version reuses the product's template (the newest version's TemplateUrl unless one is
+given) and names the AMI in its name and description; the portfolio's template constraint is what
+pins the ImageId parameter. Older versions get Guidance DEPRECATED (still launchable, flagged in
+the console, hidden from new launches in the default view) and only the newest MaxVersions stay
+Active at all - the rest are deactivated, never deleted, so stacks launched from them still update.
+
+Replay-safe: the version for an AMI is found by the AMI id in its name before anything is created
+(and the create call carries an idempotency token derived from the AMI id), and guidance/active
+flags are only written where they differ.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from handlers.common import AMI_ID, BakehouseError, EventReader, client
+
+FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# The API's own constraint on product ids (real ones look like prod-abcdefghijklm).
+PRODUCT_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+TEMPLATE_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d+)?/\S+")
+
+
+class ProductNotFound(BakehouseError):
+    """The Service Catalog product does not exist (or this role cannot see it)."""
+
+
+class NoTemplate(BakehouseError):
+    """No TemplateUrl given and the product has no version to take one from."""
+
+
+@dataclass(frozen=True)
+class CatalogRequest:
+    image_id: str
+    family: str
+    product_id: str
+    max_versions: int = 3
+    template_url: str | None = None
+
+    @classmethod
+    def parse(cls, event: Any) -> CatalogRequest:
+        read = EventReader("catalog", event)
+        url = read.event.get("TemplateUrl")
+        request = cls(image_id=read.string("ImageId", AMI_ID), family=read.string("Family", FAMILY),
+                      product_id=read.string("ProductId", PRODUCT_ID),
+                      max_versions=read.integer("MaxVersions", 1, 50, 3),
+                      template_url=read.string("TemplateUrl", TEMPLATE_URL) if url not in (None, "") else None)
+        read.done()
+        return request
+
+    @property
+    def version_name(self) -> str:
+        return f"{self.family} {self.image_id}"
+
+
+@dataclass(frozen=True)
+class CatalogResult:
+    artifact_id: str
+    created: bool
+    active: tuple[str, ...]
+    deprecated: tuple[str, ...]  # newly marked this run
+    deactivated: tuple[str, ...]  # newly deactivated this run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ArtifactId": self.artifact_id, "Created": self.created, "Active": list(self.active),
+                "Deprecated": list(self.deprecated), "Deactivated": list(self.deactivated)}
+
+
+def _artifacts(sc: Any, product_id: str) -> list[dict[str, Any]]:
+    try:
+        details = sc.list_provisioning_artifacts(ProductId=product_id)["ProvisioningArtifactDetails"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ResourceNotFoundException":
+            raise ProductNotFound(f"{product_id}: no such Service Catalog product") from err
+        raise
+    return sorted(details, key=lambda d: (d["CreatedTime"], d["Id"]))
+
+
+def _template_url(sc: Any, request: CatalogRequest, artifacts: list[dict[str, Any]]) -> str:
+    if request.template_url:
+        return request.template_url
+    if not artifacts:
+        raise NoTemplate(f"{request.product_id}: no version to copy a template from; pass TemplateUrl")
+    newest = artifacts[-1]["Id"]
+    info = sc.describe_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=newest)["Info"]
+    if "TemplateUrl" not in info:
+        raise NoTemplate(f"{request.product_id}: version {newest} has no TemplateUrl; pass TemplateUrl")
+    return info["TemplateUrl"]
+
+
+def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
+    artifacts = _artifacts(sc, request.product_id)
+    mine = [a for a in artifacts if request.image_id in a.get("Name", "")]
+    created = not mine
+    if mine:
+        current = mine[-1]
+    else:
+        current = sc.create_provisioning_artifact(
+            ProductId=request.product_id, IdempotencyToken=f"bakehouse-{request.image_id}",
+            Parameters={"Name": request.version_name, "Type": "CLOUD_FORMATION_TEMPLATE",
+                        "Description": f"Bakehouse golden image {request.image_id} ({request.family}); "
+                                       f"launch with ImageId={request.image_id}",
+                        "Info": {"LoadTemplateFromURL": _template_url(sc, request, artifacts)}},
+        )["ProvisioningArtifactDetail"]
+        artifacts.append(current)
+
+    # The AMI's own version is current; of the others, the newest MaxVersions-1 stay launchable.
+    others = [a for a in artifacts if a["Id"] != current["Id"]]
+    keep = {a["Id"] for a in others[len(others) - (request.max_versions - 1):]} if request.max_versions > 1 else set()
+    deprecated, deactivated = [], []
+    for artifact in others:
+        want_active = artifact["Id"] in keep
+        changes: dict[str, Any] = {}
+        if artifact.get("Guidance") != "DEPRECATED":
+            changes["Guidance"] = "DEPRECATED"
+            deprecated.append(artifact["Id"])
+        if artifact.get("Active", True) != want_active:
+            changes["Active"] = want_active
+            if not want_active:
+                deactivated.append(artifact["Id"])
+        if changes:
+            sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"],
+                                            **changes)
+    if current.get("Guidance") == "DEPRECATED" or current.get("Active") is False:
+        # A replayed rollback: the approved AMI's version becomes the offered one again.
+        sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=current["Id"],
+                                        Guidance="DEFAULT", Active=True)
+    active = tuple([current["Id"]] + [a["Id"] for a in others if a["Id"] in keep])
+    return CatalogResult(current["Id"], created, active, tuple(deprecated), tuple(deactivated))
+
+
+def handler(events: dict, context: Any) -> dict:
+    """SSM aws:executeScript entry point (InputPayload arrives as `events`)."""
+    request = CatalogRequest.parse(events)
+    return add_version(request, client("servicecatalog")).as_dict()

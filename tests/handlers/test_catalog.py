@@ -1,0 +1,127 @@
+"""handlers.catalog: a Service Catalog version per approved AMI, older ones deprecated, N active."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from handlers import catalog as cat
+from handlers.common import MalformedEvent
+from tests.fakes import FakeServiceCatalog
+from tests.fakes.seed import NoAwsCalls
+
+REGION = "eu-west-1"
+TEMPLATE = "https://bakehouse-templates.s3.eu-west-1.amazonaws.com/catalog/hardened-instance.yaml"
+AMIS = [f"ami-0{str(n) * 16}" for n in range(1, 6)]
+
+
+@pytest.fixture
+def catalog():
+    with mock_aws():
+        sc = FakeServiceCatalog(boto3.client("servicecatalog", region_name=REGION))
+        product = sc.create_product(
+            Name="hardened-instance", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE", IdempotencyToken="p",
+            ProvisioningArtifactParameters={"Name": "initial", "Type": "CLOUD_FORMATION_TEMPLATE",
+                                            "Info": {"LoadTemplateFromURL": TEMPLATE}})
+        yield sc, product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+
+
+def _add(sc, product, image, max_versions=3, **kw):
+    return cat.add_version(cat.CatalogRequest(image, "al2023", product, max_versions, **kw), sc)
+
+
+def _versions(sc, product):
+    return {d["Name"]: d for d in sc.list_provisioning_artifacts(ProductId=product)["ProvisioningArtifactDetails"]}
+
+
+def test_an_approved_ami_becomes_a_version_on_the_products_template(catalog):
+    sc, product = catalog
+    result = _add(sc, product, AMIS[0])
+    assert result.created
+    detail = sc.describe_provisioning_artifact(ProductId=product, ProvisioningArtifactId=result.artifact_id)
+    assert detail["Info"]["TemplateUrl"] == TEMPLATE
+    assert detail["ProvisioningArtifactDetail"]["Name"] == f"al2023 {AMIS[0]}"
+    assert AMIS[0] in detail["ProvisioningArtifactDetail"]["Description"]
+    assert detail["ProvisioningArtifactDetail"]["Guidance"] == "DEFAULT"
+
+
+def test_older_versions_are_deprecated(catalog):
+    sc, product = catalog
+    _add(sc, product, AMIS[0])
+    _add(sc, product, AMIS[1])
+    versions = _versions(sc, product)
+    assert versions["initial"]["Guidance"] == "DEPRECATED"
+    assert versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEPRECATED"
+    assert versions[f"al2023 {AMIS[1]}"]["Guidance"] == "DEFAULT"
+
+
+def test_at_most_max_versions_stay_active_and_none_is_deleted(catalog):
+    sc, product = catalog
+    for image in AMIS[:4]:
+        result = _add(sc, product, image, max_versions=2)
+    versions = _versions(sc, product)
+    assert len(versions) == 5  # deactivated, never deleted
+    assert sorted(n for n, d in versions.items() if d["Active"]) == [f"al2023 {AMIS[2]}", f"al2023 {AMIS[3]}"]
+    assert result.active[0] == versions[f"al2023 {AMIS[3]}"]["Id"]
+    assert [a["Name"] for a in sc.describe_product(Id=product)["ProvisioningArtifacts"]] == [
+        f"al2023 {AMIS[2]}", f"al2023 {AMIS[3]}"]
+
+
+def test_replaying_the_same_ami_changes_nothing(catalog):
+    sc, product = catalog
+    first = _add(sc, product, AMIS[0])
+    before = len(sc.calls)
+    again = _add(sc, product, AMIS[0])
+    new_calls = {c.operation for c in sc.calls[before:]}
+    assert new_calls == {"list_provisioning_artifacts"}
+    assert (again.artifact_id, again.created, again.deprecated, again.deactivated) == (
+        first.artifact_id, False, (), ())
+
+
+def test_an_explicit_template_url_wins(catalog):
+    sc, product = catalog
+    other = "https://bakehouse-templates.s3.eu-west-1.amazonaws.com/catalog/v2.yaml"
+    result = _add(sc, product, AMIS[0], template_url=other)
+    info = sc.describe_provisioning_artifact(ProductId=product, ProvisioningArtifactId=result.artifact_id)["Info"]
+    assert info["TemplateUrl"] == other
+
+
+def test_rolling_back_to_an_older_ami_makes_its_version_current_again(catalog):
+    sc, product = catalog
+    for image in AMIS[:3]:
+        _add(sc, product, image, max_versions=1)
+    result = _add(sc, product, AMIS[0], max_versions=1)
+    versions = _versions(sc, product)
+    assert not result.created
+    assert [n for n, d in versions.items() if d["Active"]] == [f"al2023 {AMIS[0]}"]
+    assert versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEFAULT"
+
+
+def test_an_unknown_product_is_reported_by_id(catalog):
+    sc, _ = catalog
+    with pytest.raises(cat.ProductNotFound, match="prod-missing0000"):
+        _add(sc, "prod-missing0000", AMIS[0])
+
+
+GOOD = {"ImageId": AMIS[0], "Family": "al2023", "ProductId": "prod-abcdefghijklm", "MaxVersions": "3"}
+
+
+def test_handler_parses_the_pipelines_payload(catalog, monkeypatch):
+    sc, product = catalog
+    monkeypatch.setattr(cat, "client", lambda service: sc)
+    out = cat.handler({**GOOD, "ProductId": product}, None)
+    assert out["Created"] is True and out["ArtifactId"].startswith("pa-")
+
+
+@pytest.mark.parametrize("change,problem", [
+    ({"ImageId": "ami-1"}, "ImageId"),
+    ({"ProductId": "prod abc"}, "ProductId"),
+    ({"MaxVersions": 0}, "MaxVersions"),
+    ({"TemplateUrl": "ftp://x/y.yaml"}, "TemplateUrl"),
+    ({"Family": ""}, "Family"),
+])
+def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, problem):
+    monkeypatch.setattr(cat, "client", NoAwsCalls("client"))
+    with pytest.raises(MalformedEvent, match=problem):
+        cat.handler({**GOOD, **change}, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 import boto3
@@ -16,7 +17,8 @@ from moto import mock_aws
 
 from handlers.common import MalformedEvent
 from handlers.publish import PublishRequest, history, publish
-from handlers.rescan import Clients, RescanRequest, ScanTimedOut, handler, rescan
+from handlers.inspector_summary import NotCovered
+from handlers.rescan import Clients, RescanRequest, RescanResult, collect, discover, handler, launch, rescan
 from tests.fakes import FakeInspector2, ImageDeprecationEc2, RecordingFake
 from tests.fakes._base import faked
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
@@ -120,6 +122,9 @@ class World:
         self.ssm = boto3.client("ssm", region_name=REGION)
         self.s3 = boto3.client("s3", region_name=REGION)
         self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        key = boto3.client("kms", region_name=REGION).create_key(Description="evidence")["KeyMetadata"]["Arn"]
+        self.s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
         sns = boto3.client("sns", region_name=REGION)
         self.topic = sns.create_topic(Name="bakehouse-security")["TopicArn"]
         self.sqs = boto3.client("sqs", region_name=REGION)
@@ -163,8 +168,7 @@ class World:
         return RescanRequest(**values)
 
     def rescan(self, **kw):
-        clock = itertools.count(0, 30)  # each poll advances 30 s of simulated time
-        return rescan(self.request(**kw), self.clients(), sleep=lambda s: None, clock=lambda: next(clock))
+        return rescan(self.request(**kw), self.clients(), sleep=lambda s: None)
 
     def scan_instances(self, states=("pending", "running", "stopping", "stopped")):
         r = self.ec2_raw.describe_instances(Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
@@ -214,8 +218,8 @@ def test_every_scan_instance_is_terminated_when_inspector_never_covers_them(worl
     for n in range(3):
         world.image(f"fam{n}")
     world.inspector.scanning = False
-    with pytest.raises(ScanTimedOut, match="i-"):
-        world.rescan(batch_size=2)
+    with pytest.raises(NotCovered, match="i-"):
+        world.rescan(batch_size=2, wait_seconds=1)
     assert len(world.scan_instances(("terminated",))) == 2  # the second batch never started
     assert world.scan_instances() == []
 
@@ -228,6 +232,28 @@ def test_instances_already_launched_are_terminated_when_a_launch_fails(world):
         world.rescan(batch_size=4)
     assert len(world.scan_instances(("terminated",))) == 2
     assert world.scan_instances() == [] and log.alive == set()
+
+
+def test_a_collect_step_that_runs_out_of_time_leaves_scans_pending_and_launches_no_more(world):
+    images = [world.image(f"fam{n}") for n in range(3)]
+    world.inspector.after_polls = 1000  # Inspector is slow today
+    request = world.request(batch_size=2, step_seconds=0)
+    result = RescanResult()
+    discover(request, world.clients(), datetime.now(timezone.utc), result)
+    request = world.request(batch_size=2, step_seconds=0, image_ids=tuple(result.to_scan))
+    launch(request, world.clients(), result)
+    collect(request, world.clients(), lambda: datetime.now(timezone.utc), result, sleep=lambda s: None)
+    assert (len(result.launched), result.pending, result.remaining) == (2, 2, 1)
+    assert len(world.scan_instances(("running",))) == 2  # still being scanned: not terminated
+    launch(request, world.clients(), result)
+    assert len(result.launched) == 2  # the batch is full until the pending scans finish
+    world.inspector.after_polls = 0
+    world.inspector.state.coverage.clear()
+    world.inspector.seen.clear()
+    collect(request, world.clients(), lambda: datetime.now(timezone.utc), result, sleep=lambda s: None)
+    assert (result.pending, result.remaining, len(result.scanned)) == (0, 1, 2)
+    launch(request, world.clients(), result)
+    assert len(result.launched) == 3 and sorted(result.to_scan) == sorted(images)
 
 
 def test_amis_tagged_vulnerable_are_not_rescanned(world):
@@ -245,11 +271,12 @@ def test_findings_report_goes_to_s3_and_counts_to_the_ami_tags(world):
     tags = world.tags(image)
     assert tags["bakehouse:cves-critical"] == "0" and tags["bakehouse:cves-high"] == "0"
     assert tags["bakehouse:cves-medium"] == "1" and tags["bakehouse:cves-low"] == "2"
-    assert tags["bakehouse:scan-date"] == tags["bakehouse:scan-date"][:10] and len(tags["bakehouse:scan-date"]) == 10
-    [obj] = world.s3.list_objects_v2(Bucket=BUCKET, Prefix="rescans/")["Contents"]
-    report = json.loads(world.s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
-    assert report["image_id"] == image and obj["Key"].endswith(f"/{image}.json")
-    assert sorted(f["cve"] for f in report["findings"]) == ["CVE-2026-0001", "CVE-2026-0002", "CVE-2026-0003"]
+    assert tags["bakehouse:scan-date"].startswith(datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+    keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=BUCKET, Prefix="rescans/")["Contents"]]
+    [key] = [k for k in keys if k.endswith(f"/{image}.json")]
+    report = json.loads(world.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert report["imageId"] == image and report["verdict"] == "PASS"
+    assert sorted(f["vulnerabilityId"] for f in report["findings"]) == ["CVE-2026-0001", "CVE-2026-0002", "CVE-2026-0003"]
     assert "bakehouse:vulnerable" not in tags and world.automation.calls_to("start_automation_execution") == []
 
 

@@ -49,10 +49,11 @@ case "$PKG" in
     apt) AUTH_LOG=/var/log/auth.log ;;
 esac
 
-# The agent translates every file in amazon-cloudwatch-agent.d/ when it starts.
+# The agent translates every file in amazon-cloudwatch-agent.d/ when it starts. It runs as root:
+# audit.log and the auth log are readable by root only, and they are the logs that matter.
 write_file "$AGENT_DIR/etc/amazon-cloudwatch-agent.d/bakehouse.json" 0644 <<CONF
 {
-  "agent": { "run_as_user": "cwagent", "metrics_collection_interval": 60 },
+  "agent": { "run_as_user": "root", "metrics_collection_interval": 60 },
   "logs": {
     "logs_collected": {
       "files": {

@@ -6,10 +6,11 @@ set -o pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
+# auditd is also 10-cis-hardening's (with its rules); named here too so this step stands alone.
 case "$PKG" in
-    dnf) pkg_install clamav clamav-update aide
+    dnf) pkg_install clamav clamav-update aide audit
          AIDE_CHECK="/usr/sbin/aide --check" ;;
-    apt) pkg_install clamav clamav-freshclam aide
+    apt) pkg_install clamav clamav-freshclam aide auditd
          AIDE_CHECK="/usr/bin/aide --config /etc/aide/aide.conf --check" ;;
 esac
 
@@ -17,10 +18,13 @@ esac
 CLAMDB="$ROOT/var/lib/clamav"
 if [ -n "$(find "$CLAMDB" -maxdepth 1 \( -name 'main.c[vl]d' -o -name 'daily.c[vl]d' \) 2>/dev/null | head -n 1)" ]; then
     log "ClamAV signatures present"
-elif has_systemd && systemctl is-active --quiet clamav-freshclam.service; then
-    # Ubuntu's freshclam service starts on install and holds the database lock while it downloads.
-    log "clamav-freshclam.service is fetching the signatures"
 else
+    # Ubuntu's freshclam service starts on install and holds the database lock while it downloads;
+    # fetching here instead means validation right after this step finds the signatures in place.
+    if has_systemd && systemctl is-active --quiet clamav-freshclam.service; then
+        log "stopping clamav-freshclam.service to fetch the signatures now"
+        systemctl stop clamav-freshclam.service
+    fi
     log "fetching ClamAV signatures"
     freshclam --quiet
 fi

@@ -238,3 +238,14 @@ def test_build_stack_reads_the_constraint_as_committed(constraint):
     # components/service_catalog.py (build-stack) declares the TEMPLATE constraint from this very file.
     service_catalog = pytest.importorskip("components.service_catalog")
     assert json.loads(service_catalog.constraint_rules(CONSTRAINT)) == constraint
+
+
+def test_product_template_passes_yamllint():
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    # CloudFormation's short tags and long descriptions are normal; everything else at yamllint's defaults.
+    config = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 160}\n  document-start: disable\n"
+                            "  braces: {max-spaces-inside: 1}\n  brackets: {max-spaces-inside: 1}\n")
+    problems = [f"{p.line}:{p.column} {p.message}" for p in linter.run(TEMPLATE.read_text(), config)]
+    assert problems == []

@@ -6,6 +6,7 @@ kernel and instance metadata (see tests/static/rig.py and tests/static/stubs/stu
 
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
@@ -201,3 +202,25 @@ def test_validation_rejects_an_unknown_context(rig_for):
     result = rig.validate("laptop")
     assert result.returncode != 0
     assert "BAKEHOUSE_CONTEXT is 'laptop'" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("pkg, auth_log", [("dnf", "/var/log/secure"), ("apt", "/var/log/auth.log")])
+def test_cloudwatch_agent_config_is_valid_json_shipping_audit_and_auth_logs(provisioned, pkg, auth_log):
+    rig = provisioned(pkg)
+    path = rig.root / "opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.d/bakehouse.json"
+    config = json.loads(path.read_text())
+    files = {f["file_path"] for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
+    assert {"/var/log/audit/audit.log", auth_log} <= files
+    assert config["metrics"]["append_dimensions"]["InstanceId"] == "${aws:InstanceId}"
+    assert rig.unit_state("amazon-cloudwatch-agent.service") == "enabled"
+
+
+def test_running_freshclam_service_is_stopped_so_signatures_are_fetched_before_validation(rig_for):
+    rig = rig_for("apt")
+    (rig.state / "provides" / "clamav-freshclam").write_text("clamav-freshclam.service\n")
+    (rig.state / "units").write_text((rig.state / "units").read_text() + "clamav-freshclam.service\n")
+    (rig.state / "active" / "clamav-freshclam.service").touch()
+    _ok(rig.run(SCRIPTS / "50-security-tools.sh"))
+    calls = rig.calls()
+    assert calls.index("systemctl stop clamav-freshclam.service") < calls.index("freshclam --quiet")
+    assert (rig.root / "var/lib/clamav/main.cvd").exists()

@@ -93,9 +93,11 @@ def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arns: 
         statement("DescribeImages", ["ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute"],
                   ["*"], conditions={"StringEquals": {"aws:RequestedRegion": list(regions)}}),
         statement("RetireFactoryImagesOnly", [
-            "ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation", "ec2:DeregisterImage",
-            "ec2:DeleteSnapshot", "ec2:CreateTags"], images,
+            "ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation", "ec2:DeregisterImage", "ec2:CreateTags"],
+            [i for i in images if ":image/" in i],
             conditions={"Null": {"ec2:ResourceTag/bakehouse:family": "false"}}),
+        # Snapshots carry no copy of their image's tags; the factory's regions of this account are the scope.
+        statement("DeleteRetiredSnapshots", ["ec2:DeleteSnapshot"], [i for i in images if ":snapshot/" in i]),
         statement("ReadImageRegistry", ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath",
                                         "ssm:GetParameterHistory"],
                   [f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/images/*",

@@ -145,9 +145,13 @@ def automation_statements(
         statement("TagImagesWithBakehouseKeys", ["ec2:CreateTags"], images,
                   conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*", "Name"]}}),
         statement("ShareAndRetireFactoryImagesOnly", [
-            "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:DeregisterImage", "ec2:DeleteSnapshot",
-            "ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"], images,
+            "ec2:ModifyImageAttribute", "ec2:DeregisterImage", "ec2:EnableImageDeprecation",
+            "ec2:DisableImageDeprecation"], [i for i in images if ":image/" in i],
             conditions={"Null": {f"ec2:ResourceTag/{FAMILY_TAG}": "false"}}),
+        # CreateImage and CopyImage do not pass the image's tags to its snapshots, so snapshots cannot be
+        # told apart by tag; the scope is the factory's regions in this account, which holds no other images.
+        statement("ShareAndRetireImageSnapshots", ["ec2:ModifySnapshotAttribute", "ec2:DeleteSnapshot"],
+                  [i for i in images if ":snapshot/" in i]),
         # A build whose tagging failed leaves an untagged image behind; its cleanup step must remove it.
         statement("DeregisterFailedBuilds", ["ec2:DeregisterImage"], [f"arn:aws:ec2:{region}::image/*"]),
         statement("PassBuildInstanceRoleToEc2", ["iam:PassRole"], [build_instance_role_arn],

@@ -67,6 +67,7 @@ def automation(stack_run):
     ("ec2:ModifyImageAttribute", COPY, {"ec2:ResourceTag/bakehouse:family": "al2023-base"}, True),
     ("ec2:ModifyImageAttribute", COPY, {}, False),
     ("ec2:ModifySnapshotAttribute", SNAPSHOT, {"ec2:ResourceTag/bakehouse:family": "al2023-base"}, True),
+    ("ec2:ModifySnapshotAttribute", SNAPSHOT, {}, True),  # snapshots carry no image tags
     ("ec2:DeleteSnapshot", "arn:aws:ec2:ap-south-1::snapshot/snap-1", {"ec2:ResourceTag/bakehouse:family": "x"}, False),
     ("ec2:CreateTags", IMAGE, {"aws:TagKeys": ["bakehouse:family", "bakehouse:commit"]}, True),
     ("ec2:CreateTags", IMAGE, {"aws:TagKeys": ["bakehouse:family", "Owner"]}, False),

@@ -17,6 +17,17 @@ MAX_SESSION_SECONDS = 3600
 # Break-glass exists for when the scoped roles are not enough (including broken IAM); anything
 # narrower would defeat it. Use is bounded instead: MFA, one hour, responders only, alarmed.
 BREAK_GLASS_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
+# The security topic's key (components/security_topic.py); publishers need it to encrypt messages.
+SECURITY_TOPIC_KEY_ALIAS = "alias/bakehouse-security-alerts"
+
+
+def topic_key_statement(security_account_id: str, home_region: str) -> dict:
+    """Use of the security topic's key, named by alias (its id is not known here), only through SNS."""
+    return statement(
+        "EncryptForSecurityTopic", ["kms:GenerateDataKey*", "kms:Decrypt"],
+        [f"arn:aws:kms:{home_region}:{security_account_id}:key/*"],
+        conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": SECURITY_TOPIC_KEY_ALIAS},
+                    "StringEquals": {"kms:ViaService": f"sns.{home_region}.amazonaws.com"}})
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class BreakGlassArgs:
     security_account_id: str
     organization_id: str
     security_topic_arn: str
+    home_region: str
 
 
 def trust_statements(args: BreakGlassArgs) -> list[dict]:
@@ -46,8 +58,10 @@ def assume_role_pattern(break_glass_arn: str) -> str:
     }, sort_keys=True)
 
 
-def publish_to_topic_role(name: str, account_id: str, topic_arn: str, child: pulumi.ResourceOptions) -> aws.iam.Role:
-    """EventBridge delivers to the security account's topic with this role (cross-account target)."""
+def publish_to_topic_role(name: str, args: BreakGlassArgs, child: pulumi.ResourceOptions) -> aws.iam.Role:
+    """EventBridge delivers to the security account's topic with this role: a cross-account target
+    needs an execution role, and must be in the rule's region (workload stacks run in the home region)."""
+    account_id, topic_arn = args.account_id, args.security_topic_arn
     role = aws.iam.Role(
         name, description="EventBridge: publish security alarms to the central security topic",
         assume_role_policy=document(statement(
@@ -55,7 +69,8 @@ def publish_to_topic_role(name: str, account_id: str, topic_arn: str, child: pul
             conditions={"StringEquals": {"aws:SourceAccount": account_id}})),
         max_session_duration=3600, opts=child)
     aws.iam.RolePolicy(f"{name}-policy", role=role.id,
-                       policy=document(statement("PublishToSecurityTopic", ["sns:Publish"], [topic_arn])), opts=child)
+                       policy=document(statement("PublishToSecurityTopic", ["sns:Publish"], [topic_arn]),
+                                       topic_key_statement(args.security_account_id, args.home_region)), opts=child)
     return role
 
 
@@ -71,7 +86,7 @@ class BreakGlass(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(f"{name}-access", role=self.role.name, policy_arn=BREAK_GLASS_POLICY_ARN,
                                      opts=child)
 
-        alarm_role = publish_to_topic_role(f"{name}-alarm-delivery", args.account_id, args.security_topic_arn, child)
+        alarm_role = publish_to_topic_role(f"{name}-alarm-delivery", args, child)
         self.rule = aws.cloudwatch.EventRule(
             f"{name}-used", name="bakehouse-break-glass-used",
             description="Break-glass role assumed: alarm the security topic",

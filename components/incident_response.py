@@ -15,6 +15,7 @@ import yaml
 from estate.naming import automation_document_name, bucket_name, central_key_alias, role_arn
 
 from .app_access import APP_ROLE_PATH
+from .break_glass import topic_key_statement
 from .handler_package import Package, handler_sources, package
 from .iam import document, service_trust, statement
 from .secure_bucket import SecureBucket, SecureBucketArgs
@@ -124,6 +125,7 @@ def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any
                   [f"arn:aws:kms:{args.home_region}:{args.security_account_id}:key/*"],
                   conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": central_key_alias("evidence")}}),
         statement("NotifySecurityTopic", ["sns:Publish"], [args.security_topic_arn]),
+        topic_key_statement(args.security_account_id, args.home_region),
     ]
 
 

@@ -7,7 +7,14 @@ from typing import Any
 import pulumi
 
 from estate.config import StackConfig
-from estate.naming import central_bucket, central_bucket_arn, env_ami_parameter, security_topic_arn
+from estate.naming import (
+    BREAK_GLASS_ROLE,
+    central_bucket,
+    central_bucket_arn,
+    env_ami_parameter,
+    role_arn,
+    security_topic_arn,
+)
 
 from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
@@ -41,6 +48,11 @@ def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
         # App instances: secrets and Session Manager data, only through SSM.
         statement("AppRolesThroughSsm", ["kms:Decrypt", "kms:GenerateDataKey"], ["*"], principals={"AWS": account},
                   conditions={"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{cfg.account_id}:role{APP_ROLE_PATH}*"},
+                              "StringEquals": {"kms:ViaService": f"ssm.{cfg.region}.amazonaws.com"}}),
+        # Session Manager encrypts a session with this key for the caller too; responders come in as break-glass.
+        statement("BreakGlassSessionsThroughSsm", ["kms:Decrypt", "kms:GenerateDataKey"], ["*"],
+                  principals={"AWS": account},
+                  conditions={"ArnEquals": {"aws:PrincipalArn": role_arn(cfg.account_id, BREAK_GLASS_ROLE)},
                               "StringEquals": {"kms:ViaService": f"ssm.{cfg.region}.amazonaws.com"}}),
     ]
 
@@ -87,7 +99,8 @@ class WorkloadStack(pulumi.ComponentResource):
             organization_id=estate.organization_id), opts=child)
         BreakGlass(f"{name}-break-glass", BreakGlassArgs(
             account_id=cfg.account_id, security_account_id=estate.accounts.security,
-            organization_id=estate.organization_id, security_topic_arn=security_topic_arn(estate)), opts=child)
+            organization_id=estate.organization_id, security_topic_arn=security_topic_arn(estate),
+            home_region=estate.home_region), opts=child)
         IncidentResponse(f"{name}-incident-response", IncidentResponseArgs(
             account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
             security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,

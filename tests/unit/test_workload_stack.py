@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from components.break_glass import SECURITY_TOPIC_KEY_ALIAS
 from components.workload_stack import EXPORT_CONTRACT
 from tests.unit._iam_eval import allowed, evaluate, event_matches
 from tools.mockrun import MOCK_SECRET, StackRun
@@ -405,3 +406,22 @@ def test_kms_key_lets_app_roles_use_it_only_through_ssm(stack_run):
     assert evaluate(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}) != "Allow"
     other = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/SomeoneElse", "kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
     assert not allowed(policy, "kms:Decrypt", "*", other)
+
+
+def test_alarm_and_playbook_publishers_may_use_the_security_topics_key_as_the_security_stack_names_it(stack_run):
+    aliases = {a.inputs["name"] for a in stack_run("security").of_type("aws:kms/alias:Alias")}
+    assert SECURITY_TOPIC_KEY_ALIAS in aliases, aliases
+    run = stack_run("dev")
+    key = f"arn:aws:kms:eu-west-1:{SECURITY}:key/topic-key"
+    via_sns = {"kms:ResourceAliases": [SECURITY_TOPIC_KEY_ALIAS], "kms:ViaService": "sns.eu-west-1.amazonaws.com"}
+    for role in ("dev-break-glass-alarm-delivery", "dev-incident-response-automation-role"):
+        policy = _role_policy(run, role)
+        assert allowed(policy, "kms:GenerateDataKey", key, via_sns), role
+        assert not allowed(policy, "kms:GenerateDataKey", key, {**via_sns, "kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+
+
+def test_break_glass_sessions_can_use_the_account_key_through_ssm_only(stack_run):
+    policy = stack_run("uat").of_type("aws:kms/key:Key")[0].inputs["policy"]
+    me = {"aws:PrincipalArn": "arn:aws:iam::555555555555:role/BakehouseBreakGlass"}
+    assert allowed(policy, "kms:GenerateDataKey", "*", {**me, "kms:ViaService": "ssm.eu-west-1.amazonaws.com"})
+    assert not allowed(policy, "kms:GenerateDataKey", "*", {**me, "kms:ViaService": "s3.eu-west-1.amazonaws.com"})

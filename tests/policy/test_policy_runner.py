@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -23,7 +24,7 @@ def _tampered(run: StackRun, type_token: str, change) -> StackRun:
     """A copy of `run` whose first resource of `type_token` has its inputs passed through `change`."""
     resources = list(run.resources)
     index = next(i for i, r in enumerate(resources) if r.type == type_token)
-    resources[index] = dataclasses.replace(resources[index], inputs=change(json.loads(json.dumps(resources[index].inputs))))
+    resources[index] = dataclasses.replace(resources[index], inputs=change(copy.deepcopy(dict(resources[index].inputs))))
     return StackRun(run.stack, resources=resources)
 
 
@@ -66,26 +67,35 @@ def test_a_resource_without_an_explicit_provider_gets_the_default_one():
         "(its provider sets no default tags)"]
 
 
-@pytest.mark.parametrize("policy,type_token,change", [
-    ("workload-approved-ami", "aws:ec2/launchTemplate:LaunchTemplate",
+@pytest.mark.parametrize("stack,policy,type_token,change", [
+    ("org", "cloudtrail-multi-region-validated-kms", "aws:cloudtrail/trail:Trail",
+     lambda i: {**i, "isMultiRegionTrail": False}),
+    ("security", "messaging-kms-encrypted", "aws:sns/topic:Topic", lambda i: {**i, "kmsMasterKeyId": "alias/aws/sns"}),
+    ("build", "messaging-kms-encrypted", "aws:sqs/queue:Queue", lambda i: {k: v for k, v in i.items() if k != "kmsMasterKeyId"}),
+    ("build", "lambda-runtime-supported", "aws:lambda/function:Function", lambda i: {**i, "runtime": "python3.8"}),
+    ("build", "ssm-document-not-public", "aws:ssm/document:Document",
+     lambda i: {**i, "permissions": {"type": "Share", "accountIds": "All"}}),
+    ("build", "no-secrets-in-lambda-environment", "aws:lambda/function:Function",
+     lambda i: {**i, "environment": {"variables": {"DB_PASSWORD": "hunter22"}}}),
+    ("dev", "workload-approved-ami", "aws:ec2/launchTemplate:LaunchTemplate",
      lambda i: {**i, "imageId": "ami-0123456789abcdef0"}),
-    ("ec2-imdsv2-required", "aws:ec2/launchTemplate:LaunchTemplate",
+    ("dev", "ec2-imdsv2-required", "aws:ec2/launchTemplate:LaunchTemplate",
      lambda i: {**i, "metadataOptions": {**i["metadataOptions"], "httpTokens": "optional"}}),
-    ("ec2-storage-encrypted", "aws:ec2/launchTemplate:LaunchTemplate",
+    ("dev", "ec2-storage-encrypted", "aws:ec2/launchTemplate:LaunchTemplate",
      lambda i: {**i, "blockDeviceMappings": [{**m, "ebs": {**m["ebs"], "encrypted": "false"}}
                                              for m in i["blockDeviceMappings"]]}),
-    ("no-world-ingress", "aws:ec2/securityGroup:SecurityGroup",
+    ("dev", "no-world-ingress", "aws:ec2/securityGroup:SecurityGroup",
      lambda i: {**i, "ingress": [{"protocol": "tcp", "fromPort": 443.0, "toPort": 443.0, "cidrBlocks": ["0.0.0.0/0"]}]}),
-    ("kms-key-rotation", "aws:kms/key:Key", lambda i: {**i, "enableKeyRotation": False}),
-    ("s3-bucket-versioned", "aws:s3/bucketVersioning:BucketVersioning",
+    ("dev", "kms-key-rotation", "aws:kms/key:Key", lambda i: {**i, "enableKeyRotation": False}),
+    ("dev", "s3-bucket-versioned", "aws:s3/bucketVersioning:BucketVersioning",
      lambda i: {**i, "versioningConfiguration": {"status": "Suspended"}}),
-    ("s3-bucket-tls-only", "aws:s3/bucketPolicy:BucketPolicy",
+    ("dev", "s3-bucket-tls-only", "aws:s3/bucketPolicy:BucketPolicy",
      lambda i: {**i, "policy": json.dumps({"Version": "2012-10-17", "Statement": []})}),
-    ("default-tags", "pulumi:providers:aws", lambda i: {**i, "defaultTags": {"tags": {}}}),
+    ("dev", "default-tags", "pulumi:providers:aws", lambda i: {**i, "defaultTags": {"tags": {}}}),
 ])
-def test_tampering_the_dev_stack_record_is_caught(stack_run, policy, type_token, change):
+def test_tampering_a_real_stack_record_is_caught(stack_run, stack, policy, type_token, change):
     # proves the real record reaches each policy in the shape it reads (camelCase, JSON documents)
-    run = stack_run("dev")
+    run = stack_run(stack)
     assert judge(run).by_policy(policy) == []
     assert judge(_tampered(run, type_token, change)).by_policy(policy) != []
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
-from estate.config import StackConfig
+from estate.config import Problems, StackConfig
 from estate.naming import (
     BREAK_GLASS_ROLE,
     central_bucket,
@@ -124,8 +125,17 @@ class WorkloadStack(pulumi.ComponentResource):
 
     @staticmethod
     def validate(cfg: StackConfig) -> WorkloadConfig:
-        """Every problem of the `bakehouse:workload` section at once (ConfigError), or its settings."""
-        return load_workload_config(cfg)
+        """Every problem of the `bakehouse:workload` section at once (ConfigError), or its settings;
+        a secret stored in plain text in the stack file is one of them."""
+        settings = load_workload_config(cfg)
+        problems = Problems(cfg.stack)
+        encrypted = set(runtime_config.get_config_secret_keys_env())
+        for name in settings.app.secrets:
+            key = f"bakehouse:{secret_config_key(name)}"
+            problems.check(runtime_config.is_config_secret(key) or key in encrypted, key, "<plain text, redacted>",
+                           f"an encrypted value: pulumi config set --secret {key} ... (never plain text)")
+        problems.raise_if_any()
+        return settings
 
 
 def _peer_cidrs(settings: WorkloadConfig) -> list[str]:

@@ -151,3 +151,11 @@ def test_subnets_are_pinned_by_az_letter_so_adding_an_az_keeps_the_others():
     assert two == {"eu-west-1a": "10.16.0.0/20", "eu-west-1b": "10.16.16.0/20"}
     assert {k: three[k] for k in two} == two
     assert subnet_cidrs("10.16.0.0/24", ("eu-west-1a",)) == {"eu-west-1a": "10.16.0.0/28"}
+
+
+def test_a_secret_written_in_plain_text_in_the_stack_file_is_refused_without_echoing_it():
+    run = run_stack("prod", overrides={"bakehouse:secret.db-password": "hunter2"}, raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert "bakehouse:secret.db-password is '<plain text, redacted>'; allowed: an encrypted value" in str(run.error)
+    assert "hunter2" not in str(run.error)
+    assert all(r.is_provider for r in run.resources)

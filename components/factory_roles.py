@@ -12,14 +12,13 @@ import pulumi
 import pulumi_aws as aws
 
 from estate.config import StackConfig
-from estate.naming import FACTORY_AUTOMATION_ROLE, role_arn
+from estate.naming import CATALOG_LAUNCH_ROLE, FACTORY_AUTOMATION_ROLE, role_arn
 
 from .iam import assume_role_document, service_trust
 
 BUILD_INSTANCE_ROLE = "BakehouseBuildInstance"
 SCHEDULER_ROLE = "BakehouseFactoryScheduler"
 LIFECYCLE_ROLE = "BakehouseImageLifecycle"
-CATALOG_LAUNCH_ROLE = "BakehouseCatalogLaunch"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 

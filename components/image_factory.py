@@ -23,6 +23,7 @@ import yaml
 
 from estate.config import StackConfig
 from estate.naming import (
+    FACTORY_SETTINGS_PARAMETER,
     IMAGE_PUBLISHER_ROLE,
     IMAGE_SCANNER_ROLE,
     automation_document_name,
@@ -39,7 +40,7 @@ AUTOMATION_DIR = PROJECT_DIR / "automation"
 # Documents deployed by the workload stacks, not here.
 WORKLOAD_DOCUMENTS = frozenset({"isolate_instance"})
 HANDLERS_ATTACHMENT = "handlers.zip"
-SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
 PIPELINE_STEM = "pipeline"
 # The instances the factory launches carry one of these, and may only be touched while they do.
 PURPOSE_TAG = "bakehouse:purpose"

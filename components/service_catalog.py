@@ -16,7 +16,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from .factory_roles import CATALOG_LAUNCH_ROLE
+from estate.naming import CATALOG_LAUNCH_ROLE, PREFIX
+
 from .iam import document, statement
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -66,7 +67,8 @@ def launch_statements(region: str, account: str) -> list[dict[str, Any]]:
             "ec2:TerminateInstances", "ec2:CreateTags", "autoscaling:CreateAutoScalingGroup",
             "autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteAutoScalingGroup"],
             [f"arn:aws:ec2:{region}:{account}:*", f"arn:aws:autoscaling:{region}:{account}:*"]),
-        statement("PassAppInstanceRoleToEc2", ["iam:PassRole"], [f"arn:aws:iam::{account}:role/*"],
+        # App instance roles live on their own path (components/app_access.py); nothing else may be passed.
+        statement("PassAppInstanceRoleToEc2", ["iam:PassRole"], [f"arn:aws:iam::{account}:role/{PREFIX}/app/*"],
                   conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         statement("ProductTemplates", ["s3:GetObject"], ["arn:aws:s3:::*/catalog/hardened-instance-*"],
                   conditions={"StringEquals": {"s3:ResourceAccount": account}}),

@@ -89,3 +89,7 @@ ORGANIZATION_TRAIL = f"{PREFIX}-organization"
 # Workload accounts: the tag (key, value) distribution puts on a golden AMI shared into the account
 # (tags on a shared AMI are per account); the org-wide Config rule approved-amis-by-tag checks it.
 APPROVED_IMAGE_TAG = ("bakehouse-approved", "true")
+# Build account + every account the catalog portfolio reaches: the launch constraint's LocalRoleName.
+CATALOG_LAUNCH_ROLE = "BakehouseCatalogLaunch"
+# Build account: the factory's settings and ready Pipeline parameters (JSON, no secrets).
+FACTORY_SETTINGS_PARAMETER = f"/{PREFIX}/factory/settings"

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.factory_roles import CATALOG_LAUNCH_ROLE
+from estate.naming import CATALOG_LAUNCH_ROLE
 from components.providers import account_provider
 from components.service_catalog import ServiceCatalog, ServiceCatalogArgs, constraint_rules, template_key
 from tools.mockrun import PROJECT_DIR, StackRun, run_program

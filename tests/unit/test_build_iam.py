@@ -184,5 +184,8 @@ def test_catalog_launch_role_launches_only_imdsv2_instances_with_encrypted_volum
     assert not allowed(policy, "ec2:RunInstances", instance, {"ec2:MetadataHttpTokens": "optional"})
     assert allowed(policy, "ec2:RunInstances", volume, {"ec2:Encrypted": "true"})
     assert not allowed(policy, "ec2:RunInstances", volume, {"ec2:Encrypted": "false"})
-    assert not allowed(policy, "iam:PassRole", f"arn:aws:iam::{BUILD}:role/AppRole",
-                       {"iam:PassedToService": "lambda.amazonaws.com"})
+    app_role = f"arn:aws:iam::{BUILD}:role/bakehouse/app/bakehouse-dev-app"
+    assert allowed(policy, "iam:PassRole", app_role, {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not allowed(policy, "iam:PassRole", app_role, {"iam:PassedToService": "lambda.amazonaws.com"})
+    assert not allowed(policy, "iam:PassRole", f"arn:aws:iam::{BUILD}:role/BakehouseDeploy",
+                       {"iam:PassedToService": "ec2.amazonaws.com"})

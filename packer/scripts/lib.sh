@@ -71,10 +71,11 @@ unit_exists() {
 enable_unit() {
     local unit="$1" now="${2:-}"
     if ! has_systemd; then log "no systemd: skipping enable of $unit"; return 0; fi
-    if [ "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" != "enabled" ]; then
-        log "enabling $unit"
-        systemctl enable -- "$unit"
-    fi
+    # static/alias/generated units have nothing to enable: asking again would be a no-op every run.
+    case "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" in
+        enabled|static|alias|generated) ;;
+        *) log "enabling $unit"; systemctl enable -- "$unit" ;;
+    esac
     if [ "$now" = "now" ] && ! systemctl is-active --quiet -- "$unit"; then
         log "starting $unit"
         systemctl start -- "$unit"

@@ -224,3 +224,11 @@ def test_running_freshclam_service_is_stopped_so_signatures_are_fetched_before_v
     calls = rig.calls()
     assert calls.index("systemctl stop clamav-freshclam.service") < calls.index("freshclam --quiet")
     assert (rig.root / "var/lib/clamav/main.cvd").exists()
+
+
+def test_units_without_an_install_section_are_not_enabled_again_and_again(rig_for):
+    rig = rig_for("dnf")
+    # Some distributions ship auditd as a static unit (pulled in by another); enabling it is a no-op.
+    (rig.state / "unit-state" / "auditd.service").write_text("static\n")
+    _ok(rig.provision())
+    assert "systemctl enable -- auditd.service" not in rig.calls()

@@ -97,6 +97,9 @@ def seed(endpoint_url: str, region: str = "eu-west-1", commit: str = "0a1b2c3d4e
         name = f"bakehouse-{purpose}-{ACCOUNT_ID}-{region}"
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
+            "BucketKeyEnabled": True}]})
         buckets[purpose] = name
     put = s3.put_object(Bucket=buckets["scripts"], Key="provisioning/bundle.tar.gz", Body=bundle_bytes(),
                         Metadata={"commit": commit}, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)

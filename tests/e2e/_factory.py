@@ -1,0 +1,54 @@
+"""The factory's end-to-end setup: a seeded world, a runner wired with the test's stand-ins, and
+the parameters a build stack would pass to the Pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._actions import ApprovalDecision, ApprovalRequest
+from ._world import ACCOUNT_ID, BundleShell, World, ssm_agent_online
+from .runner import Runner
+
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/BakehouseFactoryAutomation"
+APPROVER = f"arn:aws:iam::{ACCOUNT_ID}:role/BakehouseApprover"
+DISTRIBUTION_REGIONS = ("eu-central-1", "us-east-1")
+ACCOUNTS = ({"AccountId": "111111111111", "Env": "dev"}, {"AccountId": "222222222222", "Env": "prod"})
+
+
+@dataclass
+class RecordingApprover:
+    approve: bool = True
+    requests: list[ApprovalRequest] = field(default_factory=list)
+
+    def __call__(self, request: ApprovalRequest) -> ApprovalDecision:
+        self.requests.append(request)
+        return ApprovalDecision(self.approve, approver=APPROVER, comment="e2e")
+
+
+def region_keys(world: World) -> dict[str, str]:
+    """The factory key in every distribution region (the build stack creates one per region); the home
+    region is listed too, with its own key, so workload accounts there get the share and the parameter."""
+    keys = {r: world.client("kms", r).create_key(Description=f"factory {r}")["KeyMetadata"]["Arn"]
+            for r in DISTRIBUTION_REGIONS}
+    return {world.region: world.kms_key_arn, **keys}
+
+
+def make_runner(world: World, shell: BundleShell, approver: RecordingApprover) -> Runner:
+    runner = Runner(world.endpoint_url, region=world.region, command_executor=shell, approver=approver)
+    runner.api_fakes[("ssm", "DescribeInstanceInformation")] = ssm_agent_online(world)
+    return runner
+
+
+def pipeline_parameters(world: World, keys: dict[str, str], product_id: str, family: str = "al2023-base",
+                        environment: str = "dev", auto_approve: bool = True, **overrides: Any) -> dict[str, Any]:
+    params = world.build_parameters(ROLE_ARN, family)
+    params.update(
+        FindingsBucket=world.findings_bucket, SeverityThreshold="HIGH",
+        ApprovalEnvironment=environment, AutoApprove=auto_approve,
+        ApproverTopicArn=world.topic_arn, Approvers=[APPROVER],
+        Regions=keys, Accounts=[dict(a) for a in ACCOUNTS], PollSeconds=0,
+        CatalogProductId=product_id, MaxCatalogVersions=3, NotificationTopicArn=world.topic_arn,
+    )
+    params.update(overrides)
+    return params

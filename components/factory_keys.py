@@ -37,13 +37,18 @@ def workload_launch_statements(region: str, workload_accounts: Sequence[str]) ->
     ]
 
 
-def deployer_firewall_statement(deploy_role_arn: str, region: str) -> dict[str, Any]:
-    """Network Firewall encrypts its configuration with grants created on the deployer's behalf."""
+# Services that encrypt with the factory key through grants created with the deployer's credentials
+# when Pulumi creates or updates their resources.
+DEPLOY_TIME_SERVICES = ("network-firewall", "lambda", "scheduler")
+
+
+def deployer_via_services_statement(deploy_role_arn: str, region: str) -> dict[str, Any]:
+    """The deployer administers the key but uses it only through these services, never directly."""
     return statement(
-        "DeployerNetworkFirewallUse",
-        ["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"], ["*"],
+        "DeployerUseThroughServices",
+        ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"], ["*"],
         principals={"AWS": [deploy_role_arn]},
-        conditions={"StringEquals": {"kms:ViaService": f"network-firewall.{region}.amazonaws.com"}},
+        conditions={"StringEquals": {"kms:ViaService": [f"{s}.{region}.amazonaws.com" for s in DEPLOY_TIME_SERVICES]}},
     )
 
 
@@ -83,7 +88,7 @@ def factory_keys(
             user_arns=list(users),
             services=[logs_grant(cfg), events_grant(cfg)],
             extra_statements=[*workload_launch_statements(cfg.region, workload_accounts),
-                              deployer_firewall_statement(cfg.deploy_role_arn, cfg.region)],
+                              deployer_via_services_statement(cfg.deploy_role_arn, cfg.region)],
         ),
         opts=child,
     )

@@ -203,5 +203,4 @@ class FactorySchedules(pulumi.ComponentResource):
             # No environment: the schedule's event carries the policy, so nothing here could leak.
             dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=self.dead_letters.arn),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[log_group])))

@@ -123,3 +123,22 @@ def test_build_stack_offers_the_repository_template_behind_its_constraint(stack_
     rules = json.loads(constraints["TEMPLATE"]["parameters"])["Rules"]
     assert rules == json.loads((PROJECT_DIR / "catalog" / "template-constraint.json").read_text())["Rules"]
     assert any("ImageId" in json.dumps(rule) for rule in rules.values())
+
+
+def test_pulumi_leaves_later_artifacts_and_the_approved_id_to_the_catalog_handler(tmp_path, monkeypatch):
+    seen = {}
+
+    def recording(cls):
+        original = cls.__init__
+
+        def init(self, resource_name, *args, opts=None, **kwargs):
+            seen[resource_name] = list((opts.ignore_changes if opts else None) or [])
+            original(self, resource_name, *args, opts=opts, **kwargs)
+        monkeypatch.setattr(cls, "__init__", init)
+
+    recording(aws.servicecatalog.Product)
+    recording(aws.servicecatalog.Constraint)
+    catalog_alone(tmp_path)
+    assert seen["cat-product"] == ["provisioningArtifactParameters"]
+    assert seen["cat-template-constraint"] == ["parameters"]
+    assert seen["cat-launch-constraint"] == []  # the launch role is Pulumi's alone

@@ -230,3 +230,13 @@ def test_settings_hand_the_pipeline_only_parameters_it_declares(stack_run):
                                                                              strict=True)]
     assert params["FindingsBucket"] == f"bakehouse-findings-{BUILD}-eu-west-1"
     assert params["AutomationAssumeRole"] == f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation"
+
+
+def test_deployer_uses_the_factory_key_only_through_the_services_it_deploys(stack_run):
+    policy = stack_run("build").named("build-factory-key-key").inputs["policy"]
+    deployer = for_principal(policy, f"arn:aws:iam::{BUILD}:role/BakehouseDeploy")
+    for service in ("network-firewall", "lambda", "scheduler"):
+        assert allowed(deployer, "kms:CreateGrant", "*", {"kms:ViaService": f"{service}.eu-west-1.amazonaws.com"})
+    assert not allowed(deployer, "kms:Decrypt", "*", {})
+    assert not allowed(deployer, "kms:Decrypt", "*", {"kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+    assert allowed(deployer, "kms:ScheduleKeyDeletion", "*")  # administers, as every key's deployer does

@@ -37,6 +37,10 @@ class BreakGlassArgs:
     organization_id: str
     security_topic_arn: str
     home_region: str
+    region: str  # where the stack (and the rule that alarms) runs
+    # The STS global endpoint records AssumeRole in us-east-1; a provider there lets a rule forward
+    # those events to this region's bus. None when the stack already runs in us-east-1.
+    global_events_provider: pulumi.ProviderResource | None = None
 
 
 def trust_statements(args: BreakGlassArgs) -> list[dict]:
@@ -100,4 +104,27 @@ class BreakGlass(pulumi.ComponentResource):
                              "source_ip": "$.detail.sourceIPAddress"},
                 input_template='"BREAK-GLASS USED in account <account> by <who> from <source_ip> at <when>"'),
             opts=child)
+        if args.global_events_provider is not None:
+            self._forward_global_endpoint_events(name, args, child)
         self.register_outputs({"role_arn": self.role.arn, "rule": self.rule.name})
+
+    def _forward_global_endpoint_events(self, name: str, args: BreakGlassArgs, child: pulumi.ResourceOptions) -> None:
+        """AssumeRole through sts.amazonaws.com (the global endpoint) lands in us-east-1: forward it to
+        this region's default bus, where the rule above matches it like any local one."""
+        bus = f"arn:aws:events:{args.region}:{args.account_id}:event-bus/default"
+        forward_role = aws.iam.Role(
+            f"{name}-global-forward", description="EventBridge: forward us-east-1 break-glass events home",
+            assume_role_policy=document(statement(
+                "TrustEventBridgeFromThisAccount", ["sts:AssumeRole"], principals={"Service": "events.amazonaws.com"},
+                conditions={"StringEquals": {"aws:SourceAccount": args.account_id}})),
+            max_session_duration=3600, opts=child)
+        aws.iam.RolePolicy(f"{name}-global-forward-policy", role=forward_role.id,
+                           policy=document(statement("PutToHomeBus", ["events:PutEvents"], [bus])), opts=child)
+        in_us_east_1 = child.merge(pulumi.ResourceOptions(provider=args.global_events_provider))
+        self.global_rule = aws.cloudwatch.EventRule(
+            f"{name}-used-global-endpoint", name="bakehouse-break-glass-used-global-endpoint",
+            description=f"Break-glass AssumeRole via the STS global endpoint: forward to {args.region}",
+            event_pattern=assume_role_pattern(self.arn_known),
+            state="ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS", opts=in_us_east_1)
+        aws.cloudwatch.EventTarget(f"{name}-used-global-endpoint-forward", rule=self.global_rule.name, arn=bus,
+                                   role_arn=forward_role.arn, opts=in_us_east_1)

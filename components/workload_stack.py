@@ -26,8 +26,10 @@ from .iam import statement
 from .incident_response import IncidentResponse, IncidentResponseArgs
 from .parameter_hierarchy import ParameterHierarchy, ParameterHierarchyArgs
 from .private_network import PrivateNetwork, PrivateNetworkArgs
+from .providers import account_provider
 from .workload_config import WorkloadConfig, load_workload_config, secret_config_key
 
+GLOBAL_EVENTS_REGION = "us-east-1"
 # What app teams read through StackReference; docs/workload.md documents each key. Exactly these.
 EXPORT_CONTRACT = (
     "vpcId", "privateSubnetIds", "endpointSecurityGroupId", "parameterPrefix", "amiParameterName",
@@ -101,7 +103,8 @@ class WorkloadStack(pulumi.ComponentResource):
         BreakGlass(f"{name}-break-glass", BreakGlassArgs(
             account_id=cfg.account_id, security_account_id=estate.accounts.security,
             organization_id=estate.organization_id, security_topic_arn=security_topic_arn(estate),
-            home_region=estate.home_region), opts=child)
+            home_region=estate.home_region, region=cfg.region,
+            global_events_provider=self._global_events_provider(name, cfg)), opts=child)
         IncidentResponse(f"{name}-incident-response", IncidentResponseArgs(
             account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
             security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,
@@ -122,6 +125,15 @@ class WorkloadStack(pulumi.ComponentResource):
         }
         assert tuple(self.exports) == EXPORT_CONTRACT
         self.register_outputs(self.exports)
+
+    def _global_events_provider(self, name: str, cfg: StackConfig) -> pulumi.ProviderResource | None:
+        """Same account and role, in us-east-1: where the STS global endpoint's events are recorded."""
+        if cfg.region == GLOBAL_EVENTS_REGION:
+            return None
+        return account_provider(
+            f"{name}-{GLOBAL_EVENTS_REGION}", account_id=cfg.account_id, region=GLOBAL_EVENTS_REGION,
+            role_arn=cfg.deploy_role_arn, tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}",
+            opts=pulumi.ResourceOptions(parent=self))
 
     @staticmethod
     def validate(cfg: StackConfig) -> WorkloadConfig:

@@ -425,3 +425,18 @@ def test_break_glass_sessions_can_use_the_account_key_through_ssm_only(stack_run
     me = {"aws:PrincipalArn": "arn:aws:iam::555555555555:role/BakehouseBreakGlass"}
     assert allowed(policy, "kms:GenerateDataKey", "*", {**me, "kms:ViaService": "ssm.eu-west-1.amazonaws.com"})
     assert not allowed(policy, "kms:GenerateDataKey", "*", {**me, "kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+
+
+def test_break_glass_use_through_the_sts_global_endpoint_is_forwarded_home_and_alarmed(stack_run):
+    run = stack_run("prod")
+    provider = run.named("prod-us-east-1")
+    assert provider.inputs["region"] == "us-east-1" and provider.inputs["allowedAccountIds"] == [ACCOUNTS["prod"]]
+    rule = run.named("prod-break-glass-used-global-endpoint")
+    assert rule.provider_name == "prod-us-east-1"
+    assert rule.inputs["eventPattern"] == run.named("prod-break-glass-used").inputs["eventPattern"]
+    target = run.named("prod-break-glass-used-global-endpoint-forward")
+    home_bus = f"arn:aws:events:eu-west-1:{ACCOUNTS['prod']}:event-bus/default"
+    assert target.inputs["arn"] == home_bus and target.provider_name == "prod-us-east-1"
+    forward = _role_policy(run, "prod-break-glass-global-forward")
+    assert allowed(forward, "events:PutEvents", home_bus)
+    assert not allowed(forward, "events:PutEvents", f"arn:aws:events:us-east-1:{ACCOUNTS['prod']}:event-bus/default")

@@ -8,12 +8,16 @@ set -o pipefail
 
 case "$PKG" in
     dnf)
+        # Amazon Linux 2023 locks its repositories to the release the base AMI came with; security
+        # fixes published since then live in later releases, so look at (and move to) the latest.
+        release=()
+        if [ -f "$ROOT/etc/amazon-linux-release" ]; then release=(--releasever=latest); fi
         # check-update exits 100 when updates are pending, 0 when there are none, 1 on error.
         rc=0
-        dnf check-update -q >/dev/null || rc=$?
+        dnf check-update -q "${release[@]}" >/dev/null || rc=$?
         case "$rc" in
             0)   log "no pending updates" ;;
-            100) log "applying pending updates"; dnf upgrade -y -q --refresh ;;
+            100) log "applying pending updates"; dnf upgrade -y -q --refresh "${release[@]}" ;;
             *)   die "dnf check-update failed with exit code $rc" ;;
         esac
         ;;

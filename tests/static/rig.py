@@ -184,6 +184,8 @@ def build_rig(base: Path, pkg: str, systemd: bool = True) -> Rig:
     # A root filesystem with the usual sins of a fresh image.
     if systemd:
         (root / "run" / "systemd" / "system").mkdir(parents=True)
+    if pkg == "dnf":
+        _write(root / "etc" / "amazon-linux-release", "Amazon Linux release 2023.6.20241010 (Amazon Linux)\n")
     _write(root / "proc" / "modules", "cramfs 16384 0 - Live 0x0\next4 1003520 1 - Live 0x0\n")
     _write(root / "etc" / "login.defs", "MAIL_DIR\t/var/spool/mail\nPASS_MAX_DAYS\t99999\nPASS_MIN_DAYS\t0\n"
                                          "PASS_WARN_AGE\t7\nUMASK\t\t022\n")

@@ -26,7 +26,7 @@ def _names(calls):
 def test_dnf_system_is_provisioned_with_dnf_and_never_apt(provisioned):
     rig = provisioned("dnf")
     calls = rig.calls()
-    assert "dnf upgrade -y -q --refresh" in calls
+    assert "dnf upgrade -y -q --refresh --releasever=latest" in calls
     assert "dnf install -y -q amazon-cloudwatch-agent" in calls
     assert "dnf install -y -q clamav clamav-update aide" in calls
     assert not _names(calls) & {"apt-get", "dpkg", "dpkg-query", "snap"}
@@ -67,10 +67,10 @@ def test_os_update_upgrades_only_when_updates_are_pending(rig_for):
     rig = rig_for("dnf")
     (rig.state / "pending").write_text("")
     _ok(rig.run(SCRIPTS / "00-os-update.sh"))
-    assert rig.calls() == ["dnf check-update -q"]
+    assert rig.calls() == ["dnf check-update -q --releasever=latest"]
     (rig.state / "pending").write_text("openssl\n")
     _ok(rig.run(SCRIPTS / "00-os-update.sh"))
-    assert rig.calls()[-1] == "dnf upgrade -y -q --refresh"
+    assert rig.calls()[-1] == "dnf upgrade -y -q --refresh --releasever=latest"
 
 
 @pytest.mark.parametrize("pkg", ["dnf", "apt"])

@@ -22,14 +22,14 @@ build {
 
   provisioner "shell" {
     environment_vars = ["BAKEHOUSE_SCRIPTS_VERSION=${var.scripts_commit}"]
-    execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} bash '{{ .Path }}'"
+    execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} bash -e '{{ .Path }}'"
     inline           = ["chmod +x /tmp/bakehouse/scripts/*.sh /tmp/bakehouse/validation/*.sh", "/tmp/bakehouse/scripts/provision.sh"]
     only             = ["amazon-ebs.golden"]
   }
 
   provisioner "shell" {
     environment_vars = ["BAKEHOUSE_CONTEXT=build"]
-    execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} bash '{{ .Path }}'"
+    execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} bash -e '{{ .Path }}'"
     inline           = ["/tmp/bakehouse/validation/validate.sh"]
     only             = ["amazon-ebs.golden"]
   }

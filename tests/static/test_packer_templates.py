@@ -232,3 +232,19 @@ def test_packer_family_pattern_matches_the_ssm_build(variables):
         pytest.skip("automation/build_image.yaml is written by the factory-documents engineer; not there yet")
     doc_pattern = yaml.safe_load(BUILD_IMAGE_DOC.read_text())["parameters"]["Family"]["allowedPattern"]
     assert _regex_of(variables["family"]["validation"][0]["condition"]) == doc_pattern
+
+
+def test_plugins_are_held_to_one_major_version():
+    (packer,) = _load("plugins.pkr.hcl")["packer"]
+    (plugins,) = packer["required_plugins"]
+    assert set(plugins) == {"amazon", "docker"}
+    for name, spec in plugins.items():
+        assert spec["source"] == f"github.com/hashicorp/{name}"
+        assert re.fullmatch(r">= \d+\.\d+\.\d+, < (\d+)\.0\.0", spec["version"]), spec["version"]
+
+
+def test_ebs_shell_steps_stop_at_the_first_failing_line(build):
+    # Packer runs inline lines as one script; with a custom execute_command its shebang (-e) is bypassed.
+    for kind, body in _provisioners_for(build, "amazon-ebs.golden"):
+        if kind == "shell" and "execute_command" in body:
+            assert "bash -e " in body["execute_command"]

@@ -13,12 +13,11 @@ still happen.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +30,7 @@ from handlers.common import (
     client,
     dict_to_tags,
 )
+from handlers.isolate_evidence import Step, publish_manifest, record_state
 
 FINDING_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -44,6 +44,9 @@ CAPTURE_DOCUMENT = "AWS-RunShellScript"
 # AVML ships in the golden image (the isolated instance cannot download anything); it writes a
 # compressed LiME image, which the agent's role uploads under the incident's evidence prefix.
 AVML_PATH = "/usr/local/bin/avml"
+# The playbook's order; see the module docstring for why memory comes before the group swap.
+STEPS = ("record-state", "termination-protection", "detach-auto-scaling", "deregister-targets", "capture-memory",
+         "swap-security-groups", "snapshot-volumes", "revoke-role-sessions", "stop-instance", "publish-manifest")
 TERMINAL_COMMAND_STATES = {"Success", "Failed", "Cancelled", "TimedOut", "Cancelling"}
 
 
@@ -64,6 +67,7 @@ class IsolateRequest:
     evidence_bucket: str
     topic_arn: str
     capture_timeout_seconds: int = 600
+    step: str | None = None  # one step only (the automation document runs them one by one)
 
     @classmethod
     def parse(cls, event: Any) -> IsolateRequest:
@@ -74,7 +78,10 @@ class IsolateRequest:
             evidence_bucket=r.string("EvidenceBucket", BUCKET),
             topic_arn=r.string("TopicArn", TOPIC_ARN),
             capture_timeout_seconds=r.integer("CaptureTimeoutSeconds", 0, 3600, default=600),
+            step=r.event.get("Step") or None,
         )
+        if request.step is not None and request.step not in STEPS:
+            r.problems.append(f"Step is {request.step!r}, expected one of {', '.join(STEPS)}")
         r.done()
         return request
 
@@ -92,13 +99,6 @@ class Clients:
     iam: Any
     s3: Any
     sns: Any
-
-
-@dataclass
-class Step:
-    name: str
-    changed: bool
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,19 +133,21 @@ def isolate(
     sleep: Callable[[float], None] = time.sleep,
 ) -> IsolationResult:
     instance = describe_instance(clients.ec2, request.instance_id)  # fails before any change
-    steps = [
-        record_state(clients.s3, request, instance),
-        protect_from_termination(clients.ec2, request.instance_id),
-        detach_from_auto_scaling(clients.autoscaling, request.instance_id),
-        deregister_from_target_groups(clients.elbv2, instance),
-        capture_memory(clients.ssm, request, instance, sleep),
-        swap_security_groups(clients.ec2, request, instance),
-        snapshot_volumes(clients.ec2, request, instance),
-        revoke_role_sessions(clients.iam, request, instance, now()),
-        stop_instance(clients.ec2, request.instance_id),
-    ]
-    steps.append(publish_manifest(clients.s3, clients.sns, request, steps))
-    return IsolationResult(request.instance_id, request.finding_id, steps)
+    run = {
+        "record-state": lambda: record_state(clients.s3, request, instance),
+        "termination-protection": lambda: protect_from_termination(clients.ec2, request.instance_id),
+        "detach-auto-scaling": lambda: detach_from_auto_scaling(clients.autoscaling, request.instance_id),
+        "deregister-targets": lambda: deregister_from_target_groups(clients.elbv2, instance),
+        "capture-memory": lambda: capture_memory(clients.ssm, request, instance, sleep),
+        "swap-security-groups": lambda: swap_security_groups(clients.ec2, request, instance),
+        "snapshot-volumes": lambda: snapshot_volumes(clients.ec2, request, instance),
+        "revoke-role-sessions": lambda: revoke_role_sessions(clients.iam, request, instance, now()),
+        "stop-instance": lambda: stop_instance(clients.ec2, request.instance_id),
+        "publish-manifest": lambda: publish_manifest(clients.s3, clients.sns, request,
+                                                     observe(clients, request, instance)),
+    }
+    names = [request.step] if request.step else STEPS
+    return IsolationResult(request.instance_id, request.finding_id, [run[name]() for name in names])
 
 
 def describe_instance(ec2, instance_id: str) -> dict[str, Any]:
@@ -159,27 +161,6 @@ def describe_instance(ec2, instance_id: str) -> dict[str, Any]:
     if not instances or instances[0]["State"]["Name"] in ("terminated", "shutting-down"):
         raise InstanceNotFound(instance_id)
     return instances[0]
-
-
-def _object_exists(s3, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as err:
-        if err.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-
-
-def record_state(s3, request: IsolateRequest, instance: dict[str, Any]) -> Step:
-    # The first observation is the evidence; a replay sees an already-altered instance, so it must
-    # not overwrite (the bucket is versioned and under object lock anyway).
-    key = request.prefix + "instance-state.json"
-    if _object_exists(s3, request.evidence_bucket, key):
-        return Step("record-state", False, {"key": key})
-    body = json.dumps(instance, default=str, sort_keys=True, indent=2).encode()
-    s3.put_object(Bucket=request.evidence_bucket, Key=key, Body=body, ContentType="application/json")
-    return Step("record-state", True, {"key": key})
 
 
 def protect_from_termination(ec2, instance_id: str) -> Step:
@@ -378,36 +359,31 @@ def stop_instance(ec2, instance_id: str) -> Step:
     return Step("stop-instance", True, {"state": state})
 
 
-def _sha256(s3, bucket: str, key: str) -> str:
-    digest = hashlib.sha256()
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    for chunk in iter(lambda: body.read(1 << 20), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def publish_manifest(s3, sns, request: IsolateRequest, steps: list[Step]) -> Step:
-    key = request.prefix + "manifest.json"
-    if _object_exists(s3, request.evidence_bucket, key):
-        return Step("publish-manifest", False, {"key": key})
-    objects = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=request.evidence_bucket, Prefix=request.prefix):
-        for obj in page.get("Contents", []):
-            if obj["Key"] != key:
-                objects.append({"key": obj["Key"], "size": obj["Size"],
-                                "sha256": _sha256(s3, request.evidence_bucket, obj["Key"])})
-    manifest = {
-        "finding_id": request.finding_id,
-        "instance_id": request.instance_id,
-        "bucket": request.evidence_bucket,
-        "objects": objects,
-        "steps": {s.name: s.detail for s in steps},
+def observe(clients: Clients, request: IsolateRequest, instance: dict[str, Any]) -> dict[str, Any]:
+    """What the playbook left behind, read back from AWS: the manifest states facts, not intentions,
+    and is the same whether the steps ran in one call or one automation step at a time."""
+    ec2, instance_id = clients.ec2, request.instance_id
+    now_instance = describe_instance(ec2, instance_id)
+    groups = ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [instance["VpcId"]]},
+        {"Name": f"tag:{TAG_PURPOSE}", "Values": [ISOLATION_PURPOSE]}])["SecurityGroups"]
+    snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+        {"Name": f"tag:{TAG_FINDING}", "Values": [request.finding_id]},
+        {"Name": "tag:bakehouse:instance-id", "Values": [instance_id]}])["Snapshots"]
+    comment = _capture_comment(request)
+    commands = [c for page in clients.ssm.get_paginator("list_commands").paginate(InstanceId=instance_id)
+                for c in page["Commands"] if c.get("Comment") == comment]
+    protected = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
+    in_group = clients.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+    return {
+        "state": now_instance["State"]["Name"],
+        "termination_protection": protected["DisableApiTermination"]["Value"],
+        "auto_scaling_group": in_group[0]["AutoScalingGroupName"] if in_group else None,
+        "isolation_group": groups[0]["GroupId"] if groups else None,
+        "interfaces": {e["NetworkInterfaceId"]: [g["GroupId"] for g in e.get("Groups", [])]
+                       for e in now_instance.get("NetworkInterfaces", [])},
+        "snapshots": {s["VolumeId"]: s["SnapshotId"] for s in snapshots},
+        "memory_capture": {"command_id": commands[0]["CommandId"], "status": commands[0]["Status"]} if commands else None,
     }
-    body = json.dumps(manifest, sort_keys=True, indent=2, default=str)
-    s3.put_object(Bucket=request.evidence_bucket, Key=key, Body=body.encode(), ContentType="application/json")
-    sns.publish(
-        TopicArn=request.topic_arn,
-        Subject=f"Bakehouse isolated {request.instance_id}"[:100],
-        Message=body,
-    )
-    return Step("publish-manifest", True, {"key": key, "objects": len(objects)})
+
+

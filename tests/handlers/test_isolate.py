@@ -11,9 +11,11 @@ import pytest
 from moto import mock_aws
 
 from handlers.common import MalformedEvent
+from tests.handlers._sessions import core_session, fast_default_session
 from handlers.isolate import (
     CAPTURE_DOCUMENT,
     REVOKE_POLICY,
+    STEPS,
     TAG_FINDING,
     Clients,
     InstanceNotFound,
@@ -37,7 +39,8 @@ def estate(monkeypatch):
     # moto's 1,300 stock AMIs (and their snapshots) cost more than a second per test; none is needed.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
-        session = boto3.Session(region_name=REGION)
+        fast_default_session(REGION)
+        session = boto3.Session(region_name=REGION, botocore_session=core_session())
         clients = Clients(*(session.client(n) for n in ("ec2", "autoscaling", "elbv2", "ssm", "iam", "s3", "sns")))
         ec2 = clients.ec2
         vpc = ec2.create_vpc(CidrBlock="10.16.0.0/16")["Vpc"]["VpcId"]
@@ -238,3 +241,34 @@ def test_a_malformed_event_is_rejected_listing_every_problem_before_any_call():
     text = str(err.value)
     for key in ("InstanceId", "FindingId", "EvidenceBucket", "TopicArn"):
         assert key in text
+
+
+def test_one_step_at_a_time_runs_only_that_step(estate):
+    request = estate["request"]
+    only = IsolateRequest(request.instance_id, FINDING, BUCKET, request.topic_arn, step="snapshot-volumes")
+    result = isolate(only, estate["clients"], now=lambda: NOW, sleep=_no_sleep)
+    assert [s.name for s in result.steps] == ["snapshot-volumes"] and result.changed
+    assert _instance(estate)["State"]["Name"] == "running"
+    assert "Contents" not in estate["clients"].s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_the_manifest_of_a_step_by_step_run_records_what_aws_shows(estate):
+    request = estate["request"]
+    for name in STEPS:
+        isolate(IsolateRequest(request.instance_id, FINDING, BUCKET, request.topic_arn, step=name),
+                estate["clients"], now=lambda: NOW, sleep=_no_sleep)
+    manifest = json.loads(estate["clients"].s3.get_object(Bucket=BUCKET, Key=request.prefix + "manifest.json")["Body"].read())
+    observed = manifest["observed"]
+    assert observed["state"] in ("stopping", "stopped") and observed["termination_protection"] is True
+    assert observed["auto_scaling_group"] is None
+    assert observed["isolation_group"]
+    assert all(groups == [observed["isolation_group"]] for groups in observed["interfaces"].values())
+    volumes = {m["Ebs"]["VolumeId"] for m in _instance(estate)["BlockDeviceMappings"]}
+    assert set(observed["snapshots"]) == volumes
+    assert observed["memory_capture"]["status"] == "Success"
+
+
+def test_an_unknown_step_is_a_malformed_event():
+    with pytest.raises(MalformedEvent, match="Step"):
+        IsolateRequest.parse({"InstanceId": "i-0123456789abcdef0", "FindingId": FINDING, "EvidenceBucket": BUCKET,
+                              "TopicArn": "arn:aws:sns:eu-west-1:123456789012:bakehouse-security", "Step": "reboot"})

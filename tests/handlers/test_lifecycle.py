@@ -21,6 +21,7 @@ from handlers.lifecycle import (
 )
 from tests.fakes import ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
+from tests.handlers._sessions import fast_default_session
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 POLICY = RetentionPolicy(keep_newest=2, keep_days=30, grace_days=14, prod_retention_years=2)
@@ -124,6 +125,7 @@ def world(monkeypatch):
     for k, v in FAST_EC2_ENV.items():
         monkeypatch.setenv(k, v)
     with mock_aws():
+        fast_default_session(HOME)
         deprecations: dict = {}
         ec2 = {r: ImageDeprecationEc2(boto3.client("ec2", region_name=r), deprecations) for r in (HOME, COPY)}
         ssm = boto3.client("ssm", region_name=HOME)

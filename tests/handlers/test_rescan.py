@@ -10,8 +10,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import boto3
-import botocore.loaders
-import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -22,6 +20,7 @@ from handlers.rescan import Clients, RescanRequest, RescanResult, collect, disco
 from tests.fakes import FakeInspector2, ImageDeprecationEc2, RecordingFake
 from tests.fakes._base import faked
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
+from tests.handlers._sessions import fast_default_session, session
 
 REGION = "eu-west-1"
 BUILD, DEV, PROD = "123456789012", "222222222222", "333333333333"
@@ -96,23 +95,12 @@ class LaunchLog:
         return self._inner.terminate_instances(**params)
 
 
-_LOADER = botocore.loaders.create_loader()
-
-
-def _core_session() -> botocore.session.Session:
-    # One model loader for every session of the module: each fresh session would parse the service
-    # and endpoint JSON again (about a second per test), and moto resets the default session.
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _LOADER)
-    return core
-
-
 def _session(account: str) -> boto3.Session:
     """The scanner role's session in a workload account (moto keys its state by the role's account)."""
     creds = boto3.client("sts", region_name=REGION).assume_role(
         RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="rescan-test")["Credentials"]
-    return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                         aws_session_token=creds["SessionToken"], region_name=REGION, botocore_session=_core_session())
+    return session(REGION, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                   aws_session_token=creds["SessionToken"])
 
 
 class World:
@@ -188,7 +176,7 @@ def world(monkeypatch):
     for k, v in FAST_EC2_ENV.items():
         monkeypatch.setenv(k, v)
     with mock_aws():
-        boto3.setup_default_session(botocore_session=_core_session(), region_name=REGION)
+        fast_default_session(REGION)
         yield World()
 
 

@@ -53,7 +53,7 @@ def test_a_bad_section_reports_every_problem_at_once_naming_stack_key_value_and_
         "stack dev: bakehouse:workload.amiFamilies is [\"AL 2023\"]; allowed: a non-empty list of AMI family names",
         "stack dev: bakehouse:workload.app.family is 'ubuntu'; allowed: one of amiFamilies",
         "stack dev: bakehouse:workload.app.instanceType is 'huge'; allowed: an EC2 instance type",
-        "stack dev: bakehouse:workload.app.logRetentionDays is 42; allowed: one of the CloudWatch Logs retention values",
+        "stack dev: bakehouse:workload.app.logRetentionDays is 42; allowed: one of the CloudWatch Logs retention",
         "stack dev: bakehouse:workload.network.interfaceEndpoints[] is 's3x'; allowed: ssm, ssmmessages",
         "stack dev: bakehouse:workload.network.interfaceEndpoints is [\"ssm\", \"ec2messages\", \"s3x\"]; allowed: "
         "a list including ssmmessages",
@@ -92,7 +92,8 @@ def test_egress_must_target_a_private_proxy_network(egress, key):
 
 def test_shared_endpoints_need_a_hosted_zone_for_every_endpoint_service():
     zones = {k: v for k, v in HUB["hostedZoneIds"].items() if k != "kms"}
-    problems = _problems({**DEV_SECTION, "network": {"endpointMode": "shared", "shared": {**HUB, "hostedZoneIds": zones}}})
+    shared = {**HUB, "hostedZoneIds": zones}
+    problems = _problems({**DEV_SECTION, "network": {"endpointMode": "shared", "shared": shared}})
     assert problems == ["stack dev: bakehouse:workload.network.shared.hostedZoneIds.kms is missing; allowed: the "
                         "central account's private hosted zone id for that endpoint"]
 

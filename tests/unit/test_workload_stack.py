@@ -54,7 +54,8 @@ def assert_no_route_to_the_internet(run: StackRun) -> None:
         destination = route.get("cidrBlock") or route.get("destinationCidrBlock") or route.get("ipv6CidrBlock") \
             or route.get("destinationIpv6CidrBlock")
         assert destination not in DEFAULT_ROUTES, f"default route in {route['table']}: {route}"
-        assert not route.get("gatewayId") and not route.get("natGatewayId") and not route.get("egressOnlyGatewayId"), route
+        for via in ("gatewayId", "natGatewayId", "egressOnlyGatewayId"):
+            assert not route.get(via), f"route through {via} in {route['table']}: {route}"
     for subnet in run.of_type("aws:ec2/subnet:Subnet"):
         assert subnet.inputs["mapPublicIpOnLaunch"] is False, subnet.name
     for template in run.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
@@ -129,7 +130,7 @@ def test_s3_endpoint_reaches_only_estate_and_aws_agent_and_repository_buckets(st
     assert s3.inputs["vpcEndpointType"] == "Gateway"
     assert allowed(policy, "s3:PutObject", f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1/666666666666/x", ctx)
     assert allowed(policy, "s3:GetObject", "arn:aws:s3:::al2023-repos-eu-west-1-de612dc2/core/mirrors/x", ctx)
-    assert allowed(policy, "s3:GetObject", "arn:aws:s3:::amazon-ssm-eu-west-1/latest/linux_amd64/amazon-ssm-agent.rpm", ctx)
+    assert allowed(policy, "s3:GetObject", "arn:aws:s3:::amazon-ssm-eu-west-1/latest/linux_amd64/agent.rpm", ctx)
     assert not allowed(policy, "s3:PutObject", "arn:aws:s3:::al2023-repos-eu-west-1-de612dc2/x", ctx)
     assert not allowed(policy, "s3:PutObject", "arn:aws:s3:::exfiltration-bucket/loot", ctx)
     assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::amazon-ssm-us-east-1/x", ctx)
@@ -138,7 +139,8 @@ def test_s3_endpoint_reaches_only_estate_and_aws_agent_and_repository_buckets(st
 @pytest.mark.parametrize("env", ENVS)
 def test_interface_endpoints_use_private_dns_and_the_https_only_group(env, stack_run):
     run = stack_run(env)
-    interface = [e for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if e.inputs["vpcEndpointType"] == "Interface"]
+    endpoints = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    interface = [e for e in endpoints if e.inputs["vpcEndpointType"] == "Interface"]
     assert sorted(e.inputs["serviceName"].rsplit(".", 1)[-1] for e in interface) == sorted(
         ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "kms", "sts", "secretsmanager", "sns"])
     for endpoint in interface:
@@ -284,7 +286,8 @@ def test_user_data_names_the_parameters_it_reads_and_holds_no_values(stack_run):
     script = base64.b64decode(template.inputs["userData"]).decode()
     assert "/bakehouse/dev/secrets/db-password" in script and "/bakehouse/dev/app/log-level" in script
     assert MOCK_SECRET not in script
-    values = {p.inputs["insecureValue"] for p in run.of_type("aws:ssm/parameter:Parameter") if "insecureValue" in p.inputs}
+    values = {p.inputs["insecureValue"] for p in run.of_type("aws:ssm/parameter:Parameter")
+              if "insecureValue" in p.inputs}
     assert not any(f"={v}" in script or f" {v}\n" in script for v in values - {"on", "off"})
 
 
@@ -304,8 +307,10 @@ def test_account_baseline_sets_the_secure_account_defaults(env, stack_run):
     one = {t: run.of_type(t) for t in (
         "aws:ebs/encryptionByDefault:EncryptionByDefault", "aws:ebs/defaultKmsKey:DefaultKmsKey",
         "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
-        "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock", "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
-        "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess", "aws:ec2/serialConsoleAccess:SerialConsoleAccess",
+        "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
+        "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
+        "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess",
+        "aws:ec2/serialConsoleAccess:SerialConsoleAccess",
         "aws:iam/accountPasswordPolicy:AccountPasswordPolicy", "aws:accessanalyzer/analyzer:Analyzer")}
     assert all(len(v) == 1 for v in one.values()), {t: len(v) for t, v in one.items()}
     inputs = {t.split(":")[-1]: v[0].inputs for t, v in one.items()}
@@ -370,10 +375,11 @@ def test_break_glass_use_alarms_the_security_topic(stack_run):
                         "requestParameters": {"roleArn": "arn:aws:iam::555555555555:role/BakehouseBreakGlass"}}}
     assert event_matches(rule.inputs["eventPattern"], event)
     other_role = json.loads(json.dumps(event))
-    other_role["detail"]["requestParameters"]["roleArn"] = "arn:aws:iam::555555555555:role/bakehouse/app/bakehouse-uat-app"
+    other_role["detail"]["requestParameters"]["roleArn"] = "arn:aws:iam::555555555555:role/bakehouse/app/x"
     assert not event_matches(rule.inputs["eventPattern"], other_role)
     assert rule.inputs["state"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
-    [target] = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.inputs.get("rule") == rule.inputs["name"]]
+    [target] = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget")
+                if t.inputs.get("rule") == rule.inputs["name"]]
     assert target.inputs["arn"] == f"arn:aws:sns:eu-west-1:{SECURITY}:bakehouse-security"
     delivery = _role_policy(run, "uat-break-glass-alarm-delivery")
     assert allowed(delivery, "sns:Publish", target.inputs["arn"])
@@ -386,7 +392,8 @@ def test_factory_roles_trust_only_the_build_factory_and_stay_in_their_lane(stack
     for name in ("dev-factory-access-publisher", "dev-factory-access-scanner"):
         [stmt] = json.loads(run.named(name).inputs["assumeRolePolicy"])["Statement"]
         assert stmt["Principal"] == {"AWS": factory}
-    publisher, scanner = _role_policy(run, "dev-factory-access-publisher"), _role_policy(run, "dev-factory-access-scanner")
+    publisher = _role_policy(run, "dev-factory-access-publisher")
+    scanner = _role_policy(run, "dev-factory-access-scanner")
     param = "arn:aws:ssm:eu-west-1:444444444444:parameter/bakehouse"
     assert allowed(publisher, "ssm:PutParameter", f"{param}/dev/ami/al2023")
     assert not allowed(publisher, "ssm:PutParameter", f"{param}/dev/app/log-level")
@@ -404,7 +411,8 @@ def test_kms_key_lets_app_roles_use_it_only_through_ssm(stack_run):
     app = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/bakehouse/app/bakehouse-dev-app"}
     assert allowed(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "ssm.eu-west-1.amazonaws.com"})
     assert evaluate(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}) != "Allow"
-    other = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/SomeoneElse", "kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
+    other = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/SomeoneElse",
+             "kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
     assert not allowed(policy, "kms:Decrypt", "*", other)
 
 
@@ -417,7 +425,8 @@ def test_alarm_and_playbook_publishers_may_use_the_security_topics_key_as_the_se
     for role in ("dev-break-glass-alarm-delivery", "dev-incident-response-automation-role"):
         policy = _role_policy(run, role)
         assert allowed(policy, "kms:GenerateDataKey", key, via_sns), role
-        assert not allowed(policy, "kms:GenerateDataKey", key, {**via_sns, "kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+        via_s3 = {**via_sns, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+        assert not allowed(policy, "kms:GenerateDataKey", key, via_s3)
 
 
 def test_break_glass_sessions_can_use_the_account_key_through_ssm_only(stack_run):

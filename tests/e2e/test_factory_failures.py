@@ -1,0 +1,159 @@
+"""The factory documents on their unhappy paths, each run alone against one moto server: a failed
+provisioning, findings above the threshold, the approval gate, an unapproved distribution."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from botocore.exceptions import ClientError
+
+from handlers.common import tags_to_dict
+from tests.e2e import _seams
+from tests.e2e._factory import ACCOUNTS, APPROVER, ROLE_ARN, RecordingApprover, make_runner, region_keys
+from tests.e2e._world import BundleShell, World, seed
+from tests.e2e.runner import Execution, Runner, moto_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@dataclass
+class Factory:
+    world: World
+    runner: Runner
+    shell: BundleShell
+    approver: RecordingApprover
+    seams: _seams.Seams
+    keys: dict[str, str]
+
+    def build(self, family: str) -> Execution:
+        return self.runner.run("Bakehouse-BuildImage", self.world.build_parameters(ROLE_ARN, family))
+
+    def validate(self, image_id: str, family: str, threshold: str = "HIGH") -> Execution:
+        w = self.world
+        return self.runner.run("Bakehouse-ValidateImage", {
+            "AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": family, "SubnetId": w.subnet_id,
+            "SecurityGroupIds": [w.security_group_id], "InstanceProfileName": w.instance_profile,
+            "ScriptsBucket": w.scripts_bucket, "ScriptsVersionId": w.scripts_version, "ScriptsCommit": w.commit,
+            "FindingsBucket": w.findings_bucket, "SeverityThreshold": threshold, "PollSeconds": 0})
+
+    def approve(self, image_id: str, family: str, environment: str, auto: bool) -> Execution:
+        return self.runner.run("Bakehouse-ApproveImage", {
+            "AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": family,
+            "ApprovalEnvironment": environment, "AutoApprove": auto,
+            "ApproverTopicArn": self.world.topic_arn, "Approvers": [APPROVER]})
+
+    def instances(self, execution: Execution, step: str) -> list[dict]:
+        ids = execution.step(step).outputs["InstanceIds"]
+        found = self.world.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+        return [i for r in found for i in r["Instances"]]
+
+    def latest(self, family: str) -> str | None:
+        try:
+            return self.world.client("ssm").get_parameter(Name=f"/bakehouse/images/{family}/latest")["Parameter"]["Value"]
+        except ClientError:
+            return None
+
+
+@pytest.fixture(scope="module")
+def factory() -> Iterator[Factory]:
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+    with moto_server() as url, pytest.MonkeyPatch.context() as mp:
+        world = seed(url)
+        shell, approver = BundleShell(world), RecordingApprover()
+        yield Factory(world, make_runner(world, shell, approver), shell, approver, _seams.install(mp, world),
+                      region_keys(world))
+
+
+@pytest.fixture(scope="module")
+def built(factory) -> str:
+    execution = factory.build("gate-checks")
+    assert execution.status == "Success", execution.failure
+    return execution.outputs["DescribeBuiltImage.ImageId"]
+
+
+def test_failed_provisioning_terminates_the_build_instance_and_leaves_no_image(factory):
+    factory.shell.fail_folders.add("scripts")
+    try:
+        execution = factory.build("broken-build")
+    finally:
+        factory.shell.fail_folders.discard("scripts")
+    assert execution.status == "Failed"
+    assert execution.step("RunProvisioningScripts").status == "Failed"
+    assert execution.step_names[-1] == "TerminateBuildInstanceOnFailure"
+    assert not execution.ran("CreateImage")
+    assert {i["State"]["Name"] for i in factory.instances(execution, "LaunchBuildInstance")} == {"terminated"}
+    images = factory.world.client("ec2").describe_images(
+        Owners=["self"], Filters=[{"Name": "tag:bakehouse:family", "Values": ["broken-build"]}])["Images"]
+    assert images == []
+
+
+def test_findings_above_the_threshold_fail_validation_and_keep_the_evidence(factory, built):
+    factory.seams.inspector.findings_by_image[built] = ["CRITICAL", "LOW"]
+    try:
+        execution = factory.validate(built, "gate-checks", threshold="HIGH")
+    finally:
+        factory.seams.inspector.findings_by_image.pop(built)
+    assert execution.status == "Failed"
+    assert "FindingsAboveThreshold" in execution.step("SummarizeInspectorFindings").error
+    assert execution.step_names[-1] == "TerminateTestInstance"
+    assert {i["State"]["Name"] for i in factory.instances(execution, "LaunchTestInstance")} == {"terminated"}
+    s3 = factory.world.client("s3")
+    key = f"inspector/gate-checks/{built}/{execution.execution_id}.json"
+    summary = json.loads(s3.get_object(Bucket=factory.world.findings_bucket, Key=key)["Body"].read())
+    assert summary["verdict"] == "FAIL" and summary["blocking"] == {"CRITICAL": 1}
+    image = factory.world.client("ec2").describe_images(ImageIds=[built])["Images"][0]
+    assert tags_to_dict(image["Tags"])["bakehouse:inspector-verdict"] == "FAIL"
+    # Inspector was polled until the scan landed, not read once.
+    assert len(factory.seams.inspector.calls_to("list_coverage")) >= 2
+
+
+def test_findings_below_the_threshold_pass_validation(factory, built):
+    factory.seams.inspector.findings_by_image[built] = ["MEDIUM"]
+    try:
+        execution = factory.validate(built, "gate-checks", threshold="HIGH")
+    finally:
+        factory.seams.inspector.findings_by_image.pop(built)
+    assert execution.status == "Success", execution.failure
+    assert execution.outputs["SummarizeInspectorFindings.Verdict"] == "PASS"
+    assert {i["State"]["Name"] for i in factory.instances(execution, "LaunchTestInstance")} == {"terminated"}
+
+
+def test_auto_approve_outside_dev_still_asks_the_approvers(factory, built):
+    asked = len(factory.approver.requests)
+    execution = factory.approve(built, "prod-gate", environment="prod", auto=True)
+    assert execution.status == "Success", execution.failure
+    assert execution.step_names == ["ChooseApprovalPath", "RequestApproval", "PublishImage"]
+    [request] = factory.approver.requests[asked:]
+    assert request.notification_arn == factory.world.topic_arn and request.approvers == (APPROVER,)
+    assert built in request.message
+    assert factory.latest("prod-gate") == built
+
+
+def test_rejected_approval_publishes_nothing(factory, built):
+    factory.approver.approve = False
+    try:
+        execution = factory.approve(built, "rejected-gate", environment="uat", auto=False)
+    finally:
+        factory.approver.approve = True
+    assert execution.status == "Failed"
+    assert execution.step("RequestApproval").status == "Failed"
+    assert not execution.ran("PublishImage")
+    assert factory.latest("rejected-gate") is None
+
+
+def test_distribution_refuses_an_image_nobody_approved(factory):
+    unapproved = factory.build("unapproved")
+    image = unapproved.outputs["DescribeBuiltImage.ImageId"]
+    execution = factory.runner.run("Bakehouse-DistributeImage", {
+        "AutomationAssumeRole": ROLE_ARN, "ImageId": image, "Family": "unapproved",
+        "Regions": factory.keys, "Accounts": [dict(a) for a in ACCOUNTS], "PollSeconds": 0})
+    assert execution.status == "Failed"
+    assert execution.step_names == ["AssertImageApproved"]
+    for region in factory.keys:
+        copies = factory.world.client("ec2", region).describe_images(
+            Owners=["self"], Filters=[{"Name": "tag:bakehouse:source-ami", "Values": [image]}])["Images"]
+        assert copies == []

@@ -160,3 +160,9 @@ def test_a_secret_written_in_plain_text_in_the_stack_file_is_refused_without_ech
     assert "bakehouse:secret.db-password is '<plain text, redacted>'; allowed: an encrypted value" in str(run.error)
     assert "hunter2" not in str(run.error)
     assert all(r.is_provider for r in run.resources)
+
+
+def test_a_workload_stack_outside_the_home_region_is_refused():
+    run = run_stack("uat", overrides={"bakehouse:region": "eu-central-1"}, raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert "stack uat: bakehouse:region is 'eu-central-1'; allowed: the home region eu-west-1" in str(run.error)

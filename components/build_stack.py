@@ -93,7 +93,7 @@ class BuildStack(pulumi.ComponentResource):
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket, self.findings_bucket])))
         rescan_doc = self.factory.documents.get(RESCAN_STEM)
         self.schedules = FactorySchedules(f"{name}-schedules", FactorySchedulesArgs(
-            cfg=cfg, factory=factory, key_arn=keys.home.arn, image_key_arns=keys.all_arns,
+            cfg=cfg, factory=factory, key_arn=keys.home.arn,
             scheduler_role=roles.scheduler, lifecycle_role=roles.lifecycle, role_arns=roles.arns,
             rescan_values=rescan_values(cfg, factory, roles, self.network, findings_name),
             depends_on=[rescan_doc] if rescan_doc else []), opts=child)

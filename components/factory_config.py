@@ -156,7 +156,8 @@ def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:
     families = []
     for name, spec in raw.items():
         if not FAMILY.fullmatch(str(name)):
-            problems.add(key, name, "family names of 2-31 lower-case letters, digits and dashes, starting with a letter")
+            problems.add(key, name,
+                         "family names of 2-31 lower-case letters, digits and dashes, starting with a letter")
             continue
         if not isinstance(spec, Mapping):
             problems.add(f"{key}.{name}", spec, "an object with base: " + " | ".join(BASES))

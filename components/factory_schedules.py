@@ -83,7 +83,7 @@ def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str, function
     ]
 
 
-def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arns: Sequence[pulumi.Input[str]],
+def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arn: pulumi.Input[str],
                          queue_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     region, account = cfg.region, cfg.account_id
     regions = (region, *factory.regions)
@@ -105,7 +105,8 @@ def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arns: 
         statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                   [f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{LIFECYCLE_FUNCTION}:*"]),
         statement("DeadLetters", ["sqs:SendMessage"], [queue_arn]),
-        statement("DecryptEnvironment", ["kms:Decrypt", "kms:GenerateDataKey*"], list(key_arns)),
+        statement("EncryptDeadLetters", ["kms:GenerateDataKey*", "kms:Decrypt"], [key_arn],
+                  conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}),
     ]
 
 
@@ -113,8 +114,7 @@ def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arns: 
 class FactorySchedulesArgs:
     cfg: StackConfig
     factory: FactoryConfig
-    key_arn: pulumi.Input[str]              # the factory key (schedules, queue, environment, logs)
-    image_key_arns: Sequence[pulumi.Input[str]]
+    key_arn: pulumi.Input[str]              # the factory key (schedules, queue, function, logs)
     scheduler_role: aws.iam.Role
     lifecycle_role: aws.iam.Role
     role_arns: Mapping[str, str]
@@ -135,7 +135,7 @@ class FactorySchedules(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(f"{name}-lifecycle-logs", name=f"/aws/lambda/{LIFECYCLE_FUNCTION}",
                                             retention_in_days=365, kms_key_id=args.key_arn, opts=child)
         aws.iam.RolePolicy(f"{name}-lifecycle-policy", role=args.lifecycle_role.name, policy=document(
-            *lifecycle_statements(cfg, factory, key_arns=[args.key_arn, *args.image_key_arns],
+            *lifecycle_statements(cfg, factory, key_arn=args.key_arn,
                                   queue_arn=self.dead_letters.arn)), opts=child)
 
         self.lifecycle: aws.lambda_.Function | None = None
@@ -148,7 +148,8 @@ class FactorySchedules(pulumi.ComponentResource):
 
         aws.iam.RolePolicy(f"{name}-scheduler-policy", role=args.scheduler_role.name, policy=document(
             *scheduler_statements(cfg, automation_role_arn=args.role_arns["automation"],
-                                  function_arn=self.lifecycle.arn if self.lifecycle else None, queue_arn=self.dead_letters.arn,
+                                  function_arn=self.lifecycle.arn if self.lifecycle else None,
+                                  queue_arn=self.dead_letters.arn,
                                   key_arn=args.key_arn)), opts=child)
 
         self.group = aws.scheduler.ScheduleGroup(f"{name}-group", name="bakehouse-factory", opts=child)

@@ -178,7 +178,8 @@ def automation_statements(
         statement("ReadBaseImageParameters", ["ssm:GetParameter", "ssm:GetParameters"],
                   [f"arn:aws:ssm:{region}::parameter{BASE_IMAGE_PARAMETERS[b]}" for b in bases]),
         statement("AssumeWorkloadPublisherAndScanner", ["sts:AssumeRole"],
-                  [role_arn(a, n) for a in factory.target_accounts for n in (IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE)]),
+                  [role_arn(a, n) for a in factory.target_accounts
+                   for n in (IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE)]),
         statement("UseFactoryKeys", ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                                      "kms:DescribeKey"], list(key_arns)),
         statement("EbsGrantsOnFactoryKeys", ["kms:CreateGrant"], list(key_arns),

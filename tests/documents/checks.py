@@ -207,15 +207,50 @@ def cleanup_problems(name: str, doc: Document) -> list[str]:
     return problems
 
 
-def child_document_problems(name: str, doc: Document, deployed: set[str]) -> list[str]:
-    """aws:executeAutomation calls documents this repository deploys, and passes only their parameters."""
+def child_document_problems(name: str, doc: Document, deployed: Mapping[str, Document]) -> list[str]:
+    """aws:executeAutomation calls documents this repository deploys (by deployed name), passing only
+    parameters they declare and every one they require."""
     problems = []
     for step in _steps(doc):
         if step.get("action") != "aws:executeAutomation":
             continue
-        child = (step.get("inputs") or {}).get("DocumentName")
+        inputs = step.get("inputs") or {}
+        child = inputs.get("DocumentName")
         if child not in deployed:
             problems.append(f"{name}: step {step['name']} runs {child}, which automation/ does not deploy")
+            continue
+        declared = deployed[child].get("parameters") or {}
+        given = set(inputs.get("RuntimeParameters") or {})
+        for extra in sorted(given - set(declared)):
+            problems.append(f"{name}: step {step['name']} passes {extra}, which {child} does not declare")
+        for missing in sorted(p for p, spec in declared.items() if "default" not in spec and p not in given):
+            problems.append(f"{name}: step {step['name']} does not pass {missing}, which {child} requires")
+    return problems
+
+
+_READS = re.compile(r"""(?:read\.(?:string|strings|integer|boolean)\(|event\.get\()\s*["']([A-Za-z]+)["']""")
+
+
+def handler_keys(module: str) -> set[str]:
+    """The event keys a handler module reads (through EventReader or event.get)."""
+    path = REPO / "handlers" / f"{module}.py"
+    return set(_READS.findall(path.read_text())) if path.is_file() else set()
+
+
+def payload_problems(name: str, doc: Document) -> list[str]:
+    """An aws:executeScript InputPayload carries only keys its handler reads: a misspelt key would
+    otherwise be ignored silently and its default used."""
+    problems = []
+    for step in _steps(doc):
+        if step.get("action") != "aws:executeScript":
+            continue
+        inputs = step.get("inputs") or {}
+        module = _IMPORT.search(inputs.get("Script", ""))
+        if not module:
+            continue
+        reads = handler_keys(module.group(1))
+        for key in sorted(set(inputs.get("InputPayload") or {}) - reads):
+            problems.append(f"{name}: step {step['name']} passes {key}, which handlers/{module.group(1)}.py never reads")
     return problems
 
 
@@ -241,7 +276,7 @@ def script_problems(name: str, doc: Document) -> list[str]:
 
 
 def all_problems(docs: Mapping[str, Document]) -> list[str]:
-    deployed = {automation_document_name(stem) for stem in docs}
+    deployed = {automation_document_name(stem): doc for stem, doc in docs.items()}
     problems: list[str] = []
     for stem, doc in docs.items():
         problems += schema_problems(stem, doc)
@@ -250,4 +285,5 @@ def all_problems(docs: Mapping[str, Document]) -> list[str]:
         problems += cleanup_problems(stem, doc)
         problems += child_document_problems(stem, doc, deployed)
         problems += script_problems(stem, doc)
+        problems += payload_problems(stem, doc)
     return problems

@@ -154,13 +154,37 @@ def test_cleanup_check_catches_a_failure_path_that_ends_before_terminating():
     assert any("SummarizeInspectorFindings" in p for p in problems), problems
 
 
-def test_pipeline_runs_only_documents_this_repository_deploys():
-    deployed = {checks.automation_document_name(s) for s in DOCS}
-    assert checks.child_document_problems("pipeline", DOCS["pipeline"], deployed) == []
+DEPLOYED = {checks.automation_document_name(s): d for s, d in DOCS.items()}
+
+
+def test_pipeline_runs_deployed_documents_with_exactly_their_parameters():
+    assert checks.child_document_problems("pipeline", DOCS["pipeline"], DEPLOYED) == []
+
+
+def test_child_document_check_catches_unknown_documents_and_parameter_mismatches():
     doc = broken("pipeline")
     step(doc, "ValidateImage")["inputs"]["DocumentName"] = "Bakehouse-ValidateImages"
-    assert checks.child_document_problems("pipeline", doc, deployed) == [
-        "pipeline: step ValidateImage runs Bakehouse-ValidateImages, which automation/ does not deploy"]
+    step(doc, "ApproveImage")["inputs"]["RuntimeParameters"]["Approver"] = "{{ Approvers }}"
+    del step(doc, "DistributeImage")["inputs"]["RuntimeParameters"]["Accounts"]
+    assert checks.child_document_problems("pipeline", doc, DEPLOYED) == [
+        "pipeline: step ValidateImage runs Bakehouse-ValidateImages, which automation/ does not deploy",
+        "pipeline: step ApproveImage passes Approver, which Bakehouse-ApproveImage does not declare",
+        "pipeline: step DistributeImage does not pass Accounts, which Bakehouse-DistributeImage requires",
+    ]
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_script_payloads_carry_only_keys_their_handler_reads(stem):
+    assert checks.payload_problems(stem, DOCS[stem]) == []
+
+
+def test_payload_check_catches_a_misspelt_key():
+    doc = broken("validate_image")
+    payload = step(doc, "SummarizeInspectorFindings")["inputs"]["InputPayload"]
+    payload["SeverityTreshold"] = payload.pop("SeverityThreshold")
+    assert checks.payload_problems("validate_image", doc) == [
+        "validate_image: step SummarizeInspectorFindings passes SeverityTreshold, "
+        "which handlers/inspector_summary.py never reads"]
 
 
 @pytest.mark.parametrize("stem", FACTORY)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,85 +13,17 @@ import pytest
 from moto import mock_aws
 
 from handlers.common import MalformedEvent
-from handlers.publish import PublishRequest, history, publish
 from handlers.inspector_summary import NotCovered
+from handlers.publish import PublishRequest, history, publish
 from handlers.rescan import Clients, RescanRequest, RescanResult, collect, discover, handler, launch, rescan
-from tests.fakes import FakeInspector2, ImageDeprecationEc2, RecordingFake
-from tests.fakes._base import faked
+from tests.fakes import ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
+from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog
 from tests.handlers._sessions import fast_default_session, session
 
 REGION = "eu-west-1"
 BUILD, DEV, PROD = "123456789012", "222222222222", "333333333333"
 BUCKET = "bakehouse-evidence-444444444444-eu-west-1"
-
-
-class FakeAutomation(RecordingFake):
-    """SSM with start_automation_execution, which moto 5.2.5 lacks; executions are only recorded."""
-
-    SERVICE = "ssm"
-    FAKED = frozenset({"start_automation_execution"})
-
-    def __init__(self, inner: Any, known_documents: set[str]):
-        super().__init__(inner)
-        self.known_documents = known_documents
-
-    @faked
-    def _start_automation_execution(self, DocumentName: str, **params: Any) -> dict:
-        if DocumentName not in self.known_documents:
-            raise self._error("start_automation_execution", "InvalidAutomationExecutionParametersException",
-                              f"document {DocumentName} does not exist")
-        return {"AutomationExecutionId": str(uuid.uuid4())}
-
-
-class InspectorThatScans(FakeInspector2):
-    """Inspector covers each scan instance it finds running (as its SSM-based scanning does a few
-    polls after launch) and reports the findings seeded per AMI."""
-
-    def __init__(self, inner, ec2, findings_by_ami: dict[str, list[tuple[str, str]]], after_polls: int = 1,
-                 **kw):
-        super().__init__(inner, **kw)
-        self.ec2, self.findings_by_ami, self.after_polls = ec2, findings_by_ami, after_polls
-        self.seen: set[str] = set()
-        self.scanning = True
-
-    def list_coverage(self, **params):
-        if self.scanning:
-            running = self.ec2.describe_instances(Filters=[
-                {"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
-                {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
-            for instance in [i for r in running for i in r["Instances"]]:
-                if instance["InstanceId"] not in self.seen:
-                    self.seen.add(instance["InstanceId"])
-                    self.add_coverage(instance["InstanceId"], ami_id=instance["ImageId"], after_polls=self.after_polls)
-                    for severity, cve in self.findings_by_ami.get(instance["ImageId"], []):
-                        self.add_finding(instance["InstanceId"], severity, ami_id=instance["ImageId"],
-                                         vulnerability_id=cve)
-        return super().list_coverage(**params)
-
-
-class LaunchLog:
-    """Wraps the build EC2 client to see how many scan instances are alive at each launch."""
-
-    def __init__(self, inner, fail_on_launch: int | None = None):
-        self._inner, self.alive, self.peak, self.launches = inner, set(), 0, 0
-        self.fail_on_launch = fail_on_launch
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def run_instances(self, **params):
-        self.launches += 1
-        if self.launches == self.fail_on_launch:
-            raise RuntimeError("InsufficientInstanceCapacity")
-        response = self._inner.run_instances(**params)
-        self.alive.update(i["InstanceId"] for i in response["Instances"])
-        self.peak = max(self.peak, len(self.alive))
-        return response
-
-    def terminate_instances(self, **params):
-        self.alive.difference_update(params["InstanceIds"])
-        return self._inner.terminate_instances(**params)
 
 
 def _session(account: str) -> boto3.Session:

@@ -46,7 +46,7 @@ def problems_of(**changes) -> list[str]:
 
 def test_shipped_factory_config_parses_into_typed_settings():
     factory = factory_config(build_cfg(shipped_factory()))
-    assert {f.name: f.base for f in factory.families} == {"al2023-base": "al2023", "ubuntu-base": "ubuntu2404"}
+    assert {f.name: f.base for f in factory.families} == {"al2023": "al2023", "ubuntu2404": "ubuntu2404"}
     assert factory.regions == ("eu-central-1", "us-east-1")
     assert factory.target_accounts == ("444444444444", "555555555555", "666666666666")
     assert factory.auto_approve_envs == ("dev",)
@@ -71,9 +71,9 @@ def test_auto_approve_for_prod_is_refused():
 
 
 @pytest.mark.parametrize("changes, key, value, allowed", [
-    ({"families__al2023-base": {"base": "centos7"}}, "families.al2023-base.base", "'centos7'", "al2023, ubuntu2404"),
+    ({"families__al2023": {"base": "centos7"}}, "families.al2023.base", "'centos7'", "al2023, ubuntu2404"),
     ({"families": {"Bad_Name": {"base": "al2023"}}}, "families", "'Bad_Name'", "family names"),
-    ({"families__al2023-base": {"base": "al2023", "arch": "arm64"}}, "families.al2023-base.arch", "'arm64'",
+    ({"families__al2023": {"base": "al2023", "arch": "arm64"}}, "families.al2023.arch", "'arm64'",
      "one of the keys base"),
     ({"regions": ["ap-south-1"]}, "regions[]", "'ap-south-1'", "eu-central-1, us-east-1"),
     ({"regions": ["eu-west-1"]}, "regions[]", "'eu-west-1'", "eu-central-1, us-east-1"),

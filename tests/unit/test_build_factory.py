@@ -198,7 +198,7 @@ def test_settings_parameter_carries_the_validated_factory_config(stack_run):
     if isinstance(value, dict):  # pulumi-aws marks a parameter's value secret; the engine wraps it
         value = value["value"]
     settings = json.loads(value)
-    assert settings["families"] == {"al2023-base": "al2023", "ubuntu-base": "ubuntu2404"}
+    assert settings["families"] == {"al2023": "al2023", "ubuntu2404": "ubuntu2404"}
     assert settings["regions"] == list(REGIONS)
     assert settings["autoApproveEnvs"] == ["dev"] and settings["severityThreshold"] == "HIGH"
     assert settings["targetAccounts"] == dict(zip(("dev", "uat", "prod"), WORKLOADS, strict=True))

@@ -69,7 +69,7 @@ def test_lifecycle_schedule_sends_the_configured_policy_as_the_handler_parses_it
     assert lifecycle["target"]["arn"].endswith("function/build-schedules-lifecycle")
     request = LifecycleRequest.parse(json.loads(lifecycle["target"]["input"]))
     assert request.copy_regions == ("eu-central-1", "us-east-1")
-    assert request.families == ("al2023-base", "ubuntu-base")
+    assert request.families == ("al2023", "ubuntu2404")
     assert (request.policy.keep_newest, request.policy.keep_days, request.policy.grace_days,
             request.policy.prod_retention_years) == (3, 30, 14, 1)
     assert request.dry_run is False  # the handler defaults to a dry run; the config decides

@@ -115,6 +115,16 @@ umask 027
 # Guarded: profile.d can be read twice in one shell, and a readonly cannot be set again.
 [ "${TMOUT:-}" = 900 ] || { TMOUT=900; readonly TMOUT; export TMOUT; }
 CONF
+# Local passwords, should anyone set one: long and mixed (CIS 5.3.3.2). Amazon Linux's PAM stack
+# already calls pam_pwquality; Ubuntu's needs the module installed.
+if [ "$PKG" = apt ]; then pkg_install libpam-pwquality; fi
+write_file "$ROOT/etc/security/pwquality.conf.d/60-bakehouse-cis.conf" 0644 <<'CONF'
+# Managed by bakehouse 10-cis-hardening.
+minlen = 14
+minclass = 4
+maxrepeat = 3
+enforce_for_root
+CONF
 # Core dumps can hold secrets from memory (CIS 1.5.x).
 write_file "$ROOT/etc/security/limits.d/60-bakehouse-cis.conf" 0644 <<'CONF'
 # Managed by bakehouse 10-cis-hardening.

@@ -44,6 +44,9 @@ max_days="$(awk '$1 == "PASS_MAX_DAYS" { print $2 }' "$ROOT/etc/login.defs" 2>/d
 in_range() { [ -n "$1" ] && [ "$1" -ge "$2" ] 2>/dev/null && [ "$1" -le "$3" ]; }
 check login-pass-max-days "PASS_MAX_DAYS is '${max_days}', want 1..365" in_range "$max_days" 1 365
 
+check password-quality "minlen = 14 missing from /etc/security/pwquality.conf.d" \
+    grep -rqsx "minlen = 14" "$ROOT/etc/security/pwquality.conf.d"
+
 check audit-rules-file "no bakehouse audit rules under /etc/audit/rules.d" \
     grep -qs -- "-k identity" "$ROOT/etc/audit/rules.d/60-bakehouse-cis.rules"
 if in_context container; then

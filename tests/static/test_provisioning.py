@@ -80,6 +80,8 @@ def test_hardening_converges_files_sysctls_and_ssh(provisioned, pkg):
     login_defs = (root / "etc/login.defs").read_text().splitlines()
     assert "PASS_MAX_DAYS 365" in login_defs and "PASS_MIN_DAYS 1" in login_defs and "UMASK 027" in login_defs
     assert not any(line.startswith("PASS_MAX_DAYS\t") for line in login_defs), "the old value must be replaced, not shadowed"
+    assert "minlen = 14" in (root / "etc/security/pwquality.conf.d/60-bakehouse-cis.conf").read_text().splitlines()
+    assert ("libpam-pwquality" in rig.installed()) is (rig.pkg == "apt")
     assert "INACTIVE=30" in (root / "etc/default/useradd").read_text().splitlines()
     assert stat.S_IMODE((root / "etc/shadow").stat().st_mode) == 0o640
     assert stat.S_IMODE((root / "etc/crontab").stat().st_mode) == 0o600

@@ -109,8 +109,9 @@ GOOD_PARAMS = {"ImageId": "ami-0123456789abcdef0", "AppPort": "443",
 
 # --- lint -------------------------------------------------------------------------------------------------
 
-def test_product_template_is_cfn_lint_clean():
-    assert _lint(TEMPLATE.read_text()) == []
+@pytest.mark.parametrize("path", sorted((REPO / "catalog").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_catalog_template_is_cfn_lint_clean(path):
+    assert _lint(path.read_text()) == []
 
 
 def test_template_with_the_constraint_rules_is_cfn_lint_clean(template, constraint):

@@ -21,10 +21,16 @@ class FactoryAccessArgs:
     region: str
     build_account_id: str
     organization_id: str
+    # The factory distributes to (and publishes ami/* in) every allowed region, not only this stack's.
+    regions: tuple[str, ...] = ()
 
     @property
-    def ami_parameters_arn(self) -> str:
-        return f"arn:aws:ssm:{self.region}:{self.account_id}:parameter{env_prefix(self.env)}/ami"
+    def all_regions(self) -> list[str]:
+        return sorted({self.region, *self.regions})
+
+    @property
+    def ami_parameters_arns(self) -> list[str]:
+        return [f"arn:aws:ssm:{r}:{self.account_id}:parameter{env_prefix(self.env)}/ami" for r in self.all_regions]
 
 
 def factory_trust(args: FactoryAccessArgs) -> dict[str, Any]:
@@ -35,12 +41,16 @@ def factory_trust(args: FactoryAccessArgs) -> dict[str, Any]:
 
 
 def publisher_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
-    amis = f"{args.ami_parameters_arn}/*"
+    amis = [f"{arn}/*" for arn in args.ami_parameters_arns]
     return [
         # Read first: the distribution only writes when the id differs (idempotent publish).
         statement("PublishApprovedAmiIds",
                   ["ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameterHistory", "ssm:AddTagsToResource",
-                   "ssm:LabelParameterVersion"], [amis]),
+                   "ssm:LabelParameterVersion"], amis),
+        # Parameters of data type aws:ec2:image are validated against the image with the caller's rights;
+        # DescribeImages has no resource-level permissions.
+        statement("ValidateImageParameters", ["ec2:DescribeImages"], ["*"],
+                  conditions={"StringEquals": {"aws:RequestedRegion": args.all_regions}}),
     ]
 
 
@@ -48,9 +58,9 @@ def scanner_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
     return [
         # DescribeInstances/DescribeImages have no resource-level permissions: "*" is the only form.
         statement("ListAmisInUse", ["ec2:DescribeInstances", "ec2:DescribeImages"], ["*"],
-                  conditions={"StringEquals": {"aws:RequestedRegion": args.region}}),
+                  conditions={"StringEquals": {"aws:RequestedRegion": args.all_regions}}),
         statement("ReadPublishedAmiIds", ["ssm:GetParametersByPath", "ssm:GetParameter"],
-                  [args.ami_parameters_arn, f"{args.ami_parameters_arn}/*"]),
+                  [a for arn in args.ami_parameters_arns for a in (arn, f"{arn}/*")]),
     ]
 
 

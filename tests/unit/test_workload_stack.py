@@ -398,6 +398,10 @@ def test_factory_roles_trust_only_the_build_factory_and_stay_in_their_lane(stack
     assert allowed(publisher, "ssm:PutParameter", f"{param}/dev/ami/al2023")
     assert not allowed(publisher, "ssm:PutParameter", f"{param}/dev/app/log-level")
     assert not allowed(publisher, "ssm:PutParameter", f"{param}/prod/ami/al2023")
+    # the factory distributes to every allowed region and publishes there too, and nowhere else
+    assert allowed(publisher, "ssm:PutParameter", "arn:aws:ssm:us-east-1:444444444444:parameter/bakehouse/dev/ami/x")
+    assert not allowed(publisher, "ssm:PutParameter", "arn:aws:ssm:ap-south-1:444444444444:parameter/bakehouse/dev/ami/x")
+    assert not allowed(publisher, "ssm:PutParameter", "arn:aws:ssm:eu-west-1:555555555555:parameter/bakehouse/dev/ami/x")
     assert allowed(scanner, "ec2:DescribeInstances", "*", {"aws:RequestedRegion": REGION})
     doc = json.loads(scanner)
     actions = {a for s in doc["Statement"] for a in s["Action"]}

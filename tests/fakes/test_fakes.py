@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
-from tests.fakes import FakeInspector2, FakeServiceCatalog, ImageDeprecationEc2
+from tests.fakes import FakeInspector2, FakeServiceCatalog, ImageDeprecationEc2, SharedImageCopyEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 
 REGION = "eu-west-1"
@@ -233,3 +233,48 @@ def test_constraint_needs_the_product_in_the_portfolio(aws):
     listed = sc.list_constraints_for_portfolio(PortfolioId=portfolio)["ConstraintDetails"]
     assert [(c["Type"], c["ProductId"]) for c in listed] == [("TEMPLATE", product)]
     assert sc.calls_to("associate_product_with_portfolio") == [{"ProductId": product, "PortfolioId": portfolio}]
+
+
+# --- copying an image another account shared -------------------------------------------------------
+def _shared(ami, account="111111111111", snapshots=True):
+    owner = boto3.client("ec2", region_name=REGION)
+    owner.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"UserId": account}]})
+    if snapshots:
+        for m in owner.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"]:
+            owner.modify_snapshot_attribute(SnapshotId=m["Ebs"]["SnapshotId"], Attribute="createVolumePermission",
+                                            OperationType="add", UserIds=[account])
+    creds = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="test")["Credentials"]
+    return boto3.client("ec2", region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+def test_moto_still_cannot_copy_a_shared_image(ami):
+    with pytest.raises(ClientError) as err:
+        _shared(ami).copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine")
+    assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
+def test_a_shared_image_is_copied_into_the_account_that_asks(ami):
+    target = SharedImageCopyEc2(_shared(ami), "111111111111", lambda region: boto3.client("ec2", region_name=region))
+    copy = target.copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine", Encrypted=True,
+                             KmsKeyId="alias/bakehouse-ami")["ImageId"]
+    image = target.describe_images(ImageIds=[copy])["Images"][0]
+    assert (image["OwnerId"], image["Name"], image["State"]) == ("111111111111", "mine", "available")
+    assert target.calls_to("copy_image")[0]["KmsKeyId"] == "alias/bakehouse-ami"
+
+
+def test_copying_an_image_not_shared_with_the_account_is_not_found(ami):
+    target = SharedImageCopyEc2(_shared(ami, account="222222222222"), "111111111111",
+                                lambda region: boto3.client("ec2", region_name=region))
+    with pytest.raises(ClientError) as err:
+        target.copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine", Encrypted=True)
+    assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
+def test_copying_without_the_snapshot_permission_is_refused(ami):
+    target = SharedImageCopyEc2(_shared(ami, snapshots=False), "111111111111",
+                                lambda region: boto3.client("ec2", region_name=region))
+    with pytest.raises(ClientError) as err:
+        target.copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine", Encrypted=True)
+    assert err.value.response["Error"]["Code"] == "AuthFailure"

@@ -15,6 +15,7 @@ from estate import naming
 from handlers import distribute as dist
 from handlers import publish as pub
 from handlers.common import MalformedEvent, PollTimeout, poll
+from tests.fakes import SharedImageCopyEc2
 from tests.fakes.seed import FAST_EC2_ENV, NoAwsCalls, golden_ami
 
 HOME = "eu-west-1"
@@ -345,3 +346,63 @@ def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, 
     monkeypatch.setattr(dist, "client", NoAwsCalls("client"))
     with pytest.raises(MalformedEvent, match=problem):
         dist.handler({**GOOD, **change}, None)
+
+
+# --- copy mode: each account gets its own copy, re-encrypted with its own key ---------------------
+class CopyModeClients(RecordingClients):
+    """Target-account EC2 through the SharedImageCopyEc2 fake (moto cannot copy a shared image)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.fakes: dict[tuple[str, str], SharedImageCopyEc2] = {}
+
+    def target(self, account_id, service, region):
+        inner = super().target(account_id, service, region)
+        if service != "ec2":
+            return inner
+        with self._count:
+            if (account_id, region) not in self.fakes:
+                self.fakes[(account_id, region)] = SharedImageCopyEc2(inner, account_id, lambda r: self.build("ec2", r))
+            return self.fakes[(account_id, region)]
+
+
+def _account_ec2(account: str, region: str):
+    sts = boto3.client("sts", region_name=HOME)
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="check")["Credentials"]
+    return boto3.client("ec2", region_name=region, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+def _copy_mode(request):
+    # Two accounts x two regions: every (account, region) pair costs moto a fresh EC2 backend.
+    return replace(request, mode="copy", account_key="alias/bakehouse-ami", targets=request.targets[:2],
+                   region_keys=request.region_keys[:2])
+
+
+@pytest.mark.slow
+def test_copy_mode_gives_each_account_its_own_copy_under_its_own_key(estate):
+    request = _copy_mode(estate[0])
+    clients = CopyModeClients()
+    result = dist.distribute(request, clients)
+    assert result.failures == [] and len(result.accounts) == 4
+    for account, env in zip(ACCOUNTS[:2], ENVS):
+        for region in dict(request.region_keys):
+            own = result.accounts[(account, region)].image_id
+            assert own != result.regions[region].image_id
+            image = _account_ec2(account, region).describe_images(ImageIds=[own])["Images"][0]
+            assert image["OwnerId"] == account
+            assert {t["Key"]: t["Value"] for t in image["Tags"]}["bakehouse:source-ami"] == request.image_id
+            parameter = _account_ssm(account, region).get_parameter(Name=f"/bakehouse/{env}/ami/al2023")["Parameter"]
+            assert parameter["Value"] == own
+            (copy,) = clients.fakes[(account, region)].calls_to("copy_image")
+            assert (copy["Encrypted"], copy["KmsKeyId"], copy["SourceImageId"]) == (
+                True, "alias/bakehouse-ami", result.regions[region].image_id)
+
+
+def test_copy_mode_replay_makes_no_second_copy(estate):
+    request = _copy_mode(estate[0])
+    dist.distribute(request, CopyModeClients())
+    clients = CopyModeClients()
+    again = dist.distribute(request, clients)
+    assert clients.writes() == [] and again.failures == []
+    assert all(not fake.calls_to("copy_image") for fake in clients.fakes.values())

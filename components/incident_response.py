@@ -80,14 +80,16 @@ def automation_input(args: IncidentResponseArgs, finding: str) -> str:
 
 
 def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any]]:
-    """Exactly what handlers/isolate.py calls, scoped to this account and region."""
+    """Exactly what handlers/isolate.py and the document's own steps (aws:changeInstanceState polls
+    DescribeInstanceStatus) call, scoped to this account and region."""
     ec2 = f"arn:aws:ec2:{args.region}:{args.account_id}"
     in_region = {"StringEquals": {"aws:RequestedRegion": args.region}}
     evidence = f"arn:aws:s3:::{args.evidence_bucket}"
     return [
         # EC2, Auto Scaling and ELB Describe* calls have no resource-level permissions: "*" is the only form.
         statement("DescribeForIsolation",
-                  ["ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeNetworkInterfaces",
+                  ["ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceStatus",
+                   "ec2:DescribeNetworkInterfaces",
                    "ec2:DescribeSecurityGroups", "ec2:DescribeSnapshots", "autoscaling:DescribeAutoScalingInstances",
                    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"],
                   ["*"], conditions=in_region),

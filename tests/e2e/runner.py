@@ -318,15 +318,35 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """A ThreadedMotoServer on 127.0.0.1 and a free port; yields its endpoint URL."""
+def moto_server(load_default_amis: bool = False) -> Iterator[str]:
+    """A ThreadedMotoServer on 127.0.0.1 and a free port; yields its endpoint URL.
+
+    moto keeps its backends per process, not per server: state is reset when the server starts and
+    when it stops, so runs in one pytest process never see each other's resources. Without the
+    ~1,300 stock AMIs (the default here) every DescribeImages stays fast.
+    """
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per call drowns failures
+    saved = os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS")
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "true" if load_default_amis else "false"
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        _reset(url)
+        yield url
     finally:
+        _reset(url)
         server.stop()
+        if saved is None:
+            os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
+        else:
+            os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = saved
+
+
+def _reset(url: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()

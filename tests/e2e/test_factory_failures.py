@@ -4,7 +4,6 @@ provisioning, findings above the threshold, the approval gate, an unapproved dis
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -60,7 +59,6 @@ class Factory:
 
 @pytest.fixture(scope="module")
 def factory() -> Iterator[Factory]:
-    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
     with moto_server() as url, pytest.MonkeyPatch.context() as mp:
         world = seed(url)
         shell, approver = BundleShell(world), RecordingApprover()
@@ -89,6 +87,19 @@ def test_failed_provisioning_terminates_the_build_instance_and_leaves_no_image(f
     images = factory.world.client("ec2").describe_images(
         Owners=["self"], Filters=[{"Name": "tag:bakehouse:family", "Values": ["broken-build"]}])["Images"]
     assert images == []
+
+
+def test_a_quarantined_image_is_rebuilt_instead_of_reused(factory):
+    first = factory.build("quarantine-check").outputs["DescribeBuiltImage.ImageId"]
+    assert factory.build("quarantine-check").outputs["DescribeBuiltImage.ImageId"] == first  # plain replay reuses
+    # What the operations rescan does to an image with findings above the threshold.
+    factory.world.client("ec2").create_tags(Resources=[first], Tags=[{"Key": "bakehouse:vulnerable", "Value": "true"}])
+    rebuilt = factory.build("quarantine-check")
+    assert rebuilt.status == "Success", rebuilt.failure
+    assert rebuilt.ran("LaunchBuildInstance")
+    second = rebuilt.outputs["DescribeBuiltImage.ImageId"]
+    assert second != first
+    assert factory.build("quarantine-check").outputs["DescribeBuiltImage.ImageId"] == second
 
 
 def test_findings_above_the_threshold_fail_validation_and_keep_the_evidence(factory, built):

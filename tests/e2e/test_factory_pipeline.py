@@ -4,7 +4,6 @@ then a build whose validation fails."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -58,7 +57,6 @@ def snapshot(world: World, seams: _seams.Seams, product_id: str) -> dict:
 
 @pytest.fixture(scope="module")
 def run() -> Iterator[Run]:
-    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"  # 1,300 stock AMIs would slow every describe
     with moto_server() as url, pytest.MonkeyPatch.context() as mp:
         world = seed(url)
         keys = region_keys(world)

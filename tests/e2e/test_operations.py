@@ -1,0 +1,193 @@
+"""Operations end to end: Bakehouse-RescanImages and Bakehouse-IsolateInstance run step by step by
+tests/e2e/runner.py against a moto server with the real handlers (Inspector, image deprecation and
+StartAutomationExecution, which moto lacks, served by the recording fakes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+import handlers.isolate
+import handlers.rescan
+from handlers.common import client as real_client
+from handlers.common import tags_to_dict
+from handlers.publish import PublishRequest, history, publish
+from tests.fakes import ImageDeprecationEc2
+from tests.fakes.seed import golden_ami
+from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans
+from tests.e2e.runner import Runner, moto_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+REGION = "eu-west-1"
+BUILD, DEV, PROD = "123456789012", "222222222222", "333333333333"
+ROLE = f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation"
+
+
+@dataclass
+class Estate:
+    url: str
+    subnet: str
+    sg: str
+    vpc: str
+    bucket: str
+    plain_bucket: str
+    topic: str
+    queue: str
+
+    def client(self, service: str, account: str = BUILD):
+        if account == BUILD:
+            return boto3.client(service, region_name=REGION, endpoint_url=self.url)
+        creds = self.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner",
+                                               RoleSessionName="e2e-seed")["Credentials"]
+        return boto3.client(service, region_name=REGION, endpoint_url=self.url, aws_access_key_id=creds["AccessKeyId"],
+                            aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+    def messages(self) -> list[dict[str, Any]]:
+        got = self.client("sqs").receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10)
+        return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+def _seed(url: str) -> Estate:
+    c = lambda s: boto3.client(s, region_name=REGION, endpoint_url=url)  # noqa: E731
+    ec2, s3 = c("ec2"), c("s3")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/20")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="scan", Description="scan", VpcId=vpc)["GroupId"]
+    c("iam").create_instance_profile(InstanceProfileName="bakehouse-scan")
+    key = c("kms").create_key(Description="evidence")["KeyMetadata"]["Arn"]
+    bucket, plain = f"bakehouse-evidence-{BUILD}-{REGION}", "bakehouse-unencrypted-evidence"
+    for name in (bucket, plain):
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
+    topic = c("sns").create_topic(Name="bakehouse-security")["TopicArn"]
+    queue = c("sqs").create_queue(QueueName="security-inbox")["QueueUrl"]
+    arn = c("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    c("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return Estate(url, subnet, sg, vpc, bucket, plain, topic, queue)
+
+
+@dataclass
+class World:
+    estate: Estate
+    runner: Runner
+    inspector: InspectorThatScans
+    automation: FakeAutomation
+    deprecation: ImageDeprecationEc2
+    findings: dict[str, list[tuple[str, str]]]
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+    with moto_server() as url, pytest.MonkeyPatch.context() as mp:
+        estate = _seed(url)
+        findings: dict[str, list[tuple[str, str]]] = {}
+        inspector = InspectorThatScans(estate.client("inspector2"), estate.client("ec2"), findings, after_polls=0,
+                                       s3=estate.client("s3"))
+        automation = FakeAutomation(estate.client("ssm"), {"Bakehouse-Pipeline"})
+        deprecation = ImageDeprecationEc2(estate.client("ec2"))
+        cached: dict[str, Any] = {}
+
+        def stand_in(service: str, region: str | None = None, session: Any = None):
+            # Only the build account's own clients meet a fake; workload sessions go to moto as they are.
+            if session is None and service == "inspector2":
+                return inspector
+            if session is None and service == "ssm":
+                return automation
+            if session is None and service == "ec2":
+                return deprecation
+            if session is None and region in (None, REGION):
+                # A fresh client per handler call would parse the service model again each time.
+                return cached.setdefault(service, estate.client(service))
+            return real_client(service, region, session)
+
+        mp.setattr(handlers.rescan, "client", stand_in)
+        yield World(estate, Runner(url, region=REGION), inspector, automation, deprecation, findings)
+
+
+def _scan_instances(world: World, states: list[str]) -> list[dict[str, Any]]:
+    got = world.estate.client("ec2").describe_instances(Filters=[
+        {"Name": "tag:bakehouse:purpose", "Values": ["rescan"]}, {"Name": "instance-state-name", "Values": states}])
+    return [i for r in got["Reservations"] for i in r["Instances"]]
+
+
+def _rescan_parameters(world: World, bucket: str | None = None) -> dict[str, Any]:
+    e = world.estate
+    return {"AutomationAssumeRole": ROLE, "WorkloadAccounts": [f"dev={DEV}", f"prod={PROD}"], "SubnetId": e.subnet,
+            "SecurityGroupIds": [e.sg], "InstanceProfileName": "bakehouse-scan", "BatchSize": 2,
+            "EvidenceBucket": bucket or e.bucket, "TopicArn": e.topic, "PipelineRoleArn": ROLE,
+            "SeverityThreshold": "HIGH", "WaitSeconds": 600}
+
+
+@pytest.fixture(scope="module")
+def rescanned(world: World):
+    e = world.estate
+    ec2, ssm = e.client("ec2"), e.client("ssm")
+    images = {name: golden_ami(ec2, f"bakehouse-{name}-1", {"bakehouse:family": name}) for name in ("al2023", "ubuntu")}
+    for family, image in images.items():
+        publish(PublishRequest(image, family, "e2e"), ec2, ssm)
+    legacy = golden_ami(ec2, "bakehouse-al2023-0", {"bakehouse:family": "al2023"})  # superseded, still in prod
+    e.client("ec2", DEV).run_instances(ImageId=images["al2023"], MinCount=12, MaxCount=12)
+    e.client("ec2", PROD).run_instances(ImageId=images["ubuntu"], MinCount=6, MaxCount=6)
+    e.client("ec2", PROD).run_instances(ImageId=legacy, MinCount=4, MaxCount=4)
+    world.findings[images["al2023"]] = [("CRITICAL", "CVE-2026-4242"), ("LOW", "CVE-2026-0001")]
+    world.findings[images["ubuntu"]] = [("MEDIUM", "CVE-2026-0002")]
+    execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world))
+    return execution, images, legacy
+
+
+def test_rescan_document_scans_each_unique_ami_once_and_cleans_up(world, rescanned):
+    execution, images, legacy = rescanned
+    assert execution.status == "Success", execution.failure
+    assert execution.outputs["DiscoverImages.Count"] == 3
+    scanned = _scan_instances(world, ["pending", "running", "stopping", "stopped", "terminated"])
+    assert sorted(i["ImageId"] for i in scanned) == sorted([*images.values(), legacy])
+    assert _scan_instances(world, ["pending", "running", "stopping", "stopped"]) == []
+    # Batches of two: launch, collect, launch the last one, collect, clean up.
+    assert execution.step_names.count("LaunchScanBatch") == 2 and execution.step_names[-1] == "TerminateScanInstances"
+
+
+def test_rescan_document_records_verdicts_and_feeds_the_vulnerable_ami_back(world, rescanned):
+    execution, images, legacy = rescanned
+    ec2 = world.estate.client("ec2")
+    tags = {name: tags_to_dict(ec2.describe_images(ImageIds=[i])["Images"][0]["Tags"])
+            for name, i in {**images, "legacy": legacy}.items()}
+    assert tags["al2023"]["bakehouse:cves-critical"] == "1" and tags["al2023"]["bakehouse:vulnerable"] == "true"
+    assert tags["ubuntu"]["bakehouse:cves-medium"] == "1" and "bakehouse:vulnerable" not in tags["ubuntu"]
+    assert tags["ubuntu"]["bakehouse:ran-in"] == "prod" and tags["legacy"]["bakehouse:ran-in"] == "prod"
+    assert "bakehouse:ran-in" not in tags["al2023"]
+    assert history(world.estate.client("ssm"), "al2023")[-1][2] == (f"quarantined-{images['al2023']}",)
+    [start] = world.automation.calls_to("start_automation_execution")
+    assert start["Parameters"] == {"Family": ["al2023"], "AutomationAssumeRole": [ROLE]}
+    notices = [m for m in world.estate.messages() if m.get("image_id") == images["al2023"]]
+    assert notices and notices[0]["cves"] == ["CVE-2026-4242"]
+    keys = [o["Key"] for o in world.estate.client("s3").list_objects_v2(Bucket=world.estate.bucket)["Contents"]]
+    assert sum(k.endswith(".json") and "/ami-" in k for k in keys) == 3
+
+
+def test_rescan_document_terminates_scan_instances_when_a_step_fails(world, rescanned):
+    # An evidence bucket without a customer-managed key: the summary refuses to write, collect fails.
+    execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world, world.estate.plain_bucket))
+    assert execution.status == "Failed"
+    assert execution.step("CollectFindings").status == "Failed"
+    assert execution.step("TerminateScanInstances").status == "Success"
+    assert _scan_instances(world, ["pending", "running", "stopping", "stopped"]) == []
+
+
+def test_rescan_document_deprecates_the_quarantined_ami_once_its_replacement_is_published(world, rescanned):
+    _, images, _ = rescanned
+    e = world.estate
+    replacement = golden_ami(e.client("ec2"), "bakehouse-al2023-2", {"bakehouse:family": "al2023"})
+    publish(PublishRequest(replacement, "al2023", "e2e"), e.client("ec2"), e.client("ssm"))
+    execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world))
+    assert execution.status == "Success", execution.failure
+    assert images["al2023"] in world.deprecation.deprecations
+    assert replacement not in world.deprecation.deprecations

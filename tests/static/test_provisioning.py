@@ -114,12 +114,17 @@ def test_cleanup_leaves_nothing_instance_specific(provisioned, pkg):
     assert "=== 90-cleanup.sh: done" in log, "the provisioning log survives the cleanup"
 
 
-def test_cloudwatch_agent_is_refused_when_the_signing_key_is_not_aws(rig_for):
+@pytest.mark.parametrize("stub_env, message", [
+    ({"STUB_GPG_FPR": "0000000000000000000000000000000000000000"}, "CloudWatch agent signing key has fingerprint"),
+    ({"STUB_GPG_VERIFY_RC": "1"}, "CloudWatch agent package signature does not verify"),
+], ids=["foreign-key", "bad-signature"])
+def test_cloudwatch_agent_is_refused_unless_signed_by_the_aws_key(rig_for, stub_env, message):
     rig = rig_for("apt")
-    result = rig.provision(STUB_GPG_FPR="0000000000000000000000000000000000000000")
+    result = rig.provision(**stub_env)
     assert result.returncode != 0
-    assert "CloudWatch agent signing key has fingerprint" in result.stderr + result.stdout
+    assert message in result.stderr + result.stdout
     assert not any(c.startswith("dpkg -i") for c in rig.calls())
+    assert "amazon-cloudwatch-agent" not in rig.installed()
 
 
 def test_provisioning_stops_at_the_first_failing_step(rig_for):
@@ -141,12 +146,14 @@ def test_provisioning_refuses_a_system_without_dnf_or_apt(rig_for):
     assert "no supported package manager" in result.stdout
 
 
-def test_container_build_installs_packages_but_leaves_services_to_boot(rig_for):
-    rig = rig_for("apt", systemd=False)
-    (rig.bin / "snap").unlink()       # containers have no snapd
+@pytest.mark.parametrize("pkg, audit_package", [("apt", "auditd"), ("dnf", "audit")])
+def test_container_build_installs_packages_but_leaves_services_to_boot(rig_for, pkg, audit_package):
+    rig = rig_for(pkg, systemd=False)
+    if pkg == "apt":
+        (rig.bin / "snap").unlink()       # containers have no snapd
     _ok(rig.provision())
     calls = rig.calls()
-    assert {"clamav", "aide", "chrony", "auditd"} <= rig.installed()
+    assert {"clamav", "aide", "chrony", audit_package, "amazon-cloudwatch-agent"} <= rig.installed()
     assert not [c for c in calls if c.split()[0] in {"systemctl", "sysctl", "augenrules"}]
     result = _ok(rig.validate("container"))
     assert "SKIP services" in result.stdout and "SKIP imdsv2-required" in result.stdout

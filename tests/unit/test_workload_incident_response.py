@@ -27,7 +27,7 @@ from tools.mockrun import StackRun, run_program
 ACCOUNT, REGION, SECURITY = "666666666666", "eu-west-1", "222222222222"
 EVIDENCE = f"bakehouse-evidence-{SECURITY}-{REGION}"
 TOPIC = f"arn:aws:sns:{REGION}:{SECURITY}:bakehouse-security"
-ISOLATE_HANDLER = Path(__file__).resolve().parents[2] / "handlers" / "isolate.py"
+HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 # boto3 client name -> IAM service prefix, and the odd calls whose action is not their PascalCase name
 IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 ACTION_OF = {"s3.head_object": "s3:GetObject", "s3.list_objects_v2": "s3:ListBucket",
@@ -119,8 +119,8 @@ def test_events_role_may_start_only_the_isolation_automation_and_pass_only_its_r
 
 
 def _playbook_actions() -> set[str]:
-    """Every AWS call handlers/isolate.py makes, as IAM actions."""
-    source = ISOLATE_HANDLER.read_text()
+    """Every AWS call the playbook's handler modules (handlers/isolate*.py) make, as IAM actions."""
+    source = "\n".join(p.read_text() for p in sorted(HANDLERS.glob("isolate*.py")))
     calls = set(re.findall(r"\b(ec2|autoscaling|elbv2|ssm|iam|s3|sns)\.(?!get_paginator)([a-z0-9_]+)\(", source))
     calls |= set(re.findall(r"\b(ec2|autoscaling|elbv2|ssm|iam|s3|sns)\.get_paginator\(\"([a-z0-9_]+)\"\)", source))
     actions = set()

@@ -146,6 +146,10 @@ class WorkloadStack(pulumi.ComponentResource):
             key = f"bakehouse:{secret_config_key(name)}"
             problems.check(runtime_config.is_config_secret(key) or key in encrypted, key, "<plain text, redacted>",
                            f"an encrypted value: pulumi config set --secret {key} ... (never plain text)")
+        # Egress is a network option of the workload section; a top-level key would be silently ignored.
+        if "egress" in cfg.sections:
+            problems.add("bakehouse:egress", cfg.sections["egress"],
+                         "nothing here: set bakehouse:workload.network.egress (mode, targetId, destinationCidr)")
         # The security topic lives in the home region and EventBridge reaches cross-account targets only
         # within a region, so the alarms and isolation notices work only from there.
         problems.check(cfg.region == cfg.estate.home_region, "bakehouse:region", cfg.region,

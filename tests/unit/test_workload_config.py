@@ -166,3 +166,10 @@ def test_a_workload_stack_outside_the_home_region_is_refused():
     run = run_stack("uat", overrides={"bakehouse:region": "eu-central-1"}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "stack uat: bakehouse:region is 'eu-central-1'; allowed: the home region eu-west-1" in str(run.error)
+
+
+def test_a_top_level_egress_key_is_pointed_to_the_workload_network_section_not_ignored():
+    egress = {"mode": "peering", "targetId": "pcx-0123456789abcdef0", "destinationCidr": "10.8.0.0/16"}
+    run = run_stack("dev", overrides={"bakehouse:egress": egress}, raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert "bakehouse:egress is" in str(run.error) and "bakehouse:workload.network.egress" in str(run.error)

@@ -46,6 +46,7 @@ class AppAccessArgs:
     extra_https_cidrs: Sequence[str]  # endpoint hub / egress proxy networks
     sessions_bucket: str
     evidence_bucket: str  # incident response uploads memory captures from the instance itself
+    proxy: tuple[str, int] | None = None  # egress proxy network and port, when egress is configured
 
     @property
     def parameter_arn_prefix(self) -> str:
@@ -176,6 +177,10 @@ def _egress_rules(args: AppAccessArgs) -> list[aws.ec2.SecurityGroupEgressArgs]:
     for cidr in args.extra_https_cidrs:
         rules.append(aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=443, to_port=443, cidr_blocks=[cidr],
                                                      description="HTTPS to the endpoint hub or egress proxy"))
+    if args.proxy is not None and args.proxy[1] != 443:
+        cidr, port = args.proxy
+        rules.append(aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=port, to_port=port, cidr_blocks=[cidr],
+                                                     description="The build account's filtering egress proxy"))
     return rules
 
 

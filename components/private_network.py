@@ -240,8 +240,8 @@ def nacl_rules(args: PrivateNetworkArgs, direction: str) -> list[Mapping[str, An
         else:
             rules.append(rule_args(rule_no=100 + offset * 10, action="allow", protocol="tcp", from_port=1024,
                                    to_port=65535, cidr_block=peer))
-    if args.options.egress and direction == "egress":
-        # Proxies commonly listen on 3128/8080 as well as 443.
-        rules.append(rule_args(rule_no=200, action="allow", protocol="tcp", from_port=1024, to_port=65535,
-                               cidr_block=args.options.egress.destination_cidr))
+    egress = args.options.egress
+    if egress and direction == "egress" and egress.proxy_port != 443:
+        rules.append(rule_args(rule_no=200, action="allow", protocol="tcp", from_port=egress.proxy_port,
+                               to_port=egress.proxy_port, cidr_block=egress.destination_cidr))
     return rules

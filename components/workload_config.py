@@ -59,6 +59,7 @@ class Egress:
     mode: str
     target_id: str  # tgw-... or pcx-...
     destination_cidr: str
+    proxy_port: int = 3128  # where the proxy listens; instances reach it there (and on 443)
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def _egress(raw: Any, problems: Problems) -> Egress | None:
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object with mode, targetId and destinationCidr")
         return None
-    require_keys(raw, f"{KEY}.network.egress", ("mode", "targetId", "destinationCidr"), problems)
+    require_keys(raw, f"{KEY}.network.egress", ("mode", "targetId", "destinationCidr", "proxyPort"), problems)
     mode, target = raw.get("mode"), raw.get("targetId")
     if problems.check(mode in EGRESS_MODES, f"{key}.mode", mode, ", ".join(EGRESS_MODES)):
         pattern = TGW_ID if mode == "transit-gateway" else PCX_ID
@@ -258,9 +259,12 @@ def _egress(raw: Any, problems: Problems) -> Egress | None:
         problems.check(isinstance(target, str) and bool(pattern.fullmatch(target)), f"{key}.targetId", target,
                        f"an id like {example}")
     _private_cidr(raw.get("destinationCidr"), problems, f"{key}.destinationCidr")
+    port = raw.get("proxyPort", 3128)
+    port_ok = isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535 and port not in (22, 3389)
+    problems.check(port_ok, f"{key}.proxyPort", port, "a TCP port from 1 to 65535 (not 22 or 3389)")
     if problems.items:
         return None
-    return Egress(mode=mode, target_id=target, destination_cidr=raw["destinationCidr"])
+    return Egress(mode=mode, target_id=target, destination_cidr=raw["destinationCidr"], proxy_port=port)
 
 
 def _severity(raw: Any, problems: Problems) -> float:

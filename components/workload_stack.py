@@ -93,7 +93,9 @@ class WorkloadStack(pulumi.ComponentResource):
             instance_type=settings.app.instance_type, log_retention_days=settings.app.log_retention_days,
             vpc_id=network.vpc_id, vpc_cidr=cfg.network.cidr,
             gateway_prefix_list_ids=[network.endpoints[g].prefix_list_id for g in settings.network.gateway_endpoints],
-            extra_https_cidrs=_peer_cidrs(settings), sessions_bucket=central_bucket(estate, "sessions"),
+            extra_https_cidrs=_peer_cidrs(settings),
+            proxy=(egress.destination_cidr, egress.proxy_port) if (egress := settings.network.egress) else None,
+            sessions_bucket=central_bucket(estate, "sessions"),
             evidence_bucket=central_bucket(estate, "evidence")),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[params])))
 

@@ -120,12 +120,23 @@ def test_shared_endpoint_mode_declares_no_interface_endpoints_and_costs_this_acc
     assert_no_route_to_the_internet(run)
 
 
-def test_egress_adds_a_route_to_the_proxy_network_only():
-    egress = {"mode": "transit-gateway", "targetId": "tgw-0123456789abcdef0", "destinationCidr": "10.8.0.0/16"}
+@pytest.mark.parametrize("mode, target, via", [
+    ("transit-gateway", "tgw-0123456789abcdef0", "transitGatewayId"),
+    ("peering", "pcx-0123456789abcdef0", "vpcPeeringConnectionId"),
+])
+def test_egress_adds_a_route_and_openings_to_the_proxy_network_only(mode, target, via):
+    egress = {"mode": mode, "targetId": target, "destinationCidr": "10.8.0.0/16", "proxyPort": 3128}
     run = run_stack("uat", overrides={"bakehouse:workload": {**DEV_SECTION, "network": {"egress": egress}}})
     [route] = run.of_type("aws:ec2/route:Route")
-    assert route.inputs["destinationCidrBlock"] == "10.8.0.0/16"
-    assert len(run.of_type("aws:ec2transitgateway/vpcAttachment:VpcAttachment")) == 1
+    assert route.inputs["destinationCidrBlock"] == "10.8.0.0/16" and route.inputs[via] == target
+    attachments = run.of_type("aws:ec2transitgateway/vpcAttachment:VpcAttachment")
+    assert len(attachments) == (1 if mode == "transit-gateway" else 0)
+    app_sg = run.named("uat-app-sg")
+    to_proxy = {(r["fromPort"], r["toPort"]) for r in app_sg.inputs["egress"] if r.get("cidrBlocks") == ["10.8.0.0/16"]}
+    assert to_proxy == {(443, 443), (3128, 3128)}
+    [nacl] = run.of_type("aws:ec2/networkAcl:NetworkAcl")
+    out = {(r["fromPort"], r["toPort"]) for r in nacl.inputs["egress"] if r["cidrBlock"] == "10.8.0.0/16"}
+    assert out == {(443, 443), (3128, 3128)}
     assert_no_route_to_the_internet(run)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from estate.config import Problems, StackConfig
+from estate.config import ConfigError, Problems, StackConfig
 from estate.naming import (
     BREAK_GLASS_ROLE,
     central_bucket,
@@ -141,10 +141,14 @@ class WorkloadStack(pulumi.ComponentResource):
     def validate(cfg: StackConfig) -> WorkloadConfig:
         """Every problem of the `bakehouse:workload` section at once (ConfigError), or its settings;
         a secret stored in plain text in the stack file is one of them."""
-        settings = load_workload_config(cfg)
         problems = Problems(cfg.stack)
+        try:
+            settings = load_workload_config(cfg)
+        except ConfigError as err:  # reported together with the checks below, in one error
+            problems.items.extend(err.problems)
+            settings = None
         encrypted = set(runtime_config.get_config_secret_keys_env())
-        for name in settings.app.secrets:
+        for name in settings.app.secrets if settings else ():
             key = f"bakehouse:{secret_config_key(name)}"
             problems.check(runtime_config.is_config_secret(key) or key in encrypted, key, "<plain text, redacted>",
                            f"an encrypted value: pulumi config set --secret {key} ... (never plain text)")
@@ -157,6 +161,7 @@ class WorkloadStack(pulumi.ComponentResource):
         problems.check(cfg.region == cfg.estate.home_region, "bakehouse:region", cfg.region,
                        f"the home region {cfg.estate.home_region} (where the security topic is) for workload stacks")
         problems.raise_if_any()
+        assert settings is not None  # any problem in the section raised above
         return settings
 
 

@@ -184,3 +184,12 @@ def test_a_top_level_egress_key_is_pointed_to_the_workload_network_section_not_i
     run = run_stack("dev", overrides={"bakehouse:egress": egress}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:egress is" in str(run.error) and "bakehouse:workload.network.egress" in str(run.error)
+
+
+def test_section_problems_and_stack_level_problems_arrive_in_one_error():
+    run = run_stack("uat", overrides={"bakehouse:region": "eu-central-1",
+                                      "bakehouse:workload": {**DEV_SECTION, "amiFamilies": []}}, raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert [p.split(" is ")[0] for p in run.error.problems] == [
+        "stack uat: bakehouse:workload.amiFamilies", "stack uat: bakehouse:workload.app.family",
+        "stack uat: bakehouse:region"]

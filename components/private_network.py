@@ -94,9 +94,15 @@ class PrivateNetworkArgs:
     options: NetworkOptions = NetworkOptions()
 
     @property
-    def endpoint_cost_usd_monthly(self) -> float:
-        billed = len(self.options.interface_endpoints) if self.options.endpoint_mode == "per-vpc" else 0
-        return endpoint_cost_usd_monthly(billed, len(self.az_names), self.region)
+    def billed_endpoints(self) -> int:
+        return len(self.options.interface_endpoints) if self.options.endpoint_mode == "per-vpc" else 0
+
+    @property
+    def endpoint_cost_usd_monthly(self) -> float | None:
+        """None for a region missing from the price table: an estimate must never stop a deployment."""
+        if self.region not in ENDPOINT_HOURLY_USD:
+            return None
+        return endpoint_cost_usd_monthly(self.billed_endpoints, len(self.az_names), self.region)
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -171,11 +177,15 @@ class PrivateNetwork(pulumi.ComponentResource):
                                         max_aggregation_interval=60, opts=child)
 
         self.endpoint_cost_usd_monthly = args.endpoint_cost_usd_monthly
-        pulumi.log.info(
-            f"{name}: estimated interface endpoint cost ${self.endpoint_cost_usd_monthly:,.2f}/month "
-            f"({len(self.endpoints) - len(options.gateway_endpoints)} endpoints x {len(args.az_names)} AZs x "
-            f"${ENDPOINT_HOURLY_USD.get(args.region, 0):.3f}/h in {args.region}, prices of {PRICE_TABLE_DATE}; "
-            "gateway endpoints free, data processing not included)", self)
+        if self.endpoint_cost_usd_monthly is None:
+            pulumi.log.warn(f"{name}: no interface endpoint price for {args.region} in the {PRICE_TABLE_DATE} "
+                            "table (components/private_network.py); cost not estimated", self)
+        else:
+            pulumi.log.info(
+                f"{name}: estimated interface endpoint cost ${self.endpoint_cost_usd_monthly:,.2f}/month "
+                f"({args.billed_endpoints} endpoints x {len(args.az_names)} AZs x "
+                f"${ENDPOINT_HOURLY_USD[args.region]:.3f}/h in {args.region}, prices of {PRICE_TABLE_DATE}; "
+                "gateway endpoints free, data processing not included)", self)
         self.vpc_id = vpc_id
         self.register_outputs({"vpc_id": vpc_id, "private_subnet_ids": self.private_subnet_ids,
                                "endpoint_security_group_id": self.endpoint_security_group.id,

@@ -193,3 +193,12 @@ def test_section_problems_and_stack_level_problems_arrive_in_one_error():
     assert [p.split(" is ")[0] for p in run.error.problems] == [
         "stack uat: bakehouse:workload.amiFamilies", "stack uat: bakehouse:workload.app.family",
         "stack uat: bakehouse:region"]
+
+
+def test_a_region_missing_from_the_price_table_gets_no_estimate_but_still_deploys():
+    from components.private_network import PrivateNetworkArgs
+    args = PrivateNetworkArgs(cidr="10.16.0.0/16", az_names=("ap-south-1a",), region="ap-south-1",
+                              account_id="444444444444", organization_id="o-exampleorg01",
+                              flow_log_bucket_arn="arn:aws:s3:::b")
+    assert args.endpoint_cost_usd_monthly is None
+    assert args.billed_endpoints == len(DEFAULT_INTERFACE_ENDPOINTS)

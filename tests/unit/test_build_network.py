@@ -6,10 +6,11 @@ import ipaddress
 import re
 
 import pytest
+import yaml
 
 from components.build_network import INTERFACE_ENDPOINTS, endpoint_for_az, plan_subnets
 from estate.config import NetworkConfig
-from tools.mockrun import EchoMocks, StackRun, run_stack
+from tools.mockrun import PROJECT_DIR, EchoMocks, StackRun, run_stack
 
 AZS = ("eu-west-1a", "eu-west-1b")
 FIREWALL = "aws:networkfirewall/firewall:Firewall"
@@ -51,8 +52,9 @@ def test_firewall_allows_only_the_configured_domains_by_sni_and_host(stack_run):
     assert group.inputs["type"] == "STATEFUL"
     assert source["generatedRulesType"] == "ALLOWLIST"
     assert sorted(source["targetTypes"]) == ["HTTP_HOST", "TLS_SNI"]
-    assert source["targets"] == ["cdn.amazonlinux.com", ".ec2.archive.ubuntu.com", "security.ubuntu.com",
-                                 "database.clamav.net", ".clamav.net"]
+    configured = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    assert source["targets"] == configured["egressDomains"]
+    assert "amazoncloudwatch-agent.s3.amazonaws.com" in source["targets"]
 
 
 def test_firewall_drops_and_alerts_on_everything_not_allowed(stack_run):

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from handlers.common import (
@@ -120,10 +121,25 @@ class IsolationResult:
         }
 
 
+class LazyClients:
+    """The same attributes as Clients, each created on first use from one session: a single step
+    of the document needs one or two services, and every client costs a model load."""
+
+    def __init__(self, make: Callable[[str], Any]):
+        self._make, self._made = make, {}
+
+    def __getattr__(self, service: str) -> Any:
+        if service.startswith("_") or service not in Clients.__dataclass_fields__:
+            raise AttributeError(service)
+        if service not in self._made:
+            self._made[service] = self._make(service)
+        return self._made[service]
+
+
 def handler(event: dict, context: Any) -> dict:
     request = IsolateRequest.parse(event)
-    clients = Clients(*(client(name) for name in ("ec2", "autoscaling", "elbv2", "ssm", "iam", "s3", "sns")))
-    return isolate(request, clients).as_dict()
+    session = boto3.Session()
+    return isolate(request, LazyClients(lambda name: client(name, session=session))).as_dict()
 
 
 def isolate(

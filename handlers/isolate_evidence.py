@@ -54,7 +54,8 @@ def publish_manifest(s3, sns, request: Any, observed: dict[str, Any]) -> Step:
     """Hash every evidence object, store the manifest beside them and send it to the security topic."""
     key = request.prefix + "manifest.json"
     if _object_exists(s3, request.evidence_bucket, key):
-        return Step("publish-manifest", False, {"key": key})
+        existing = json.loads(s3.get_object(Bucket=request.evidence_bucket, Key=key)["Body"].read())
+        return Step("publish-manifest", False, {"key": key, "objects": len(existing["objects"])})
     objects = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=request.evidence_bucket, Prefix=request.prefix):
         for obj in page.get("Contents", []):

@@ -7,12 +7,16 @@ all, naming the key, the value and what is allowed, before any resource is decla
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 SECTION = "factory"
 BASES = ("al2023", "ubuntu2404")
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM")
@@ -93,12 +97,28 @@ _RESCAN_KEYS = ("schedule", "batchSize")
 _LIFECYCLE_KEYS = ("schedule", "keep", "keepDays", "graceDays", "prodRetentionYears", "dryRun")
 
 
-def factory_config(cfg: StackConfig) -> FactoryConfig:
+def factory_config(cfg: StackConfig, project_dir: Path = PROJECT_DIR) -> FactoryConfig:
     """Parse and validate `bakehouse:factory` of the build stack; raises ConfigError with every problem."""
-    return section(cfg, SECTION, lambda raw, problems: parse_factory(raw, cfg, problems))
+    consumers = consumer_families(project_dir)
+    return section(cfg, SECTION, lambda raw, problems: parse_factory(raw, cfg, problems, consumers))
 
 
-def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems) -> FactoryConfig | None:
+def consumer_families(project_dir: Path) -> dict[str, tuple[str, ...]]:
+    """env -> the AMI families its workload stack file reads (`bakehouse:workload.amiFamilies`)."""
+    found = {}
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        workload = config.get("bakehouse:workload")
+        if config.get("bakehouse:role") == "workload" and isinstance(workload, Mapping):
+            families = workload.get("amiFamilies")
+            if isinstance(families, list):
+                env = config.get("bakehouse:env", path.name[len("Pulumi."):-len(".yaml")])
+                found[str(env)] = tuple(str(f) for f in families)
+    return found
+
+
+def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
+                  consumers: Mapping[str, Sequence[str]] | None = None) -> FactoryConfig | None:
     key = f"bakehouse:{SECTION}"
     require_keys(raw, SECTION, _KEYS, problems)
     workloads = cfg.estate.accounts.workloads
@@ -137,6 +157,14 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems) 
 
     rescan = _rescan(raw.get("rescan", {}), f"{key}.rescan", problems)
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
+
+    built = {f.name for f in families}
+    for env in envs:
+        # A family a target env reads but nobody builds leaves its parameter empty forever.
+        for family in (consumers or {}).get(env, ()):
+            if families and family not in built:
+                problems.add(f"{key}.families", sorted(built),
+                             f"every family the target envs read; stack {env} reads {family}")
 
     if problems.items:
         return None

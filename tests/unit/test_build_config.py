@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from components.build_network import plan_subnets
-from components.factory_config import DEFAULT_EGRESS, factory_config
-from estate.config import ConfigError, NetworkConfig, parse_stack_config
+from components.factory_config import DEFAULT_EGRESS, consumer_families, factory_config, parse_factory
+from estate.config import ConfigError, NetworkConfig, parse_stack_config, section
 from tools.mockrun import PROJECT_DIR, run_stack, stack_config
 
 BUILD_FILE = PROJECT_DIR / "Pulumi.build.yaml"
@@ -59,7 +59,7 @@ def test_missing_section_reports_the_required_keys_and_defaults_the_rest():
     text = str(err.value)
     assert "bakehouse:factory.families is missing" in text
     assert "bakehouse:factory.workloadOus is missing" in text
-    minimal = factory_config(build_cfg({"families": {"web": {"base": "al2023"}}, "workloadOus": ["ou-ab12-wkld0001"]}))
+    minimal = factory_config(build_cfg({"families": {"al2023": {"base": "al2023"}}, "workloadOus": ["ou-ab12-wkld0001"]}))
     assert minimal.egress_domains == DEFAULT_EGRESS
     assert minimal.severity_threshold == "HIGH" and minimal.auto_approve_envs == ()
 
@@ -126,3 +126,21 @@ def test_build_network_too_small_for_three_tiers_is_refused_with_the_minimum():
     with pytest.raises(ConfigError) as err:
         plan_subnets("build", NetworkConfig("10.0.0.0/24", 2), "eu-west-1")
     assert "bakehouse:network.cidr is '10.0.0.0/24'; allowed: a /23 or larger range" in str(err.value)
+
+
+def test_every_family_a_target_env_reads_must_be_built():
+    cfg = build_cfg(shipped_factory())
+    with pytest.raises(ConfigError) as err:
+        section(cfg, "factory", lambda raw, problems: parse_factory(
+            raw, cfg, problems, consumers={"dev": ("al2023", "rhel9"), "qa": ("windows",)}))
+    assert err.value.problems == [
+        "stack build: bakehouse:factory.families is [\"al2023\", \"ubuntu2404\"]; "
+        "allowed: every family the target envs read; stack dev reads rhel9"]
+
+
+def test_shipped_workload_stacks_read_only_families_the_factory_builds():
+    consumers = consumer_families(PROJECT_DIR)
+    assert consumers, "no workload stack declares amiFamilies"
+    built = {f.name for f in factory_config(build_cfg(shipped_factory())).families}
+    for env, families in consumers.items():
+        assert set(families) <= built, (env, families)

@@ -235,10 +235,22 @@ def _source(request: DistributeRequest, clients: Clients) -> dict[str, Any]:
     return image
 
 
-def _find_copy(ec2: Any, source_id: str, name: str) -> dict[str, Any] | None:
-    """An existing copy of source_id in this account and region, healing a copy left untagged."""
+def _copy_description(family: str, source_id: str) -> str:
+    return f"bakehouse {family} copy of {source_id}"
+
+
+def _find_copy(ec2: Any, source_id: str, name: str, family: str) -> dict[str, Any] | None:
+    """An existing copy of source_id in this account and region, healing a copy left untagged.
+
+    A crash between copy_image and create_tags leaves a copy without the tag; EC2 would then refuse
+    a second copy of the same name, so it is found by name - but adopted only if its description
+    (set in the copy call itself) says it is a copy of this source.
+    """
     paginator = ec2.get_paginator("describe_images")
-    for filters in ([{"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [source_id]}], [{"Name": "name", "Values": [name]}]):
+    by_tag = [{"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [source_id]}]
+    by_name = [{"Name": "name", "Values": [name]}, {"Name": "description",
+                                                   "Values": [_copy_description(family, source_id)]}]
+    for filters in (by_tag, by_name):
         found = [i for page in paginator.paginate(Owners=["self"], Filters=filters) for i in page["Images"]
                  if i.get("State") not in _FAILED_STATES and i["ImageId"] != source_id]
         if found:
@@ -265,13 +277,13 @@ def _wait_available(ec2: Any, image_id: str, request: DistributeRequest, sleep: 
 def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, family: str,
           request: DistributeRequest, sleep: Callable | None, token: str) -> tuple[dict[str, Any], str]:
     """Find or make an encrypted copy of `source` through `ec2`, tagged with the original AMI id."""
-    existing = _find_copy(ec2, request.image_id, source["Name"])
+    existing = _find_copy(ec2, request.image_id, source["Name"], family)
     if existing is not None:
         image_id, action = existing["ImageId"], "existing"
     else:
         image_id = ec2.copy_image(
             SourceImageId=source["ImageId"], SourceRegion=source_region, Name=source["Name"],
-            Description=f"bakehouse {family} copy of {request.image_id}", Encrypted=True, KmsKeyId=kms_key,
+            Description=_copy_description(family, request.image_id), Encrypted=True, KmsKeyId=kms_key,
             ClientToken=token[:64])["ImageId"]
         # Provenance travels with the copy so each region can be audited alone.
         provenance = {k: v for k, v in tags_to_dict(source.get("Tags")).items() if k.startswith("bakehouse:")}

@@ -64,7 +64,8 @@ class ImageDeprecationEc2(RecordingFake):
             self.deprecations.pop(ImageId, None)
         return {"Return": True}
 
-    def describe_images(self, **params: Any) -> dict:
+    @faked
+    def _describe_images(self, **params: Any) -> dict:
         """Forwarded to moto, then DeprecationTime is added to the images this fake deprecated."""
         response = self._inner.describe_images(**params)
         for image in response.get("Images", []):
@@ -72,10 +73,3 @@ class ImageDeprecationEc2(RecordingFake):
             if when is not None:
                 image["DeprecationTime"] = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         return response
-
-    def get_paginator(self, name: str):
-        if name == "describe_images":
-            from botocore.paginate import Paginator
-            op = self._model.operation_model("DescribeImages")
-            return Paginator(self.describe_images, self._paginators.get_paginator("DescribeImages"), op)
-        return super().get_paginator(name)

@@ -39,7 +39,8 @@ def test_moto_still_lacks_image_deprecation(ami):
 
 def test_deprecation_shows_in_describe_images_and_can_be_disabled(ami):
     ec2 = ImageDeprecationEc2(boto3.client("ec2", region_name=REGION))
-    when = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=30, seconds=20)
+    # 30 seconds past a minute, so EC2's rounding up to the minute always shows.
+    when = dt.datetime.now(dt.timezone.utc).replace(second=30, microsecond=0) + dt.timedelta(days=30)
     assert ec2.enable_image_deprecation(ImageId=ami, DeprecateAt=when)["Return"] is True
     shown = ec2.describe_images(ImageIds=[ami])["Images"][0]["DeprecationTime"]
     rounded = when.replace(second=0) + dt.timedelta(minutes=1)

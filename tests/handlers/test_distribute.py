@@ -224,13 +224,23 @@ def test_an_untagged_copy_left_by_a_crash_is_adopted_not_duplicated(estate):
     ec2 = boto3.client("ec2", region_name="us-east-1")
     name = boto3.client("ec2", region_name=HOME).describe_images(ImageIds=[request.image_id])["Images"][0]["Name"]
     orphan = ec2.copy_image(SourceImageId=request.image_id, SourceRegion=HOME, Name=name, Encrypted=True,
-                            KmsKeyId=keys["us-east-1"])["ImageId"]
+                            KmsKeyId=keys["us-east-1"], Description=f"bakehouse al2023 copy of {request.image_id}")["ImageId"]
     clients = RecordingClients()
     result = dist.distribute(request, clients)
     assert result.regions["us-east-1"].image_id == orphan
     assert not [c for c in clients.calls if c[1] == "us-east-1" and c[2] == "CopyImage"]
     tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[orphan])["Images"][0]["Tags"]}
     assert tags["bakehouse:source-ami"] == request.image_id
+
+
+def test_an_unrelated_image_with_the_same_name_is_not_adopted(estate):
+    request, keys = estate
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    name = boto3.client("ec2", region_name=HOME).describe_images(ImageIds=[request.image_id])["Images"][0]["Name"]
+    stranger = ec2.copy_image(SourceImageId=request.image_id, SourceRegion=HOME, Name=name,
+                              Description="someone else's image")["ImageId"]
+    result = dist.distribute(request, RecordingClients())
+    assert result.regions["us-east-1"].image_id != stranger and result.regions["us-east-1"].action == "copied"
 
 
 def test_parallelism_is_bounded_by_max_workers(estate):

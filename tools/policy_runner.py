@@ -36,7 +36,8 @@ from pulumi_policy import (  # noqa: E402
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy  # noqa: E402
+import pulumi  # noqa: E402
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy  # noqa: E402
 
 from tools.mockrun import STACKS, Declared, StackRun, run_stack  # noqa: E402
 
@@ -101,8 +102,21 @@ def _options(res: Declared) -> PolicyResourceOptions:
     )
 
 
+def _wire(value: Any) -> Any:
+    """Inputs as the engine sends them to an analyzer: JSON values, unknowns as CrossGuard's sentinel."""
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN_STRING_VALUE
+    if isinstance(value, Mapping):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)  # assets and archives: policies here never look inside them
+
+
 def _props(value: Mapping[str, Any]) -> Any:
-    return unknown_checking_proxy(json.loads(json.dumps(value, default=str)))
+    return unknown_checking_proxy(_wire(value))
 
 
 def _provider_of(res: Declared, providers: Mapping[str, Declared]) -> PolicyProviderResource | None:
@@ -126,7 +140,8 @@ def property_dependencies(resources: Sequence[Declared]) -> dict[str, dict[str, 
     (`<name>-id`): an input holding another resource's id depends on that resource, exactly the
     dependency the engine would have recorded for an Output passed as that input.
     """
-    recorded = {r.urn: getattr(r, "property_dependencies", None) for r in resources}
+    # an empty record is no record: fixtures and older runs carry none, and inference finds nothing extra
+    recorded = {r.urn: getattr(r, "property_dependencies", None) or None for r in resources}
     by_id: dict[str, list[str]] = {}
     for res in resources:
         if res.custom and not res.is_provider:

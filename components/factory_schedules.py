@@ -90,8 +90,9 @@ def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arn: p
     images = [f"arn:aws:ec2:{r}::{kind}/*" for r in regions for kind in ("image", "snapshot")]
     return [
         # Describe calls have no resource-level permissions; the region condition is the only scope.
-        statement("DescribeImages", ["ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeImageAttribute"],
+        statement("DescribeImages", ["ec2:DescribeImages", "ec2:DescribeSnapshots"],
                   ["*"], conditions={"StringEquals": {"aws:RequestedRegion": list(regions)}}),
+        statement("ReadImageAttributes", ["ec2:DescribeImageAttribute"], [i for i in images if ":image/" in i]),
         statement("RetireFactoryImagesOnly", [
             "ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation", "ec2:DeregisterImage", "ec2:CreateTags"],
             [i for i in images if ":image/" in i],

@@ -120,9 +120,9 @@ def automation_statements(
         # These APIs offer no resource-level permissions; the region condition is the only scope AWS allows.
         statement("ReadOnlyWithoutResourceScope", [
             "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSnapshots",
-            "ec2:DescribeImageAttribute", "ec2:DescribeTags", "ec2:DescribeRegions",
+            "ec2:DescribeTags", "ec2:DescribeRegions",
             "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations",
-            "ssm:GetCommandInvocation", "ssm:DescribeAutomationExecutions", "ssm:DescribeAutomationStepExecutions",
+            "ssm:GetCommandInvocation", "ssm:DescribeAutomationExecutions",
             "inspector2:ListFindings", "inspector2:ListCoverage", "inspector2:CreateFindingsReport",
             "inspector2:GetFindingsReportStatus", "cloudformation:ValidateTemplate",
             "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint",
@@ -143,6 +143,7 @@ def automation_statements(
                   conditions={"StringEquals": {f"ec2:ResourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
         # The image and snapshots CreateImage/CopyImage make do not exist yet, so carry no tag to test.
         statement("CreateAndCopyImages", ["ec2:CreateImage", "ec2:CopyImage"], images),
+        statement("ReadImageAttributes", ["ec2:DescribeImageAttribute"], [i for i in images if ":image/" in i]),
         statement("TagImagesWithBakehouseKeys", ["ec2:CreateTags"], images,
                   conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*", "Name"]}}),
         statement("ShareAndRetireFactoryImagesOnly", [
@@ -187,7 +188,8 @@ def automation_statements(
         statement("NotifyApproversAndSecurity", ["sns:Publish"], [*topic_arns, security_topic_arn(cfg.estate)]),
         statement("StartFactoryAutomations", ["ssm:StartAutomationExecution"],
                   [f"arn:aws:ssm:{region}:{account}:automation-definition/Bakehouse-*:*"]),
-        statement("FollowFactoryAutomations", ["ssm:GetAutomationExecution", "ssm:StopAutomationExecution"],
+        statement("FollowFactoryAutomations", ["ssm:GetAutomationExecution", "ssm:StopAutomationExecution",
+                                               "ssm:DescribeAutomationStepExecutions"],
                   [f"arn:aws:ssm:{region}:{account}:automation-execution/*"]),
     ]
     if product_arn is not None:

@@ -21,9 +21,9 @@ US_KEY = f"arn:aws:kms:us-east-1:{BUILD}:key/build-images-us-east-1-key"
 # APIs without resource-level permissions: the only actions a Resource "*" may carry.
 NO_RESOURCE_SCOPE = {
     "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSnapshots",
-    "ec2:DescribeImageAttribute", "ec2:DescribeTags", "ec2:DescribeRegions", "ec2:Describe*",
+    "ec2:DescribeTags", "ec2:DescribeRegions", "ec2:Describe*",
     "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
-    "ssm:DescribeAutomationExecutions", "ssm:DescribeAutomationStepExecutions",
+    "ssm:DescribeAutomationExecutions",
     "inspector2:ListFindings", "inspector2:ListCoverage", "inspector2:CreateFindingsReport",
     "inspector2:GetFindingsReportStatus", "cloudformation:ValidateTemplate", "autoscaling:Describe*",
     "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint", "servicecatalog:ListConstraintsForPortfolio",

@@ -76,8 +76,11 @@ def instance_role_statements(args: AppAccessArgs) -> list[dict[str, Any]]:
                    "ssmmessages:OpenDataChannel", "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage",
                    "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages",
                    "ec2messages:SendReply"], ["*"]),
-        statement("SessionDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn],
-                  conditions={"StringEquals": {"kms:ViaService": f"ssm.{args.region}.amazonaws.com"}}),
+        # The agent decrypts each session's data key itself (not through SSM), under the context Session
+        # Manager sets: {aws:ssm:SessionId, aws:ssm:TargetId=<instance id>}, so only its own sessions.
+        statement("DecryptOwnSessionKeys", ["kms:Decrypt"], [args.kms_key_arn],
+                  conditions={"StringEquals": {"kms:EncryptionContext:aws:ssm:TargetId": "${ec2:InstanceID}"},
+                              "Null": {"kms:EncryptionContext:aws:ssm:SessionId": "false"}}),
         statement("SessionLogsToCentralBucket", ["s3:PutObject"],
                   [f"arn:aws:s3:::{args.sessions_bucket}/{args.account_id}/*"]),
         statement("SessionLogBucketEncryptionCheck", ["s3:GetEncryptionConfiguration"],

@@ -41,6 +41,8 @@ def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
     """Key policy grants that cannot name their principals directly (a key policy naming a role that
     does not exist yet is rejected), so they name the account and narrow by principal and service."""
     account = f"arn:aws:iam::{cfg.account_id}:root"
+    app_roles = f"arn:aws:iam::{cfg.account_id}:role{APP_ROLE_PATH}*"
+    in_session = {"Null": {"kms:EncryptionContext:aws:ssm:SessionId": "false"}}
     return [
         # EBS encryption by default: every launch in the account, only through EC2 in this account.
         statement("EbsThroughEc2InThisAccount",
@@ -48,15 +50,17 @@ def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
                    "kms:CreateGrant"], ["*"], principals={"AWS": account},
                   conditions={"StringEquals": {"kms:ViaService": f"ec2.{cfg.region}.amazonaws.com",
                                                "kms:CallerAccount": cfg.account_id}}),
-        # App instances: secrets and Session Manager data, only through SSM.
-        statement("AppRolesThroughSsm", ["kms:Decrypt", "kms:GenerateDataKey"], ["*"], principals={"AWS": account},
-                  conditions={"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{cfg.account_id}:role{APP_ROLE_PATH}*"},
+        # App instances: their secrets, only through SSM.
+        statement("AppRolesSecretsThroughSsm", ["kms:Decrypt"], ["*"], principals={"AWS": account},
+                  conditions={"ArnLike": {"aws:PrincipalArn": app_roles},
                               "StringEquals": {"kms:ViaService": f"ssm.{cfg.region}.amazonaws.com"}}),
-        # Session Manager encrypts a session with this key for the caller too; responders come in as break-glass.
-        statement("BreakGlassSessionsThroughSsm", ["kms:Decrypt", "kms:GenerateDataKey"], ["*"],
-                  principals={"AWS": account},
+        # Session Manager: the client makes each session's data key and the instance's agent decrypts it,
+        # both calling KMS directly under the session's encryption context. Responders come in as break-glass.
+        statement("AppRolesSessionKeys", ["kms:Decrypt"], ["*"], principals={"AWS": account},
+                  conditions={"ArnLike": {"aws:PrincipalArn": app_roles}, **in_session}),
+        statement("BreakGlassSessionKeys", ["kms:GenerateDataKey"], ["*"], principals={"AWS": account},
                   conditions={"ArnEquals": {"aws:PrincipalArn": role_arn(cfg.account_id, BREAK_GLASS_ROLE)},
-                              "StringEquals": {"kms:ViaService": f"ssm.{cfg.region}.amazonaws.com"}}),
+                              **in_session}),
     ]
 
 

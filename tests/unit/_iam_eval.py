@@ -42,7 +42,7 @@ def _condition_ok(op: str, key: str, expected: Any, context: Mapping[str, Any]) 
     if not present:
         return if_exists
     actual_values = _as_list(context[key])
-    expected_values = [str(e) for e in _as_list(expected)]
+    expected_values = [_substitute(str(e), context) for e in _as_list(expected)]  # IAM expands ${...} here too
 
     def one(actual: Any) -> bool:
         a = str(actual)

@@ -408,13 +408,17 @@ def test_factory_roles_trust_only_the_build_factory_and_stay_in_their_lane(stack
     assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in actions), actions
 
 
-def test_kms_key_lets_app_roles_use_it_only_through_ssm(stack_run):
+def test_kms_key_lets_app_roles_decrypt_only_through_ssm_or_for_a_session(stack_run):
     run = stack_run("dev")
     [key] = run.of_type("aws:kms/key:Key")
     policy = key.inputs["policy"]
     app = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/bakehouse/app/bakehouse-dev-app"}
     assert allowed(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "ssm.eu-west-1.amazonaws.com"})
     assert evaluate(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}) != "Allow"
+    session = {"kms:EncryptionContext:aws:ssm:SessionId": "responder-0abc",
+               "kms:EncryptionContext:aws:ssm:TargetId": "i-0123456789abcdef0"}
+    assert allowed(policy, "kms:Decrypt", "*", {**app, **session})
+    assert not allowed(policy, "kms:Encrypt", "*", {**app, **session})
     other = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/SomeoneElse",
              "kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
     assert not allowed(policy, "kms:Decrypt", "*", other)
@@ -433,11 +437,24 @@ def test_alarm_and_playbook_publishers_may_use_the_security_topics_key_as_the_se
         assert not allowed(policy, "kms:GenerateDataKey", key, via_s3)
 
 
-def test_break_glass_sessions_can_use_the_account_key_through_ssm_only(stack_run):
+def test_break_glass_may_make_session_keys_with_the_account_key_and_nothing_else(stack_run):
     policy = stack_run("uat").of_type("aws:kms/key:Key")[0].inputs["policy"]
     me = {"aws:PrincipalArn": "arn:aws:iam::555555555555:role/BakehouseBreakGlass"}
-    assert allowed(policy, "kms:GenerateDataKey", "*", {**me, "kms:ViaService": "ssm.eu-west-1.amazonaws.com"})
-    assert not allowed(policy, "kms:GenerateDataKey", "*", {**me, "kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+    session = {"kms:EncryptionContext:aws:ssm:SessionId": "s-1", "kms:EncryptionContext:aws:ssm:TargetId": "i-1"}
+    assert allowed(policy, "kms:GenerateDataKey", "*", {**me, **session})
+    assert not allowed(policy, "kms:GenerateDataKey", "*", me)  # outside a session
+    assert not allowed(policy, "kms:Decrypt", "*", {**me, **session})
+
+
+def test_instance_decrypts_only_its_own_session_keys(stack_run):
+    run = stack_run("dev")
+    policy, key = _role_policy(run, "dev-app-role"), run.exports["kmsKeyArn"]
+    me = {"ec2:InstanceID": "i-0123456789abcdef0", "kms:EncryptionContext:aws:ssm:SessionId": "responder-1"}
+    assert allowed(policy, "kms:Decrypt", key, {**me, "kms:EncryptionContext:aws:ssm:TargetId": "i-0123456789abcdef0"})
+    other = {**me, "kms:EncryptionContext:aws:ssm:TargetId": "i-0fedcba987654321f"}
+    assert not allowed(policy, "kms:Decrypt", key, other)
+    mine = {**me, "kms:EncryptionContext:aws:ssm:TargetId": "i-0123456789abcdef0"}
+    assert not allowed(policy, "kms:GenerateDataKey", key, mine)
 
 
 def test_break_glass_use_through_the_sts_global_endpoint_is_forwarded_home_and_alarmed(stack_run):

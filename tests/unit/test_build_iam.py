@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
-from tests.unit._iam_eval import allowed
+from components.image_factory import factory_documents
+from tests.unit._iam_eval import _wild, allowed  # _wild: the evaluator's own IAM wildcard matching
 from tools.mockrun import StackRun
 
 REGION, BUILD = "eu-west-1", "333333333333"
@@ -189,3 +191,37 @@ def test_catalog_launch_role_launches_only_imdsv2_instances_with_encrypted_volum
     assert not allowed(policy, "iam:PassRole", app_role, {"iam:PassedToService": "lambda.amazonaws.com"})
     assert not allowed(policy, "iam:PassRole", f"arn:aws:iam::{BUILD}:role/BakehouseDeploy",
                        {"iam:PassedToService": "ec2.amazonaws.com"})
+
+
+# What each SSM Automation action calls on the automation role's behalf.
+PLUGIN_ACTIONS = {
+    "aws:runInstances": ("ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeInstances", "iam:PassRole"),
+    "aws:createImage": ("ec2:CreateImage", "ec2:DescribeImages"),
+    "aws:createTags": ("ec2:CreateTags",),
+    "aws:changeInstanceState": ("ec2:StopInstances", "ec2:TerminateInstances", "ec2:DescribeInstanceStatus"),
+    "aws:runCommand": ("ssm:SendCommand", "ssm:ListCommands", "ssm:ListCommandInvocations"),
+    "aws:executeAutomation": ("ssm:StartAutomationExecution", "ssm:GetAutomationExecution"),
+    "aws:approve": ("sns:Publish",),
+}
+API_STEPS = ("aws:executeAwsApi", "aws:waitForAwsResourceProperty", "aws:assertAwsResourceProperty")
+
+
+def _grants_action(policy: dict, action: str) -> bool:
+    return any(stmt["Effect"] == "Allow" and any(_wild(p, action, case_sensitive=False) for p in stmt["Action"])
+               for stmt in policy["Statement"])
+
+
+def test_automation_role_is_granted_every_call_the_factory_documents_make(automation):
+    missing = set()
+    for stem, text in factory_documents().items():
+        for step in yaml.safe_load(text).get("mainSteps", []):
+            inputs = step.get("inputs") or {}
+            if step["action"] in API_STEPS:
+                needed = (f"{inputs['Service']}:{inputs['Api']}",)
+            else:
+                needed = PLUGIN_ACTIONS.get(step["action"], ())
+            missing |= {(stem, step["name"], a) for a in needed if not _grants_action(automation, a)}
+            if step["action"] == "aws:runCommand":
+                document = f"arn:aws:ssm:{REGION}::document/{inputs['DocumentName']}"
+                assert allowed(automation, "ssm:SendCommand", document), (stem, step["name"], document)
+    assert not missing, sorted(missing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -470,3 +471,16 @@ def test_break_glass_use_through_the_sts_global_endpoint_is_forwarded_home_and_a
     forward = _role_policy(run, "prod-break-glass-global-forward")
     assert allowed(forward, "events:PutEvents", home_bus)
     assert not allowed(forward, "events:PutEvents", f"arn:aws:events:us-east-1:{ACCOUNTS['prod']}:event-bus/default")
+
+
+def test_every_central_bucket_and_key_alias_the_workload_names_is_declared_by_the_security_stack(stack_run):
+    security = stack_run("security")
+    buckets = {b.inputs.get("bucket") for b in security.of_type("aws:s3/bucket:Bucket")}
+    aliases = {a.inputs["name"] for a in security.of_type("aws:kms/alias:Alias")}
+    text = json.dumps([r.inputs for r in stack_run("prod").resources], default=str)
+    named_buckets = set(re.findall(rf"bakehouse-[a-z]+-{SECURITY}-eu-west-1", text))
+    named_aliases = set(re.findall(r"alias/bakehouse-[a-z-]+", text)) - {"alias/bakehouse-prod"}
+    assert {f"bakehouse-{k}-{SECURITY}-eu-west-1" for k in ("flowlogs", "config", "sessions", "evidence")} <= named_buckets
+    assert {"alias/bakehouse-sessions", "alias/bakehouse-evidence", SECURITY_TOPIC_KEY_ALIAS} <= named_aliases
+    assert named_buckets <= buckets, named_buckets - buckets
+    assert named_aliases <= aliases, named_aliases - aliases

@@ -89,7 +89,8 @@ class BuildStack(pulumi.ComponentResource):
             subnet_arns=self.network.build_subnet_arns, subnet_ids=self.network.build_subnet_ids,
             security_group_id=self.network.build_security_group.id,
             security_group_arn=self.network.build_security_group.arn, product_arn=self.catalog.product_arn,
-            product_id=self.catalog.product.id if self.catalog.product else None),
+            product_id=self.catalog.product.id if self.catalog.product else None,
+            portfolio_id=self.catalog.portfolio.id),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket, self.findings_bucket])))
         rescan_doc = self.factory.documents.get(RESCAN_STEM)
         self.schedules = FactorySchedules(f"{name}-schedules", FactorySchedulesArgs(

@@ -143,7 +143,7 @@ def automation_statements(
                   conditions={"StringEquals": {f"ec2:ResourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
         # The image and snapshots CreateImage/CopyImage make do not exist yet, so carry no tag to test.
         statement("CreateAndCopyImages", ["ec2:CreateImage", "ec2:CopyImage"], images),
-        statement("ReadImageAttributes", ["ec2:DescribeImageAttribute"], [i for i in images if ":image/" in i]),
+        statement("ReadImageAttributes", ["ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute"], images),
         statement("TagImagesWithBakehouseKeys", ["ec2:CreateTags"], images,
                   conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*", "Name"]}}),
         statement("ShareAndRetireFactoryImagesOnly", [
@@ -169,6 +169,8 @@ def automation_statements(
         statement("ListBuildScripts", ["s3:ListBucket"], [scripts_bucket_arn]),
         # Validation summaries and rescan reports: the record of why an image was approved or quarantined.
         statement("WriteFindingsReports", ["s3:PutObject", "s3:GetObject"], [f"{findings_bucket_arn}/*"]),
+        # The summary handler reads the bucket's default key so it can name it on each upload.
+        statement("ReadFindingsBucketEncryption", ["s3:GetEncryptionConfiguration"], [findings_bucket_arn]),
         statement("ImageRegistry", [
             "ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory",
             "ssm:GetParametersByPath", "ssm:LabelParameterVersion", "ssm:AddTagsToResource",
@@ -265,6 +267,7 @@ class ImageFactoryArgs:
     security_group_arn: pulumi.Input[str]
     product_arn: pulumi.Input[str] | None  # None while the catalog has no product
     product_id: pulumi.Input[str] | None
+    portfolio_id: pulumi.Input[str]  # whose template constraint pins the approved AMI id
     automation_dir: Path = AUTOMATION_DIR
 
 
@@ -307,6 +310,7 @@ class ImageFactory(pulumi.ComponentResource):
                 **factory.as_settings(),
                 "subnetIds": list(args.subnet_ids), "securityGroupId": args.security_group_id,
                 "handlersKey": self.handlers_key,
+                "portfolioId": args.portfolio_id,
                 # What a caller (CI, the rescan's rebuild) passes to Bakehouse-Pipeline besides the
                 # per-run Family, BaseImageParameter, ScriptsVersionId, ScriptsCommit and approval.
                 "pipelineParameters": pipeline_parameters(args, self.approvers_topic.arn,

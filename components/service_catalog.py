@@ -159,5 +159,6 @@ class ServiceCatalog(pulumi.ComponentResource):
             f"{name}-template-constraint", portfolio_id=self.portfolio.id, product_id=self.product.id,
             type="TEMPLATE", description="The AMI parameter accepts the approved image id only",
             parameters=constraint_rules(args.constraint_path),
-            # The handler narrows the rule to each newly approved AMI id; the file holds the first value.
+            # At approval the factory rewrites the rule to the approved AMI id (UpdateConstraint, which the
+            # automation role may call); the file holds the value before the first approval.
             opts=after_association.merge(pulumi.ResourceOptions(ignore_changes=["parameters"])))

@@ -102,6 +102,8 @@ def automation(stack_run):
     ("s3:PutObject", "arn:aws:s3:::bakehouse-evidence-222222222222-eu-west-1/factory/ami-1/findings.json", {}, False),
     ("s3:PutObject", "arn:aws:s3:::bakehouse-findings-333333333333-eu-west-1/al2023-base/ami-1.json", {}, True),
     ("s3:DeleteObject", "arn:aws:s3:::bakehouse-findings-333333333333-eu-west-1/al2023-base/ami-1.json", {}, False),
+    ("s3:GetEncryptionConfiguration", "arn:aws:s3:::bakehouse-findings-333333333333-eu-west-1", {}, True),
+    ("ec2:DescribeSnapshotAttribute", SNAPSHOT, {}, True),
     ("kms:Decrypt", US_KEY, {}, True),
     ("kms:CreateGrant", FACTORY_KEY, {"kms:GrantIsForAWSResource": "true"}, True),
     ("kms:CreateGrant", FACTORY_KEY, {"kms:GrantIsForAWSResource": "false"}, False),

@@ -109,12 +109,10 @@ class BuildNetwork(pulumi.ComponentResource):
                                enable_dns_support=True, tags={"Name": f"{name}-build"}, opts=child)
         # A default security group that allows nothing, so a resource left on it is isolated.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, opts=child)
+        # Default text format at the bucket root (AWSLogs/<account>/...): what the log-archive bucket
+        # policy admits and the central Athena table's partition projection reads.
         aws.ec2.FlowLog(f"{name}-flow-log", vpc_id=self.vpc.id, traffic_type="ALL", log_destination_type="s3",
-                        log_destination=f"{args.flow_log_bucket_arn}/build/",
-                        max_aggregation_interval=60,
-                        destination_options=aws.ec2.FlowLogDestinationOptionsArgs(
-                            file_format="parquet", per_hour_partition=True),
-                        opts=child)
+                        log_destination=args.flow_log_bucket_arn, max_aggregation_interval=60, opts=child)
 
         self.subnets = {
             key: aws.ec2.Subnet(f"{name}-{key[0]}-{key[1]}", vpc_id=self.vpc.id, cidr_block=p.cidr,

@@ -165,7 +165,9 @@ def test_vpc_flow_logs_go_to_the_central_flowlogs_bucket(stack_run):
     (flow,) = stack_run("build").of_type("aws:ec2/flowLog:FlowLog")
     assert flow.inputs["trafficType"] == "ALL"
     assert flow.inputs["logDestinationType"] == "s3"
-    assert flow.inputs["logDestination"].startswith("arn:aws:s3:::bakehouse-flowlogs-222222222222-eu-west-1/")
+    # at the root, where the bucket policy lets delivery write AWSLogs/<account>/ and Athena reads it
+    assert flow.inputs["logDestination"] == "arn:aws:s3:::bakehouse-flowlogs-222222222222-eu-west-1"
+    assert "destinationOptions" not in flow.inputs
 
 
 @pytest.mark.parametrize("cidr, azs", [("10.0.0.0/20", 2), ("10.0.0.0/23", 6), ("172.16.0.0/16", 3)])

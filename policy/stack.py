@@ -58,6 +58,28 @@ def check_default_tags(res: Res, config: Config) -> Iterator[str]:
         yield f"{res.name} is tagged bakehouse:stack={stack_tag} but belongs to stack {res.stack}"
 
 
+def check_pinned_provider(res: Res, config: Config) -> Iterator[str]:
+    if not res.type.startswith("aws:"):
+        return
+    props = res.provider_props or {}
+    accounts = maybe_json(get(props, "allowedAccountIds"))
+    roles = maybe_json(get(props, "assumeRoles"))
+    if accounts is UNKNOWN or roles is UNKNOWN:
+        return
+    accounts = [a for a in accounts if isinstance(a, str)] if isinstance(accounts, list) else []
+    if len(accounts) != 1:
+        yield (f"{res.name} is created through a provider not pinned to one account "
+               f"(allowedAccountIds: {', '.join(accounts) or 'none'})")
+        return
+    arns = [get(r, "roleArn") for r in roles] if isinstance(roles, list) else []
+    arns = [a for a in arns if a is not UNKNOWN]
+    if not arns:
+        yield f"{res.name} is created through a provider that assumes no role in account {accounts[0]}"
+    for arn in arns:
+        if not (isinstance(arn, str) and arn.startswith(f"arn:aws:iam::{accounts[0]}:role/")):
+            yield f"{res.name}'s provider assumes {arn}, a role outside its pinned account {accounts[0]}"
+
+
 def declared_types(types: Any) -> list[str]:
     return sorted({t for t in types if t not in IGNORED_TYPES})
 
@@ -92,6 +114,13 @@ POLICIES = [
         (),  # every type: filtered inside the check
         check_default_tags,
         config={"requiredTags": {"type": "array", "items": {"type": "string"}, "default": REQUIRED_TAGS}},
+    ),
+    resource_policy(
+        "account-pinned-provider",
+        "Every AWS resource is created through a provider pinned to one account that assumes a role there.",
+        "Pass the stack's account provider (components.providers.account_provider) down through parent=self.",
+        (),
+        check_pinned_provider,
     ),
     stack_policy(
         "workload-stacks-identical",

@@ -20,7 +20,8 @@ def provider(stack: str, tags: Mapping[str, str] | None = None) -> Declared:
     tags = {k: v.format(stack=stack) for k, v in DEFAULT_TAGS.items()} if tags is None else dict(tags)
     return Declared(
         urn=provider_urn(stack), type="pulumi:providers:aws", name=f"{stack}-account",
-        inputs={"region": "eu-west-1", "allowedAccountIds": ["444444444444"], "defaultTags": {"tags": tags}},
+        inputs={"region": "eu-west-1", "allowedAccountIds": ["444444444444"], "defaultTags": {"tags": tags},
+                "assumeRoles": [{"roleArn": "arn:aws:iam::444444444444:role/BakehouseDeploy", "sessionName": stack}]},
         custom=True, provider=None, parent=None,
     )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from policy.policies import POLICIES
-from tests.policy.builders import b64, bucket_set, doc, res, run_of
+from tests.policy.builders import b64, bucket_set, doc, provider, provider_urn, res, run_of
 from tools.mockrun import Declared
 from tools.policy_runner import judge, load_pack_config
 
@@ -243,6 +244,19 @@ CASES: dict[str, list[Case]] = {
         bad("dev", res("dev", "aws:cloudwatch/logGroup:LogGroup", "forever", {}), flagged={"forever"}),
         good("dev", res("dev", "aws:cloudwatch/logGroup:LogGroup", "kept", {"kmsKeyId": KEY, "retentionInDays": 365})),
     ],
+    "account-pinned-provider": [
+        bad("org", res("org", KMS_KEY, "ambient-key", {"enableKeyRotation": True}, default_provider=True),
+            flagged={"ambient-key"}),
+        bad("org", dataclasses.replace(provider("org"), urn=provider_urn("org") + "-loose", inputs={
+            **provider("org").inputs, "allowedAccountIds": ["111111111111", "444444444444"]}),
+            dataclasses.replace(res("org", KMS_KEY, "loose-key"), provider=provider_urn("org") + "-loose::id"),
+            dataclasses.replace(provider("org"), urn=provider_urn("org") + "-foreign", inputs={
+                **provider("org").inputs, "allowedAccountIds": ["111111111111"],
+                "assumeRoles": [{"roleArn": "arn:aws:iam::999999999999:role/Other"}]}),
+            dataclasses.replace(res("org", KMS_KEY, "foreign-key"), provider=provider_urn("org") + "-foreign::id"),
+            flagged={"loose-key", "foreign-key"}),
+        good("org", res("org", KMS_KEY, "pinned-key", {"enableKeyRotation": True})),
+    ],
     "default-tags": [
         bad("org", res("org", KMS_KEY, "ambient", {"enableKeyRotation": True}, default_provider=True), flagged={"ambient"}),
         bad("dev", res("dev", KMS_KEY, "mislabelled", {"tags": {"bakehouse:stack": "prod"}}), flagged={"mislabelled"}),
@@ -301,3 +315,11 @@ def test_bucket_companions_are_linked_by_literal_name_when_no_dependency_is_reco
     verdict = judge(run_of("org", *named, *companions), pack_config={})
     assert [v.resource for v in verdict.by_policy("s3-bucket-kms-encryption")] == ["named"]
     assert "AES256" in verdict.by_policy("s3-bucket-kms-encryption")[0].message
+
+
+def test_which_stacks_count_as_workloads_is_pack_config():
+    nat = res("build", "aws:ec2/natGateway:NatGateway", "proxy-nat")
+    default = judge(run_of("build", nat), pack_config={})
+    widened = judge(run_of("build", nat), pack_config={"workload-no-internet-path": {"workloadStacks": ["build"]}})
+    assert default.by_policy("workload-no-internet-path") == []
+    assert [v.resource for v in widened.by_policy("workload-no-internet-path")] == ["proxy-nat"]

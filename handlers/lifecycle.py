@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from handlers.common import (
@@ -302,15 +303,16 @@ def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str
 
 def handler(event: dict, context: Any) -> dict:
     request = LifecycleRequest.parse(event)
-    home = client("ec2").meta.region_name
+    session = boto3.Session()
+    home = client("ec2", session=session).meta.region_name
     clients: dict[str, Any] = {}
 
     def ec2_for(region: str):
         if region not in clients:
-            clients[region] = client("ec2", region)
+            clients[region] = client("ec2", region, session)
         return clients[region]
 
-    result = run(request, ec2_for, client("ssm"), home)
+    result = run(request, ec2_for, client("ssm", session=session), home)
     for image in result["Images"]:  # the dry-run report, readable in the execution's output
         print(f"{image['Action']:>10} {image['ImageId']} ({image['Family']}): {image['Reason']}")
         for change in image["Changes"]:

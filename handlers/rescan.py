@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from handlers.common import (
@@ -348,14 +349,16 @@ def run_phase(request: RescanRequest, clients: Clients) -> RescanResult:
 def handler(event: dict, context: Any) -> dict:
     """SSM aws:executeScript / Lambda entry point; `Phase` picks the part of the run."""
     request = RescanRequest.parse(event)
-    sts = client("sts")
-    region = client("ec2").meta.region_name
+    session = boto3.Session()  # one session: the service models are loaded once for all clients
+    home = client("ec2", session=session)
+    region = home.meta.region_name
 
     def workload(account: str):
-        session = assumed_session(sts, f"arn:aws:iam::{account}:role/{SCANNER_ROLE}",
+        assumed = assumed_session(client("sts", session=session), f"arn:aws:iam::{account}:role/{SCANNER_ROLE}",
                                   f"bakehouse-rescan-{request.execution_id}", region)
-        return client("ec2", region, session), client("ssm", region, session)
+        return client("ec2", region, assumed), client("ssm", region, assumed)
 
-    ssm = client("ssm")
-    clients = Clients(client("ec2"), ssm, client("s3"), client("sns"), client("inspector2"), ssm, workload)
+    ssm = client("ssm", session=session)
+    clients = Clients(home, ssm, client("s3", session=session), client("sns", session=session),
+                      client("inspector2", session=session), ssm, workload)
     return run_phase(request, clients).as_dict()

@@ -4,7 +4,6 @@ StartAutomationExecution, which moto lacks, served by the recording fakes)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -96,18 +95,23 @@ def world() -> Iterator[World]:
         deprecation = ImageDeprecationEc2(estate.client("ec2"))
         cached: dict[str, Any] = {}
 
+        def own_account(session: Any) -> bool:
+            # The handler's build-account session carries the ambient (test) credentials; the
+            # workload sessions carry the scanner role's.
+            return session is None or session.get_credentials().access_key == os.environ["AWS_ACCESS_KEY_ID"]
+
         def stand_in(service: str, region: str | None = None, session: Any = None):
             # Only the build account's own clients meet a fake; workload sessions go to moto as they are.
-            if session is None and service == "inspector2":
+            if not own_account(session) or region not in (None, REGION):
+                return real_client(service, region, session)
+            if service == "inspector2":
                 return inspector
-            if session is None and service == "ssm":
+            if service == "ssm":
                 return automation
-            if session is None and service == "ec2":
+            if service == "ec2":
                 return deprecation
-            if session is None and region in (None, REGION):
-                # A fresh client per handler call would parse the service model again each time.
-                return cached.setdefault(service, estate.client(service))
-            return real_client(service, region, session)
+            # A fresh client per handler call would parse the service model again each time.
+            return cached.setdefault(service, estate.client(service))
 
         mp.setattr(handlers.rescan, "client", stand_in)
         yield World(estate, Runner(url, region=REGION), inspector, automation, deprecation, findings)

@@ -229,3 +229,14 @@ def test_the_handler_defaults_to_dry_run_and_rejects_malformed_events_listing_ev
                  "ProdRetentionYears": 2, "DryRun": "maybe"}, None)
     for key in ("CopyRegions", "KeepNewest", "KeepDays", "GraceDays", "DryRun"):
         assert key in str(err.value)
+
+
+def test_the_handler_prints_the_dry_run_plan_and_changes_nothing(world, capsys):
+    before = _state(world)
+    result = handler({"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 0, "GraceDays": 14,
+                      "ProdRetentionYears": 2}, None)
+    out = capsys.readouterr().out
+    s1, c1 = world["images"][1]
+    assert result["DryRun"] is True and result["Counts"]["deprecate"] == 2
+    assert f"deprecate {s1} (al2023)" in out and f"would deprecate {c1} in {COPY}" in out
+    assert _state(world) == before

@@ -10,6 +10,7 @@ import yaml
 
 from components.build_network import INTERFACE_ENDPOINTS, endpoint_for_az, plan_subnets
 from estate.config import NetworkConfig
+from tests.unit._iam_eval import allowed
 from tools.mockrun import PROJECT_DIR, EchoMocks, StackRun, run_stack
 
 AZS = ("eu-west-1a", "eu-west-1b")
@@ -180,3 +181,12 @@ def test_subnet_plan_fits_the_vpc_without_overlap_and_keeps_addresses_when_azs_a
     if azs < 6:
         grown = plan_subnets("build", NetworkConfig(cidr, azs + 1), "eu-west-1")
         assert all(grown[key] == plan[key] for key in plan)
+
+
+def test_build_flow_logs_land_where_the_log_archive_admits_them(stack_run):
+    (flow,) = stack_run("build").of_type("aws:ec2/flowLog:FlowLog")
+    policy = stack_run("security").named("security-archive-flowlogs-policy").inputs["policy"]
+    key = f"{flow.inputs['logDestination']}/AWSLogs/333333333333/vpcflowlogs/eu-west-1/2026/11/23/x.log.gz"
+    delivery = {"aws:SourceAccount": "333333333333", "aws:SourceArn": "arn:aws:logs:eu-west-1:333333333333:*",
+                "s3:x-amz-acl": "bucket-owner-full-control", "aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+    assert allowed(policy, "s3:PutObject", key, delivery)

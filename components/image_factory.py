@@ -188,6 +188,11 @@ def automation_statements(
         statement("EbsGrantsOnFactoryKeys", ["kms:CreateGrant"], list(key_arns),
                   conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
         statement("NotifyApproversAndSecurity", ["sns:Publish"], [*topic_arns, security_topic_arn(cfg.estate)]),
+        # The security topic is encrypted with a key in the security account whose id is not known
+        # here; the grant is limited to that account's keys, used through SNS in the home region.
+        statement("EncryptForSecurityTopic", ["kms:GenerateDataKey*", "kms:Decrypt"],
+                  [f"arn:aws:kms:{region}:{cfg.estate.accounts.security}:key/*"],
+                  conditions={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}}),
         statement("StartFactoryAutomations", ["ssm:StartAutomationExecution"],
                   [f"arn:aws:ssm:{region}:{account}:automation-definition/Bakehouse-*:*"]),
         statement("FollowFactoryAutomations", ["ssm:GetAutomationExecution", "ssm:StopAutomationExecution",

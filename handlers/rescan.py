@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from handlers.common import (
     AMI_ID,
+    TAG_SOURCE_AMI,
     PollTimeout,
     BakehouseError,
     EventReader,
@@ -175,10 +176,15 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
         sources.setdefault(image_id, set()).add("published")
     for env, account in request.accounts:
         ec2, ssm = clients.workload(account)
-        for image_id in _parameter_amis(ssm, f"/bakehouse/{env}/ami/"):
-            sources.setdefault(image_id, set()).add(f"published:{env}")
-        for image_id in _running_amis(ec2):  # a set: 500 instances of one AMI are one candidate
-            sources.setdefault(image_id, set()).add(f"running:{env}")
+        published, running = set(_parameter_amis(ssm, f"/bakehouse/{env}/ami/")), _running_amis(ec2)
+        # In `copy` distribution the account runs its own re-encrypted copy; the tag names the
+        # build account's AMI, which is the one to scan (and to mark as having run in prod).
+        source_of = {i: tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI, i)
+                     for i, image in _owned_images(ec2, sorted(published | running)).items()}
+        for image_id in published:
+            sources.setdefault(source_of.get(image_id, image_id), set()).add(f"published:{env}")
+        for image_id in running:  # a set: 500 instances of one AMI are one candidate
+            sources.setdefault(source_of.get(image_id, image_id), set()).add(f"running:{env}")
     result.candidates = len(sources)
     owned = _owned_images(clients.ec2, sorted(sources))
     result.unresolved = sorted(set(sources) - set(owned))

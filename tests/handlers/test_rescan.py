@@ -238,6 +238,16 @@ def test_amis_running_in_prod_are_marked_as_having_run_there(world):
     assert "bakehouse:ran-in" not in world.tags(in_dev)
 
 
+def test_an_account_s_own_copy_is_scanned_through_its_source_ami(world):
+    source = world.image("al2023")
+    dev_ec2 = world.workload_clients[DEV][0]
+    copy = golden_ami(dev_ec2, "bakehouse-al2023-1", {"bakehouse:source-ami": source})  # re-encrypted copy
+    world.run(DEV, copy, 4)
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan()
+    assert result.unresolved == [] and log.launches == 1 and list(result.scanned) == [source]
+
+
 def test_amis_the_build_account_does_not_own_are_reported_not_launched(world):
     ours = world.image("al2023")
     world.run(DEV, "ami-0123456789abcdef0", 2)

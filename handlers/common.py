@@ -145,4 +145,5 @@ def poll(check, what: str, first_delay: float = 2.0, max_delay: float = 30.0, ti
             raise PollTimeout(f"{what}: not done after {timeout:g}s")
         sleep(delay)
         waited += delay
-        delay = min(delay * 2, max_delay)
+        # Never a hot loop, even when asked to start at 0 s (as tests against moto do).
+        delay = min(max(delay * 2, 1.0), max(max_delay, 1.0))

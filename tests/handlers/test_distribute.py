@@ -326,6 +326,13 @@ def test_a_copy_that_fails_is_reported_not_awaited():
         dist._wait_available(FailedCopy(), "ami-0123456789abcdef0", request, lambda s: None)
 
 
+def test_poll_never_spins_when_asked_to_start_at_zero():
+    answers = iter([None, None, None, "done"])
+    sleeps: list[float] = []
+    assert poll(lambda: next(answers), "x", first_delay=0, max_delay=60, sleep=sleeps.append) == "done"
+    assert sleeps == [0, 1, 2]
+
+
 def test_poll_gives_up_after_its_timeout_naming_the_resource():
     clock = iter(range(0, 10_000, 10))
     with pytest.raises(PollTimeout, match="copy ami-1"):

@@ -4,6 +4,7 @@ then a build whose validation fails."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -94,7 +95,10 @@ def test_image_exists_with_provenance_tags(run):
     assert tags["bakehouse:scripts-version"] == run.world.scripts_version
     assert tags["bakehouse:build-execution"] == build.execution_id
     assert tags["bakehouse:family"] == FAMILY
-    assert tags["bakehouse:build-date"] == build.step("TagImageProvenance").inputs["Tags"][5]["Value"]
+    sent = {t["Key"]: t["Value"] for t in build.step("TagImageProvenance").inputs["Tags"]}
+    assert tags["bakehouse:build-date"] == sent["bakehouse:build-date"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", tags["bakehouse:build-date"])
+    assert tags["bakehouse:vulnerable"] == "false"
     assert tags["bakehouse:approved"] == "true"
 
 
@@ -171,6 +175,11 @@ def test_every_account_can_launch_every_copy_and_reads_its_parameter(run):
         allowed = {p["UserId"] for p in ec2.describe_image_attribute(
             ImageId=copies[region], Attribute="launchPermission")["LaunchPermissions"]}
         assert allowed == {a["AccountId"] for a in ACCOUNTS}
+        image = ec2.describe_images(ImageIds=[copies[region]])["Images"][0]
+        for mapping in image["BlockDeviceMappings"]:
+            volume_permission = ec2.describe_snapshot_attribute(
+                SnapshotId=mapping["Ebs"]["SnapshotId"], Attribute="createVolumePermission")["CreateVolumePermissions"]
+            assert {p["UserId"] for p in volume_permission} == {a["AccountId"] for a in ACCOUNTS}
         for account in ACCOUNTS:
             ssm = run.seams.account_client(account["AccountId"], "ssm", region)
             value = ssm.get_parameter(Name=f"/bakehouse/{account['Env']}/ami/{FAMILY}")["Parameter"]["Value"]

@@ -24,9 +24,7 @@ def check_trail(res: Res, config: Config) -> Iterator[str]:
 
 def check_secure_string(res: Res, config: Config) -> Iterator[str]:
     name = res.get("name")
-    label = name if isinstance(name, str) else res.name
-    if name is UNKNOWN:
-        label = res.name
+    label = name if isinstance(name, str) else res.name  # autonamed (or not yet known): the logical name
     kind = res.get("type")
     if SECRET_WORD.search(label) and kind is not UNKNOWN and kind != "SecureString":
         yield f"parameter {label} is named like a secret but is a {kind or 'String'}, not a SecureString"

@@ -61,10 +61,6 @@ class _Unknown:
 UNKNOWN: Any = _Unknown()
 
 
-def is_unknown(value: Any) -> bool:
-    return value is UNKNOWN
-
-
 def plain(value: Any) -> Any:
     """Proxied (or raw) preview values as plain dicts/lists, unknowns as UNKNOWN, secrets unwrapped."""
     if isinstance(value, Secret):

@@ -13,7 +13,9 @@ from botocore.exceptions import ClientError
 from handlers.common import tags_to_dict
 from tests.e2e import _seams
 from tests.e2e._factory import ACCOUNTS, APPROVER, ROLE_ARN, RecordingApprover, make_runner, region_keys
-from tests.e2e._world import BundleShell, World, seed
+from tests.e2e._world import BundleShell, World, seed, set_public_parameter
+
+UBUNTU_2404_PARAMETER = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
 from tests.e2e.runner import Execution, Runner, moto_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -87,6 +89,21 @@ def test_failed_provisioning_terminates_the_build_instance_and_leaves_no_image(f
     images = factory.world.client("ec2").describe_images(
         Owners=["self"], Filters=[{"Name": "tag:bakehouse:family", "Values": ["broken-build"]}])["Images"]
     assert images == []
+
+
+def test_ubuntu_family_builds_from_the_canonical_public_parameter(factory):
+    w = factory.world
+    ubuntu = w.client("ec2").register_image(
+        Name="ubuntu-noble-24.04-amd64-server", RootDeviceName="/dev/sda1", Architecture="x86_64",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+    set_public_parameter(UBUNTU_2404_PARAMETER, ubuntu, w.region)
+    execution = factory.runner.run("Bakehouse-BuildImage", {
+        **w.build_parameters(ROLE_ARN, "ubuntu-base"), "BaseImageParameter": UBUNTU_2404_PARAMETER})
+    assert execution.status == "Success", execution.failure
+    assert execution.step("LaunchBuildInstance").inputs["ImageId"] == ubuntu
+    image = w.client("ec2").describe_images(ImageIds=[execution.outputs["DescribeBuiltImage.ImageId"]])["Images"][0]
+    assert tags_to_dict(image["Tags"])["bakehouse:source-ami"] == ubuntu
+    assert ubuntu != w.base_ami
 
 
 def test_a_quarantined_image_is_rebuilt_instead_of_reused(factory):

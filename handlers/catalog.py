@@ -6,6 +6,10 @@ pins the ImageId parameter. Older versions get Guidance DEPRECATED (still launch
 the console, hidden from new launches in the default view) and only the newest MaxVersions stay
 Active at all - the rest are deactivated, never deleted, so stacks launched from them still update.
 
+When the event names the PortfolioId, the portfolio's TEMPLATE constraint is rewritten too: the
+Fn::Contains list of its ApprovedImageOnly rule (catalog/template-constraint.json) becomes the ids
+just approved - one per region after distribution - so launches accept the approved image only.
+
 Replay-safe: the version for an AMI is found by the AMI id in its name before anything is created
 (and the create call carries an idempotency token derived from the AMI id), and guidance/active
 flags are only written where they differ.
@@ -13,6 +17,7 @@ flags are only written where they differ.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +30,9 @@ FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # The API's own constraint on product ids (real ones look like prod-abcdefghijklm).
 PRODUCT_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 TEMPLATE_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d+)?/\S+")
+# The rule of catalog/template-constraint.json that pins the product's ImageId parameter.
+APPROVED_RULE = "ApprovedImageOnly"
+IMAGE_PARAMETER_REF = {"Ref": "ImageId"}
 
 
 class ProductNotFound(BakehouseError):
@@ -35,6 +43,10 @@ class NoTemplate(BakehouseError):
     """No TemplateUrl given and the product has no version to take one from."""
 
 
+class ConstraintNotFound(BakehouseError):
+    """The portfolio has no TEMPLATE constraint on the product with the ApprovedImageOnly rule."""
+
+
 @dataclass(frozen=True)
 class CatalogRequest:
     image_id: str
@@ -42,21 +54,36 @@ class CatalogRequest:
     product_id: str
     max_versions: int = 3
     template_url: str | None = None
+    portfolio_id: str | None = None  # given: the portfolio's template constraint is rewritten
+    approved_image_ids: tuple[str, ...] = ()  # e.g. the distribution's RegionImageIds; ImageId is added
 
     @classmethod
     def parse(cls, event: Any) -> CatalogRequest:
         read = EventReader("catalog", event)
-        url = read.event.get("TemplateUrl")
+        url, portfolio = read.event.get("TemplateUrl"), read.event.get("PortfolioId")
         request = cls(image_id=read.string("ImageId", AMI_ID), family=read.string("Family", FAMILY),
                       product_id=read.string("ProductId", PRODUCT_ID),
                       max_versions=read.integer("MaxVersions", 1, 50, 3),
-                      template_url=read.string("TemplateUrl", TEMPLATE_URL) if url not in (None, "") else None)
+                      template_url=read.string("TemplateUrl", TEMPLATE_URL) if url not in (None, "") else None,
+                      portfolio_id=read.string("PortfolioId", PRODUCT_ID) if portfolio not in (None, "") else None,
+                      approved_image_ids=_approved_ids(read))
         read.done()
         return request
 
     @property
     def version_name(self) -> str:
         return f"{self.family} {self.image_id}"
+
+
+def _approved_ids(read: EventReader) -> tuple[str, ...]:
+    value = read.event.get("ApprovedImageIds")
+    if value in (None, "", [], {}):
+        return ()
+    ids = list(value.values()) if isinstance(value, dict) else value  # a RegionImageIds map, or a list
+    if not isinstance(ids, list) or not all(isinstance(i, str) and AMI_ID.fullmatch(i) for i in ids):
+        read.problems.append(f"ApprovedImageIds is {value!r}, expected AMI ids (a list, or a region -> id map)")
+        return ()
+    return tuple(ids)
 
 
 @dataclass(frozen=True)
@@ -66,10 +93,13 @@ class CatalogResult:
     active: tuple[str, ...]
     deprecated: tuple[str, ...]  # newly marked this run
     deactivated: tuple[str, ...]  # newly deactivated this run
+    constraint_id: str | None = None
+    constraint_updated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"ArtifactId": self.artifact_id, "Created": self.created, "Active": list(self.active),
-                "Deprecated": list(self.deprecated), "Deactivated": list(self.deactivated)}
+                "Deprecated": list(self.deprecated), "Deactivated": list(self.deactivated),
+                "ConstraintId": self.constraint_id or "", "ConstraintUpdated": self.constraint_updated}
 
 
 def _artifacts(sc: Any, product_id: str) -> list[dict[str, Any]]:
@@ -135,7 +165,45 @@ def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
     return CatalogResult(current["Id"], created, active, tuple(deprecated), tuple(deactivated))
 
 
+def _pin(rules: dict[str, Any], image_ids: list[str]) -> bool:
+    """Point every `Fn::Contains [[...], {"Ref": "ImageId"}]` of the approved rule at image_ids."""
+    found = False
+    for assertion in rules.get("Rules", {}).get(APPROVED_RULE, {}).get("Assertions", []):
+        contains = assertion.get("Assert", {}).get("Fn::Contains")
+        if isinstance(contains, list) and len(contains) == 2 and contains[1] == IMAGE_PARAMETER_REF:
+            contains[0] = image_ids
+            found = True
+    return found
+
+
+def approve_in_constraint(sc: Any, portfolio_id: str, product_id: str, image_ids: list[str]) -> tuple[str, bool]:
+    """Rewrite the ApprovedImageOnly rule to `image_ids`; returns (constraint id, whether it changed)."""
+    pages = sc.get_paginator("list_constraints_for_portfolio").paginate(PortfolioId=portfolio_id, ProductId=product_id)
+    for constraint in (c for page in pages for c in page["ConstraintDetails"] if c["Type"] == "TEMPLATE"):
+        current = sc.describe_constraint(Id=constraint["ConstraintId"])["ConstraintParameters"]
+        rules = json.loads(current)
+        if not _pin(rules, image_ids):
+            continue
+        if rules == json.loads(current):
+            return constraint["ConstraintId"], False
+        sc.update_constraint(Id=constraint["ConstraintId"], Parameters=json.dumps(rules, sort_keys=True))
+        return constraint["ConstraintId"], True
+    raise ConstraintNotFound(f"portfolio {portfolio_id}: no TEMPLATE constraint on {product_id} with an "
+                             f"{APPROVED_RULE} rule testing Ref ImageId")
+
+
+def offer(request: CatalogRequest, sc: Any) -> CatalogResult:
+    """add_version, then (with a PortfolioId) the template constraint pinned to the approved ids."""
+    result = add_version(request, sc)
+    if request.portfolio_id is None:
+        return result
+    ids = sorted({request.image_id, *request.approved_image_ids})
+    constraint_id, updated = approve_in_constraint(sc, request.portfolio_id, request.product_id, ids)
+    return CatalogResult(result.artifact_id, result.created, result.active, result.deprecated, result.deactivated,
+                         constraint_id, updated)
+
+
 def handler(events: dict, context: Any) -> dict:
     """SSM aws:executeScript entry point (InputPayload arrives as `events`)."""
     request = CatalogRequest.parse(events)
-    return add_version(request, client("servicecatalog")).as_dict()
+    return offer(request, client("servicecatalog")).as_dict()

@@ -1,5 +1,6 @@
 """Service Catalog: moto 5.2.5 keeps portfolios and products but raises NotImplementedError for every
-provisioning-artifact call, product-portfolio association and constraint, and create_product drops
+provisioning-artifact call, product-portfolio association and constraint call (create, describe,
+update, list), and create_product drops
 the initial artifact (ProvisioningArtifactDetail comes back empty)."""
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class FakeServiceCatalog(RecordingFake):
                        "create_provisioning_artifact", "update_provisioning_artifact",
                        "list_provisioning_artifacts", "describe_provisioning_artifact",
                        "delete_provisioning_artifact", "associate_product_with_portfolio",
-                       "list_portfolios_for_product", "create_constraint",
-                       "list_constraints_for_portfolio"})
+                       "list_portfolios_for_product", "create_constraint", "describe_constraint",
+                       "update_constraint", "list_constraints_for_portfolio"})
 
     def __init__(self, inner: Any, state: ServiceCatalogState | None = None, seed: int = 7):
         super().__init__(inner)
@@ -240,3 +241,34 @@ class FakeServiceCatalog(RecordingFake):
             {k: c[k] for k in ("ConstraintId", "Type", "Description", "Owner", "ProductId", "PortfolioId")}
             for c in self.state.constraints
             if c["PortfolioId"] == PortfolioId and ProductId in (None, c["ProductId"])]}
+
+    def _constraint(self, method: str, constraint_id: str) -> dict[str, Any]:
+        for constraint in self.state.constraints:
+            if constraint["ConstraintId"] == constraint_id:
+                return constraint
+        raise self._error(method, "ResourceNotFoundException", f"constraint {constraint_id} not found")
+
+    @staticmethod
+    def _constraint_view(c: dict[str, Any]) -> dict[str, Any]:
+        return {"ConstraintDetail": {k: c[k] for k in ("ConstraintId", "Type", "Description", "Owner", "ProductId",
+                                                       "PortfolioId")},
+                "ConstraintParameters": c["Parameters"], "Status": "AVAILABLE"}
+
+    @faked
+    def _describe_constraint(self, Id: str, AcceptLanguage: str | None = None) -> dict:
+        return self._constraint_view(self._constraint("describe_constraint", Id))
+
+    @faked
+    def _update_constraint(self, Id: str, Description: str | None = None, Parameters: str | None = None,
+                           AcceptLanguage: str | None = None) -> dict:
+        constraint = self._constraint("update_constraint", Id)
+        if Parameters is not None:
+            try:
+                json.loads(Parameters)
+            except ValueError as err:
+                raise self._error("update_constraint", "InvalidParametersException",
+                                  f"Parameters is not JSON: {err}") from err
+            constraint["Parameters"] = Parameters
+        if Description is not None:
+            constraint["Description"] = Description
+        return self._constraint_view(constraint)

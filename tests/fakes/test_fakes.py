@@ -180,10 +180,15 @@ def _catalog():
     return sc, portfolio["PortfolioDetail"]["Id"], product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
 
 
-def test_moto_still_lacks_provisioning_artifacts(aws):
+def test_moto_still_lacks_provisioning_artifacts_and_constraints(aws):
     _, _, product = _catalog()
+    client = boto3.client("servicecatalog", region_name=REGION)
     with pytest.raises(NotImplementedError):
-        boto3.client("servicecatalog", region_name=REGION).list_provisioning_artifacts(ProductId=product)
+        client.list_provisioning_artifacts(ProductId=product)
+    with pytest.raises(NotImplementedError):
+        client.describe_constraint(Id="cons-abcdefghijklm")
+    with pytest.raises(NotImplementedError):
+        client.update_constraint(Id="cons-abcdefghijklm", Parameters="{}")
 
 
 def test_product_keeps_its_initial_artifact_and_new_versions(aws):
@@ -279,3 +284,17 @@ def test_copying_without_the_snapshot_permission_is_refused(ami):
     with pytest.raises(ClientError) as err:
         target.copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine", Encrypted=True)
     assert err.value.response["Error"]["Code"] == "AuthFailure"
+
+
+def test_a_template_constraint_can_be_read_back_and_rewritten(aws):
+    sc, portfolio, product = _catalog()
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
+    created = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE",
+                                   Parameters=json.dumps({"Rules": {"A": {}}}), IdempotencyToken="c")
+    cid = created["ConstraintDetail"]["ConstraintId"]
+    sc.update_constraint(Id=cid, Parameters=json.dumps({"Rules": {"B": {}}}))
+    assert json.loads(sc.describe_constraint(Id=cid)["ConstraintParameters"]) == {"Rules": {"B": {}}}
+    with pytest.raises(sc.exceptions.InvalidParametersException):
+        sc.update_constraint(Id=cid, Parameters="{not json")
+    with pytest.raises(sc.exceptions.ResourceNotFoundException):
+        sc.describe_constraint(Id="cons-doesnotexist1")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -120,8 +123,78 @@ def test_handler_parses_the_pipelines_payload(catalog, monkeypatch):
     ({"MaxVersions": 0}, "MaxVersions"),
     ({"TemplateUrl": "ftp://x/y.yaml"}, "TemplateUrl"),
     ({"Family": ""}, "Family"),
+    ({"ApprovedImageIds": ["snap-1"]}, "ApprovedImageIds"),
+    ({"PortfolioId": "port fail"}, "PortfolioId"),
 ])
 def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, problem):
     monkeypatch.setattr(cat, "client", NoAwsCalls("client"))
     with pytest.raises(MalformedEvent, match=problem):
         cat.handler({**GOOD, **change}, None)
+
+
+# --- the portfolio's template constraint follows the approved image -----------------------------
+CONSTRAINT_FILE = Path(__file__).resolve().parents[2] / "catalog" / "template-constraint.json"
+
+
+@pytest.fixture
+def portfolio(catalog):
+    sc, product = catalog
+    portfolio = sc.create_portfolio(DisplayName="golden", ProviderName="platform", IdempotencyToken="pf")
+    portfolio_id = portfolio["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio_id)
+    # The very rules the build stack deploys (catalog/template-constraint.json).
+    created = sc.create_constraint(PortfolioId=portfolio_id, ProductId=product, Type="TEMPLATE",
+                                   Parameters=CONSTRAINT_FILE.read_text(), IdempotencyToken="tc")
+    return sc, product, portfolio_id, created["ConstraintDetail"]["ConstraintId"]
+
+
+def _rules(sc, constraint_id):
+    return json.loads(sc.describe_constraint(Id=constraint_id)["ConstraintParameters"])["Rules"]
+
+
+def test_the_deployed_constraint_file_has_the_rule_the_handler_rewrites():
+    rules = json.loads(CONSTRAINT_FILE.read_text())["Rules"]
+    assertions = rules[cat.APPROVED_RULE]["Assertions"]
+    assert any(a["Assert"].get("Fn::Contains", [None, None])[1] == cat.IMAGE_PARAMETER_REF for a in assertions)
+
+
+def test_the_template_constraint_is_pinned_to_the_approved_regional_ids(portfolio):
+    sc, product, portfolio_id, constraint_id = portfolio
+    before = _rules(sc, constraint_id)
+    regional = {"eu-west-1": AMIS[0], "us-east-1": AMIS[1]}
+    result = cat.offer(cat.CatalogRequest(AMIS[0], "al2023", product, 3, portfolio_id=portfolio_id,
+                                          approved_image_ids=tuple(regional.values())), sc)
+    assert (result.constraint_id, result.constraint_updated) == (constraint_id, True)
+    rules = _rules(sc, constraint_id)
+    assert rules[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"] == [sorted(regional.values()),
+                                                                                   {"Ref": "ImageId"}]
+    other_rules = {k: v for k, v in rules.items() if k != cat.APPROVED_RULE}
+    assert other_rules == {k: v for k, v in before.items() if k != cat.APPROVED_RULE}
+
+
+def test_replaying_leaves_the_constraint_alone(portfolio):
+    sc, product, portfolio_id, _ = portfolio
+    request = cat.CatalogRequest(AMIS[0], "al2023", product, 3, portfolio_id=portfolio_id)
+    cat.offer(request, sc)
+    assert cat.offer(request, sc).constraint_updated is False
+    assert len(sc.calls_to("update_constraint")) == 1
+
+
+def test_a_portfolio_without_the_rule_is_reported(catalog):
+    sc, product = catalog
+    portfolio_id = sc.create_portfolio(DisplayName="p", ProviderName="x", IdempotencyToken="p2")["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio_id)
+    sc.create_constraint(PortfolioId=portfolio_id, ProductId=product, Type="TEMPLATE", IdempotencyToken="t",
+                         Parameters=json.dumps({"Rules": {"Other": {"Assertions": []}}}))
+    with pytest.raises(cat.ConstraintNotFound, match=portfolio_id):
+        cat.offer(cat.CatalogRequest(AMIS[0], "al2023", product, 3, portfolio_id=portfolio_id), sc)
+
+
+def test_handler_takes_the_distributions_region_map(portfolio, monkeypatch):
+    sc, product, portfolio_id, constraint_id = portfolio
+    monkeypatch.setattr(cat, "client", lambda service: sc)
+    out = cat.handler({**GOOD, "ProductId": product, "PortfolioId": portfolio_id,
+                       "ApprovedImageIds": {"eu-west-1": AMIS[0], "eu-central-1": AMIS[2]}}, None)
+    assert out["ConstraintUpdated"] is True and out["ConstraintId"] == constraint_id
+    assert _rules(sc, constraint_id)[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"][0] == [
+        AMIS[0], AMIS[2]]

@@ -337,7 +337,8 @@ def _deliver(request: DistributeRequest, target: Target, region: str, image: dic
     image_id = image["ImageId"]
     if request.mode == "copy":
         own, action = _copy(clients.target(target.account_id, "ec2", region), image, region, request.account_key,
-                            request.family, request, sleep, f"bakehouse-{request.image_id}-{target.account_id}")
+                            request.family, request, sleep,
+                            f"bakehouse-{request.image_id}-{target.account_id}-{region}")
         image_id, changed = own["ImageId"], changed or action == "copied"
     name = ENV_AMI_PARAMETER.format(env=target.env, family=request.family)
     changed = _write_parameter(clients.target(target.account_id, "ssm", region), name, image_id) or changed

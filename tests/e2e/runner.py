@@ -41,6 +41,7 @@ from ._refs import SYSTEM_VARIABLES, UnresolvedReference, coerce, resolve, selec
 
 AUTOMATION_DIR = Path(__file__).resolve().parents[2] / "automation"
 ACCOUNT_ID = "123456789012"  # moto's default account
+MAX_STEPS = 500  # SSM caps an execution's steps too; a loop in a document must not hang a test
 __all__ = ["Runner", "Execution", "StepRecord", "StepContext", "StepFailed", "moto_server", "load_documents"]
 
 
@@ -123,6 +124,7 @@ class Runner:
         self.poll_interval = poll_interval
         # Waits honour a step's timeoutSeconds up to this cap, so a broken wait fails fast in tests.
         self.max_wait = max_wait
+        self.max_steps = MAX_STEPS
         self.actions = dict(ACTIONS)
         self.api_fakes: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.api_log = ApiLog()
@@ -174,6 +176,8 @@ class Runner:
         index: int | None = 0
         failed = False
         while index is not None and index < len(steps):
+            if len(execution.steps) >= self.max_steps:
+                return self._fail(execution, f"more than {self.max_steps} steps run: the document loops")
             step = steps[index]
             record = StepRecord(step["name"], step["action"])
             execution.steps.append(record)
@@ -191,6 +195,8 @@ class Runner:
                     break
             elif str(step.get("isEnd", False)).lower() == "true":
                 break
+            if next_name and next_name not in by_name:
+                return self._fail(execution, f"step {record.name} goes to {next_name}, which is not a step")
             index = by_name[next_name] if next_name else index + 1
         execution.status = "Failed" if failed else "Success"
         for ref in document.get("outputs") or []:

@@ -157,3 +157,14 @@ def test_collaborators_and_extra_actions_plug_in_without_editing_the_runner(endp
     assert execution.step("Custom").outputs == {"Said": "Success"}
     rejecting = Runner(endpoint, documents={"D": document}, approver=lambda request: ApprovalDecision(False))
     assert rejecting.run("D", {}).step("Ask").status == "Failed"
+
+
+def test_a_missing_target_or_a_loop_fails_the_execution_instead_of_hanging(endpoint):
+    nowhere = doc(api("A", "sns", "ListTopics", nextStep="Gone"))
+    loop = doc(api("A", "sns", "ListTopics", nextStep="B"), api("B", "sns", "ListTopics", nextStep="A"))
+    runner = Runner(endpoint, documents={"Nowhere": nowhere, "Loop": loop})
+    runner.max_steps = 20
+    broken = runner.run("Nowhere", {})
+    assert broken.status == "Failed" and "Gone" in broken.failure
+    looping = runner.run("Loop", {})
+    assert looping.status == "Failed" and "loops" in looping.failure

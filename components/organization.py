@@ -34,6 +34,8 @@ SERVICE_ACCESS_PRINCIPALS = (
     "inspector2.amazonaws.com",
     "malware-protection.guardduty.amazonaws.com",
     "securityhub.amazonaws.com",
+    # The build account's portfolio is shared to the workload OUs, which needs trusted access.
+    "servicecatalog.amazonaws.com",
 )
 POLICY_TYPES = ("SERVICE_CONTROL_POLICY", "DECLARATIVE_POLICY_EC2")
 

@@ -44,6 +44,8 @@ class Declared:
     custom: bool
     provider: str | None  # provider reference "urn::id" for custom resources
     parent: str | None
+    # input name -> URNs it depends on, as the engine hands CrossGuard (unknown-value reasoning)
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def provider_name(self) -> str | None:
@@ -134,6 +136,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn, type=request.type, name=request.name, inputs=_plain(inputs),
                 custom=bool(request.custom), provider=request.provider or None,
                 parent=request.parent or None,
+                property_dependencies={key: tuple(deps.urns)
+                                       for key, deps in request.propertyDependencies.items() if deps.urns},
             ))
         return response
 

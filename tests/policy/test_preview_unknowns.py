@@ -6,7 +6,6 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-import tools.mockrun as mockrun
 from tools.mockrun import STACKS, EchoMocks, run_stack
 from tools.policy_runner import judge
 
@@ -21,20 +20,8 @@ class NothingKnownYet(EchoMocks):
         return "", {}
 
 
-class DependencyRecordingMonitor(mockrun.RecordingMonitor):
-    """Also keeps each registration's property dependencies, which the engine hands CrossGuard."""
-
-    def RegisterResource(self, request):  # noqa: N802 - the gRPC method name
-        response = super().RegisterResource(request)
-        if self.declared and self.declared[-1].urn == response.urn:
-            deps = {k: tuple(v.urns) for k, v in request.propertyDependencies.items() if v.urns}
-            object.__setattr__(self.declared[-1], "property_dependencies", deps)
-        return response
-
-
 @pytest.fixture
-def preview_run(monkeypatch):
-    monkeypatch.setattr(mockrun, "RecordingMonitor", DependencyRecordingMonitor)
+def preview_run():
     return lambda stack: run_stack(stack, mocks=NothingKnownYet(synthesize_arn=False), preview=True)
 
 
@@ -53,4 +40,7 @@ def test_stack_passes_with_every_output_unknown(preview_run, stack):
 def test_without_recorded_dependencies_the_unknown_bucket_links_are_missed():
     # the control: the dependency record, not luck, is what joins buckets to their settings in preview
     run = run_stack("org", mocks=NothingKnownYet(synthesize_arn=False), preview=True)
+    assert judge(run).by_policy("s3-bucket-versioned") == []
+    for resource in run.resources:
+        object.__setattr__(resource, "property_dependencies", {})
     assert judge(run).by_policy("s3-bucket-versioned") != []

@@ -38,6 +38,11 @@ def test_organization_has_all_features_and_trusts_the_security_services(org):
     assert "SERVICE_CONTROL_POLICY" in organization.inputs["enabledPolicyTypes"]
 
 
+def test_organization_trusts_service_catalog_so_the_factory_portfolio_can_reach_the_workload_ous(org):
+    organization = _one(org, "aws:organizations/organization:Organization")
+    assert "servicecatalog.amazonaws.com" in organization.inputs["awsServiceAccessPrincipals"]
+
+
 def test_ous_form_the_estate_tree(org):
     ous = {r.inputs["name"]: r for r in org.of_type("aws:organizations/organizationalUnit:OrganizationalUnit")}
     assert set(ous) == {"Security", "Infrastructure", "Workloads", "NonProd", "Prod", "Suspended"}

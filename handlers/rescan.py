@@ -51,8 +51,9 @@ EXECUTION = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 ALIVE = ["pending", "running", "stopping", "stopped"]
 
 
-class RescanFailed(BakehouseError):
-    pass
+class ScanLaunchFailed(BakehouseError):
+    def __init__(self, image_id: str, reason: str):
+        super().__init__(f"could not launch a scan instance from {image_id}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -224,18 +225,25 @@ def launch(request: RescanRequest, clients: Clients, result: RescanResult) -> No
     todo = _not_started(request, clients)
     room = request.batch_size - len(_scan_instances(clients.ec2, request.execution_id, ["pending", "running"]))
     for image_id in todo[:max(0, room)]:
-        instance = clients.ec2.run_instances(
-            ImageId=image_id, InstanceType=request.instance_type, MinCount=1, MaxCount=1,
-            SubnetId=request.subnet_id, SecurityGroupIds=list(request.security_group_ids),
-            IamInstanceProfile={"Name": request.instance_profile},
-            MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
-            InstanceInitiatedShutdownBehavior="terminate",
-            TagSpecifications=[{"ResourceType": "instance", "Tags": dict_to_tags({
-                "Name": f"bakehouse-rescan-{image_id}", "bakehouse:purpose": "rescan",
-                TAG_SCAN_OF: image_id, TAG_EXECUTION: request.execution_id})}],
-        )["Instances"][0]["InstanceId"]
+        try:
+            instance = _launch_one(request, clients.ec2, image_id)
+        except ClientError as err:
+            raise ScanLaunchFailed(image_id, str(err)) from err
         result.launched.append(instance)
     result.remaining = max(0, len(todo) - max(0, room))
+
+
+def _launch_one(request: RescanRequest, ec2, image_id: str) -> str:
+    return ec2.run_instances(
+        ImageId=image_id, InstanceType=request.instance_type, MinCount=1, MaxCount=1,
+        SubnetId=request.subnet_id, SecurityGroupIds=list(request.security_group_ids),
+        IamInstanceProfile={"Name": request.instance_profile},
+        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        InstanceInitiatedShutdownBehavior="terminate",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": dict_to_tags({
+            "Name": f"bakehouse-rescan-{image_id}", "bakehouse:purpose": "rescan",
+            TAG_SCAN_OF: image_id, TAG_EXECUTION: request.execution_id})}],
+    )["Instances"][0]["InstanceId"]
 
 
 # --- collect -------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from tests.fakes import FakeInspector2, RecordingFake
 from tests.fakes._base import faked
 
@@ -68,7 +70,8 @@ class LaunchLog:
     def run_instances(self, **params):
         self.launches += 1
         if self.launches == self.fail_on_launch:
-            raise RuntimeError("InsufficientInstanceCapacity")
+            raise ClientError({"Error": {"Code": "InsufficientInstanceCapacity",
+                                         "Message": "We currently do not have sufficient capacity"}}, "RunInstances")
         response = self._inner.run_instances(**params)
         self.alive.update(i["InstanceId"] for i in response["Instances"])
         self.peak = max(self.peak, len(self.alive))

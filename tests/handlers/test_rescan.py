@@ -15,7 +15,8 @@ from moto import mock_aws
 from handlers.common import MalformedEvent
 from handlers.inspector_summary import NotCovered
 from handlers.publish import PublishRequest, history, publish
-from handlers.rescan import Clients, RescanRequest, RescanResult, collect, discover, handler, launch, rescan
+from handlers.rescan import (Clients, RescanRequest, RescanResult, ScanLaunchFailed, collect, discover, handler, launch,
+                             rescan)
 from tests.fakes import ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog
@@ -89,6 +90,9 @@ class World:
     def rescan(self, **kw):
         return rescan(self.request(**kw), self.clients(), sleep=lambda s: None)
 
+    def rescan_candidates(self) -> list[str]:
+        return [i["ImageId"] for i in self.ec2_raw.describe_images(Owners=["self"])["Images"]]
+
     def scan_instances(self, states=("pending", "running", "stopping", "stopped")):
         r = self.ec2_raw.describe_instances(Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
                                                      {"Name": "instance-state-name", "Values": list(states)}])
@@ -147,7 +151,8 @@ def test_instances_already_launched_are_terminated_when_a_launch_fails(world):
     for n in range(4):
         world.image(f"fam{n}")
     world.ec2_client = log = LaunchLog(world.ec2, fail_on_launch=3)
-    with pytest.raises(RuntimeError, match="InsufficientInstanceCapacity"):
+    third = sorted(world.rescan_candidates())[2]
+    with pytest.raises(ScanLaunchFailed, match=f"{third}.*InsufficientInstanceCapacity"):
         world.rescan(batch_size=4)
     assert len(world.scan_instances(("terminated",))) == 2
     assert world.scan_instances() == [] and log.alive == set()

@@ -55,9 +55,8 @@ NO_RESOURCE_LEVEL = (
     "servicecatalog:ListRecordHistory", "servicecatalog:CreatePortfolio", "servicecatalog:CreateProduct",
     "tag:GetResources", "tag:GetTagKeys", "tag:GetTagValues",
     "access-analyzer:ValidatePolicy", "pricing:GetProducts",
-    # Taken as "*"-only on the factory's word (components/image_factory.py); not yet checked offline
-    # against the reference: drop any that turn out to take a resource.
-    "ssm:DescribeAutomationStepExecutions", "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint",
+    # Service Catalog constraints have no resource type in the service authorization reference.
+    "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint",
     "servicecatalog:ListConstraintsForPortfolio",
 )
 IDENTITY_POLICY_TYPES = {

@@ -56,11 +56,6 @@ class InstanceNotFound(BakehouseError):
         super().__init__(f"instance {instance_id} does not exist in this account and region; nothing was changed")
 
 
-class IsolationFailed(BakehouseError):
-    def __init__(self, instance_id: str, step: str, reason: str):
-        super().__init__(f"instance {instance_id}: isolation step {step} failed: {reason}")
-
-
 @dataclass(frozen=True)
 class IsolateRequest:
     instance_id: str

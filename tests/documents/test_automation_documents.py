@@ -213,3 +213,19 @@ def test_repository_copies_carry_no_attachment_digest_but_the_schema_accepts_one
 def test_readme_documents_the_attachment_decision():
     text = (Path(checks.AUTOMATION) / "README.md").read_text()
     assert "handlers.zip" in text and "files:" in text and "attachments_sources" in text
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_document_as_the_build_stack_deploys_it_still_matches_the_schema(stem):
+    import yaml
+
+    from components.handler_package import Package
+    from components.image_factory import document_content
+
+    package = Package(Path("handlers.zip"), "ab" * 32, ())
+    deployed = yaml.safe_load(document_content((checks.AUTOMATION / f"{stem}.yaml").read_text(), package))
+    assert checks.schema_problems(stem, deployed) == []
+    uses_scripts = any(s["action"] == "aws:executeScript" for s in deployed["mainSteps"])
+    assert ("files" in deployed) == uses_scripts
+    if uses_scripts:
+        assert deployed["files"] == {"handlers.zip": {"checksums": {"sha256": "ab" * 32}}}

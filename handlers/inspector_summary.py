@@ -46,6 +46,10 @@ class EvidenceNotEncrypted(BakehouseError):
     """No customer-managed key to encrypt the summary with (none given, none as bucket default)."""
 
 
+class FindingsReportFailed(BakehouseError):
+    """Inspector could not export its findings report (bucket, key or permissions)."""
+
+
 @dataclass(frozen=True)
 class SummaryRequest:
     image_id: str
@@ -57,6 +61,7 @@ class SummaryRequest:
     poll_seconds: int
     execution_id: str
     kms_key_id: str | None
+    full_report: bool = False  # also export Inspector's own JSON findings report beside the summary
 
     @classmethod
     def parse(cls, event: Any) -> SummaryRequest:
@@ -75,7 +80,8 @@ class SummaryRequest:
             threshold=threshold, wait_seconds=read.integer("WaitSeconds", 0, 4 * 3600, 540),
             poll_seconds=read.integer("PollSeconds", 0, 300, 15),
             execution_id=read.string("ExecutionId", re.compile(r"[A-Za-z0-9_.:-]{1,128}"), "manual"),
-            kms_key_id=read.string("KmsKeyId", KMS_KEY_REF) if kms not in (None, "") else None)
+            kms_key_id=read.string("KmsKeyId", KMS_KEY_REF) if kms not in (None, "") else None,
+            full_report=read.boolean("FullReport", False))
         read.done()
         return request
 
@@ -184,17 +190,49 @@ def summarize_findings(inspector: Any, s3: Any, ec2: Any, *, image_id: str, filt
     return summary
 
 
+def export_findings_report(inspector: Any, *, bucket: str, key_prefix: str, kms_key_arn: str,
+                           filter_criteria: dict[str, Any], timeout: float = 300, first_delay: float = 5,
+                           sleep: Callable | None = None) -> dict[str, str]:
+    """Inspector's own JSON report of the matching findings, written by Inspector into `bucket`.
+
+    NO_FINDINGS_FOUND is an answer, not a failure: a clean image has nothing to export.
+    """
+    if not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", kms_key_arn):
+        raise EvidenceNotEncrypted(f"{bucket}: Inspector reports need a KMS key ARN, got {kms_key_arn!r}")
+    report_id = inspector.create_findings_report(
+        reportFormat="JSON", filterCriteria=filter_criteria,
+        s3Destination={"bucketName": bucket, "keyPrefix": key_prefix, "kmsKeyArn": kms_key_arn})["reportId"]
+
+    def check() -> dict[str, Any] | None:
+        status = inspector.get_findings_report_status(reportId=report_id)
+        return None if status["status"] == "IN_PROGRESS" else status
+
+    status = poll(check, f"Inspector findings report {report_id}", first_delay=first_delay,
+                  max_delay=max(first_delay, 30), timeout=timeout, sleep=sleep)
+    if status["status"] == "SUCCEEDED" or status.get("errorCode") == "NO_FINDINGS_FOUND":
+        return {"ReportId": report_id, "ReportStatus": status["status"], "ReportError": status.get("errorCode", ""),
+                "ReportPrefix": key_prefix}
+    raise FindingsReportFailed(f"report {report_id} for s3://{bucket}/{key_prefix}: {status['status']} "
+                               f"{status.get('errorCode', '')} {status.get('errorMessage', '')}".strip())
+
+
 def validate_image(request: SummaryRequest, inspector: Any, s3: Any, ec2: Any,
                    sleep: Callable | None = None) -> Summary:
     """ValidateImage's Inspector gate: raises FindingsAboveThreshold after recording the evidence."""
     coverage = wait_for_coverage(inspector, request.instance_id, request.wait_seconds, request.poll_seconds, sleep)
+    by_instance = {"resourceId": [{"comparison": "EQUALS", "value": request.instance_id}]}
+    report: dict[str, str] = {}
+    if request.full_report:  # before the summary, so a failing image still leaves Inspector's own report
+        report = export_findings_report(
+            inspector, bucket=request.bucket, key_prefix=f"inspector/{request.family}/{request.image_id}/full",
+            kms_key_arn=_kms_key(s3, request.bucket, request.kms_key_id), filter_criteria=by_instance,
+            first_delay=max(request.poll_seconds, 1), sleep=sleep)
     key = f"inspector/{request.family}/{request.image_id}/{request.execution_id}.json"
     summary = summarize_findings(
         inspector, s3, ec2, image_id=request.image_id, bucket=request.bucket, key=key, threshold=request.threshold,
-        filter_criteria={"resourceId": [{"comparison": "EQUALS", "value": request.instance_id}]},
-        kms_key_id=request.kms_key_id,
+        filter_criteria=by_instance, kms_key_id=request.kms_key_id,
         context={"instanceId": request.instance_id, "executionId": request.execution_id,
-                 "lastScannedAt": str(coverage.get("lastScannedAt", ""))})
+                 "lastScannedAt": str(coverage.get("lastScannedAt", "")), **report})
     if summary.blocking:
         counts = ", ".join(f"{n} {s}" for s, n in summary.blocking.items())
         raise FindingsAboveThreshold(f"{request.image_id}: {counts} at or above {request.threshold} "

@@ -157,6 +157,50 @@ def test_summarize_findings_covers_every_instance_of_an_image_for_rescans(world)
     assert summary.as_dict()["SummaryKey"] == "rescan/x.json"
 
 
+def test_inspectors_own_report_is_exported_beside_the_summary(world):
+    world["inspector"].add_coverage(INSTANCE)
+    world["inspector"].add_finding(INSTANCE, "LOW", vulnerability_id="CVE-2026-0002")
+    sleeps: list[float] = []
+    insp.validate_image(_request(world, full_report=True), world["inspector"], world["s3"], world["ec2"], sleeps.append)
+    (create,) = world["inspector"].calls_to("create_findings_report")
+    assert create["s3Destination"] == {"bucketName": "evidence", "kmsKeyArn": world["key"],
+                                       "keyPrefix": f"inspector/al2023/{world['image']}/full"}
+    assert create["filterCriteria"] == {"resourceId": [{"comparison": "EQUALS", "value": INSTANCE}]}
+    _, body = _summary(world)
+    assert body["context"]["ReportStatus"] == "SUCCEEDED" and sleeps  # IN_PROGRESS was polled, not assumed
+    report = world["s3"].get_object(Bucket="evidence",
+                                    Key=world["inspector"].report_key(body["context"]["ReportId"]))
+    assert report["SSEKMSKeyId"] == world["key"]
+    assert [f["packageVulnerabilityDetails"]["vulnerabilityId"] for f in json.loads(report["Body"].read())["findings"]] == [
+        "CVE-2026-0002"]
+
+
+def test_a_clean_image_has_no_report_to_export_and_still_passes(world):
+    world["inspector"].add_coverage(INSTANCE)
+    summary = insp.validate_image(_request(world, full_report=True), world["inspector"], world["s3"], world["ec2"],
+                                  lambda s: None)
+    _, body = _summary(world)
+    assert summary.verdict == "PASS" and body["context"]["ReportError"] == "NO_FINDINGS_FOUND"
+
+
+def test_a_report_inspector_cannot_write_fails_validation(world):
+    world["inspector"].add_coverage(INSTANCE)
+    world["inspector"].add_finding(INSTANCE, "LOW")
+    world["s3"].create_bucket(Bucket="gone", CreateBucketConfiguration={"LocationConstraint": REGION})
+    world["s3"].delete_bucket(Bucket="gone")
+    with pytest.raises(insp.FindingsReportFailed, match="BUCKET_NOT_FOUND"):
+        insp.export_findings_report(world["inspector"], bucket="gone", key_prefix="x", kms_key_arn=world["key"],
+                                    filter_criteria={}, sleep=lambda s: None)
+
+
+def test_inspector_reports_need_a_key_arn_not_an_alias(world):
+    world["inspector"].add_coverage(INSTANCE)
+    with pytest.raises(insp.EvidenceNotEncrypted, match="KMS key ARN"):
+        insp.validate_image(_request(world, full_report=True, kms_key_id="alias/evidence"), world["inspector"],
+                            world["s3"], world["ec2"], lambda s: None)
+    assert world["inspector"].calls_to("create_findings_report") == []
+
+
 def test_handler_accepts_the_instance_list_run_instances_outputs(world, monkeypatch):
     world["inspector"].add_coverage(INSTANCE)
     monkeypatch.setattr(insp, "client", lambda service: world["inspector"] if service == "inspector2"
@@ -178,6 +222,7 @@ GOOD = {"ImageId": "ami-0123456789abcdef0", "InstanceId": INSTANCE, "Family": "a
     ({"FindingsBucket": "Not_A_Bucket"}, "FindingsBucket"),
     ({"WaitSeconds": -1}, "WaitSeconds"),
     ({"KmsKeyId": "my key"}, "KmsKeyId"),
+    ({"FullReport": "yes"}, "FullReport"),
 ])
 def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, problem):
     monkeypatch.setattr(insp, "client", NoAwsCalls("client"))

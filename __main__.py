@@ -3,10 +3,12 @@
 import pulumi
 
 from components.providers import account_provider
-from components.roots import build_root
+from components.roots import build_root, role_settings
 from estate.pulumi_config import load_stack_config
 
-config = load_stack_config()  # raises with every problem before any resource is declared
+# Both raise with every problem of the stack's config before any resource, the provider included, is declared.
+config = load_stack_config()
+settings = role_settings(config)
 
 provider = account_provider(
     f"{config.stack}-account",
@@ -16,7 +18,7 @@ provider = account_provider(
     tags=config.default_tags,
     session_name=f"bakehouse-{config.stack}",
 )
-root = build_root(config, pulumi.ResourceOptions(providers=[provider]))
+root = build_root(config, settings, pulumi.ResourceOptions(providers=[provider]))
 
 for name, value in root.exports.items():
     pulumi.export(name, value)

@@ -43,9 +43,12 @@ def rescan_values(cfg: StackConfig, factory: FactoryConfig, roles: FactoryRoles,
 
 
 class BuildStack(pulumi.ComponentResource):
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
+    settings = staticmethod(factory_config)
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions,
+                 settings: FactoryConfig | None = None):
+        factory = settings or factory_config(cfg)  # first: a bad section declares nothing
         super().__init__("bakehouse:stack:Build", name, None, opts)
-        factory = factory_config(cfg)  # raises with every problem before any resource is declared
         assert cfg.network is not None  # the loader requires a network on build stacks
         roles = FactoryRoles(f"{name}-roles", cfg, pulumi.ResourceOptions(parent=self))
         # Automation and the instances read the scripts bucket, encrypted with the account key.

@@ -81,8 +81,10 @@ def parse_org_settings(cfg: StackConfig) -> OrgSettings:
 
 
 class OrgStack(pulumi.ComponentResource):
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
-        settings = parse_org_settings(cfg)  # first: a bad section declares nothing, not even this component
+    settings = staticmethod(parse_org_settings)
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions, settings: OrgSettings | None = None):
+        settings = settings or parse_org_settings(cfg)  # first: a bad section declares nothing
         super().__init__("bakehouse:stack:Org", name, None, opts)
         policies = org_policies(cfg.estate)
         child = pulumi.ResourceOptions(parent=self)

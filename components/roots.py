@@ -1,6 +1,8 @@
-"""Which root component a stack's role builds."""
+"""Which root component a stack's role builds, and the validation of its role section."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pulumi
 
@@ -14,5 +16,10 @@ from .workload_stack import WorkloadStack
 ROOTS = {"org": OrgStack, "security": SecurityStack, "build": BuildStack, "workload": WorkloadStack}
 
 
-def build_root(cfg: StackConfig, opts: pulumi.ResourceOptions):
-    return ROOTS[cfg.role](cfg.stack, cfg, opts)
+def role_settings(cfg: StackConfig) -> Any:
+    """Parse the role's own section (ConfigError listing every problem); pure, declares nothing."""
+    return ROOTS[cfg.role].settings(cfg)
+
+
+def build_root(cfg: StackConfig, settings: Any, opts: pulumi.ResourceOptions):
+    return ROOTS[cfg.role](cfg.stack, cfg, opts, settings=settings)

@@ -78,8 +78,11 @@ def parse_security_settings(cfg: StackConfig) -> SecuritySettings:
 
 
 class SecurityStack(pulumi.ComponentResource):
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
-        settings = parse_security_settings(cfg)  # first: a bad section declares nothing, not even this component
+    settings = staticmethod(parse_security_settings)
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions,
+                 settings: SecuritySettings | None = None):
+        settings = settings or parse_security_settings(cfg)  # first: a bad section declares nothing
         super().__init__("bakehouse:stack:Security", name, None, opts)
         storage = account_storage(name, cfg, self)
         child = pulumi.ResourceOptions(parent=self)

@@ -65,8 +65,9 @@ def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
 
 
 class WorkloadStack(pulumi.ComponentResource):
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions):
-        settings = self.validate(cfg)  # before the component registers: a bad section declares nothing more
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions,
+                 settings: WorkloadConfig | None = None):
+        settings = settings or self.validate(cfg)  # first: a bad section declares nothing
         assert cfg.network is not None  # workload stacks always have one (estate.config requires it)
         super().__init__("bakehouse:stack:Workload", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -140,6 +141,10 @@ class WorkloadStack(pulumi.ComponentResource):
             f"{name}-{GLOBAL_EVENTS_REGION}", account_id=cfg.account_id, region=GLOBAL_EVENTS_REGION,
             role_arn=cfg.deploy_role_arn, tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}",
             opts=pulumi.ResourceOptions(parent=self))
+
+    @staticmethod
+    def settings(cfg: StackConfig) -> WorkloadConfig:
+        return WorkloadStack.validate(cfg)
 
     @staticmethod
     def validate(cfg: StackConfig) -> WorkloadConfig:

@@ -197,3 +197,19 @@ def test_kms_key_rotates_and_its_policy_names_principals_and_scopes_services():
 def test_kms_key_without_an_administrator_is_refused():
     with pytest.raises(ValueError, match="at least one administrator"):
         KmsKeyArgs(description="d", alias="a", admin_arns=[])
+
+
+ROLE_SECTION_ERRORS = {
+    "org": {"bakehouse:org": {"unexpected": 1}},
+    "security": {"bakehouse:security": {"unexpected": 1}},
+    "build": {"bakehouse:factory": {"unexpected": 1}},
+    "dev": {"bakehouse:workload": {"unexpected": 1}},
+}
+
+
+@pytest.mark.parametrize("stack", sorted(ROLE_SECTION_ERRORS))
+def test_a_bad_role_section_is_rejected_before_even_the_provider_is_declared(stack):
+    run = run_stack(stack, overrides=ROLE_SECTION_ERRORS[stack], raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert f"stack {stack}: bakehouse:" in str(run.error) and ".unexpected is 1" in str(run.error)
+    assert run.resources == []

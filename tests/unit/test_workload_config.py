@@ -102,8 +102,7 @@ def test_a_bad_workload_section_stops_the_stack_before_any_workload_resource():
     run = run_stack("dev", overrides={"bakehouse:workload": {**DEV_SECTION, "amiFamilies": []}}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:workload.amiFamilies" in str(run.error)
-    # Only the stack's provider (declared by __main__ before the root component) may precede validation.
-    assert all(r.is_provider for r in run.resources), [r.type for r in run.resources]
+    assert run.resources == [], [r.type for r in run.resources]
 
 
 def test_shared_endpoint_mode_declares_no_interface_endpoints_and_costs_this_account_nothing():
@@ -170,7 +169,7 @@ def test_a_secret_written_in_plain_text_in_the_stack_file_is_refused_without_ech
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:secret.db-password is '<plain text, redacted>'; allowed: an encrypted value" in str(run.error)
     assert "hunter2" not in str(run.error)
-    assert all(r.is_provider for r in run.resources)
+    assert run.resources == []
 
 
 def test_a_workload_stack_outside_the_home_region_is_refused():

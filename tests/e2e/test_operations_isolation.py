@@ -184,3 +184,57 @@ def test_a_missing_instance_fails_the_first_step_and_changes_nothing(run):
     assert execution.status == "Failed" and execution.step_names == ["RecordInstanceState"]
     assert "i-0123456789abcdef0" in execution.failure
     assert scene.state() == before and scene.messages() == []
+
+
+# --- from a GuardDuty finding to the playbook, through the workload stack's own rule ---------------
+def _declared(stack_run, type_: str, name: str) -> dict[str, Any]:
+    [resource] = [r for r in stack_run("dev").of_type(type_) if r.name == name]
+    return resource.inputs
+
+
+@pytest.fixture(scope="module")
+def from_guardduty(run, stack_run):
+    """The dev stack's GuardDuty rule and input transformer, declared on the moto server's bus with a
+    queue standing in for the automation target (moto cannot start automations)."""
+    scene = run.scene
+    events, sqs = scene.client("events"), scene.client("sqs")
+    queue = sqs.create_queue(QueueName="isolate-requests")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = _declared(stack_run, "aws:cloudwatch/eventRule:EventRule", "dev-incident-response-guardduty-ec2")
+    target = _declared(stack_run, "aws:cloudwatch/eventTarget:EventTarget", "dev-incident-response-guardduty-isolate")
+    events.put_rule(Name="isolate-on-guardduty", EventPattern=rule["eventPattern"])
+    transformer = target["inputTransformer"]
+    events.put_targets(Rule="isolate-on-guardduty", Targets=[{"Id": "isolate", "Arn": queue_arn, "InputTransformer": {
+        "InputPathsMap": transformer["inputPaths"], "InputTemplate": transformer["inputTemplate"]}}])
+
+    def deliver(entry: dict[str, str]) -> list[dict[str, list[str]]]:
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in got]
+
+    return deliver
+
+
+def test_a_low_severity_guardduty_finding_starts_nothing(run, from_guardduty):
+    from tests.fakes.guardduty import finding_entry
+
+    assert from_guardduty(finding_entry(run.scene.instance_id, 2.0)) == []
+
+
+def test_a_high_severity_guardduty_finding_isolates_the_instance_it_names(run, from_guardduty):
+    from tests.fakes.guardduty import finding_entry
+
+    scene = run.scene
+    ec2 = scene.client("ec2")
+    victim = ec2.run_instances(ImageId=scene.instance()["ImageId"], MinCount=1, MaxCount=1,
+                               InstanceType="t3.micro", SubnetId=scene.instance()["SubnetId"])["Instances"][0]["InstanceId"]
+    [started] = from_guardduty(finding_entry(victim, 8.0, finding_id="7bd3a1c9e2f84d6a9b0c1d2e3f405162"))
+    assert started["InstanceId"] == [victim] and started["FindingId"] == ["7bd3a1c9e2f84d6a9b0c1d2e3f405162"]
+    # The dev stack's evidence bucket and topic live in other accounts of the estate; this one-account
+    # server stands in with its own. Everything the rule derived from the finding is used as given.
+    parameters = {k: v[0] for k, v in started.items()} | {"EvidenceBucket": BUCKET, "TopicArn": scene.topic}
+    execution = Runner(scene.url, region=REGION).run("Bakehouse-IsolateInstance", parameters)
+    assert execution.status == "Success", execution.failure
+    assert ec2.describe_instances(InstanceIds=[victim])["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped"
+    manifest_key = f"incidents/7bd3a1c9e2f84d6a9b0c1d2e3f405162/{victim}/manifest.json"
+    assert execution.outputs["PublishManifest.ManifestKey"] == manifest_key

@@ -50,3 +50,19 @@ def test_isolation_steps_run_the_handler_steps_in_the_handler_s_order():
                      if s["action"] == "aws:executeScript"]
     # stop-instance is the document's own aws:changeInstanceState step.
     assert payload_steps == [s for s in STEPS if s != "stop-instance"]
+
+
+def test_moto_still_cannot_produce_guardduty_findings():
+    """Why tests/fakes/guardduty.py builds finding events itself: when this fails, moto can make
+    findings and the tests should use it instead."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    with mock_aws():
+        guardduty = boto3.client("guardduty", region_name="eu-west-1")
+        detector = guardduty.create_detector(Enable=True)["DetectorId"]
+        for call in (lambda: guardduty.create_sample_findings(DetectorId=detector),
+                     lambda: guardduty.list_findings(DetectorId=detector)):
+            with pytest.raises(ClientError, match="Not yet implemented"):
+                call()

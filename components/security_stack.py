@@ -14,6 +14,7 @@ from estate.config import Problems, StackConfig, require_keys, section
 from estate.naming import bucket_name
 
 from .account_storage import account_storage
+from .responders import Responders, RespondersArgs
 from .config_rules import ConfigRules, ConfigRulesArgs
 from .flowlog_athena import FlowLogAthena, FlowLogAthenaArgs
 from .log_archive import LogArchive, LogArchiveArgs
@@ -98,6 +99,8 @@ class SecurityStack(pulumi.ComponentResource):
         SecurityServices(f"{name}-detection", SecurityServicesArgs(estate, settings.organization_root_id),
                          opts=child)
         ConfigRules(f"{name}-config-rules", ConfigRulesArgs(estate), opts=child)
+        self.responders = Responders(f"{name}-responders", RespondersArgs(
+            estate.accounts.security, tuple(estate.accounts.workloads.values())), opts=child)
         results = SecureBucket(
             f"{name}-athena-results",
             SecureBucketArgs(purpose="athena-results", kms_key_arn=storage.key.arn,

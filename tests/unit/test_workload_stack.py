@@ -495,7 +495,5 @@ def test_the_factory_role_the_publisher_and_scanner_trust_is_declared_by_the_bui
     assert "BakehouseFactoryAutomation" in _role_names(stack_run("build"))
 
 
-@pytest.mark.xfail(strict=True, reason="the security stack does not declare BakehouseResponder yet; IAM would "
-                   "refuse the break-glass trust policy until it does (reported to the lead)")
 def test_the_responder_role_break_glass_trusts_is_declared_by_the_security_stack(stack_run):
     assert "BakehouseResponder" in _role_names(stack_run("security"))

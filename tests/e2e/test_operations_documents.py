@@ -66,3 +66,14 @@ def test_moto_still_cannot_produce_guardduty_findings():
                      lambda: guardduty.list_findings(DetectorId=detector)):
             with pytest.raises(ClientError, match="Not yet implemented"):
                 call()
+
+
+def test_moto_still_lacks_start_automation_execution():
+    """Why the rescan's rebuild goes through FakeAutomation (tests/handlers/_operations_fakes.py)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="eu-west-1")
+        with pytest.raises(NotImplementedError):
+            ssm.start_automation_execution(DocumentName="Bakehouse-Pipeline")

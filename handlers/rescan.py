@@ -108,8 +108,10 @@ class RescanRequest:
         r.done()
         return request
 
-    def discovery_key(self, today: str) -> str:
-        return f"rescans/{today}/{self.execution_id}/discovery.json"
+    @property
+    def discovery_key(self) -> str:
+        # Keyed by execution alone: a run that crosses midnight must find its own discovery.
+        return f"rescans/executions/{self.execution_id}/discovery.json"
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
     record = {"execution_id": request.execution_id, "unresolved": result.unresolved,
               "skipped_vulnerable": result.skipped_vulnerable,
               "images": {i: sorted(sources[i]) for i in result.to_scan}}
-    clients.s3.put_object(Bucket=request.evidence_bucket, Key=request.discovery_key(today),
+    clients.s3.put_object(Bucket=request.evidence_bucket, Key=request.discovery_key,
                           Body=json.dumps(record, indent=1).encode(), ContentType="application/json")
 
 
@@ -247,9 +249,9 @@ def _launch_one(request: RescanRequest, ec2, image_id: str) -> str:
 
 
 # --- collect -------------------------------------------------------------------------------------
-def _discovery(request: RescanRequest, s3, today: str) -> dict[str, Any]:
+def _discovery(request: RescanRequest, s3) -> dict[str, Any]:
     try:
-        return json.loads(s3.get_object(Bucket=request.evidence_bucket, Key=request.discovery_key(today))["Body"].read())
+        return json.loads(s3.get_object(Bucket=request.evidence_bucket, Key=request.discovery_key)["Body"].read())
     except ClientError as err:
         if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
             return {"images": {}}
@@ -269,7 +271,7 @@ def collect(request: RescanRequest, clients: Clients, now: Callable[[], datetime
     An instance Inspector has not covered within wait_seconds of its launch fails the phase (the
     document's cleanup then terminates everything); with patient=False any wait that runs out does."""
     step_deadline = clock() + request.step_seconds
-    discovery = _discovery(request, clients.s3, now().strftime("%Y-%m-%d"))
+    discovery = _discovery(request, clients.s3)
     live = _scan_instances(clients.ec2, request.execution_id, ["pending", "running"])
     done, pending = [], 0
     try:

@@ -200,6 +200,7 @@ def test_findings_report_goes_to_s3_and_counts_to_the_ami_tags(world):
     [key] = [k for k in keys if k.endswith(f"/{image}.json")]
     report = json.loads(world.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     assert report["imageId"] == image and report["verdict"] == "PASS"
+    assert report["context"]["inUse"] == ["published"]  # where the discovery found it
     assert sorted(f["vulnerabilityId"] for f in report["findings"]) == ["CVE-2026-0001", "CVE-2026-0002", "CVE-2026-0003"]
     assert "bakehouse:vulnerable" not in tags and world.automation.calls_to("start_automation_execution") == []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
@@ -178,6 +178,19 @@ def test_a_collect_step_that_runs_out_of_time_leaves_scans_pending_and_launches_
     assert (result.pending, result.remaining, len(result.scanned)) == (0, 1, 2)
     launch(request, world.clients(), result)
     assert len(result.launched) == 3 and sorted(result.to_scan) == sorted(images)
+
+
+def test_a_collect_step_fails_once_a_scan_instance_outlives_its_wait(world):
+    world.image("al2023")
+    world.inspector.scanning = False
+    request = world.request(wait_seconds=1800, step_seconds=480)
+    result = RescanResult()
+    discover(request, world.clients(), datetime.now(timezone.utc), result)
+    request = world.request(wait_seconds=1800, step_seconds=480, image_ids=tuple(result.to_scan))
+    launch(request, world.clients(), result)
+    two_hours_later = datetime.now(timezone.utc) + timedelta(hours=2)
+    with pytest.raises(NotCovered, match=result.launched[0]):
+        collect(request, world.clients(), lambda: two_hours_later, result, sleep=lambda s: None)
 
 
 def test_amis_tagged_vulnerable_are_not_rescanned(world):

@@ -62,10 +62,14 @@ def launch_statements(region: str, account: str) -> list[dict[str, Any]]:
             f"arn:aws:ec2:{region}::image/*", f"arn:aws:ec2:{region}:{account}:subnet/*",
             f"arn:aws:ec2:{region}:{account}:network-interface/*", f"arn:aws:ec2:{region}:{account}:security-group/*",
             f"arn:aws:ec2:{region}:{account}:launch-template/*"]),
+        # The product template also owns its security group and tags its Auto Scaling group.
         statement("ProductLifecycle", [
             "ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplate",
-            "ec2:TerminateInstances", "ec2:CreateTags", "autoscaling:CreateAutoScalingGroup",
-            "autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteAutoScalingGroup"],
+            "ec2:TerminateInstances", "ec2:CreateTags", "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup",
+            "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupEgress", "autoscaling:CreateAutoScalingGroup",
+            "autoscaling:UpdateAutoScalingGroup", "autoscaling:DeleteAutoScalingGroup",
+            "autoscaling:CreateOrUpdateTags"],
             [f"arn:aws:ec2:{region}:{account}:*", f"arn:aws:autoscaling:{region}:{account}:*"]),
         # App instance roles live on their own path (components/app_access.py); nothing else may be passed.
         statement("PassAppInstanceRoleToEc2", ["iam:PassRole"], [f"arn:aws:iam::{account}:role/{PREFIX}/app/*"],

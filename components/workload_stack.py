@@ -21,6 +21,7 @@ from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
 from .app_access import APP_ROLE_PATH, AppAccess, AppAccessArgs
 from .break_glass import BreakGlass, BreakGlassArgs
+from .catalog_access import CatalogAccess, CatalogAccessArgs
 from .factory_access import FactoryAccess, FactoryAccessArgs
 from .iam import statement
 from .incident_response import IncidentResponse, IncidentResponseArgs
@@ -112,6 +113,8 @@ class WorkloadStack(pulumi.ComponentResource):
             organization_id=estate.organization_id, security_topic_arn=security_topic_arn(estate),
             home_region=estate.home_region, region=cfg.region,
             global_events_provider=self._global_events_provider(name, cfg)), opts=child)
+        CatalogAccess(f"{name}-catalog-access", CatalogAccessArgs(
+            account_id=cfg.account_id, region=cfg.region, build_account_id=estate.accounts.build), opts=child)
         IncidentResponse(f"{name}-incident-response", IncidentResponseArgs(
             account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
             security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,

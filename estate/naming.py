@@ -91,5 +91,7 @@ ORGANIZATION_TRAIL = f"{PREFIX}-organization"
 APPROVED_IMAGE_TAG = ("bakehouse-approved", "true")
 # Build account + every account the catalog portfolio reaches: the launch constraint's LocalRoleName.
 CATALOG_LAUNCH_ROLE = "BakehouseCatalogLaunch"
+# Workload accounts: the principal app teams (people or pipelines) provision catalog products as.
+APP_DEPLOYER_ROLE = "BakehouseAppDeployer"
 # Build account: the factory's settings and ready Pipeline parameters (JSON, no secrets).
 FACTORY_SETTINGS_PARAMETER = f"/{PREFIX}/factory/settings"

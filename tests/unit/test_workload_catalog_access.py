@@ -1,0 +1,68 @@
+"""Workload accounts can launch the factory's catalog product: the launch constraint's local role
+exists, trusts only Service Catalog here, and can build the product's stack; app teams provision
+through a role that can do nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.unit._iam_eval import allowed
+
+DEV, BUILD, REGION = "444444444444", "333333333333", "eu-west-1"
+ACCOUNTS = {"dev": DEV, "uat": "555555555555", "prod": "666666666666"}
+
+
+def _role(run, name):
+    [role] = [r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == name]
+    return role
+
+
+def _policy(run, suffix):
+    [policy] = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith(suffix)]
+    return policy.inputs["policy"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "uat", "prod"])
+def test_every_workload_declares_the_launch_role_the_catalog_constraint_names(stack, stack_run):
+    build = stack_run("build")
+    [launch] = [r for r in build.of_type("aws:servicecatalog/constraint:Constraint") if r.inputs["type"] == "LAUNCH"]
+    local_role = json.loads(launch.inputs["parameters"])["LocalRoleName"]
+    role = _role(stack_run(stack), local_role)
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "servicecatalog.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNTS[stack]}}
+
+
+@pytest.mark.parametrize("stack", ["dev", "uat", "prod"])
+def test_every_workload_declares_the_deployer_roles_the_portfolio_shares_to(stack, stack_run):
+    build = stack_run("build")
+    patterns = [r.inputs["principalArn"] for r in
+                build.of_type("aws:servicecatalog/principalPortfolioAssociation:PrincipalPortfolioAssociation")]
+    names = {r.inputs.get("name") for r in stack_run(stack).of_type("aws:iam/role:Role")}
+    assert patterns
+    for pattern in patterns:
+        assert pattern.rsplit("/", 1)[-1] in names, pattern
+
+
+def test_launch_role_can_build_the_products_stack_and_its_security_group_but_not_pass_other_roles(stack_run):
+    policy = _policy(stack_run("dev"), "catalog-access-launch-policy")
+    assert allowed(policy, "cloudformation:CreateStack", f"arn:aws:cloudformation:{REGION}:{DEV}:stack/SC-{DEV}-pp-1/x")
+    assert allowed(policy, "ec2:CreateSecurityGroup", f"arn:aws:ec2:{REGION}:{DEV}:security-group/sg-1")
+    assert allowed(policy, "autoscaling:CreateOrUpdateTags", f"arn:aws:autoscaling:{REGION}:{DEV}:autoScalingGroup:x")
+    assert allowed(policy, "iam:PassRole", f"arn:aws:iam::{DEV}:role/bakehouse/app/dev-app",
+                   {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not allowed(policy, "iam:PassRole", f"arn:aws:iam::{DEV}:role/BakehouseBreakGlass",
+                       {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not allowed(policy, "cloudformation:CreateStack", f"arn:aws:cloudformation:{REGION}:{DEV}:stack/other/x")
+    assert not allowed(policy, "ec2:RunInstances", f"arn:aws:ec2:{REGION}:{DEV}:instance/i-1",
+                       {"ec2:MetadataHttpTokens": "optional"})
+
+
+def test_deployer_can_provision_factory_products_only(stack_run):
+    policy = _policy(stack_run("dev"), "catalog-access-deployer-policy")
+    assert allowed(policy, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:{REGION}:{BUILD}:product/prod-abc")
+    assert not allowed(policy, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:{REGION}:999999999999:product/p")
+    assert not allowed(policy, "ec2:RunInstances", f"arn:aws:ec2:{REGION}:{DEV}:instance/i-1")
+    assert not allowed(policy, "servicecatalog:SearchProducts", "*", {"aws:RequestedRegion": "us-east-1"})

@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stacks", nargs="*", default=list(STACKS), help="stacks to preview (default: all six)")
     parser.add_argument("--no-tree", action="store_true", help="skip the component tree")
     args = parser.parse_args(argv)
-    console = Console(width=140)
+    # emoji off: type tokens like bakehouse:factory:X would otherwise render as emoji codes
+    console = Console(width=140, emoji=False)
     results = {stack: preview(stack, console, not args.no_tree) for stack in args.stacks}
     failed = [s for s, ok in results.items() if not ok]
     console.rule("summary")

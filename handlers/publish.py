@@ -26,11 +26,14 @@ IMAGE_PARAMETER = "/bakehouse/images/{family}/latest"
 IMAGE_HISTORY_PARAMETER = "/bakehouse/images/{family}/history"
 TAG_APPROVED = "bakehouse:approved"
 TAG_APPROVED_BY = "bakehouse:approved-by"
+# Marks that forbid publishing: a failed Inspector gate, or a rescan's quarantine.
+TAG_VERDICT = "bakehouse:inspector-verdict"  # written by handlers/inspector_summary.py
+TAG_VULNERABLE = "bakehouse:vulnerable"  # written by handlers/rescan_feedback.py
 FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 class ImageNotPublishable(BakehouseError):
-    """The AMI does not exist or is not in the `available` state."""
+    """The AMI does not exist, is not `available`, failed validation or is quarantined."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,14 @@ def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
         state = images[0].get("State") if images else "missing"
         raise ImageNotPublishable(f"{request.image_id}: state is {state}, expected available")
 
+    tags = tags_to_dict(images[0].get("Tags"))
+    if tags.get(TAG_VERDICT) == "FAIL":
+        raise ImageNotPublishable(f"{request.image_id}: Inspector validation failed ({TAG_VERDICT}=FAIL)")
+    if tags.get(TAG_VULNERABLE) == "true":
+        raise ImageNotPublishable(f"{request.image_id}: quarantined by a rescan ({TAG_VULNERABLE}=true)")
+
     changed: list[str] = []
-    if tags_to_dict(images[0].get("Tags")).get(TAG_APPROVED) != "true":
+    if tags.get(TAG_APPROVED) != "true":
         ec2.create_tags(Resources=[request.image_id], Tags=[
             {"Key": TAG_APPROVED, "Value": "true"}, {"Key": TAG_APPROVED_BY, "Value": request.approved_by}])
         changed.append("tag")

@@ -93,6 +93,23 @@ def test_publishing_an_unknown_image_fails_and_writes_nothing(aws):
     assert ssm.describe_parameters()["Parameters"] == []
 
 
+@pytest.mark.parametrize("tag,value", [("bakehouse:inspector-verdict", "FAIL"), ("bakehouse:vulnerable", "true")])
+def test_an_image_that_failed_validation_or_is_quarantined_is_not_published(aws, tag, value):
+    ec2, ssm = aws
+    image = golden_ami(ec2, tags={tag: value})
+    with pytest.raises(pub.ImageNotPublishable, match=image):
+        _publish(ec2, ssm, image)
+    assert ssm.describe_parameters()["Parameters"] == []
+    assert pub.TAG_APPROVED not in {t["Key"] for t in ec2.describe_images(ImageIds=[image])["Images"][0]["Tags"]}
+
+
+def test_tag_names_match_their_writers():
+    from handlers import inspector_summary, rescan_feedback
+
+    assert pub.TAG_VERDICT == inspector_summary.TAG_VERDICT
+    assert pub.TAG_VULNERABLE == rescan_feedback.TAG_VULNERABLE
+
+
 def test_publishing_a_deregistered_image_fails(aws):
     ec2, ssm = aws
     image = golden_ami(ec2)

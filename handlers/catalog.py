@@ -204,6 +204,11 @@ def offer(request: CatalogRequest, sc: Any) -> CatalogResult:
 
 
 def handler(events: dict, context: Any) -> dict:
-    """SSM aws:executeScript entry point (InputPayload arrives as `events`)."""
+    """SSM aws:executeScript entry point (InputPayload arrives as `events`).
+
+    Event: ImageId, Family, ProductId, MaxVersions, TemplateUrl (optional), PortfolioId (optional:
+    pins the template constraint), ApprovedImageIds (optional list or RegionImageIds map).
+    Output: ArtifactId, Created, Active, Deprecated, Deactivated, ConstraintId, ConstraintUpdated.
+    """
     request = CatalogRequest.parse(events)
     return offer(request, client("servicecatalog")).as_dict()

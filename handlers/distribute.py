@@ -380,7 +380,13 @@ def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | N
 
 
 def handler(events: dict, context: Any) -> dict:
-    """SSM aws:executeScript entry point. Fails the step when anything was left undone."""
+    """SSM aws:executeScript entry point. Fails the step when anything was left undone.
+
+    Event: ImageId, SourceRegion, Family, Regions {region: factory KMS key ARN there},
+    Accounts [{AccountId, Env}], Mode share|copy, AccountKmsKey (copy mode), MaxWorkers 1-64,
+    PublisherRole, PollSeconds, PollTimeoutSeconds. Output: SourceImageId, Family,
+    RegionImageIds {region: id}, Regions, Accounts {account: {region: {ImageId, Action}}}, Failures.
+    """
     request = DistributeRequest.parse(events)
     result = distribute(request, AwsClients(request.publisher_role, request.source_region))
     if result.failures:

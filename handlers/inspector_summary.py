@@ -241,6 +241,12 @@ def validate_image(request: SummaryRequest, inspector: Any, s3: Any, ec2: Any,
 
 
 def handler(events: dict, context: Any) -> dict:
-    """SSM aws:executeScript entry point (InputPayload arrives as `events`)."""
+    """SSM aws:executeScript entry point (InputPayload arrives as `events`).
+
+    Event: ImageId, InstanceId (or a one-item list), Family, FindingsBucket, SeverityThreshold,
+    WaitSeconds, PollSeconds, ExecutionId, KmsKeyId (optional), FullReport (optional).
+    Output: ImageId, Verdict, Threshold, Counts, SummaryBucket, SummaryKey; raises
+    FindingsAboveThreshold (after writing the evidence) when the verdict is FAIL.
+    """
     request = SummaryRequest.parse(events)
     return validate_image(request, inspector=client("inspector2"), s3=client("s3"), ec2=client("ec2")).as_dict()

@@ -136,6 +136,10 @@ def history(ssm: Any, family: str) -> list[tuple[int, str, tuple[str, ...]]]:
 
 
 def handler(events: dict, context: Any) -> dict:
-    """SSM aws:executeScript entry point (InputPayload arrives as `events`)."""
+    """SSM aws:executeScript entry point (InputPayload arrives as `events`).
+
+    Event: ImageId, Family, ApprovedBy (optional). Output: ImageId, Family, LatestParameter,
+    HistoryParameter, LatestVersion, HistoryVersion, Changed (the writes this run made).
+    """
     request = PublishRequest.parse(events)
     return publish(request, ec2=client("ec2"), ssm=client("ssm")).as_dict()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -108,8 +107,8 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run() -> Iterator[Run]:
-    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
-    with moto_server() as url, pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, moto_server() as url:
+        mp.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # 1,300 stock AMIs would slow every describe
         scene = _seed(url)
         cached: dict[str, Any] = {}
         # One client per service for the whole run: a fresh one per step would parse its model again.

@@ -189,6 +189,7 @@ class AwsClients:
         self._session = session or boto3.Session()
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._credentials: dict[str, dict[str, str]] = {}
+        self._account_locks: dict[str, threading.Lock] = {}
 
     def build(self, service: str, region: str) -> Any:
         with self._lock:
@@ -200,10 +201,14 @@ class AwsClients:
     def target(self, account_id: str, service: str, region: str) -> Any:
         sts = self.build("sts", self._home)
         with self._lock:
+            account_lock = self._account_locks.setdefault(account_id, threading.Lock())
+        # One AssumeRole per account, and accounts do not queue behind each other's round trips.
+        with account_lock:
             if account_id not in self._credentials:
                 self._credentials[account_id] = sts.assume_role(
                     RoleArn=f"arn:aws:iam::{account_id}:role/{self._role}",
                     RoleSessionName=f"bakehouse-distribute-{account_id}")["Credentials"]
+        with self._lock:
             key = (account_id, service, region)
             if key not in self._clients:
                 creds = self._credentials[account_id]

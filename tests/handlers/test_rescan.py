@@ -65,11 +65,14 @@ class World:
         self.ec2_client: Any = self.ec2
         self.counter = itertools.count(1)
 
-    def image(self, family: str = "al2023", publish_it: bool = True, **tags) -> str:
-        image = golden_ami(self.ec2_raw, f"bakehouse-{family}-{next(self.counter)}",
-                           {"bakehouse:family": family, **tags})
+    def image(self, family: str = "al2023", publish_it: bool = True, **later_tags) -> str:
+        """A golden AMI, published; `later_tags` arrive after publication (e.g. a rescan's verdict),
+        since publish refuses an image already marked vulnerable."""
+        image = golden_ami(self.ec2_raw, f"bakehouse-{family}-{next(self.counter)}", {"bakehouse:family": family})
         if publish_it:
             publish(PublishRequest(image, family, "tester"), self.ec2_raw, self.ssm)
+        if later_tags:
+            self.ec2_raw.create_tags(Resources=[image], Tags=[{"Key": k, "Value": v} for k, v in later_tags.items()])
         return image
 
     def run(self, account: str, image: str, count: int) -> None:

@@ -67,6 +67,7 @@ class FactoryConfig:
     target_accounts: tuple[str, ...]    # their account ids, in target_envs order
     workload_ous: tuple[str, ...]       # OUs the catalog portfolio is shared to
     auto_approve_envs: tuple[str, ...]
+    approvers: tuple[str, ...]          # IAM principals (ARNs) who may approve an image
     severity_threshold: str
     max_catalog_versions: int
     launch_role_names: tuple[str, ...]  # principals (by role name) allowed to launch from the portfolio
@@ -90,8 +91,19 @@ class FactoryConfig:
                           "dryRun": self.lifecycle.dry_run},
         }
 
+    @property
+    def approval_environment(self) -> str:
+        """The most protected env an image reaches decides its approval: one pass serves every target."""
+        if PROTECTED_ENV in self.target_envs:
+            return PROTECTED_ENV
+        return "dev" if set(self.target_envs) == {"dev"} else "uat"
 
-_KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "severityThreshold",
+    @property
+    def auto_approve(self) -> bool:
+        return all(env in self.auto_approve_envs for env in self.target_envs)
+
+
+_KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle")
 _RESCAN_KEYS = ("schedule", "batchSize")
 _LIFECYCLE_KEYS = ("schedule", "keep", "keepDays", "graceDays", "prodRetentionYears", "dryRun")
@@ -141,6 +153,11 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
                     + f" (never {PROTECTED_ENV}: its images always need a human approval)",
                     valid=lambda e: e in envs and e != PROTECTED_ENV)
 
+    approvers = _strings(raw.get("approvers"), f"{key}.approvers", problems,
+                         allowed="IAM role or user ARNs in the build account, e.g. "
+                                 f"arn:aws:iam::{cfg.account_id}:role/BakehouseImageApprover",
+                         valid=lambda a: bool(re.fullmatch(rf"arn:aws:iam::{cfg.account_id}:(role|user)/[\w+=,.@/-]+", a)))
+
     severity = raw.get("severityThreshold", "HIGH")
     problems.check(severity in SEVERITIES, f"{key}.severityThreshold", severity, ", ".join(SEVERITIES))
 
@@ -171,6 +188,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
     return FactoryConfig(
         families=families, regions=regions, target_envs=envs,
         target_accounts=tuple(workloads[e] for e in envs), workload_ous=ous, auto_approve_envs=auto,
+        approvers=approvers,
         severity_threshold=severity, max_catalog_versions=max_versions, launch_role_names=launch_roles,
         egress_domains=domains, rescan=rescan, lifecycle=lifecycle,
     )

@@ -52,7 +52,9 @@ BASE_IMAGE_PARAMETERS = {
     "al2023": "/aws/service/ami-amazon-linux-latest/*",
     "ubuntu2404": "/aws/service/canonical/ubuntu/server/24.04/*",
 }
-EXECUTION_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
+# The Pipeline announces its own success (with the AMI id and catalog version); the rule covers
+# the outcomes the Pipeline cannot report itself.
+EXECUTION_STATUSES = ("Failed", "TimedOut", "Cancelled")
 
 
 def factory_documents(directory: Path = AUTOMATION_DIR) -> dict[str, str]:
@@ -242,7 +244,11 @@ def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.In
         "FindingsBucket": args.findings_bucket_name,
         "SeverityThreshold": factory.severity_threshold,
         "ApproverTopicArn": approvers_topic_arn,
-        "Regions": dict(args.region_key_arns),
+        # The home region holds the original: its accounts need launch permission and parameters too.
+        "Regions": {args.cfg.region: args.factory_key_arn, **args.region_key_arns},
+        "Approvers": list(factory.approvers),
+        "ApprovalEnvironment": factory.approval_environment,
+        "AutoApprove": factory.auto_approve,
         "Accounts": [{"AccountId": a, "Env": e} for e, a in zip(factory.target_envs, factory.target_accounts,
                                                                  strict=True)],
         "MaxCatalogVersions": factory.max_catalog_versions,

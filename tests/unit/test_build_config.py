@@ -59,7 +59,9 @@ def test_missing_section_reports_the_required_keys_and_defaults_the_rest():
     text = str(err.value)
     assert "bakehouse:factory.families is missing" in text
     assert "bakehouse:factory.workloadOus is missing" in text
-    minimal = factory_config(build_cfg({"families": {"al2023": {"base": "al2023"}}, "workloadOus": ["ou-ab12-wkld0001"]}))
+    assert "bakehouse:factory.approvers is missing" in text
+    minimal = factory_config(build_cfg({"families": {"al2023": {"base": "al2023"}}, "workloadOus": ["ou-ab12-wkld0001"],
+                                        "approvers": ["arn:aws:iam::333333333333:role/Approver"]}))
     assert minimal.egress_domains == DEFAULT_EGRESS
     assert minimal.severity_threshold == "HIGH" and minimal.auto_approve_envs == ()
 
@@ -98,7 +100,9 @@ def test_auto_approve_for_prod_is_refused():
     ({"lifecycle__prodRetentionYears": 20}, "lifecycle.prodRetentionYears", "20", "an integer from 1 to 10"),
     ({"lifecycle__dryRun": "yes"}, "lifecycle.dryRun", "'yes'", "true or false"),
     ({"lifecycle__keepForever": True}, "lifecycle.keepForever", "true", "one of the keys"),
-    ({"autoApprove": True}, "autoApprove", "true", "one of the keys autoApproveEnvs"),
+    ({"autoApprove": True}, "autoApprove", "true", "one of the keys approvers, autoApproveEnvs"),
+    ({"approvers": ["arn:aws:iam::999999999999:role/Outsider"]}, "approvers[]",
+     "'arn:aws:iam::999999999999:role/Outsider'", "IAM role or user ARNs in the build account"),
 ])
 def test_each_bad_value_is_reported_with_its_key_value_and_what_is_allowed(changes, key, value, allowed):
     problems = problems_of(**changes)

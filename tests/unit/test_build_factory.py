@@ -143,7 +143,8 @@ def test_finished_pipeline_executions_notify_the_topic_and_only_that_rule_may_pu
                 "detail": {"Definition": definition, "Status": status}}
 
     assert event_matches(pattern, event("Bakehouse-Pipeline", "Failed"))
-    assert event_matches(pattern, event("Bakehouse-Pipeline", "Success"))
+    # success is announced by the Pipeline itself (with the AMI id), not twice
+    assert not event_matches(pattern, event("Bakehouse-Pipeline", "Success"))
     assert event_matches(pattern, event("Bakehouse-Pipeline", "TimedOut"))
     assert not event_matches(pattern, event("Bakehouse-Pipeline", "InProgress"))
     assert not event_matches(pattern, event("SomeoneElsesRunbook", "Failed"))
@@ -225,7 +226,11 @@ def test_settings_hand_the_pipeline_only_parameters_it_declares(stack_run):
     params = json.loads(param.inputs["value"]["value"])["pipelineParameters"]
     declared = yaml.safe_load((AUTOMATION_DIR / "pipeline.yaml").read_text())["parameters"]
     assert set(params) <= set(declared), set(params) - set(declared)
-    assert params["Regions"] == {r: f"arn:aws:kms:{r}:{BUILD}:key/build-images-{r}-key" for r in REGIONS}
+    assert params["Regions"] == {"eu-west-1": f"arn:aws:kms:eu-west-1:{BUILD}:key/build-factory-key-key",
+                                 **{r: f"arn:aws:kms:{r}:{BUILD}:key/build-images-{r}-key" for r in REGIONS}}
+    # dev, uat and prod are targets: one image serves all, so prod's rule (a human) decides
+    assert params["ApprovalEnvironment"] == "prod" and params["AutoApprove"] is False
+    assert params["Approvers"] == [f"arn:aws:iam::{BUILD}:role/BakehouseImageApprover"]
     assert params["Accounts"] == [{"AccountId": a, "Env": e} for e, a in zip(("dev", "uat", "prod"), WORKLOADS,
                                                                              strict=True)]
     assert params["FindingsBucket"] == f"bakehouse-findings-{BUILD}-eu-west-1"

@@ -310,7 +310,7 @@ def _judge(request: RescanRequest, clients: Clients, instance_id: str, image_id:
     tags = tags_to_dict(clients.ec2.describe_images(ImageIds=[image_id])["Images"][0].get("Tags"))
     blocking = set(summary.blocking)
     outcome = quarantine(
-        clients.ec2, clients.ssm, clients.sns, clients.automation, image_id=image_id, tags=tags,
+        clients.ec2, clients.ssm, clients.s3, clients.sns, clients.automation, image_id=image_id, tags=tags,
         cves=[f["vulnerabilityId"] or f["title"] for f in summary.findings if f["severity"] in blocking],
         topic_arn=request.topic_arn, threshold=request.severity_threshold,
         pipeline_document=request.pipeline_document, pipeline_role_arn=request.pipeline_role_arn, in_use=sources)

@@ -18,15 +18,61 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers.common import TAG_FAMILY, TAG_RAN_IN, dict_to_tags, tags_to_dict
+from handlers.common import TAG_FAMILY, TAG_RAN_IN, BakehouseError, dict_to_tags, tags_to_dict
 
 HISTORY_PARAMETER = "/bakehouse/images/{family}/history"  # as handlers/publish.py writes it
 LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
 TAG_VULNERABLE = "bakehouse:vulnerable"
 TAG_PROD_LAST_SEEN = "bakehouse:prod-last-seen"
 TAG_REBUILD = "bakehouse:rebuild-execution"
+# The factory's settings (components/image_factory.py writes them): the Pipeline's standing parameters.
+SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+DEFAULT_BUNDLE_KEY = "provisioning/bundle.tar.gz"
+# Family base -> the public parameter the Pipeline's BaseImageParameter allows for it.
+BASE_IMAGE_PARAMETERS = {
+    "al2023": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+    "ubuntu2404": "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
+}
 # EC2 refuses a deprecation time in the past; a minute ahead takes effect at once in practice.
 DEPRECATION_LEAD = timedelta(minutes=1)
+
+
+class RebuildNotPossible(BakehouseError):
+    """The Pipeline cannot be started: its settings or the scripts bundle are missing or incomplete."""
+
+
+def rebuild_parameters(ssm, s3, family: str, pipeline_role_arn: str,
+                       settings_parameter: str = SETTINGS_PARAMETER) -> dict[str, list[str]]:
+    """Everything the Pipeline requires: the factory's standing parameters, the family's base, and the
+    scripts bundle as it is now (its object version and the commit it was built from)."""
+    settings = json.loads(ssm.get_parameter(Name=settings_parameter)["Parameter"]["Value"])
+    params = dict(settings.get("pipelineParameters") or {})
+    base = (settings.get("families") or {}).get(family)
+    if base not in BASE_IMAGE_PARAMETERS or "ScriptsBucket" not in params:
+        raise RebuildNotPossible(f"{family}: {settings_parameter} names no base image or scripts bucket for it")
+    bucket, key = params["ScriptsBucket"], params.get("ScriptsKey", DEFAULT_BUNDLE_KEY)
+    try:
+        bundle = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        raise RebuildNotPossible(f"{family}: scripts bundle s3://{bucket}/{key} unreadable "
+                                 f"({err.response['Error']['Code']})") from err
+    commit = (bundle.get("Metadata") or {}).get("commit")
+    if not bundle.get("VersionId") or not commit:
+        raise RebuildNotPossible(f"{family}: s3://{params['ScriptsBucket']} bundle has no version id or commit metadata")
+    params.update(Family=family, BaseImageParameter=BASE_IMAGE_PARAMETERS[base], AutomationAssumeRole=pipeline_role_arn,
+                  ScriptsVersionId=bundle["VersionId"], ScriptsCommit=commit)
+    return {name: _ssm_values(value) for name, value in params.items()}
+
+
+def _ssm_values(value: Any) -> list[str]:
+    # StartAutomationExecution takes every parameter as a list of strings; maps travel as JSON.
+    if isinstance(value, bool):
+        return [str(value).lower()]
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else json.dumps(v) for v in value]
+    if isinstance(value, dict):
+        return [json.dumps(value)]
+    return [str(value)]
 
 
 @dataclass(frozen=True)
@@ -52,10 +98,13 @@ def _history_versions(ssm, family: str) -> list[dict[str, Any]]:
         raise
 
 
-def quarantine(ec2, ssm, sns, automation, *, image_id: str, tags: dict[str, str], cves: Iterable[str],
+def quarantine(ec2, ssm, s3, sns, automation, *, image_id: str, tags: dict[str, str], cves: Iterable[str],
                topic_arn: str, threshold: str, pipeline_document: str, pipeline_role_arn: str,
                in_use: Iterable[str] = ()) -> Quarantine:
     family = tags.get(TAG_FAMILY)
+    execution = tags.get(TAG_REBUILD)
+    # Resolved before any side effect: a rebuild that cannot start fails the step with nothing half done.
+    rebuild = rebuild_parameters(ssm, s3, family, pipeline_role_arn) if family and not execution else None
     label = quarantine_label(image_id)
     if family:
         for version in _history_versions(ssm, family):
@@ -67,12 +116,9 @@ def quarantine(ec2, ssm, sns, automation, *, image_id: str, tags: dict[str, str]
                 Message=json.dumps({"image_id": image_id, "family": family, "threshold": threshold,
                                     "cves": list(cve_list), "in_use": sorted(in_use)}, indent=1))
     new_tags = {TAG_VULNERABLE: "true"}
-    execution = tags.get(TAG_REBUILD)
-    if family and not execution:
+    if rebuild is not None:
         execution = automation.start_automation_execution(
-            DocumentName=pipeline_document,
-            Parameters={"Family": [family], "AutomationAssumeRole": [pipeline_role_arn]},
-        )["AutomationExecutionId"]
+            DocumentName=pipeline_document, Parameters=rebuild)["AutomationExecutionId"]
         # Tagged at once, so a retry after a later failure does not start a second rebuild.
         ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_REBUILD: execution}))
     # Last: the vulnerable tag takes the AMI out of future rescans, so it must follow everything else.

@@ -20,7 +20,7 @@ from handlers.common import tags_to_dict
 from handlers.publish import PublishRequest, history, publish
 from tests.fakes import ImageDeprecationEc2
 from tests.fakes.seed import golden_ami
-from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans
+from tests.handlers._operations_fakes import document_parameters, seed_factory_settings, FakeAutomation, InspectorThatScans
 from tests.e2e.runner import Runner, moto_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -66,6 +66,9 @@ def _seed(url: str) -> Estate:
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
+    scripts = f"bakehouse-scripts-{BUILD}-{REGION}"
+    s3.create_bucket(Bucket=scripts, CreateBucketConfiguration={"LocationConstraint": REGION})
+    seed_factory_settings(c("ssm"), s3, scripts)  # what a quarantine's rebuild starts the Pipeline with
     topic = c("sns").create_topic(Name="bakehouse-security")["TopicArn"]
     queue = c("sqs").create_queue(QueueName="security-inbox")["QueueUrl"]
     arn = c("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -170,7 +173,10 @@ def test_rescan_document_records_verdicts_and_feeds_the_vulnerable_ami_back(worl
     assert "bakehouse:ran-in" not in tags["al2023"]
     assert history(world.estate.client("ssm"), "al2023")[-1][2] == (f"quarantined-{images['al2023']}",)
     [start] = world.automation.calls_to("start_automation_execution")
-    assert start["Parameters"] == {"Family": ["al2023"], "AutomationAssumeRole": [ROLE]}
+    params = start["Parameters"]
+    assert params["Family"] == ["al2023"] and params["AutomationAssumeRole"] == [ROLE]
+    required = {n for n, spec in document_parameters("Bakehouse-Pipeline").items() if "default" not in spec}
+    assert required <= set(params), required - set(params)
     notices = [m for m in world.estate.messages() if m.get("image_id") == images["al2023"]]
     assert notices and notices[0]["cves"] == ["CVE-2026-4242"]
     keys = [o["Key"] for o in world.estate.client("s3").list_objects_v2(Bucket=world.estate.bucket)["Contents"]]

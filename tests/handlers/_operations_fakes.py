@@ -4,13 +4,53 @@ recording fake), and an EC2 wrapper that watches how many scan instances are ali
 
 from __future__ import annotations
 
+import json
 import uuid
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from botocore.exceptions import ClientError
 
+from estate.naming import FACTORY_SETTINGS_PARAMETER, automation_document_name
 from tests.fakes import FakeInspector2, RecordingFake
 from tests.fakes._base import faked
+
+AUTOMATION_DIR = Path(__file__).resolve().parents[2] / "automation"
+
+
+@cache
+def document_parameters(name: str) -> dict[str, Any] | None:
+    """The declared parameters of the deployed document called `name`, read from automation/."""
+    for path in AUTOMATION_DIR.glob("*.yaml"):
+        if automation_document_name(path.stem) == name:
+            return yaml.safe_load(path.read_text()).get("parameters") or {}
+    return None
+
+
+@cache
+def deployed_pipeline_parameters() -> dict[str, Any]:
+    """The Pipeline's standing parameters exactly as the build stack deploys them in its settings."""
+    from tools.mockrun import run_stack
+
+    [settings] = [p for p in run_stack("build").of_type("aws:ssm/parameter:Parameter")
+                  if p.inputs["name"] == FACTORY_SETTINGS_PARAMETER]
+    value = settings.inputs["value"]
+    # Parameter values are secret-wrapped on the wire ({sig, value}); the settings hold no secret.
+    return json.loads(value["value"] if isinstance(value, dict) else value)
+
+
+def seed_factory_settings(ssm: Any, s3: Any, scripts_bucket: str, commit: str = "0123abc") -> str:
+    """Put the deployed settings (pointed at this test's scripts bucket) and a versioned scripts
+    bundle where the rebuild reads them; returns the bundle's version id."""
+    settings = deployed_pipeline_parameters()
+    settings = {**settings, "pipelineParameters": {**settings["pipelineParameters"], "ScriptsBucket": scripts_bucket}}
+    ssm.put_parameter(Name=FACTORY_SETTINGS_PARAMETER, Type="String", Value=json.dumps(settings), Overwrite=True)
+    s3.put_bucket_versioning(Bucket=scripts_bucket, VersioningConfiguration={"Status": "Enabled"})
+    return s3.put_object(Bucket=scripts_bucket, Key="provisioning/bundle.tar.gz", Body=b"bundle",
+                         Metadata={"commit": commit})["VersionId"]
 
 
 class FakeAutomation(RecordingFake):
@@ -24,10 +64,19 @@ class FakeAutomation(RecordingFake):
         self.known_documents = known_documents
 
     @faked
-    def _start_automation_execution(self, DocumentName: str, **params: Any) -> dict:
-        if DocumentName not in self.known_documents:
-            raise self._error("start_automation_execution", "InvalidAutomationExecutionParametersException",
+    def _start_automation_execution(self, DocumentName: str, Parameters: dict[str, list[str]] | None = None,
+                                    **params: Any) -> dict:
+        declared = document_parameters(DocumentName)
+        if DocumentName not in self.known_documents or declared is None:
+            raise self._error("start_automation_execution", "AutomationDefinitionNotFoundException",
                               f"document {DocumentName} does not exist")
+        given = Parameters or {}
+        # As the service does: every parameter must be declared, every one without a default given.
+        unknown = sorted(set(given) - set(declared))
+        missing = sorted(n for n, spec in declared.items() if "default" not in (spec or {}) and n not in given)
+        if unknown or missing:
+            raise self._error("start_automation_execution", "InvalidAutomationExecutionParametersException",
+                              f"{DocumentName}: unknown parameters {unknown}, missing required {missing}")
         return {"AutomationExecutionId": str(uuid.uuid4())}
 
 

@@ -19,12 +19,14 @@ from handlers.rescan import (Clients, RescanRequest, RescanResult, ScanLaunchFai
                              rescan)
 from tests.fakes import ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
-from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog
+from handlers.rescan_feedback import RebuildNotPossible
+from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog, seed_factory_settings
 from tests.handlers._sessions import fast_default_session, session
 
 REGION = "eu-west-1"
 BUILD, DEV, PROD = "123456789012", "222222222222", "333333333333"
 BUCKET = "bakehouse-evidence-444444444444-eu-west-1"
+SCRIPTS = "bakehouse-scripts-333333333333-eu-west-1"
 
 
 def _session(account: str) -> boto3.Session:
@@ -60,6 +62,8 @@ class World:
         self.inspector = InspectorThatScans(boto3.client("inspector2", region_name=REGION), self.ec2_raw,
                                             self.findings, s3=self.s3)
         self.automation = FakeAutomation(self.ssm, {"Bakehouse-Pipeline"})
+        self.s3.create_bucket(Bucket=SCRIPTS, CreateBucketConfiguration={"LocationConstraint": REGION})
+        self.bundle_version = seed_factory_settings(self.ssm, self.s3, SCRIPTS)
         sessions = {a: _session(a) for a in (DEV, PROD)}
         self.workload_clients = {a: (s.client("ec2"), s.client("ssm")) for a, s in sessions.items()}
         self.ec2_client: Any = self.ec2
@@ -232,6 +236,12 @@ def test_an_ami_above_the_threshold_is_quarantined_notified_and_rebuilt(world):
     assert message["image_id"] == image and message["cves"] == ["CVE-2026-1111", "CVE-2026-2222"]
     [start] = world.automation.calls_to("start_automation_execution")
     assert start["DocumentName"] == "Bakehouse-Pipeline" and start["Parameters"]["Family"] == ["al2023"]
+    # the rebuild takes the factory's standing parameters and the scripts bundle as it is now
+    assert start["Parameters"]["ScriptsVersionId"] == [world.bundle_version]
+    assert start["Parameters"]["ScriptsCommit"] == ["0123abc"]
+    assert start["Parameters"]["BaseImageParameter"] == [
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"]
+    assert start["Parameters"]["ApprovalEnvironment"] == ["prod"]
     tags = world.tags(image)
     assert tags["bakehouse:vulnerable"] == "true"
     assert tags["bakehouse:rebuild-execution"] == result.rebuilds[image]
@@ -286,3 +296,15 @@ def test_a_malformed_event_lists_every_problem_before_any_call():
     for key in ("WorkloadAccounts", "SubnetId", "SecurityGroupIds", "InstanceProfileName", "EvidenceBucket",
                 "TopicArn", "PipelineRoleArn", "BatchSize", "SeverityThreshold"):
         assert key in str(err.value)
+
+
+def test_a_rebuild_without_a_versioned_scripts_bundle_is_refused_before_anything_starts(world):
+    world.s3.delete_object(Bucket=SCRIPTS, Key="provisioning/bundle.tar.gz")  # leaves a delete marker
+    image = world.image("al2023")
+    world.findings[image] = [("CRITICAL", "CVE-2026-1111")]
+    with pytest.raises(RebuildNotPossible, match=f"scripts bundle s3://{SCRIPTS}/provisioning/bundle.tar.gz"):
+        world.rescan(severity_threshold="HIGH")
+    assert world.automation.calls_to("start_automation_execution") == []
+    assert "bakehouse:vulnerable" not in world.tags(image)
+    assert world.messages() == []
+    assert history(world.ssm, "al2023")[0][2] == ()

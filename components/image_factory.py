@@ -256,6 +256,7 @@ def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.In
     }
     if args.product_id is not None:
         params["CatalogProductId"] = args.product_id
+        params["CatalogPortfolioId"] = args.portfolio_id
     return params
 
 

@@ -4,8 +4,10 @@ then a build whose validation fails."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from dataclasses import dataclass
 
 import pytest
@@ -19,6 +21,7 @@ from tests.e2e.runner import Execution, Runner, moto_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FAMILY = "al2023-base"
+CONSTRAINT_FILE = Path(__file__).resolve().parents[2] / "catalog" / "template-constraint.json"
 
 
 @dataclass
@@ -35,6 +38,19 @@ class Run:
     before_replay: dict
     replay: Execution
     after_replay: dict
+    portfolio_id: str = ""
+    constraint_id: str = ""
+
+
+def seed_portfolio(seams: _seams.Seams, product_id: str) -> tuple[str, str]:
+    """The portfolio as the build stack declares it: the product, and the committed template constraint."""
+    catalog = seams.catalog
+    portfolio = catalog.create_portfolio(DisplayName="bakehouse", ProviderName="platform",
+                                         IdempotencyToken="e2e-portfolio")["PortfolioDetail"]["Id"]
+    catalog.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
+    constraint = catalog.create_constraint(PortfolioId=portfolio, ProductId=product_id, Type="TEMPLATE",
+                                           Parameters=CONSTRAINT_FILE.read_text(), IdempotencyToken="e2e-template")
+    return portfolio, constraint["ConstraintDetail"]["ConstraintId"]
 
 
 def snapshot(world: World, seams: _seams.Seams, product_id: str) -> dict:
@@ -63,14 +79,16 @@ def run() -> Iterator[Run]:
         keys = region_keys(world)
         seams = _seams.install(mp, world)
         product_id, old_artifact = seams.seed_catalog_product(FAMILY)
+        portfolio_id, constraint_id = seed_portfolio(seams, product_id)
         shell, approver = BundleShell(world), RecordingApprover()
         runner = make_runner(world, shell, approver)
-        params = pipeline_parameters(world, keys, product_id, family=FAMILY)
+        params = pipeline_parameters(world, keys, product_id, family=FAMILY, CatalogPortfolioId=portfolio_id)
         first = runner.run("Bakehouse-Pipeline", params)
         before = snapshot(world, seams, product_id) if first.status == "Success" else {}
         replay = runner.run("Bakehouse-Pipeline", params)
         after = snapshot(world, seams, product_id) if replay.status == "Success" else {}
-        yield Run(world, runner, shell, approver, seams, keys, product_id, old_artifact, first, before, replay, after)
+        yield Run(world, runner, shell, approver, seams, keys, product_id, old_artifact, first, before, replay, after,
+                  portfolio_id, constraint_id)
 
 
 def image_id(run: Run) -> str:
@@ -193,6 +211,15 @@ def test_catalog_version_added_and_the_older_one_deprecated(run):
     assert details[run.old_artifact]["Guidance"] == "DEPRECATED"
     assert image_id(run) in details[artifact]["Name"]
     assert run.seams.catalog.calls_to("create_provisioning_artifact")[0]["ProductId"] == run.product_id
+
+
+def test_template_constraint_now_admits_only_the_approved_image(run):
+    detail = run.seams.catalog.describe_constraint(Id=run.constraint_id)
+    rules = json.loads(detail["ConstraintParameters"])["Rules"]
+    assert rules["ApprovedImageOnly"]["Assertions"][0]["Assert"]["Fn::Contains"][0] == [image_id(run)]
+    # the rest of the committed constraint is untouched
+    committed = json.loads(CONSTRAINT_FILE.read_text())["Rules"]
+    assert rules["EncryptedWithAccountKey"] == committed["EncryptedWithAccountKey"]
 
 
 def test_success_is_announced(run):

@@ -23,8 +23,9 @@ import yaml  # noqa: E402
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-def generated_estate(workloads: int) -> tuple[dict, dict[str, dict]]:
-    """Project accounts with `workloads` extra envs, and per-stack overrides built from dev's file."""
+def generated_estate(workloads: int) -> tuple[dict, dict, dict[str, dict]]:
+    """Project accounts with `workloads` extra envs, the org section naming them, and per-stack
+    overrides built from dev's file."""
     project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
     accounts = dict(project["bakehouse:accounts"]["value"])
     dev_file = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
@@ -35,13 +36,15 @@ def generated_estate(workloads: int) -> tuple[dict, dict[str, dict]]:
         # 10.64.0.0/16 upwards stays clear of the committed stacks' ranges (10.0-10.63).
         network = {**dev_file["bakehouse:network"], "cidr": f"10.{64 + i}.0.0/16"}
         stacks[env] = {**dev_file, "bakehouse:env": env, "bakehouse:network": network}
-    return accounts, stacks
+    org = yaml.safe_load((PROJECT_DIR / "Pulumi.org.yaml").read_text())["config"]["bakehouse:org"]
+    emails = {**org["accountEmails"], **{env: f"aws+{env}@example.com" for env in stacks}}
+    return accounts, {**org, "accountEmails": emails}, stacks
 
 
 def time_generated(workloads: int) -> dict[str, float]:
-    accounts, stacks = generated_estate(workloads)
+    accounts, org, stacks = generated_estate(workloads)
     seconds = {}
-    org_overrides = {"bakehouse:accounts": accounts}
+    org_overrides = {"bakehouse:accounts": accounts, "bakehouse:org": org}
     seconds["org"] = run_stack("org", overrides=org_overrides).seconds
     for env, overrides in stacks.items():
         seconds[env] = run_stack(env, overrides={**overrides, "bakehouse:accounts": accounts}).seconds

@@ -14,6 +14,7 @@ from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, sectio
 from estate.naming import security_topic_arn
 
 from .account_storage import account_storage
+from .ci_access import CiAccess, CiAccessArgs
 from .cis_alarms import CisAlarms, CisAlarmsArgs
 from .delegated_admins import DelegatedAdmins, DelegatedAdminsArgs
 from .org_trail import OrgTrail, OrgTrailArgs
@@ -25,7 +26,9 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)
-_KEYS = ("accountEmails", "accountAccessRoleName", "prodEnvs", "trailLogRetentionDays", "logArchiveReady")
+_KEYS = ("accountEmails", "accountAccessRoleName", "prodEnvs", "trailLogRetentionDays", "logArchiveReady",
+         "githubRepository")
+GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class OrgSettings:
     # False on the first deployment: the trail delivers into the security stack's bucket and key,
     # which exist only once that stack (deployed after this one creates its account) has run.
     log_archive_ready: bool
+    github_repository: str  # owner/name whose workflows deploy the estate
 
 
 def parse_org_settings(cfg: StackConfig) -> OrgSettings:
@@ -73,9 +77,13 @@ def parse_org_settings(cfg: StackConfig) -> OrgSettings:
                        "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)))
         ready = raw.get("logArchiveReady", True)
         problems.check(isinstance(ready, bool), f"bakehouse:{SECTION}.logArchiveReady", ready, "true or false")
+        repository = raw.get("githubRepository")
+        problems.check(isinstance(repository, str) and bool(GITHUB_REPOSITORY.fullmatch(repository)),
+                       f"bakehouse:{SECTION}.githubRepository", repository,
+                       "the GitHub repository whose workflows deploy, as owner/name")
         if problems.items:
             return None
-        return OrgSettings(dict(emails), role, tuple(prod), retention, ready)
+        return OrgSettings(dict(emails), role, tuple(prod), retention, ready, repository)
 
     return section(cfg, SECTION, parse)
 
@@ -103,6 +111,10 @@ class OrgStack(pulumi.ComponentResource):
                                 regions=cfg.estate.allowed_regions),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization.organization])))
 
+        self.ci = CiAccess(f"{name}-ci", CiAccessArgs(
+            cfg.account_id, settings.github_repository, cfg.estate.deploy_role_name, cfg.estate.accounts.all_ids),
+            opts=child)
+
         self.exports: dict[str, Any] = {
             "accountId": cfg.account_id,
             "kmsKeyArn": storage.key.arn,
@@ -112,6 +124,7 @@ class OrgStack(pulumi.ComponentResource):
             "ouIds": {key: ou.id for key, ou in self.organization.ous.items()},
             "accountIds": {key: account.id for key, account in self.organization.accounts.items()},
             "policies": [p.name for p in policies],
+            "ciRoleArns": {role: r.arn for role, r in self.ci.roles.items()},
         }
         if settings.log_archive_ready:
             trail = OrgTrail(f"{name}-trail", OrgTrailArgs(cfg.estate, storage.key.arn,

@@ -15,6 +15,7 @@ TRAIL = f"arn:aws:cloudtrail:eu-west-1:{MGMT}:trail/bakehouse-organization"
 LOG_BUCKETS = ("trail", "config", "flowlogs", "evidence", "sessions")
 GOOD_SECTION = {
     "accountEmails": {k: f"aws+{k}@example.com" for k in ("security", "build", "dev", "uat", "prod")},
+    "githubRepository": "acme/bakehouse",
 }
 
 
@@ -98,7 +99,8 @@ def test_trail_log_group_is_encrypted_and_its_role_writes_only_there(org):
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
     assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == TRAIL
-    policy = json.loads(_one(org, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    (trail_policy,) = [p for p in org.of_type("aws:iam/rolePolicy:RolePolicy") if "trail" in p.name]
+    policy = json.loads(trail_policy.inputs["policy"])
     (stmt,) = policy["Statement"]
     assert sorted(stmt["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert stmt["Resource"] == [f"arn:aws:logs:eu-west-1:{MGMT}:log-group:/bakehouse/cloudtrail/organization:log-stream:*"]

@@ -81,18 +81,23 @@ class RecordingClients(dist.AwsClients):
         return [c for c in self.calls if c[2] in WRITES and who in (None, c[0])]
 
 
+def seed_request() -> tuple[dist.DistributeRequest, dict[str, str]]:
+    """Inside mock_aws: an approved golden AMI, a key per region, and the request to distribute it."""
+    ec2 = boto3.client("ec2", region_name=HOME)
+    image = golden_ami(ec2, tags={pub.TAG_APPROVED: "true", "bakehouse:commit": "abc123"})
+    keys = {r: boto3.client("kms", region_name=r).create_key()["KeyMetadata"]["Arn"] for r in REGIONS}
+    request = dist.DistributeRequest(
+        image_id=image, source_region=HOME, family="al2023", region_keys=tuple(sorted(keys.items())),
+        targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS)), max_workers=4, poll_seconds=0)
+    return request, keys
+
+
 @pytest.fixture
 def estate(monkeypatch):
     for key, value in FAST_EC2_ENV.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
-        ec2 = boto3.client("ec2", region_name=HOME)
-        image = golden_ami(ec2, tags={pub.TAG_APPROVED: "true", "bakehouse:commit": "abc123"})
-        keys = {r: boto3.client("kms", region_name=r).create_key()["KeyMetadata"]["Arn"] for r in REGIONS}
-        request = dist.DistributeRequest(
-            image_id=image, source_region=HOME, family="al2023", region_keys=tuple(sorted(keys.items())),
-            targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS)), max_workers=4, poll_seconds=0)
-        yield request, keys
+        yield seed_request()
 
 
 def _account_ssm(account: str, region: str):
@@ -132,12 +137,7 @@ def distributed():
         for key, value in FAST_EC2_ENV.items():
             mp.setenv(key, value)
         with mock_aws():
-            ec2 = boto3.client("ec2", region_name=HOME)
-            image = golden_ami(ec2, tags={pub.TAG_APPROVED: "true", "bakehouse:commit": "abc123"})
-            keys = {r: boto3.client("kms", region_name=r).create_key()["KeyMetadata"]["Arn"] for r in REGIONS}
-            request = dist.DistributeRequest(
-                image_id=image, source_region=HOME, family="al2023", region_keys=tuple(sorted(keys.items())),
-                targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS)), max_workers=4, poll_seconds=0)
+            request, keys = seed_request()
             clients = SpyClients()
             yield request, keys, dist.distribute(request, clients), clients
 

@@ -78,6 +78,18 @@ def _current(ssm: Any, name: str) -> tuple[str | None, int]:
     return parameter["Value"], parameter["Version"]
 
 
+def _point_at(ssm: Any, name: str, image_id: str, label: str, changed: list[str], description: str) -> int:
+    """Write `image_id` to the parameter unless it already holds it (a replay adds no version);
+    returns the version that holds it and records `label` in `changed` when it wrote."""
+    value, version = _current(ssm, name)
+    if value == image_id:
+        return version
+    version = ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
+                                Description=description)["Version"]
+    changed.append(label)
+    return version
+
+
 def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
     """Tag the AMI approved, append it to the history, point `latest` at it (each only if needed)."""
     try:
@@ -103,20 +115,11 @@ def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
         changed.append("tag")
 
     history = IMAGE_HISTORY_PARAMETER.format(family=request.family)
-    value, history_version = _current(ssm, history)
-    if value != request.image_id:
-        history_version = ssm.put_parameter(
-            Name=history, Value=request.image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
-            Description=f"Approved {request.family} images, one version per approval")["Version"]
-        changed.append("history")
-
+    history_version = _point_at(ssm, history, request.image_id, "history", changed,
+                                f"Approved {request.family} images, one version per approval")
     latest = IMAGE_PARAMETER.format(family=request.family)
-    value, latest_version = _current(ssm, latest)
-    if value != request.image_id:
-        latest_version = ssm.put_parameter(
-            Name=latest, Value=request.image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
-            Description=f"Latest approved {request.family} image")["Version"]
-        changed.append("latest")
+    latest_version = _point_at(ssm, latest, request.image_id, "latest", changed,
+                               f"Latest approved {request.family} image")
 
     return PublishResult(request.image_id, request.family, latest, history, latest_version,
                          history_version, tuple(changed))

@@ -68,7 +68,7 @@ def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
 class WorkloadStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions,
                  settings: WorkloadConfig | None = None):
-        settings = settings or self.validate(cfg)  # first: a bad section declares nothing
+        settings = settings or self.settings(cfg)  # first: a bad section declares nothing
         assert cfg.network is not None  # workload stacks always have one (estate.config requires it)
         super().__init__("bakehouse:stack:Workload", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -147,10 +147,6 @@ class WorkloadStack(pulumi.ComponentResource):
 
     @staticmethod
     def settings(cfg: StackConfig) -> WorkloadConfig:
-        return WorkloadStack.validate(cfg)
-
-    @staticmethod
-    def validate(cfg: StackConfig) -> WorkloadConfig:
         """Every problem of the `bakehouse:workload` section at once (ConfigError), or its settings;
         a secret stored in plain text in the stack file is one of them."""
         problems = Problems(cfg.stack)

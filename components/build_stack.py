@@ -57,7 +57,9 @@ class BuildStack(pulumi.ComponentResource):
         keys = factory_keys(name, cfg, factory.regions, factory.target_accounts,
                             users=[roles.automation.arn, roles.build_instance.arn, roles.scheduler.arn,
                                    roles.lifecycle.arn],
-                            parent=self)
+                            parent=self,
+                            # Builds, validation and scans launch with these keys; distribution copies.
+                            launchers=[roles.arns["automation"]])
         child = pulumi.ResourceOptions(parent=self)
         scripts_name = bucket_name("scripts", cfg.account_id, cfg.region)
         self.scripts_bucket = SecureBucket(

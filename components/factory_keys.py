@@ -21,20 +21,47 @@ from .providers import account_provider
 
 # What launching from (or re-encrypting a copy of) a shared encrypted AMI needs of its key.
 LAUNCH_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:ReEncrypt*", "kms:GenerateDataKeyWithoutPlaintext")
+# The grant each workload account gives its Auto Scaling service-linked role on these keys (the role
+# gets nothing from IAM or from a key policy naming the account); helper code in the workload stack
+# creates it with exactly these operations. EC2 Auto Scaling user guide, "Required AWS KMS key policy
+# for use with encrypted volumes" (cross-account example: the grant is made from the ASG's account).
+AUTOSCALING_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "ReEncryptFrom", "ReEncryptTo",
+                                "GenerateDataKeyWithoutPlaintext", "CreateGrant")
+AUTOSCALING_ROLE_PATH = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 
 
-def workload_launch_statements(region: str, workload_accounts: Sequence[str]) -> list[dict[str, Any]]:
-    """Workload accounts may use the key for EBS volumes of instances they launch, through EC2 only."""
+def workload_launch_statements(region: str, workload_accounts: Sequence[str],
+                               organization_id: str) -> list[dict[str, Any]]:
+    """Workload accounts may use the key for EBS volumes of instances they launch, through EC2 only,
+    and may grant their own Auto Scaling service-linked role the same.
+
+    The accounts are named (not the whole organization): images are shared to the target accounts
+    only. aws:PrincipalOrgID keeps an account that left the organization out even before a deploy.
+    """
     if not workload_accounts:
         return []
     principals = {"AWS": [f"arn:aws:iam::{a}:root" for a in workload_accounts]}
-    via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com"}
+    in_org = {"aws:PrincipalOrgID": organization_id}
+    via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", **in_org}
+    own_autoscaling_role = f"arn:aws:iam::${{aws:PrincipalAccount}}:role/{AUTOSCALING_ROLE_PATH}"
     return [
         statement("WorkloadLaunchFromSharedImages", LAUNCH_ACTIONS, ["*"], principals=principals,
                   conditions={"StringEquals": via_ec2}),
         statement("WorkloadEbsGrants", ["kms:CreateGrant"], ["*"], principals=principals,
                   conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        # Made by the workload deployer calling KMS itself, so neither kms:ViaService nor
+        # kms:GrantIsForAWSResource can be required; the grantee and operations are pinned instead.
+        statement("WorkloadAutoScalingRoleGrants", ["kms:CreateGrant"], ["*"], principals=principals,
+                  conditions={"StringEquals": {"kms:GranteePrincipal": own_autoscaling_role, **in_org},
+                              "ForAllValues:StringEquals": {"kms:GrantOperations": list(AUTOSCALING_GRANT_OPERATIONS)}}),
     ]
+
+
+def launcher_grant_statement(launcher_arns: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """Roles that launch or copy images encrypted with the key: EBS creates its grant with their
+    credentials, so the key policy (which does not delegate to IAM) must admit CreateGrant for them."""
+    return statement("LaunchersEbsGrants", ["kms:CreateGrant"], ["*"], principals={"AWS": list(launcher_arns)},
+                     conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}})
 
 
 # Services that encrypt with the factory key through grants created with the deployer's credentials
@@ -76,9 +103,12 @@ def factory_keys(
     workload_accounts: Sequence[str],
     users: Sequence[pulumi.Input[str]],
     parent: pulumi.Resource,
+    launchers: Sequence[pulumi.Input[str]] = (),
 ) -> FactoryKeys:
     """The home key (images, topics, schedules, Lambda environment, firewall) and per-region copy keys."""
     child = pulumi.ResourceOptions(parent=parent)
+    org = cfg.estate.organization_id
+    launcher_statements = [launcher_grant_statement(launchers)] if launchers else []
     home = KmsKey(
         f"{name}-factory-key",
         KmsKeyArgs(
@@ -87,7 +117,8 @@ def factory_keys(
             admin_arns=[cfg.deploy_role_arn],
             user_arns=list(users),
             services=[logs_grant(cfg), events_grant(cfg)],
-            extra_statements=[*workload_launch_statements(cfg.region, workload_accounts),
+            extra_statements=[*workload_launch_statements(cfg.region, workload_accounts, org),
+                              *launcher_statements,
                               deployer_via_services_statement(cfg.deploy_role_arn, cfg.region)],
         ),
         opts=child,
@@ -106,7 +137,7 @@ def factory_keys(
                 alias="bakehouse-images",
                 admin_arns=[cfg.deploy_role_arn],
                 user_arns=list(users),
-                extra_statements=workload_launch_statements(region, workload_accounts),
+                extra_statements=[*workload_launch_statements(region, workload_accounts, org), *launcher_statements],
             ),
             opts=pulumi.ResourceOptions(parent=parent, provider=provider),
         )

@@ -181,12 +181,12 @@ def test_workload_accounts_may_use_image_keys_only_through_ec2_in_that_region(st
     policy = stack_run("build").named(key_name).inputs["policy"]
     for account in WORKLOADS:
         theirs = for_principal(policy, f"arn:aws:iam::{account}:root")
-        via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com"}
+        via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "aws:PrincipalOrgID": "o-exampleorg01"}
         assert allowed(theirs, "kms:Decrypt", "*", via_ec2)
         assert allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "true"})
         assert not allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "false"})
-        assert not allowed(theirs, "kms:Decrypt", "*", {"kms:ViaService": f"s3.{region}.amazonaws.com"})
-        assert not allowed(theirs, "kms:Decrypt", "*", {"kms:ViaService": "ec2.ap-south-1.amazonaws.com"})
+        assert not allowed(theirs, "kms:Decrypt", "*", via_ec2 | {"kms:ViaService": f"s3.{region}.amazonaws.com"})
+        assert not allowed(theirs, "kms:Decrypt", "*", via_ec2 | {"kms:ViaService": "ec2.ap-south-1.amazonaws.com"})
         assert not allowed(theirs, "kms:Encrypt", "*", via_ec2)
         assert not allowed(theirs, "kms:PutKeyPolicy", "*", via_ec2)
     assert for_principal(policy, "arn:aws:iam::999999999999:root")["Statement"] == []

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import config as runtime_config
 
 from .config import StackConfig, parse_stack_config
+from .stack_files import stack_files
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NAMESPACE = "bakehouse:"
@@ -39,10 +39,5 @@ def _decode(raw: Any) -> Any:
 
 def sibling_networks(project_dir: Path) -> dict[str, Any]:
     """The `bakehouse:network` of every stack file, to catch CIDRs overlapping across the estate."""
-    networks = {}
-    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
-        doc = yaml.safe_load(path.read_text()) or {}
-        network = (doc.get("config") or {}).get("bakehouse:network")
-        if network is not None:
-            networks[path.name[len("Pulumi."):-len(".yaml")]] = network
-    return networks
+    return {stack: config["bakehouse:network"] for stack, config in stack_files(project_dir).items()
+            if config.get("bakehouse:network") is not None}

@@ -12,7 +12,6 @@ from typing import Any
 from .support import (
     ADVISORY,
     UNKNOWN,
-    WORKLOAD_STACKS_CONFIG,
     Config,
     Res,
     as_list,
@@ -20,6 +19,7 @@ from .support import (
     is_workload,
     resource_policy,
     truthy,
+    workload_policy,
 )
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -207,10 +207,6 @@ def check_runtime_deprecating(res: Res, config: Config) -> Iterator[str]:
         yield f"function {res.name} uses {runtime}, which AWS Lambda deprecates on {date}"
 
 
-def _with(extra: Mapping[str, Any]) -> dict[str, Any]:
-    return {**WORKLOAD_STACKS_CONFIG, **extra}
-
-
 POLICIES = [
     resource_policy(
         "ec2-storage-encrypted",
@@ -233,14 +229,14 @@ POLICIES = [
         (INSTANCE, LAUNCH_TEMPLATE),
         check_no_public_ip,
     ),
-    resource_policy(
+    workload_policy(
         "workload-approved-ami",
         "Workload instances and launch templates take their image from the approved AMI parameter.",
         "Use ami='resolve:ssm:/bakehouse/<env>/ami/<family>' (published by the image factory).",
         (INSTANCE, LAUNCH_TEMPLATE),
         check_approved_ami,
-        config=_with({"buildAccountId": {"type": "string", "description": "the build account, whose "
-                                                                          "published image parameters are approved"}}),
+        config={"buildAccountId": {"type": "string", "description": "the build account, whose "
+                                                                   "published image parameters are approved"}},
     ),
     resource_policy(
         "no-secrets-in-user-data",

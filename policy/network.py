@@ -7,14 +7,13 @@ from typing import Any
 
 from .support import (
     UNKNOWN,
-    WORKLOAD_STACKS_CONFIG,
     Config,
     Res,
     as_list,
     is_workload,
-    resource_policy,
     str_list,
     truthy,
+    workload_policy,
 )
 
 WORLD = ("0.0.0.0/0", "::/0")
@@ -104,29 +103,26 @@ def check_subnet_private(res: Res, config: Config) -> Iterator[str]:
 
 
 POLICIES = [
-    resource_policy(
+    workload_policy(
         "no-world-ingress",
         "No security group opens SSH/RDP to 0.0.0.0/0 or ::/0; in workload stacks, no port at all.",
         "Reach instances through SSM Session Manager; scope ingress to security groups or private CIDRs.",
         SG_TYPES + (RULE_TYPE, INGRESS_RULE_TYPE),
         check_world_ingress,
-        config=WORKLOAD_STACKS_CONFIG,
     ),
-    resource_policy(
+    workload_policy(
         "workload-no-internet-path",
         "Workload stacks declare no internet gateway, NAT gateway or Elastic IP.",
         "Use the private network's VPC endpoints; egress that truly needs the internet goes through the build "
         "account's proxy.",
         tuple(INTERNET_PATH_TYPES),
         check_no_internet_path,
-        config=WORKLOAD_STACKS_CONFIG,
     ),
-    resource_policy(
+    workload_policy(
         "subnet-no-public-ip",
         "Subnets do not hand out public IPs on launch (nor IPv6 addresses in workloads).",
         "Leave map_public_ip_on_launch unset or false.",
         ("aws:ec2/subnet:Subnet",),
         check_subnet_private,
-        config=WORKLOAD_STACKS_CONFIG,
     ),
 ]

@@ -18,11 +18,10 @@ from typing import Any
 
 from .support import (
     UNKNOWN,
-    WORKLOAD_STACKS_CONFIG,
     Config,
     Res,
     get,
-    is_workload,
+    is_workload_stack,
     maybe_json,
     resource_policy,
     stack_policy,
@@ -89,7 +88,7 @@ def load_manifest(path: Path | None = None) -> dict[str, Any]:
 
 
 def check_workload_parity(resources: list[Res], config: Config) -> Iterator[tuple[str | None, str]]:
-    if not resources or not is_workload(resources[0], config):
+    if not resources or not is_workload_stack(resources):
         return
     stack = resources[0].stack
     try:
@@ -128,6 +127,5 @@ POLICIES = [
         "Make the difference a config value, not a code path; then run "
         "`python tools/policy_runner.py --write-workload-types` and commit policy/workload_types.json.",
         check_workload_parity,
-        config=WORKLOAD_STACKS_CONFIG,
     ),
 ]

@@ -258,11 +258,39 @@ def of_types(resources: Iterable[Res], *types: str) -> Iterator[Res]:
     return (r for r in resources if r.type in wanted)
 
 
-# Workload stacks, where the stricter rules apply; overridable per policy through pack config.
-WORKLOAD_STACKS_CONFIG = {
-    "workloadStacks": {"type": "array", "items": {"type": "string"}, "default": ["dev", "uat", "prod"]},
-}
+# A workload stack is one whose program declares the workload root component: a new env added by
+# config alone is judged as a workload without anyone editing a list of names here.
+WORKLOAD_ROOT_TYPE = "bakehouse:stack:Workload"
+_IS_WORKLOAD_STACK = "__isWorkloadStack"  # set by workload_policy, read by is_workload
+
+
+def is_workload_stack(resources: Iterable[Res]) -> bool:
+    return any(r.type == WORKLOAD_ROOT_TYPE for r in resources)
 
 
 def is_workload(res: Res, config: Config) -> bool:
-    return res.stack in (config.get("workloadStacks") or ("dev", "uat", "prod"))
+    """True inside a workload_policy's check when the resource's stack declares the workload root."""
+    return bool(config.get(_IS_WORKLOAD_STACK, False))
+
+
+def workload_policy(
+    name: str,
+    description: str,
+    remediation: str,
+    types: Sequence[str],
+    check: ResourceCheck,
+    level: EnforcementLevel = MANDATORY,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> StackValidationPolicy:
+    """A per-resource check that needs to know whether its stack is a workload. A resource policy sees
+    one resource, never the stack's root component, so this runs as a stack policy over `types`."""
+    wanted = frozenset(types)
+
+    def stack_check(resources: list[Res], settings: Config) -> Iterator[tuple[str | None, str]]:
+        scoped = {**settings, _IS_WORKLOAD_STACK: is_workload_stack(resources)}
+        for res in resources:
+            if res.type in wanted:
+                for message in check(res, scoped):
+                    yield res.urn, message
+
+    return stack_policy(name, description, remediation, stack_check, level, config)

@@ -27,9 +27,12 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from estate.stack_files import stack_files, stacks_in_deploy_order
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "bakehouse"
-STACKS = ("org", "security", "build", "dev", "uat", "prod")
+# Derived from the stack files: a new env is previewed and tested without editing a list here.
+STACKS = stacks_in_deploy_order(PROJECT_DIR)
 MOCK_SECRET = "mock-secret-value"
 
 
@@ -179,9 +182,7 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR, overrides: Mapping
     values: dict[str, Any] = {}
     for key, spec in (project.get("config") or {}).items():
         values[key] = spec["value"] if isinstance(spec, Mapping) and "value" in spec else spec
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if stack_file.exists():
-        values.update((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {})
+    values.update(stack_files(project_dir).get(stack) or {})
     values.update(overrides or {})
     config, secrets = {}, []
     for key, value in values.items():

@@ -39,11 +39,12 @@ from pulumi_policy import (  # noqa: E402
 import pulumi  # noqa: E402
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy  # noqa: E402
 
+from estate.stack_files import workload_stacks  # noqa: E402
 from tools.mockrun import STACKS, Declared, StackRun, run_stack  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PACK_CONFIG = PROJECT_DIR / "policy" / "config.json"
-WORKLOAD_STACKS = ("dev", "uat", "prod")
+WORKLOAD_STACKS = workload_stacks(PROJECT_DIR)
 _DEFAULT_PROVIDER = "pulumi:providers:aws"
 
 
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stacks", nargs="*", default=list(STACKS))
     parser.add_argument("--write-workload-types", action="store_true",
-                        help="regenerate policy/workload_types.json from dev, uat and prod")
+                        help="regenerate policy/workload_types.json from the workload stacks")
     args = parser.parse_args(argv)
     if args.write_workload_types:
         print(f"wrote {write_workload_manifest()}")

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from policy.support import WORKLOAD_ROOT_TYPE
 from tools.mockrun import Declared, StackRun
 
 DEFAULT_TAGS = {"bakehouse:stack": "{stack}", "bakehouse:env": "{stack}", "bakehouse:managed-by": "pulumi"}
@@ -36,8 +37,20 @@ def res(stack: str, type_token: str, name: str, inputs: Mapping[str, Any] | None
     )
 
 
-def run_of(stack: str, *resources: Declared, tags: Mapping[str, str] | None = None) -> StackRun:
-    return StackRun(stack, resources=[provider(stack, tags), *resources])
+# Fixture stacks with these names stand for workloads: their runs declare the workload root component,
+# which is how the pack recognises a workload stack (never by its name).
+WORKLOAD_FIXTURE_STACKS = ("dev", "uat", "prod", "staging")
+
+
+def workload_root(stack: str) -> Declared:
+    return Declared(urn=f"urn:pulumi:{stack}::bakehouse::{WORKLOAD_ROOT_TYPE}::{stack}", type=WORKLOAD_ROOT_TYPE,
+                    name=stack, inputs={}, custom=False, provider=None, parent=None)
+
+
+def run_of(stack: str, *resources: Declared, tags: Mapping[str, str] | None = None,
+           workload: bool | None = None) -> StackRun:
+    workload = stack in WORKLOAD_FIXTURE_STACKS if workload is None else workload
+    return StackRun(stack, resources=[provider(stack, tags), *([workload_root(stack)] if workload else []), *resources])
 
 
 def doc(*statements: Mapping[str, Any]) -> str:

@@ -317,9 +317,13 @@ def test_bucket_companions_are_linked_by_literal_name_when_no_dependency_is_reco
     assert "AES256" in verdict.by_policy("s3-bucket-kms-encryption")[0].message
 
 
-def test_which_stacks_count_as_workloads_is_pack_config():
-    nat = res("build", "aws:ec2/natGateway:NatGateway", "proxy-nat")
-    default = judge(run_of("build", nat), pack_config={})
-    widened = judge(run_of("build", nat), pack_config={"workload-no-internet-path": {"workloadStacks": ["build"]}})
-    assert default.by_policy("workload-no-internet-path") == []
-    assert [v.resource for v in widened.by_policy("workload-no-internet-path")] == ["proxy-nat"]
+def test_a_stack_is_judged_as_a_workload_by_its_root_component_not_its_name():
+    def nat(stack):
+        return res(stack, "aws:ec2/natGateway:NatGateway", "proxy-nat")
+
+    build = judge(run_of("build", nat("build")), pack_config={})
+    named_dev_without_root = judge(run_of("dev", nat("dev"), workload=False), pack_config={})
+    new_env = judge(run_of("sandbox", nat("sandbox"), workload=True), pack_config={})
+    assert build.by_policy("workload-no-internet-path") == []
+    assert named_dev_without_root.by_policy("workload-no-internet-path") == []
+    assert [v.resource for v in new_env.by_policy("workload-no-internet-path")] == ["proxy-nat"]

@@ -12,7 +12,7 @@ from estate.config import StackConfig
 from estate.naming import bucket_name
 
 from .iam import statement
-from .kms_key import KmsKey, KmsKeyArgs, ServiceGrant
+from .kms_key import DeployerUse, KmsKey, KmsKeyArgs, ServiceGrant
 from .secure_bucket import SecureBucket, SecureBucketArgs
 
 
@@ -40,6 +40,9 @@ def account_storage(
     key_users: Sequence[pulumi.Input[str]] = (),
     key_services: Sequence[ServiceGrant] = (),
     key_statements: Sequence[Mapping[str, Any]] = (),  # grants that must name the account, with conditions
+    # Services through which `pulumi up` writes data under this key as the deploy role: S3 (handlers
+    # zips, the catalog template, document attachments) and SSM (SecureString parameters).
+    deployer_via: tuple[str, ...] = ("s3", "ssm"),
 ) -> AccountStorage:
     child = pulumi.ResourceOptions(parent=parent)
     key = KmsKey(
@@ -51,6 +54,8 @@ def account_storage(
             user_arns=list(key_users),
             services=[logs_grant(cfg), *key_services],
             extra_statements=list(key_statements),
+            deployer_use=DeployerUse(region=cfg.region, account_id=cfg.account_id, services=deployer_via)
+            if deployer_via else None,
         ),
         opts=child,
     )

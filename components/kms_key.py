@@ -29,6 +29,45 @@ class ServiceGrant:
     conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
+# What each service asks KMS for, as the caller, when the deploy role writes through it. kms:ViaService
+# holds only when the service makes the request on the caller's behalf (KMS developer guide,
+# "kms:ViaService"); kms:CallerAccount pins it to the role's own account.
+DEPLOYER_SERVICE_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    # PutObject under SSE-KMS asks for a data key; SSM Automation reading a document's attachment back,
+    # and multipart uploads, decrypt (Amazon S3 user guide, "Using SSE-KMS": permissions).
+    "s3": ("kms:GenerateDataKey", "kms:Decrypt"),
+    # SecureString PutParameter: standard tier encrypts the value directly, advanced tier wraps it in a
+    # data key; the provider reads the value back with decryption (Systems Manager user guide, "How
+    # Parameter Store uses AWS KMS").
+    "ssm": ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"),
+}
+
+
+@dataclass(frozen=True)
+class DeployerUse:
+    """The deploy role may use the key for data only through these services, in this region and account."""
+
+    region: str
+    account_id: str
+    services: tuple[str, ...] = ("s3", "ssm")
+
+    def __post_init__(self) -> None:
+        for service in self.services:
+            if service not in DEPLOYER_SERVICE_ACTIONS:
+                raise ValueError(f"deployer use through {service!r} is not modelled; "
+                                 f"allowed: {', '.join(sorted(DEPLOYER_SERVICE_ACTIONS))}")
+
+
+def deployer_statements(deployers: Sequence[pulumi.Input[str]], use: DeployerUse) -> list[dict[str, Any]]:
+    return [
+        statement(f"DeployerWritesThrough{service.capitalize()}", DEPLOYER_SERVICE_ACTIONS[service], ["*"],
+                  principals={"AWS": list(deployers)},
+                  conditions={"StringEquals": {"kms:ViaService": f"{service}.{use.region}.amazonaws.com",
+                                               "kms:CallerAccount": use.account_id}})
+        for service in use.services
+    ]
+
+
 @dataclass(frozen=True)
 class KmsKeyArgs:
     description: str
@@ -38,6 +77,8 @@ class KmsKeyArgs:
     services: Sequence[ServiceGrant] = ()
     extra_statements: Sequence[Mapping[str, Any]] = ()
     deletion_window_days: int = 30
+    # The administrators' own data-key use (uploads, SecureStrings `pulumi up` writes); None: none at all.
+    deployer_use: DeployerUse | None = None
 
     def __post_init__(self) -> None:
         if not self.admin_arns:
@@ -50,6 +91,8 @@ def key_policy(args: KmsKeyArgs) -> pulumi.Output[str]:
     statements = [
         statement("KeyAdministration", ADMIN_ACTIONS, ["*"], principals={"AWS": list(args.admin_arns)}),
     ]
+    if args.deployer_use is not None:
+        statements.extend(deployer_statements(args.admin_arns, args.deployer_use))
     if args.user_arns:
         statements.append(statement("KeyUse", USE_ACTIONS, ["*"], principals={"AWS": list(args.user_arns)}))
     for grant in args.services:

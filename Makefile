@@ -19,9 +19,9 @@ node_modules/.installed: package-lock.json
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the workflow lint test will say so and skip"; fi
 
-## preview: every stack under Pulumi's mock runtime (or STACK=dev for one): tree, counts, exports, verdict
+## preview: every stack under Pulumi's mock runtime (or STACK=dev for one): summary with each verdict first; PREVIEW_ARGS=--details or --json
 preview: $(VENV)/.installed
-	$(BIN)/python tools/preview.py $(STACK)
+	$(BIN)/python -m tools.preview $(STACK) $(PREVIEW_ARGS)
 
 ## test: the whole suite, slow and end-to-end tests included
 test: $(VENV)/.installed node_modules/.installed

@@ -1,30 +1,112 @@
-"""`make preview`: every stack's real program under the mock runtime, its tree, counts, exports, verdict.
+"""`make preview`: every stack's real program under Pulumi's mock runtime, judged by the policy pack.
 
-Exit status 1 if any stack fails to run or has a mandatory policy violation.
+Prints a summary first (one row a stack, failures on top), then what failed and why. The component
+tree, resource counts, exports and notes are behind --details; --json prints the same facts for CI.
+Exit status 1 if any stack is rejected, fails to run or has a mandatory policy violation.
+
+    python -m tools.preview                 # every stack in deploy order
+    python -m tools.preview dev --details   # one stack, everything
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from estate.config import ConfigError
+from tools.mockrun import STACKS, StackRun, run_stack
 
-from estate.config import ConfigError  # noqa: E402
-from tools.mockrun import STACKS, StackRun, run_stack  # noqa: E402
+COST = re.compile(r"estimated interface endpoint cost \$([\d,]+\.\d+)/month")
+
+
+@dataclass
+class StackResult:
+    stack: str
+    status: str  # pass | FAIL (mandatory violations) | REJECTED (config) | ERROR (program failed)
+    role: str = "-"
+    account: str = "-"
+    region: str = "-"
+    resources: int = 0
+    seconds: float = 0.0
+    monthly_cost_usd: float | None = None
+    mandatory: list[str] = field(default_factory=list)
+    advisory: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    run: StackRun | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "pass"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stack": self.stack, "status": self.status, "role": self.role, "account": self.account,
+                "region": self.region, "resources": self.resources, "seconds": round(self.seconds, 3),
+                "monthlyCostUsd": self.monthly_cost_usd, "mandatory": self.mandatory, "advisory": self.advisory,
+                "problems": self.problems}
+
+
+def judge(run: StackRun):
+    from tools.policy_runner import judge as judge_run
+
+    return judge_run(run)
+
+
+def _where(run: StackRun) -> tuple[str, str, str]:
+    """Role (from the root component), account and region (from the stack's account provider)."""
+    role = next((r.type.rsplit(":", 1)[-1].lower() for r in run.resources if r.type.startswith("bakehouse:stack:")),
+                "-")
+    provider = next((r for r in run.resources if r.is_provider and r.name == f"{run.stack}-account"), None)
+    if provider is None:
+        return role, "-", "-"
+    accounts = provider.inputs.get("allowedAccountIds") or ["-"]
+    return role, str(accounts[0]), str(provider.inputs.get("region", "-"))
+
+
+def evaluate(stack: str) -> StackResult:
+    try:
+        run = run_stack(stack)
+    except ConfigError as err:
+        return StackResult(stack, "REJECTED", problems=list(err.problems))
+    except Exception as err:  # noqa: BLE001 - any program failure fails the preview, loudly
+        return StackResult(stack, "ERROR", problems=[f"{type(err).__name__}: {err}"])
+    verdict = judge(run)
+    role, account, region = _where(run)
+    costs = [float(m.group(1).replace(",", "")) for line in run.logs for m in [COST.search(line)] if m]
+    return StackResult(
+        stack, "pass" if verdict.ok else "FAIL", role, account, region,
+        resources=sum(1 for r in run.resources if r.custom), seconds=run.seconds,
+        monthly_cost_usd=sum(costs) if costs else None,
+        mandatory=[str(v) for v in verdict.mandatory], advisory=[str(v) for v in verdict.advisory], run=run)
+
+
+def summary_table(results: list[StackResult]) -> Table:
+    table = Table(title="bakehouse preview (mock runtime + policy pack)")
+    for column, justify in (("stack", "left"), ("role", "left"), ("account", "left"), ("region", "left"),
+                            ("resources", "right"), ("verdict", "left"), ("endpoints $/month", "right"),
+                            ("seconds", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        style = "green" if r.ok else "red"
+        verdict = r.status if r.status in ("REJECTED", "ERROR") else (
+            f"{r.status} ({len(r.mandatory)} mandatory, {len(r.advisory)} advisory)")
+        cost = f"{r.monthly_cost_usd:,.2f}" if r.monthly_cost_usd is not None else "-"
+        table.add_row(r.stack, r.role, r.account, r.region, str(r.resources), f"[{style}]{verdict}[/{style}]",
+                      cost, f"{r.seconds:.2f}")
+    return table
 
 
 def component_tree(run: StackRun) -> Tree:
     """Components and their children; custom resources are summarised by type under their parent."""
     tree = Tree(f"[bold]stack {run.stack}[/bold]")
-    nodes = {}
     by_parent: dict[str | None, list] = {}
     for res in run.resources:
         by_parent.setdefault(res.parent, []).append(res)
@@ -35,14 +117,12 @@ def component_tree(run: StackRun) -> Tree:
         for res in children:
             if res.custom and res.urn not in by_parent:
                 continue
-            label = f"[cyan]{res.type}[/cyan] {res.name}"
-            nodes[res.urn] = branch.add(label)
-            add(nodes[res.urn], res.urn)
+            add(branch.add(f"[cyan]{res.type}[/cyan] {res.name}"), res.urn)
         for type_token, count in sorted(leaf_counts.items()):
             branch.add(f"{type_token}" + (f" x{count}" if count > 1 else ""))
 
     roots = {r.parent for r in run.resources if r.parent and r.parent.endswith(f"pulumi:pulumi:Stack::bakehouse-{run.stack}")}
-    for root in roots:
+    for root in sorted(roots):
         add(tree, root)
     return tree
 
@@ -56,57 +136,62 @@ def counts_table(run: StackRun) -> Table:
     return table
 
 
-def judge(run: StackRun):
-    """The policy pack's verdict, or None while the pack does not exist yet."""
-    try:
-        from tools.policy_runner import judge as judge_run
-    except ImportError:
-        return None
-    return judge_run(run)
+def print_problems(result: StackResult, console: Console) -> None:
+    if result.status == "REJECTED":
+        console.print(f"[red]stack {result.stack}: configuration rejected[/red]")
+    elif result.status == "ERROR":
+        console.print(f"[red]stack {result.stack}: program failed[/red]")
+    for line in result.problems:
+        console.print(f"  - {line}", markup=False)
+    for line in result.mandatory:
+        console.print(f"[red]MANDATORY[/red] {line}")
 
 
-def preview(stack: str, console: Console, show_tree: bool = True) -> bool:
-    try:
-        run = run_stack(stack)
-    except ConfigError as err:
-        console.print(f"[red]stack {stack}: configuration rejected[/red]\n{err}")
-        return False
-    except Exception as err:  # noqa: BLE001 - any program failure fails the preview, loudly
-        console.print(f"[red]stack {stack}: program failed: {type(err).__name__}: {err}[/red]")
-        return False
-    console.rule(f"stack {stack} ({run.seconds:.2f} s)")
-    if show_tree:
-        console.print(component_tree(run))
+def print_details(result: StackResult, console: Console) -> None:
+    run = result.run
+    if run is None:
+        return
+    console.rule(f"stack {run.stack} ({run.seconds:.2f} s)")
+    console.print(component_tree(run))
     console.print(counts_table(run))
     console.print("[bold]exports[/bold]")
     console.print_json(json.dumps(run.exports, default=str))
     for line in run.logs:
         console.print(f"[blue]note[/blue] {line}")
-    verdict = judge(run)
-    if verdict is None:
-        console.print("[yellow]policy pack: not present[/yellow]")
-        return True
-    for violation in verdict.advisory:
-        console.print(f"[yellow]advisory[/yellow] {violation}")
-    for violation in verdict.mandatory:
-        console.print(f"[red]MANDATORY[/red] {violation}")
-    ok = not verdict.mandatory
-    console.print(f"policy verdict for {stack}: " + ("[green]pass[/green]" if ok else "[red]FAIL[/red]")
-                  + f" ({len(verdict.mandatory)} mandatory, {len(verdict.advisory)} advisory)")
-    return ok
+    for line in result.advisory:
+        console.print(f"[yellow]advisory[/yellow] {line}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("stacks", nargs="*", default=list(STACKS), help="stacks to preview (default: all six)")
-    parser.add_argument("--no-tree", action="store_true", help="skip the component tree")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stacks", nargs="*", help=f"stacks to preview (default: all, {', '.join(STACKS)})")
+    parser.add_argument("--details", action="store_true", help="also the component tree, counts, exports, notes")
+    parser.add_argument("--json", action="store_true", help="machine-readable results on stdout, nothing else")
     args = parser.parse_args(argv)
+    stacks = args.stacks or list(STACKS)
+    unknown = [s for s in stacks if s not in STACKS]
+    if unknown:
+        parser.error(f"no stack file Pulumi.<stack>.yaml for {', '.join(unknown)}; stacks: {', '.join(STACKS)}")
+    results = [evaluate(stack) for stack in stacks]
+    failed = [r.stack for r in results if not r.ok]
+    if args.json:
+        print(json.dumps({"ok": not failed, "stacks": [r.as_dict() for r in results]}, indent=2))
+        return 1 if failed else 0
+
     # emoji off: type tokens like bakehouse:factory:X would otherwise render as emoji codes
-    console = Console(width=140, emoji=False)
-    results = {stack: preview(stack, console, not args.no_tree) for stack in args.stacks}
-    failed = [s for s, ok in results.items() if not ok]
-    console.rule("summary")
-    console.print(f"{len(results) - len(failed)} of {len(results)} stacks passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    console = Console(emoji=False)
+    ordered = sorted(results, key=lambda r: r.ok)  # failures on top, deploy order kept within each group
+    console.print(summary_table(ordered))
+    console.print(f"{len(results) - len(failed)} of {len(results)} stacks passed"
+                  + (f"; failed: {', '.join(failed)}" if failed else ""))
+    for result in ordered:
+        if not result.ok:
+            print_problems(result, console)
+    if args.details:
+        for result in results:
+            print_details(result, console)
+    else:
+        console.print("details (tree, resource counts, exports, notes, advisories): add --details")
     return 1 if failed else 0
 
 

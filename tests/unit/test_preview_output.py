@@ -1,27 +1,65 @@
-"""`make preview` shows each stack's tree with its type tokens as written, and fails on bad config."""
+"""`make preview` opens with one summary row a stack (failures on top), details on request, JSON for CI."""
 
 from __future__ import annotations
+
+import json
+
+import pytest
 
 from tools import preview
 
 
-def test_preview_prints_the_component_tree_counts_exports_and_verdict(capsys):
+def test_preview_opens_with_the_summary_and_keeps_details_behind_a_flag(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
     assert preview.main(["build"]) == 0
+    out = capsys.readouterr().out
+    first_lines = out.splitlines()[:8]
+    assert any("build" in line and "pass (0 mandatory" in line and "333333333333" in line for line in first_lines), out
+    assert "1 of 1 stacks passed" in out
+    assert "bakehouse:stack:Build build" not in out  # the tree is a detail
+    assert "add --details" in out
+
+
+def test_preview_details_print_type_tokens_literally(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
+    assert preview.main(["build", "--details"]) == 0
     out = capsys.readouterr().out
     assert "bakehouse:stack:Build build" in out
     assert "bakehouse:factory:ImageFactory" in out  # literally, not rendered as an emoji
     assert "resources by type" in out and "exports" in out
-    assert "policy verdict for build: pass" in out
-    assert "1 of 1 stacks passed" in out
 
 
-def test_preview_exits_non_zero_when_a_stack_is_rejected(capsys, monkeypatch):
+def test_preview_json_carries_each_stacks_verdict(capsys):
+    assert preview.main(["dev", "--json"]) in (0, 1)
+    result = json.loads(capsys.readouterr().out)
+    (dev,) = result["stacks"]
+    assert dev["stack"] == "dev" and dev["role"] == "workload" and dev["account"] == "444444444444"
+    assert dev["resources"] > 0 and dev["monthlyCostUsd"] > 0
+    assert result["ok"] is (dev["status"] == "pass")
+
+
+def test_preview_exits_non_zero_and_puts_a_rejected_stack_on_top(capsys, monkeypatch):
     from estate.config import ConfigError
 
-    def rejected(stack):
-        raise ConfigError(stack, [f"stack {stack}: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"])
+    real = preview.run_stack
 
-    monkeypatch.setattr(preview, "run_stack", rejected)
-    assert preview.main(["dev"]) == 1
+    def rejecting_dev(stack):
+        if stack == "dev":
+            raise ConfigError(stack, [f"stack {stack}: bakehouse:role is 'warehouse'; allowed: org, security, build, "
+                                      "workload"])
+        return real(stack)
+
+    monkeypatch.setenv("COLUMNS", "160")
+    monkeypatch.setattr(preview, "run_stack", rejecting_dev)
+    assert preview.main(["org", "dev"]) == 1
     out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert "dev" in rows[0] and "REJECTED" in rows[0]
     assert "bakehouse:role is 'warehouse'" in out and "failed: dev" in out
+
+
+def test_preview_refuses_a_stack_without_a_stack_file(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        preview.main(["staging-typo"])
+    assert exit_.value.code == 2
+    assert "no stack file Pulumi.<stack>.yaml for staging-typo" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.providers import account_provider
+from components.providers import account_provider, stack_role_arn
 from components.roots import build_root, role_settings
 from estate.pulumi_config import load_stack_config
 
@@ -14,7 +14,8 @@ provider = account_provider(
     f"{config.stack}-account",
     account_id=config.account_id,
     region=config.region,
-    role_arn=config.deploy_role_arn,
+    # preview role for `pulumi preview`, deploy role for `pulumi up`, or bakehouse:providerRoleArn
+    role_arn=stack_role_arn(config),
     tags=config.default_tags,
     session_name=f"bakehouse-{config.stack}",
 )

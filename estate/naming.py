@@ -57,6 +57,23 @@ RESPONDER_ROLE = "BakehouseResponder"
 BREAK_GLASS_ROLE = "BakehouseBreakGlass"
 # Every account: read-only access for people.
 READ_ONLY_ROLE = "BakehouseReadOnly"
+# Every account: what `pulumi preview` runs as (read-only); the deploy role's name is config (deployRoleName).
+PREVIEW_ROLE = "BakehousePreview"
+# Management account: the role pull requests' GitHub OIDC tokens become; may assume only PREVIEW_ROLE.
+GITHUB_PREVIEW_ROLE = "BakehouseGitHubPreview"
+# The GitHub environment a prod env deploys in (its required reviewers gate the job).
+PRODUCTION_ENVIRONMENT = "production"
+
+
+def github_environment(account_key: str, prod_envs: tuple[str, ...]) -> str:
+    """The GitHub environment that deploys an account's stack: `production` for prod envs, else the
+    account's own key (management, security, build, dev, ...)."""
+    return PRODUCTION_ENVIRONMENT if account_key in prod_envs else account_key
+
+
+def github_deploy_role(environment: str) -> str:
+    """Management account: the role one GitHub environment's OIDC tokens become (one per environment)."""
+    return f"BakehouseGitHubDeploy-{environment}"
 
 
 # --- Parameter Store names ----------------------------------------------------------------------

@@ -1,0 +1,45 @@
+"""Which role each stack's provider assumes: the read-only preview role when `pulumi preview` runs
+(a pull request's run included), the deploy role for `pulumi up`, or an explicit override."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.mockrun import run_stack
+
+ACCOUNTS = {"org": "111111111111", "security": "222222222222", "build": "333333333333", "dev": "444444444444"}
+
+
+def _stack_provider(run):
+    [provider] = [r for r in run.resources if r.is_provider and r.name == f"{run.stack}-account"]
+    return provider
+
+
+def _assumed(provider) -> list[str]:
+    return [hop["roleArn"] for hop in provider.inputs["assumeRoles"]]
+
+
+@pytest.mark.parametrize("stack", ["org", "dev"])
+def test_preview_assumes_the_read_only_preview_role(stack):
+    run = run_stack(stack, preview=True)
+    assert _assumed(_stack_provider(run)) == [f"arn:aws:iam::{ACCOUNTS[stack]}:role/BakehousePreview"]
+
+
+@pytest.mark.parametrize("stack", ["org", "dev"])
+def test_update_assumes_the_deploy_role(stack, stack_run):
+    assert _assumed(_stack_provider(stack_run(stack))) == [f"arn:aws:iam::{ACCOUNTS[stack]}:role/BakehouseDeploy"]
+
+
+def test_config_may_name_another_role_in_the_stacks_account():
+    admin = "arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123"
+    run = run_stack("org", overrides={"bakehouse:providerRoleArn": admin}, preview=True)
+    assert _assumed(_stack_provider(run)) == [admin]
+
+
+@pytest.mark.parametrize("override", ["arn:aws:iam::999999999999:role/Admin", "BakehouseDeploy",
+                                      "arn:aws:iam::444444444444:user/alice"])
+def test_an_override_outside_the_stacks_account_is_refused_before_any_provider(override):
+    run = run_stack("dev", overrides={"bakehouse:providerRoleArn": override}, raise_errors=False)
+    assert f"bakehouse:providerRoleArn is '{override}'; allowed: an IAM role ARN in the stack's account " \
+           "444444444444" in str(run.error)
+    assert not [r for r in run.resources if r.is_provider]

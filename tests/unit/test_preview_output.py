@@ -54,7 +54,9 @@ def test_preview_exits_non_zero_and_puts_a_rejected_stack_on_top(capsys, monkeyp
     assert preview.main(["org", "dev"]) == 1
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("│")]
-    assert "dev" in rows[0] and "REJECTED" in rows[0]
+    dev_row = next(i for i, row in enumerate(rows) if "REJECTED" in row)
+    assert rows[dev_row].startswith("│ dev ")
+    assert all("pass (" not in row for row in rows[:dev_row])  # failures first
     assert "bakehouse:role is 'warehouse'" in out and "failed: dev" in out
 
 

@@ -104,6 +104,29 @@ CIS_CONTROLS: tuple[CisControl, ...] = (
 )
 
 
+def role_use_controls(break_glass_role: str, access_role: str) -> tuple[CisControl, ...]:
+    """Alarms on the use of roles nobody should use routinely, from any account and any region.
+
+    The organization trail is multi-region and covers every account, so one filter on its log group
+    sees an AssumeRole made through any regional STS endpoint (CloudTrail records it in that region)
+    and every call made with the resulting session (its sessionIssuer names the role). A leading `*`
+    matches any account id in the role ARN (CloudWatch Logs User Guide, "Using filter patterns to
+    match terms in JSON log events").
+    """
+
+    def use_of(role: str) -> str:
+        return ('{ (($.eventSource = "sts.amazonaws.com") && ($.eventName = "AssumeRole") && '
+                f'($.requestParameters.roleArn = "*:role/{role}")) || '
+                f'($.userIdentity.sessionContext.sessionIssuer.userName = "{role}") }}')
+
+    return (
+        CisControl("BH.1", "break-glass-use", f"Break-glass role {break_glass_role} assumed or used",
+                   use_of(break_glass_role)),
+        CisControl("BH.2", "organization-access-role-use", f"Organization access role {access_role} assumed or used",
+                   use_of(access_role)),
+    )
+
+
 @dataclass(frozen=True)
 class CisAlarmsArgs:
     log_group_name: pulumi.Input[str]

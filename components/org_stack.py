@@ -1,5 +1,7 @@
-"""Root of the `org` stack (management account): organization, accounts, guardrails, organization
-trail with its CIS alarms, and the security account's delegated administration."""
+"""Root of the `org` stack (management account): organization, accounts, guardrails, the organization
+trail's log group with its CIS alarms, and the delegated administrators (security services to the
+security account, Service Catalog to the build account). The trail itself is declared by the security
+stack, after the bucket and key it delivers to (components/org_trail.py says why)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,13 @@ from typing import Any
 import pulumi
 
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
-from estate.naming import security_topic_arn
+from estate.naming import BREAK_GLASS_ROLE, security_topic_arn
 
 from .account_storage import account_storage
 from .ci_access import CiAccess, CiAccessArgs
-from .cis_alarms import CisAlarms, CisAlarmsArgs
+from .cis_alarms import CIS_CONTROLS, CisAlarms, CisAlarmsArgs, role_use_controls
 from .delegated_admins import DelegatedAdmins, DelegatedAdminsArgs
-from .org_trail import OrgTrail, OrgTrailArgs
+from .org_trail import OrgTrailLogs
 from .organization import MemberAccount, Organization, OrganizationArgs, ou_for_account
 from .scps import org_policies
 
@@ -26,8 +28,7 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)
-_KEYS = ("accountEmails", "accountAccessRoleName", "prodEnvs", "trailLogRetentionDays", "logArchiveReady",
-         "githubRepository")
+_KEYS = ("accountEmails", "accountAccessRoleName", "prodEnvs", "trailLogRetentionDays", "githubRepository")
 GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 
 
@@ -37,9 +38,6 @@ class OrgSettings:
     access_role_name: str
     prod_envs: tuple[str, ...]
     trail_log_retention_days: int
-    # False on the first deployment: the trail delivers into the security stack's bucket and key,
-    # which exist only once that stack (deployed after this one creates its account) has run.
-    log_archive_ready: bool
     github_repository: str  # owner/name whose workflows deploy the estate
 
 
@@ -75,15 +73,13 @@ def parse_org_settings(cfg: StackConfig) -> OrgSettings:
         problems.check(retention in LOG_RETENTION_DAYS and not isinstance(retention, bool),
                        f"bakehouse:{SECTION}.trailLogRetentionDays", retention,
                        "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)))
-        ready = raw.get("logArchiveReady", True)
-        problems.check(isinstance(ready, bool), f"bakehouse:{SECTION}.logArchiveReady", ready, "true or false")
         repository = raw.get("githubRepository")
         problems.check(isinstance(repository, str) and bool(GITHUB_REPOSITORY.fullmatch(repository)),
                        f"bakehouse:{SECTION}.githubRepository", repository,
                        "the GitHub repository whose workflows deploy, as owner/name")
         if problems.items:
             return None
-        return OrgSettings(dict(emails), role, tuple(prod), retention, ready, repository)
+        return OrgSettings(dict(emails), role, tuple(prod), retention, repository)
 
     return section(cfg, SECTION, parse)
 
@@ -108,7 +104,8 @@ class OrgStack(pulumi.ComponentResource):
         DelegatedAdmins(
             f"{name}-delegated",
             DelegatedAdminsArgs(admin_account_id=security_account.id, home_region=cfg.estate.home_region,
-                                regions=cfg.estate.allowed_regions),
+                                regions=cfg.estate.allowed_regions,
+                                catalog_admin_account_id=self.organization.accounts["build"].id),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization.organization])))
 
         self.ci = CiAccess(f"{name}-ci", CiAccessArgs(
@@ -126,11 +123,13 @@ class OrgStack(pulumi.ComponentResource):
             "policies": [p.name for p in policies],
             "ciRoleArns": {role: r.arn for role, r in self.ci.roles.items()},
         }
-        if settings.log_archive_ready:
-            trail = OrgTrail(f"{name}-trail", OrgTrailArgs(cfg.estate, storage.key.arn,
-                                                           settings.trail_log_retention_days), opts=child)
-            CisAlarms(f"{name}-cis", CisAlarmsArgs(trail.log_group_name, security_topic_arn(cfg.estate)),
-                      opts=child)
-            self.exports["trailArn"] = trail.trail.arn
-            self.exports["trailLogGroup"] = trail.log_group_name
+        # Nothing here waits for the log archive: the log group fills once the security stack has
+        # created the trail, and the alarms publish to the security topic by its derived ARN.
+        trail_logs = OrgTrailLogs(f"{name}-trail", cfg.estate, storage.key.arn, settings.trail_log_retention_days,
+                                  opts=child)
+        controls = (*CIS_CONTROLS, *role_use_controls(BREAK_GLASS_ROLE, settings.access_role_name))
+        CisAlarms(f"{name}-cis", CisAlarmsArgs(trail_logs.log_group_name, security_topic_arn(cfg.estate), controls),
+                  opts=child)
+        self.exports["trailLogGroup"] = trail_logs.log_group_name
+        self.exports["trailAdminRoleArn"] = trail_logs.admin_role.arn
         self.register_outputs(self.exports)

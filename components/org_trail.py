@@ -1,19 +1,40 @@
 """The organization trail: every account, every region, validated and KMS-encrypted, delivered to the
-log-archive bucket in the security account and to a log group here that the CIS alarms read."""
+log-archive bucket in the security account and to a log group in the management account that the
+CIS alarms read.
+
+Who declares what, so that a first deployment needs no config flip and no second run:
+- the org stack (management account) declares the log group, the role CloudTrail writes it with, and
+  `BakehouseOrgTrailAdmin`, a narrow role the security stack's deploy role may assume;
+- the security stack declares the trail itself (`OrgTrail`), after its own log-archive bucket and key,
+  through a provider that assumes `BakehouseOrgTrailAdmin`: the trail is created by, and belongs to,
+  the management account, and it is given the key's ARN, which is what CloudTrail stores.
+
+Why not have the security account create it as CloudTrail's delegated administrator: "the management
+account remains the owner of any CloudTrail organization resources the delegated administrator
+creates" (CloudTrail User Guide, "Organization delegated administrator"), so the trail's ARN carries
+the management account and the provider, reading it back with the security account's credentials,
+could not manage it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from estate.config import EstateConfig
-from estate.naming import LOG_BUCKET_KINDS, ORGANIZATION_TRAIL, central_bucket, central_bucket_arn, central_key_alias
+from estate.naming import LOG_BUCKET_KINDS, ORGANIZATION_TRAIL, central_bucket_arn, role_arn
 
 from .iam import document, statement
+from .providers import account_provider
 
 LOG_GROUP = "/bakehouse/cloudtrail/organization"
+# Management account: the role CloudTrail assumes to write the log group.
+TRAIL_LOGS_ROLE = "BakehouseOrgTrailToLogs"
+# Management account: the only role that creates and updates the trail, assumed from the security stack.
+TRAIL_ADMIN_ROLE = "BakehouseOrgTrailAdmin"
 
 
 def trail_arn(estate: EstateConfig) -> str:
@@ -24,10 +45,8 @@ def log_group_arn(estate: EstateConfig) -> str:
     return f"arn:aws:logs:{estate.home_region}:{estate.accounts.management}:log-group:{LOG_GROUP}"
 
 
-def trail_key_arn(estate: EstateConfig) -> str:
-    # The key lives in the security account and is created after this stack's first run, so it is
-    # addressed by its alias (CloudTrail accepts an alias ARN).
-    return f"arn:aws:kms:{estate.home_region}:{estate.accounts.security}:{central_key_alias('trail')}"
+def trail_admin_role_arn(estate: EstateConfig) -> str:
+    return role_arn(estate.accounts.management, TRAIL_ADMIN_ROLE)
 
 
 def event_selectors(estate: EstateConfig) -> list[aws.cloudtrail.TrailAdvancedEventSelectorArgs]:
@@ -52,36 +71,97 @@ def event_selectors(estate: EstateConfig) -> list[aws.cloudtrail.TrailAdvancedEv
     ]
 
 
-@dataclass(frozen=True)
-class OrgTrailArgs:
-    estate: EstateConfig
-    log_group_key_arn: pulumi.Input[str]  # management account key (its policy admits CloudWatch Logs)
-    retention_days: int
+def trail_admin_statements(estate: EstateConfig) -> list[dict]:
+    """What creating and keeping the organization trail takes; never StopLogging or DeleteTrail.
+
+    CloudTrail User Guide, "Prepare for creating a trail for your organization": the creator needs
+    CloudTrail's trail actions, iam:PassRole for the log delivery role, and Organizations reads plus
+    iam:CreateServiceLinkedRole/GetRole for CloudTrail's service-linked role.
+    """
+    trail = trail_arn(estate)
+    service_linked = (f"arn:aws:iam::{estate.accounts.management}:role/aws-service-role/"
+                      "cloudtrail.amazonaws.com/AWSServiceRoleForCloudTrail")
+    return [
+        statement("ManageTheOrganizationTrail", [
+            "cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging",
+            "cloudtrail:PutEventSelectors", "cloudtrail:PutInsightSelectors", "cloudtrail:AddTags",
+            "cloudtrail:RemoveTags", "cloudtrail:GetTrail", "cloudtrail:GetTrailStatus",
+            "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors", "cloudtrail:ListTags"], [trail]),
+        # DescribeTrails takes no resource ARN (Service Authorization Reference, AWS CloudTrail).
+        statement("ListTrails", ["cloudtrail:DescribeTrails"], ["*"]),
+        statement("HandTrailTheLogsRole", ["iam:PassRole"], [role_arn(estate.accounts.management, TRAIL_LOGS_ROLE)],
+                  conditions={"StringEquals": {"iam:PassedToService": "cloudtrail.amazonaws.com"}}),
+        statement("CloudTrailServiceLinkedRole", ["iam:CreateServiceLinkedRole"], [service_linked],
+                  conditions={"StringEquals": {"iam:AWSServiceName": "cloudtrail.amazonaws.com"}}),
+        statement("ReadCloudTrailServiceLinkedRole", ["iam:GetRole"], [service_linked]),
+        # Organizations read actions take no resource ARN here (Service Authorization Reference).
+        statement("ReadTheOrganization", ["organizations:DescribeOrganization",
+                                          "organizations:ListAWSServiceAccessForOrganization"], ["*"]),
+    ]
 
 
-class OrgTrail(pulumi.ComponentResource):
-    def __init__(self, name: str, args: OrgTrailArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("bakehouse:org:OrgTrail", name, None, opts)
+class OrgTrailLogs(pulumi.ComponentResource):
+    """Management account: the trail's log group, its writer role, and the role that creates the trail.
+
+    Organization trails deliver to CloudWatch Logs only in the account that owns them (the management
+    account), so the CIS alarms live here too.
+    """
+
+    def __init__(self, name: str, estate: EstateConfig, log_group_key_arn: pulumi.Input[str], retention_days: int,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:org:OrgTrailLogs", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        estate = args.estate
+        management = estate.accounts.management
         self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=LOG_GROUP, retention_in_days=args.retention_days,
-            kms_key_id=args.log_group_key_arn, opts=child)
+            f"{name}-logs", name=LOG_GROUP, retention_in_days=retention_days, kms_key_id=log_group_key_arn,
+            opts=child)
         self.log_group_name = self.log_group.name
 
         trust = document(statement(
             "CloudTrailDelivers", ["sts:AssumeRole"], principals={"Service": "cloudtrail.amazonaws.com"},
-            conditions={"StringEquals": {"aws:SourceArn": trail_arn(estate),
-                                         "aws:SourceAccount": estate.accounts.management}}))
-        self.role = aws.iam.Role(f"{name}-to-logs", assume_role_policy=trust,
+            conditions={"StringEquals": {"aws:SourceArn": trail_arn(estate), "aws:SourceAccount": management}}))
+        self.role = aws.iam.Role(f"{name}-to-logs", name=TRAIL_LOGS_ROLE, assume_role_policy=trust,
                                  description="CloudTrail writes the organization trail to CloudWatch Logs",
                                  opts=child)
-        delivery = aws.iam.RolePolicy(
-            f"{name}-to-logs", role=self.role.id,
+        aws.iam.RolePolicy(
+            f"{name}-trail-logs", role=self.role.id,
             policy=document(statement("WriteTrailStreams", ["logs:CreateLogStream", "logs:PutLogEvents"],
                                       [f"{log_group_arn(estate)}:log-stream:*"])),
             opts=child)
 
+        # Only the security account's deploy role: the security stack creates the trail once its
+        # bucket and key exist (estate/naming-derived ARN, so no live backend is needed).
+        admin_trust = document(statement(
+            "SecurityStackDeploys", ["sts:AssumeRole"],
+            principals={"AWS": estate.deploy_role_arn(estate.accounts.security)}))
+        self.admin_role = aws.iam.Role(f"{name}-admin", name=TRAIL_ADMIN_ROLE, assume_role_policy=admin_trust,
+                                       description="The security stack creates and updates the organization trail",
+                                       max_session_duration=3600, opts=child)
+        aws.iam.RolePolicy(f"{name}-trail-admin", role=self.admin_role.id,
+                           policy=document(*trail_admin_statements(estate)), opts=child)
+        self.register_outputs({"log_group": self.log_group.name, "admin_role_arn": self.admin_role.arn})
+
+
+@dataclass(frozen=True)
+class OrgTrailArgs:
+    estate: EstateConfig
+    key_arn: pulumi.Input[str]  # the log archive's trail key: its ARN, as CloudTrail stores it (not an alias)
+    bucket_name: pulumi.Input[str]  # the log archive's trail bucket
+    tags: Mapping[str, str] = field(default_factory=dict)  # the calling stack's default tags
+    after: Sequence[pulumi.Resource] = ()  # e.g. the log archive: bucket and key policies must admit CloudTrail
+    management_role_arn: str | None = None  # default: the trail-admin role
+
+
+class OrgTrail(pulumi.ComponentResource):
+    """Declared by the security stack; created in the management account, which owns organization trails."""
+
+    def __init__(self, name: str, args: OrgTrailArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("bakehouse:security:OrgTrail", name, None, opts)
+        estate = args.estate
+        self.provider = account_provider(
+            f"{name}-management", account_id=estate.accounts.management, region=estate.home_region,
+            role_arn=args.management_role_arn or trail_admin_role_arn(estate), tags=args.tags,
+            session_name="bakehouse-organization-trail", opts=pulumi.ResourceOptions(parent=self))
         self.trail = aws.cloudtrail.Trail(
             f"{name}-trail",
             name=ORGANIZATION_TRAIL,
@@ -90,12 +170,14 @@ class OrgTrail(pulumi.ComponentResource):
             include_global_service_events=True,
             enable_log_file_validation=True,
             enable_logging=True,
-            kms_key_id=trail_key_arn(estate),
-            s3_bucket_name=central_bucket(estate, "trail"),
+            kms_key_id=args.key_arn,
+            s3_bucket_name=args.bucket_name,
             cloud_watch_logs_group_arn=f"{log_group_arn(estate)}:*",
-            cloud_watch_logs_role_arn=self.role.arn,
+            cloud_watch_logs_role_arn=role_arn(estate.accounts.management, TRAIL_LOGS_ROLE),
             advanced_event_selectors=event_selectors(estate),
             insight_selectors=[aws.cloudtrail.TrailInsightSelectorArgs(insight_type="ApiCallRateInsight"),
                                aws.cloudtrail.TrailInsightSelectorArgs(insight_type="ApiErrorRateInsight")],
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[delivery, self.log_group], protect=True)))
-        self.register_outputs({"trail_arn": self.trail.arn, "log_group": self.log_group.name})
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(args.after),
+                                        protect=True))
+        self.arn = self.trail.arn
+        self.register_outputs({"trail_arn": self.trail.arn})

@@ -247,3 +247,69 @@ def test_evaluator_rejects_ungrouped_mixed_operators_and_reads_wildcards_and_abs
     assert not matches('{ $.errorCode = "*UnauthorizedOperation" }', {"errorCode": "UnauthorizedOperationX"})
     assert matches('{ $.user.invokedBy NOT EXISTS }', {"user": {}})
     assert not matches('{ $.a != "x" }', {})
+
+
+# --- role-use alarms on the organization trail (every account, every region) -----------------------
+
+def assume(role_arn: str, region: str = "eu-west-1", **extra: Any) -> dict[str, Any]:
+    return event("AssumeRole", "sts.amazonaws.com", awsRegion=region,
+                 requestParameters={"roleArn": role_arn, "roleSessionName": "s"}, **extra)
+
+
+def acting_as(role: str, account: str = "555555555555", region: str = "ap-southeast-2") -> dict[str, Any]:
+    return event("TerminateInstances", "ec2.amazonaws.com", awsRegion=region, userIdentity={
+        "type": "AssumedRole", "arn": f"arn:aws:sts::{account}:assumed-role/{role}/s",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "userName": role,
+                                             "arn": f"arn:aws:iam::{account}:role/{role}"}}})
+
+
+ROLE_USE_SAMPLES: dict[str, tuple[list[dict], list[dict]]] = {
+    "break-glass-use": (
+        [assume("arn:aws:iam::666666666666:role/BakehouseBreakGlass", region="ap-southeast-2"),
+         assume("arn:aws:iam::444444444444:role/BakehouseBreakGlass", region="sa-east-1",
+                errorCode="AccessDenied"),
+         acting_as("BakehouseBreakGlass")],
+        [assume("arn:aws:iam::666666666666:role/BakehouseResponder"),
+         assume("arn:aws:iam::666666666666:role/BakehouseBreakGlassReview"),
+         event("GetRole", "iam.amazonaws.com", requestParameters={"roleName": "BakehouseBreakGlass"}),
+         acting_as("BakehouseResponder")]),
+    "organization-access-role-use": (
+        [assume("arn:aws:iam::444444444444:role/OrganizationAccountAccessRole", region="us-west-2"),
+         acting_as("OrganizationAccountAccessRole", region="eu-north-1")],
+        [assume("arn:aws:iam::444444444444:role/BakehouseDeploy"),
+         event("UpdateAssumeRolePolicy", "iam.amazonaws.com",
+               requestParameters={"roleName": "OrganizationAccountAccessRole"}),
+         acting_as("BakehouseDeploy")]),
+}
+
+
+def test_break_glass_and_organization_access_role_use_alarm_from_any_account_and_region(declared):
+    filters, alarms = declared
+    by_key = {f.inputs["metricTransformation"]["name"]: f for f in filters.values()}
+    for key, (triggers, quiet) in ROLE_USE_SAMPLES.items():
+        metric = "".join(part.capitalize() for part in key.split("-"))
+        assert metric in by_key, f"no metric filter for {key}"
+        metric_filter = by_key[metric]
+        assert metric_filter.inputs["logGroupName"] == "/bakehouse/cloudtrail/organization"
+        pattern = metric_filter.inputs["pattern"]
+        Parser(pattern).parse()
+        assert len(pattern) <= PATTERN_MAX_CHARS
+        for sample in triggers:
+            assert matches(pattern, sample), f"{key} misses {sample['eventName']} in {sample['awsRegion']}"
+        for sample in quiet + BACKGROUND:
+            assert not matches(pattern, sample), f"{key} fires on {sample['eventName']}"
+        alarm = alarms[metric]
+        assert alarm.inputs["alarmActions"] == [SECURITY_TOPIC]
+        assert alarm.inputs["threshold"] == 1 and alarm.inputs["treatMissingData"] == "notBreaching"
+
+
+def test_role_use_alarms_follow_a_renamed_organization_access_role():
+    from tools.mockrun import run_stack
+    section = {"accountEmails": {k: f"aws+{k}@example.com" for k in ("security", "build", "dev", "uat", "prod")},
+               "githubRepository": "acme/bakehouse", "accountAccessRoleName": "OrgBootstrap"}
+    run = run_stack("org", overrides={"bakehouse:org": section})
+    (metric_filter,) = [f for f in run.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+                        if f.inputs["metricTransformation"]["name"] == "OrganizationAccessRoleUse"]
+    assert matches(metric_filter.inputs["pattern"], assume("arn:aws:iam::444444444444:role/OrgBootstrap"))
+    assert not matches(metric_filter.inputs["pattern"],
+                       assume("arn:aws:iam::444444444444:role/OrganizationAccountAccessRole"))

@@ -1,8 +1,9 @@
-"""Org-wide AWS Config rules for what the estate promises, as organization conformance packs deployed
-from the security account (delegated administrator for config-multiaccountsetup).
+"""AWS Config rules for what the estate promises, and the conformance-pack template that carries them.
 
 Two packs: a baseline for every account, and the workload promises (no public IPs, golden images
-only) that the build account, which launches Amazon's base images, cannot meet by design.
+only) that the build account, which launches Amazon's base images, cannot meet by design. Each account
+deploys them itself, after its own recorder (components/account_baseline.py): organization packs from
+the security account failed in every account without a running recorder.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import pulumi
-import pulumi_aws as aws
 import yaml
 
-from estate.config import EstateConfig
 from estate.naming import APPROVED_IMAGE_TAG
 
 
@@ -76,23 +74,3 @@ def pack_template(rules: tuple[ManagedRule, ...]) -> str:
 
 def _kebab(key: str) -> str:
     return "".join(f"-{c.lower()}" if c.isupper() else c for c in key).lstrip("-")
-
-
-@dataclass(frozen=True)
-class ConfigRulesArgs:
-    estate: EstateConfig
-
-
-class ConfigRules(pulumi.ComponentResource):
-    def __init__(self, name: str, args: ConfigRulesArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("bakehouse:security:ConfigRules", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        accounts = args.estate.accounts
-        self.baseline = aws.cfg.OrganizationConformancePack(
-            f"{name}-baseline", name="bakehouse-baseline", template_body=pack_template(baseline_rules()),
-            opts=child)
-        self.workloads = aws.cfg.OrganizationConformancePack(
-            f"{name}-workloads", name="bakehouse-workloads",
-            template_body=pack_template(workload_rules()),
-            excluded_accounts=[accounts.management, accounts.security, accounts.build], opts=child)
-        self.register_outputs({"packs": [self.baseline.name, self.workloads.name]})

@@ -1,5 +1,6 @@
 """VPC flow logs queryable in Athena: a Glue table over the central flow-log bucket with partition
-projection (no crawler, no MSCK REPAIR), an encrypted workgroup, and a saved rejected-traffic query.
+projection (no crawler, no MSCK REPAIR), an encrypted workgroup, a saved rejected-traffic query, and the
+analyst role that may run it (the only principal, besides the key's services, that can read the results).
 
 The table reads what the workload networks deliver: default (version 2) format, plain text, to
 s3://<flowlogs bucket>/AWSLogs/<account>/vpcflowlogs/<region>/<yyyy>/<MM>/<dd>/.
@@ -13,9 +14,16 @@ import pulumi
 import pulumi_aws as aws
 
 from estate.config import EstateConfig
-from estate.naming import central_bucket
+from estate.naming import central_bucket, central_bucket_arn, role_arn
+
+from .iam import document, statement
 
 DATABASE = "bakehouse_logs"
+WORKGROUP = "bakehouse-security"
+# Athena writes each query's results under the workgroup's output location; nothing else goes there.
+RESULTS_PREFIX = f"{WORKGROUP}/"
+ANALYST_ROLE = "BakehouseFlowLogAnalyst"
+ANALYST_SESSION_SECONDS = 3600
 TABLE = "vpc_flow_logs"
 # Default flow-log format, version 2, in delivery order.
 COLUMNS = (
@@ -65,11 +73,72 @@ LIMIT 100
 """
 
 
+def _via(region: str) -> list[str]:
+    # Athena reads the data and writes SSE-KMS results through S3 with the caller's credentials; Athena
+    # itself calls KMS for encrypted query metadata (Athena user guide, "Permissions to encrypted data in
+    # Amazon S3").
+    return [f"s3.{region}.amazonaws.com", f"athena.{region}.amazonaws.com"]
+
+
+def analyst_key_statements(account_id: str, region: str) -> list[dict]:
+    """For the results key's policy: the analyst role may encrypt and read query results, only through
+    S3 or Athena. Named by aws:PrincipalArn under the account principal, because a key policy naming a
+    role that does not exist yet is rejected, and the role is created after the key."""
+    return [statement(
+        "FlowLogAnalystQueryResults", ["kms:GenerateDataKey", "kms:Decrypt"], ["*"],
+        principals={"AWS": f"arn:aws:iam::{account_id}:root"},
+        conditions={"ArnEquals": {"aws:PrincipalArn": role_arn(account_id, ANALYST_ROLE)},
+                    "StringEquals": {"kms:CallerAccount": account_id, "kms:ViaService": _via(region)}})]
+
+
+def analyst_trust(account_id: str) -> dict:
+    """People of the security account, signed in with MFA within the hour."""
+    return statement("SecurityAccountPeopleWithMfa", ["sts:AssumeRole"],
+                     principals={"AWS": f"arn:aws:iam::{account_id}:root"},
+                     conditions={"Bool": {"aws:MultiFactorAuthPresent": "true"},
+                                 "NumericLessThan": {"aws:MultiFactorAuthAge": str(ANALYST_SESSION_SECONDS)}})
+
+
+def analyst_statements(estate: EstateConfig, account_id: str, region: str, results_bucket_arn: str,
+                       key_arns: list[pulumi.Input[str]]) -> list[dict]:
+    athena = f"arn:aws:athena:{region}:{account_id}"
+    glue = f"arn:aws:glue:{region}:{account_id}"
+    flowlogs = central_bucket_arn(estate, "flowlogs")
+    return [
+        statement("QueryInTheSecurityWorkgroup", [
+            "athena:StartQueryExecution", "athena:StopQueryExecution", "athena:GetQueryExecution",
+            "athena:GetQueryResults", "athena:GetQueryResultsStream", "athena:ListQueryExecutions",
+            "athena:BatchGetQueryExecution", "athena:GetWorkGroup", "athena:GetNamedQuery",
+            "athena:ListNamedQueries", "athena:BatchGetNamedQuery"], [f"{athena}:workgroup/{WORKGROUP}"]),
+        statement("BrowseTheCatalog", ["athena:GetDataCatalog", "athena:GetDatabase", "athena:ListDatabases",
+                                       "athena:GetTableMetadata", "athena:ListTableMetadata"],
+                  [f"{athena}:datacatalog/AwsDataCatalog"]),
+        statement("ReadTheFlowLogTable", ["glue:GetDatabase", "glue:GetTable", "glue:GetPartition",
+                                          "glue:GetPartitions", "glue:BatchGetPartition"],
+                  [f"{glue}:catalog", f"{glue}:database/{DATABASE}", f"{glue}:table/{DATABASE}/{TABLE}"]),
+        statement("ListFlowLogs", ["s3:ListBucket", "s3:GetBucketLocation"], [flowlogs]),
+        statement("ReadFlowLogs", ["s3:GetObject"], [f"{flowlogs}/AWSLogs/*"]),
+        statement("ResultsBucket", ["s3:ListBucket", "s3:GetBucketLocation"], [results_bucket_arn]),
+        statement("WriteAndReadResults", ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload",
+                                          "s3:ListMultipartUploadParts"],
+                  [f"{results_bucket_arn}/{RESULTS_PREFIX}*"]),
+        # The flow-log key delegates to this account's IAM (through S3 only); the results key names the role.
+        statement("UseLogAndResultsKeysThroughS3AndAthena", ["kms:Decrypt", "kms:GenerateDataKey"], key_arns,
+                  conditions={"StringEquals": {"kms:ViaService": _via(region)}}),
+    ]
+
+
 @dataclass(frozen=True)
 class FlowLogAthenaArgs:
+    """results_bucket / results_key_arn: where the workgroup writes (the results key's policy must carry
+    analyst_key_statements); flowlog_key_arn: the log archive's flow-log key, which the analyst reads with."""
+
     estate: EstateConfig
-    results_bucket: pulumi.Input[str]
+    account_id: str
+    region: str
+    results_bucket: str
     results_key_arn: pulumi.Input[str]
+    flowlog_key_arn: pulumi.Input[str]
 
 
 class FlowLogAthena(pulumi.ComponentResource):
@@ -92,13 +161,13 @@ class FlowLogAthena(pulumi.ComponentResource):
                 columns=[aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t) for n, t in COLUMNS]),
             opts=child)
         self.workgroup = aws.athena.Workgroup(
-            f"{name}-workgroup", name="bakehouse-security",
+            f"{name}-workgroup", name=WORKGROUP,
             configuration=aws.athena.WorkgroupConfigurationArgs(
                 # Users cannot point results at an unencrypted or foreign location.
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
                 result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
-                    output_location=pulumi.Output.concat("s3://", args.results_bucket, "/"),
+                    output_location=f"s3://{args.results_bucket}/{RESULTS_PREFIX}",
                     encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
                         encryption_option="SSE_KMS", kms_key_arn=args.results_key_arn))),
             opts=child)
@@ -106,4 +175,12 @@ class FlowLogAthena(pulumi.ComponentResource):
             f"{name}-rejected-traffic", name="bakehouse-rejected-traffic", database=database.name,
             workgroup=self.workgroup.name, query=REJECTED_TRAFFIC_QUERY,
             description="VPC flows rejected by security groups or network ACLs in the last day", opts=child)
-        self.register_outputs({"table": self.table.name, "workgroup": self.workgroup.name})
+        self.analyst = aws.iam.Role(
+            f"{name}-analyst", name=ANALYST_ROLE, max_session_duration=ANALYST_SESSION_SECONDS,
+            description="Queries VPC flow logs in the bakehouse-security Athena workgroup (MFA, one hour)",
+            assume_role_policy=document(analyst_trust(args.account_id)), opts=child)
+        aws.iam.RolePolicy(f"{name}-analyst", role=self.analyst.id, policy=document(*analyst_statements(
+            args.estate, args.account_id, args.region, f"arn:aws:s3:::{args.results_bucket}",
+            [args.flowlog_key_arn, args.results_key_arn])), opts=child)
+        self.register_outputs({"table": self.table.name, "workgroup": self.workgroup.name,
+                               "analyst_role": self.analyst.arn})

@@ -47,25 +47,29 @@ class SecurityServices(pulumi.ComponentResource):
         home = estate.home_region
         members = [a for a in estate.accounts.all_ids if a != estate.accounts.management]
 
-        self.detectors: dict[str, aws.guardduty.Detector] = {}
+        self.detector_ids: dict[str, pulumi.Output[str]] = {}
         for region in estate.allowed_regions:
-            detector = aws.guardduty.Detector(f"{name}-guardduty-{region}", enable=True, region=region,
-                                              finding_publishing_frequency="FIFTEEN_MINUTES", opts=child)
-            self.detectors[region] = detector
+            # Designating this account GuardDuty's delegated administrator (org stack, per region) enables
+            # its detector there; creating another would fail, so it is looked up, never created
+            # (GuardDuty user guide, "Designating a delegated GuardDuty administrator account"). It keeps
+            # the default publishing frequency, which paces only updates to findings already exported
+            # (CreateDetector API, FindingPublishingFrequency); new findings still reach EventBridge at once.
+            detector = aws.guardduty.get_detector_output(region=region, opts=pulumi.InvokeOutputOptions(parent=self))
+            self.detector_ids[region] = detector_id = detector.id
             aws.guardduty.OrganizationConfiguration(
-                f"{name}-guardduty-org-{region}", detector_id=detector.id, auto_enable_organization_members="ALL",
+                f"{name}-guardduty-org-{region}", detector_id=detector_id, auto_enable_organization_members="ALL",
                 region=region, opts=child)
             for feature in GUARDDUTY_FEATURES:
                 agents = RUNTIME_AGENTS if feature == "RUNTIME_MONITORING" else ()
                 aws.guardduty.OrganizationConfigurationFeature(
-                    f"{name}-guardduty-org-{region}-{feature.lower()}", detector_id=detector.id, name=feature,
+                    f"{name}-guardduty-org-{region}-{feature.lower()}", detector_id=detector_id, name=feature,
                     auto_enable="ALL", region=region,
                     additional_configurations=[
                         aws.guardduty.OrganizationConfigurationFeatureAdditionalConfigurationArgs(name=a, auto_enable="ALL")
                         for a in agents] or None,
                     opts=child)
                 aws.guardduty.DetectorFeature(
-                    f"{name}-guardduty-{region}-{feature.lower()}", detector_id=detector.id, name=feature,
+                    f"{name}-guardduty-{region}-{feature.lower()}", detector_id=detector_id, name=feature,
                     status="ENABLED", region=region,
                     additional_configurations=[
                         aws.guardduty.DetectorFeatureAdditionalConfigurationArgs(name=a, status="ENABLED")

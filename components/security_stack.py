@@ -1,5 +1,6 @@
-"""Root of the `security` stack (security / log-archive account): the log archive, the security topic,
-org-wide detection as delegated administrator, Config conformance packs, flow-log analytics."""
+"""Root of the `security` stack (security / log-archive account): the account baseline (its Config
+recorder delivers to the archive's own bucket), the log archive, the security topic, org-wide detection
+as delegated administrator, flow-log analytics."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pulumi
 from estate.config import Problems, StackConfig, require_keys, section
 from estate.naming import bucket_name
 
+from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
 from .responders import Responders, RespondersArgs
-from .config_rules import ConfigRules, ConfigRulesArgs
-from .flowlog_athena import FlowLogAthena, FlowLogAthenaArgs
+from .flowlog_athena import FlowLogAthena, FlowLogAthenaArgs, analyst_key_statements
 from .log_archive import LogArchive, LogArchiveArgs
 from .secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
 from .security_services import SecurityServices, SecurityServicesArgs
@@ -85,7 +86,7 @@ class SecurityStack(pulumi.ComponentResource):
                  settings: SecuritySettings | None = None):
         settings = settings or parse_security_settings(cfg)  # first: a bad section declares nothing
         super().__init__("bakehouse:stack:Security", name, None, opts)
-        storage = account_storage(name, cfg, self)
+        storage = account_storage(name, cfg, self, key_statements=analyst_key_statements(cfg.account_id, cfg.region))
         child = pulumi.ResourceOptions(parent=self)
         estate = cfg.estate
 
@@ -94,22 +95,27 @@ class SecurityStack(pulumi.ComponentResource):
             LogArchiveArgs(estate, cfg.region, cfg.deploy_role_arn, storage.access_logs.name,
                            settings.object_lock, settings.lifecycle),
             opts=child)
+        config_bucket = self.log_archive.buckets["config"]
+        # The central Config bucket is made here, so this account's deliveries wait for it and its policy.
+        self.baseline = AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(
+            estate, cfg.account_id, kms_key_arn=storage.key.arn,
+            config_bucket_ready=[config_bucket.bucket, config_bucket.policy]), opts=child)
         self.topic = SecurityTopic(f"{name}-alerts", SecurityTopicArgs(estate, cfg.deploy_role_arn,
                                                                        settings.alert_emails), opts=child)
         SecurityServices(f"{name}-detection", SecurityServicesArgs(estate, settings.organization_root_id),
                          opts=child)
-        ConfigRules(f"{name}-config-rules", ConfigRulesArgs(estate), opts=child)
         self.responders = Responders(f"{name}-responders", RespondersArgs(
             estate.accounts.security, tuple(estate.accounts.workloads.values())), opts=child)
+        results_bucket = bucket_name("athena-results", cfg.account_id, cfg.region)
         results = SecureBucket(
             f"{name}-athena-results",
             SecureBucketArgs(purpose="athena-results", kms_key_arn=storage.key.arn,
-                             access_log_bucket=storage.access_logs.name,
-                             bucket_name=bucket_name("athena-results", cfg.account_id, cfg.region),
+                             access_log_bucket=storage.access_logs.name, bucket_name=results_bucket,
                              lifecycle=Lifecycle(expire_after_days=30)),
             opts=child)
-        athena = FlowLogAthena(f"{name}-flowlogs",
-                               FlowLogAthenaArgs(estate, results.name, storage.key.arn), opts=child)
+        athena = FlowLogAthena(f"{name}-flowlogs", FlowLogAthenaArgs(
+            estate, cfg.account_id, cfg.region, results_bucket, storage.key.arn,
+            self.log_archive.keys["flowlogs"].arn), opts=child.merge(pulumi.ResourceOptions(depends_on=[results])))
 
         self.log_buckets = self.log_archive.buckets
         self.exports = {
@@ -121,5 +127,6 @@ class SecurityStack(pulumi.ComponentResource):
             "securityTopicArn": self.topic.arn,
             "flowLogTable": athena.table.name,
             "athenaWorkgroup": athena.workgroup.name,
+            "flowLogAnalystRoleArn": athena.analyst.arn,
         }
         self.register_outputs(self.exports)

@@ -2,7 +2,8 @@
 
 Used by `make preview`, the stack tests, the policy runner and the benchmarks. The mocks know nothing
 of this project: a new resource echoes its inputs as outputs (plus an `arn` shaped like AWS's for
-custom resources, the one output almost every program reads), and invokes return nothing.
+custom resources, the one output almost every program reads), and invokes return nothing but the
+GuardDuty detector lookup (a detector id per region).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class StackRun:
 
 
 class EchoMocks(pulumi.runtime.Mocks):
-    """Plain mocks: inputs echoed, a deterministic id, and an AWS-shaped arn; invokes return {}."""
+    """Plain mocks: inputs echoed, a deterministic id, and an AWS-shaped arn; invokes return {} (but getDetector)."""
 
     def __init__(self, synthesize_arn: bool = True):
         self.synthesize_arn = synthesize_arn
@@ -105,6 +106,10 @@ class EchoMocks(pulumi.runtime.Mocks):
         return [f"{args.name}-id", outputs]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:guardduty/getDetector:getDetector":
+            # Delegating GuardDuty's administrator enables a detector there; the security stack looks it up.
+            region = args.args.get("region") or "mock-region"
+            return {"id": f"mock-detector-{region}", "status": "ENABLED", "region": region}
         return {}
 
 

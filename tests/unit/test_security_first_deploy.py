@@ -1,0 +1,71 @@
+"""The security stack meets AWS's first-deployment prerequisites: GuardDuty detectors come from the
+delegation (looked up, never created), the account records Config into its own archive bucket, and
+conformance packs run per account after the recorder instead of as organization packs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools import mockrun
+from tools.mockrun import run_stack
+
+SECURITY = "222222222222"
+REGIONS = {"eu-west-1", "eu-central-1", "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def traced():
+    """The security stack's run plus, per resource name, the URNs it waits for (depends_on)."""
+    seen: dict[str, set[str]] = {}
+    original = mockrun.RecordingMonitor.RegisterResource
+
+    def register(self, request):
+        seen[request.name] = set(request.dependencies)
+        return original(self, request)
+
+    mockrun.RecordingMonitor.RegisterResource = register
+    try:
+        run = run_stack("security")
+    finally:
+        mockrun.RecordingMonitor.RegisterResource = original
+    return run, seen
+
+
+def test_guardduty_detectors_are_looked_up_never_created(traced):
+    run, _ = traced
+    assert not run.of_type("aws:guardduty/detector:Detector")
+    configs = run.of_type("aws:guardduty/organizationConfiguration:OrganizationConfiguration")
+    assert {c.inputs["region"]: c.inputs["detectorId"] for c in configs} == {
+        r: f"mock-detector-{r}" for r in REGIONS}
+    features = run.of_type("aws:guardduty/detectorFeature:DetectorFeature")
+    assert features and all(f.inputs["detectorId"] == f"mock-detector-{f.inputs['region']}" for f in features)
+
+
+def test_security_account_records_config_in_every_region_into_the_archive_bucket(traced):
+    run, deps = traced
+    [bucket] = [b for b in run.of_type("aws:s3/bucket:Bucket") if b.name == "security-archive-config"]
+    policy = run.named("security-archive-config-policy")
+    channels = run.of_type("aws:cfg/deliveryChannel:DeliveryChannel")
+    assert {c.inputs["region"] for c in channels} == REGIONS
+    for channel in channels:
+        assert channel.inputs["s3BucketName"] == bucket.inputs["bucket"] == f"bakehouse-config-{SECURITY}-eu-west-1"
+        assert {bucket.urn, policy.urn} <= deps[channel.name], channel.name
+    assert {s.inputs["region"] for s in run.of_type("aws:cfg/recorderStatus:RecorderStatus")} == REGIONS
+
+
+def test_security_account_runs_the_baseline_pack_after_its_recorder_and_no_organization_pack(traced):
+    run, deps = traced
+    assert not run.of_type("aws:cfg/organizationConformancePack:OrganizationConformancePack")
+    packs = run.of_type("aws:cfg/conformancePack:ConformancePack")
+    assert {(p.inputs["region"], p.inputs["name"]) for p in packs} == {(r, "bakehouse-baseline") for r in REGIONS}
+    statuses = {s.inputs["region"]: s.urn for s in run.of_type("aws:cfg/recorderStatus:RecorderStatus")}
+    assert all(statuses[p.inputs["region"]] in deps[p.name] for p in packs)
+
+
+def test_security_account_has_the_account_baseline(traced):
+    run, _ = traced
+    assert run.of_type("aws:iam/accountPasswordPolicy:AccountPasswordPolicy")
+    assert run.of_type("aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock")
+    assert {v.inputs["region"] for v in run.of_type("aws:ec2/defaultVpc:DefaultVpc")} == REGIONS
+    [key] = run.of_type("aws:ebs/defaultKmsKey:DefaultKmsKey")
+    assert key.inputs["keyArn"] == run.exports["kmsKeyArn"]

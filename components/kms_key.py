@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,12 @@ ADMIN_ACTIONS = (
     "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
     "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
 )
+# What a recreated deploy role needs to take its key back with `pulumi up --refresh`: read the key as
+# refresh does, then put the policy (which names the new role again). Nothing that uses, disables,
+# deletes or grants the key.
+RECOVERY_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags",
+                    "kms:PutKeyPolicy")
+_ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
 USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 
 
@@ -72,7 +79,7 @@ def deployer_statements(deployers: Sequence[pulumi.Input[str]], use: DeployerUse
 class KmsKeyArgs:
     description: str
     alias: str  # without the alias/ prefix
-    admin_arns: Sequence[pulumi.Input[str]]  # the deploy role: manages, cannot use
+    admin_arns: Sequence[str]  # the deploy role: manages; uses data keys only as deployer_use allows
     user_arns: Sequence[pulumi.Input[str]] = ()
     services: Sequence[ServiceGrant] = ()
     extra_statements: Sequence[Mapping[str, Any]] = ()
@@ -83,13 +90,42 @@ class KmsKeyArgs:
     def __post_init__(self) -> None:
         if not self.admin_arns:
             raise ValueError(f"KMS key {self.alias}: at least one administrator ARN is required")
+        for arn in self.admin_arns:
+            if not (isinstance(arn, str) and _ROLE_ARN.fullmatch(arn)):
+                raise ValueError(f"KMS key {self.alias}: administrator {arn!r} must be a role ARN known when the "
+                                 "program runs (arn:aws:iam::<account>:role/<name>), so the key keeps a recovery path")
         if not 7 <= self.deletion_window_days <= 30:
             raise ValueError(f"KMS key {self.alias}: deletion window {self.deletion_window_days}; allowed 7-30 days")
+
+
+def recovery_statements(admin_arns: Sequence[str]) -> list[dict[str, Any]]:
+    """The second, constrained administrator: the administrators' account, for their ARNs only.
+
+    KMS stores a role principal as the role's unique id, so if the deploy role is deleted and
+    recreated the KeyAdministration statement matches nothing and, without another administrator,
+    the key is unmanageable until AWS Support steps in (KMS developer guide, "Default key policy":
+    "Allows access to the AWS account and enables IAM policies"). Naming the account principal
+    delegates to IAM, and the aws:PrincipalArn condition compares the caller's role ARN at request
+    time, so the recreated role (same ARN, and an IAM policy allowing kms:PutKeyPolicy) can read the
+    key and put the policy back, and no other principal of the account can. PutKeyPolicy's lockout
+    safety check then passes: the policy it puts names the caller as administrator again.
+    Recreating the deploy role itself is reserved to the bootstrap by the organization SCPs.
+    """
+    by_account: dict[str, list[str]] = {}
+    for arn in admin_arns:
+        by_account.setdefault(arn.split(":")[4], []).append(arn)
+    return [
+        statement("KeyAdministrationRecovery" + ("" if len(by_account) == 1 else account), RECOVERY_ACTIONS, ["*"],
+                  principals={"AWS": f"arn:aws:iam::{account}:root"},
+                  conditions={"ArnEquals": {"aws:PrincipalArn": arns}})
+        for account, arns in sorted(by_account.items())
+    ]
 
 
 def key_policy(args: KmsKeyArgs) -> pulumi.Output[str]:
     statements = [
         statement("KeyAdministration", ADMIN_ACTIONS, ["*"], principals={"AWS": list(args.admin_arns)}),
+        *recovery_statements(args.admin_arns),
     ]
     if args.deployer_use is not None:
         statements.extend(deployer_statements(args.admin_arns, args.deployer_use))

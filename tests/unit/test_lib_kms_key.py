@@ -74,3 +74,53 @@ def test_deployer_data_key_use_is_scoped_to_its_account_and_region():
 def test_deployer_use_through_an_unknown_service_is_refused():
     with pytest.raises(ValueError, match="deployer use through 'sqs'.*allowed: s3, ssm"):
         DeployerUse(region=REGION, account_id="444444444444", services=("s3", "sqs"))
+
+
+# --- issue 12, item 7: a second, constrained administrator --------------------------------------
+def _every_key(stack_run):
+    for stack, account in ACCOUNTS.items():
+        for key in stack_run(stack).of_type("aws:kms/key:Key"):
+            yield stack, account, key.name, json.loads(key.inputs["policy"])
+
+
+def test_a_recreated_deploy_role_regains_control_of_every_key_policy(stack_run):
+    # A key policy stores a role principal as the role's unique id: the recreated role (same ARN, new
+    # id) no longer matches the administrator statement, only the account-principal recovery path.
+    for stack, account, name, policy in _every_key(stack_run):
+        again = Caller(f"arn:aws:iam::{account}:role/BakehouseDeploy", recreated=True)
+        for action in ("kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:DescribeKey"):
+            verdict = evaluate(policy, again, action)
+            assert verdict.allowed_with_iam, f"{stack} {name}: a recreated deploy role may not {action}"
+            assert verdict.sids == ("KeyAdministrationRecovery",), f"{stack} {name}: {verdict}"
+
+
+def test_the_recovery_path_admits_no_data_use_deletion_or_grants(stack_run):
+    for stack, account, name, policy in _every_key(stack_run):
+        again = Caller(f"arn:aws:iam::{account}:role/BakehouseDeploy", recreated=True)
+        for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:ScheduleKeyDeletion",
+                       "kms:DisableKey"):
+            assert not evaluate(policy, again, action).allowed_with_iam, f"{stack} {name}: recovery allows {action}"
+
+
+def test_no_other_principal_of_the_account_may_rewrite_a_key_policy(stack_run):
+    # IAM delegation through the account principal holds only for the deploy role's ARN, so an
+    # administrator role with kms:* in IAM still cannot take a key over.
+    for stack, account, name, policy in _every_key(stack_run):
+        for other in ("OrganizationAccountAccessRole", "BakehouseBreakGlass", "BakehouseDeployer"):
+            caller = Caller(f"arn:aws:iam::{account}:role/{other}")
+            assert not evaluate(policy, caller, "kms:PutKeyPolicy").allowed_with_iam, f"{stack} {name}: {other}"
+
+
+def test_recovery_names_the_administrators_account_principal_constrained_to_their_arns():
+    run = run_program(lambda: KmsKey("data", KmsKeyArgs(
+        description="d", alias="bakehouse-data", admin_arns=["arn:aws:iam::444444444444:role/BakehouseDeploy"])))
+    [key] = run.of_type("aws:kms/key:Key")
+    [recovery] = [s for s in json.loads(key.inputs["policy"])["Statement"] if s["Sid"] == "KeyAdministrationRecovery"]
+    assert recovery["Principal"] == {"AWS": "arn:aws:iam::444444444444:root"}
+    assert recovery["Condition"] == {"ArnEquals": {"aws:PrincipalArn": ["arn:aws:iam::444444444444:role/BakehouseDeploy"]}}
+    assert "kms:ScheduleKeyDeletion" not in recovery["Action"] and "kms:Decrypt" not in recovery["Action"]
+
+
+def test_an_administrator_that_is_not_a_role_arn_is_refused():
+    with pytest.raises(ValueError, match="administrator 'arn:aws:iam::444444444444:root'.*role ARN"):
+        KmsKeyArgs(description="d", alias="a", admin_arns=["arn:aws:iam::444444444444:root"])

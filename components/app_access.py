@@ -53,6 +53,16 @@ class AppAccessArgs:
         return f"arn:aws:ssm:{self.region}:{self.account_id}:parameter{env_prefix(self.env)}"
 
 
+def own_instance_arn(region: str, account_id: str, instance_id: str) -> str:
+    return f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}"
+
+
+def memory_capture_prefix(finding_id: str, instance_arn: str) -> str:
+    """Where an instance uploads its own memory capture: incidents/<finding>/<instance ARN>/ (the key
+    layout handlers/isolate.py must use for the capture and for the Run Command output)."""
+    return f"incidents/{finding_id}/{instance_arn}/"
+
+
 def instance_role_statements(args: AppAccessArgs) -> list[dict[str, Any]]:
     """Least privilege for an app instance: its environment's parameters and key, its log group,
     Session Manager, and session logs into the central bucket under this account's prefix."""
@@ -78,8 +88,12 @@ def instance_role_statements(args: AppAccessArgs) -> list[dict[str, Any]]:
                    "ec2messages:SendReply"], ["*"]),
         # The agent decrypts each session's data key itself (not through SSM), under the context Session
         # Manager sets: {aws:ssm:SessionId, aws:ssm:TargetId=<instance id>}, so only its own sessions.
+        # ec2:InstanceID is not in a KMS request; ec2:SourceInstanceARN is, for instance-profile credentials,
+        # and the target id from the encryption context may be a variable in a KMS request that carries it
+        # (IAM user guide, "IAM policy elements: Variables and tags"; KMS "kms:EncryptionContext:context-key").
         statement("DecryptOwnSessionKeys", ["kms:Decrypt"], [args.kms_key_arn],
-                  conditions={"StringEquals": {"kms:EncryptionContext:aws:ssm:TargetId": "${ec2:InstanceID}"},
+                  conditions={"ArnEquals": {"ec2:SourceInstanceARN": own_instance_arn(
+                                  args.region, args.account_id, "${kms:EncryptionContext:aws:ssm:TargetId}")},
                               "Null": {"kms:EncryptionContext:aws:ssm:SessionId": "false"}}),
         statement("SessionLogsToCentralBucket", ["s3:PutObject"],
                   [f"arn:aws:s3:::{args.sessions_bucket}/{args.account_id}/*"]),
@@ -90,10 +104,12 @@ def instance_role_statements(args: AppAccessArgs) -> list[dict[str, Any]]:
                   [f"arn:aws:kms:{args.home_region}:{args.security_account_id}:key/*"],
                   conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": central_key_alias("sessions")},
                               "StringEquals": {"kms:ViaService": f"s3.{args.home_region}.amazonaws.com"}}),
-        # handlers/isolate.py has the agent upload under incidents/<finding>/<instance>/; the policy
-        # variable keeps each instance to its own evidence prefix.
+        # The agent uploads memory captures (and the command's output) with the instance's own credentials,
+        # under memory_capture_prefix(); ec2:SourceInstanceARN is a policy variable in every request made with
+        # instance-profile credentials (IAM user guide, "IAM policy elements: Variables and tags"), so each
+        # instance reaches its own prefix only.
         statement("MemoryCaptureToOwnEvidencePrefix", ["s3:PutObject"],
-                  [f"arn:aws:s3:::{args.evidence_bucket}/incidents/*/${{ec2:InstanceID}}/*"]),
+                  [f"arn:aws:s3:::{args.evidence_bucket}/{memory_capture_prefix('*', '${ec2:SourceInstanceARN}')}*"]),
         statement("EvidenceCentralKey", ["kms:GenerateDataKey"],
                   [f"arn:aws:kms:{args.home_region}:{args.security_account_id}:key/*"],
                   conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": central_key_alias("evidence")},

@@ -30,11 +30,14 @@ def deployer_statements(args: CatalogAccessArgs) -> list[dict]:
                                                "servicecatalog:DescribeProduct",
                                                "servicecatalog:DescribeProvisioningParameters",
                                                "servicecatalog:ListLaunchPaths"], [products]),
+        # Provisioned-product actions take no resource ARN (Service Authorization Reference, AWS Service
+        # Catalog): "*", narrowed to what was provisioned through this role ("self" is the only value).
         statement("ManageOwnProvisionedProducts", ["servicecatalog:UpdateProvisionedProduct",
                                                    "servicecatalog:TerminateProvisionedProduct",
                                                    "servicecatalog:DescribeProvisionedProduct",
-                                                   "servicecatalog:DescribeRecord"],
-                  [f"arn:aws:servicecatalog:{args.region}:{args.account_id}:stack/*"]),
+                                                   "servicecatalog:DescribeRecord"], ["*"],
+                  conditions={"StringEquals": {"servicecatalog:roleLevel": "self",
+                                               "aws:RequestedRegion": args.region}}),
         # Searching the catalog has no resource-level permission.
         statement("BrowseCatalog", ["servicecatalog:SearchProducts", "servicecatalog:ScanProvisionedProducts",
                                     "servicecatalog:SearchProvisionedProducts"], ["*"],

@@ -9,7 +9,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from estate.naming import FACTORY_AUTOMATION_ROLE, IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE, env_prefix, role_arn
+from estate.naming import (
+    APPROVED_IMAGE_TAG,
+    FACTORY_AUTOMATION_ROLE,
+    IMAGE_PUBLISHER_ROLE,
+    IMAGE_SCANNER_ROLE,
+    env_prefix,
+    role_arn,
+)
 
 from .iam import document, statement
 
@@ -51,6 +58,12 @@ def publisher_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
         # DescribeImages has no resource-level permissions.
         statement("ValidateImageParameters", ["ec2:DescribeImages"], ["*"],
                   conditions={"StringEquals": {"aws:RequestedRegion": args.all_regions}}),
+        # Tags on a shared AMI are per account: distribution writes, in this account, the one tag the
+        # approved-amis-by-tag Config rule reads, and no other (ForAllValues alone passes an empty set,
+        # so the tag itself is required too).
+        statement("TagApprovedImages", ["ec2:CreateTags"], [f"arn:aws:ec2:{r}::image/*" for r in args.all_regions],
+                  conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [APPROVED_IMAGE_TAG[0]]},
+                              "StringEquals": {f"aws:RequestTag/{APPROVED_IMAGE_TAG[0]}": APPROVED_IMAGE_TAG[1]}}),
     ]
 
 

@@ -262,10 +262,12 @@ def test_instance_role_writes_only_its_log_group_and_its_own_evidence_prefix(sta
     assert not allowed(policy, "logs:PutLogEvents", f"{logs}:/bakehouse/prod/app:log-stream:i-0abc")
     assert not allowed(policy, "logs:DeleteLogGroup", f"{logs}:/bakehouse/uat/app")
     evidence = f"arn:aws:s3:::bakehouse-evidence-{SECURITY}-eu-west-1/incidents/f-1"
-    me = {"ec2:InstanceID": "i-0123456789abcdef0"}
-    assert allowed(policy, "s3:PutObject", f"{evidence}/i-0123456789abcdef0/memory.lime.compressed", me)
-    assert not allowed(policy, "s3:PutObject", f"{evidence}/i-0fedcba9876543210/memory.lime.compressed", me)
-    assert not allowed(policy, "s3:GetObject", f"{evidence}/i-0123456789abcdef0/memory.lime.compressed", me)
+    mine, other = (f"arn:aws:ec2:eu-west-1:555555555555:instance/{i}" for i in ("i-0123456789abcdef0",
+                                                                                "i-0fedcba9876543210"))
+    me = {"ec2:SourceInstanceARN": mine}  # what instance-profile credentials carry (not ec2:InstanceID)
+    assert allowed(policy, "s3:PutObject", f"{evidence}/{mine}/memory.lime.compressed", me)
+    assert not allowed(policy, "s3:PutObject", f"{evidence}/{other}/memory.lime.compressed", me)
+    assert not allowed(policy, "s3:GetObject", f"{evidence}/{mine}/memory.lime.compressed", me)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -450,7 +452,8 @@ def test_break_glass_may_make_session_keys_with_the_account_key_and_nothing_else
 def test_instance_decrypts_only_its_own_session_keys(stack_run):
     run = stack_run("dev")
     policy, key = _role_policy(run, "dev-app-role"), run.exports["kmsKeyArn"]
-    me = {"ec2:InstanceID": "i-0123456789abcdef0", "kms:EncryptionContext:aws:ssm:SessionId": "responder-1"}
+    me = {"ec2:SourceInstanceARN": "arn:aws:ec2:eu-west-1:444444444444:instance/i-0123456789abcdef0",
+          "kms:EncryptionContext:aws:ssm:SessionId": "responder-1"}
     assert allowed(policy, "kms:Decrypt", key, {**me, "kms:EncryptionContext:aws:ssm:TargetId": "i-0123456789abcdef0"})
     other = {**me, "kms:EncryptionContext:aws:ssm:TargetId": "i-0fedcba987654321f"}
     assert not allowed(policy, "kms:Decrypt", key, other)

@@ -1,7 +1,9 @@
 """The factory's clocks: the image rescan (an SSM Automation) and the image lifecycle (a Lambda).
 
 EventBridge Scheduler starts both. The rescan goes through Scheduler's universal target for the
-SSM API, so no glue function sits between the clock and the document.
+SSM API, so no glue function sits between the clock and the document. Lifecycle runs go through a
+FIFO queue with one message group: Lambda's SQS poller hands a group one batch at a time, so two
+runs never overlap, without reserved concurrency (which a new account's pool cannot give).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ START_AUTOMATION_TARGET = "arn:aws:scheduler:::aws-sdk:ssm:startAutomationExecut
 LIFECYCLE_FUNCTION = "bakehouse-image-lifecycle"
 LIFECYCLE_MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/lifecycle.py")
 LAMBDA_RUNTIME = "python3.12"
+LIFECYCLE_TIMEOUT = 900
+# One group: FIFO event sources invoke at most one function per message group at a time (Lambda
+# developer guide, "Configuring scaling behavior for SQS event source mappings").
+LIFECYCLE_MESSAGE_GROUP = "image-lifecycle"
+# Lambda's guidance for SQS sources: visibility timeout at least six times the function timeout, so a
+# run still in progress is never handed out again.
+LIFECYCLE_VISIBILITY_SECONDS = 6 * LIFECYCLE_TIMEOUT
+LIFECYCLE_MAX_RECEIVES = 3
 FLEXIBLE_WINDOW_MINUTES = 60  # spreads the daily runs; neither job is time-critical
 
 
@@ -65,8 +75,9 @@ def lifecycle_event(factory: FactoryConfig) -> dict[str, Any]:
             "ProdRetentionYears": lc.prod_retention_years, "DryRun": lc.dry_run}
 
 
-def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str, function_arn: pulumi.Input[str] | None,
-                         queue_arn: pulumi.Input[str], key_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str,
+                         lifecycle_queue_arn: pulumi.Input[str] | None, queue_arn: pulumi.Input[str],
+                         key_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     region, account = cfg.region, cfg.account_id
     rescan = automation_document_name(RESCAN_STEM)
     return [
@@ -74,17 +85,19 @@ def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str, function
                   [f"arn:aws:ssm:{region}:{account}:automation-definition/{rescan}:*"]),
         statement("PassAutomationRoleToSsm", ["iam:PassRole"], [automation_role_arn],
                   conditions={"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}),
-        *([statement("InvokeLifecycleOnly", ["lambda:InvokeFunction"], [function_arn])] if function_arn else []),
+        *([statement("QueueLifecycleRuns", ["sqs:SendMessage"], [lifecycle_queue_arn])]
+          if lifecycle_queue_arn else []),
         statement("DeadLetters", ["sqs:SendMessage"], [queue_arn]),
         statement("DecryptSchedules", ["kms:Decrypt"], [key_arn],
                   conditions={"StringEquals": {"kms:ViaService": f"scheduler.{region}.amazonaws.com"}}),
-        statement("EncryptDeadLetters", ["kms:GenerateDataKey*", "kms:Decrypt"], [key_arn],
+        statement("EncryptQueuedMessages", ["kms:GenerateDataKey*", "kms:Decrypt"], [key_arn],
                   conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}),
     ]
 
 
 def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arn: pulumi.Input[str],
                          queue_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """What the lifecycle function needs; `queue_arn` is the FIFO queue its runs arrive on."""
     region, account = cfg.region, cfg.account_id
     regions = (region, *factory.regions)
     images = [f"arn:aws:ec2:{r}::{kind}/*" for r in regions for kind in ("image", "snapshot")]
@@ -105,8 +118,10 @@ def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arn: p
                    f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/factory/*"]),
         statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                   [f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{LIFECYCLE_FUNCTION}:*"]),
-        statement("DeadLetters", ["sqs:SendMessage"], [queue_arn]),
-        statement("EncryptDeadLetters", ["kms:GenerateDataKey*", "kms:Decrypt"], [key_arn],
+        # The event source mapping polls with the function's role.
+        statement("ConsumeLifecycleRuns", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                           "sqs:ChangeMessageVisibility"], [queue_arn]),
+        statement("DecryptLifecycleRuns", ["kms:Decrypt"], [key_arn],
                   conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}),
     ]
 
@@ -135,9 +150,23 @@ class FactorySchedules(pulumi.ComponentResource):
                                           message_retention_seconds=14 * 24 * 3600, opts=child)
         log_group = aws.cloudwatch.LogGroup(f"{name}-lifecycle-logs", name=f"/aws/lambda/{LIFECYCLE_FUNCTION}",
                                             retention_in_days=365, kms_key_id=args.key_arn, opts=child)
-        aws.iam.RolePolicy(f"{name}-lifecycle-policy", role=args.lifecycle_role.name, policy=document(
+        # A FIFO queue's dead-letter queue must be FIFO too.
+        self.lifecycle_dead_letters = aws.sqs.Queue(
+            f"{name}-lifecycle-dead-letters", name=f"{LIFECYCLE_FUNCTION}-dlq.fifo", fifo_queue=True,
+            kms_master_key_id=args.key_arn, kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=14 * 24 * 3600, opts=child)
+        self.lifecycle_queue = aws.sqs.Queue(
+            f"{name}-lifecycle-queue", name=f"{LIFECYCLE_FUNCTION}.fifo", fifo_queue=True,
+            # Scheduler's SQS target sets a message group but no deduplication id.
+            content_based_deduplication=True,
+            kms_master_key_id=args.key_arn, kms_data_key_reuse_period_seconds=300,
+            visibility_timeout_seconds=LIFECYCLE_VISIBILITY_SECONDS, message_retention_seconds=24 * 3600,
+            redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": self.lifecycle_dead_letters.arn,
+                                                     "maxReceiveCount": LIFECYCLE_MAX_RECEIVES}),
+            opts=child)
+        lifecycle_policy = aws.iam.RolePolicy(f"{name}-lifecycle-policy", role=args.lifecycle_role.name, policy=document(
             *lifecycle_statements(cfg, factory, key_arn=args.key_arn,
-                                  queue_arn=self.dead_letters.arn)), opts=child)
+                                  queue_arn=self.lifecycle_queue.arn)), opts=child)
 
         self.lifecycle: aws.lambda_.Function | None = None
         missing = [m for m in LIFECYCLE_MEMBERS if not (PROJECT_DIR / m).is_file()]
@@ -146,10 +175,15 @@ class FactorySchedules(pulumi.ComponentResource):
             pulumi.log.warn(f"missing artifact {', '.join(missing)}: no lifecycle function or schedule declared", self)
         else:
             self.lifecycle = self._lifecycle_function(name, args, log_group, child)
+            # CreateEventSourceMapping checks that the role may read the queue: the policy comes first.
+            aws.lambda_.EventSourceMapping(
+                f"{name}-lifecycle-trigger", event_source_arn=self.lifecycle_queue.arn,
+                function_name=self.lifecycle.name, batch_size=1, enabled=True,
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[lifecycle_policy])))
 
         aws.iam.RolePolicy(f"{name}-scheduler-policy", role=args.scheduler_role.name, policy=document(
             *scheduler_statements(cfg, automation_role_arn=args.role_arns["automation"],
-                                  function_arn=self.lifecycle.arn if self.lifecycle else None,
+                                  lifecycle_queue_arn=self.lifecycle_queue.arn if self.lifecycle else None,
                                   queue_arn=self.dead_letters.arn,
                                   key_arn=args.key_arn)), opts=child)
 
@@ -184,13 +218,15 @@ class FactorySchedules(pulumi.ComponentResource):
             schedule_expression=factory.lifecycle.schedule, schedule_expression_timezone="UTC",
             flexible_time_window=window, kms_key_arn=args.key_arn, state="ENABLED",
             target=aws.scheduler.ScheduleTargetArgs(
-                arn=self.lifecycle.arn, role_arn=args.scheduler_role.arn,
+                arn=self.lifecycle_queue.arn, role_arn=args.scheduler_role.arn,
                 input=json.dumps(lifecycle_event(factory), sort_keys=True),
+                sqs_parameters=aws.scheduler.ScheduleTargetSqsParametersArgs(message_group_id=LIFECYCLE_MESSAGE_GROUP),
                 retry_policy=retry, dead_letter_config=dlq),
             opts=child)
         self.register_outputs({"rescan_schedule": self.rescan.name,
                                "lifecycle_function": self.lifecycle.name if self.lifecycle else None,
-                               "dead_letter_queue": self.dead_letters.arn})
+                               "dead_letter_queue": self.dead_letters.arn,
+                               "lifecycle_queue": self.lifecycle_queue.arn})
 
     def _lifecycle_function(self, name: str, args: FactorySchedulesArgs, log_group: aws.cloudwatch.LogGroup,
                             child: pulumi.ResourceOptions) -> aws.lambda_.Function:
@@ -198,11 +234,11 @@ class FactorySchedules(pulumi.ComponentResource):
         return aws.lambda_.Function(
             f"{name}-lifecycle", name=LIFECYCLE_FUNCTION, role=args.lifecycle_role.arn, runtime=LAMBDA_RUNTIME,
             handler="handlers.lifecycle.handler", code=pulumi.FileArchive(str(code.path)),
-            source_code_hash=code.sha256_b64, architectures=["arm64"], memory_size=256, timeout=900,
-            # One run at a time: two concurrent retirements could both decide on the same image.
-            reserved_concurrent_executions=1,
+            source_code_hash=code.sha256_b64, architectures=["arm64"], memory_size=256, timeout=LIFECYCLE_TIMEOUT,
+            # No reserved concurrency: runs are serialized by the FIFO queue's single message group
+            # (two concurrent retirements could both decide on the same image). Failed runs are
+            # retried by SQS and end in the queue's dead-letter queue.
             kms_key_arn=args.key_arn,
             # No environment: the schedule's event carries the policy, so nothing here could leak.
-            dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=self.dead_letters.arn),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[log_group])))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from handlers.common import (
     TAG_SOURCE_AMI,
     BakehouseError,
     EventReader,
+    MalformedEvent,
     client,
     tags_to_dict,
 )
@@ -291,6 +293,22 @@ class LifecycleRequest:
         r.done()
         return request
 
+    @classmethod
+    def from_event(cls, event: Any) -> LifecycleRequest:
+        """The policy itself, or (as the schedule delivers it) one SQS record from the lifecycle FIFO
+        queue whose body is the policy; the event source mapping's batch size is 1."""
+        if not (isinstance(event, dict) and "Records" in event):
+            return cls.parse(event)
+        records = event["Records"]
+        if not isinstance(records, list) or len(records) != 1:
+            count = len(records) if isinstance(records, list) else records
+            raise MalformedEvent("lifecycle", [f"Records holds {count!r}; a batch carries one run"])
+        try:
+            body = json.loads(records[0].get("body", ""))
+        except (AttributeError, TypeError, ValueError):
+            raise MalformedEvent("lifecycle", ["Records[0].body is not a JSON object"]) from None
+        return cls.parse(body)
+
 
 def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str,
         now: datetime | None = None) -> dict[str, Any]:
@@ -302,7 +320,7 @@ def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str
 
 
 def handler(event: dict, context: Any) -> dict:
-    request = LifecycleRequest.parse(event)
+    request = LifecycleRequest.from_event(event)
     session = boto3.Session()
     home = client("ec2", session=session).meta.region_name
     clients: dict[str, Any] = {}

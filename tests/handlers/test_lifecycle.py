@@ -240,3 +240,23 @@ def test_the_handler_prints_the_dry_run_plan_and_changes_nothing(world, capsys):
     assert result["DryRun"] is True and result["Counts"]["deprecate"] == 2
     assert f"deprecate {s1} (al2023)" in out and f"would deprecate {c1} in {COPY}" in out
     assert _state(world) == before
+
+
+def test_a_run_queued_on_the_lifecycle_fifo_queue_is_parsed_from_its_record_body(world, capsys):
+    # The schedule sends to the FIFO queue; the event source mapping delivers one record a batch.
+    import json as _json
+    body = {"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 0, "GraceDays": 14, "ProdRetentionYears": 2}
+    event = {"Records": [{"messageId": "m-1", "eventSource": "aws:sqs", "body": _json.dumps(body),
+                          "attributes": {"MessageGroupId": "image-lifecycle"}}]}
+    assert LifecycleRequest.from_event(event) == LifecycleRequest.parse(body)
+    before = _state(world)
+    assert handler(event, None)["Counts"]["deprecate"] == 2
+    assert _state(world) == before  # still a dry run unless the body says otherwise
+
+
+def test_a_queued_batch_of_more_than_one_run_is_refused():
+    record = {"eventSource": "aws:sqs", "body": "{}"}
+    with pytest.raises(MalformedEvent, match="one run"):
+        LifecycleRequest.from_event({"Records": [record, record]})
+    with pytest.raises(MalformedEvent, match="JSON"):
+        LifecycleRequest.from_event({"Records": [{"eventSource": "aws:sqs", "body": "not json"}]})

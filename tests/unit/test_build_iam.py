@@ -156,7 +156,7 @@ def test_build_instances_read_scripts_and_write_build_logs_only(stack_run):
     assert not allowed(policy, "kms:Decrypt", key, {})
 
 
-def test_scheduler_starts_only_the_rescan_and_invokes_only_the_lifecycle_function(stack_run):
+def test_scheduler_starts_only_the_rescan_and_queues_only_lifecycle_runs(stack_run):
     policy = policy_of(stack_run("build"), "BakehouseFactoryScheduler")
     definition = f"arn:aws:ssm:{REGION}:{BUILD}:automation-definition/"
     assert allowed(policy, "ssm:StartAutomationExecution", definition + "Bakehouse-RescanImages:$DEFAULT")
@@ -166,9 +166,21 @@ def test_scheduler_starts_only_the_rescan_and_invokes_only_the_lifecycle_functio
     assert not allowed(policy, "iam:PassRole", automation_role, {"iam:PassedToService": "ec2.amazonaws.com"})
     assert not allowed(policy, "iam:PassRole", f"arn:aws:iam::{BUILD}:role/BakehouseDeploy",
                        {"iam:PassedToService": "ssm.amazonaws.com"})
-    assert allowed(policy, "lambda:InvokeFunction",
-                   f"arn:aws:lambda:{REGION}:{BUILD}:function/build-schedules-lifecycle")
-    assert not allowed(policy, "lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{BUILD}:function/other")
+    queue = f"arn:aws:sqs:{REGION}:{BUILD}:queue/build-schedules-lifecycle-queue"
+    assert allowed(policy, "sqs:SendMessage", queue)
+    assert not allowed(policy, "sqs:SendMessage", f"arn:aws:sqs:{REGION}:{BUILD}:queue/other")
+    # Runs go through the FIFO queue only, so they can never overlap.
+    assert not allowed(policy, "lambda:InvokeFunction",
+                       f"arn:aws:lambda:{REGION}:{BUILD}:function/build-schedules-lifecycle")
+
+
+def test_lifecycle_function_reads_only_its_own_queue(stack_run):
+    policy = policy_of(stack_run("build"), "BakehouseImageLifecycle")
+    queue = f"arn:aws:sqs:{REGION}:{BUILD}:queue/build-schedules-lifecycle-queue"
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert allowed(policy, action, queue)
+        assert not allowed(policy, action, f"arn:aws:sqs:{REGION}:{BUILD}:queue/other")
+    assert allowed(policy, "kms:Decrypt", FACTORY_KEY, {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"})
 
 
 def test_lifecycle_function_retires_only_factory_images(stack_run):

@@ -66,7 +66,7 @@ def test_lifecycle_schedule_sends_the_configured_policy_as_the_handler_parses_it
     run = stack_run("build")
     lifecycle = schedule(run, "bakehouse-image-lifecycle")
     assert lifecycle["scheduleExpression"] == "cron(0 3 * * ? *)"
-    assert lifecycle["target"]["arn"].endswith("function/build-schedules-lifecycle")
+    assert lifecycle["target"]["arn"].endswith("queue/build-schedules-lifecycle-queue")
     request = LifecycleRequest.parse(json.loads(lifecycle["target"]["input"]))
     assert request.copy_regions == ("eu-central-1", "us-east-1")
     assert request.families == ("al2023", "ubuntu2404")
@@ -96,14 +96,12 @@ def test_schedule_expression_and_batch_size_follow_the_config():
     assert params.get("BatchSize", ["5"]) == ["5"]
 
 
-def test_lifecycle_function_runs_a_supported_runtime_alone_with_kms_and_a_dead_letter_queue(stack_run):
+def test_lifecycle_function_runs_a_supported_runtime_with_kms_and_its_own_log_group(stack_run):
     (fn,) = stack_run("build").of_type("aws:lambda/function:Function")
     inputs = fn.inputs
     assert inputs["runtime"] in SUPPORTED_RUNTIMES
     assert inputs["handler"] == "handlers.lifecycle.handler"
-    assert inputs["reservedConcurrentExecutions"] == 1
     assert inputs["kmsKeyArn"] == FACTORY_KEY
-    assert inputs["deadLetterConfig"]["targetArn"].endswith("queue/build-schedules-dead-letters")
     assert inputs["role"].endswith("role/build-roles-lifecycle")
     assert inputs["loggingConfig"]["logGroup"] == "/aws/lambda/bakehouse-image-lifecycle"
 
@@ -122,6 +120,38 @@ def test_lifecycle_package_holds_the_handler_and_its_common_module_only(stack_ru
     assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(LIFECYCLE_MEMBERS)
 
 
-def test_dead_letter_queue_is_kms_encrypted(stack_run):
-    (queue,) = stack_run("build").of_type("aws:sqs/queue:Queue")
-    assert queue.inputs["kmsMasterKeyId"] == FACTORY_KEY
+def test_every_factory_schedule_queue_is_kms_encrypted(stack_run):
+    queues = stack_run("build").of_type("aws:sqs/queue:Queue")
+    assert queues and all(q.inputs["kmsMasterKeyId"] == FACTORY_KEY for q in queues)
+
+
+def test_lifecycle_function_reserves_no_concurrency(stack_run):
+    # A new account's concurrency pool is 10 and Lambda keeps a minimum unreserved, so any
+    # reservation fails the first deploy (Lambda developer guide, "Configuring reserved concurrency").
+    (fn,) = stack_run("build").of_type("aws:lambda/function:Function")
+    assert fn.inputs.get("reservedConcurrentExecutions") in (None, -1)
+
+
+def test_lifecycle_runs_one_at_a_time_through_a_fifo_queue_with_a_single_message_group(stack_run):
+    run = stack_run("build")
+    lifecycle = schedule(run, "bakehouse-image-lifecycle")
+    assert lifecycle["target"]["sqsParameters"]["messageGroupId"]
+    queue = run.named("build-schedules-lifecycle-queue").inputs
+    assert queue["fifoQueue"] is True and queue["name"].endswith(".fifo")
+    assert queue["contentBasedDeduplication"] is True  # Scheduler sends no deduplication id
+    (fn,) = run.of_type("aws:lambda/function:Function")
+    # A message still being worked on must not reappear (and start a second run) before the timeout.
+    assert queue["visibilityTimeoutSeconds"] >= fn.inputs["timeout"]
+    (mapping,) = run.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert mapping.inputs["eventSourceArn"].endswith("queue/build-schedules-lifecycle-queue")
+    assert mapping.inputs["functionName"] == fn.inputs["name"]
+    assert mapping.inputs["batchSize"] == 1
+
+
+def test_lifecycle_runs_that_keep_failing_end_in_a_fifo_dead_letter_queue(stack_run):
+    run = stack_run("build")
+    redrive = json.loads(run.named("build-schedules-lifecycle-queue").inputs["redrivePolicy"])
+    dead = run.named("build-schedules-lifecycle-dead-letters").inputs
+    assert dead["fifoQueue"] is True and dead["kmsMasterKeyId"] == FACTORY_KEY
+    assert redrive["deadLetterTargetArn"].endswith("queue/build-schedules-lifecycle-dead-letters")
+    assert 1 <= redrive["maxReceiveCount"] <= 5

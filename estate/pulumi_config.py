@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from .config import StackConfig, parse_stack_config
-from .stack_files import stack_files
+from .config import ConfigError, StackConfig, parse_stack_config
+from .stack_files import cross_file_problems, stack_files
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NAMESPACE = "bakehouse:"
@@ -20,7 +20,14 @@ def load_stack_config(project_dir: Path = PROJECT_DIR) -> StackConfig:
     stack = pulumi.get_stack()
     values = {key[len(NAMESPACE):]: _decode(raw) for key, raw in _runtime_values().items()
               if key.startswith(NAMESPACE)}
-    return parse_stack_config(stack, values, sibling_networks(project_dir))
+    estate_problems = cross_file_problems(project_dir)
+    try:
+        parsed = parse_stack_config(stack, values, sibling_networks(project_dir))
+    except ConfigError as err:
+        raise ConfigError(stack, [*err.problems, *estate_problems]) from None
+    if estate_problems:
+        raise ConfigError(stack, estate_problems)
+    return parsed
 
 
 def _runtime_values() -> dict[str, Any]:

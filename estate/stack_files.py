@@ -69,3 +69,31 @@ def stacks_in_deploy_order(project_dir: Path) -> tuple[str, ...]:
 def workload_stacks(project_dir: Path) -> tuple[str, ...]:
     files = stack_files(project_dir)
     return tuple(s for s in stacks_in_deploy_order(project_dir) if files[s].get("bakehouse:role") == "workload")
+
+
+def cross_file_problems(project_dir: Path) -> list[str]:
+    """What no single stack file can get wrong alone: two files claiming one env (or one of the
+    singleton roles), and two entries of `bakehouse:accounts` naming one account id."""
+    problems: list[str] = []
+    claims: dict[str, list[str]] = {}
+    for stack, config in stack_files(project_dir).items():
+        role = config.get("bakehouse:role")
+        env = config.get("bakehouse:env", stack) if role == "workload" else role
+        if isinstance(env, str):
+            claims.setdefault(env, []).append(f"Pulumi.{stack}.yaml")
+    for env, files in sorted(claims.items()):
+        if len(files) > 1:
+            problems.append(f"{' and '.join(files)} both claim env {env!r}; allowed: one stack file per env")
+    project_file = project_dir / "Pulumi.yaml"
+    if project_file.exists():
+        project = yaml.safe_load(project_file.read_text()) or {}
+        accounts = ((project.get("config") or {}).get("bakehouse:accounts") or {})
+        accounts = accounts.get("value", accounts) if isinstance(accounts, Mapping) else {}
+        owners: dict[str, list[str]] = {}
+        for key, account_id in (accounts.items() if isinstance(accounts, Mapping) else ()):
+            owners.setdefault(str(account_id), []).append(str(key))
+        for account_id, keys in sorted(owners.items()):
+            if len(keys) > 1:
+                problems.append(f"Pulumi.yaml bakehouse:accounts gives {', '.join(keys)} the same account "
+                                f"{account_id}; allowed: one account per env (AWS accounts are the isolation boundary)")
+    return problems

@@ -10,9 +10,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 ROLES = ("org", "security", "build", "workload")
 Role = Literal["org", "security", "build", "workload"]
@@ -25,6 +28,15 @@ ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 MIN_AZS, MAX_AZS = 1, 6
 # /16 leaves room for per-AZ /20s; smaller than /24 cannot hold subnets for endpoints in several AZs.
 MIN_PREFIX, MAX_PREFIX = 16, 24
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# What the example estate ships and no real estate holds: account ids of one repeated digit and AWS's
+# documentation ids, example organization/root ids, mail domains reserved for examples (RFC 2606),
+# and ciphertexts that say they are placeholders.
+EXAMPLE_ACCOUNT_ID = re.compile(r"(\d)\1{11}|123456789012|111122223333|444455556666")
+EXAMPLE_ORG_ID = re.compile(r"o-(example\w*|a1b2c3d4e5)|r-(exam\w*|a1b2)")
+EXAMPLE_EMAIL = re.compile(r"[^@\s]+@(\w[\w-]*\.)*example\.(com|net|org)", re.IGNORECASE)
+PLACEHOLDER_CIPHERTEXT = re.compile(r"placeholder|example|notarealsecret", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -142,14 +154,21 @@ def parse_stack_config(
     stack: str,
     values: Mapping[str, Any],
     sibling_networks: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    deploying: bool | None = None,
+    project_dir: Path = PROJECT_DIR,
 ) -> StackConfig:
     """Validate one stack's `bakehouse:` config (project-level keys merged in) into a StackConfig.
 
     `values` maps keys without the `bakehouse:` prefix to decoded values (objects already parsed).
     `sibling_networks` maps other stacks' names to their `network` sections so overlapping CIDRs
     across the estate are caught in whichever stack is run.
+    `deploying` (default: a real engine's update, see `deploying_for_real`) also refuses the example
+    estate's values in the stack files under `project_dir`.
     """
     problems = Problems(stack)
+    if deploying_for_real() if deploying is None else deploying:
+        problems.items.extend(example_problems(stack, project_dir))
     estate = _parse_estate(values, problems)
 
     role = values.get("role")
@@ -318,3 +337,53 @@ def require_keys(raw: Mapping[str, Any], key: str, allowed: Iterable[str], probl
     allowed = set(allowed)
     for unknown in sorted(set(raw) - allowed):
         problems.add(f"bakehouse:{key}.{unknown}", raw[unknown], "one of the keys " + ", ".join(sorted(allowed)))
+
+
+# --- the example estate deploys nowhere ------------------------------------------------------------
+def deploying_for_real() -> bool:
+    """True only in a real engine's `pulumi up`: previews and the offline mock runs may use examples."""
+    from pulumi.runtime import mocks, settings  # imported here: this module stays usable without Pulumi
+
+    monitor = settings.get_monitor()
+    if monitor is None or isinstance(monitor, mocks.MockMonitor):
+        return False
+    return not settings.is_dry_run()
+
+
+def example_problems(stack: str, project_dir: Path) -> list[str]:
+    """Every example id, example email and placeholder ciphertext in Pulumi.yaml and the stack's file,
+    named by file and key (ciphertexts are not echoed)."""
+    found = []
+    for file_name, unwrap in (("Pulumi.yaml", True), (f"Pulumi.{stack}.yaml", False)):
+        path = project_dir / file_name
+        doc = yaml.safe_load(path.read_text()) if path.exists() else None
+        config = (doc or {}).get("config") or {} if isinstance(doc, Mapping) else {}
+        for key, raw in config.items():
+            value = raw.get("value") if unwrap and isinstance(raw, Mapping) and "value" in raw else raw
+            for where, leaf in _leaves(str(key), value):
+                if isinstance(leaf, Mapping):  # {"secure": ciphertext}
+                    found.append(f"stack {stack}: {file_name}: {where} is a placeholder ciphertext; allowed: a value "
+                                 f"set with `pulumi config set --secret {key} <value> -s {stack}`")
+                elif _is_example(leaf):
+                    found.append(f"stack {stack}: {file_name}: {where} is {_show(leaf)}; allowed: your estate's real "
+                                 "value (this is an example; the example estate deploys nowhere)")
+    return found
+
+
+def _leaves(where: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, Mapping) and set(value) == {"secure"}:
+        if PLACEHOLDER_CIPHERTEXT.search(str(value["secure"])):
+            yield where, value
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            yield from _leaves(f"{where}.{key}", inner)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _leaves(f"{where}[{index}]", inner)
+    else:
+        yield where, value
+
+
+def _is_example(value: Any) -> bool:
+    text = str(value)
+    return any(pattern.fullmatch(text) for pattern in (EXAMPLE_ACCOUNT_ID, EXAMPLE_ORG_ID, EXAMPLE_EMAIL))

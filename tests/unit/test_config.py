@@ -140,3 +140,82 @@ def test_deterministic_names_fit_s3_and_point_at_the_security_account():
     assert security_topic_arn(cfg.estate) == "arn:aws:sns:eu-west-1:222222222222:bakehouse-security"
     with pytest.raises(ValueError, match="S3 allows 63"):
         bucket_name("x" * 40, "222222222222", "eu-central-1")
+
+
+# --- the example estate deploys nowhere ------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+import estate.config as config_module  # noqa: E402
+from tools.mockrun import PROJECT_DIR, run_stack  # noqa: E402
+
+
+def _project(tmp_path: Path, accounts: dict, org_id: str, stack_config: dict) -> Path:
+    import yaml
+    project = {"name": "bakehouse", "config": {"bakehouse:organizationId": {"value": org_id},
+                                               "bakehouse:accounts": {"value": accounts}}}
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": stack_config}))
+    return tmp_path
+
+
+def test_deploying_the_example_estate_is_refused_naming_file_key_and_value():
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config("dev", copy.deepcopy(DEV), deploying=True, project_dir=PROJECT_DIR)
+    message = str(caught.value)
+    assert "Pulumi.yaml: bakehouse:organizationId is 'o-exampleorg01'" in message
+    assert "Pulumi.yaml: bakehouse:accounts.management is '111111111111'" in message
+    assert "Pulumi.yaml: bakehouse:accounts.prod is '666666666666'" in message
+    assert "Pulumi.dev.yaml: bakehouse:secret.db-password is a placeholder ciphertext" in message
+    assert "NotARealSecret" not in message  # ciphertexts are not echoed
+
+
+def test_previewing_the_example_estate_is_not_refused():
+    assert parse_stack_config("dev", copy.deepcopy(DEV), deploying=False, project_dir=PROJECT_DIR).account_id
+
+
+def test_a_real_estate_deploys_and_only_its_example_leftovers_are_named(tmp_path):
+    real = {"management": "210987654321", "security": "310987654321", "build": "410987654321",
+            "dev": "510987654321", "uat": "610987654321", "prod": "710987654321"}
+    clean = _project(tmp_path, real, "o-k3j4h5g6f7", {"bakehouse:secret.db-password": {"secure": "v1:Zm9vYmFy:c2VjcmV0"},
+                                                     "bakehouse:workload": {"alerts": ["ops@bakery.io"]}})
+    values = {**copy.deepcopy(DEV), "organizationId": "o-k3j4h5g6f7", "accounts": real}
+    assert parse_stack_config("dev", values, deploying=True, project_dir=clean).account_id == "510987654321"
+
+    leftover = _project(tmp_path, {**real, "uat": "123456789012"}, "o-k3j4h5g6f7",
+                        {"bakehouse:alerts": {"emails": ["team@example.com"]}})
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config("dev", values, deploying=True, project_dir=leftover)
+    assert caught.value.problems == [
+        "stack dev: Pulumi.yaml: bakehouse:accounts.uat is '123456789012'; allowed: your estate's real value "
+        "(this is an example; the example estate deploys nowhere)",
+        "stack dev: Pulumi.dev.yaml: bakehouse:alerts.emails[0] is 'team@example.com'; allowed: your estate's real "
+        "value (this is an example; the example estate deploys nowhere)",
+    ]
+
+
+def test_only_a_real_engines_update_counts_as_deploying_not_previews_or_mock_runs(monkeypatch):
+    from pulumi.runtime import settings
+    assert config_module.deploying_for_real() is False  # no Pulumi program running
+    monkeypatch.setattr(settings, "get_monitor", lambda: object())
+    monkeypatch.setattr(settings, "is_dry_run", lambda: False)
+    assert config_module.deploying_for_real() is True
+    monkeypatch.setattr(settings, "is_dry_run", lambda: True)
+    assert config_module.deploying_for_real() is False
+
+
+def test_an_update_of_the_example_estate_stops_before_declaring_anything(monkeypatch):
+    assert run_stack("security").error is None  # the mock run (what make preview runs) still works
+    monkeypatch.setattr(config_module, "deploying_for_real", lambda: True)
+    run = run_stack("security", raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert "bakehouse:accounts.security is '222222222222'" in str(run.error)
+    assert [r for r in run.resources if not r.is_provider] == []
+
+
+def test_ci_refuses_the_example_stack_files_before_pulumi_up(capsys):
+    from tools.refuse_examples import main
+    assert main(["dev"]) == 1
+    err = capsys.readouterr().err
+    assert "Pulumi.dev.yaml: bakehouse:secret.db-password is a placeholder ciphertext" in err
+    assert "Pulumi.yaml: bakehouse:organizationId is 'o-exampleorg01'" in err

@@ -95,7 +95,9 @@ def _condition(op: str, key: str, expected: Any, context: Mapping[str, Any]) -> 
     negated = "Not" in base
     if not present:
         return if_exists or negated
-    wanted = [str(e) for e in _as_list(expected)]
+    # Policy variables in condition values expand from the request (IAM User Guide, "Policy variables").
+    wanted = [re.sub(r"\$\{([^}]+)\}", lambda m: str(context.get(m.group(1), m.group(0))), str(e))
+              for e in _as_list(expected)]
 
     def one(actual: Any) -> bool:
         a = str(actual)

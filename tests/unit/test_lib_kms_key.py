@@ -7,9 +7,8 @@ import json
 import pytest
 
 from components.kms_key import DeployerUse, KmsKey, KmsKeyArgs
-from tools.mockrun import run_program
-
 from tests.unit._lib_kms_eval import ALLOW, Caller, evaluate
+from tools.mockrun import run_program
 
 REGION = "eu-west-1"
 ACCOUNTS = {"org": "111111111111", "security": "222222222222", "build": "333333333333",

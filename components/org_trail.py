@@ -94,8 +94,9 @@ def trail_admin_statements(estate: EstateConfig) -> list[dict]:
         statement("CloudTrailServiceLinkedRole", ["iam:CreateServiceLinkedRole"], [service_linked],
                   conditions={"StringEquals": {"iam:AWSServiceName": "cloudtrail.amazonaws.com"}}),
         statement("ReadCloudTrailServiceLinkedRole", ["iam:GetRole"], [service_linked]),
-        # Organizations read actions take no resource ARN here (Service Authorization Reference).
-        statement("ReadTheOrganization", ["organizations:DescribeOrganization",
+        # These Organizations reads take no resource ARN (Service Authorization Reference; AWS's managed
+        # SecurityHubV2 policy lists them as "WithoutResources"). Trusted access is already on (org stack).
+        statement("ReadTheOrganization", ["organizations:DescribeOrganization", "organizations:ListAccounts",
                                           "organizations:ListAWSServiceAccessForOrganization"], ["*"]),
     ]
 

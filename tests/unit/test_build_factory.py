@@ -20,7 +20,8 @@ from components.image_factory import (
     factory_documents,
 )
 from estate.naming import automation_document_name
-from tests.unit._iam_eval import allowed, event_matches
+from tests.iam.evaluate import allowed
+from tests.iam.event_patterns import event_matches
 from tools.mockrun import PROJECT_DIR
 
 BUILD, REGIONS = "333333333333", ("eu-central-1", "us-east-1")

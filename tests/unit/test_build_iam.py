@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from components.image_factory import factory_documents
-from tests.unit._iam_eval import _wild, allowed  # _wild: the evaluator's own IAM wildcard matching
+from tests.iam.evaluate import allowed, wildcard_match as _wild  # IAM wildcard matching
 from tools.mockrun import StackRun
 
 REGION, BUILD = "eu-west-1", "333333333333"

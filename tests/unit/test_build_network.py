@@ -10,7 +10,7 @@ import yaml
 
 from components.build_network import INTERFACE_ENDPOINTS, endpoint_for_az, plan_subnets
 from estate.config import NetworkConfig
-from tests.unit._iam_eval import allowed
+from tests.iam.evaluate import allowed
 from tools.mockrun import PROJECT_DIR, EchoMocks, StackRun, run_stack
 
 AZS = ("eu-west-1a", "eu-west-1b")

@@ -1,17 +1,17 @@
 """The organization's guardrails, judged the way AWS would: each SCP is evaluated against example
-requests with a small IAM evaluator (Deny, NotAction, NotResource, the condition operators the
-policies use, IAM's missing-key rules), through the OU chain each account actually sits in."""
+requests with the estate's one IAM evaluator (tests/iam/evaluate.py: @cloud-copilot/iam-simulate),
+through the OU chain each account actually sits in, root first."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from components.scps import DECLARATIVE_MAX_CHARS, SCP_MAX_CHARS
+from tests.iam.evaluate import Simulation, Verdict, simulate, with_full_aws_access
 
 MGMT, SECURITY, BUILD, DEV, UAT, PROD = ("111111111111", "222222222222", "333333333333",
                                          "444444444444", "555555555555", "666666666666")
@@ -19,7 +19,7 @@ ACCOUNT_KEYS = {"security": SECURITY, "build": BUILD, "dev": DEV, "uat": UAT, "p
 ROOT = "root"
 
 
-# --- a small IAM evaluator -------------------------------------------------------------------------
+# --- requests, judged by the one evaluator (tests/iam/evaluate.py) ----------------------------------
 
 @dataclass(frozen=True)
 class Request:
@@ -33,66 +33,22 @@ class Request:
         return {"aws:PrincipalArn": self.principal, "aws:RequestedRegion": "eu-west-1", **self.context}
 
 
-def _like(pattern: str, value: str, case_insensitive: bool = False) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE if case_insensitive else 0) is not None
+def scp_verdicts(levels: list[tuple[str, list[dict[str, Any]]]], request: Request) -> list[Verdict]:
+    """One verdict per resource (AWS authorizes each resource of a request on its own), FullAWSAccess
+    attached at every level beside the estate's deny lists, as in the organization."""
+    return simulate([Simulation(request.principal, request.action, resource, request.keys(),
+                                scps=with_full_aws_access(levels)) for resource in request.resources])
 
 
-def _listify(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-POSITIVE = {
-    "StringEquals": lambda p, v: str(v) == p,
-    "StringLike": lambda p, v: _like(p, str(v)),
-    "ArnEquals": lambda p, v: str(v) == p,
-    "ArnLike": lambda p, v: _like(p, str(v)),
-    "Bool": lambda p, v: str(v).lower() == str(p).lower(),
-    "NumericLessThan": lambda p, v: float(v) < float(p),
-}
-NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike",
-           "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike"}
-
-
-def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, Any]) -> bool:
-    patterns = [str(p) if not isinstance(p, bool) else str(p).lower() for p in _listify(expected)]
-    if operator == "Null":  # "true": the key must be absent; "false": present
-        return any((key not in context) == (p == "true") for p in patterns)
-    if operator in NEGATED:
-        # IAM: a negated operator on an absent key is true (nothing to equal the forbidden values).
-        if key not in context:
-            return True
-        test = POSITIVE[NEGATED[operator]]
-        return not any(test(p, context[key]) for p in patterns)
-    if operator not in POSITIVE:
-        raise AssertionError(f"evaluator does not know condition operator {operator}")
-    if key not in context:
-        return False
-    return any(POSITIVE[operator](p, context[key]) for p in patterns)
+def denied_by(levels: list[tuple[str, list[dict[str, Any]]]], request: Request) -> list[str]:
+    """Sids of the SCP Deny statements that match (the estate's SCPs are deny lists over FullAWSAccess)."""
+    return sorted({sid for verdict in scp_verdicts(levels, request) for sid in verdict.denied_by("scp")})
 
 
 def statement_applies(stmt: dict[str, Any], request: Request) -> bool:
-    if "Action" in stmt:
-        action_ok = any(_like(a, request.action, True) for a in _listify(stmt["Action"]))
-    else:
-        action_ok = not any(_like(a, request.action, True) for a in _listify(stmt["NotAction"]))
-    if not action_ok:
-        return False
-    if "Resource" in stmt:
-        resource_ok = any(_like(p, r) for p in _listify(stmt["Resource"]) for r in request.resources)
-    else:
-        resource_ok = any(not any(_like(p, r) for p in _listify(stmt["NotResource"])) for r in request.resources)
-    if not resource_ok:
-        return False
-    context = request.keys()
-    return all(_condition_holds(op, key, expected, context)
-               for op, pairs in stmt.get("Condition", {}).items() for key, expected in pairs.items())
-
-
-def denied_by(documents: list[dict[str, Any]], request: Request) -> list[str]:
-    """Sids of Deny statements that match (the estate's SCPs are deny lists over FullAWSAccess)."""
-    return [s["Sid"] for doc in documents for s in doc["Statement"]
-            if s["Effect"] == "Deny" and statement_applies(s, request)]
+    """Whether one Deny statement, as the only SCP, denies the request."""
+    levels = [(ROOT, [{"Version": "2012-10-17", "Statement": [stmt]}])]
+    return any(v.result == "ExplicitlyDenied" for v in scp_verdicts(levels, request))
 
 
 # --- the recorded organization ---------------------------------------------------------------------
@@ -123,6 +79,17 @@ class OrgView:
             parent = self.ous[ou].inputs.get("parentId")
         return [*chain, ROOT]
 
+    def levels(self, account_key: str, policy_type: str = "SERVICE_CONTROL_POLICY",
+               ) -> list[tuple[str, list[dict[str, Any]]]]:
+        """The documents attached at each level of the account's chain, root first, as AWS walks it."""
+        levels = []
+        for target in reversed(self.chain(account_key)):
+            docs = [json.loads(self.policy_by_id[a.inputs["policyId"]].inputs["content"]) for a in self.attachments
+                    if self.target_of(a) == target
+                    and self.policy_by_id[a.inputs["policyId"]].inputs["type"] == policy_type]
+            levels.append((target, docs))
+        return levels
+
     def effective(self, account_key: str, policy_type: str = "SERVICE_CONTROL_POLICY") -> list[dict[str, Any]]:
         targets = set(self.chain(account_key))
         docs = []
@@ -143,7 +110,7 @@ def _role(account: str, name: str = "app") -> str:
 
 
 def _denied(org: OrgView, account_key: str, request: Request) -> list[str]:
-    return denied_by(org.effective(account_key), request)
+    return denied_by(org.levels(account_key), request)
 
 
 # --- size ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.unit._iam_eval import allowed
+from tests.iam.evaluate import allowed
 
 DEV, BUILD, REGION = "444444444444", "333333333333", "eu-west-1"
 ACCOUNTS = {"dev": DEV, "uat": "555555555555", "prod": "666666666666"}

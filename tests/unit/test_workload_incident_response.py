@@ -21,7 +21,8 @@ from components.incident_response import (
 )
 from components.providers import account_provider
 from handlers.isolate import IsolateRequest
-from tests.unit._iam_eval import allowed, event_matches
+from tests.iam.evaluate import allowed
+from tests.iam.event_patterns import event_matches
 from tools.mockrun import StackRun, run_program
 
 ACCOUNT, REGION, SECURITY = "666666666666", "eu-west-1", "222222222222"

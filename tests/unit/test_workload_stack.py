@@ -10,7 +10,8 @@ import pytest
 
 from components.break_glass import SECURITY_TOPIC_KEY_ALIAS
 from components.workload_stack import EXPORT_CONTRACT
-from tests.unit._iam_eval import allowed, evaluate, event_matches
+from tests.iam.evaluate import allowed, evaluate
+from tests.iam.event_patterns import event_matches
 from tools.mockrun import MOCK_SECRET, StackRun
 
 ENVS = ("dev", "uat", "prod")

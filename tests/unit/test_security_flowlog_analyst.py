@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit._iam_eval import DENY, allowed, evaluate
+from tests.iam.evaluate import DENY, Simulation, allowed, evaluate, simulate
 
 SECURITY = "222222222222"
 REGION = "eu-west-1"
@@ -43,25 +43,12 @@ def key_arn(name: str) -> str:
 
 def key_use_allowed(key_policy: dict[str, Any], role_policy: dict[str, Any], key: str, caller: str, action: str,
                     context: dict[str, str]) -> bool:
-    """KMS's verdict for a caller in the key's account: a statement naming the caller decides alone; one
-    naming the account root delegates, so the caller's IAM policy must also allow."""
-    account_root = f"arn:aws:iam::{caller.split(':')[4]}:root"
-    context = {"aws:PrincipalArn": caller, "kms:CallerAccount": caller.split(":")[4], **context}
-
-    def naming(principal: str) -> dict[str, Any]:
-        return {"Statement": [s for s in key_policy["Statement"]
-                              if principal in _aws_principals(s) or s.get("Principal") == "*"]}
-
-    if evaluate(key_policy, action, key, context) == DENY:
-        return False
-    if allowed(naming(caller), action, key, context):
-        return True
-    return allowed(naming(account_root), action, key, context) and allowed(role_policy, action, key, context)
-
-
-def _aws_principals(stmt: dict[str, Any]) -> list[str]:
-    aws = (stmt.get("Principal") or {}).get("AWS", []) if isinstance(stmt.get("Principal"), dict) else []
-    return aws if isinstance(aws, list) else [aws]
+    """KMS's verdict: the key policy judges the caller, and where it names the account root (delegation)
+    the caller's IAM policy must allow too. AWS puts the caller's ARN and account in every request."""
+    request = {"aws:PrincipalArn": caller, "kms:CallerAccount": caller.split(":")[4], **context}
+    [verdict] = simulate([Simulation(caller, action, key, request,
+                                     identity=(role_policy,), resource_policy=key_policy)])
+    return verdict.allowed
 
 
 @pytest.mark.parametrize("action", ["kms:GenerateDataKey", "kms:Decrypt"])

@@ -1,21 +1,32 @@
 """How the pipeline reaches the estate: GitHub's OIDC tokens, exchanged in the management account
-for short-lived roles that may only assume each account's deploy role. No stored keys anywhere."""
+for short-lived roles. Pull requests get one role that may assume only the read-only preview roles;
+each GitHub environment gets its own role that may assume only the deploy role of the accounts that
+environment deploys. No stored keys anywhere.
+
+What the trusts admit, exactly: a token's `sub` names the repository and either `pull_request` or
+`environment:<name>`; it does not name the branch. Which branch may enter an environment is the
+environment's deployment-branch rule in the repository settings (restrict every environment to
+`main`), so that rule, not these trusts, keeps other branches from deploying.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from estate.naming import (
+    GITHUB_PREVIEW_ROLE,
+    PREVIEW_ROLE,
+    github_deploy_role,
+    github_environment,
+)
+
 from .iam import document, statement
 
 GITHUB_ISSUER = "token.actions.githubusercontent.com"
-PREVIEW_ROLE = "BakehouseGitHubPreview"
-DEPLOY_ROLE = "BakehouseGitHubDeploy"
-# GitHub environments the deploy workflow runs `pulumi up` in (.github/workflows/preview.yml).
-DEPLOY_ENVIRONMENTS = ("management", "security", "build", "dev", "uat", "production")
 MAX_SESSION_SECONDS = 3600
 
 
@@ -23,45 +34,69 @@ MAX_SESSION_SECONDS = 3600
 class CiAccessArgs:
     management_account_id: str
     repository: str  # owner/name
-    deploy_role_name: str  # BakehouseDeploy: the role every stack's provider assumes
-    account_ids: Sequence[str]  # every account of the estate
+    deploy_role_name: str  # BakehouseDeploy: the role every stack's provider assumes in `pulumi up`
+    accounts: Mapping[str, pulumi.Input[str]]  # account key (management, security, build, envs) -> id
+    prod_envs: Sequence[str]  # workload envs deployed from the `production` environment
+    access_role_name: str  # OrganizationAccountAccessRole: the org stack creates member roles through it
+
+    def environments(self) -> dict[str, list[str]]:
+        """GitHub environment -> the account keys it deploys (derived from bakehouse:accounts)."""
+        found: dict[str, list[str]] = {}
+        for key in self.accounts:
+            found.setdefault(github_environment(key, tuple(self.prod_envs)), []).append(key)
+        return found
 
 
-def subjects(args: CiAccessArgs) -> dict[str, list[str]]:
-    """The OIDC `sub` claims each role trusts: pull requests preview; only protected environments deploy."""
-    return {
-        PREVIEW_ROLE: [f"repo:{args.repository}:pull_request"],
-        DEPLOY_ROLE: [f"repo:{args.repository}:environment:{env}" for env in DEPLOY_ENVIRONMENTS],
-    }
-
-
-def trust_statement(args: CiAccessArgs, role: str) -> dict:
+def web_identity_trust(args: CiAccessArgs, subject: str) -> dict:
+    # IAM checks :aud and :sub of GitHub's token (IAM User Guide, "Create a role for OpenID Connect federation").
     return statement(
         "GitHubActionsOfThisRepository", ["sts:AssumeRoleWithWebIdentity"],
         principals={"Federated": f"arn:aws:iam::{args.management_account_id}:oidc-provider/{GITHUB_ISSUER}"},
-        conditions={"StringEquals": {f"{GITHUB_ISSUER}:aud": "sts.amazonaws.com",
-                                     f"{GITHUB_ISSUER}:sub": subjects(args)[role]}})
+        conditions={"StringEquals": {f"{GITHUB_ISSUER}:aud": "sts.amazonaws.com", f"{GITHUB_ISSUER}:sub": subject}})
 
 
-def permission_statement(args: CiAccessArgs) -> dict:
-    # The stacks' providers assume the deploy role themselves; the pipeline needs nothing else.
-    return statement("AssumeTheEstatesDeployRoles", ["sts:AssumeRole", "sts:TagSession"],
-                     [f"arn:aws:iam::{account}:role/{args.deploy_role_name}" for account in args.account_ids])
+def assume_statement(sid: str, arns: Sequence[pulumi.Input[str]]) -> dict:
+    return statement(sid, ["sts:AssumeRole"], list(arns))
+
+
+def preview_role_policy(args: CiAccessArgs) -> dict:
+    return assume_statement("AssumeTheReadOnlyPreviewRolesOnly",
+                            [pulumi.Output.concat("arn:aws:iam::", account, f":role/{PREVIEW_ROLE}")
+                             for account in args.accounts.values()])
+
+
+def deploy_role_policy(args: CiAccessArgs, environment: str) -> dict:
+    keys = args.environments()[environment]
+    arns = [pulumi.Output.concat("arn:aws:iam::", args.accounts[k], f":role/{args.deploy_role_name}") for k in keys]
+    if "management" in keys:
+        # The org stack declares the member accounts' own roles through the access role Organizations
+        # created there; whoever deploys the org stack administers the organization anyway.
+        arns += [pulumi.Output.concat("arn:aws:iam::", account, f":role/{args.access_role_name}")
+                 for key, account in args.accounts.items() if key != "management"]
+    return assume_statement("AssumeThisEnvironmentsDeployRoleOnly", arns)
 
 
 class CiAccess(pulumi.ComponentResource):
+    """Outputs `roles`: role name -> Role (the preview role and one deploy role per environment)."""
+
     def __init__(self, name: str, args: CiAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("bakehouse:org:CiAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.provider = aws.iam.OpenIdConnectProvider(
             f"{name}-github", url=f"https://{GITHUB_ISSUER}", client_id_lists=["sts.amazonaws.com"], opts=child)
-        self.roles = {}
-        for role in (PREVIEW_ROLE, DEPLOY_ROLE):
+        after_provider = child.merge(pulumi.ResourceOptions(depends_on=[self.provider]))
+        wanted = {GITHUB_PREVIEW_ROLE: (f"repo:{args.repository}:pull_request", preview_role_policy(args),
+                                        "pull requests: may assume only the read-only preview roles")}
+        for environment in args.environments():
+            wanted[github_deploy_role(environment)] = (
+                f"repo:{args.repository}:environment:{environment}", deploy_role_policy(args, environment),
+                f"GitHub environment {environment}: may assume only its accounts' deploy roles")
+        self.roles: dict[str, aws.iam.Role] = {}
+        for role, (subject, permissions, purpose) in wanted.items():
             self.roles[role] = aws.iam.Role(
-                f"{name}-{role}", name=role, assume_role_policy=document(trust_statement(args, role)),
-                description=f"GitHub Actions of {args.repository}: assumes the estate's deploy roles",
-                max_session_duration=MAX_SESSION_SECONDS,
-                opts=child.merge(pulumi.ResourceOptions(depends_on=[self.provider])))
-            aws.iam.RolePolicy(f"{name}-{role}-policy", role=self.roles[role].id,
-                               policy=document(permission_statement(args)), opts=child)
+                f"{name}-{role}", name=role, assume_role_policy=document(web_identity_trust(args, subject)),
+                description=f"{args.repository} {purpose}", max_session_duration=MAX_SESSION_SECONDS,
+                opts=after_provider)
+            aws.iam.RolePolicy(f"{name}-{role}-policy", role=self.roles[role].id, policy=document(permissions),
+                               opts=child)
         self.register_outputs({role: r.arn for role, r in self.roles.items()})

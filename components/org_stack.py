@@ -15,6 +15,7 @@ import pulumi
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
 from estate.naming import BREAK_GLASS_ROLE, security_topic_arn
 
+from .account_access import AccountAccess, member_access_args
 from .account_storage import account_storage
 from .ci_access import CiAccess, CiAccessArgs
 from .cis_alarms import CIS_CONTROLS, CisAlarms, CisAlarmsArgs, role_use_controls
@@ -108,9 +109,15 @@ class OrgStack(pulumi.ComponentResource):
                                 catalog_admin_account_id=self.organization.accounts["build"].id),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization.organization])))
 
+        # The pipeline's roles (management) and each member's deploy/preview/read-only roles, made here
+        # through the access role Organizations creates with the account: none is made by hand.
+        accounts = {"management": cfg.account_id, **{k: a.id for k, a in self.organization.accounts.items()}}
         self.ci = CiAccess(f"{name}-ci", CiAccessArgs(
-            cfg.account_id, settings.github_repository, cfg.estate.deploy_role_name, cfg.estate.accounts.all_ids),
-            opts=child)
+            cfg.account_id, settings.github_repository, cfg.estate.deploy_role_name, accounts,
+            settings.prod_envs, settings.access_role_name), opts=child)
+        self.account_access = AccountAccess(f"{name}-access", member_access_args(
+            cfg, {k: a.id for k, a in self.organization.accounts.items()}, settings.prod_envs,
+            settings.access_role_name), opts=child)
 
         self.exports: dict[str, Any] = {
             "accountId": cfg.account_id,

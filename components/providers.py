@@ -19,6 +19,11 @@ OVERRIDE_KEY = "providerRoleArn"
 _ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
 
 
+def reads_through_preview_role(cfg: StackConfig) -> bool:
+    """A preview with no override: the pipeline's pull-request credentials reach only preview roles."""
+    return pulumi.runtime.is_dry_run() and OVERRIDE_KEY not in cfg.sections
+
+
 def stack_role_arn(cfg: StackConfig) -> str:
     """The role this run's providers assume in the stack's account: the override if configured,
     else the preview role for a preview (`is_dry_run`) and the deploy role for an update."""
@@ -30,7 +35,7 @@ def stack_role_arn(cfg: StackConfig) -> str:
                        override, f"an IAM role ARN in the stack's account {cfg.account_id}")
         problems.raise_if_any()
         return override
-    if pulumi.runtime.is_dry_run():
+    if reads_through_preview_role(cfg):
         return role_arn(cfg.account_id, PREVIEW_ROLE)
     return cfg.deploy_role_arn
 

@@ -1,32 +1,43 @@
-"""The pipeline's way in: GitHub OIDC roles in the management account, trusted only by this
-repository's pull requests (preview) and protected environments (deploy), able only to assume the
-estate's deploy roles; the workflows name exactly these roles."""
+"""The pipeline's way in: GitHub OIDC roles in the management account. Pull requests get one role,
+trusted only by this repository's pull requests and able to assume only the read-only preview roles;
+each GitHub environment gets its own role, trusted only by that environment's subject and able to
+assume only the deploy role of the accounts it deploys. Environments derive from bakehouse:accounts."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.unit._iam_eval import allowed
-from tools.mockrun import run_stack
+from tests.iam.evaluate import allowed
+from tools.mockrun import PROJECT_DIR, run_stack
 
 MANAGEMENT = "111111111111"
-ESTATE = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555", "666666666666")
-WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
 ISSUER = "token.actions.githubusercontent.com"
+MEMBERS = ("security", "build", "dev", "uat", "prod")
+ENVIRONMENT_OF = {"management": "management", "security": "security", "build": "build", "dev": "dev", "uat": "uat",
+                  "prod": "production"}
+
+
+def _account(key: str) -> str:
+    # the org stack names member accounts by the ids Organizations gives them (mocks: "<resource>-id")
+    return MANAGEMENT if key == "management" else f"org-organization-account-{key}-id"
 
 
 def _role(run, name):
-    [role] = [r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == name]
+    [role] = [r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == name and "-ci-" in r.name]
     return role
 
 
 def _trust(run, name):
     [stmt] = json.loads(_role(run, name).inputs["assumeRolePolicy"])["Statement"]
     return stmt
+
+
+def _policy(run, role):
+    [policy] = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith(f"-ci-{role}-policy")]
+    return policy.inputs["policy"]
 
 
 def test_github_oidc_provider_is_declared_for_sts(stack_run):
@@ -38,37 +49,64 @@ def test_github_oidc_provider_is_declared_for_sts(stack_run):
 def test_preview_role_trusts_only_this_repositorys_pull_requests(stack_run):
     stmt = _trust(stack_run("org"), "BakehouseGitHubPreview")
     assert stmt["Principal"] == {"Federated": f"arn:aws:iam::{MANAGEMENT}:oidc-provider/{ISSUER}"}
+    assert stmt["Condition"] == {"StringEquals": {f"{ISSUER}:aud": "sts.amazonaws.com",
+                                                  f"{ISSUER}:sub": "repo:acme/bakehouse:pull_request"}}
+
+
+def test_pull_request_role_may_assume_preview_roles_and_no_deploy_role(stack_run):
+    document = _policy(stack_run("org"), "BakehouseGitHubPreview")
+    for key in ("management", *MEMBERS):
+        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehousePreview"), key
+        for forbidden in ("BakehouseDeploy", "OrganizationAccountAccessRole", "BakehouseReadOnly"):
+            assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/{forbidden}")
+    assert not allowed(document, "sts:AssumeRole", "arn:aws:iam::999999999999:role/BakehousePreview")
+
+
+@pytest.mark.parametrize("key", ["management", *MEMBERS])
+def test_each_environment_has_its_own_role_trusted_only_by_its_subject(stack_run, key):
+    environment = ENVIRONMENT_OF[key]
+    stmt = _trust(stack_run("org"), f"BakehouseGitHubDeploy-{environment}")
     assert stmt["Condition"]["StringEquals"] == {f"{ISSUER}:aud": "sts.amazonaws.com",
-                                                 f"{ISSUER}:sub": ["repo:acme/bakehouse:pull_request"]}
+                                                 f"{ISSUER}:sub": f"repo:acme/bakehouse:environment:{environment}"}
 
 
-def test_deploy_role_trusts_only_the_protected_environments_the_workflow_deploys_in(stack_run):
-    stmt = _trust(stack_run("org"), "BakehouseGitHubDeploy")
-    subs = stmt["Condition"]["StringEquals"][f"{ISSUER}:sub"]
-    workflow_envs = set(re.findall(r"^\s+environment: (\w+)\s*$", (WORKFLOWS / "preview.yml").read_text(), re.M))
-    assert {s.rsplit(":", 1)[-1] for s in subs} == workflow_envs
-    assert all(s.startswith("repo:acme/bakehouse:environment:") for s in subs)
-    assert "repo:acme/bakehouse:pull_request" not in subs
+@pytest.mark.parametrize("key", MEMBERS)
+def test_an_environments_role_may_assume_only_its_own_accounts_deploy_role(stack_run, key):
+    document = _policy(stack_run("org"), f"BakehouseGitHubDeploy-{ENVIRONMENT_OF[key]}")
+    for other in ("management", *MEMBERS):
+        for role in ("BakehouseDeploy", "BakehousePreview", "OrganizationAccountAccessRole"):
+            expected = other == key and role == "BakehouseDeploy"
+            assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(other)}:role/{role}") is expected, \
+                (other, role)
 
 
-@pytest.mark.parametrize("role", ["BakehouseGitHubPreview", "BakehouseGitHubDeploy"])
-def test_ci_roles_may_only_assume_the_estates_deploy_roles(role, stack_run):
-    run = stack_run("org")
-    [policy] = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith(f"{role}-policy")]
-    document = policy.inputs["policy"]
-    for account in ESTATE:
-        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{account}:role/BakehouseDeploy")
-    assert not allowed(document, "sts:AssumeRole", "arn:aws:iam::999999999999:role/BakehouseDeploy")
-    assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{ESTATE[3]}:role/BakehouseBreakGlass")
-    assert not allowed(document, "iam:CreateUser", "*")
+def test_the_management_environment_deploys_the_org_stack_and_enters_members_through_the_access_role(stack_run):
+    document = _policy(stack_run("org"), "BakehouseGitHubDeploy-management")
+    assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{MANAGEMENT}:role/BakehouseDeploy")
+    for key in MEMBERS:
+        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/OrganizationAccountAccessRole")
+        assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehouseDeploy")
 
 
-def test_workflows_assume_exactly_the_declared_roles(stack_run):
-    declared = {f"arn:aws:iam::{MANAGEMENT}:role/{n}" for n in ("BakehouseGitHubPreview", "BakehouseGitHubDeploy")}
-    named = set()
-    for workflow in WORKFLOWS.glob("*.yml"):
-        named |= set(re.findall(r"arn:aws:iam::\d{12}:role/BakehouseGitHub\w+", workflow.read_text()))
-    assert named == declared
+def test_the_ci_roles_are_exactly_one_per_environment_of_the_config(stack_run):
+    names = {r.inputs["name"] for r in stack_run("org").of_type("aws:iam/role:Role") if "-ci-" in r.name}
+    assert names == {"BakehouseGitHubPreview", *(f"BakehouseGitHubDeploy-{e}" for e in ENVIRONMENT_OF.values())}
+
+
+def test_a_staging_env_added_by_config_alone_is_trusted_by_ci_and_gets_its_account_roles():
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    org = yaml.safe_load((PROJECT_DIR / "Pulumi.org.yaml").read_text())["config"]["bakehouse:org"]
+    accounts = {**project["bakehouse:accounts"]["value"], "staging": "777777777777"}
+    org = {**org, "accountEmails": {**org["accountEmails"], "staging": "aws+staging@example.com"}}
+    run = run_stack("org", overrides={"bakehouse:accounts": accounts, "bakehouse:org": org})
+    stmt = _trust(run, "BakehouseGitHubDeploy-staging")
+    assert stmt["Condition"]["StringEquals"][f"{ISSUER}:sub"] == "repo:acme/bakehouse:environment:staging"
+    staging = _account("staging")
+    assert allowed(_policy(run, "BakehouseGitHubDeploy-staging"), "sts:AssumeRole",
+                   f"arn:aws:iam::{staging}:role/BakehouseDeploy")
+    assert allowed(_policy(run, "BakehouseGitHubPreview"), "sts:AssumeRole", f"arn:aws:iam::{staging}:role/BakehousePreview")
+    declared = {r.inputs["name"] for r in run.of_type("aws:iam/role:Role") if r.name.startswith("org-access-staging-")}
+    assert declared == {"BakehouseDeploy", "BakehousePreview", "BakehouseReadOnly"}
 
 
 @pytest.mark.parametrize("repository", ["acme", "acme/bake house", "-acme/bakehouse", ""])

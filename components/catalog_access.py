@@ -10,6 +10,8 @@ import pulumi_aws as aws
 
 from estate.naming import APP_DEPLOYER_ROLE, CATALOG_LAUNCH_ROLE
 
+from .autoscaling_access import AUTOSCALING_SERVICE, autoscaling_role_arn
+from .factory_keys import LAUNCH_ACTIONS
 from .iam import document, statement
 from .service_catalog import launch_statements
 
@@ -21,6 +23,38 @@ class CatalogAccessArgs:
     account_id: str
     region: str
     build_account_id: str  # owns the portfolio and its products
+    kms_key_arn: pulumi.Input[str]  # this account's key: the product's volumes (launch template KmsKeyArn)
+    image_key_arn: str  # the build account's key of the images in this region (bakehouse:workload.imageKeys)
+
+
+# Replaced below: it read the template from the build account's buckets, which the launch role never
+# does; Service Catalog copies the template into a bucket it owns.
+_BUILD_TEMPLATE_READ = "ProductTemplates"
+
+
+def launch_role_statements(args: CatalogAccessArgs) -> list[dict]:
+    """The product's stack (service_catalog.launch_statements), plus what a launch in this account
+    needs that the build account's copy cannot know: the template where Service Catalog keeps it, the
+    keys of the image and of the volumes, and the Auto Scaling role the first group creates."""
+    via_ec2 = {"kms:ViaService": f"ec2.{args.region}.amazonaws.com"}
+    keys = [args.kms_key_arn, args.image_key_arn]
+    return [
+        *(s for s in launch_statements(args.region, args.account_id) if s["Sid"] != _BUILD_TEMPLATE_READ),
+        # Service Catalog admin guide, "AWS Service Catalog launch constraints": the template sits in a
+        # service-owned bucket, readable by launch roles only through this tag condition.
+        # Any object (the bucket's name is Service Catalog's), only with the tag it puts on templates.
+        statement("ProvisioningTemplates", ["s3:GetObject"], ["arn:aws:s3:::*/*"],
+                  conditions={"StringEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}}),
+        # EBS uses both keys with the launching role's credentials (the image's to read its snapshots,
+        # this account's for the new volumes), and attaches them through grants for AWS resources.
+        statement("LaunchKeysThroughEc2", LAUNCH_ACTIONS, keys, conditions={"StringEquals": via_ec2}),
+        statement("LaunchKeyGrantsForEbs", ["kms:CreateGrant"], keys,
+                  conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        # The product's Auto Scaling group creates the service-linked role if the account has none yet.
+        statement("AutoScalingServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
+                  [autoscaling_role_arn(args.account_id)],
+                  conditions={"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}}),
+    ]
 
 
 def deployer_statements(args: CatalogAccessArgs) -> list[dict]:
@@ -58,7 +92,7 @@ class CatalogAccess(pulumi.ComponentResource):
                 conditions={"StringEquals": {"aws:SourceAccount": args.account_id}})),
             max_session_duration=MAX_SESSION_SECONDS, opts=child)
         aws.iam.RolePolicy(f"{name}-launch-policy", role=self.launch_role.id,
-                           policy=document(*launch_statements(args.region, args.account_id)), opts=child)
+                           policy=document(*launch_role_statements(args)), opts=child)
         self.deployer_role = aws.iam.Role(
             f"{name}-deployer", name=APP_DEPLOYER_ROLE,
             description="App teams: provision the factory's hardened products through the catalog only",

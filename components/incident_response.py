@@ -88,11 +88,12 @@ def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any
     return [
         # EC2, Auto Scaling and ELB Describe* calls have no resource-level permissions: "*" is the only form.
         statement("DescribeForIsolation",
-                  ["ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceStatus",
-                   "ec2:DescribeNetworkInterfaces",
+                  ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeNetworkInterfaces",
                    "ec2:DescribeSecurityGroups", "ec2:DescribeSnapshots", "autoscaling:DescribeAutoScalingInstances",
                    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"],
                   ["*"], conditions=in_region),
+        # DescribeInstanceAttribute takes the instance ARN (Service Authorization Reference, Amazon EC2).
+        statement("ReadInstanceAttributes", ["ec2:DescribeInstanceAttribute"], [f"{ec2}:instance/*"]),
         statement("ContainInstance", ["ec2:ModifyInstanceAttribute", "ec2:StopInstances"],
                   [f"{ec2}:instance/*", f"{ec2}:security-group/*"]),
         statement("SwapInterfaceGroups", ["ec2:ModifyNetworkInterfaceAttribute"],

@@ -115,9 +115,8 @@ class PrivateNetwork(pulumi.ComponentResource):
         self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_support=True,
                                enable_dns_hostnames=True, tags={"Name": f"{PREFIX}-{name}"}, opts=child)
         vpc_id = self.vpc.id
-        # Account-wide in the region: even a later, hand-made internet gateway would pass no traffic.
-        aws.ec2.VpcBlockPublicAccessOptions(f"{name}-block-public-access",
-                                            internet_gateway_block_mode="block-bidirectional", opts=child)
+        # VPC Block Public Access is account-wide in a region: the account baseline owns it (every allowed
+        # region, block-bidirectional in workload accounts), so this VPC's gateways pass no traffic either.
         # Adopted and emptied: nothing can rely on the default group's allow-all-within-group rules.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc_id, ingress=[], egress=[], opts=child)
         # The main route table is what an unassociated subnet would use; adopted with no routes.

@@ -38,6 +38,9 @@ ZONE_ID = re.compile(r"Z[A-Z0-9]{1,32}")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)
+# A KMS key ARN (CreateGrant takes only a key id or key ARN, and a key ARN for another account's key;
+# an alias is refused: KMS API reference, CreateGrant "KeyId").
+KMS_KEY_ARN = re.compile(r"arn:aws:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(mrk-)?[0-9a-f-]{32,36}")
 # GuardDuty severities run 1.0-8.9 (low < 4, medium < 7, high < 9).
 MIN_SEVERITY, MAX_SEVERITY = 1.0, 8.9
 
@@ -84,6 +87,8 @@ class AppOptions:
 class WorkloadConfig:
     ami_families: tuple[str, ...]
     app: AppOptions
+    # region -> the build account's key of the images there (its factoryKeyArn / imageKeyArns exports)
+    image_keys: Mapping[str, str] = field(default_factory=dict)
     network: NetworkOptions = NetworkOptions()
     isolate_min_severity: float = 7.0
 
@@ -95,7 +100,7 @@ def secret_config_key(name: str) -> str:
 
 def load_workload_config(cfg: StackConfig) -> WorkloadConfig:
     def parse(raw: Mapping[str, Any], problems: Problems) -> WorkloadConfig | None:
-        parsed = _parse(raw, problems)
+        parsed = _parse(raw, problems, cfg)
         for name in parsed.app.secrets if parsed else ():
             # Checked here so a missing secret is reported with the rest, not as a runtime crash.
             problems.check(secret_config_key(name) in cfg.sections, f"bakehouse:{secret_config_key(name)}", None,
@@ -105,15 +110,39 @@ def load_workload_config(cfg: StackConfig) -> WorkloadConfig:
     return section(cfg, KEY, parse)
 
 
-def _parse(raw: Mapping[str, Any], problems: Problems) -> WorkloadConfig | None:
-    require_keys(raw, KEY, ("amiFamilies", "app", "network", "incidentResponse"), problems)
+def _parse(raw: Mapping[str, Any], problems: Problems, cfg: StackConfig) -> WorkloadConfig | None:
+    require_keys(raw, KEY, ("amiFamilies", "app", "imageKeys", "network", "incidentResponse"), problems)
     families = _families(raw.get("amiFamilies"), problems)
+    image_keys = _image_keys(raw.get("imageKeys"), cfg, problems)
     app = _app(raw.get("app", {}), families, problems)
     network = _network(raw.get("network", {}), problems)
     severity = _severity(raw.get("incidentResponse", {}), problems)
     if problems.items:
         return None
-    return WorkloadConfig(ami_families=families, app=app, network=network, isolate_min_severity=severity)
+    return WorkloadConfig(ami_families=families, app=app, image_keys=image_keys, network=network,
+                          isolate_min_severity=severity)
+
+
+def _image_keys(raw: Any, cfg: StackConfig, problems: Problems) -> dict[str, str]:
+    """The build account's image keys by region: Auto Scaling launches from its encrypted images only
+    with a grant on them, made from this account by key ARN (a StackReference would need a live backend)."""
+    key = f"bakehouse:{KEY}.imageKeys"
+    build, home, allowed = cfg.estate.accounts.build, cfg.estate.home_region, cfg.estate.allowed_regions
+    source = "the build stack's factoryKeyArn (home region) and imageKeyArns exports"
+    if not isinstance(raw, Mapping) or not raw:
+        problems.add(key, raw, f"an object of region -> key ARN, from {source}")
+        return {}
+    problems.check(home in raw, f"{key}.{home}", raw.get(home),
+                   f"the home region's image key (workloads launch there), from {source}")
+    for region, arn in raw.items():
+        # Grants are made in the key's region: a region outside allowedRegions is denied by the region SCP.
+        if not problems.check(region in allowed, f"{key}.{region}", arn, "regions of bakehouse:allowedRegions: "
+                              + ", ".join(allowed)):
+            continue
+        match = KMS_KEY_ARN.fullmatch(arn) if isinstance(arn, str) else None
+        problems.check(bool(match) and match["region"] == region and match["account"] == build, f"{key}.{region}",
+                       arn, f"a key ARN arn:aws:kms:{region}:{build}:key/<key id> (not an alias), from {source}")
+    return dict(raw)
 
 
 def _families(raw: Any, problems: Problems) -> tuple[str, ...]:

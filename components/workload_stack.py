@@ -20,6 +20,7 @@ from estate.naming import (
 from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
 from .app_access import APP_ROLE_PATH, AppAccess, AppAccessArgs
+from .autoscaling_access import AutoScalingAccess, AutoScalingAccessArgs, account_key_statements
 from .break_glass import BreakGlass, BreakGlassArgs
 from .catalog_access import CatalogAccess, CatalogAccessArgs
 from .factory_access import FactoryAccess, FactoryAccessArgs
@@ -38,9 +39,10 @@ EXPORT_CONTRACT = (
 )
 
 
-def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
+def key_statements(cfg: StackConfig, autoscaling_role_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     """Key policy grants that cannot name their principals directly (a key policy naming a role that
-    does not exist yet is rejected), so they name the account and narrow by principal and service."""
+    does not exist yet is rejected), so they name the account and narrow by principal and service;
+    and the Auto Scaling service-linked role, which IAM delegation cannot reach, named once it exists."""
     account = f"arn:aws:iam::{cfg.account_id}:root"
     app_roles = f"arn:aws:iam::{cfg.account_id}:role{APP_ROLE_PATH}*"
     in_session = {"Null": {"kms:EncryptionContext:aws:ssm:SessionId": "false"}}
@@ -62,6 +64,7 @@ def key_statements(cfg: StackConfig) -> list[dict[str, Any]]:
         statement("BreakGlassSessionKeys", ["kms:GenerateDataKey"], ["*"], principals={"AWS": account},
                   conditions={"ArnEquals": {"aws:PrincipalArn": role_arn(cfg.account_id, BREAK_GLASS_ROLE)},
                               **in_session}),
+        *account_key_statements(autoscaling_role_arn),
     ]
 
 
@@ -74,11 +77,15 @@ class WorkloadStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         estate, env = cfg.estate, cfg.env
 
-        storage = account_storage(name, cfg, self, key_statements=key_statements(cfg))
-        key_arn = storage.key.arn
-        AccountBaseline(f"{name}-baseline", AccountBaselineArgs(
-            account_id=cfg.account_id, kms_key_arn=key_arn, config_bucket=central_bucket(estate, "config")),
+        self._region_providers: dict[str, pulumi.ProviderResource] = {}
+        autoscaling = AutoScalingAccess(f"{name}-autoscaling", AutoScalingAccessArgs(
+            account_id=cfg.account_id, home_region=cfg.region, image_keys=settings.image_keys,
+            providers={r: self._provider_in(name, cfg, r) for r in settings.image_keys if r != cfg.region}),
             opts=child)
+        storage = account_storage(name, cfg, self, key_statements=key_statements(cfg, autoscaling.role_arn))
+        key_arn = storage.key.arn
+        AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(
+            estate, cfg.account_id, kms_key_arn=key_arn, workload=True), opts=child)
 
         network = PrivateNetwork(f"{name}-network", PrivateNetworkArgs(
             cidr=cfg.network.cidr, az_names=cfg.network.az_names(cfg.region), region=cfg.region,
@@ -114,7 +121,8 @@ class WorkloadStack(pulumi.ComponentResource):
             home_region=estate.home_region, region=cfg.region,
             global_events_provider=self._global_events_provider(name, cfg)), opts=child)
         CatalogAccess(f"{name}-catalog-access", CatalogAccessArgs(
-            account_id=cfg.account_id, region=cfg.region, build_account_id=estate.accounts.build), opts=child)
+            account_id=cfg.account_id, region=cfg.region, build_account_id=estate.accounts.build,
+            kms_key_arn=key_arn, image_key_arn=settings.image_keys[cfg.region]), opts=child)
         IncidentResponse(f"{name}-incident-response", IncidentResponseArgs(
             account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
             security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,
@@ -137,13 +145,23 @@ class WorkloadStack(pulumi.ComponentResource):
         self.register_outputs(self.exports)
 
     def _global_events_provider(self, name: str, cfg: StackConfig) -> pulumi.ProviderResource | None:
-        """Same account and role, in us-east-1: where the STS global endpoint's events are recorded."""
-        if cfg.region == GLOBAL_EVENTS_REGION:
+        """Same account and role, in us-east-1: where the STS global endpoint's events are delivered
+        (EventBridge user guide: global services deliver their events to us-east-1 only).
+
+        None when the stack already runs there, or when us-east-1 is outside allowedRegions: the region
+        SCP would deny the rule. Break-glass use through the global endpoint is then alarmed by the
+        organization trail's break-glass metric alarm (org stack), which sees every region."""
+        if cfg.region == GLOBAL_EVENTS_REGION or GLOBAL_EVENTS_REGION not in cfg.estate.allowed_regions:
             return None
-        return account_provider(
-            f"{name}-{GLOBAL_EVENTS_REGION}", account_id=cfg.account_id, region=GLOBAL_EVENTS_REGION,
-            role_arn=cfg.deploy_role_arn, tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}",
-            opts=pulumi.ResourceOptions(parent=self))
+        return self._provider_in(name, cfg, GLOBAL_EVENTS_REGION)
+
+    def _provider_in(self, name: str, cfg: StackConfig, region: str) -> pulumi.ProviderResource:
+        """This account, through the same role, in another region (one provider a region)."""
+        if region not in self._region_providers:
+            self._region_providers[region] = account_provider(
+                f"{name}-{region}", account_id=cfg.account_id, region=region, role_arn=cfg.deploy_role_arn,
+                tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}", opts=pulumi.ResourceOptions(parent=self))
+        return self._region_providers[region]
 
     @staticmethod
     def settings(cfg: StackConfig) -> WorkloadConfig:

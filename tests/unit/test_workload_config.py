@@ -17,6 +17,7 @@ DEV_SECTION = {
     "amiFamilies": ["al2023"],
     "app": {"family": "al2023", "parameters": {"log-level": "debug"}, "secrets": ["db-password"]},
     "network": {"endpointMode": "per-vpc"},
+    "imageKeys": {"eu-west-1": "arn:aws:kms:eu-west-1:333333333333:key/0f0e0d0c-1111-4aaa-8bbb-000000000001"},
     "incidentResponse": {"minSeverity": 5.0},
 }
 HUB = {"transitGatewayId": "tgw-0123456789abcdef0", "hubCidr": "10.0.0.0/16",

@@ -26,6 +26,7 @@ INTERNET_TYPES = {
     "aws:ec2/customerGateway:CustomerGateway",
 }
 DEFAULT_ROUTES = {"0.0.0.0/0", "::/0"}
+ALLOWED_REGIONS = ("eu-west-1", "eu-central-1", "us-east-1")  # Pulumi.yaml bakehouse:allowedRegions
 
 
 def _policy(res) -> dict:
@@ -63,8 +64,10 @@ def assert_no_route_to_the_internet(run: StackRun) -> None:
     for template in run.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
         for nic in template.inputs.get("networkInterfaces") or []:
             assert nic.get("associatePublicIpAddress") in (None, "false"), template.name
-    [block] = run.of_type("aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")
-    assert block.inputs["internetGatewayBlockMode"] == "block-bidirectional"
+    # Account-wide per region, owned by the account baseline: every allowed region, no gateway passes traffic.
+    blocks = run.of_type("aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")
+    assert {b.inputs["region"] for b in blocks} == set(ALLOWED_REGIONS)
+    assert all(b.inputs["internetGatewayBlockMode"] == "block-bidirectional" for b in blocks)
 
 
 def test_dev_has_no_route_to_the_internet(stack_run):
@@ -171,7 +174,8 @@ def test_no_security_group_opens_ssh_rdp_or_the_internet(env, stack_run):
 def test_default_security_groups_and_default_nacl_are_adopted_empty(stack_run):
     run = stack_run("dev")
     defaults = run.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
-    assert {g.inputs["vpcId"] for g in defaults} == {"dev-network-vpc-id", "dev-baseline-default-vpc-id"}
+    assert {g.inputs["vpcId"] for g in defaults} == {"dev-network-vpc-id",
+                                                     *(f"dev-baseline-{r}-default-vpc-id" for r in ALLOWED_REGIONS)}
     for res in defaults + run.of_type("aws:ec2/defaultNetworkAcl:DefaultNetworkAcl"):
         assert not res.inputs.get("ingress") and not res.inputs.get("egress"), res.name
 
@@ -309,23 +313,24 @@ def test_export_contract_is_complete_and_exact(env, stack_run):
 def test_account_baseline_sets_the_secure_account_defaults(env, stack_run):
     run = stack_run(env)
     one = {t: run.of_type(t) for t in (
-        "aws:ebs/encryptionByDefault:EncryptionByDefault", "aws:ebs/defaultKmsKey:DefaultKmsKey",
-        "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
-        "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
-        "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
-        "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess",
-        "aws:ec2/serialConsoleAccess:SerialConsoleAccess",
+        "aws:ebs/defaultKmsKey:DefaultKmsKey", "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
         "aws:iam/accountPasswordPolicy:AccountPasswordPolicy", "aws:accessanalyzer/analyzer:Analyzer")}
     assert all(len(v) == 1 for v in one.values()), {t: len(v) for t, v in one.items()}
     inputs = {t.split(":")[-1]: v[0].inputs for t, v in one.items()}
-    assert inputs["EncryptionByDefault"]["enabled"] is True
+    per_region = {t: run.of_type(t) for t in ("aws:ebs/encryptionByDefault:EncryptionByDefault",
+                                              "aws:ec2/serialConsoleAccess:SerialConsoleAccess")}
+    for kind, found in per_region.items():
+        assert {r.inputs["region"] for r in found} == set(ALLOWED_REGIONS), kind
+    assert all(r.inputs["enabled"] is True for r in per_region["aws:ebs/encryptionByDefault:EncryptionByDefault"])
+    assert all(r.inputs["enabled"] is False for r in per_region["aws:ec2/serialConsoleAccess:SerialConsoleAccess"])
     assert inputs["DefaultKmsKey"]["keyArn"] == run.exports["kmsKeyArn"]
-    assert inputs["InstanceMetadataDefaults"]["httpTokens"] == "required"
     assert all(inputs["AccountPublicAccessBlock"][k] is True for k in (
         "blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
-    assert inputs["ImageBlockPublicAccess"]["state"] == "block-new-sharing"
-    assert inputs["SnapshotBlockPublicAccess"]["state"] == "block-all-sharing"
-    assert inputs["SerialConsoleAccess"]["enabled"] is False
+    # One owner: the organization's EC2 declarative policy sets IMDS defaults and image/snapshot blocks.
+    for owned_by_the_org in ("aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
+                             "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
+                             "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess"):
+        assert not run.of_type(owned_by_the_org), owned_by_the_org
     assert inputs["AccountPasswordPolicy"]["minimumPasswordLength"] >= 14
     assert inputs["AccountPasswordPolicy"]["passwordReusePrevention"] >= 24
     assert inputs["Analyzer"]["type"] == "ACCOUNT"
@@ -333,12 +338,14 @@ def test_account_baseline_sets_the_secure_account_defaults(env, stack_run):
 
 def test_config_recorder_delivers_to_the_central_config_bucket(stack_run):
     run = stack_run("prod")
-    [channel] = run.of_type("aws:cfg/deliveryChannel:DeliveryChannel")
-    assert channel.inputs["s3BucketName"] == f"bakehouse-config-{SECURITY}-eu-west-1"
-    [recorder] = run.of_type("aws:cfg/recorder:Recorder")
-    assert recorder.inputs["recordingGroup"]["allSupported"] is True
-    [status] = run.of_type("aws:cfg/recorderStatus:RecorderStatus")
-    assert status.inputs["isEnabled"] is True
+    channels = run.of_type("aws:cfg/deliveryChannel:DeliveryChannel")
+    assert {c.inputs["region"] for c in channels} == set(ALLOWED_REGIONS)
+    assert {c.inputs["s3BucketName"] for c in channels} == {f"bakehouse-config-{SECURITY}-eu-west-1"}
+    recorders = {r.inputs["region"]: r.inputs["recordingGroup"] for r in run.of_type("aws:cfg/recorder:Recorder")}
+    assert set(recorders) == set(ALLOWED_REGIONS) and all(g["allSupported"] for g in recorders.values())
+    # global resource types (IAM) recorded once, in the home region
+    assert [r for r, g in recorders.items() if g["includeGlobalResourceTypes"]] == ["eu-west-1"]
+    assert all(s.inputs["isEnabled"] is True for s in run.of_type("aws:cfg/recorderStatus:RecorderStatus"))
 
 
 def test_session_manager_logs_encrypted_to_the_central_sessions_bucket(stack_run):
@@ -412,10 +419,19 @@ def test_factory_roles_trust_only_the_build_factory_and_stay_in_their_lane(stack
     assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in actions), actions
 
 
+def delegated_to_account(key_policy: str, account: str) -> dict:
+    """The key policy statements that admit the account's own principals (IAM delegation, narrowed by
+    conditions): what a role of the account gets from the key; statements naming another principal
+    (the Auto Scaling service-linked role, the deployer) give it nothing."""
+    root = f"arn:aws:iam::{account}:root"
+    return {"Version": "2012-10-17", "Statement": [
+        s for s in json.loads(key_policy)["Statement"] if (s.get("Principal") or {}).get("AWS") in (root, [root])]}
+
+
 def test_kms_key_lets_app_roles_decrypt_only_through_ssm_or_for_a_session(stack_run):
     run = stack_run("dev")
-    [key] = run.of_type("aws:kms/key:Key")
-    policy = key.inputs["policy"]
+    [key] = [k for k in run.of_type("aws:kms/key:Key") if k.name == "dev-key-key"]
+    policy = delegated_to_account(key.inputs["policy"], ACCOUNTS["dev"])
     app = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/bakehouse/app/bakehouse-dev-app"}
     assert allowed(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "ssm.eu-west-1.amazonaws.com"})
     assert evaluate(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}) != "Allow"
@@ -442,7 +458,8 @@ def test_alarm_and_playbook_publishers_may_use_the_security_topics_key_as_the_se
 
 
 def test_break_glass_may_make_session_keys_with_the_account_key_and_nothing_else(stack_run):
-    policy = stack_run("uat").of_type("aws:kms/key:Key")[0].inputs["policy"]
+    [key] = [k for k in stack_run("uat").of_type("aws:kms/key:Key") if k.name == "uat-key-key"]
+    policy = delegated_to_account(key.inputs["policy"], ACCOUNTS["uat"])
     me = {"aws:PrincipalArn": "arn:aws:iam::555555555555:role/BakehouseBreakGlass"}
     session = {"kms:EncryptionContext:aws:ssm:SessionId": "s-1", "kms:EncryptionContext:aws:ssm:TargetId": "i-1"}
     assert allowed(policy, "kms:GenerateDataKey", "*", {**me, **session})

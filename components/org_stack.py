@@ -91,7 +91,7 @@ class OrgStack(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions, settings: OrgSettings | None = None):
         settings = settings or parse_org_settings(cfg)  # first: a bad section declares nothing
         super().__init__("bakehouse:stack:Org", name, None, opts)
-        policies = org_policies(cfg.estate)
+        policies = org_policies(cfg.estate, settings.access_role_name)
         child = pulumi.ResourceOptions(parent=self)
 
         storage = account_storage(name, cfg, self)

@@ -387,3 +387,13 @@ def test_session_manager_preferences_document_cannot_be_deleted_or_changed(org, 
     assert _denied(org, "prod", Request(action, preferences, _role(PROD, "BakehouseDeploy"))) == []
     assert _denied(org, "prod", Request(action, (f"arn:aws:ssm:eu-west-1:{PROD}:document/app-runbook",),
                                         _role(PROD, "Admin"))) == []
+
+
+def test_a_renamed_organization_access_role_is_the_one_the_scps_protect():
+    from tools.mockrun import run_stack
+    section = {"accountEmails": {k: f"aws+{k}@example.com" for k in ("security", "build", "dev", "uat", "prod")},
+               "githubRepository": "acme/bakehouse", "accountAccessRoleName": "OrgBootstrap"}
+    run = run_stack("org", overrides={"bakehouse:org": section})
+    (baseline_scp,) = [p for p in run.of_type("aws:organizations/policy:Policy") if p.inputs["name"] == "bakehouse-baseline"]
+    assert "role/OrgBootstrap" in baseline_scp.inputs["content"]
+    assert "role/OrganizationAccountAccessRole" not in baseline_scp.inputs["content"]

@@ -62,12 +62,31 @@ class Run:
 
 
 class _LatencyClients:
-    """The handler's own AwsClients, on a session whose every request first waits `latency` seconds."""
+    """The handler's own AwsClients, on a session whose every request first waits `latency` seconds.
+
+    Workload-account EC2 goes through tests/fakes SharedImageTagsEc2 (moto cannot tag an image shared
+    with an account); the fake's own look-ups at the server stand in for the one real CreateTags call.
+    """
 
     def __new__(cls, latency: float, counter: Counter, lock: threading.Lock):
         import boto3
 
         from handlers.distribute import AwsClients
+        from tests.fakes import SharedImageTagsEc2
+
+        class TaggingClients(AwsClients):
+            shared_tags: dict = {}
+
+            def target(self, account_id, service, region):
+                inner = super().target(account_id, service, region)
+                if service != "ec2":
+                    return inner
+                with self._lock:
+                    fakes = self.__dict__.setdefault("_fakes", {})
+                    if (account_id, region) not in fakes:
+                        fakes[(account_id, region)] = SharedImageTagsEc2(
+                            inner, account_id, lambda r: self.build("ec2", r), self.shared_tags)
+                    return fakes[(account_id, region)]
 
         session = boto3.Session()
 
@@ -77,7 +96,7 @@ class _LatencyClients:
             time.sleep(latency)
 
         session.events.register("before-send", delay)
-        return AwsClients("BakehouseImagePublisher", REGIONS[0], session=session)
+        return TaggingClients("BakehouseImagePublisher", REGIONS[0], session=session)
 
 
 def _seed(regions: tuple[str, ...], n_accounts: int):

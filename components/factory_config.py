@@ -105,6 +105,8 @@ class FactoryConfig:
 
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle")
+# Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
+_REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
 _LIFECYCLE_KEYS = ("schedule", "keep", "keepDays", "graceDays", "prodRetentionYears", "dryRun")
 
@@ -132,7 +134,11 @@ def consumer_families(project_dir: Path) -> dict[str, tuple[str, ...]]:
 def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
                   consumers: Mapping[str, Sequence[str]] | None = None) -> FactoryConfig | None:
     key = f"bakehouse:{SECTION}"
-    require_keys(raw, SECTION, _KEYS, problems)
+    for removed in _REMOVED_KEYS:
+        if removed in raw:
+            problems.add(f"{key}.{removed}", raw[removed], "nothing: copy distribution was removed; images are "
+                         "shared with each target account (the key policies admit them through EC2)")
+    require_keys({k: v for k, v in raw.items() if k not in _REMOVED_KEYS}, SECTION, _KEYS, problems)
     workloads = cfg.estate.accounts.workloads
 
     families = _families(raw.get("families"), problems)

@@ -1,10 +1,12 @@
 """Distribute an approved AMI across regions and accounts, resuming wherever a previous run stopped.
 
 Two phases share one bounded thread pool: one task per region makes (or finds) the region's
-encrypted copy, and as each region's copy becomes available one task per account delivers it there -
-sharing (launch permission + the snapshots' createVolumePermission) or, in `copy` mode, a copy made
-inside the account and re-encrypted with the account's own key - then writes the account's
-/bakehouse/<env>/ami/<family> parameter through the BakehouseImagePublisher role.
+encrypted copy, and as each region's copy becomes available one task per account delivers it there:
+it shares it (launch permission + the snapshots' createVolumePermission), then, through the
+account's BakehouseImagePublisher role, tags the account's view of it approved (the tag the
+approved-AMI Config rule reads there) and writes the account's /bakehouse/<env>/ami/<family>
+parameter. Images are shared, never copied into the accounts: the factory's keys admit the
+workload accounts through EC2 (components/factory_keys.py).
 
 Every write is preceded by a look: copies are found by their bakehouse:source-ami tag (or, for a
 copy that a crash left untagged, by its deterministic name), permissions and parameters are compared
@@ -29,13 +31,14 @@ from handlers.common import (ACCOUNT_ID, AMI_ID, REGION, RETRY_CONFIG, TAG_FAMIL
 ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"
 IMAGE_PUBLISHER_ROLE = "BakehouseImagePublisher"
 TAG_APPROVED = "bakehouse:approved"  # written by handlers.publish
+# estate.naming.APPROVED_IMAGE_TAG: what the workload accounts' approved-AMI Config rule looks for.
+APPROVED_IMAGE_TAG = ("bakehouse-approved", "true")
 FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 ENV = re.compile(r"[a-z][a-z0-9-]{0,31}")
 KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
-KMS_KEY_REF = re.compile(r"(alias/[A-Za-z0-9/_-]+|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+"
-                         r"|[0-9a-f-]{36})")
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
-MODES = ("share", "copy")
+# Parameters of the removed copy mode: refused by name, so an old caller learns why.
+REMOVED_COPY_MODE = ("Mode", "AccountKmsKey")
 _FAILED_STATES = ("failed", "error", "invalid", "deregistered")
 
 
@@ -64,8 +67,6 @@ class DistributeRequest:
     family: str
     region_keys: tuple[tuple[str, str], ...]  # (region, KMS key ARN of the factory key there)
     targets: tuple[Target, ...]
-    mode: str = "share"
-    account_key: str = "alias/bakehouse-ami"  # copy mode: the key each account re-encrypts with
     max_workers: int = 8
     publisher_role: str = IMAGE_PUBLISHER_ROLE
     poll_seconds: float = 15.0
@@ -79,12 +80,12 @@ class DistributeRequest:
         family = read.string("Family", FAMILY)
         region_keys = _read_regions(read)
         targets = _read_accounts(read)
-        mode = read.string("Mode", default="share")
-        if mode and mode not in MODES:
-            read.problems.append(f"Mode is {mode!r}, expected one of {', '.join(MODES)}")
+        for removed in REMOVED_COPY_MODE:
+            if removed in read.event:
+                read.problems.append(f"{removed}: copy distribution was removed; images are shared with each account")
         request = cls(
             image_id=image_id, source_region=source_region, family=family, region_keys=region_keys,
-            targets=targets, mode=mode, account_key=read.string("AccountKmsKey", KMS_KEY_REF, "alias/bakehouse-ami"),
+            targets=targets,
             max_workers=read.integer("MaxWorkers", 1, 64, 8),
             publisher_role=read.string("PublisherRole", ROLE_NAME, IMAGE_PUBLISHER_ROLE),
             poll_seconds=read.integer("PollSeconds", 0, 300, 15),
@@ -133,7 +134,7 @@ def _read_accounts(read: EventReader) -> tuple[Target, ...]:
 @dataclass
 class Outcome:
     image_id: str | None
-    action: str  # source | copied | existing | shared | unchanged | failed | skipped
+    action: str  # source | copied | existing (regions); shared | unchanged | failed | skipped (accounts)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -324,6 +325,18 @@ def _share(ec2: Any, image: dict[str, Any], account_id: str) -> bool:
     return changed
 
 
+def _mark_approved(ec2: Any, image_id: str) -> bool:
+    """Tag the account's own view of a shared image approved; each account's tags on a shared AMI are
+    its own and invisible to the owner (EC2 user guide, "Share an AMI": tags are not shared)."""
+    key, value = APPROVED_IMAGE_TAG
+    tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [image_id]},
+                                      {"Name": "key", "Values": [key]}])["Tags"]
+    if any(t.get("Value") == value for t in tags):
+        return False
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": key, "Value": value}])
+    return True
+
+
 def _write_parameter(ssm: Any, name: str, image_id: str) -> bool:
     try:
         if ssm.get_parameter(Name=name)["Parameter"]["Value"] == image_id:
@@ -340,14 +353,11 @@ def _deliver(request: DistributeRequest, target: Target, region: str, image: dic
              sleep: Callable | None) -> Outcome:
     changed = _share(clients.build("ec2", region), image, target.account_id)
     image_id = image["ImageId"]
-    if request.mode == "copy":
-        own, action = _copy(clients.target(target.account_id, "ec2", region), image, region, request.account_key,
-                            request.family, request, sleep,
-                            f"bakehouse-{request.image_id}-{target.account_id}-{region}")
-        image_id, changed = own["ImageId"], changed or action == "copied"
+    # After the share: the account can only tag an image it may launch.
+    changed = _mark_approved(clients.target(target.account_id, "ec2", region), image_id) or changed
     name = ENV_AMI_PARAMETER.format(env=target.env, family=request.family)
     changed = _write_parameter(clients.target(target.account_id, "ssm", region), name, image_id) or changed
-    return Outcome(image_id, ("copied" if request.mode == "copy" else "shared") if changed else "unchanged")
+    return Outcome(image_id, "shared" if changed else "unchanged")
 
 
 def _error(err: Exception) -> str:
@@ -388,7 +398,7 @@ def handler(events: dict, context: Any) -> dict:
     """SSM aws:executeScript entry point. Fails the step when anything was left undone.
 
     Event: ImageId, SourceRegion, Family, Regions {region: factory KMS key ARN there},
-    Accounts [{AccountId, Env}], Mode share|copy, AccountKmsKey (copy mode), MaxWorkers 1-64,
+    Accounts [{AccountId, Env}], MaxWorkers 1-64,
     PublisherRole, PollSeconds, PollTimeoutSeconds. Output: SourceImageId, Family,
     RegionImageIds {region: id}, Regions, Accounts {account: {region: {ImageId, Action}}}, Failures.
     """

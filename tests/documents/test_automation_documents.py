@@ -229,3 +229,13 @@ def test_document_as_the_build_stack_deploys_it_still_matches_the_schema(stem):
     assert ("files" in deployed) == uses_scripts
     if uses_scripts:
         assert deployed["files"] == {"handlers.zip": {"checksums": {"sha256": "ab" * 32}}}
+
+
+@pytest.mark.parametrize("stem", FACTORY)
+def test_no_document_offers_the_removed_copy_distribution(stem):
+    # Copy mode could not work (no key in the accounts, a publisher that may not copy, guardrails that
+    # refuse images the build account does not own) and was removed; the handler refuses its inputs.
+    text = (checks.AUTOMATION / f"{stem}.yaml").read_text()
+    params = DOCS[stem].get("parameters", {})
+    assert not {"Mode", "AccountKmsKey", "DistributionMode"} & set(params)
+    assert "AccountKmsKey" not in text and "{{ Mode }}" not in text and "DistributionMode" not in text

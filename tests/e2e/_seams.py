@@ -1,5 +1,6 @@
 """Where the e2e run meets what moto cannot do: the handlers' client factories are pointed at the
-recording fakes (tests/fakes) for Inspector v2 and Service Catalog, and EC2 calls are recorded so
+recording fakes (tests/fakes) for Inspector v2 and Service Catalog, workload-account EC2 in the
+distribution can tag the images shared with it (SharedImageTagsEc2), and EC2 calls are recorded so
 the test can see what the distribution asked for (moto keeps no KMS key on a copied image)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from handlers import common
 from tests.fakes._base import Call
 from tests.fakes.inspector2 import FakeInspector2
 from tests.fakes.servicecatalog import FakeServiceCatalog
+from tests.fakes.shared_image_tags import SharedImageTagsEc2, SharedTags
 
 from ._world import World
 
@@ -69,6 +71,10 @@ class Seams:
     inspector: DiscoveringInspector
     ec2_log: dict[str, list[Call]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    shared_tags: SharedTags = field(default_factory=dict)  # each workload account's tags on shared images
+
+    def shared_image_tags(self, account_id: str, region: str, image_id: str) -> dict[str, str]:
+        return dict(self.shared_tags.get((account_id, region, image_id), {}))
 
     def ec2_calls(self, region: str) -> list[Call]:
         return list(self.ec2_log.get(region, []))
@@ -108,6 +114,7 @@ def install(mp: Any, world: World) -> Seams:
                                        region=world.region, ec2=world.client("ec2")),
     )
     stand_in = seams.factory(common.client)
+    _let_accounts_tag_shared_images(mp, seams)
     for module in ("publish", "distribute", "catalog", "inspector_summary"):
         try:
             loaded = importlib.import_module(f"handlers.{module}")
@@ -131,3 +138,21 @@ def _seed_catalog_product(seams: Seams, family: str) -> tuple[str, str]:
 
 
 Seams.seed_catalog_product = _seed_catalog_product  # type: ignore[attr-defined]
+
+
+def _let_accounts_tag_shared_images(mp: Any, seams: Seams) -> None:
+    """The distribution's publisher-role EC2 clients, wrapped so an account can tag its view of an
+    image shared with it, which moto cannot (tests/fakes/shared_image_tags.py)."""
+    try:
+        distribute = importlib.import_module("handlers.distribute")
+    except ModuleNotFoundError:
+        return
+    real_target = distribute.AwsClients.target
+
+    def target(self: Any, account_id: str, service: str, region: str) -> Any:
+        inner = real_target(self, account_id, service, region)
+        if service != "ec2":
+            return inner
+        return SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), seams.shared_tags)
+
+    mp.setattr(distribute.AwsClients, "target", target)

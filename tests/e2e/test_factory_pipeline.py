@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from estate.naming import APPROVED_IMAGE_TAG
 from handlers.common import tags_to_dict
 from tests.e2e import _seams
 from tests.e2e._factory import (ACCOUNTS, DISTRIBUTION_REGIONS, RecordingApprover, make_runner,
@@ -202,6 +203,18 @@ def test_every_account_can_launch_every_copy_and_reads_its_parameter(run):
             ssm = run.seams.account_client(account["AccountId"], "ssm", region)
             value = ssm.get_parameter(Name=f"/bakehouse/{account['Env']}/ami/{FAMILY}")["Parameter"]["Value"]
             assert value == copies[region]
+
+
+def test_every_account_sees_every_copy_tagged_approved_for_its_config_rule(run):
+    # Written in each workload account (tags on a shared AMI are per account), never in the factory's.
+    key, value = APPROVED_IMAGE_TAG
+    copies = run.first.children[3].outputs["DistributeToRegionsAndAccounts.RegionImageIds"]
+    for region, copy_id in copies.items():
+        for account in ACCOUNTS:
+            assert run.seams.shared_image_tags(account["AccountId"], region, copy_id).get(key) == value
+        own = run.world.client("ec2", region).describe_tags(
+            Filters=[{"Name": "resource-id", "Values": [copy_id]}])["Tags"]
+        assert key not in {t["Key"] for t in own}
 
 
 def test_catalog_version_added_and_the_older_one_deprecated(run):

@@ -7,7 +7,7 @@ from ._base import Call, RecordingFake
 from .ec2_deprecation import ImageDeprecationEc2
 from .inspector2 import SEVERITIES, FakeInspector2, Inspector2State
 from .servicecatalog import FakeServiceCatalog, ServiceCatalogState
-from .shared_image_copy import SharedImageCopyEc2
+from .shared_image_tags import SharedImageTagsEc2, SharedTags
 
 __all__ = ["Call", "RecordingFake", "ImageDeprecationEc2", "FakeInspector2", "Inspector2State",
-           "SEVERITIES", "FakeServiceCatalog", "ServiceCatalogState", "SharedImageCopyEc2"]
+           "SEVERITIES", "FakeServiceCatalog", "ServiceCatalogState", "SharedImageTagsEc2", "SharedTags"]

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
-from tests.fakes import FakeInspector2, FakeServiceCatalog, ImageDeprecationEc2, SharedImageCopyEc2
+from tests.fakes import FakeInspector2, FakeServiceCatalog, ImageDeprecationEc2, SharedImageTagsEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 
 REGION = "eu-west-1"
@@ -241,7 +241,7 @@ def test_constraint_needs_the_product_in_the_portfolio(aws):
     assert sc.calls_to("associate_product_with_portfolio") == [{"ProductId": product, "PortfolioId": portfolio}]
 
 
-# --- copying an image another account shared -------------------------------------------------------
+# --- tagging an image another account shared --------------------------------------------------------
 def _shared(ami, account="111111111111", snapshots=True):
     owner = boto3.client("ec2", region_name=REGION)
     owner.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"UserId": account}]})
@@ -255,35 +255,35 @@ def _shared(ami, account="111111111111", snapshots=True):
                         aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
 
 
-def test_moto_still_cannot_copy_a_shared_image(ami):
+def test_moto_still_cannot_tag_a_shared_image_in_the_account_it_is_shared_with(ami):
     with pytest.raises(ClientError) as err:
-        _shared(ami).copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine")
+        _shared(ami).create_tags(Resources=[ami], Tags=[{"Key": "bakehouse-approved", "Value": "true"}])
     assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 
-def test_a_shared_image_is_copied_into_the_account_that_asks(ami):
-    target = SharedImageCopyEc2(_shared(ami), "111111111111", lambda region: boto3.client("ec2", region_name=region))
-    copy = target.copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine", Encrypted=True,
-                             KmsKeyId="alias/bakehouse-ami")["ImageId"]
-    image = target.describe_images(ImageIds=[copy])["Images"][0]
-    assert (image["OwnerId"], image["Name"], image["State"]) == ("111111111111", "mine", "available")
-    assert target.calls_to("copy_image")[0]["KmsKeyId"] == "alias/bakehouse-ami"
+def _owner(region):
+    return boto3.client("ec2", region_name=region)
 
 
-def test_copying_an_image_not_shared_with_the_account_is_not_found(ami):
-    target = SharedImageCopyEc2(_shared(ami, account="222222222222"), "111111111111",
-                                lambda region: boto3.client("ec2", region_name=region))
+def test_an_account_tags_an_image_shared_with_it_and_only_it_sees_the_tag(ami):
+    state = {}
+    target = SharedImageTagsEc2(_shared(ami), "111111111111", _owner, state)
+    target.create_tags(Resources=[ami], Tags=[{"Key": "bakehouse-approved", "Value": "true"}])
+    mine = target.describe_tags(Filters=[{"Name": "resource-id", "Values": [ami]}])["Tags"]
+    assert [(t["Key"], t["Value"], t["ResourceType"]) for t in mine] == [("bakehouse-approved", "true", "image")]
+    owners = _owner(REGION).describe_tags(Filters=[{"Name": "resource-id", "Values": [ami]}])["Tags"]
+    assert "bakehouse-approved" not in {t["Key"] for t in owners}  # the owner's tags are its own
+    other = SharedImageTagsEc2(_shared(ami, account="222222222222"), "222222222222", _owner, state)
+    assert other.describe_tags(Filters=[{"Name": "resource-id", "Values": [ami]}])["Tags"] == []
+    assert target.calls_to("create_tags") == [{"Resources": [ami], "Tags": [{"Key": "bakehouse-approved",
+                                                                             "Value": "true"}]}]
+
+
+def test_tagging_an_image_not_shared_with_the_account_is_not_found(ami):
+    target = SharedImageTagsEc2(_shared(ami, account="222222222222"), "111111111111", _owner)
     with pytest.raises(ClientError) as err:
-        target.copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine", Encrypted=True)
+        target.create_tags(Resources=[ami], Tags=[{"Key": "bakehouse-approved", "Value": "true"}])
     assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
-
-
-def test_copying_without_the_snapshot_permission_is_refused(ami):
-    target = SharedImageCopyEc2(_shared(ami, snapshots=False), "111111111111",
-                                lambda region: boto3.client("ec2", region_name=region))
-    with pytest.raises(ClientError) as err:
-        target.copy_image(SourceImageId=ami, SourceRegion=REGION, Name="mine", Encrypted=True)
-    assert err.value.response["Error"]["Code"] == "AuthFailure"
 
 
 def test_a_template_constraint_can_be_read_back_and_rewritten(aws):

@@ -15,7 +15,7 @@ from estate import naming
 from handlers import distribute as dist
 from handlers import publish as pub
 from handlers.common import MalformedEvent, PollTimeout, poll
-from tests.fakes import SharedImageCopyEc2
+from tests.fakes import SharedImageTagsEc2
 from tests.fakes.seed import FAST_EC2_ENV, NoAwsCalls, golden_ami
 
 HOME = "eu-west-1"
@@ -35,11 +35,19 @@ def _session() -> boto3.Session:
     return _SESSION[0]
 
 
+# What each workload account wrote on the images shared with it (moto cannot hold it; see the fake).
+SHARED_TAGS: dict = {}
+
+
 class RecordingClients(dist.AwsClients):
-    """The handler's own client factory over moto, with every API call logged (and optionally slowed)."""
+    """The handler's own client factory over moto, with every API call logged (and optionally slowed).
+
+    Workload-account EC2 goes through SharedImageTagsEc2, so an account can tag its view of an image
+    shared with it, as on AWS."""
 
     def __init__(self, delay: float = 0.0, fail_account: str | None = None):
         super().__init__(naming.IMAGE_PUBLISHER_ROLE, HOME, session=_session())
+        self.tag_fakes: dict[tuple[str, str], SharedImageTagsEc2] = {}
         self.calls: list[tuple[str, str, str]] = []  # (account or "build", region, operation)
         self.delay, self.fail_account = delay, fail_account
         self.in_flight: set[int] = set()  # threads inside an API call right now
@@ -75,10 +83,20 @@ class RecordingClients(dist.AwsClients):
         with self._count:
             known = (account_id, service, region) in self._clients
         c = super().target(account_id, service, region)
-        return c if known else self._hook(c, account_id, region)
+        c = c if known else self._hook(c, account_id, region)
+        if service != "ec2":
+            return c
+        with self._count:
+            if (account_id, region) not in self.tag_fakes:
+                self.tag_fakes[(account_id, region)] = SharedImageTagsEc2(
+                    c, account_id, lambda r: self.build("ec2", r), SHARED_TAGS)
+            return self.tag_fakes[(account_id, region)]
 
     def writes(self, who: str | None = None) -> list[tuple[str, str, str]]:
-        return [c for c in self.calls if c[2] in WRITES and who in (None, c[0])]
+        # Tags on a shared image never reach moto: the fakes' own log holds them.
+        shared = [(a, r, "CreateTags") for (a, r), fake in sorted(self.tag_fakes.items())
+                  for _ in fake.calls_to("create_tags")]
+        return [c for c in [*self.calls, *shared] if c[2] in WRITES and who in (None, c[0])]
 
 
 def seed_request() -> tuple[dist.DistributeRequest, dict[str, str]]:
@@ -96,6 +114,7 @@ def seed_request() -> tuple[dist.DistributeRequest, dict[str, str]]:
 def estate(monkeypatch):
     for key, value in FAST_EC2_ENV.items():
         monkeypatch.setenv(key, value)
+    SHARED_TAGS.clear()
     with mock_aws():
         yield seed_request()
 
@@ -111,6 +130,7 @@ def test_names_match_estate_naming_and_publish():
     assert dist.ENV_AMI_PARAMETER.format(env="dev", family="al2023") == naming.env_ami_parameter("dev", "al2023")
     assert dist.IMAGE_PUBLISHER_ROLE == naming.IMAGE_PUBLISHER_ROLE
     assert dist.TAG_APPROVED == pub.TAG_APPROVED
+    assert dist.APPROVED_IMAGE_TAG == naming.APPROVED_IMAGE_TAG
 
 
 class SpyClients(RecordingClients):
@@ -136,6 +156,7 @@ def distributed():
     with pytest.MonkeyPatch.context() as mp:
         for key, value in FAST_EC2_ENV.items():
             mp.setenv(key, value)
+        SHARED_TAGS.clear()
         with mock_aws():
             request, keys = seed_request()
             clients = SpyClients()
@@ -186,6 +207,22 @@ class TestAFullDistribution:
                 assert (parameter["Value"], parameter["DataType"]) == (result.regions[region].image_id, "aws:ec2:image")
         # nothing is written in the factory's own account
         assert boto3.client("ssm", region_name=HOME).describe_parameters()["Parameters"] == []
+
+    def test_each_account_marks_its_view_of_the_image_approved_for_the_config_rule(self, distributed):
+        # Tags on a shared AMI are per account: the workload account's approved-AMI rule reads its own.
+        _, _, result, clients = distributed
+        key, value = naming.APPROVED_IMAGE_TAG
+        for account in ACCOUNTS:
+            for region in REGIONS:
+                image_id = result.regions[region].image_id
+                ec2 = clients.tag_fakes[(account, region)]
+                tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [image_id]}])["Tags"]
+                assert {t["Key"]: t["Value"] for t in tags}.get(key) == value
+                (call,) = ec2.calls_to("create_tags")
+                assert call == {"Resources": [image_id], "Tags": [{"Key": key, "Value": value}]}
+        owners = boto3.client("ec2", region_name=HOME).describe_tags(
+            Filters=[{"Name": "resource-id", "Values": [result.regions[HOME].image_id]}])["Tags"]
+        assert key not in {t["Key"] for t in owners}  # written in the workload accounts, not the factory's
 
     def test_parameters_are_written_through_each_accounts_publisher_role(self, distributed):
         _, _, _, clients = distributed
@@ -293,8 +330,10 @@ def test_a_failed_region_copy_skips_its_accounts_and_the_step_fails(estate, monk
         dist.handler(event, None)
 
 
-def test_handler_output_carries_region_image_ids_and_account_outcomes(estate):
+def test_handler_output_carries_region_image_ids_and_account_outcomes(estate, monkeypatch):
     request, _ = estate
+    # The handler's own clients, with workload EC2 able to tag shared images (see RecordingClients).
+    monkeypatch.setattr(dist, "AwsClients", lambda role, home: RecordingClients())
     event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
              "MaxWorkers": 4, "Regions": dict(request.region_keys),
              "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS)]}
@@ -346,7 +385,7 @@ GOOD = {"ImageId": "ami-0123456789abcdef0", "SourceRegion": HOME, "Family": "al2
 
 def test_a_good_event_parses():
     request = dist.DistributeRequest.parse(GOOD)
-    assert request.targets == (dist.Target("111111111111", "dev"),) and request.mode == "share"
+    assert request.targets == (dist.Target("111111111111", "dev"),)
 
 
 @pytest.mark.parametrize("change,problem", [
@@ -354,7 +393,9 @@ def test_a_good_event_parses():
     ({"Regions": {}}, "Regions"),
     ({"Accounts": [{"AccountId": "1111", "Env": "dev"}]}, "AccountId"),
     ({"Accounts": [{"AccountId": "111111111111", "Env": "dev"}] * 2}, "more than once"),
-    ({"Mode": "scatter"}, "Mode"),
+    ({"Mode": "copy"}, "copy distribution was removed"),
+    ({"Mode": "share"}, "copy distribution was removed"),
+    ({"AccountKmsKey": "alias/bakehouse-ami"}, "copy distribution was removed"),
     ({"MaxWorkers": 0}, "MaxWorkers"),
     ({"ImageId": "snap-1"}, "ImageId"),
 ])
@@ -363,63 +404,3 @@ def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, 
     monkeypatch.setattr(dist, "client", NoAwsCalls("client"))
     with pytest.raises(MalformedEvent, match=problem):
         dist.handler({**GOOD, **change}, None)
-
-
-# --- copy mode: each account gets its own copy, re-encrypted with its own key ---------------------
-class CopyModeClients(RecordingClients):
-    """Target-account EC2 through the SharedImageCopyEc2 fake (moto cannot copy a shared image)."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.fakes: dict[tuple[str, str], SharedImageCopyEc2] = {}
-
-    def target(self, account_id, service, region):
-        inner = super().target(account_id, service, region)
-        if service != "ec2":
-            return inner
-        with self._count:
-            if (account_id, region) not in self.fakes:
-                self.fakes[(account_id, region)] = SharedImageCopyEc2(inner, account_id, lambda r: self.build("ec2", r))
-            return self.fakes[(account_id, region)]
-
-
-def _account_ec2(account: str, region: str):
-    sts = boto3.client("sts", region_name=HOME)
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="check")["Credentials"]
-    return boto3.client("ec2", region_name=region, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-
-
-def _copy_mode(request):
-    # Two accounts x two regions: every (account, region) pair costs moto a fresh EC2 backend.
-    return replace(request, mode="copy", account_key="alias/bakehouse-ami", targets=request.targets[:2],
-                   region_keys=request.region_keys[:2])
-
-
-@pytest.mark.slow
-def test_copy_mode_gives_each_account_its_own_copy_under_its_own_key(estate):
-    request = _copy_mode(estate[0])
-    clients = CopyModeClients()
-    result = dist.distribute(request, clients)
-    assert result.failures == [] and len(result.accounts) == 4
-    for account, env in zip(ACCOUNTS[:2], ENVS):
-        for region in dict(request.region_keys):
-            own = result.accounts[(account, region)].image_id
-            assert own != result.regions[region].image_id
-            image = _account_ec2(account, region).describe_images(ImageIds=[own])["Images"][0]
-            assert image["OwnerId"] == account
-            assert {t["Key"]: t["Value"] for t in image["Tags"]}["bakehouse:source-ami"] == request.image_id
-            parameter = _account_ssm(account, region).get_parameter(Name=f"/bakehouse/{env}/ami/al2023")["Parameter"]
-            assert parameter["Value"] == own
-            (copy,) = clients.fakes[(account, region)].calls_to("copy_image")
-            assert (copy["Encrypted"], copy["KmsKeyId"], copy["SourceImageId"]) == (
-                True, "alias/bakehouse-ami", result.regions[region].image_id)
-
-
-def test_copy_mode_replay_makes_no_second_copy(estate):
-    request = _copy_mode(estate[0])
-    dist.distribute(request, CopyModeClients())
-    clients = CopyModeClients()
-    again = dist.distribute(request, clients)
-    assert clients.writes() == [] and again.failures == []
-    assert all(not fake.calls_to("copy_image") for fake in clients.fakes.values())

@@ -148,3 +148,10 @@ def test_shipped_workload_stacks_read_only_families_the_factory_builds():
     built = {f.name for f in factory_config(build_cfg(shipped_factory())).families}
     for env, families in consumers.items():
         assert set(families) <= built, (env, families)
+
+
+@pytest.mark.parametrize("key", ["distributionMode", "distribution"])
+def test_setting_the_removed_copy_distribution_is_refused_with_the_reason(key):
+    problems = problems_of(**{key: "copy"})
+    (problem,) = [p for p in problems if key in p]
+    assert "copy distribution was removed" in problem and "shared" in problem

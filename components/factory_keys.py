@@ -17,7 +17,7 @@ from estate.config import StackConfig
 from .account_storage import logs_grant
 from .iam import statement
 from .kms_key import KmsKey, KmsKeyArgs, ServiceGrant
-from .providers import account_provider
+from .providers import account_provider, stack_role_arn
 
 # What launching from (or re-encrypting a copy of) a shared encrypted AMI needs of its key.
 LAUNCH_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:ReEncrypt*", "kms:GenerateDataKeyWithoutPlaintext")
@@ -128,7 +128,7 @@ def factory_keys(
         # Same account and default tags, another region: a provider of its own, as a child so it
         # inherits nothing from the ambient default.
         provider = account_provider(
-            f"{name}-{region}", account_id=cfg.account_id, region=region, role_arn=cfg.deploy_role_arn,
+            f"{name}-{region}", account_id=cfg.account_id, region=region, role_arn=stack_role_arn(cfg),
             tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}-{region}", opts=child)
         regional[region] = KmsKey(
             f"{name}-images-{region}",

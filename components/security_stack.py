@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from estate.config import Problems, StackConfig, require_keys, section
-from estate.naming import bucket_name
+from estate.naming import PREVIEW_ROLE, bucket_name, role_arn
 
 from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
@@ -20,6 +20,7 @@ from .responders import Responders, RespondersArgs
 from .flowlog_athena import FlowLogAthena, FlowLogAthenaArgs, analyst_key_statements
 from .log_archive import LogArchive, LogArchiveArgs
 from .org_trail import OrgTrail, OrgTrailArgs
+from .providers import reads_through_preview_role
 from .secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
 from .security_services import SecurityServices, SecurityServicesArgs
 from .security_topic import SecurityTopic, SecurityTopicArgs
@@ -99,7 +100,10 @@ class SecurityStack(pulumi.ComponentResource):
         # The organization trail waits for its bucket and key in this same run: no second org run.
         self.org_trail = OrgTrail(f"{name}-org-trail", OrgTrailArgs(
             estate, self.log_archive.keys["trail"].arn, self.log_archive.buckets["trail"].name, cfg.default_tags,
-            after=[self.log_archive]), opts=child)
+            after=[self.log_archive],
+            # A pull request's preview reaches only preview roles; the trail-admin role trusts the deploy role.
+            management_role_arn=(role_arn(estate.accounts.management, PREVIEW_ROLE)
+                                 if reads_through_preview_role(cfg) else None)), opts=child)
         config_bucket = self.log_archive.buckets["config"]
         # The central Config bucket is made here, so this account's deliveries wait for it and its policy.
         self.baseline = AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(

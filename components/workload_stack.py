@@ -28,7 +28,7 @@ from .iam import statement
 from .incident_response import IncidentResponse, IncidentResponseArgs
 from .parameter_hierarchy import ParameterHierarchy, ParameterHierarchyArgs
 from .private_network import PrivateNetwork, PrivateNetworkArgs
-from .providers import account_provider
+from .providers import account_provider, stack_role_arn
 from .workload_config import WorkloadConfig, load_workload_config, secret_config_key
 
 GLOBAL_EVENTS_REGION = "us-east-1"
@@ -159,7 +159,7 @@ class WorkloadStack(pulumi.ComponentResource):
         """This account, through the same role, in another region (one provider a region)."""
         if region not in self._region_providers:
             self._region_providers[region] = account_provider(
-                f"{name}-{region}", account_id=cfg.account_id, region=region, role_arn=cfg.deploy_role_arn,
+                f"{name}-{region}", account_id=cfg.account_id, region=region, role_arn=stack_role_arn(cfg),
                 tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}", opts=pulumi.ResourceOptions(parent=self))
         return self._region_providers[region]
 

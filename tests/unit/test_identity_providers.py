@@ -43,3 +43,13 @@ def test_an_override_outside_the_stacks_account_is_refused_before_any_provider(o
     assert f"bakehouse:providerRoleArn is '{override}'; allowed: an IAM role ARN in the stack's account " \
            "444444444444" in str(run.error)
     assert not [r for r in run.resources if r.is_provider]
+
+
+@pytest.mark.parametrize("stack", ["security", "build", "dev"])
+def test_every_provider_of_a_preview_reads_through_a_preview_role_regional_ones_included(stack):
+    run = run_stack(stack, preview=True)
+    providers = [r for r in run.resources if r.is_provider and r.inputs.get("assumeRoles")]
+    assert len(providers) > 1  # the account provider and at least one regional or cross-account one
+    for provider in providers:
+        assert all(hop["roleArn"].split("/")[-1] == "BakehousePreview"
+                   for hop in provider.inputs["assumeRoles"]), (provider.name, _assumed(provider))

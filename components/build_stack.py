@@ -12,6 +12,7 @@ import pulumi
 from estate.config import StackConfig
 from estate.naming import automation_document_name, bucket_name, central_bucket_arn, security_topic_arn
 
+from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
 from .build_network import BuildNetwork, BuildNetworkArgs
 from .factory_config import FactoryConfig, factory_config
@@ -61,6 +62,11 @@ class BuildStack(pulumi.ComponentResource):
                             # Builds, validation and scans launch with these keys; distribution copies.
                             launchers=[roles.arns["automation"]])
         child = pulumi.ResourceOptions(parent=self)
+        # The factory key is the EBS default: the roles that launch here may use it and let EBS grant
+        # on it. block-ingress keeps the firewall's NAT egress working; no workload pack (the factory
+        # launches Amazon's base images, which that pack forbids).
+        self.baseline = AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(
+            cfg.estate, cfg.account_id, kms_key_arn=keys.home.arn, vpc_block_mode="block-ingress"), opts=child)
         scripts_name = bucket_name("scripts", cfg.account_id, cfg.region)
         self.scripts_bucket = SecureBucket(
             f"{name}-scripts",

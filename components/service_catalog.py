@@ -103,6 +103,9 @@ class ServiceCatalog(pulumi.ComponentResource):
             description="Hardened instances launched only from factory-approved AMIs", opts=child)
         aws.iam.RolePolicy(f"{name}-launch-policy", role=args.launch_role.name,
                            policy=document(*launch_statements(args.region, args.account_id)), opts=child)
+        # Shares to OUs are allowed to the management account or a Service Catalog delegated administrator
+        # with organizations access on (API reference, CreatePortfolioShare): the org stack, deployed
+        # first, registers this account and enables that access (components/delegated_admins.py).
         self.shares = {
             ou: aws.servicecatalog.PortfolioShare(
                 f"{name}-share-{ou}", portfolio_id=self.portfolio.id, principal_id=ou, type="ORGANIZATIONAL_UNIT",

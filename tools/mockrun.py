@@ -97,8 +97,10 @@ class EchoMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
         if args.typ.startswith("pulumi:providers:"):
-            accounts = _decode_json(args.inputs.get("allowedAccountIds")) or ["000000000000"]
-            self._provider_scope[args.name] = (args.inputs.get("region", "mock-region"), accounts[0])
+            accounts = _decode_json(args.inputs.get("allowedAccountIds"))
+            # A member account's provider is pinned to an account the same run creates: unknown in a preview.
+            account = accounts[0] if isinstance(accounts, list) and accounts else "000000000000"
+            self._provider_scope[args.name] = (args.inputs.get("region", "mock-region"), account)
         elif self.synthesize_arn and args.custom:
             provider_name = args.provider.split("::")[-2] if args.provider else ""
             region, account = self._provider_scope.get(provider_name, ("mock-region", "000000000000"))

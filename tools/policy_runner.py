@@ -17,13 +17,14 @@ import asyncio
 import inspect
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pulumi  # noqa: E402
 from pulumi_policy import (  # noqa: E402
     EnforcementLevel,
     Policy,
@@ -36,7 +37,6 @@ from pulumi_policy import (  # noqa: E402
     StackValidationArgs,
     StackValidationPolicy,
 )
-import pulumi  # noqa: E402
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy  # noqa: E402
 
 from estate.stack_files import workload_stacks  # noqa: E402
@@ -209,24 +209,30 @@ def judge(
 
         if isinstance(policy, ResourceValidationPolicy):
             for res in resources:
-                def report(message: str, urn: str | None = None, res: Declared = res) -> None:
-                    sink.append(Violation(policy.name, kind, res.name, res.urn, message))
-
                 args = ResourceValidationArgs(res.type, props[res.urn], res.urn, res.name, _options(res),
                                               provider_of[res.urn], settings)
-                _call(policy, args, report, verdict, res.name)
+                _call(policy, args, _reporter(sink, policy.name, kind, {res.urn: res.name}, res.urn), verdict,
+                      res.name)
         elif isinstance(policy, StackValidationPolicy):
-            names = {r.urn: r.name for r in resources}
-
-            def report_stack(message: str, urn: str | None = None) -> None:
-                where = names.get(urn, urn) if urn else f"stack {run.stack}"
-                sink.append(Violation(policy.name, kind, where, urn, message))
-
             if stack_resources is None:
                 stack_resources = policy_resources(resources, providers)
             args = StackValidationArgs(stack_resources, settings)
-            _call(policy, args, report_stack, verdict, f"stack {run.stack}")
+            names = {r.urn: r.name for r in resources}
+            _call(policy, args, _reporter(sink, policy.name, kind, names, None, f"stack {run.stack}"), verdict,
+                  f"stack {run.stack}")
     return verdict
+
+
+def _reporter(sink: list[Violation], policy: str, kind: str, names: Mapping[str, str], default_urn: str | None,
+              default_where: str = "") -> Callable[..., None]:
+    """CrossGuard's report_violation for one policy: a resource policy's reports name its resource; a
+    stack policy's name the resource they point at, or the stack."""
+
+    def report(message: str, urn: str | None = None) -> None:
+        urn = urn or default_urn
+        sink.append(Violation(policy, kind, names.get(urn, urn) if urn else default_where, urn, message))
+
+    return report
 
 
 def policy_resources(resources: Sequence[Declared], providers: Mapping[str, Declared]) -> list[PolicyResource]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rich.console import Console
 
 import tools.preview as preview
 from policy.policies import POLICIES
@@ -68,7 +67,7 @@ def test_a_resource_without_an_explicit_provider_gets_the_default_one():
 
 
 @pytest.mark.parametrize("stack,policy,type_token,change", [
-    ("org", "cloudtrail-multi-region-validated-kms", "aws:cloudtrail/trail:Trail",
+    ("security", "cloudtrail-multi-region-validated-kms", "aws:cloudtrail/trail:Trail",
      lambda i: {**i, "isMultiRegionTrail": False}),
     ("security", "messaging-kms-encrypted", "aws:sns/topic:Topic", lambda i: {**i, "kmsMasterKeyId": "alias/aws/sns"}),
     ("build", "messaging-kms-encrypted", "aws:sqs/queue:Queue", lambda i: {k: v for k, v in i.items() if k != "kmsMasterKeyId"}),
@@ -103,17 +102,19 @@ def test_tampering_a_real_stack_record_is_caught(stack_run, stack, policy, type_
 def test_preview_prints_the_verdict_and_fails_on_a_mandatory_violation(monkeypatch, capsys):
     bad = run_of("org", res("org", "aws:kms/key:Key", "static", {"enableKeyRotation": False}))
     monkeypatch.setattr(preview, "run_stack", lambda stack: bad)
-    assert preview.main(["org", "--no-tree"]) == 1
+    monkeypatch.setenv("COLUMNS", "200")
+    assert preview.main(["org"]) == 1
     out = capsys.readouterr().out
     assert "MANDATORY kms-key-rotation: static: KMS key static does not rotate" in out
-    assert "policy verdict for org: FAIL" in out
+    assert "FAIL (1 mandatory, 0 advisory)" in out
 
 
 def test_preview_passes_a_clean_stack(monkeypatch, capsys):
     good = run_of("org", res("org", "aws:kms/key:Key", "rotating", {"enableKeyRotation": True, "deletionWindowInDays": 30}))
     monkeypatch.setattr(preview, "run_stack", lambda stack: good)
-    assert preview.preview("org", Console(width=140), show_tree=False) is True
-    assert "policy verdict for org: pass" in capsys.readouterr().out
+    monkeypatch.setenv("COLUMNS", "200")
+    assert preview.main(["org"]) == 0
+    assert "pass (0 mandatory, 0 advisory)" in capsys.readouterr().out
 
 
 def test_every_policy_says_what_it_checks_and_how_to_fix_it():

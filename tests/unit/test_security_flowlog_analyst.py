@@ -66,7 +66,7 @@ def test_results_key_admits_no_one_else_and_no_other_path(sec):
     key = key_arn("security-key-key")
     assert not key_use_allowed(policy, role, key, ANALYST, "kms:Decrypt", {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"})
     assert not key_use_allowed(policy, role, key, RESPONDER, "kms:Decrypt", {"kms:ViaService": VIA_S3})
-    assert not key_use_allowed(policy, role, key, f"arn:aws:iam::444444444444:role/BakehouseFlowLogAnalyst",
+    assert not key_use_allowed(policy, role, key, "arn:aws:iam::444444444444:role/BakehouseFlowLogAnalyst",
                                "kms:Decrypt", {"kms:ViaService": VIA_S3})
 
 

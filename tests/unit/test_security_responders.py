@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-
 SECURITY = "222222222222"
 WORKLOADS = ("444444444444", "555555555555", "666666666666")
 

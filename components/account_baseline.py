@@ -29,6 +29,7 @@ from .config_rules import baseline_rules, pack_template, workload_rules
 VPC_BLOCK_MODES = ("block-bidirectional", "block-ingress")
 BASELINE_PACK = "bakehouse-baseline"
 WORKLOAD_PACK = "bakehouse-workloads"
+RECORDER_NAME = "default"  # the recorder and delivery channel name in every account and region
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,14 @@ class AccountBaselineArgs:
         where NAT egress must keep working (the build account's egress proxy).
     config_bucket_ready: resources the delivery channels wait for (the security account, where the
         bucket and its policy are created in the same stack).
+    record_config: False only for the management account: the org stack deploys before the security
+        stack creates the central bucket, and PutDeliveryChannel refuses a bucket that does not exist or
+        does not admit the delivery, so the security stack records the management account instead
+        (components/management_recording.py).
     """
 
     account_id: str
-    kms_key_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str] | None  # None only where nothing but recording is declared
     config_bucket: str
     home_region: str | None = None
     regions: Sequence[str] = ()
@@ -59,9 +64,10 @@ class AccountBaselineArgs:
     vpc_block_mode: str = "block-bidirectional"
     config_key_prefix: str = "config"
     config_bucket_ready: Sequence[pulumi.Resource] = ()
+    record_config: bool = True
 
     @classmethod
-    def for_estate(cls, estate: EstateConfig, account_id: str, kms_key_arn: pulumi.Input[str],
+    def for_estate(cls, estate: EstateConfig, account_id: str, kms_key_arn: pulumi.Input[str] | None,
                    **options) -> AccountBaselineArgs:
         """The usual arguments: central Config bucket, the estate's home and allowed regions."""
         return cls(account_id=account_id, kms_key_arn=kms_key_arn, config_bucket=central_bucket(estate, "config"),
@@ -80,13 +86,83 @@ class AccountBaselineArgs:
         return [self.home_region, *(r for r in self.regions if r != self.home_region)]
 
 
+def config_role_arn(account_id: str) -> str:
+    """AWS Config's service-linked role: its path and name are fixed by AWS (AWS Config developer guide,
+    "Using Service-Linked Roles for AWS Config"), so the ARN is known before the role exists."""
+    return f"arn:aws:iam::{account_id}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
+
+
+@dataclass
+class ConfigRecording:
+    """What recording declared: the service-linked role, each region's recorder status and packs."""
+
+    config_role: aws.iam.ServiceLinkedRole
+    recorder_status: dict[str | None, aws.cfg.RecorderStatus]
+    packs: dict[tuple[str | None, str], aws.cfg.ConformancePack]
+
+
+def record_config(name: str, args: AccountBaselineArgs, opts: pulumi.ResourceOptions) -> ConfigRecording:
+    """Config recording in every region of `args` through `opts` (parent and provider): a recorder (global
+    types at home only), its delivery channel to the central bucket, the recorder turned on, then the
+    account's conformance packs. Resources are children of the caller, not of a component of their own,
+    so the account baseline's URNs do not move."""
+    regions = args.region_list()
+    # The service-linked role carries AWS's own least-privilege read policy for recording (one per account).
+    config_role = aws.iam.ServiceLinkedRole(f"{name}-config-role", aws_service_name="config.amazonaws.com",
+                                            opts=opts)
+    recording = ConfigRecording(config_role, {}, {})
+    for region in regions:
+        suffix = f"-{region}" if region else ""
+        status = _recorder(f"{name}{suffix}", args, region, region == regions[0], config_role, opts)
+        recording.recorder_status[region] = status
+        recording.packs.update(_conformance_packs(f"{name}{suffix}", args, region, status, opts))
+    return recording
+
+
+def _recorder(name: str, args: AccountBaselineArgs, region: str | None, home: bool,
+              config_role: aws.iam.ServiceLinkedRole, opts: pulumi.ResourceOptions) -> aws.cfg.RecorderStatus:
+    recorder = aws.cfg.Recorder(
+        f"{name}-config-recorder", name=RECORDER_NAME, role_arn=config_role_arn(args.account_id), region=region,
+        # Global types (IAM) once, in the home region, so they are not recorded and billed per region.
+        recording_group=aws.cfg.RecorderRecordingGroupArgs(all_supported=True, include_global_resource_types=home),
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[config_role])))
+    # Config delivers cross-region to the central bucket, whose policy admits every estate account.
+    channel = aws.cfg.DeliveryChannel(
+        f"{name}-config-delivery", name=RECORDER_NAME, s3_bucket_name=args.config_bucket,
+        s3_key_prefix=args.config_key_prefix, region=region,
+        snapshot_delivery_properties=aws.cfg.DeliveryChannelSnapshotDeliveryPropertiesArgs(
+            delivery_frequency="TwentyFour_Hours"),
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[recorder, *args.config_bucket_ready])))
+    return aws.cfg.RecorderStatus(f"{name}-config-recording", name=recorder.name, is_enabled=True, region=region,
+                                  opts=opts.merge(pulumi.ResourceOptions(depends_on=[channel])))
+
+
+def _conformance_packs(name: str, args: AccountBaselineArgs, region: str | None, status: aws.cfg.RecorderStatus,
+                       opts: pulumi.ResourceOptions) -> dict[tuple[str | None, str], aws.cfg.ConformancePack]:
+    """Account-level packs, not organization packs from the security account: an organization pack
+    fails in every member without a running recorder, and is created regardless of when each
+    account's recorder comes up. Here each pack follows its own account's recorder in its region.
+    (AWS Config developer guide, "Prerequisites for conformance packs": turn on recording first.)"""
+    packs = [(BASELINE_PACK, baseline_rules())]
+    if args.workload:
+        packs.append((WORKLOAD_PACK, workload_rules()))
+    after_recording = opts.merge(pulumi.ResourceOptions(depends_on=[status]))
+    return {(region, pack): aws.cfg.ConformancePack(
+        f"{name}-{pack.removeprefix('bakehouse-')}-pack", name=pack, template_body=pack_template(rules),
+        region=region, opts=after_recording) for pack, rules in packs}
+
+
+
+
 class AccountBaseline(pulumi.ComponentResource):
     """EBS encryption by default, S3 public access blocked, serial console off, CIS password policy,
-    Access Analyzer, Config recording to the central bucket with the estate's conformance packs, and in
-    every allowed region a default VPC that nothing can use."""
+    Access Analyzer, Config recording to the central bucket with the estate's conformance packs (unless
+    `record_config` is off), and in every allowed region a default VPC that nothing can use."""
 
     def __init__(self, name: str, args: AccountBaselineArgs, opts: pulumi.ResourceOptions | None = None):
         regions = args.region_list()  # first: bad args declare nothing
+        if args.kms_key_arn is None:
+            raise ValueError("AccountBaselineArgs.kms_key_arn is None; the baseline makes it the EBS default key")
         super().__init__("bakehouse:baseline:AccountBaseline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         home = regions[0]
@@ -103,54 +179,18 @@ class AccountBaseline(pulumi.ComponentResource):
                                     region=home, opts=child)
         # The key lives in the home region, and an EBS default key must be in the volume's region.
         aws.ebs.DefaultKmsKey(f"{name}-ebs-key", key_arn=args.kms_key_arn, region=home, opts=child)
-        # The service-linked role carries AWS's own least-privilege read policy for recording (one per account).
-        self.config_role = aws.iam.ServiceLinkedRole(f"{name}-config-role", aws_service_name="config.amazonaws.com",
-                                                     opts=child)
-
-        self.recorder_status: dict[str | None, aws.cfg.RecorderStatus] = {}
-        self.packs: dict[tuple[str | None, str], aws.cfg.ConformancePack] = {}
         for region in regions:
             suffix = f"-{region}" if region else ""
             aws.ebs.EncryptionByDefault(f"{name}-ebs-encryption{suffix}", enabled=True, region=region, opts=child)
             aws.ec2.SerialConsoleAccess(f"{name}-serial-console{suffix}", enabled=False, region=region, opts=child)
-            status = self._config_recording(f"{name}{suffix}", args, region, region == home, child)
-            self.recorder_status[region] = status
-            self._conformance_packs(f"{name}{suffix}", args, region, status, child)
             self._lock_default_vpc(f"{name}{suffix}", args, region, child)
+
+        recording = record_config(name, args, child) if args.record_config else None
+        self.config_role = recording.config_role if recording else None
+        self.recorder_status = recording.recorder_status if recording else {}
+        self.packs = recording.packs if recording else {}
         self.register_outputs({"config_recorders": [s.name for s in self.recorder_status.values()],
                                "conformance_packs": sorted({pack for _, pack in self.packs})})
-
-    def _config_recording(self, name: str, args: AccountBaselineArgs, region: str | None, home: bool,
-                          child: pulumi.ResourceOptions) -> aws.cfg.RecorderStatus:
-        recorder = aws.cfg.Recorder(
-            f"{name}-config-recorder", name="default", role_arn=self.config_role.arn, region=region,
-            # Global types (IAM) once, in the home region, so they are not recorded and billed per region.
-            recording_group=aws.cfg.RecorderRecordingGroupArgs(all_supported=True, include_global_resource_types=home),
-            opts=child)
-        # Config delivers cross-region to the central bucket, whose policy admits every estate account.
-        channel = aws.cfg.DeliveryChannel(
-            f"{name}-config-delivery", name="default", s3_bucket_name=args.config_bucket,
-            s3_key_prefix=args.config_key_prefix, region=region,
-            snapshot_delivery_properties=aws.cfg.DeliveryChannelSnapshotDeliveryPropertiesArgs(
-                delivery_frequency="TwentyFour_Hours"),
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[recorder, *args.config_bucket_ready])))
-        return aws.cfg.RecorderStatus(f"{name}-config-recording", name=recorder.name, is_enabled=True, region=region,
-                                      opts=child.merge(pulumi.ResourceOptions(depends_on=[channel])))
-
-    def _conformance_packs(self, name: str, args: AccountBaselineArgs, region: str | None,
-                           status: aws.cfg.RecorderStatus, child: pulumi.ResourceOptions) -> None:
-        """Account-level packs, not organization packs from the security account: an organization pack
-        fails in every member without a running recorder, and is created regardless of when each
-        account's recorder comes up. Here each pack follows its own account's recorder in its region.
-        (AWS Config developer guide, "Prerequisites for conformance packs": turn on recording first.)"""
-        packs = [(BASELINE_PACK, baseline_rules())]
-        if args.workload:
-            packs.append((WORKLOAD_PACK, workload_rules()))
-        after_recording = child.merge(pulumi.ResourceOptions(depends_on=[status]))
-        for pack, rules in packs:
-            self.packs[(region, pack)] = aws.cfg.ConformancePack(
-                f"{name}-{pack.removeprefix('bakehouse-')}-pack", name=pack, template_body=pack_template(rules),
-                region=region, opts=after_recording)
 
     def _lock_default_vpc(self, name: str, args: AccountBaselineArgs, region: str | None,
                           child: pulumi.ResourceOptions) -> None:

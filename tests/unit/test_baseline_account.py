@@ -161,3 +161,21 @@ def test_the_estate_arguments_name_the_central_bucket_and_every_allowed_region()
     args = AccountBaselineArgs.for_estate(estate, "444444444444", kms_key_arn=KEY, workload=True)
     assert args.config_bucket == BUCKET and args.workload is True
     assert args.region_list() == ["eu-west-1", "eu-central-1"]
+
+
+def test_an_account_recorded_from_another_stack_gets_every_default_but_no_config_recording():
+    run = _baseline(record_config=False)
+    assert not [r.name for r in run.resources if r.type.startswith("aws:cfg/")
+                or r.type == "aws:iam/serviceLinkedRole:ServiceLinkedRole"]
+    assert set(_by_region(run, "aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")) == set(REGIONS)
+    assert set(_by_region(run, "aws:ebs/encryptionByDefault:EncryptionByDefault")) == set(REGIONS)
+    assert run.of_type("aws:iam/accountPasswordPolicy:AccountPasswordPolicy")
+
+
+def test_recorders_name_configs_service_linked_role_by_its_fixed_arn_and_wait_for_it(dependencies):
+    run = _baseline()
+    [role] = run.of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole")
+    for recorder in run.of_type("aws:cfg/recorder:Recorder"):
+        assert recorder.inputs["roleArn"] == ("arn:aws:iam::444444444444:role/aws-service-role/"
+                                              "config.amazonaws.com/AWSServiceRoleForConfig")
+        assert role.urn in dependencies[recorder.name]

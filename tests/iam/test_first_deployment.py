@@ -5,6 +5,7 @@ is data-driven from the mock runs; the comment above it names the AWS page it re
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -101,7 +102,7 @@ def _organization_features(stack: Rehearsed) -> Iterator[tuple[Declared, str, bo
 # as its registered delegated administrator (GuardDuty/Security Hub/Inspector: EnableOrganizationAdminAccount
 # / EnableDelegatedAdminAccount, per Region for GuardDuty and Inspector). Service Catalog API Reference,
 # "EnableAWSOrganizationsAccess": only the management account can enable portfolio sharing through Organizations.
-def test_organization_features_are_enabled_and_delegated_in_a_stack_that_runs_before_their_use(stacks):
+def organization_feature_problems(stacks: list[Rehearsed]) -> list[str]:
     management = accounts()["management"]
     problems = []
     for index, stack in enumerate(stacks):
@@ -117,7 +118,23 @@ def test_organization_features_are_enabled_and_delegated_in_a_stack_that_runs_be
             if (principal, scope.account) not in admins:
                 problems.append(f"{stack.stack}:{resource.name}: account {scope.account} is not {principal}'s delegated "
                                 f"administrator{' in ' + scope.region if regional else ''} before this stack")
+    return problems
+
+
+def test_organization_features_are_enabled_and_delegated_in_a_stack_that_runs_before_their_use(stacks):
+    problems = organization_feature_problems(stacks)
     assert not problems, "\n".join(problems)
+
+
+def test_portfolio_shares_to_ous_without_catalog_delegation_are_refused(stacks):
+    # Known bad (issue 11.4): the org stack without the build account's Service Catalog delegation.
+    org = stacks[0]
+    without = [r for r in org.run.resources if not (r.type == DELEGATED and
+                                                    r.inputs["servicePrincipal"] == "servicecatalog.amazonaws.com")]
+    doctored = [Rehearsed(org.stack, replace(org.run, resources=without), org.waits_for), *stacks[1:]]
+    problems = organization_feature_problems(doctored)
+    assert problems and all("servicecatalog.amazonaws.com's delegated administrator" in p for p in problems)
+    assert any(p.startswith("build:") for p in problems)
 
 
 def test_the_rehearsal_sees_the_organization_features_the_estate_uses(stacks):
@@ -185,6 +202,15 @@ def test_every_account_records_in_every_allowed_region(stacks):
     missing = sorted({(key, region) for key, account in accounts().items() for region in allowed_regions()
                       if (account, region) not in recording})
     assert not missing
+
+
+# AWS Config Developer Guide, "Prerequisites for conformance packs" (organization packs deploy into every
+# member account, each of which must already record): no stack that declares a recorder runs after one.
+def test_organization_conformance_packs_come_after_every_accounts_recorder(stacks):
+    last_recorder = max(i for i, _, _ in _each(stacks, "aws:cfg/recorderStatus:RecorderStatus"))
+    early = [(s.stack, p.name) for i, s, p in _each(stacks, "aws:cfg/organizationConformancePack:OrganizationConformancePack")
+             if i < last_recorder]
+    assert not early
 
 
 # GuardDuty User Guide, "Managing GuardDuty accounts with AWS Organizations": designating the delegated

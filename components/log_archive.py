@@ -170,7 +170,10 @@ class LogArchive(pulumi.ComponentResource):
                 SecureBucketArgs(purpose=f"log-archive-{kind}", kms_key_arn=self.keys[kind].arn,
                                  access_log_bucket=args.access_log_bucket,
                                  bucket_name=central_bucket(args.estate, kind),
-                                 object_lock=args.object_lock, lifecycle=args.lifecycle,
+                                 # AWS Config cannot deliver to an object-locked bucket (AWS::Config::DeliveryChannel
+                                 # reference); versioning and the protect-security SCP guard the config bucket.
+                                 object_lock=None if kind == "config" else args.object_lock,
+                                 lifecycle=args.lifecycle,
                                  extra_statements=delivery_statements(args.estate, kind)),
                 opts=child)
         self.register_outputs({

@@ -70,21 +70,32 @@ def _delivery(action: str, resource: str, **context: str) -> Request:
 
 # --- buckets -------------------------------------------------------------------------------------
 
-def test_log_buckets_keep_their_estate_names_and_are_object_locked(sec):
+def test_log_buckets_keep_their_estate_names_and_all_but_config_are_object_locked(sec):
     for kind in KINDS:
         (bucket,) = [b for b in sec.of_type("aws:s3/bucket:Bucket") if b.name == f"security-archive-{kind}"]
         assert bucket.inputs["bucket"] == f"bakehouse-{kind}-{SECURITY}-eu-west-1"
+        if kind == "config":
+            continue
         assert bucket.inputs["objectLockEnabled"] is True
         lock = sec.named(f"security-archive-{kind}-object-lock").inputs["rule"]["defaultRetention"]
         assert lock == {"mode": "COMPLIANCE", "days": 365}
+
+
+def test_config_bucket_has_no_object_lock_which_config_delivery_does_not_support(sec):
+    # AWS::Config::DeliveryChannel: "AWS Config does not support the delivery channel to an Amazon S3 bucket
+    # where object lock is enabled." Versioning and the protect-security SCP guard it instead.
+    (bucket,) = [b for b in sec.of_type("aws:s3/bucket:Bucket") if b.name == "security-archive-config"]
+    assert not bucket.inputs.get("objectLockEnabled")
+    assert not [r for r in sec.resources if r.name == "security-archive-config-object-lock"]
 
 
 def test_object_lock_mode_and_retention_come_from_the_security_section():
     run = run_stack("security", overrides={"bakehouse:security": {**SECTION, "objectLockMode": "GOVERNANCE",
                                                                   "objectLockDays": 30, "expireAfterDays": 400}})
     for kind in KINDS:
-        lock = run.named(f"security-archive-{kind}-object-lock").inputs["rule"]["defaultRetention"]
-        assert lock == {"mode": "GOVERNANCE", "days": 30}
+        if kind != "config":
+            lock = run.named(f"security-archive-{kind}-object-lock").inputs["rule"]["defaultRetention"]
+            assert lock == {"mode": "GOVERNANCE", "days": 30}
         rule = run.named(f"security-archive-{kind}-lifecycle").inputs["rules"][0]
         assert rule["expiration"]["days"] == 400
 

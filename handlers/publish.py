@@ -8,7 +8,14 @@ rescan labels a version to mark it quarantined - so no list has to be parsed and
 
 Replay-safe: each of the three writes is skipped when already in place, so a retried or resumed
 step changes nothing it already did; re-publishing the current image adds no history entry, while
-rolling back to an older image is a new approval and is recorded as such.
+approving an older image again is a new approval and is recorded as such.
+
+Binding: only an image whose Inspector gate passed (bakehouse:inspector-verdict=PASS) is published;
+`latest` only ever moves to a newer image (by creation date), so two approvals of one family that
+race leave it on the newest whichever writes last (each re-reads after its write and corrects a
+lost race); moving it back is the rescan quarantine's job. The approval tag is written last: it is
+the record that publish finished, and distribution (handlers/distribute.py) refuses an image that
+lacks it.
 """
 
 from __future__ import annotations
@@ -90,8 +97,43 @@ def _point_at(ssm: Any, name: str, image_id: str, label: str, changed: list[str]
     return version
 
 
+def _created(ec2: Any, image_id: str | None) -> str:
+    """The image's CreationDate (ISO 8601, so it sorts as text); '' for no image or one gone."""
+    if not image_id:
+        return ""
+    try:
+        images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as err:
+        if err.response["Error"]["Code"].startswith("InvalidAMIID"):
+            return ""
+        raise
+    return images[0].get("CreationDate", "") if images else ""
+
+
+def _point_latest(ssm: Any, ec2: Any, name: str, image_id: str, created: str, changed: list[str],
+                  description: str, attempts: int = 5) -> int:
+    """Point `latest` at image_id unless it names a newer image. SSM has no conditional put, so after
+    writing, read again: a concurrent publisher of an older image that wrote after us is undone here."""
+    for _ in range(attempts):
+        value, version = _current(ssm, name)
+        if value == image_id:
+            return version
+        if value is not None and (_created(ec2, value), value) > (created, image_id):
+            return version  # a newer approval already holds latest; this one stays in the history only
+        ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
+                          Description=description)
+        if "latest" not in changed:
+            changed.append("latest")
+    raise PublishRaced(f"{name}: still contested after {attempts} writes of {image_id}")
+
+
+class PublishRaced(BakehouseError):
+    """`latest` kept changing under this publish; the message names the parameter."""
+
+
 def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
-    """Tag the AMI approved, append it to the history, point `latest` at it (each only if needed)."""
+    """Append the AMI to the history, point `latest` at it unless a newer image holds it, then tag it
+    approved (each only if needed; the tag last, as the record that publish finished)."""
     try:
         images = ec2.describe_images(ImageIds=[request.image_id])["Images"]
     except ClientError as err:
@@ -103,23 +145,24 @@ def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
         raise ImageNotPublishable(f"{request.image_id}: state is {state}, expected available")
 
     tags = tags_to_dict(images[0].get("Tags"))
-    if tags.get(TAG_VERDICT) == "FAIL":
-        raise ImageNotPublishable(f"{request.image_id}: Inspector validation failed ({TAG_VERDICT}=FAIL)")
+    if tags.get(TAG_VERDICT) != "PASS":
+        raise ImageNotPublishable(f"{request.image_id}: Inspector validation did not pass "
+                                  f"({TAG_VERDICT}={tags.get(TAG_VERDICT, 'missing')}, expected PASS)")
     if tags.get(TAG_VULNERABLE) == "true":
         raise ImageNotPublishable(f"{request.image_id}: quarantined by a rescan ({TAG_VULNERABLE}=true)")
 
     changed: list[str] = []
-    if tags.get(TAG_APPROVED) != "true":
-        ec2.create_tags(Resources=[request.image_id], Tags=[
-            {"Key": TAG_APPROVED, "Value": "true"}, {"Key": TAG_APPROVED_BY, "Value": request.approved_by}])
-        changed.append("tag")
-
     history = IMAGE_HISTORY_PARAMETER.format(family=request.family)
     history_version = _point_at(ssm, history, request.image_id, "history", changed,
                                 f"Approved {request.family} images, one version per approval")
     latest = IMAGE_PARAMETER.format(family=request.family)
-    latest_version = _point_at(ssm, latest, request.image_id, "latest", changed,
-                               f"Latest approved {request.family} image")
+    latest_version = _point_latest(ssm, ec2, latest, request.image_id, _created(ec2, request.image_id), changed,
+                                   f"Latest approved {request.family} image")
+
+    if tags.get(TAG_APPROVED) != "true":
+        ec2.create_tags(Resources=[request.image_id], Tags=[
+            {"Key": TAG_APPROVED, "Value": "true"}, {"Key": TAG_APPROVED_BY, "Value": request.approved_by}])
+        changed.append("tag")
 
     return PublishResult(request.image_id, request.family, latest, history, latest_version,
                          history_version, tuple(changed))

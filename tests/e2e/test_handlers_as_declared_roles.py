@@ -73,7 +73,8 @@ def _as(role: roles.DeclaredRole) -> roles.DeclaredRole:
 
 def _approved_image(account_id: str, approved: bool = False) -> str:
     ec2 = roles.admin_session(account_id, HOME).client("ec2")
-    tags = {"bakehouse:family": "al2023", **({"bakehouse:approved": "true"} if approved else {})}
+    tags = {"bakehouse:family": "al2023", "bakehouse:inspector-verdict": "PASS",
+            **({"bakehouse:approved": "true"} if approved else {})}
     return golden_ami(ec2, "bakehouse-al2023-1", tags)
 
 
@@ -88,7 +89,7 @@ def _publish(factory: roles.DeclaredRole) -> pub.PublishResult:
 
 def test_publish_runs_as_the_factory_automation_role(moto, declared):
     result = _publish(declared("build", naming.FACTORY_AUTOMATION_ROLE))
-    assert result.changed == ("tag", "history", "latest")
+    assert result.changed == ("history", "latest", "tag")
 
 
 def test_publish_without_the_image_registry_grant_is_denied_put_parameter(moto, declared):

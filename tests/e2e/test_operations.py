@@ -138,7 +138,7 @@ def _rescan_parameters(world: World, bucket: str | None = None) -> dict[str, Any
 def rescanned(world: World):
     e = world.estate
     ec2, ssm = e.client("ec2"), e.client("ssm")
-    images = {name: golden_ami(ec2, f"bakehouse-{name}-1", {"bakehouse:family": name}) for name in ("al2023", "ubuntu")}
+    images = {name: golden_ami(ec2, f"bakehouse-{name}-1", {"bakehouse:family": name, "bakehouse:inspector-verdict": "PASS"}) for name in ("al2023", "ubuntu")}
     for family, image in images.items():
         publish(PublishRequest(image, family, "e2e"), ec2, ssm)
     legacy = golden_ami(ec2, "bakehouse-al2023-0", {"bakehouse:family": "al2023"})  # superseded, still in prod
@@ -195,7 +195,7 @@ def test_rescan_document_terminates_scan_instances_when_a_step_fails(world, resc
 def test_rescan_document_deprecates_the_quarantined_ami_once_its_replacement_is_published(world, rescanned):
     _, images, _ = rescanned
     e = world.estate
-    replacement = golden_ami(e.client("ec2"), "bakehouse-al2023-2", {"bakehouse:family": "al2023"})
+    replacement = golden_ami(e.client("ec2"), "bakehouse-al2023-2", {"bakehouse:family": "al2023", "bakehouse:inspector-verdict": "PASS"})
     publish(PublishRequest(replacement, "al2023", "e2e"), e.client("ec2"), e.client("ssm"))
     execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world))
     assert execution.status == "Success", execution.failure

@@ -72,7 +72,7 @@ class World:
     def image(self, family: str = "al2023", publish_it: bool = True, **later_tags) -> str:
         """A golden AMI, published; `later_tags` arrive after publication (e.g. a rescan's verdict),
         since publish refuses an image already marked vulnerable."""
-        image = golden_ami(self.ec2_raw, f"bakehouse-{family}-{next(self.counter)}", {"bakehouse:family": family})
+        image = golden_ami(self.ec2_raw, f"bakehouse-{family}-{next(self.counter)}", {"bakehouse:family": family, "bakehouse:inspector-verdict": "PASS"})
         if publish_it:
             publish(PublishRequest(image, family, "tester"), self.ec2_raw, self.ssm)
         if later_tags:

@@ -1,84 +1,312 @@
-"""Benchmark: how long the offline preview takes, for the six stacks and for a generated larger estate.
+"""Benchmark: the offline preview (`make preview`'s code path) of generated estates of N workload envs.
 
-Runs every stack's real program under the mock runtime (as `make preview` does, without printing) and
-prints seconds per stack. Then generates workload stacks from dev's file for 10, 25 and 50 accounts
-(plus the org stack, which declares one account each) to show that time grows linearly with accounts.
-Target: the six stacks together under 10 s. A benchmark, not a timed test.
+For each size it writes a real project into a temporary directory: a copy of the program (the modules
+find their files through `Path(__file__).resolve()`, so symlinks would read this checkout's stack
+files instead), a `Pulumi.yaml` naming an account for every env, one `Pulumi.<env>.yaml` per env made
+from dev's file with its own /20 out of 10.64.0.0/10, and org, security and build files that name every
+env. Then it previews org, security, build and every workload stack in one fresh process, the way
+`tools.preview` does (`evaluate`: the real program under the mocks, then the policy pack), and reports
+seconds per stack, the total, CPU seconds spent in garbage collection and peak RSS.
+
+Each size runs twice, as a pair, each in its own process (so a freeze cannot leak into the other):
+`baseline` (the collector as Python sets it) and `freeze` (`tools.preview.freeze_imports`: the provider
+SDK imported, then `gc.collect(); gc.freeze()`), the order alternating between sizes. A benchmark, not
+a timed test; the figures depend on the machine and on what else runs on it.
+
+    python benchmarks/preview_time.py                  # sizes 1 10 50 200
+    python benchmarks/preview_time.py --sizes 500      # about 10 minutes on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import ipaddress
+import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import yaml
 
-from tools.mockrun import STACKS, run_stack  # noqa: E402
-
-import yaml  # noqa: E402
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-
-
-def generated_estate(workloads: int) -> tuple[dict, dict, dict[str, dict]]:
-    """Project accounts with `workloads` extra envs, the org section naming them, and per-stack
-    overrides built from dev's file."""
-    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
-    accounts = dict(project["bakehouse:accounts"]["value"])
-    dev_file = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
-    stacks = {}
-    for i in range(workloads):
-        env = f"w{i:03d}"
-        accounts[env] = f"7{i:011d}"
-        # 10.64.0.0/16 upwards stays clear of the committed stacks' ranges (10.0-10.63).
-        network = {**dev_file["bakehouse:network"], "cidr": f"10.{64 + i}.0.0/16"}
-        stacks[env] = {**dev_file, "bakehouse:env": env, "bakehouse:network": network}
-    org = yaml.safe_load((PROJECT_DIR / "Pulumi.org.yaml").read_text())["config"]["bakehouse:org"]
-    emails = {**org["accountEmails"], **{env: f"aws+{env}@example.com" for env in stacks}}
-    return accounts, {**org, "accountEmails": emails}, stacks
+REPO = Path(__file__).resolve().parent.parent
+PROGRAM = ("__main__.py", "components", "estate", "handlers", "automation", "catalog", "packer", "policy", "tools")
+# 10.0.0.0/20 is build's; the workloads take /20s from 10.64.0.0/10: 1,024 of them, none overlapping.
+WORKLOAD_SUPERNET = ipaddress.ip_network("10.64.0.0/10")
+WORKLOAD_PREFIX = 20
+VARIANTS = ("baseline", "freeze")
+DEFAULT_SIZES = (1, 10, 50, 200)
+ESTIMATE_SIZE = 500
+CORE = ("org", "security", "build")
 
 
-def time_generated(workloads: int) -> dict[str, float]:
-    accounts, org, stacks = generated_estate(workloads)
-    seconds = {}
-    org_overrides = {"bakehouse:accounts": accounts, "bakehouse:org": org}
-    seconds["org"] = run_stack("org", overrides=org_overrides).seconds
-    for env, overrides in stacks.items():
-        seconds[env] = run_stack(env, overrides={**overrides, "bakehouse:accounts": accounts}).seconds
-    return seconds
+def env_names(count: int) -> list[str]:
+    """`prod` (the org's prodEnvs, so one env is always behind approval) and w001, w002, ..."""
+    return ["prod", *(f"w{i:03d}" for i in range(1, count))]
+
+
+def workload_cidrs(count: int) -> list[str]:
+    subnets = WORKLOAD_SUPERNET.subnets(new_prefix=WORKLOAD_PREFIX)
+    cidrs = [str(next(subnets)) for _ in range(count)]  # StopIteration past 1,024: no silent overlap
+    return cidrs
+
+
+def _load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def generate_project(root: Path, count: int, copy_program: bool = True) -> list[str]:
+    """Write a project of `count` workload envs into `root`; returns the workload env names."""
+    root.mkdir(parents=True, exist_ok=True)
+    if copy_program:
+        for name in PROGRAM:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, root / name)
+    envs = env_names(count)
+
+    project = _load("Pulumi.yaml")
+    core_accounts = {k: v for k, v in project["config"]["bakehouse:accounts"]["value"].items()
+                     if k in ("management", *CORE[1:])}
+    project["config"]["bakehouse:accounts"]["value"] = {
+        **core_accounts, **{env: f"7{i:011d}" for i, env in enumerate(envs, start=1)}}
+    _write(root / "Pulumi.yaml", project)
+
+    org = _load("Pulumi.org.yaml")
+    section = org["config"]["bakehouse:org"]
+    section["accountEmails"] = {**{k: v for k, v in section["accountEmails"].items() if k in CORE[1:]},
+                                **{env: f"aws+{env}@example.com" for env in envs}}
+    section["prodEnvs"] = ["prod"]
+    _write(root / "Pulumi.org.yaml", org)
+
+    shutil.copy2(REPO / "Pulumi.security.yaml", root / "Pulumi.security.yaml")
+
+    build = _load("Pulumi.build.yaml")
+    factory = build["config"]["bakehouse:factory"]
+    factory.pop("targetEnvs", None)  # default: every workload env receives the images
+    factory["autoApproveEnvs"] = [env for env in envs if env != "prod"][:1]
+    _write(root / "Pulumi.build.yaml", build)
+
+    dev = _load("Pulumi.dev.yaml")
+    for env, cidr in zip(envs, workload_cidrs(count), strict=True):
+        config = dict(dev["config"])
+        config["bakehouse:env"] = env
+        config["bakehouse:network"] = {**config["bakehouse:network"], "cidr": cidr}
+        _write(root / f"Pulumi.{env}.yaml", {"config": config})
+    return envs
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+
+def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str, Any]:
+    """One process, one variant: import, maybe freeze, then preview every stack as tools.preview does."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    gc_state = {"cpu": 0.0, "since": 0.0, "collections": [0, 0, 0]}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_state["since"] = time.process_time()
+        else:
+            gc_state["cpu"] += time.process_time() - gc_state["since"]
+            gc_state["collections"][info["generation"]] += 1
+
+    gc.callbacks.append(on_gc)
+    parses = {"calls": 0, "seconds": 0.0}
+    real_safe_load = yaml.safe_load
+
+    def counting_safe_load(stream: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return real_safe_load(stream)
+        finally:
+            parses["calls"] += 1
+            parses["seconds"] += time.perf_counter() - t
+
+    yaml.safe_load = counting_safe_load
+
+    # The copy's modules, not this checkout's: they read the stack files beside them.
+    sys.path.insert(0, str(project_dir))
+    import pulumi_aws  # noqa: F401
+    from estate import stack_files as stack_files_module
+    from tools import mockrun
+    from tools.preview import evaluate, freeze_imports
+
+    assert Path(mockrun.__file__).resolve().is_relative_to(project_dir.resolve()), mockrun.__file__
+    imports = time.perf_counter() - started
+    if variant == "freeze":
+        freeze_imports()
+    parses_at_start = parses["calls"]
+
+    stacks = stack_files_module.stacks_in_deploy_order(project_dir)
+    files = len(stacks)
+    roles = {s: c.get("bakehouse:role") for s, c in stack_files_module.stack_files(project_dir).items()}
+    results, rows = [], []
+    for stack in only or stacks:
+        gc_before, t, cpu = gc_state["cpu"], time.perf_counter(), time.process_time()
+        result = evaluate(stack)
+        rows.append({"stack": stack, "role": roles.get(stack), "status": result.status,
+                     "program_s": result.seconds, "preview_s": time.perf_counter() - t,
+                     "cpu_s": time.process_time() - cpu,
+                     "gc_cpu_s": gc_state["cpu"] - gc_before, "resources": result.resources,
+                     "problems": result.problems[:3] + result.mandatory[:3]})
+        results.append(result)  # tools.preview keeps every result (and its run) for --details
+    import resource
+
+    return {
+        "variant": variant, "stacks": rows, "files": files,
+        "imports_s": imports, "total_s": time.perf_counter() - started,
+        "cpu_s": time.process_time() - cpu_started, "gc_cpu_s": gc_state["cpu"],
+        "gc_collections": gc_state["collections"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "stack_file_parses": len(stack_files_module._CACHE),
+        "yaml_parses": parses["calls"] - parses_at_start, "yaml_s": parses["seconds"],
+    }
+
+
+def run_worker(project_dir: Path, variant: str, only: list[str] | None = None, timeout: float = 3600,
+               ) -> dict[str, Any]:
+    out = project_dir / f"result-{variant}.json"
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(project_dir), "--variant", variant,
+               "--out", str(out), *(["--only", *only] if only else [])]
+    subprocess.run(command, check=True, timeout=timeout, cwd=project_dir,
+                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    return json.loads(out.read_text())
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def summarise(run: dict[str, Any]) -> dict[str, Any]:
+    by_role: dict[str, list[dict]] = {}
+    for row in run["stacks"]:
+        by_role.setdefault(row["role"] if row["role"] in CORE else "workload", []).append(row)
+    workloads = [r["preview_s"] for r in by_role.get("workload", [])]
+    workload_cpu = [r["cpu_s"] for r in by_role.get("workload", [])]
+    failed = [f"{r['stack']}: {r['status']} {'; '.join(r['problems'])[:300]}" for r in run["stacks"]
+              if r["status"] != "pass"]
+    return {
+        **{role: by_role[role][0]["preview_s"] for role in CORE if role in by_role},
+        "workload_median": statistics.median(workloads) if workloads else float("nan"),
+        "workload_max": max(workloads) if workloads else float("nan"),
+        "workload_cpu_median": statistics.median(workload_cpu) if workload_cpu else float("nan"),
+        "stacks_s": sum(r["preview_s"] for r in run["stacks"]),
+        "failed": failed,
+    }
+
+
+def print_size(size: int, runs: dict[str, dict[str, Any]]) -> None:
+    base, frozen = runs["baseline"], runs["freeze"]
+    sb, sf = summarise(base), summarise(frozen)
+    print(f"\n{size} workload envs ({base['files']} stack files), each figure beside its baseline from the same run:")
+    print(f"  {'':<28} {'baseline':>10} {'freeze':>10} {'freeze/base':>12}")
+
+    def line(label: str, b: float, f: float, fmt: str = "{:10.2f}") -> None:
+        ratio = f / b if b else float("nan")
+        print(f"  {label:<28} {fmt.format(b)} {fmt.format(f)} {ratio:12.2f}")
+
+    line("imports (s)", base["imports_s"], frozen["imports_s"])
+    for role in CORE:
+        line(f"{role} stack (s)", sb.get(role, float("nan")), sf.get(role, float("nan")))
+    line("workload stack, median (s)", sb["workload_median"], sf["workload_median"], "{:10.3f}")
+    line("workload stack, slowest (s)", sb["workload_max"], sf["workload_max"], "{:10.3f}")
+    line("workload stack, median CPU s", sb["workload_cpu_median"], sf["workload_cpu_median"], "{:10.3f}")
+    line("total, process (s)", base["total_s"], frozen["total_s"])
+    line("CPU (s)", base["cpu_s"], frozen["cpu_s"])
+    line("GC CPU (s)", base["gc_cpu_s"], frozen["gc_cpu_s"])
+    line("GC share of CPU", base["gc_cpu_s"] / base["cpu_s"], frozen["gc_cpu_s"] / frozen["cpu_s"])
+    line("peak RSS (MB)", base["peak_rss_mb"], frozen["peak_rss_mb"], "{:10.0f}")
+    print(f"  {'gen0/1/2 collections':<28} {'/'.join(map(str, base['gc_collections'])):>10} "
+          f"{'/'.join(map(str, frozen['gc_collections'])):>10}")
+    print(f"  stack files parsed: {base['stack_file_parses']} for {base['files']} files and "
+          f"{len(base['stacks'])} stacks (estate/stack_files.py cache); all YAML parses in the run: "
+          f"{base['yaml_parses']} ({base['yaml_s']:.2f} s)")
+    for failure in sorted(set(sb["failed"] + sf["failed"]))[:10]:
+        print(f"  NOT PASSING {failure}")
+
+
+def estimate(results: dict[int, dict[str, dict]], size: int) -> None:
+    """Least squares over the measured sizes, per quantity, in the number of envs: labelled an estimate."""
+    sizes = sorted(results)
+    if len(sizes) < 2:
+        print(f"\n{size} workload envs: not run, and too few sizes measured to extrapolate.")
+        return
+
+    def fit(values: list[float]) -> float:
+        mx, my = statistics.mean(sizes), statistics.mean(values)
+        slope = (sum((x - mx) * (y - my) for x, y in zip(sizes, values, strict=True))
+                 / sum((x - mx) ** 2 for x in sizes))
+        return my + slope * (size - mx)
+
+    print(f"\nESTIMATE for {size} workload envs (not measured: least-squares lines through sizes "
+          f"{', '.join(map(str, sizes))}; run --sizes {size} to measure):")
+    for variant in VARIANTS:
+        runs = [results[s][variant] for s in sizes]
+        median = fit([summarise(r)["workload_median"] for r in runs])
+        core = sum(fit([summarise(r)[role] for r in runs]) for role in CORE)
+        imports = statistics.mean(r["imports_s"] for r in runs)
+        rss = fit([r["peak_rss_mb"] for r in runs])
+        print(f"  {variant:<9} ~{imports + core + size * median:6.0f} s total "
+              f"(~{median:.2f} s a workload stack, ~{core:.1f} s org+security+build), peak RSS ~{rss:.0f} MB")
+
+
+def markdown(results: dict[int, dict[str, dict]]) -> str:
+    lines = ["| workload envs | stacks | workload stack, median s | org / security / build s | total s "
+             "| peak RSS MB | GC CPU s (share) | total with freeze s | GC CPU with freeze s | freeze/baseline total |",
+             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for size, runs in sorted(results.items()):
+        b, f = runs["baseline"], runs["freeze"]
+        sb = summarise(b)
+        lines.append(
+            f"| {size} | {len(b['stacks'])} | {sb['workload_median']:.2f} | "
+            f"{sb['org']:.2f} / {sb['security']:.2f} / {sb['build']:.2f} | {b['total_s']:.1f} | "
+            f"{b['peak_rss_mb']:.0f} | {b['gc_cpu_s']:.1f} ({b['gc_cpu_s'] / b['cpu_s']:.0%}) | "
+            f"{f['total_s']:.1f} | {f['gc_cpu_s']:.1f} ({f['gc_cpu_s'] / f['cpu_s']:.0%}) | "
+            f"{f['total_s'] / b['total_s']:.2f} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 25, 50])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        args.out.write_text(json.dumps(worker(args.worker, args.variant, args.only)))
+        return 0
 
-    run_stack("dev")  # warm imports so the first stack does not carry them
-    print("The six stacks (seconds, mock runtime, real programs):")
-    total = 0.0
-    for stack in STACKS:
-        started = time.perf_counter()
-        run = run_stack(stack)
-        elapsed = time.perf_counter() - started
-        total += elapsed
-        print(f"  {stack:<9} {elapsed:6.2f} s  {sum(1 for r in run.resources if r.custom):4d} resources")
-    print(f"  {'all six':<9} {total:6.2f} s  (target < 10 s: {'met' if total < 10 else 'MISSED'})")
-
-    print("\nGenerated estates (workload stacks from dev's file, org declaring every account):")
-    print(f"  {'workloads':>9} {'total s':>8} {'org s':>7} {'mean s/workload':>16}")
-    rows = []
-    for size in args.sizes:
-        seconds = time_generated(size)
-        workload_times = [v for k, v in seconds.items() if k != "org"]
-        total = sum(seconds.values())
-        rows.append((size, total))
-        print(f"  {size:>9} {total:8.2f} {seconds['org']:7.2f} {statistics.mean(workload_times):16.3f}")
-    if len(rows) >= 2:
-        (n0, t0), (n1, t1) = rows[0], rows[-1]
-        print(f"\n  growth: x{n1 / n0:.1f} accounts -> x{t1 / t0:.2f} time (linear would be ~x{n1 / n0:.1f})")
+    print(f"preview benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.2f} at start")
+    results: dict[int, dict[str, dict]] = {}
+    for index, size in enumerate(args.sizes):
+        with tempfile.TemporaryDirectory(prefix=f"bakehouse-bench-{size}-") as tmp:
+            generate_project(Path(tmp), size)
+            order = VARIANTS if index % 2 == 0 else VARIANTS[::-1]
+            results[size] = {variant: run_worker(Path(tmp), variant) for variant in order}
+        print_size(size, results[size])
+        sys.stdout.flush()
+    if ESTIMATE_SIZE not in results:
+        estimate(results, ESTIMATE_SIZE)
+    print("\n" + markdown(results))
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1))
     return 0
 
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?=
 PYTEST_ARGS ?=
 
-.PHONY: preview test test-fast lint lock bench clean
+.PHONY: preview test test-fast lint lock bench clean release
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,11 @@ lock: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/preview_time.py
 	@for b in benchmarks/distribution.py benchmarks/rescan.py; do [ ! -f $$b ] || $(BIN)/python $$b; done
+
+## release: FAMILY=al2023 — bundle packer/scripts, upload it (versioned, KMS) and start Bakehouse-Pipeline with the stack's settings
+release: $(VENV)/.installed
+	@test -n "$(FAMILY)" || { echo "usage: make release FAMILY=<family> (one of bakehouse:factory.families)" >&2; exit 2; }
+	$(BIN)/python -m tools.release $(FAMILY) $(RELEASE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache node_modules

@@ -243,12 +243,8 @@ def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.In
         "ScriptsBucket": args.scripts_bucket_name,
         "FindingsBucket": args.findings_bucket_name,
         "SeverityThreshold": factory.severity_threshold,
-        "ApproverTopicArn": approvers_topic_arn,
         # The home region holds the original: its accounts need launch permission and parameters too.
         "Regions": {args.cfg.region: args.factory_key_arn, **args.region_key_arns},
-        "Approvers": list(factory.approvers),
-        "ApprovalEnvironment": factory.approval_environment,
-        "AutoApprove": factory.auto_approve,
         "Accounts": [{"AccountId": a, "Env": e} for e, a in zip(factory.target_envs, factory.target_accounts,
                                                                  strict=True)],
         "MaxCatalogVersions": factory.max_catalog_versions,
@@ -323,8 +319,13 @@ class ImageFactory(pulumi.ComponentResource):
                 "subnetIds": list(args.subnet_ids), "securityGroupId": args.security_group_id,
                 "handlersKey": self.handlers_key,
                 "portfolioId": args.portfolio_id,
+                # tools/release.py encrypts the bundle it uploads with the scripts bucket's key.
+                "scriptsKmsKeyId": args.scripts_key_arn,
+                # Read by Bakehouse-ApproveImage (handlers/approval.py), never taken from its caller.
+                "approval": {"environment": factory.approval_environment, "autoApprove": factory.auto_approve,
+                             "approvers": list(factory.approvers), "topicArn": self.approvers_topic.arn},
                 # What a caller (CI, the rescan's rebuild) passes to Bakehouse-Pipeline besides the
-                # per-run Family, BaseImageParameter, ScriptsVersionId, ScriptsCommit and approval.
+                # per-run Family, BaseImageParameter, ScriptsVersionId and ScriptsCommit.
                 "pipelineParameters": pipeline_parameters(args, self.approvers_topic.arn,
                                                           self.notifications_topic.arn),
             }), opts=child)

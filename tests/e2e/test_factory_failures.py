@@ -15,6 +15,7 @@ from tests.e2e import _seams
 from tests.e2e._factory import ACCOUNTS, APPROVER, ROLE_ARN, RecordingApprover, make_runner, region_keys
 from tests.e2e._world import BundleShell, World, seed, set_public_parameter
 
+SETTINGS = "/bakehouse/factory/settings"
 UBUNTU_2404_PARAMETER = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
 from tests.e2e.runner import Execution, Runner, moto_server
 
@@ -41,11 +42,26 @@ class Factory:
             "ScriptsBucket": w.scripts_bucket, "ScriptsVersionId": w.scripts_version, "ScriptsCommit": w.commit,
             "FindingsBucket": w.findings_bucket, "SeverityThreshold": threshold, "PollSeconds": 0})
 
-    def approve(self, image_id: str, family: str, environment: str, auto: bool) -> Execution:
+    def approve(self, image_id: str, family: str, environment: str, auto: bool, **caller: object) -> Execution:
+        """The settings say who approves (the stack writes them); the caller gives only the image."""
+        self.write_settings(environment, auto)
         return self.runner.run("Bakehouse-ApproveImage", {
-            "AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": family,
-            "ApprovalEnvironment": environment, "AutoApprove": auto,
-            "ApproverTopicArn": self.world.topic_arn, "Approvers": [APPROVER]})
+            "AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": family, **caller})
+
+    def write_settings(self, environment: str, auto: bool, approvers: tuple[str, ...] = (APPROVER,)) -> None:
+        self.world.client("ssm").put_parameter(Name=SETTINGS, Type="String", Overwrite=True, Value=json.dumps({
+            "approval": {"environment": environment, "autoApprove": auto, "approvers": list(approvers),
+                         "topicArn": self.world.topic_arn}}))
+
+    def validated(self, family: str) -> str:
+        """A fresh image as validation leaves it (publish requires the PASS verdict)."""
+        image = self.build(family).outputs["DescribeBuiltImage.ImageId"]
+        self.world.client("ec2").create_tags(Resources=[image], Tags=[
+            {"Key": "bakehouse:inspector-verdict", "Value": "PASS"}])
+        return image
+
+    def image_tags(self, image_id: str) -> dict[str, str]:
+        return tags_to_dict(self.world.client("ec2").describe_images(ImageIds=[image_id])["Images"][0].get("Tags"))
 
     def instances(self, execution: Execution, step: str) -> list[dict]:
         ids = execution.step(step).outputs["InstanceIds"]
@@ -150,27 +166,30 @@ def test_findings_below_the_threshold_pass_validation(factory, built):
     assert {i["State"]["Name"] for i in factory.instances(execution, "LaunchTestInstance")} == {"terminated"}
 
 
-def test_auto_approve_outside_dev_still_asks_the_approvers(factory, built):
+def test_auto_approve_outside_dev_in_the_settings_still_asks_the_approvers(factory, built):
     asked = len(factory.approver.requests)
     execution = factory.approve(built, "prod-gate", environment="prod", auto=True)
     assert execution.status == "Success", execution.failure
-    assert execution.step_names == ["ChooseApprovalPath", "RequestApproval", "PublishImage"]
+    assert execution.step_names == ["ReadApprovalSettings", "ChooseApprovalPath", "RequestApproval", "RecordApprover",
+                                    "ReadRecordedApprover", "PublishImage"]
     [request] = factory.approver.requests[asked:]
     assert request.notification_arn == factory.world.topic_arn and request.approvers == (APPROVER,)
     assert built in request.message
     assert factory.latest("prod-gate") == built
 
 
-def test_rejected_approval_publishes_nothing(factory, built):
+def test_rejected_approval_publishes_nothing(factory):
+    image = factory.validated("rejected-gate")
     factory.approver.approve = False
     try:
-        execution = factory.approve(built, "rejected-gate", environment="uat", auto=False)
+        execution = factory.approve(image, "rejected-gate", environment="uat", auto=False)
     finally:
         factory.approver.approve = True
     assert execution.status == "Failed"
     assert execution.step("RequestApproval").status == "Failed"
     assert not execution.ran("PublishImage")
     assert factory.latest("rejected-gate") is None
+    assert "bakehouse:approver" not in factory.image_tags(image)
 
 
 def test_distribution_refuses_an_image_nobody_approved(factory):
@@ -185,3 +204,65 @@ def test_distribution_refuses_an_image_nobody_approved(factory):
         copies = factory.world.client("ec2", region).describe_images(
             Owners=["self"], Filters=[{"Name": "tag:bakehouse:source-ami", "Values": [image]}])["Images"]
         assert copies == []
+
+
+def test_the_caller_cannot_choose_the_approvers_or_auto_approval(factory, built):
+    execution = factory.approve(built, "caller-gate", environment="prod", auto=False,
+                                ApprovalEnvironment="dev", AutoApprove=True, Approvers=["arn:aws:iam::123456789012:user/me"])
+    assert execution.status == "Failed" and execution.steps == []
+    assert "unknown parameter" in execution.failure
+    assert factory.latest("caller-gate") is None
+
+
+def test_the_approvers_asked_are_the_ones_the_settings_name(factory):
+    built = factory.validated("settings-gate")
+    settings_approver = "arn:aws:iam::123456789012:role/BakehouseImageApprover"
+    factory.write_settings("uat", False, approvers=(settings_approver,))
+    asked = len(factory.approver.requests)
+    execution = factory.runner.run("Bakehouse-ApproveImage", {
+        "AutomationAssumeRole": ROLE_ARN, "ImageId": built, "Family": "settings-gate"})
+    assert execution.status == "Success", execution.failure
+    [request] = factory.approver.requests[asked:]
+    assert request.approvers == (settings_approver,) and request.notification_arn == factory.world.topic_arn
+
+
+def test_the_recorded_approver_is_the_human_principal_aws_approve_reports(factory):
+    image = factory.validated("named-approver")
+    execution = factory.approve(image, "named-approver", environment="prod", auto=False)
+    assert execution.status == "Success", execution.failure
+    tags = factory.image_tags(image)
+    assert tags["bakehouse:approver"] == APPROVER
+    assert tags["bakehouse:approved-by"] == APPROVER
+    assert execution.execution_id not in tags["bakehouse:approved-by"]
+
+
+def test_a_rerun_does_not_ask_again_for_an_image_already_approved(factory):
+    image = factory.validated("rerun-gate")
+    assert factory.approve(image, "rerun-gate", environment="prod", auto=False).status == "Success"
+    asked = len(factory.approver.requests)
+    factory.approver.approve = False  # a second question would now be rejected
+    try:
+        rerun = factory.approve(image, "rerun-gate", environment="prod", auto=False)
+    finally:
+        factory.approver.approve = True
+    assert rerun.status == "Success", rerun.failure
+    assert not rerun.ran("RequestApproval") and len(factory.approver.requests) == asked
+    assert factory.image_tags(image)["bakehouse:approved-by"] == APPROVER
+
+
+def test_dev_auto_approval_from_the_settings_records_that_no_human_was_asked(factory):
+    image = factory.validated("auto-gate")
+    asked = len(factory.approver.requests)
+    execution = factory.approve(image, "auto-gate", environment="dev", auto=True)
+    assert execution.status == "Success", execution.failure
+    assert not execution.ran("RequestApproval") and len(factory.approver.requests) == asked
+    assert factory.image_tags(image)["bakehouse:approved-by"] == "auto-approval:dev"
+
+
+def test_without_the_stack_settings_nothing_is_approved(factory, built):
+    factory.world.client("ssm").delete_parameter(Name=SETTINGS)
+    execution = factory.runner.run("Bakehouse-ApproveImage", {
+        "AutomationAssumeRole": ROLE_ARN, "ImageId": built, "Family": "no-settings"})
+    assert execution.status == "Failed"
+    assert "SettingsUnusable" in execution.step("ReadApprovalSettings").error
+    assert factory.latest("no-settings") is None

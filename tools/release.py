@@ -1,0 +1,202 @@
+"""Release one image family: bundle the provisioning scripts, upload them, start the Pipeline.
+
+    make release FAMILY=al2023            (python -m tools.release al2023)
+    python -m tools.release --plan        (prints `plan=<json>` for the release workflow)
+
+The bundle is a reproducible tar.gz of packer/scripts and packer/validation (the format the build
+and validation documents unpack with `tar -xzf`, which both base images carry; `unzip` is not on
+every base): members sorted, fixed mtimes, owners and modes, gzip header without a timestamp, so
+one commit always gives the same bytes. It is uploaded versioned (the object version pins what a
+build runs) and KMS-encrypted with the scripts key, with the commit as object metadata (the
+documents refuse a bundle whose metadata names another commit).
+
+Everything the Pipeline is started with comes from `/bakehouse/factory/settings`, which the build
+stack wrote: the caller chooses the family and nothing else (not the approvers, not the approval
+path). Only the parameters the Pipeline document declares are sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+PIPELINE = "Bakehouse-Pipeline"
+BUNDLE_KEY = "provisioning/bundle.tar.gz"
+BUNDLE_FOLDERS = {"scripts": "packer/scripts", "validation": "packer/validation"}
+# Public parameters AWS and Canonical maintain with the latest base AMI id of each OS.
+BASE_IMAGE_PARAMETERS = {
+    "al2023": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+    "ubuntu2404": "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
+}
+FIXED_MTIME = 315532800  # 1980-01-01, the earliest time every archive format can hold
+# Idempotency namespace: one (family, commit, bundle version) starts one execution however often it is retried.
+RELEASE_NAMESPACE = uuid.UUID("5b1f5c2e-6c8e-4b0a-9a57-6f6a1f3c2d10")
+
+
+class ReleaseError(Exception):
+    """The release cannot start: what is wrong and where."""
+
+
+def build_bundle(project_dir: Path = PROJECT_DIR) -> bytes:
+    """The provisioning bundle's bytes; identical for identical sources."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for folder, source in sorted(BUNDLE_FOLDERS.items()):
+            root = project_dir / source
+            if not root.is_dir():
+                raise ReleaseError(f"{source} is missing: the bundle needs it")
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                data = path.read_bytes()
+                info = tarfile.TarInfo(f"{folder}/{path.relative_to(root).as_posix()}")
+                info.size, info.mtime, info.uid, info.gid, info.uname, info.gname = len(data), FIXED_MTIME, 0, 0, "", ""
+                info.mode = 0o755 if path.suffix == ".sh" else 0o644
+                tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def read_settings(ssm) -> dict[str, Any]:
+    try:
+        value = ssm.get_parameter(Name=SETTINGS_PARAMETER)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound as err:
+        raise ReleaseError(f"{SETTINGS_PARAMETER} does not exist: deploy the build stack first") from err
+    try:
+        settings = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ReleaseError(f"{SETTINGS_PARAMETER} is not JSON: {err}") from err
+    if not isinstance(settings, Mapping) or not isinstance(settings.get("pipelineParameters"), Mapping):
+        raise ReleaseError(f"{SETTINGS_PARAMETER} has no pipelineParameters object")
+    return dict(settings)
+
+
+def declared_parameters(document: Path = PROJECT_DIR / "automation" / "pipeline.yaml") -> dict[str, Any]:
+    return (yaml.safe_load(document.read_text()) or {}).get("parameters") or {}
+
+
+def as_automation_values(value: Any) -> list[str]:
+    """StartAutomationExecution takes every parameter as a list of strings."""
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, Mapping):
+        return [json.dumps(value, sort_keys=True)]  # StringMap
+    if isinstance(value, list | tuple):
+        return [json.dumps(v, sort_keys=True) if isinstance(v, Mapping) else str(v) for v in value]  # MapList / StringList
+    return [str(value)]
+
+
+def pipeline_parameters(settings: Mapping[str, Any], family: str, version_id: str, commit: str,
+                        declared: Mapping[str, Any]) -> dict[str, list[str]]:
+    families = settings.get("families") or {}
+    if family not in families:
+        raise ReleaseError(f"family {family!r} is not configured; {SETTINGS_PARAMETER} builds: "
+                           f"{', '.join(sorted(families)) or 'none'}")
+    base = families[family]
+    if base not in BASE_IMAGE_PARAMETERS:
+        raise ReleaseError(f"family {family} has base {base!r}; known bases: {', '.join(BASE_IMAGE_PARAMETERS)}")
+    values = {**settings["pipelineParameters"], "Family": family, "BaseImageParameter": BASE_IMAGE_PARAMETERS[base],
+              "ScriptsKey": BUNDLE_KEY, "ScriptsVersionId": version_id, "ScriptsCommit": commit}
+    return {name: as_automation_values(value) for name, value in values.items() if name in declared}
+
+
+def upload_bundle(s3, bucket: str, kms_key_id: str | None, body: bytes, commit: str) -> str:
+    extra = {"SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+    put = s3.put_object(Bucket=bucket, Key=BUNDLE_KEY, Body=body, ContentType="application/gzip",
+                        ServerSideEncryption="aws:kms", Metadata={"commit": commit}, **extra)
+    version = put.get("VersionId")
+    if not version or version == "null":
+        raise ReleaseError(f"s3://{bucket}/{BUNDLE_KEY} has no version id: the scripts bucket must be versioned")
+    return version
+
+
+def release(family: str, commit: str, *, s3, ssm, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """Upload the bundle and start the Pipeline for one family; returns what was started."""
+    settings = read_settings(ssm)
+    declared = declared_parameters(project_dir / "automation" / "pipeline.yaml")
+    if family not in (settings.get("families") or {}):
+        pipeline_parameters(settings, family, "", commit, declared)  # raises with the configured families
+    bucket = settings["pipelineParameters"].get("ScriptsBucket")
+    if not bucket:
+        raise ReleaseError(f"{SETTINGS_PARAMETER} names no ScriptsBucket")
+    version = upload_bundle(s3, bucket, settings.get("scriptsKmsKeyId"), build_bundle(project_dir), commit)
+    parameters = pipeline_parameters(settings, family, version, commit, declared)
+    token = str(uuid.uuid5(RELEASE_NAMESPACE, f"{family}:{commit}:{version}"))
+    started = ssm.start_automation_execution(DocumentName=PIPELINE, Parameters=parameters, ClientToken=token)
+    return {"Family": family, "Commit": commit, "ScriptsVersionId": version,
+            "AutomationExecutionId": started["AutomationExecutionId"]}
+
+
+def head_commit(project_dir: Path = PROJECT_DIR) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=project_dir, check=True, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", *BUNDLE_FOLDERS.values())
+    if dirty:
+        raise ReleaseError(f"uncommitted changes under packer/; the bundle would not be commit HEAD:\n{dirty}")
+    return git("rev-parse", "HEAD")
+
+
+def plan(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+    """What the release workflow needs: the families, the build environment, its role and the build account's."""
+    from estate.config import parse_stack_config
+    from tools.ci_plan import plan as ci_plan
+    from tools.mockrun import stack_config
+
+    text, _ = stack_config("build", project_dir)
+    values = {k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v
+              for k, v in text.items() if k.startswith("bakehouse:")}
+    cfg = parse_stack_config("build", values)
+    families = sorted((values.get("factory") or {}).get("families") or {})
+    build = ci_plan(project_dir)["core"]["build"]
+    return {"families": families, "home_region": cfg.region, "environment": build["environment"],
+            "role": build["role"], "build_role": cfg.deploy_role_arn}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools.release", description=__doc__.split("\n\n")[0])
+    parser.add_argument("family", nargs="?", help="image family, as configured in bakehouse:factory.families")
+    parser.add_argument("--plan", action="store_true", help="print the release plan (plan=<json>) and exit")
+    parser.add_argument("--commit", help="commit the bundle is made from (default: HEAD, with packer/ clean)")
+    parser.add_argument("--region", help="the build account's home region (default: the build stack's)")
+    parser.add_argument("--assume-role", help="role to assume first (the build account's deploy role in CI)")
+    args = parser.parse_args(argv)
+    if args.plan:
+        print("plan=" + json.dumps(plan(), separators=(",", ":")))
+        return 0
+    if not args.family:
+        parser.error("a family is required (e.g. make release FAMILY=al2023)")
+    import boto3  # tools may use boto3; imported here so --plan and tests need no AWS
+
+    try:
+        commit = args.commit or head_commit()
+        region = args.region or plan()["home_region"]
+        session = boto3.Session(region_name=region)
+        if args.assume_role:
+            creds = session.client("sts").assume_role(RoleArn=args.assume_role,
+                                                      RoleSessionName=f"bakehouse-release-{args.family}")["Credentials"]
+            session = boto3.Session(region_name=region, aws_access_key_id=creds["AccessKeyId"],
+                                    aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+        started = release(args.family, commit, s3=session.client("s3"), ssm=session.client("ssm"))
+    except ReleaseError as err:
+        print(f"release refused: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(started, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

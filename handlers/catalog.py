@@ -6,9 +6,15 @@ pins the ImageId parameter. Older versions get Guidance DEPRECATED (still launch
 the console, hidden from new launches in the default view) and only the newest MaxVersions stay
 Active at all - the rest are deactivated, never deleted, so stacks launched from them still update.
 
-When the event names the PortfolioId, the portfolio's TEMPLATE constraint is rewritten too: the
-Fn::Contains list of its ApprovedImageOnly rule (catalog/template-constraint.json) becomes the ids
-just approved - one per region after distribution - so launches accept the approved image only.
+When the event names the PortfolioId, the portfolio's TEMPLATE constraint is rewritten too, one
+rule per family: `Approved<Family>` (RuleCondition: the template's Family parameter is that family)
+holds the family's approved ids, and ApprovedImageOnly (no condition) holds the union of every
+family's ids, so a launch must name an image approved for some family *and* for the family it
+claims. Approving an ubuntu2404 image rewrites only its own rule: al2023 launches go on as before.
+A rescan's quarantine pins the family's rule back to its last good image (pin_family).
+
+Versions are per family (named "<family> <ami>"): beyond MaxVersions a family's oldest versions are
+deactivated and then deleted, so a product (at most 50 versions) never fills up.
 
 Replay-safe: the version for an AMI is found by the AMI id in its name before anything is created
 (and the create call carries an idempotency token derived from the AMI id), and guidance/active
@@ -33,6 +39,8 @@ TEMPLATE_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d+)?/\S+")
 # The rule of catalog/template-constraint.json that pins the product's ImageId parameter.
 APPROVED_RULE = "ApprovedImageOnly"
 IMAGE_PARAMETER_REF = {"Ref": "ImageId"}
+FAMILY_PARAMETER_REF = {"Ref": "Family"}
+NO_IMAGE = "ami-00000000000000000"  # the committed placeholder: an id no image has
 
 
 class ProductNotFound(BakehouseError):
@@ -140,8 +148,9 @@ def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
         )["ProvisioningArtifactDetail"]
         artifacts.append(current)
 
-    # The AMI's own version is current; of the others, the newest MaxVersions-1 stay launchable.
-    others = [a for a in artifacts if a["Id"] != current["Id"]]
+    # The AMI's own version is current; of the family's others, the newest MaxVersions-1 stay launchable.
+    family_prefix = f"{request.family} "
+    others = [a for a in artifacts if a["Id"] != current["Id"] and a.get("Name", "").startswith(family_prefix)]
     keep = {a["Id"] for a in others[len(others) - (request.max_versions - 1):]} if request.max_versions > 1 else set()
     deprecated, deactivated = [], []
     for artifact in others:
@@ -154,6 +163,14 @@ def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
             changes["Active"] = want_active
             if not want_active:
                 deactivated.append(artifact["Id"])
+        if not want_active:
+            # Deactivated first (new launches stop even if the delete fails), then deleted: the product
+            # holds at most 50 versions. Stacks launched from it keep running; they update to a newer one.
+            if artifact.get("Active", True):
+                sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"],
+                                                Active=False)
+            sc.delete_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"])
+            continue
         if changes:
             sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"],
                                             **changes)
@@ -163,6 +180,33 @@ def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
                                         Guidance="DEFAULT", Active=True)
     active = tuple([current["Id"]] + [a["Id"] for a in others if a["Id"] in keep])
     return CatalogResult(current["Id"], created, active, tuple(deprecated), tuple(deactivated))
+
+
+def family_rule(family: str) -> str:
+    """The rule pinning one family's images; CloudFormation rule names are alphanumeric."""
+    return "Approved" + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", family))
+
+
+def _family_rules(rules: dict[str, Any]) -> dict[str, list[str]]:
+    out = {}
+    for name, rule in rules.get("Rules", {}).items():
+        condition = rule.get("RuleCondition", {}).get("Fn::Equals")
+        if isinstance(condition, list) and len(condition) == 2 and condition[0] == FAMILY_PARAMETER_REF:
+            for assertion in rule.get("Assertions", []):
+                contains = assertion.get("Assert", {}).get("Fn::Contains")
+                if isinstance(contains, list) and len(contains) == 2 and contains[1] == IMAGE_PARAMETER_REF:
+                    out[condition[1]] = list(contains[0])
+    return out
+
+
+def _pin_family(rules: dict[str, Any], family: str, image_ids: list[str]) -> bool:
+    """Set the family's own rule to image_ids and the unconditional rule to the union of all families."""
+    rules.setdefault("Rules", {})[family_rule(family)] = {
+        "RuleCondition": {"Fn::Equals": [FAMILY_PARAMETER_REF, family]},
+        "Assertions": [{"Assert": {"Fn::Contains": [image_ids, IMAGE_PARAMETER_REF]},
+                        "AssertDescription": f"ImageId must be a {family} image the Bakehouse factory approved"}]}
+    union = sorted({i for ids in _family_rules(rules).values() for i in ids if i != NO_IMAGE}) or [NO_IMAGE]
+    return _pin(rules, union)
 
 
 def _pin(rules: dict[str, Any], image_ids: list[str]) -> bool:
@@ -176,13 +220,15 @@ def _pin(rules: dict[str, Any], image_ids: list[str]) -> bool:
     return found
 
 
-def approve_in_constraint(sc: Any, portfolio_id: str, product_id: str, image_ids: list[str]) -> tuple[str, bool]:
-    """Rewrite the ApprovedImageOnly rule to `image_ids`; returns (constraint id, whether it changed)."""
+def approve_in_constraint(sc: Any, portfolio_id: str, product_id: str, image_ids: list[str],
+                          family: str | None = None) -> tuple[str, bool]:
+    """Rewrite the family's rule to `image_ids` (and the union rule); without a family, the union rule
+    alone. Returns (constraint id, whether it changed)."""
     pages = sc.get_paginator("list_constraints_for_portfolio").paginate(PortfolioId=portfolio_id, ProductId=product_id)
     for constraint in (c for page in pages for c in page["ConstraintDetails"] if c["Type"] == "TEMPLATE"):
         current = sc.describe_constraint(Id=constraint["ConstraintId"])["ConstraintParameters"]
         rules = json.loads(current)
-        if not _pin(rules, image_ids):
+        if not (_pin_family(rules, family, image_ids) if family else _pin(rules, image_ids)):
             continue
         if rules == json.loads(current):
             return constraint["ConstraintId"], False
@@ -198,9 +244,14 @@ def offer(request: CatalogRequest, sc: Any) -> CatalogResult:
     if request.portfolio_id is None:
         return result
     ids = sorted({request.image_id, *request.approved_image_ids})
-    constraint_id, updated = approve_in_constraint(sc, request.portfolio_id, request.product_id, ids)
+    constraint_id, updated = approve_in_constraint(sc, request.portfolio_id, request.product_id, ids, request.family)
     return CatalogResult(result.artifact_id, result.created, result.active, result.deprecated, result.deactivated,
                          constraint_id, updated)
+
+
+def pin_family(sc: Any, portfolio_id: str, product_id: str, family: str, image_id: str | None) -> tuple[str, bool]:
+    """A quarantine's rewrite: the family's rule admits image_id only, or (None) no image at all."""
+    return approve_in_constraint(sc, portfolio_id, product_id, [image_id or NO_IMAGE], family)
 
 
 def handler(events: dict, context: Any) -> dict:

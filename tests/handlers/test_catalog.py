@@ -54,21 +54,19 @@ def test_older_versions_are_deprecated(catalog):
     _add(sc, product, AMIS[0])
     _add(sc, product, AMIS[1])
     versions = _versions(sc, product)
-    assert versions["initial"]["Guidance"] == "DEPRECATED"
     assert versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEPRECATED"
     assert versions[f"al2023 {AMIS[1]}"]["Guidance"] == "DEFAULT"
 
 
-def test_at_most_max_versions_stay_active_and_none_is_deleted(catalog):
+def test_a_family_keeps_max_versions_and_its_oldest_are_deactivated_then_deleted(catalog):
     sc, product = catalog
     for image in AMIS[:4]:
         result = _add(sc, product, image, max_versions=2)
     versions = _versions(sc, product)
-    assert len(versions) == 5  # deactivated, never deleted
-    assert sorted(n for n, d in versions.items() if d["Active"]) == [f"al2023 {AMIS[2]}", f"al2023 {AMIS[3]}"]
-    assert result.active[0] == versions[f"al2023 {AMIS[3]}"]["Id"]
-    assert [a["Name"] for a in sc.describe_product(Id=product)["ProvisioningArtifacts"]] == [
-        f"al2023 {AMIS[2]}", f"al2023 {AMIS[3]}"]
+    assert sorted(versions) == ["al2023 " + AMIS[2], "al2023 " + AMIS[3], "initial"]
+    deleted = [c["ProvisioningArtifactId"] for c in sc.calls_to("delete_provisioning_artifact")]
+    assert len(deleted) == 2 and set(result.deactivated) <= set(deleted)
+    assert result.active == (versions[f"al2023 {AMIS[3]}"]["Id"], versions[f"al2023 {AMIS[2]}"]["Id"])
 
 
 def test_replaying_the_same_ami_changes_nothing(catalog):
@@ -92,13 +90,23 @@ def test_an_explicit_template_url_wins(catalog):
 
 def test_rolling_back_to_an_older_ami_makes_its_version_current_again(catalog):
     sc, product = catalog
-    for image in AMIS[:3]:
-        _add(sc, product, image, max_versions=1)
-    result = _add(sc, product, AMIS[0], max_versions=1)
+    for image in AMIS[:2]:
+        _add(sc, product, image, max_versions=2)
+    result = _add(sc, product, AMIS[0], max_versions=2)
     versions = _versions(sc, product)
     assert not result.created
-    assert [n for n, d in versions.items() if d["Active"]] == [f"al2023 {AMIS[0]}"]
-    assert versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEFAULT"
+    assert versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEFAULT" and result.active[0] == versions[
+        f"al2023 {AMIS[0]}"]["Id"]
+
+
+def test_one_familys_versions_never_prune_or_deprecate_anothers(catalog):
+    sc, product = catalog
+    _add(sc, product, AMIS[0], max_versions=1)
+    for image in AMIS[1:4]:
+        cat.add_version(cat.CatalogRequest(image, "ubuntu2404", product, 1), sc)
+    versions = _versions(sc, product)
+    assert versions[f"al2023 {AMIS[0]}"]["Active"] and versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEFAULT"
+    assert [n for n in versions if n.startswith("ubuntu2404")] == [f"ubuntu2404 {AMIS[3]}"]
 
 
 def test_an_unknown_product_is_reported_by_id(catalog):
@@ -168,8 +176,46 @@ def test_the_template_constraint_is_pinned_to_the_approved_regional_ids(portfoli
     rules = _rules(sc, constraint_id)
     assert rules[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"] == [sorted(regional.values()),
                                                                                    {"Ref": "ImageId"}]
-    other_rules = {k: v for k, v in rules.items() if k != cat.APPROVED_RULE}
+    assert rules["ApprovedAl2023"]["Assertions"][0]["Assert"]["Fn::Contains"][0] == sorted(regional.values())
+    other_rules = {k: v for k, v in rules.items() if k not in (cat.APPROVED_RULE, "ApprovedAl2023")}
     assert other_rules == {k: v for k, v in before.items() if k != cat.APPROVED_RULE}
+
+
+def _admits(rules, family, image):
+    """Service Catalog's evaluation of the rules for a launch with Family and ImageId (Fn::Contains,
+    Fn::Equals as RuleCondition; every rule whose condition holds must pass)."""
+    params = {"Family": family, "ImageId": image}
+    for rule in rules.values():
+        condition = rule.get("RuleCondition", {}).get("Fn::Equals")
+        if condition and params[condition[0]["Ref"]] != condition[1]:
+            continue
+        for assertion in rule["Assertions"]:
+            contains = assertion["Assert"].get("Fn::Contains")
+            if contains and contains[1] == {"Ref": "ImageId"} and image not in contains[0]:
+                return False
+    return True
+
+
+def test_approving_one_family_leaves_the_other_familys_launches_admitted(portfolio):
+    sc, product, portfolio_id, constraint_id = portfolio
+    cat.offer(cat.CatalogRequest(AMIS[0], "al2023", product, 3, portfolio_id=portfolio_id), sc)
+    cat.offer(cat.CatalogRequest(AMIS[1], "ubuntu2404", product, 3, portfolio_id=portfolio_id), sc)
+    rules = _rules(sc, constraint_id)
+    assert _admits(rules, "al2023", AMIS[0]) and _admits(rules, "ubuntu2404", AMIS[1])
+    assert not _admits(rules, "al2023", AMIS[1])  # an image approved for another family only
+    assert not _admits(rules, "windows", AMIS[2])  # an unknown family gets past no rule
+
+
+def test_a_quarantine_pins_the_familys_rule_to_its_last_good_image_or_to_none(portfolio):
+    sc, product, portfolio_id, constraint_id = portfolio
+    cat.offer(cat.CatalogRequest(AMIS[1], "al2023", product, 3, portfolio_id=portfolio_id), sc)
+    cat.offer(cat.CatalogRequest(AMIS[2], "ubuntu2404", product, 3, portfolio_id=portfolio_id), sc)
+    cat.pin_family(sc, portfolio_id, product, "al2023", AMIS[0])
+    rules = _rules(sc, constraint_id)
+    assert _admits(rules, "al2023", AMIS[0]) and not _admits(rules, "al2023", AMIS[1])
+    cat.pin_family(sc, portfolio_id, product, "al2023", None)
+    rules = _rules(sc, constraint_id)
+    assert not any(_admits(rules, "al2023", i) for i in AMIS) and _admits(rules, "ubuntu2404", AMIS[2])
 
 
 def test_replaying_leaves_the_constraint_alone(portfolio):

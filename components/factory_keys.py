@@ -15,8 +15,10 @@ import pulumi
 from estate.config import StackConfig
 
 from .account_storage import logs_grant
+from .factory_config import factory_config
 from .iam import statement
 from .kms_key import KmsKey, KmsKeyArgs, ServiceGrant
+from .org_paths import ou_path_patterns
 from .providers import account_provider, stack_role_arn
 
 # What launching from (or re-encrypting a copy of) a shared encrypted AMI needs of its key.
@@ -30,30 +32,34 @@ AUTOSCALING_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "ReEncryptFrom", "ReEn
 AUTOSCALING_ROLE_PATH = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 
 
-def workload_launch_statements(region: str, workload_accounts: Sequence[str],
-                               organization_id: str) -> list[dict[str, Any]]:
+def workload_launch_statements(region: str, workload_accounts: Sequence[str], organization_id: str,
+                               workload_ous: Sequence[str]) -> list[dict[str, Any]]:
     """Workload accounts may use the key for EBS volumes of instances they launch, through EC2 only,
     and may grant their own Auto Scaling service-linked role the same.
 
-    The accounts are named (not the whole organization): images are shared to the target accounts
-    only. aws:PrincipalOrgID keeps an account that left the organization out even before a deploy.
+    The accounts are named by OU (aws:PrincipalOrgPaths), not one by one: a principal per account
+    passed KMS's 32 KB key policy quota at about 300 envs. An account of the workload OUs that is not a
+    target gains nothing usable: images and their snapshots are shared to the target accounts only.
     """
     if not workload_accounts:
         return []
-    principals = {"AWS": [f"arn:aws:iam::{a}:root" for a in workload_accounts]}
-    in_org = {"aws:PrincipalOrgID": organization_id}
-    via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", **in_org}
+    everyone = {"AWS": "*"}
+    in_workload_ous = {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": ou_path_patterns(organization_id,
+                                                                                             workload_ous)}}
+    via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com"}
     own_autoscaling_role = f"arn:aws:iam::${{aws:PrincipalAccount}}:role/{AUTOSCALING_ROLE_PATH}"
     return [
-        statement("WorkloadLaunchFromSharedImages", LAUNCH_ACTIONS, ["*"], principals=principals,
-                  conditions={"StringEquals": via_ec2}),
-        statement("WorkloadEbsGrants", ["kms:CreateGrant"], ["*"], principals=principals,
-                  conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        statement("WorkloadLaunchFromSharedImages", LAUNCH_ACTIONS, ["*"], principals=everyone,
+                  conditions={"StringEquals": via_ec2, **in_workload_ous}),
+        statement("WorkloadEbsGrants", ["kms:CreateGrant"], ["*"], principals=everyone,
+                  conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"},
+                              **in_workload_ous}),
         # Made by the workload deployer calling KMS itself, so neither kms:ViaService nor
         # kms:GrantIsForAWSResource can be required; the grantee and operations are pinned instead.
-        statement("WorkloadAutoScalingRoleGrants", ["kms:CreateGrant"], ["*"], principals=principals,
-                  conditions={"StringEquals": {"kms:GranteePrincipal": own_autoscaling_role, **in_org},
-                              "ForAllValues:StringEquals": {"kms:GrantOperations": list(AUTOSCALING_GRANT_OPERATIONS)}}),
+        statement("WorkloadAutoScalingRoleGrants", ["kms:CreateGrant"], ["*"], principals=everyone,
+                  conditions={"StringEquals": {"kms:GranteePrincipal": own_autoscaling_role},
+                              "ForAllValues:StringEquals": {"kms:GrantOperations": list(AUTOSCALING_GRANT_OPERATIONS)},
+                              **in_workload_ous}),
     ]
 
 
@@ -108,6 +114,7 @@ def factory_keys(
     """The home key (images, topics, schedules, Lambda environment, firewall) and per-region copy keys."""
     child = pulumi.ResourceOptions(parent=parent)
     org = cfg.estate.organization_id
+    workload_ous = factory_config(cfg).workload_ous
     launcher_statements = [launcher_grant_statement(launchers)] if launchers else []
     home = KmsKey(
         f"{name}-factory-key",
@@ -117,7 +124,7 @@ def factory_keys(
             admin_arns=[cfg.deploy_role_arn],
             user_arns=list(users),
             services=[logs_grant(cfg), events_grant(cfg)],
-            extra_statements=[*workload_launch_statements(cfg.region, workload_accounts, org),
+            extra_statements=[*workload_launch_statements(cfg.region, workload_accounts, org, workload_ous),
                               *launcher_statements,
                               deployer_via_services_statement(cfg.deploy_role_arn, cfg.region)],
         ),
@@ -137,7 +144,8 @@ def factory_keys(
                 alias="bakehouse-images",
                 admin_arns=[cfg.deploy_role_arn],
                 user_arns=list(users),
-                extra_statements=[*workload_launch_statements(region, workload_accounts, org), *launcher_statements],
+                extra_statements=[*workload_launch_statements(region, workload_accounts, org, workload_ous),
+                                  *launcher_statements],
             ),
             opts=pulumi.ResourceOptions(parent=parent, provider=provider),
         )

@@ -34,6 +34,7 @@ from estate.naming import (
 from .factory_config import FactoryConfig
 from .handler_package import Package, handler_sources, package
 from .iam import document, statement
+from .org_paths import ou_path_patterns
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 AUTOMATION_DIR = PROJECT_DIR / "automation"
@@ -182,9 +183,14 @@ def automation_statements(
                   [f"arn:aws:ssm:{region}:{account}:parameter{SETTINGS_PARAMETER}"]),
         statement("ReadBaseImageParameters", ["ssm:GetParameter", "ssm:GetParameters"],
                   [f"arn:aws:ssm:{region}::parameter{BASE_IMAGE_PARAMETERS[b]}" for b in bases]),
+        # By role name in the workload OUs, not by account: one ARN per target account passed IAM's
+        # 10,240-character inline quota at 15 envs. aws:ResourceOrgPaths is the role's account's place in
+        # the organization (IAM User Guide, "AWS global condition context keys"); the publisher and
+        # scanner roles trust only this role, and images are shared to the target accounts alone.
         statement("AssumeWorkloadPublisherAndScanner", ["sts:AssumeRole"],
-                  [role_arn(a, n) for a in factory.target_accounts
-                   for n in (IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE)]),
+                  [role_arn("*", n) for n in (IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE)],
+                  conditions={"ForAnyValue:StringLike": {"aws:ResourceOrgPaths": ou_path_patterns(
+                      cfg.estate.organization_id, factory.workload_ous)}}),
         statement("UseFactoryKeys", ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                                      "kms:DescribeKey"], list(key_arns)),
         statement("EbsGrantsOnFactoryKeys", ["kms:CreateGrant"], list(key_arns),
@@ -247,6 +253,9 @@ def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.In
         "Regions": {args.cfg.region: args.factory_key_arn, **args.region_key_arns},
         "Accounts": [{"AccountId": a, "Env": e} for e, a in zip(factory.target_envs, factory.target_accounts,
                                                                  strict=True)],
+        # One launch permission per region for every account under these OUs (handlers/distribute.py).
+        "ShareWith": [f"arn:aws:organizations::{args.cfg.estate.accounts.management}:ou/"
+                      f"{args.cfg.estate.organization_id}/{ou}" for ou in factory.workload_ous],
         "MaxCatalogVersions": factory.max_catalog_versions,
         "NotificationTopicArn": notifications_topic_arn,
     }

@@ -1,12 +1,16 @@
 """Distribute an approved AMI across regions and accounts, resuming wherever a previous run stopped.
 
 Two phases share one bounded thread pool: one task per region makes (or finds) the region's
-encrypted copy, and as each region's copy becomes available one task per account delivers it there:
-it shares it (launch permission + the snapshots' createVolumePermission), then, through the
+encrypted copy and shares it with the workload OUs (or the organization) in a single launch
+permission call, and as each region's copy becomes available one task per account, through the
 account's BakehouseImagePublisher role, tags the account's view of it approved (the tag the
 approved-AMI Config rule reads there) and writes the account's /bakehouse/<env>/ami/<family>
-parameter. Images are shared, never copied into the accounts: the factory's keys admit the
-workload accounts through EC2 (components/factory_keys.py).
+parameter. The factory's own API work per region is therefore the same for 3 accounts or 500;
+only what must live in each account is done per account. Images are shared, never copied into
+the accounts: the factory's keys admit the workload accounts through EC2
+(components/factory_keys.py). Snapshots are not shared: launching needs only the image's launch
+permission and the key (EC2 user guide, "Share an AMI with organizations or OUs"), and
+ModifySnapshotAttribute cannot name an OU.
 
 Every write is preceded by a look: copies are found by their bakehouse:source-ami tag (or, for a
 copy that a crash left untagged, by its deterministic name), permissions and parameters are compared
@@ -37,6 +41,10 @@ FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 ENV = re.compile(r"[a-z][a-z0-9-]{0,31}")
 KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+# The ARN patterns EC2 accepts in a launch permission; a bare o-/ou- id is an error there
+# (EC2 user guide, "Share an AMI with organizations or OUs": ARN format).
+ORG_ARN = re.compile(r"arn:aws[a-z-]*:organizations::\d{12}:organization/(?P<org>o-[a-z0-9]{10,32})")
+OU_ARN = re.compile(r"arn:aws[a-z-]*:organizations::\d{12}:ou/(?P<org>o-[a-z0-9]{10,32})/ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
 # Parameters of the removed copy mode: refused by name, so an old caller learns why.
 REMOVED_COPY_MODE = ("Mode", "AccountKmsKey")
 _FAILED_STATES = ("failed", "error", "invalid", "deregistered")
@@ -48,6 +56,10 @@ class ImageNotDistributable(BakehouseError):
 
 class CopyFailed(BakehouseError):
     """An AMI copy ended in a failed state."""
+
+
+class NotSharedWithAccount(BakehouseError):
+    """A target account cannot see the shared image: it is in none of the OUs it is shared with."""
 
 
 class DistributionIncomplete(BakehouseError):
@@ -67,6 +79,7 @@ class DistributeRequest:
     family: str
     region_keys: tuple[tuple[str, str], ...]  # (region, KMS key ARN of the factory key there)
     targets: tuple[Target, ...]
+    share_with: tuple[str, ...] = ()  # organization or OU ARNs given launch permission on every region's image
     max_workers: int = 8
     publisher_role: str = IMAGE_PUBLISHER_ROLE
     poll_seconds: float = 15.0
@@ -80,12 +93,13 @@ class DistributeRequest:
         family = read.string("Family", FAMILY)
         region_keys = _read_regions(read)
         targets = _read_accounts(read)
+        share_with = _read_share_with(read)
         for removed in REMOVED_COPY_MODE:
             if removed in read.event:
                 read.problems.append(f"{removed}: copy distribution was removed; images are shared with each account")
         request = cls(
             image_id=image_id, source_region=source_region, family=family, region_keys=region_keys,
-            targets=targets,
+            targets=targets, share_with=share_with,
             max_workers=read.integer("MaxWorkers", 1, 64, 8),
             publisher_role=read.string("PublisherRole", ROLE_NAME, IMAGE_PUBLISHER_ROLE),
             poll_seconds=read.integer("PollSeconds", 0, 300, 15),
@@ -128,6 +142,29 @@ def _read_accounts(read: EventReader) -> tuple[Target, ...]:
     if len({t.account_id for t in targets}) != len(targets):
         read.problems.append("Accounts lists an account more than once")
     return tuple(targets)
+
+
+def _read_share_with(read: EventReader) -> tuple[str, ...]:
+    value = read.event.get("ShareWith")
+    if not isinstance(value, list) or not value:
+        read.problems.append(f"ShareWith is {value!r}, expected a non-empty list of organization or OU ARNs, e.g. "
+                             "arn:aws:organizations::<management account>:ou/o-.../ou-... (the build stack passes "
+                             "bakehouse:factory.workloadOus as OU ARNs)")
+        return ()
+    orgs = set()
+    for i, arn in enumerate(value):
+        match = (ORG_ARN.fullmatch(arn) or OU_ARN.fullmatch(arn)) if isinstance(arn, str) else None
+        if match is None:
+            read.problems.append(f"ShareWith[{i}] is {arn!r}, expected an organization or OU ARN "
+                                 "(arn:aws:organizations::<management account>:organization/o-... or :ou/o-.../ou-...)")
+        else:
+            orgs.add(match["org"])
+    if len(orgs) > 1:
+        read.problems.append(f"ShareWith names more than one organization ({', '.join(sorted(orgs))}); "
+                             "images go to this organization's workload OUs only")
+    if len(set(map(str, value))) != len(value):
+        read.problems.append("ShareWith lists an ARN more than once")
+    return tuple(str(v) for v in value)
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -301,31 +338,31 @@ def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, fa
 
 def _region_copy(request: DistributeRequest, source: dict[str, Any], region: str, kms_key: str,
                  clients: Clients, sleep: Callable | None) -> tuple[dict[str, Any], str]:
+    ec2 = clients.build("ec2", region)
     if region == request.source_region:
-        return source, "source"
-    return _copy(clients.build("ec2", region), source, request.source_region, kms_key, request.family, request,
-                 sleep, f"bakehouse-{request.image_id}-{region}")
+        image, action = source, "source"
+    else:
+        image, action = _copy(ec2, source, request.source_region, kms_key, request.family, request, sleep,
+                              f"bakehouse-{request.image_id}-{region}")
+    _share(ec2, image["ImageId"], request.share_with)
+    return image, action
 
 
-def _share(ec2: Any, image: dict[str, Any], account_id: str) -> bool:
-    changed = False
-    permissions = ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
-    if account_id not in {p.get("UserId") for p in permissions.get("LaunchPermissions", [])}:
-        ec2.modify_image_attribute(ImageId=image["ImageId"], LaunchPermission={"Add": [{"UserId": account_id}]})
-        changed = True
-    for mapping in image.get("BlockDeviceMappings", []):
-        snapshot = mapping.get("Ebs", {}).get("SnapshotId")
-        if not snapshot:
-            continue
-        permissions = ec2.describe_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission")
-        if account_id not in {p.get("UserId") for p in permissions.get("CreateVolumePermissions", [])}:
-            ec2.modify_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission",
-                                          OperationType="add", UserIds=[account_id])
-            changed = True
-    return changed
+def _permission(arn: str) -> dict[str, str]:
+    return {"OrganizationArn" if ORG_ARN.fullmatch(arn) else "OrganizationalUnitArn": arn}
 
 
-def _mark_approved(ec2: Any, image_id: str) -> bool:
+def _share(ec2: Any, image_id: str, share_with: tuple[str, ...]) -> bool:
+    """One launch permission call per region, adding only the organization/OU ARNs not yet granted."""
+    granted = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission").get("LaunchPermissions", [])
+    have = {p.get("OrganizationArn") or p.get("OrganizationalUnitArn") for p in granted}
+    missing = [_permission(arn) for arn in share_with if arn not in have]
+    if missing:
+        ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": missing})
+    return bool(missing)
+
+
+def _mark_approved(ec2: Any, image_id: str, account_id: str, share_with: tuple[str, ...]) -> bool:
     """Tag the account's own view of a shared image approved; each account's tags on a shared AMI are
     its own and invisible to the owner (EC2 user guide, "Share an AMI": tags are not shared)."""
     key, value = APPROVED_IMAGE_TAG
@@ -333,7 +370,15 @@ def _mark_approved(ec2: Any, image_id: str) -> bool:
                                       {"Name": "key", "Values": [key]}])["Tags"]
     if any(t.get("Value") == value for t in tags):
         return False
-    ec2.create_tags(Resources=[image_id], Tags=[{"Key": key, "Value": value}])
+    try:
+        ec2.create_tags(Resources=[image_id], Tags=[{"Key": key, "Value": value}])
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "InvalidAMIID.NotFound":
+            raise
+        raise NotSharedWithAccount(
+            f"{image_id} is not visible in account {account_id}: the account is in none of ShareWith "
+            f"({', '.join(share_with)}); move it into a workload OU or add its OU to "
+            "bakehouse:factory.workloadOus") from err
     return True
 
 
@@ -351,10 +396,10 @@ def _write_parameter(ssm: Any, name: str, image_id: str) -> bool:
 
 def _deliver(request: DistributeRequest, target: Target, region: str, image: dict[str, Any], clients: Clients,
              sleep: Callable | None) -> Outcome:
-    changed = _share(clients.build("ec2", region), image, target.account_id)
     image_id = image["ImageId"]
-    # After the share: the account can only tag an image it may launch.
-    changed = _mark_approved(clients.target(target.account_id, "ec2", region), image_id) or changed
+    # The region task shared the image first: the account can only tag an image it may launch.
+    changed = _mark_approved(clients.target(target.account_id, "ec2", region), image_id, target.account_id,
+                             request.share_with)
     name = ENV_AMI_PARAMETER.format(env=target.env, family=request.family)
     changed = _write_parameter(clients.target(target.account_id, "ssm", region), name, image_id) or changed
     return Outcome(image_id, "shared" if changed else "unchanged")
@@ -366,6 +411,8 @@ def _error(err: Exception) -> str:
 
 def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | None = None) -> DistributionResult:
     """Copy, share and publish; failures are recorded per region/account, never abort the others."""
+    if not request.share_with:
+        raise ValueError("share_with is empty: an image shared with nobody cannot reach any account")
     source = _source(request, clients)
     result = DistributionResult(request.image_id, request.family)
     with ThreadPoolExecutor(max_workers=request.max_workers, thread_name_prefix="distribute") as pool:
@@ -398,7 +445,7 @@ def handler(events: dict, context: Any) -> dict:
     """SSM aws:executeScript entry point. Fails the step when anything was left undone.
 
     Event: ImageId, SourceRegion, Family, Regions {region: factory KMS key ARN there},
-    Accounts [{AccountId, Env}], MaxWorkers 1-64,
+    Accounts [{AccountId, Env}], ShareWith [organization or OU ARN], MaxWorkers 1-64,
     PublisherRole, PollSeconds, PollTimeoutSeconds. Output: SourceImageId, Family,
     RegionImageIds {region: id}, Regions, Accounts {account: {region: {ImageId, Action}}}, Failures.
     """

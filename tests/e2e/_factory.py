@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._actions import ApprovalDecision, ApprovalRequest
+from ._seams import WORKLOAD_OU
 from ._world import ACCOUNT_ID, BundleShell, World, ssm_agent_online
 from .runner import Runner
 
@@ -47,7 +48,7 @@ def pipeline_parameters(world: World, keys: dict[str, str], product_id: str, fam
         FindingsBucket=world.findings_bucket, SeverityThreshold="HIGH",
         ApprovalEnvironment=environment, AutoApprove=auto_approve,
         ApproverTopicArn=world.topic_arn, Approvers=[APPROVER],
-        Regions=keys, Accounts=[dict(a) for a in ACCOUNTS], PollSeconds=0,
+        Regions=keys, Accounts=[dict(a) for a in ACCOUNTS], ShareWith=[WORKLOAD_OU], PollSeconds=0,
         CatalogProductId=product_id, MaxCatalogVersions=3, NotificationTopicArn=world.topic_arn,
     )
     params.update(overrides)

@@ -21,6 +21,10 @@ from tests.fakes.shared_image_tags import SharedImageTagsEc2, SharedTags
 
 from ._world import World
 
+# The OU every e2e workload account sits in; the distribution shares each region's image with it
+# (moto resolves no OU membership, so the shared-image fake is told).
+WORKLOAD_OU = "arn:aws:organizations::111111111111:ou/o-exampleorg01/ou-ab12-wkld0001"
+
 
 class RecordingClient:
     """Forwards every call to a real (moto) client and records its name and parameters."""
@@ -153,6 +157,7 @@ def _let_accounts_tag_shared_images(mp: Any, seams: Seams) -> None:
         inner = real_target(self, account_id, service, region)
         if service != "ec2":
             return inner
-        return SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), seams.shared_tags)
+        return SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), seams.shared_tags,
+                                  member_of=(WORKLOAD_OU,))
 
     mp.setattr(distribute.AwsClients, "target", target)

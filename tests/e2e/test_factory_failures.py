@@ -197,7 +197,8 @@ def test_distribution_refuses_an_image_nobody_approved(factory):
     image = unapproved.outputs["DescribeBuiltImage.ImageId"]
     execution = factory.runner.run("Bakehouse-DistributeImage", {
         "AutomationAssumeRole": ROLE_ARN, "ImageId": image, "Family": "unapproved",
-        "Regions": factory.keys, "Accounts": [dict(a) for a in ACCOUNTS], "PollSeconds": 0})
+        "Regions": factory.keys, "Accounts": [dict(a) for a in ACCOUNTS], "ShareWith": [_seams.WORKLOAD_OU],
+        "PollSeconds": 0})
     assert execution.status == "Failed"
     assert execution.step_names == ["AssertImageApproved"]
     for region in factory.keys:

@@ -100,6 +100,9 @@ def test_publish_without_the_image_registry_grant_is_denied_put_parameter(moto, 
 
 
 # --- distribute: the factory role, and each workload account's publisher role ------------------------
+WORKLOAD_OU = "arn:aws:organizations::111111111111:ou/o-exampleorg01/ou-ab12-wkld0001"
+
+
 class RoleClients(dist.AwsClients):
     """The handler's own client factory over factory-role credentials: the publisher role is
     assumed by the handler, under enforcement. Tags on a shared image go through the fake moto
@@ -113,7 +116,8 @@ class RoleClients(dist.AwsClients):
         inner = super().target(account_id, service, region)
         if service != "ec2":
             return inner
-        fake = SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), self.shared_tags)
+        fake = SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), self.shared_tags,
+                                  member_of=(WORKLOAD_OU,))
         return roles.Enforced(fake, self.publisher, {"create_tags": "ec2:CreateTags"})
 
 
@@ -123,7 +127,7 @@ def _distribute(factory: roles.DeclaredRole, publisher: roles.DeclaredRole) -> d
     _as(publisher)
     keys = tuple((r, f"arn:aws:kms:{r}:{factory.account_id}:key/factory-{r}") for r in (HOME, COPY))
     request = dist.DistributeRequest(image, HOME, "al2023", keys, (dist.Target(publisher.account_id, "dev"),),
-                                     max_workers=2, poll_seconds=0)
+                                     share_with=(WORKLOAD_OU,), max_workers=2, poll_seconds=0)
     with roles.iam_enforced():
         return dist.distribute(request, RoleClients(as_factory, publisher), sleep=lambda _: None)
 

@@ -1,11 +1,16 @@
 """EC2 tags an account puts on an AMI another account shared with it: moto 5.2.5 keeps images per
 account and does not make a shared image visible to the accounts it is shared with, so create_tags
 there fails with InvalidAMIID.NotFound. On AWS each account's tags on a shared AMI are its own,
-visible only to it (EC2 user guide, "Tag your Amazon EC2 resources": shared AMIs)."""
+visible only to it (EC2 user guide, "Tag your Amazon EC2 resources": shared AMIs).
+
+An image shared with an organization or OU is visible to every account under it (EC2 user guide,
+"Share an AMI with organizations or OUs"); moto records such launch permissions but, keeping images
+per account, resolves none of them, so the fake is told which organization and OU ARNs hold the
+account (`member_of`: the organization's and every OU's on the account's path)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -21,15 +26,18 @@ class SharedImageTagsEc2(RecordingFake):
 
     `owner_ec2(region)` is the sharing (build) account's moto EC2 client there; the fake checks, as EC2
     does, that this account holds the image's launch permission. Tags of the account's own resources
-    go to moto. Pass the same `state` dict to several wrappers to share what was written.
+    go to moto. Pass the same `state` dict to several wrappers to share what was written. `member_of`
+    names the organization and OU ARNs the account is in: a launch permission for any of them admits it.
     """
 
     SERVICE = "ec2"
     FAKED = frozenset({"create_tags", "describe_tags"})
 
-    def __init__(self, inner: Any, account_id: str, owner_ec2: Callable[[str], Any], state: SharedTags | None = None):
+    def __init__(self, inner: Any, account_id: str, owner_ec2: Callable[[str], Any], state: SharedTags | None = None,
+                 member_of: Collection[str] = ()):
         super().__init__(inner)
         self.account_id = account_id
+        self.member_of = frozenset(member_of)
         self._owner_ec2 = owner_ec2
         self.state: SharedTags = {} if state is None else state
         self._region = inner.meta.region_name
@@ -42,7 +50,12 @@ class SharedImageTagsEc2(RecordingFake):
                 ImageId=image_id, Attribute="launchPermission")
         except ClientError:
             return False
-        return self.account_id in {p.get("UserId") for p in launch.get("LaunchPermissions", [])}
+        for permission in launch.get("LaunchPermissions", []):
+            if permission.get("UserId") == self.account_id or permission.get("Group") == "all":
+                return True
+            if {permission.get("OrganizationArn"), permission.get("OrganizationalUnitArn")} & self.member_of:
+                return True
+        return False
 
     def _own(self, resource_id: str) -> bool:
         if not resource_id.startswith("ami-"):

@@ -286,6 +286,45 @@ def test_tagging_an_image_not_shared_with_the_account_is_not_found(ami):
     assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 
+_OU = "arn:aws:organizations::999999999999:ou/o-abcdefghij/ou-ab12-wkld0001"
+_ORG = "arn:aws:organizations::999999999999:organization/o-abcdefghij"
+
+
+def _account_ec2(account):
+    creds = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="test")["Credentials"]
+    return boto3.client("ec2", region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+def test_moto_still_keeps_an_image_shared_with_an_ou_invisible_to_its_accounts(ami):
+    # moto records the OU launch permission but resolves no membership: if this starts passing, the
+    # fake's member_of must go.
+    _owner(REGION).modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"OrganizationalUnitArn": _OU}]})
+    assert _owner(REGION).describe_image_attribute(ImageId=ami, Attribute="launchPermission")[
+        "LaunchPermissions"] == [{"OrganizationalUnitArn": _OU}]
+    with pytest.raises(ClientError) as err:
+        _account_ec2("111111111111").create_tags(Resources=[ami], Tags=[{"Key": "k", "Value": "v"}])
+    assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
+@pytest.mark.parametrize("permission", [{"OrganizationalUnitArn": _OU}, {"OrganizationArn": _ORG}])
+def test_an_image_shared_with_an_ou_or_the_organization_can_be_tagged_by_its_member_accounts(ami, permission):
+    _owner(REGION).modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [permission]})
+    member = SharedImageTagsEc2(_account_ec2("111111111111"), "111111111111", _owner, member_of=(_ORG, _OU))
+    member.create_tags(Resources=[ami], Tags=[{"Key": "bakehouse-approved", "Value": "true"}])
+    assert member.describe_tags(Filters=[{"Name": "resource-id", "Values": [ami]}])["Tags"][0]["Value"] == "true"
+
+
+def test_an_account_outside_the_ou_an_image_is_shared_with_cannot_tag_it(ami):
+    _owner(REGION).modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"OrganizationalUnitArn": _OU}]})
+    other_ou = _OU.replace("wkld0001", "sbox0001")
+    outsider = SharedImageTagsEc2(_account_ec2("222222222222"), "222222222222", _owner, member_of=(_ORG, other_ou))
+    with pytest.raises(ClientError) as err:
+        outsider.create_tags(Resources=[ami], Tags=[{"Key": "bakehouse-approved", "Value": "true"}])
+    assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
 def test_a_template_constraint_can_be_read_back_and_rewritten(aws):
     sc, portfolio, product = _catalog()
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)

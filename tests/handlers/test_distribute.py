@@ -23,6 +23,11 @@ REGIONS = (HOME, "us-east-1", "eu-central-1")
 ACCOUNTS = ("111111111111", "222222222222", "333333333333")
 ENVS = ("dev", "uat", "prod")
 WRITES = {"CopyImage", "CreateTags", "ModifyImageAttribute", "ModifySnapshotAttribute", "PutParameter"}
+MANAGEMENT, ORG = "999999999999", "o-abcdefghij"
+ORG_ARN = f"arn:aws:organizations::{MANAGEMENT}:organization/{ORG}"
+WORKLOAD_OU = f"arn:aws:organizations::{MANAGEMENT}:ou/{ORG}/ou-ab12-wkld0001"
+# Where each account sits in the organization (moto resolves no membership; the fake is told).
+MEMBER_OF = {a: (ORG_ARN, WORKLOAD_OU) for a in ACCOUNTS}
 
 
 _SESSION: list[boto3.Session] = []
@@ -45,8 +50,9 @@ class RecordingClients(dist.AwsClients):
     Workload-account EC2 goes through SharedImageTagsEc2, so an account can tag its view of an image
     shared with it, as on AWS."""
 
-    def __init__(self, delay: float = 0.0, fail_account: str | None = None):
+    def __init__(self, delay: float = 0.0, fail_account: str | None = None, member_of: dict | None = None):
         super().__init__(naming.IMAGE_PUBLISHER_ROLE, HOME, session=_session())
+        self.member_of = MEMBER_OF if member_of is None else member_of
         self.tag_fakes: dict[tuple[str, str], SharedImageTagsEc2] = {}
         self.calls: list[tuple[str, str, str]] = []  # (account or "build", region, operation)
         self.delay, self.fail_account = delay, fail_account
@@ -89,7 +95,7 @@ class RecordingClients(dist.AwsClients):
         with self._count:
             if (account_id, region) not in self.tag_fakes:
                 self.tag_fakes[(account_id, region)] = SharedImageTagsEc2(
-                    c, account_id, lambda r: self.build("ec2", r), SHARED_TAGS)
+                    c, account_id, lambda r: self.build("ec2", r), SHARED_TAGS, self.member_of.get(account_id, ()))
             return self.tag_fakes[(account_id, region)]
 
     def writes(self, who: str | None = None) -> list[tuple[str, str, str]]:
@@ -106,7 +112,8 @@ def seed_request() -> tuple[dist.DistributeRequest, dict[str, str]]:
     keys = {r: boto3.client("kms", region_name=r).create_key()["KeyMetadata"]["Arn"] for r in REGIONS}
     request = dist.DistributeRequest(
         image_id=image, source_region=HOME, family="al2023", region_keys=tuple(sorted(keys.items())),
-        targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS)), max_workers=4, poll_seconds=0)
+        targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS)), share_with=(WORKLOAD_OU,), max_workers=4,
+        poll_seconds=0)
     return request, keys
 
 
@@ -186,17 +193,30 @@ class TestAFullDistribution:
             assert params["Encrypted"] is True and params["KmsKeyId"] == keys[region]
             assert params["SourceImageId"] == request.image_id and params["SourceRegion"] == HOME
 
-    def test_every_account_can_launch_the_image_and_read_its_snapshots(self, distributed):
+    def test_each_regions_image_is_shared_with_the_workload_ou_not_account_by_account(self, distributed):
         _, _, result, _ = distributed
         for region in REGIONS:
             ec2 = boto3.client("ec2", region_name=region)
             image_id = result.regions[region].image_id
             launch = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
-            assert sorted(p["UserId"] for p in launch) == sorted(ACCOUNTS)
-            for mapping in ec2.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"]:
-                perms = ec2.describe_snapshot_attribute(SnapshotId=mapping["Ebs"]["SnapshotId"],
-                                                        Attribute="createVolumePermission")["CreateVolumePermissions"]
-                assert sorted(p["UserId"] for p in perms) == sorted(ACCOUNTS)
+            assert launch == [{"OrganizationalUnitArn": WORKLOAD_OU}]
+
+    def test_snapshots_are_not_shared_launching_needs_only_the_image_and_the_key(self, distributed):
+        # EC2 user guide, "Share an AMI with organizations or OUs": the system gives the launch access
+        # to the referenced snapshots; ModifySnapshotAttribute cannot name an OU anyway.
+        _, _, result, clients = distributed
+        assert [c for c in clients.calls if c[2] == "ModifySnapshotAttribute"] == []
+        for region in REGIONS:
+            ec2 = boto3.client("ec2", region_name=region)
+            for mapping in ec2.describe_images(ImageIds=[result.regions[region].image_id])["Images"][0][
+                    "BlockDeviceMappings"]:
+                assert ec2.describe_snapshot_attribute(SnapshotId=mapping["Ebs"]["SnapshotId"],
+                                                       Attribute="createVolumePermission")["CreateVolumePermissions"] == []
+
+    def test_the_factory_makes_one_share_call_per_region_whatever_the_number_of_accounts(self, distributed):
+        _, _, _, clients = distributed
+        shares = sorted(r for who, r, op in clients.calls if op == "ModifyImageAttribute")
+        assert shares == sorted(REGIONS) and len(ACCOUNTS) > 1
 
     def test_each_account_parameter_names_its_regions_image(self, distributed):
         _, _, result, _ = distributed
@@ -239,6 +259,36 @@ def test_replaying_a_distribution_writes_nothing(estate):
     assert again.as_dict()["RegionImageIds"] == first.as_dict()["RegionImageIds"]
     assert {o.action for o in again.accounts.values()} == {"unchanged"}
     assert {again.regions[r].action for r in REGIONS[1:]} == {"existing"}
+
+
+def test_a_permission_already_granted_is_not_granted_again(estate):
+    request, _ = estate
+    boto3.client("ec2", region_name=HOME).modify_image_attribute(
+        ImageId=request.image_id, LaunchPermission={"Add": [{"OrganizationalUnitArn": WORKLOAD_OU}]})
+    clients = RecordingClients()
+    dist.distribute(request, clients)
+    assert sorted(r for _, r, op in clients.calls if op == "ModifyImageAttribute") == sorted(REGIONS[1:])
+
+
+def test_sharing_with_the_whole_organization_admits_every_member_account(estate):
+    request, _ = estate
+    result = dist.distribute(replace(request, share_with=(ORG_ARN,)),
+                             RecordingClients(member_of={a: (ORG_ARN,) for a in ACCOUNTS}))
+    assert result.failures == []
+    launch = boto3.client("ec2", region_name=HOME).describe_image_attribute(
+        ImageId=request.image_id, Attribute="launchPermission")["LaunchPermissions"]
+    assert launch == [{"OrganizationArn": ORG_ARN}]
+
+
+def test_an_account_outside_the_shared_ous_fails_naming_the_account_and_the_ous(estate):
+    request, _ = estate
+    elsewhere = {**MEMBER_OF, ACCOUNTS[2]: (ORG_ARN, WORKLOAD_OU.replace("wkld0001", "sbox0001"))}
+    result = dist.distribute(request, RecordingClients(member_of=elsewhere))
+    failed = {(a, r): o for (a, r), o in result.accounts.items() if o.action == "failed"}
+    assert set(failed) == {(ACCOUNTS[2], r) for r in REGIONS}
+    error = failed[(ACCOUNTS[2], HOME)].error
+    assert error.startswith("NotSharedWithAccount") and ACCOUNTS[2] in error and WORKLOAD_OU in error
+    assert {o.action for (a, _), o in result.accounts.items() if a != ACCOUNTS[2]} == {"shared"}
 
 
 def test_a_half_done_distribution_resumes_without_redoing_finished_work(estate):
@@ -325,7 +375,7 @@ def test_a_failed_region_copy_skips_its_accounts_and_the_step_fails(estate, monk
 
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: BrokenCopy())
     event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
-             "Regions": dict(request.region_keys), "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS)]}
+             "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU], "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS)]}
     with pytest.raises(dist.DistributionIncomplete, match="eu-central-1"):
         dist.handler(event, None)
 
@@ -335,7 +385,7 @@ def test_handler_output_carries_region_image_ids_and_account_outcomes(estate, mo
     # The handler's own clients, with workload EC2 able to tag shared images (see RecordingClients).
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: RecordingClients())
     event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
-             "MaxWorkers": 4, "Regions": dict(request.region_keys),
+             "MaxWorkers": 4, "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU],
              "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS)]}
     out = dist.handler(event, None)
     assert sorted(out["RegionImageIds"]) == sorted(REGIONS) and out["Failures"] == []
@@ -380,12 +430,14 @@ def test_poll_gives_up_after_its_timeout_naming_the_resource():
 
 GOOD = {"ImageId": "ami-0123456789abcdef0", "SourceRegion": HOME, "Family": "al2023",
         "Regions": {"us-east-1": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
-        "Accounts": [{"AccountId": "111111111111", "Env": "dev"}]}
+        "Accounts": [{"AccountId": "111111111111", "Env": "dev"}], "ShareWith": [WORKLOAD_OU]}
 
 
 def test_a_good_event_parses():
     request = dist.DistributeRequest.parse(GOOD)
     assert request.targets == (dist.Target("111111111111", "dev"),)
+    assert request.share_with == (WORKLOAD_OU,)
+    assert dist.DistributeRequest.parse({**GOOD, "ShareWith": [ORG_ARN]}).share_with == (ORG_ARN,)
 
 
 @pytest.mark.parametrize("change,problem", [
@@ -398,6 +450,12 @@ def test_a_good_event_parses():
     ({"AccountKmsKey": "alias/bakehouse-ami"}, "copy distribution was removed"),
     ({"MaxWorkers": 0}, "MaxWorkers"),
     ({"ImageId": "snap-1"}, "ImageId"),
+    ({"ShareWith": None}, "ShareWith is None, expected a non-empty list of organization or OU ARNs"),
+    ({"ShareWith": []}, "ShareWith is \\[\\], expected a non-empty list"),
+    ({"ShareWith": ["ou-ab12-wkld0001"]}, "ShareWith\\[0\\] is 'ou-ab12-wkld0001', expected an organization or OU ARN"),
+    ({"ShareWith": [WORKLOAD_OU, "arn:aws:organizations::999999999999:ou/o-zzzzzzzzzz/ou-ab12-wkld0002"]},
+     "ShareWith names more than one organization"),
+    ({"ShareWith": [WORKLOAD_OU, WORKLOAD_OU]}, "ShareWith lists .* more than once"),
 ])
 def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, problem):
     monkeypatch.setattr(dist, "AwsClients", NoAwsCalls("AwsClients"))

@@ -180,9 +180,13 @@ def test_each_distribution_region_gets_its_own_image_key_through_a_provider_pinn
                                               *((f"build-images-{r}-key", r) for r in REGIONS)])
 def test_workload_accounts_may_use_image_keys_only_through_ec2_in_that_region(stack_run, key_name, region):
     policy = stack_run("build").named(key_name).inputs["policy"]
+    # named by OU (Pulumi.build.yaml's workloadOus), the one place AWS puts each account in the organization
+    doc = json.loads(policy)
+    theirs = {"Version": doc["Version"], "Statement": [s for s in doc["Statement"] if s.get("Principal") == {"AWS": "*"}]}
     for account in WORKLOADS:
-        theirs = for_principal(policy, f"arn:aws:iam::{account}:root")
-        via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "aws:PrincipalOrgID": "o-exampleorg01"}
+        via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "aws:PrincipalAccount": account,
+                   "aws:PrincipalOrgID": "o-exampleorg01",
+                   "aws:PrincipalOrgPaths": ["o-exampleorg01/r-exam/ou-ab12-wkld0001/"]}
         assert allowed(theirs, "kms:Decrypt", "*", via_ec2)
         assert allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "true"})
         assert not allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "false"})
@@ -191,6 +195,11 @@ def test_workload_accounts_may_use_image_keys_only_through_ec2_in_that_region(st
         assert not allowed(theirs, "kms:Encrypt", "*", via_ec2)
         assert not allowed(theirs, "kms:PutKeyPolicy", "*", via_ec2)
     assert for_principal(policy, "arn:aws:iam::999999999999:root")["Statement"] == []
+    outside = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "aws:PrincipalAccount": "999999999999"}
+    assert not allowed(theirs, "kms:Decrypt", "*", outside | {
+        "aws:PrincipalOrgID": "o-other0000001", "aws:PrincipalOrgPaths": ["o-other0000001/r-exam/ou-ab12-wkld0001/"]})
+    assert not allowed(theirs, "kms:Decrypt", "*", outside | {
+        "aws:PrincipalOrgID": "o-exampleorg01", "aws:PrincipalOrgPaths": ["o-exampleorg01/r-exam/ou-ab12-core0001/"]})
 
 
 def test_settings_parameter_carries_the_validated_factory_config(stack_run):

@@ -20,6 +20,11 @@ SNAPSHOT = "arn:aws:ec2:eu-central-1::snapshot/snap-0123456789abcdef0"
 SCRIPTS = "arn:aws:s3:::bakehouse-scripts-333333333333-eu-west-1"
 FACTORY_KEY = f"arn:aws:kms:{REGION}:{BUILD}:key/build-factory-key-key"
 US_KEY = f"arn:aws:kms:us-east-1:{BUILD}:key/build-images-us-east-1-key"
+ORG = "o-exampleorg01"
+IN_WORKLOAD_OU = {"aws:ResourceOrgPaths": [f"{ORG}/r-exam/ou-ab12-wkld0001/"]}
+IN_NESTED_WORKLOAD_OU = {"aws:ResourceOrgPaths": [f"{ORG}/r-exam/ou-ab12-wkld0001/ou-ab12-prod0001/"]}
+IN_OTHER_ORG = {"aws:ResourceOrgPaths": ["o-other000001/r-exam/ou-ab12-wkld0001/"]}
+OUTSIDE_WORKLOAD_OUS = {"aws:ResourceOrgPaths": [f"{ORG}/r-exam/ou-ab12-secu0001/"]}
 # APIs without resource-level permissions: the only actions a Resource "*" may carry.
 NO_RESOURCE_SCOPE = {
     "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSnapshots",
@@ -78,10 +83,14 @@ def automation(stack_run):
     ("iam:PassRole", f"arn:aws:iam::{BUILD}:role/BakehouseBuildInstance", {"iam:PassedToService": "lambda.amazonaws.com"}, False),
     ("iam:PassRole", f"arn:aws:iam::{BUILD}:role/BakehouseDeploy", {"iam:PassedToService": "ec2.amazonaws.com"}, False),
     ("iam:PassRole", f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation", {"iam:PassedToService": "ssm.amazonaws.com"}, True),
-    ("sts:AssumeRole", f"arn:aws:iam::{DEV}:role/BakehouseImagePublisher", {}, True),
-    ("sts:AssumeRole", f"arn:aws:iam::{PROD}:role/BakehouseImageScanner", {}, True),
-    ("sts:AssumeRole", f"arn:aws:iam::{PROD}:role/BakehouseBreakGlass", {}, False),
+    # The publisher and scanner roles by name, in accounts of the workload OUs (Pulumi.build.yaml's
+    # workloadOus) of this organization, at any depth below them.
+    ("sts:AssumeRole", f"arn:aws:iam::{DEV}:role/BakehouseImagePublisher", IN_WORKLOAD_OU, True),
+    ("sts:AssumeRole", f"arn:aws:iam::{PROD}:role/BakehouseImageScanner", IN_NESTED_WORKLOAD_OU, True),
+    ("sts:AssumeRole", f"arn:aws:iam::{PROD}:role/BakehouseBreakGlass", IN_WORKLOAD_OU, False),
+    ("sts:AssumeRole", f"arn:aws:iam::{OUTSIDER}:role/BakehouseImagePublisher", IN_OTHER_ORG, False),
     ("sts:AssumeRole", f"arn:aws:iam::{OUTSIDER}:role/BakehouseImagePublisher", {}, False),
+    ("sts:AssumeRole", "arn:aws:iam::222222222222:role/BakehouseImagePublisher", OUTSIDE_WORKLOAD_OUS, False),
     # SSM: the shell document on factory instances, its own documents, the image registry
     ("ssm:SendCommand", f"arn:aws:ssm:{REGION}::document/AWS-RunShellScript", {}, True),
     ("ssm:SendCommand", f"arn:aws:ssm:{REGION}::document/AWS-RunPowerShellScript", {}, False),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,19 @@ DOMAIN = re.compile(r"\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 # EventBridge Scheduler accepts rate(), cron() (six fields) and at(); a factory schedule recurs.
 SCHEDULE = re.compile(r"rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\((\S+ ){5}\S+\)")
 MAX_BATCH = 50  # scan instances launched at once; keeps well inside default EC2 vCPU quotas
+# The role people assume to answer the factory's aws:approve steps (components/factory_roles.py).
+APPROVER_ROLE = "BakehouseImageApprover"
+PRINCIPAL = re.compile(r"arn:aws:iam::(\d{12}):(role|user)/[\w+=,.@/-]+")
+# SNS protocols a factory topic may deliver to, and what their endpoints look like.
+SUBSCRIPTION_ENDPOINTS = {
+    "email": re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,63}"),
+    "https": re.compile(r"https://[^\s]+"),
+    "sqs": re.compile(r"arn:aws:sqs:[a-z0-9-]+:\d{12}:[\w.-]+"),
+    "lambda": re.compile(r"arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[\w-]+"),
+}
+# Topics whose silence would hide something: an image nobody is asked to approve waits forever.
+REQUIRED_SUBSCRIBERS = ("approvers",)
+TOPICS = ("approvers", "notifications")
 
 DEFAULT_EGRESS = (
     # Amazon Linux 2023 mirrors; its S3-hosted repositories go through the S3 gateway endpoint instead.
@@ -60,6 +73,12 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True)
+class Subscription:
+    protocol: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
 class FactoryConfig:
     families: tuple[Family, ...]
     regions: tuple[str, ...]            # distribution regions (the home region always holds the original)
@@ -74,6 +93,10 @@ class FactoryConfig:
     egress_domains: tuple[str, ...]
     rescan: RescanSettings
     lifecycle: LifecycleSettings
+    # Who may assume the approver role (people's roles, e.g. SSO permission-set roles in the estate).
+    approver_principals: tuple[str, ...] = ()
+    # topic (approvers | notifications) -> its subscribers
+    subscriptions: Mapping[str, tuple[Subscription, ...]] = field(default_factory=dict)
 
     def as_settings(self) -> dict[str, Any]:
         """What the handlers and documents read at runtime (the factory settings parameter)."""
@@ -104,7 +127,8 @@ class FactoryConfig:
 
 
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
-         "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle")
+         "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
+         "subscriptions")
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -164,6 +188,16 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
                                  f"arn:aws:iam::{cfg.account_id}:role/BakehouseImageApprover",
                          valid=lambda a: bool(re.fullmatch(rf"arn:aws:iam::{cfg.account_id}:(role|user)/[\w+=,.@/-]+", a)))
 
+    approver_role = f"arn:aws:iam::{cfg.account_id}:role/{APPROVER_ROLE}"
+    if approvers and approver_role not in approvers:
+        problems.add(f"{key}.approvers", list(approvers),
+                     f"a list including {approver_role}, the role the approver principals assume to approve")
+    estate_accounts = set(cfg.estate.accounts.all_ids)
+    principals = _strings(raw.get("approverPrincipals"), f"{key}.approverPrincipals", problems,
+                          allowed="IAM role or user ARNs in the estate's accounts (the people who approve images)",
+                          valid=lambda p: bool((m := PRINCIPAL.fullmatch(p)) and m.group(1) in estate_accounts))
+    subscriptions = _subscriptions(raw.get("subscriptions"), f"{key}.subscriptions", problems)
+
     severity = raw.get("severityThreshold", "HIGH")
     problems.check(severity in SEVERITIES, f"{key}.severityThreshold", severity, ", ".join(SEVERITIES))
 
@@ -197,6 +231,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
         approvers=approvers,
         severity_threshold=severity, max_catalog_versions=max_versions, launch_role_names=launch_roles,
         egress_domains=domains, rescan=rescan, lifecycle=lifecycle,
+        approver_principals=principals, subscriptions=subscriptions,
     )
 
 
@@ -219,6 +254,37 @@ def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:
         if problems.check(base in BASES, f"{key}.{name}.base", base, ", ".join(BASES)):
             families.append(Family(str(name), base))
     return tuple(families)
+
+
+def _subscriptions(raw: Any, key: str, problems: Problems) -> dict[str, tuple[Subscription, ...]]:
+    shape = "an object of topic (" + ", ".join(TOPICS) + ") -> a list of {protocol, endpoint}"
+    if not isinstance(raw, Mapping):
+        problems.add(key, raw, shape)
+        return {}
+    for unknown in sorted(set(raw) - set(TOPICS)):
+        problems.add(f"{key}.{unknown}", raw[unknown], "one of the topics " + ", ".join(TOPICS))
+    found: dict[str, tuple[Subscription, ...]] = {}
+    for topic in TOPICS:
+        entries = raw.get(topic, [])
+        required = topic in REQUIRED_SUBSCRIBERS
+        if not isinstance(entries, list) or (required and not entries):
+            problems.add(f"{key}.{topic}", entries,
+                         ("a non-empty" if required else "a") + " list of {protocol, endpoint}"
+                         + (": nobody would hear of images awaiting approval" if required else ""))
+            continue
+        subs = []
+        for entry in entries:
+            protocol = entry.get("protocol") if isinstance(entry, Mapping) else None
+            endpoint = entry.get("endpoint") if isinstance(entry, Mapping) else None
+            pattern = SUBSCRIPTION_ENDPOINTS.get(protocol)
+            if not isinstance(entry, Mapping) or set(entry) != {"protocol", "endpoint"} or pattern is None \
+                    or not isinstance(endpoint, str) or not pattern.fullmatch(endpoint):
+                problems.add(f"{key}.{topic}[]", entry, "{protocol, endpoint} with protocol one of "
+                             + ", ".join(SUBSCRIPTION_ENDPOINTS) + " and an endpoint of that protocol")
+                continue
+            subs.append(Subscription(protocol, endpoint))
+        found[topic] = tuple(subs)
+    return found
 
 
 def _rescan(raw: Any, key: str, problems: Problems) -> RescanSettings | None:

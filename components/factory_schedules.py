@@ -40,6 +40,20 @@ LIFECYCLE_MESSAGE_GROUP = "image-lifecycle"
 LIFECYCLE_VISIBILITY_SECONDS = 6 * LIFECYCLE_TIMEOUT
 LIFECYCLE_MAX_RECEIVES = 3
 FLEXIBLE_WINDOW_MINUTES = 60  # spreads the daily runs; neither job is time-critical
+NOTIFICATIONS_TOPIC = "bakehouse-factory-notifications"  # components/image_factory.py names it
+
+
+def dead_letter_alarm(name: str, alarm_name: str, queue: aws.sqs.Queue, topic_arn: str, what: str,
+                      opts: pulumi.ResourceOptions) -> aws.cloudwatch.MetricAlarm:
+    """Anything in a dead-letter queue is a run that never happened: say so on the notifications topic."""
+    # AWS/SQS ApproximateNumberOfMessagesVisible by QueueName (Amazon SQS developer guide,
+    # "Available CloudWatch metrics for Amazon SQS").
+    return aws.cloudwatch.MetricAlarm(
+        name, name=alarm_name, alarm_description=what, namespace="AWS/SQS",
+        metric_name="ApproximateNumberOfMessagesVisible", dimensions={"QueueName": queue.name},
+        statistic="Maximum", period=300, evaluation_periods=1, threshold=0,
+        comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn], ok_actions=[topic_arn], opts=opts)
 
 
 def automation_parameters(declared: Mapping[str, Any] | None, known: Mapping[str, Any]) -> tuple[dict, list[str]]:
@@ -164,6 +178,16 @@ class FactorySchedules(pulumi.ComponentResource):
             redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": self.lifecycle_dead_letters.arn,
                                                      "maxReceiveCount": LIFECYCLE_MAX_RECEIVES}),
             opts=child)
+        topic_arn = f"arn:aws:sns:{cfg.region}:{cfg.account_id}:{NOTIFICATIONS_TOPIC}"
+        self.alarms = {
+            "schedules": dead_letter_alarm(
+                f"{name}-schedules-dlq-alarm", "bakehouse-factory-schedule-delivery-failed", self.dead_letters,
+                topic_arn, "EventBridge Scheduler could not start a factory run (rescan or lifecycle) after retries",
+                child),
+            "lifecycle": dead_letter_alarm(
+                f"{name}-lifecycle-dlq-alarm", "bakehouse-image-lifecycle-failed", self.lifecycle_dead_letters,
+                topic_arn, "An image lifecycle run failed on every attempt and was dead-lettered", child),
+        }
         lifecycle_policy = aws.iam.RolePolicy(f"{name}-lifecycle-policy", role=args.lifecycle_role.name, policy=document(
             *lifecycle_statements(cfg, factory, key_arn=args.key_arn,
                                   queue_arn=self.lifecycle_queue.arn)), opts=child)

@@ -12,6 +12,7 @@ image id to a stale value.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,18 @@ def build_instance_statements(cfg: StackConfig, scripts_bucket_arn: str, scripts
     ]
 
 
+def automation_failure_pattern(prefix: str = "Bakehouse-") -> str:
+    """Every factory automation (the Pipeline, its children, the standalone rescan and others) that ends
+    Failed, TimedOut or Cancelled. `Definition` and `Status` are fields of the "EC2 Automation
+    Execution Status-change Notification" event (Systems Manager user guide, "Monitoring Systems
+    Manager events with Amazon EventBridge")."""
+    return json.dumps({
+        "source": ["aws.ssm"],
+        "detail-type": ["EC2 Automation Execution Status-change Notification"],
+        "detail": {"Definition": [{"prefix": prefix}], "Status": list(EXECUTION_STATUSES)},
+    })
+
+
 def pipeline_event_pattern(pipeline_name: str) -> str:
     return json.dumps({
         "source": ["aws.ssm"],
@@ -355,15 +368,25 @@ class ImageFactory(pulumi.ComponentResource):
                     name=HANDLERS_ATTACHMENT)] if attach else None,
                 opts=child.merge(pulumi.ResourceOptions(depends_on=([handlers_object] if attach else []) + callees)))
 
-        pipeline = automation_document_name(PIPELINE_STEM)
-        rule = aws.cloudwatch.EventRule(f"{name}-pipeline-outcome", name="bakehouse-pipeline-outcome",
-                                        description=f"Every finished execution of {pipeline}",
-                                        event_pattern=pipeline_event_pattern(pipeline), opts=child)
+        rule = aws.cloudwatch.EventRule(f"{name}-pipeline-outcome", name="bakehouse-automation-failed",
+                                        description="Every Bakehouse-* automation that ends Failed, TimedOut or Cancelled",
+                                        event_pattern=automation_failure_pattern(), opts=child)
         aws.sns.TopicPolicy(f"{name}-notifications-policy", arn=self.notifications_topic.arn, policy=document(
             statement("EventBridgePipelineOutcome", ["sns:Publish"], [self.notifications_topic.arn],
                       principals={"Service": "events.amazonaws.com"},
                       conditions={"ArnEquals": {"aws:SourceArn": rule.arn}}),
+            # The factory's alarms (lifecycle and schedule dead letters, components/factory_schedules.py).
+            statement("CloudWatchFactoryAlarms", ["sns:Publish"], [self.notifications_topic.arn],
+                      principals={"Service": "cloudwatch.amazonaws.com"},
+                      conditions={"ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{cfg.region}:{cfg.account_id}:alarm:bakehouse-*"},
+                                  "StringEquals": {"aws:SourceAccount": cfg.account_id}}),
         ), opts=child)
+        for topic_key, topic in (("approvers", self.approvers_topic), ("notifications", self.notifications_topic)):
+            for sub in factory.subscriptions.get(topic_key, ()):
+                # Keyed by the subscriber, not its position, so reordering config replaces nothing.
+                slug = re.sub(r"[^a-z0-9]+", "-", f"{sub.protocol}-{sub.endpoint}".lower()).strip("-")[:80]
+                aws.sns.TopicSubscription(f"{name}-{topic_key}-{slug}", topic=topic.arn, protocol=sub.protocol,
+                                          endpoint=sub.endpoint, opts=child)
         aws.cloudwatch.EventTarget(f"{name}-pipeline-outcome-topic", rule=rule.name, arn=self.notifications_topic.arn,
                                    opts=child)
 

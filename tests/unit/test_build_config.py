@@ -60,8 +60,13 @@ def test_missing_section_reports_the_required_keys_and_defaults_the_rest():
     assert "bakehouse:factory.families is missing" in text
     assert "bakehouse:factory.workloadOus is missing" in text
     assert "bakehouse:factory.approvers is missing" in text
-    minimal = factory_config(build_cfg({"families": {"al2023": {"base": "al2023"}}, "workloadOus": ["ou-ab12-wkld0001"],
-                                        "approvers": ["arn:aws:iam::333333333333:role/Approver"]}))
+    assert "bakehouse:factory.approverPrincipals is missing" in text
+    assert "bakehouse:factory.subscriptions is missing" in text
+    minimal = factory_config(build_cfg({
+        "families": {"al2023": {"base": "al2023"}}, "workloadOus": ["ou-ab12-wkld0001"],
+        "approvers": ["arn:aws:iam::333333333333:role/BakehouseImageApprover"],
+        "approverPrincipals": ["arn:aws:iam::333333333333:role/BakehouseReadOnly"],
+        "subscriptions": {"approvers": [{"protocol": "email", "endpoint": "approvers@example.com"}]}}))
     assert minimal.egress_domains == DEFAULT_EGRESS
     assert minimal.severity_threshold == "HIGH" and minimal.auto_approve_envs == ()
 
@@ -100,7 +105,7 @@ def test_auto_approve_for_prod_is_refused():
     ({"lifecycle__prodRetentionYears": 20}, "lifecycle.prodRetentionYears", "20", "an integer from 1 to 10"),
     ({"lifecycle__dryRun": "yes"}, "lifecycle.dryRun", "'yes'", "true or false"),
     ({"lifecycle__keepForever": True}, "lifecycle.keepForever", "true", "one of the keys"),
-    ({"autoApprove": True}, "autoApprove", "true", "one of the keys approvers, autoApproveEnvs"),
+    ({"autoApprove": True}, "autoApprove", "true", "one of the keys approverPrincipals, approvers, autoApproveEnvs"),
     ({"approvers": ["arn:aws:iam::999999999999:role/Outsider"]}, "approvers[]",
      "'arn:aws:iam::999999999999:role/Outsider'", "IAM role or user ARNs in the build account"),
 ])
@@ -155,3 +160,33 @@ def test_setting_the_removed_copy_distribution_is_refused_with_the_reason(key):
     problems = problems_of(**{key: "copy"})
     (problem,) = [p for p in problems if key in p]
     assert "copy distribution was removed" in problem and "shared" in problem
+
+
+def test_the_approvers_topic_may_not_go_without_subscribers():
+    problems = problems_of(subscriptions__approvers=[])
+    assert any("bakehouse:factory.subscriptions.approvers is []" in p and "non-empty" in p for p in problems), problems
+
+
+def test_subscriptions_are_read_from_config_per_topic():
+    factory = factory_config(build_cfg(shipped_factory()))
+    assert [s.protocol for s in factory.subscriptions["approvers"]] == ["email"]
+    assert factory.subscriptions["notifications"]
+
+
+@pytest.mark.parametrize("entry", [{"protocol": "sms", "endpoint": "+15555550100"},
+                                   {"protocol": "email", "endpoint": "not-an-address"},
+                                   {"protocol": "https", "endpoint": "http://plain.example.com"}])
+def test_a_subscriber_of_an_unknown_protocol_or_malformed_endpoint_is_refused(entry):
+    problems = problems_of(subscriptions__notifications=[entry])
+    assert any(p.startswith("stack build: bakehouse:factory.subscriptions.notifications[] is") for p in problems)
+
+
+def test_approver_principals_are_required_and_must_be_estate_principals():
+    assert any("approverPrincipals is missing; allowed: a non-empty list" in p for p in problems_of(approverPrincipals=None))
+    problems = problems_of(approverPrincipals=["arn:aws:iam::999999999999:role/Outsider"])
+    assert any("approverPrincipals[] is 'arn:aws:iam::999999999999:role/Outsider'" in p for p in problems)
+
+
+def test_the_approvers_must_include_the_role_the_approver_principals_assume():
+    problems = problems_of(approvers=["arn:aws:iam::333333333333:role/SomeoneElse"])
+    assert any("role/BakehouseImageApprover" in p and "factory.approvers is" in p for p in problems), problems

@@ -155,3 +155,78 @@ def test_lifecycle_runs_that_keep_failing_end_in_a_fifo_dead_letter_queue(stack_
     assert dead["fifoQueue"] is True and dead["kmsMasterKeyId"] == FACTORY_KEY
     assert redrive["deadLetterTargetArn"].endswith("queue/build-schedules-lifecycle-dead-letters")
     assert 1 <= redrive["maxReceiveCount"] <= 5
+
+
+# --- failures announced (issue 15.5) ------------------------------------------------------------
+NOTIFICATIONS = "arn:aws:sns:eu-west-1:333333333333:bakehouse-factory-notifications"
+
+
+def _matches(pattern: dict, event: dict) -> bool:
+    """EventBridge matching for the shapes used here: value lists and {"prefix": ...}."""
+    for key, want in pattern.items():
+        got = event.get(key)
+        if isinstance(want, dict):
+            if not isinstance(got, dict) or not _matches(want, got):
+                return False
+            continue
+        if not any((isinstance(w, dict) and isinstance(got, str) and got.startswith(w["prefix"])) or w == got
+                   for w in want):
+            return False
+    return True
+
+
+def _failure_event(definition: str, status: str) -> dict:
+    return {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
+            "detail": {"ExecutionId": "e-1", "Definition": definition, "Status": status}}
+
+
+def test_every_bakehouse_automation_that_fails_times_out_or_is_cancelled_is_announced(stack_run):
+    run = stack_run("build")
+    [rule] = [r for r in run.of_type("aws:cloudwatch/eventRule:EventRule")
+              if r.inputs.get("name") == "bakehouse-automation-failed"]
+    pattern = json.loads(rule.inputs["eventPattern"])
+    for definition in ("Bakehouse-Pipeline", "Bakehouse-RescanImages", "Bakehouse-BuildImage", "Bakehouse-ApproveImage"):
+        for status in ("Failed", "TimedOut", "Cancelled"):
+            assert _matches(pattern, _failure_event(definition, status)), (definition, status)
+        assert not _matches(pattern, _failure_event(definition, "Success"))
+    assert not _matches(pattern, _failure_event("AWS-RunPatchBaseline", "Failed"))
+    targets = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.inputs["rule"] == rule.inputs["name"]]
+    [target] = targets
+    assert target.inputs["arn"].endswith("factory-notifications")  # the mocks shape topic ARNs by resource name
+
+
+def test_dead_letters_of_the_lifecycle_and_the_schedules_raise_alarms_on_the_notifications_topic(stack_run):
+    alarms = {a.inputs["name"]: a.inputs for a in stack_run("build").of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    expected = {"bakehouse-factory-schedule-delivery-failed": "bakehouse-factory-schedules-dlq",
+                "bakehouse-image-lifecycle-failed": "bakehouse-image-lifecycle-dlq.fifo"}
+    for name, queue in expected.items():
+        alarm = alarms[name]
+        assert alarm["namespace"] == "AWS/SQS" and alarm["metricName"] == "ApproximateNumberOfMessagesVisible"
+        assert alarm["dimensions"] == {"QueueName": queue}
+        assert alarm["threshold"] == 0 and alarm["comparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["alarmActions"] == [NOTIFICATIONS]
+
+
+def test_the_notifications_topic_admits_the_factory_alarms_and_the_failure_rule(stack_run):
+    from tests.iam.evaluate import wildcard_match
+
+    run = stack_run("build")
+    [policy] = [json.loads(p.inputs["policy"]) for p in run.of_type("aws:sns/topicPolicy:TopicPolicy")
+                if "notifications" in p.name]
+    [alarms] = [st for st in policy["Statement"] if st["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert alarms["Action"] == ["sns:Publish"] and alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": "333333333333"}
+    source = alarms["Condition"]["ArnLike"]["aws:SourceArn"]
+    names = [a.inputs["name"] for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")]
+    assert names and all(wildcard_match(source, f"arn:aws:cloudwatch:eu-west-1:333333333333:alarm:{n}") for n in names)
+    assert not wildcard_match(source, "arn:aws:cloudwatch:eu-west-1:999999999999:alarm:bakehouse-x")
+    assert any(st["Principal"] == {"Service": "events.amazonaws.com"} for st in policy["Statement"])
+
+
+def test_topics_get_their_subscribers_from_config(stack_run):
+    factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    subs = stack_run("build").of_type("aws:sns/topicSubscription:TopicSubscription")
+    # the mocks shape a topic's ARN from its resource name (build-factory-<topic>)
+    got = {(s.inputs["topic"].rsplit("-", 1)[-1], s.inputs["protocol"], s.inputs["endpoint"]) for s in subs}
+    topics = {"approvers": "approvers", "notifications": "notifications"}
+    want = {(topics[t], e["protocol"], e["endpoint"]) for t, entries in factory["subscriptions"].items() for e in entries}
+    assert want and want <= got

@@ -140,6 +140,7 @@ def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str,
     # The copy's modules, not this checkout's: they read the stack files beside them.
     sys.path.insert(0, str(project_dir))
     import pulumi_aws  # noqa: F401
+
     from estate import stack_files as stack_files_module
     from tools import mockrun
     from tools.preview import evaluate, freeze_imports
@@ -238,43 +239,41 @@ def print_size(size: int, runs: dict[str, dict[str, Any]]) -> None:
 
 
 def estimate(results: dict[int, dict[str, dict]], size: int) -> None:
-    """Least squares over the measured sizes, per quantity, in the number of envs: labelled an estimate."""
-    sizes = sorted(results)
+    """A line through the two largest measured sizes, per quantity: every stack past them is assumed to cost
+    what the last ones did (a floor: parsing Pulumi.yaml and the overlap check grow with the estate)."""
+    sizes = sorted(results)[-2:]
     if len(sizes) < 2:
         print(f"\n{size} workload envs: not run, and too few sizes measured to extrapolate.")
         return
+    (n0, n1) = sizes
 
-    def fit(values: list[float]) -> float:
-        mx, my = statistics.mean(sizes), statistics.mean(values)
-        slope = (sum((x - mx) * (y - my) for x, y in zip(sizes, values, strict=True))
-                 / sum((x - mx) ** 2 for x in sizes))
-        return my + slope * (size - mx)
+    def line(pick) -> float:
+        y0, y1 = pick(results[n0]), pick(results[n1])
+        return y1 + (y1 - y0) / (n1 - n0) * (size - n1)
 
-    print(f"\nESTIMATE for {size} workload envs (not measured: least-squares lines through sizes "
-          f"{', '.join(map(str, sizes))}; run --sizes {size} to measure):")
+    print(f"\nESTIMATE for {size} workload envs (not measured: a line through sizes {n0} and {n1}; "
+          f"run --sizes {size} to measure):")
     for variant in VARIANTS:
-        runs = [results[s][variant] for s in sizes]
-        median = fit([summarise(r)["workload_median"] for r in runs])
-        core = sum(fit([summarise(r)[role] for r in runs]) for role in CORE)
-        imports = statistics.mean(r["imports_s"] for r in runs)
-        rss = fit([r["peak_rss_mb"] for r in runs])
-        print(f"  {variant:<9} ~{imports + core + size * median:6.0f} s total "
-              f"(~{median:.2f} s a workload stack, ~{core:.1f} s org+security+build), peak RSS ~{rss:.0f} MB")
+        total, cpu, gc_cpu, rss = (line(lambda r, v=variant, k=key: r[v][k])
+                                   for key in ("total_s", "cpu_s", "gc_cpu_s", "peak_rss_mb"))
+        print(f"  {variant:<9} ~{total:5.0f} s total, ~{cpu:5.0f} s CPU, ~{gc_cpu:5.0f} s GC CPU, "
+              f"peak RSS ~{rss:4.0f} MB")
 
 
 def markdown(results: dict[int, dict[str, dict]]) -> str:
-    lines = ["| workload envs | stacks | workload stack, median s | org / security / build s | total s "
-             "| peak RSS MB | GC CPU s (share) | total with freeze s | GC CPU with freeze s | freeze/baseline total |",
-             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| workload envs | stacks | workload stack, median s (CPU s) | org / security / build s | total s "
+             "| CPU s | peak RSS MB | GC CPU s (share) | with freeze: total s | CPU s | GC CPU s (share) "
+             "| freeze/baseline: total | CPU |",
+             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size, runs in sorted(results.items()):
         b, f = runs["baseline"], runs["freeze"]
         sb = summarise(b)
         lines.append(
-            f"| {size} | {len(b['stacks'])} | {sb['workload_median']:.2f} | "
-            f"{sb['org']:.2f} / {sb['security']:.2f} / {sb['build']:.2f} | {b['total_s']:.1f} | "
+            f"| {size} | {len(b['stacks'])} | {sb['workload_median']:.2f} ({sb['workload_cpu_median']:.2f}) | "
+            f"{sb['org']:.2f} / {sb['security']:.2f} / {sb['build']:.2f} | {b['total_s']:.1f} | {b['cpu_s']:.1f} | "
             f"{b['peak_rss_mb']:.0f} | {b['gc_cpu_s']:.1f} ({b['gc_cpu_s'] / b['cpu_s']:.0%}) | "
-            f"{f['total_s']:.1f} | {f['gc_cpu_s']:.1f} ({f['gc_cpu_s'] / f['cpu_s']:.0%}) | "
-            f"{f['total_s'] / b['total_s']:.2f} |")
+            f"{f['total_s']:.1f} | {f['cpu_s']:.1f} | {f['gc_cpu_s']:.1f} ({f['gc_cpu_s'] / f['cpu_s']:.0%}) | "
+            f"{f['total_s'] / b['total_s']:.2f} | {f['cpu_s'] / b['cpu_s']:.2f} |")
     return "\n".join(lines)
 
 
@@ -282,11 +281,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--report", type=Path, help="print the tables of a saved --json file, run nothing")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.report:  # re-print a saved run (--json) without running it again
+        results = {int(k): v for k, v in json.loads(args.report.read_text()).items()}
+        for size, runs in sorted(results.items()):
+            print_size(size, runs)
+        if ESTIMATE_SIZE not in results:
+            estimate(results, ESTIMATE_SIZE)
+        print("\n" + markdown(results))
+        return 0
     if args.worker:
         args.out.write_text(json.dumps(worker(args.worker, args.variant, args.only)))
         return 0

@@ -57,7 +57,7 @@ def test_a_500_env_estate_gives_every_env_its_own_account_email_and_non_overlapp
     networks = sorted(ipaddress.ip_network(n["cidr"]) for n in sibling_networks(tmp_path).values())
     assert len(networks) == 501  # every workload and build
     assert all(any(n.subnet_of(block) for block in RFC1918) and 16 <= n.prefixlen <= 24 for n in networks)
-    assert not any(a.overlaps(b) for a, b in zip(networks, networks[1:]))  # sorted: neighbours suffice
+    assert not any(a.overlaps(b) for a, b in zip(networks, networks[1:], strict=False))  # sorted: neighbours suffice
     _parsed(envs[-1], tmp_path, sibling_networks(tmp_path))  # the overlap check against 500 siblings
     org = parse_org_settings(_parsed("org", tmp_path))
     assert set(org.account_emails) == {"security", "build", *envs}

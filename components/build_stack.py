@@ -20,6 +20,7 @@ from .factory_keys import factory_keys
 from .factory_roles import FactoryRoles
 from .factory_schedules import RESCAN_STEM, FactorySchedules, FactorySchedulesArgs
 from .image_factory import PIPELINE_STEM, ImageFactory, ImageFactoryArgs
+from .packer_pipeline import PackerPipeline, PackerPipelineArgs, PackerRoles
 from .secure_bucket import SecureBucket, SecureBucketArgs
 from .service_catalog import ServiceCatalog, ServiceCatalogArgs
 
@@ -52,15 +53,20 @@ class BuildStack(pulumi.ComponentResource):
         super().__init__("bakehouse:stack:Build", name, None, opts)
         assert cfg.network is not None  # the loader requires a network on build stacks
         roles = FactoryRoles(f"{name}-roles", cfg, pulumi.ResourceOptions(parent=self))
+        # The Packer engine's roles, only when a family builds with it: CodePipeline reads the bundle
+        # (scripts key), CodeBuild's Packer encrypts and launches with the factory key.
+        packer_roles = (PackerRoles(f"{name}-packer-roles", cfg, pulumi.ResourceOptions(parent=self))
+                        if factory.packer_families else None)
         # Automation and the instances read the scripts bucket, encrypted with the account key.
         storage = account_storage(name, cfg, self,
-                                  key_users=[roles.automation.arn, roles.build_instance.arn, roles.catalog_launch.arn])
+                                  key_users=[roles.automation.arn, roles.build_instance.arn, roles.catalog_launch.arn,
+                                             *([packer_roles.pipeline.arn] if packer_roles else [])])
         keys = factory_keys(name, cfg, factory.regions, factory.target_accounts,
                             users=[roles.automation.arn, roles.build_instance.arn, roles.scheduler.arn,
-                                   roles.lifecycle.arn],
+                                   roles.lifecycle.arn, *([packer_roles.build.arn] if packer_roles else [])],
                             parent=self,
                             # Builds, validation and scans launch with these keys; distribution copies.
-                            launchers=[roles.arns["automation"]])
+                            launchers=[roles.arns["automation"], *([packer_roles.arns["build"]] if packer_roles else [])])
         child = pulumi.ResourceOptions(parent=self)
         # The factory key is the EBS default: the roles that launch here may use it and let EBS grant
         # on it. block-ingress keeps the firewall's NAT egress working; no workload pack (the factory
@@ -103,6 +109,15 @@ class BuildStack(pulumi.ComponentResource):
             product_id=self.catalog.product.id if self.catalog.product else None,
             portfolio_id=self.catalog.portfolio.id),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket, self.findings_bucket])))
+        self.packer = PackerPipeline(f"{name}-packer", PackerPipelineArgs(
+            cfg=cfg, factory=factory, roles=packer_roles, vpc_id=self.network.vpc.id,
+            subnet_ids=self.network.build_subnet_ids, subnet_arns=self.network.build_subnet_arns,
+            security_group_id=self.network.build_security_group.id,
+            security_group_arn=self.network.build_security_group.arn, scripts_bucket_name=scripts_name,
+            scripts_key_arn=storage.key.arn, factory_key_arn=keys.home.arn,
+            access_log_bucket=storage.access_logs.name, build_instance_role_arn=roles.arns["build_instance"],
+            build_instance_profile=roles.build_instance_profile.name, automation_role_arn=roles.arns["automation"]),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.factory]))) if packer_roles else None
         rescan_doc = self.factory.documents.get(RESCAN_STEM)
         self.schedules = FactorySchedules(f"{name}-schedules", FactorySchedulesArgs(
             cfg=cfg, factory=factory, key_arn=keys.home.arn,
@@ -126,5 +141,6 @@ class BuildStack(pulumi.ComponentResource):
             "portfolioId": self.catalog.portfolio.id,
             "productId": self.catalog.product.id if self.catalog.product else None,
             "lifecycleFunction": self.schedules.lifecycle.name if self.schedules.lifecycle else None,
+            "packerTwinRepository": self.packer.repository.repository_url if self.packer else None,
         }
         self.register_outputs(self.exports)

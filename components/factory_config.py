@@ -20,6 +20,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SECTION = "factory"
 BASES = ("al2023", "ubuntu2404")
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM")
+# Build engines: SSM Automation's BuildImage, or Packer in CodeBuild (components/packer_pipeline.py).
+ENGINES = ("ssm", "packer")
+# Where the Packer engine downloads its pinned release and plugins (checked by SHA-256 in the buildspec).
+PACKER_RELEASES_DOMAIN = "releases.hashicorp.com"
 # The one environment whose images must always pass a human: auto-approval there is refused.
 PROTECTED_ENV = "prod"
 FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
@@ -54,6 +58,7 @@ DEFAULT_EGRESS = (
 class Family:
     name: str
     base: str  # al2023 | ubuntu2404
+    engine: str = "ssm"  # ssm | packer
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,10 @@ class FactoryConfig:
     approver_principals: tuple[str, ...] = ()
     # topic (approvers | notifications) -> its subscribers
     subscriptions: Mapping[str, tuple[Subscription, ...]] = field(default_factory=dict)
+
+    @property
+    def packer_families(self) -> tuple[Family, ...]:
+        return tuple(f for f in self.families if f.engine == "packer")
 
     def as_settings(self) -> dict[str, Any]:
         """What the handlers and documents read at runtime (the factory settings parameter)."""
@@ -215,6 +224,11 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
     rescan = _rescan(raw.get("rescan", {}), f"{key}.rescan", problems)
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
 
+    if any(f.engine == "packer" for f in families) and PACKER_RELEASES_DOMAIN not in domains:
+        problems.add(f"{key}.egressDomains", list(domains),
+                     f"{PACKER_RELEASES_DOMAIN} among them while a family builds with engine packer: "
+                     "CodeBuild downloads the pinned Packer release and plugins from there")
+
     built = {f.name for f in families}
     for env in envs:
         # A family a target env reads but nobody builds leaves its parameter empty forever.
@@ -238,7 +252,8 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
 def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:
     key = f"bakehouse:{SECTION}.families"
     if not isinstance(raw, Mapping) or not raw:
-        problems.add(key, raw, "an object of family name -> {base: " + " | ".join(BASES) + "}")
+        problems.add(key, raw, "an object of family name -> {base: " + " | ".join(BASES)
+                     + ", engine: " + " | ".join(ENGINES) + " (default ssm)}")
         return ()
     families = []
     for name, spec in raw.items():
@@ -249,10 +264,12 @@ def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:
         if not isinstance(spec, Mapping):
             problems.add(f"{key}.{name}", spec, "an object with base: " + " | ".join(BASES))
             continue
-        require_keys(spec, f"{SECTION}.families.{name}", ("base",), problems)
+        require_keys(spec, f"{SECTION}.families.{name}", ("base", "engine"), problems)
         base = spec.get("base")
-        if problems.check(base in BASES, f"{key}.{name}.base", base, ", ".join(BASES)):
-            families.append(Family(str(name), base))
+        engine = spec.get("engine", "ssm")
+        good_engine = problems.check(engine in ENGINES, f"{key}.{name}.engine", engine, ", ".join(ENGINES))
+        if problems.check(base in BASES, f"{key}.{name}.base", base, ", ".join(BASES)) and good_engine:
+            families.append(Family(str(name), base, engine))
     return tuple(families)
 
 

@@ -51,6 +51,21 @@ build {
     inline = ["rm -rf /tmp/bakehouse"]
   }
 
+  # The container twin goes to ECR (immutable tags, Inspector enhanced scanning on push); the
+  # buildspec waits for its scan before it builds the AMI. docker-push logs in to ECR itself.
+  post-processors {
+    post-processor "docker-tag" {
+      only       = ["docker.local"]
+      repository = var.twin_repository
+      tags       = ["${var.family}-${var.scripts_commit}-${local.build_time}"]
+    }
+    post-processor "docker-push" {
+      only         = ["docker.local"]
+      ecr_login    = true
+      login_server = "https://${split("/", var.twin_repository)[0]}"
+    }
+  }
+
   post-processor "manifest" {
     output     = "${path.root}/manifest.json"
     strip_path = true

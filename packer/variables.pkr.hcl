@@ -97,3 +97,12 @@ variable "volume_size" {
     error_message = "The volume_size must be between 8 and 256 GiB."
   }
 }
+
+variable "twin_repository" {
+  type        = string
+  description = "ECR repository URL the container twin is pushed to (the build stack's packerTwinRepository)."
+  validation {
+    condition     = can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com/[a-z0-9._/-]+$", var.twin_repository))
+    error_message = "The twin_repository must be a private ECR repository URL (<account>.dkr.ecr.<region>.amazonaws.com/<name>)."
+  }
+}

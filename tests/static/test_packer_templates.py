@@ -248,3 +248,26 @@ def test_ebs_shell_steps_stop_at_the_first_failing_line(build):
     for kind, body in _provisioners_for(build, "amazon-ebs.golden"):
         if kind == "shell" and "execute_command" in body:
             assert "bash -e " in body["execute_command"]
+
+
+# --- the container twin goes to ECR --------------------------------------------------------------------
+
+def test_container_twin_is_tagged_and_pushed_to_the_ecr_repository_only(build):
+    (chain,) = build["post-processors"]
+    steps = [next(iter(p.items())) for p in chain["post-processor"]]
+    assert [kind for kind, _ in steps] == ["docker-tag", "docker-push"], "tag first, then push the tagged image"
+    for _, body in steps:
+        assert body["only"] == ["docker.local"], "the AMI build has nothing to push"
+    tag, push = steps[0][1], steps[1][1]
+    assert tag["repository"] == "${var.twin_repository}"
+    assert all("${var.scripts_commit}" in t and "${var.family}" in t for t in tag["tags"]), \
+        "an immutable repository needs a tag unique to the family, commit and build"
+    assert push["ecr_login"] is True
+
+
+def test_twin_repository_has_no_default_and_must_be_a_private_ecr_url(variables):
+    assert "default" not in variables["twin_repository"]
+    pattern = re.compile(_regex_of(variables["twin_repository"]["validation"][0]["condition"]))
+    assert pattern.search("333333333333.dkr.ecr.eu-west-1.amazonaws.com/bakehouse/provisioning-twin")
+    for bad in ("public.ecr.aws/bakehouse/twin", "docker.io/library/ubuntu", "bakehouse/provisioning-twin"):
+        assert not pattern.search(bad), bad

@@ -25,7 +25,9 @@ ISOLATE_DOCUMENT = automation_document_name(ISOLATE_STEM)  # Bakehouse-IsolateIn
 AUTOMATION_ROLE = "BakehouseIsolateInstanceAutomation"
 MANUAL_SOURCE = "bakehouse.incident"
 MANUAL_DETAIL_TYPE = "Isolate instance"
-EVIDENCE_PREFIX = "incidents"  # handlers/isolate.py writes incidents/<finding>/<instance>/...
+EVIDENCE_PREFIX = "incidents"  # handlers/isolate.py writes incidents/<finding>/<instance ARN>/...
+# Where the stack writes the configured forensic source (handlers/isolate.FORENSIC_SOURCE_PARAMETER).
+FORENSIC_SOURCE_PARAMETER = "/bakehouse/incident-response/forensic-source"
 CAPTURE_DOCUMENT = "AWS-RunShellScript"  # memory capture runs AVML through the stock shell document
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DOCUMENT_PATH = PROJECT_DIR / "automation" / f"{ISOLATE_STEM}.yaml"
@@ -44,6 +46,12 @@ class IncidentResponseArgs:
     kms_key_arn: pulumi.Input[str]  # the account key: encrypts the attachment bucket
     access_log_bucket: pulumi.Input[str]
     document_path: Path = DOCUMENT_PATH
+    forensic_source: str | None = None  # a CIDR or security group id the isolation group admits
+
+    @property
+    def evidence_key_arn(self) -> str:
+        """The security account's evidence key by alias ARN: EBS accepts an alias ARN for a copy's key."""
+        return f"arn:aws:kms:{self.home_region}:{self.security_account_id}:{central_key_alias('evidence')}"
 
     @property
     def automation_role_arn(self) -> str:
@@ -75,23 +83,30 @@ def automation_input(args: IncidentResponseArgs, finding: str) -> str:
         "FindingId": [finding],
         "EvidenceBucket": [args.evidence_bucket],
         "TopicArn": [args.security_topic_arn],
+        "SecurityAccountId": [args.security_account_id],
+        "EvidenceKeyArn": [args.evidence_key_arn],
     }
     return json.dumps(params, sort_keys=True)
 
 
 def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any]]:
-    """Exactly what handlers/isolate.py and the document's own steps (aws:changeInstanceState polls
-    DescribeInstanceStatus) call, scoped to this account and region."""
+    """Exactly what handlers/isolate*.py and the document's own steps (aws:changeInstanceState polls
+    DescribeInstanceStatus; OpenTicket creates an OpsItem) call, scoped to this account and region."""
     ec2 = f"arn:aws:ec2:{args.region}:{args.account_id}"
     in_region = {"StringEquals": {"aws:RequestedRegion": args.region}}
     evidence = f"arn:aws:s3:::{args.evidence_bucket}"
+    isolation_tag = {"StringEquals": {"aws:ResourceTag/bakehouse:purpose": "isolation"}}
+    # Evidence copies are made in the evidence key's region (the home region); the originals are here.
+    snapshots = sorted({f"arn:aws:ec2:{r}::snapshot/*" for r in (args.region, args.home_region)})
+    evidence_key = f"arn:aws:kms:{args.home_region}:{args.security_account_id}:key/*"
+    evidence_alias = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": central_key_alias("evidence")}}
     return [
         # EC2, Auto Scaling and ELB Describe* calls have no resource-level permissions: "*" is the only form.
         statement("DescribeForIsolation",
                   ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeNetworkInterfaces",
                    "ec2:DescribeSecurityGroups", "ec2:DescribeSnapshots", "autoscaling:DescribeAutoScalingInstances",
                    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"],
-                  ["*"], conditions=in_region),
+                  ["*"], conditions={"StringEquals": {"aws:RequestedRegion": sorted({args.region, args.home_region})}}),
         # DescribeInstanceAttribute takes the instance ARN (Service Authorization Reference, Amazon EC2).
         statement("ReadInstanceAttributes", ["ec2:DescribeInstanceAttribute"], [f"{ec2}:instance/*"]),
         statement("ContainInstance", ["ec2:ModifyInstanceAttribute", "ec2:StopInstances"],
@@ -102,14 +117,24 @@ def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any
         statement("CreateIsolationGroupTagged", ["ec2:CreateSecurityGroup"], [f"{ec2}:security-group/*"],
                   conditions={"StringEquals": {"aws:RequestTag/bakehouse:purpose": "isolation"}}),
         statement("EmptyIsolationGroup", ["ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress"],
-                  [f"{ec2}:security-group/*"],
-                  conditions={"StringEquals": {"aws:ResourceTag/bakehouse:purpose": "isolation"}}),
+                  [f"{ec2}:security-group/*"], conditions=isolation_tag),
+        statement("AdmitForensicSource", ["ec2:AuthorizeSecurityGroupIngress"], [f"{ec2}:security-group/*"],
+                  conditions=isolation_tag),
+        statement("ReadForensicSource", ["ssm:GetParameter"],
+                  [f"arn:aws:ssm:{args.region}:{args.account_id}:parameter{FORENSIC_SOURCE_PARAMETER}"]),
         statement("SnapshotVolumes", ["ec2:CreateSnapshot"], [f"{ec2}:volume/*"]),
         statement("SnapshotsCarryTheFinding", ["ec2:CreateSnapshot"], [f"arn:aws:ec2:{args.region}::snapshot/*"],
                   conditions={"Null": {"aws:RequestTag/bakehouse:finding-id": "false"}}),
-        statement("TagOnlyWhatItCreates", ["ec2:CreateTags"],
-                  [f"arn:aws:ec2:{args.region}::snapshot/*", f"{ec2}:security-group/*"],
-                  conditions={"StringEquals": {"ec2:CreateAction": ["CreateSnapshot", "CreateSecurityGroup"]}}),
+        # CopySnapshot is authorized on the source and on the new snapshot, both with the request's tags.
+        statement("CopyEvidenceSnapshots", ["ec2:CopySnapshot"], snapshots,
+                  conditions={"Null": {"aws:RequestTag/bakehouse:copy-of": "false"}}),
+        statement("ReadEvidenceCopySharing", ["ec2:DescribeSnapshotAttribute"], snapshots),
+        statement("ShareEvidenceCopiesWithSecurityOnly", ["ec2:ModifySnapshotAttribute"], snapshots,
+                  conditions={"StringEquals": {"ec2:Add/userId": args.security_account_id},
+                              "Null": {"aws:ResourceTag/bakehouse:copy-of": "false"}}),
+        statement("TagOnlyWhatItCreates", ["ec2:CreateTags"], [*snapshots, f"{ec2}:security-group/*"],
+                  conditions={"StringEquals": {"ec2:CreateAction": ["CreateSnapshot", "CopySnapshot",
+                                                                    "CreateSecurityGroup"]}}),
         statement("DetachFromAutoScaling", ["autoscaling:DetachInstances"],
                   [f"arn:aws:autoscaling:{args.region}:{args.account_id}:autoScalingGroup:*:autoScalingGroupName/*"]),
         statement("DeregisterFromTargetGroups", ["elasticloadbalancing:DeregisterTargets"],
@@ -118,15 +143,27 @@ def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any
                   [f"arn:aws:ssm:{args.region}::document/{CAPTURE_DOCUMENT}", f"{ec2}:instance/*"]),
         # Command status and listing have no resource-level permissions.
         statement("FollowCapture", ["ssm:GetCommandInvocation", "ssm:ListCommands"], ["*"], conditions=in_region),
+        statement("ReadOwnExecution", ["ssm:GetAutomationExecution"],
+                  [f"arn:aws:ssm:{args.region}:{args.account_id}:automation-execution/*"]),
+        # CreateOpsItem takes no resource type (Service Authorization Reference, AWS Systems Manager).
+        statement("OpenTicket", ["ssm:CreateOpsItem"], ["*"], conditions=in_region),
         statement("RevokeAppRoleSessions", ["iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"],
                   [f"arn:aws:iam::{args.account_id}:role{APP_ROLE_PATH}*",
                    f"arn:aws:iam::{args.account_id}:instance-profile{APP_ROLE_PATH}*"]),
         statement("WriteEvidence", ["s3:PutObject", "s3:GetObject"], [f"{evidence}/{EVIDENCE_PREFIX}/*"]),
         statement("ListEvidence", ["s3:ListBucket"], [evidence],
                   conditions={"StringLike": {"s3:prefix": f"{EVIDENCE_PREFIX}/*"}}),
-        statement("EvidenceKey", ["kms:GenerateDataKey", "kms:Decrypt"],
-                  [f"arn:aws:kms:{args.home_region}:{args.security_account_id}:key/*"],
-                  conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": central_key_alias("evidence")}}),
+        statement("EvidenceKey", ["kms:GenerateDataKey", "kms:Decrypt"], [evidence_key], conditions=evidence_alias),
+        # EBS re-encrypts a copy under the evidence key with grants it makes as the caller ("How Amazon EBS
+        # uses AWS KMS", EBS user guide); the source key is this account's, which encrypts the volumes.
+        statement("EvidenceKeyForSnapshotCopies",
+                  ["kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo",
+                   "kms:ReEncryptFrom", "kms:Decrypt"], [evidence_key],
+                  conditions={**evidence_alias, "StringEquals": {"kms:ViaService": f"ec2.{args.home_region}.amazonaws.com"}}),
+        statement("VolumeKeyForSnapshotCopies",
+                  ["kms:CreateGrant", "kms:DescribeKey", "kms:ReEncryptFrom", "kms:Decrypt"], [args.kms_key_arn],
+                  conditions={"StringEquals": {"kms:ViaService": sorted({f"ec2.{r}.amazonaws.com"
+                                                                         for r in (args.region, args.home_region)})}}),
         statement("NotifySecurityTopic", ["sns:Publish"], [args.security_topic_arn]),
         topic_key_statement(args.security_account_id, args.home_region),
     ]
@@ -170,6 +207,11 @@ class IncidentResponse(pulumi.ComponentResource):
                            policy=document(*automation_role_statements(args)), opts=child)
 
         self._attachments(name, args, child)
+        if args.forensic_source is not None:
+            aws.ssm.Parameter(
+                f"{name}-forensic-source", name=FORENSIC_SOURCE_PARAMETER, type="String",
+                value=args.forensic_source, description="Who the isolation group admits (docs/operations.md)",
+                opts=child)
         self.document = None
         if args.document_path.is_file():
             self.document = self._document(name, args, child)

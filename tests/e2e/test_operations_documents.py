@@ -24,32 +24,49 @@ def _failure_targets(doc: dict) -> dict[str, str]:
     return {s["name"]: s.get("onFailure", "Abort") for s in doc["mainSteps"]}
 
 
-def test_every_rescan_step_fails_into_the_scan_instance_cleanup():
+def test_every_rescan_step_fails_into_a_cleanup_that_then_fails_the_run():
     targets = _failure_targets(DOCS["rescan_images"])
-    cleanup = targets.pop("TerminateScanInstances")
-    assert cleanup == "Abort"
-    assert set(targets.values()) == {"step:TerminateScanInstances"}
-    last = DOCS["rescan_images"]["mainSteps"][-1]
-    assert last["name"] == "TerminateScanInstances" and last["isEnd"] is True
+    assert targets.pop("TerminateScanInstances") == "Abort" and targets.pop("TerminateAfterFailure") == "Abort"
+    assert set(targets.values()) == {"step:TerminateAfterFailure"}
+    steps = {s["name"]: s for s in DOCS["rescan_images"]["mainSteps"]}
+    assert steps["TerminateAfterFailure"]["inputs"]["InputPayload"]["Failed"] is True
+    assert steps["TerminateAfterFailure"]["isEnd"] is True and steps["TerminateScanInstances"]["isEnd"] is True
 
 
-def test_isolation_pages_responders_on_any_failure_but_a_missing_instance_or_a_failed_capture():
+def test_isolation_runs_containment_whatever_fails_and_ends_in_the_report():
+    steps = DOCS["isolate_instance"]["mainSteps"]
+    names = [s["name"] for s in steps]
     targets = _failure_targets(DOCS["isolate_instance"])
-    assert targets.pop("RecordInstanceState") == "Abort"  # nothing changed yet: nothing to report
-    assert targets.pop("CaptureMemory") == "Continue"  # containment goes on without the memory image
+    # Only an unreadable instance skips ahead, straight to the report that pages responders.
+    assert names[0] == "ReadInstance" and targets.pop("ReadInstance") == "step:ReportOutcome"
+    assert targets.pop("ReportOutcome") == "step:NotifyPlaybookFailed"
     assert targets.pop("NotifyPlaybookFailed") == "Abort"
-    assert set(targets.values()) == {"step:NotifyPlaybookFailed"}
-    capture = next(s for s in DOCS["isolate_instance"]["mainSteps"] if s["name"] == "CaptureMemory")
-    assert capture["isCritical"] is False
+    # Every other step goes on to the next one, so the swap and the stop always run.
+    assert set(targets.values()) == {"Continue"} and not any("nextStep" in s for s in steps)
+    swap, stop = names.index("SwapSecurityGroups"), names.index("StopInstance")
+    before = [s for s in steps[1:stop] if s["name"] != "SwapSecurityGroups"]
+    assert before and all(s.get("isCritical") is False for s in before), "steps before containment are not critical"
+    assert all(s.get("isCritical", True) is not False for s in (steps[swap], steps[stop]))
+    report = steps[names.index("ReportOutcome")]
+    assert names[-2:] == ["ReportOutcome", "NotifyPlaybookFailed"] and report["isEnd"] is True
+    assert report["inputs"]["InputPayload"]["ExecutionId"] == "{{ automation:EXECUTION_ID }}"
 
 
 def test_isolation_steps_run_the_handler_steps_in_the_handler_s_order():
-    from handlers.isolate import STEPS
+    from handlers.isolate import DOCUMENT_STEPS
 
     payload_steps = [s["inputs"]["InputPayload"]["Step"] for s in DOCS["isolate_instance"]["mainSteps"]
                      if s["action"] == "aws:executeScript"]
     # stop-instance is the document's own aws:changeInstanceState step.
-    assert payload_steps == [s for s in STEPS if s != "stop-instance"]
+    assert payload_steps == [s for s in DOCUMENT_STEPS if s != "stop-instance"]
+
+
+def test_isolation_ticket_links_the_evidence_and_deduplicates_replays():
+    [ticket] = [s for s in DOCS["isolate_instance"]["mainSteps"] if s["name"] == "OpenTicket"]
+    data = ticket["inputs"]["OperationalData"]
+    assert ticket["inputs"]["Api"] == "CreateOpsItem"
+    assert "{{ FindingId }}" in data["/aws/dedup"]["Value"] and "{{ InstanceId }}" in data["/aws/dedup"]["Value"]
+    assert data["bakehouse:evidence"]["Value"].endswith("/manifest.json")
 
 
 def test_moto_still_cannot_produce_guardduty_findings():

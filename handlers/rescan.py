@@ -39,7 +39,7 @@ from handlers.common import (
     tags_to_dict,
 )
 from handlers.inspector_summary import THRESHOLDS, NotCovered, summarize_findings, wait_for_coverage
-from handlers.rescan_feedback import TAG_VULNERABLE, mark_prod, quarantine, retire_replaced
+from handlers.rescan_feedback import SETTINGS_PARAMETER, TAG_VULNERABLE, Workload, mark_prod, quarantine, retire_replaced
 
 IMAGES_PATH = "/bakehouse/images/"
 SCANNER_ROLE = "BakehouseImageScanner"  # estate.naming.IMAGE_SCANNER_ROLE
@@ -49,6 +49,11 @@ PHASES = ("discover", "launch", "collect", "cleanup", "all")
 ACCOUNT_ENV = re.compile(r"[a-z][a-z0-9]{1,15}=\d{12}")
 EXECUTION = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 ALIVE = ["pending", "running", "stopping", "stopped"]
+
+
+class RescanIncomplete(BakehouseError):
+    """The run finished its cleanup but part of it failed (an account, a launch, a concurrent run);
+    raised last so the execution ends Failed and the failure rule announces it."""
 
 
 class ScanLaunchFailed(BakehouseError):
@@ -75,6 +80,7 @@ class RescanRequest:
     pipeline_document: str = "Bakehouse-Pipeline"
     phase: str = "all"
     image_ids: tuple[str, ...] = ()  # launch/collect: the discovery's output
+    failed: bool = False  # cleanup reached from a failed step: terminate, then fail the run
 
     @classmethod
     def parse(cls, event: Any) -> RescanRequest:
@@ -104,6 +110,7 @@ class RescanRequest:
             pipeline_document=r.string("PipelineDocument", default="Bakehouse-Pipeline"),
             phase=phase,
             image_ids=r.strings("ImageIds", AMI_ID, allow_empty=True) if "ImageIds" in r.event else (),
+            failed=r.boolean("Failed", default=False),
         )
         r.done()
         return request
@@ -124,6 +131,7 @@ class Clients:
     inspector2: Any
     automation: Any  # SSM client used for start_automation_execution only
     workload: Callable[[str], tuple[Any, Any]]
+    catalog: Any = None  # Service Catalog: a quarantine pins the family's rule (None: not configured)
 
 
 @dataclass
@@ -140,13 +148,14 @@ class RescanResult:
     marked_prod: list[str] = field(default_factory=list)
     pending: int = 0  # scan instances Inspector has not finished with yet
     remaining: int = 0  # AMIs without a scan instance yet
+    failures: list[str] = field(default_factory=list)  # what did not happen, each naming its resource
 
     def as_dict(self) -> dict[str, Any]:
         return {"Candidates": self.candidates, "Unresolved": self.unresolved,
                 "SkippedVulnerable": self.skipped_vulnerable, "ImageIds": self.to_scan, "Count": len(self.to_scan),
                 "Launched": self.launched, "Scanned": self.scanned, "Quarantined": self.quarantined,
                 "Rebuilds": self.rebuilds, "Deprecated": self.deprecated, "MarkedProd": self.marked_prod,
-                "Pending": self.pending, "Remaining": self.remaining}
+                "Pending": self.pending, "Remaining": self.remaining, "Failures": self.failures}
 
 
 # --- discover ------------------------------------------------------------------------------------
@@ -178,8 +187,13 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
     for image_id in _parameter_amis(clients.ssm, IMAGES_PATH):
         sources.setdefault(image_id, set()).add("published")
     for env, account in request.accounts:
-        ec2, ssm = clients.workload(account)
-        published, running = set(_parameter_amis(ssm, f"/bakehouse/{env}/ami/")), _running_amis(ec2)
+        try:
+            ec2, ssm = clients.workload(account)
+            published, running = set(_parameter_amis(ssm, f"/bakehouse/{env}/ami/")), _running_amis(ec2)
+        except (ClientError, BakehouseError) as err:
+            # One account's failure does not hide the others' images; it is reported at the end.
+            result.failures.append(f"account {account} ({env}): {err}")
+            continue
         # In `copy` distribution the account runs its own re-encrypted copy; the tag names the
         # build account's AMI, which is the one to scan (and to mark as having run in prod).
         source_of = {i: tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI, i)
@@ -200,7 +214,7 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
             result.skipped_vulnerable.append(image_id)
         else:
             result.to_scan.append(image_id)
-    record = {"execution_id": request.execution_id, "unresolved": result.unresolved,
+    record = {"execution_id": request.execution_id, "unresolved": result.unresolved, "failures": result.failures,
               "skipped_vulnerable": result.skipped_vulnerable,
               "images": {i: sorted(sources[i]) for i in result.to_scan}}
     clients.s3.put_object(Bucket=request.evidence_bucket, Key=request.discovery_key,
@@ -228,15 +242,27 @@ def launch(request: RescanRequest, clients: Clients, result: RescanResult) -> No
     room = request.batch_size - len(_scan_instances(clients.ec2, request.execution_id, ["pending", "running"]))
     for image_id in todo[:max(0, room)]:
         try:
-            instance = _launch_one(request, clients.ec2, image_id)
+            instance, owner = _launch_one(request, clients.ec2, image_id)
         except ClientError as err:
             raise ScanLaunchFailed(image_id, str(err)) from err
+        if owner != request.execution_id:
+            # The client token is the image and day: a concurrent rescan already scans this image.
+            raise RescanIncomplete(f"{image_id}: scan instance {instance} belongs to rescan {owner}; "
+                                   f"two rescans ran at once")
         result.launched.append(instance)
     result.remaining = max(0, len(todo) - max(0, room))
 
 
-def _launch_one(request: RescanRequest, ec2, image_id: str) -> str:
-    return ec2.run_instances(
+def client_token(image_id: str, day: str) -> str:
+    """Deterministic per image and day: a second rescan started the same day gets the first one's
+    instance back from RunInstances instead of launching another (EC2 idempotency, ClientToken)."""
+    return f"bakehouse-rescan-{image_id}-{day}"[:64]
+
+
+def _launch_one(request: RescanRequest, ec2, image_id: str) -> tuple[str, str]:
+    """(instance id, the execution it was launched for)."""
+    instance = ec2.run_instances(
+        ClientToken=client_token(image_id, datetime.now(timezone.utc).strftime("%Y-%m-%d")),
         ImageId=image_id, InstanceType=request.instance_type, MinCount=1, MaxCount=1,
         SubnetId=request.subnet_id, SecurityGroupIds=list(request.security_group_ids),
         IamInstanceProfile={"Name": request.instance_profile},
@@ -245,7 +271,8 @@ def _launch_one(request: RescanRequest, ec2, image_id: str) -> str:
         TagSpecifications=[{"ResourceType": "instance", "Tags": dict_to_tags({
             "Name": f"bakehouse-rescan-{image_id}", "bakehouse:purpose": "rescan",
             TAG_SCAN_OF: image_id, TAG_EXECUTION: request.execution_id})}],
-    )["Instances"][0]["InstanceId"]
+    )["Instances"][0]
+    return instance["InstanceId"], tags_to_dict(instance.get("Tags")).get(TAG_EXECUTION, request.execution_id)
 
 
 # --- collect -------------------------------------------------------------------------------------
@@ -313,10 +340,40 @@ def _judge(request: RescanRequest, clients: Clients, instance_id: str, image_id:
         clients.ec2, clients.ssm, clients.s3, clients.sns, clients.automation, image_id=image_id, tags=tags,
         cves=[f["vulnerabilityId"] or f["title"] for f in summary.findings if f["severity"] in blocking],
         topic_arn=request.topic_arn, threshold=request.severity_threshold,
-        pipeline_document=request.pipeline_document, pipeline_role_arn=request.pipeline_role_arn, in_use=sources)
+        pipeline_document=request.pipeline_document, pipeline_role_arn=request.pipeline_role_arn, in_use=sources,
+        workloads=_workloads(request, clients, result), repin_catalog=_catalog_pinner(clients))
     result.quarantined.append(image_id)
     if outcome.rebuild_execution:
         result.rebuilds[image_id] = outcome.rebuild_execution
+    if outcome.rebuild_error:
+        result.failures.append(f"rebuild of {outcome.family} after quarantining {image_id}: {outcome.rebuild_error}")
+
+
+def _workloads(request: RescanRequest, clients: Clients, result: RescanResult) -> list[Workload]:
+    out = []
+    for env, account in request.accounts:
+        try:
+            out.append(Workload(env, *clients.workload(account)))
+        except (ClientError, BakehouseError) as err:
+            result.failures.append(f"quarantine in account {account} ({env}): {err}")
+    return out
+
+
+def _catalog_pinner(clients: Clients):
+    """Pins the family's catalog rule through the product and portfolio the factory's settings name."""
+    if clients.catalog is None:
+        return None
+    from handlers.catalog import pin_family
+
+    def pin(family: str, fallback: str | None) -> None:
+        try:
+            settings = json.loads(clients.ssm.get_parameter(Name=SETTINGS_PARAMETER)["Parameter"]["Value"])
+        except (ClientError, ValueError) as err:
+            raise RescanIncomplete(f"{SETTINGS_PARAMETER}: unreadable, catalog rule of {family} not pinned") from err
+        params = settings.get("pipelineParameters") or {}
+        if params.get("CatalogProductId") and params.get("CatalogPortfolioId"):
+            pin_family(clients.catalog, params["CatalogPortfolioId"], params["CatalogProductId"], family, fallback)
+    return pin
 
 
 # --- cleanup and the whole run -------------------------------------------------------------------
@@ -343,6 +400,8 @@ def rescan(request: RescanRequest, clients: Clients, now: Callable[[], datetime]
             collect(batch, clients, now, result, sleep=sleep, clock=clock, patient=False)
     finally:
         cleanup(request, clients)
+    if result.failures:
+        raise RescanIncomplete("rescan finished with failures: " + "; ".join(result.failures))
     return result
 
 
@@ -359,6 +418,14 @@ def run_phase(request: RescanRequest, clients: Clients) -> RescanResult:
         collect(request, clients, now, result)
     else:
         result.launched = cleanup(request, clients)
+        # The cleanup step ends every run: whatever an earlier phase recorded as failed fails it here,
+        # after everything is terminated, so a partial rescan never ends in a silent Success.
+        failures = _discovery(request, clients.s3).get("failures", [])
+        if failures or request.failed:
+            raise RescanIncomplete("rescan finished with failures: " + "; ".join(
+                failures + (["an earlier step failed; see the execution's step outputs"] if request.failed else [])))
+    if request.phase == "collect" and result.failures:
+        raise RescanIncomplete("rescan collect failed: " + "; ".join(result.failures))
     return result
 
 

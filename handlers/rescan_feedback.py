@@ -1,8 +1,15 @@
 """The rescan's CVE feedback loop and prod marking: what follows from a scan verdict or a sighting.
 
-- quarantine: label the AMI's version in /bakehouse/images/<family>/history (SSM keeps versions
-  immutable; a label marks one without rewriting anything), tell the security topic which CVEs,
-  start the factory Pipeline once to rebuild the family from the latest base, tag the AMI vulnerable.
+- quarantine: tell the security topic first (which CVEs, where the image is in use); then take the
+  image out of every pointer - /bakehouse/images/<family>/latest and each workload env's
+  /bakehouse/<env>/ami/<family> move back to the last good image of the family (the newest history
+  version that is neither this image nor quarantined nor gone), or are deleted when there is none,
+  so nothing resolves to it; the family's catalog rule is pinned to the last good image (or to an id
+  no image has); each workload account's view of the shared image is tagged bakehouse:quarantined
+  (the tag the approved-images SCP denies launches by: tags the owner puts on a shared AMI are not
+  seen by the accounts it is shared with, so the tag goes on each account's own view); the history
+  version is labelled. The rebuild is best effort: its failure is announced on the topic and
+  reported in the outcome, never raised. The vulnerable tag comes last.
 - retire_replaced: a quarantined AMI is deprecated once its family's `latest` points elsewhere.
 - mark_prod: AMIs seen running in the prod account carry bakehouse:ran-in=prod, which the lifecycle
   honours for the retention period, counted from bakehouse:prod-last-seen.
@@ -11,7 +18,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +32,10 @@ LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
 TAG_VULNERABLE = "bakehouse:vulnerable"
 TAG_PROD_LAST_SEEN = "bakehouse:prod-last-seen"
 TAG_REBUILD = "bakehouse:rebuild-execution"
+TAG_QUARANTINED = "bakehouse:quarantined"  # on each workload account's view; components/scps.py denies it
+ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"  # as handlers/distribute.py writes it
+# An id no image has: a catalog rule pinned to it admits no launch (catalog/template-constraint.json).
+NO_IMAGE = "ami-00000000000000000"
 # The factory's settings (components/image_factory.py writes them): the Pipeline's standing parameters.
 SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 DEFAULT_BUNDLE_KEY = "provisioning/bundle.tar.gz"
@@ -81,6 +92,18 @@ class Quarantine:
     family: str | None
     cves: tuple[str, ...]
     rebuild_execution: str | None
+    fallback: str | None = None  # the last good image every pointer now names; None: launches blocked
+    moved: tuple[str, ...] = ()  # the parameters that named the image and were moved or deleted
+    rebuild_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload account's clients for quarantine: its env name, EC2 (tags its view of the shared
+    image) and SSM (its /bakehouse/<env>/ami/<family> parameter)."""
+    env: str
+    ec2: Any
+    ssm: Any
 
 
 def quarantine_label(image_id: str) -> str:
@@ -98,32 +121,105 @@ def _history_versions(ssm, family: str) -> list[dict[str, Any]]:
         raise
 
 
+def _image_state(ec2, image_id: str) -> dict[str, str] | None:
+    """The image's tags when it still exists and is available, else None."""
+    try:
+        images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as err:
+        if err.response["Error"]["Code"].startswith("InvalidAMIID"):
+            return None
+        raise
+    if not images or images[0].get("State") != "available":
+        return None
+    return tags_to_dict(images[0].get("Tags"))
+
+
+def last_good(ec2, ssm, family: str, image_id: str) -> str | None:
+    """The newest approval of the family that is not this image, not quarantined and still launchable."""
+    for version in sorted(_history_versions(ssm, family), key=lambda v: v["Version"], reverse=True):
+        candidate = version["Value"]
+        if candidate == image_id or any(label.startswith("quarantined-") for label in version.get("Labels", [])):
+            continue
+        tags = _image_state(ec2, candidate)
+        if tags is not None and tags.get(TAG_VULNERABLE) != "true":
+            return candidate
+    return None
+
+
+def _repoint(ssm, name: str, image_id: str, fallback: str | None) -> bool:
+    """Move the parameter off image_id (to fallback, or delete it); False if it names something else."""
+    try:
+        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ParameterNotFound":
+            return False
+        raise
+    if value != image_id:
+        return False
+    if fallback is None:
+        ssm.delete_parameter(Name=name)  # nothing resolves the parameter: launches by it fail
+    else:
+        ssm.put_parameter(Name=name, Value=fallback, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    return True
+
+
+def _settings(ssm, settings_parameter: str = SETTINGS_PARAMETER) -> dict[str, Any]:
+    try:
+        return json.loads(ssm.get_parameter(Name=settings_parameter)["Parameter"]["Value"])
+    except (ClientError, ValueError, TypeError):
+        return {}
+
+
 def quarantine(ec2, ssm, s3, sns, automation, *, image_id: str, tags: dict[str, str], cves: Iterable[str],
                topic_arn: str, threshold: str, pipeline_document: str, pipeline_role_arn: str,
-               in_use: Iterable[str] = ()) -> Quarantine:
+               in_use: Iterable[str] = (), workloads: Iterable[Workload] = (),
+               repin_catalog: Callable[[str, str | None], Any] | None = None) -> Quarantine:
+    """repin_catalog(family, fallback) pins the family's catalog rule to fallback (None: to no image)."""
     family = tags.get(TAG_FAMILY)
-    execution = tags.get(TAG_REBUILD)
-    # Resolved before any side effect: a rebuild that cannot start fails the step with nothing half done.
-    rebuild = rebuild_parameters(ssm, s3, family, pipeline_role_arn) if family and not execution else None
+    cve_list = tuple(sorted(set(cves)))
+    # The security topic hears first: whatever fails after this, the people who act know.
+    sns.publish(TopicArn=topic_arn, Subject=f"Bakehouse: {image_id} is vulnerable"[:100],
+                Message=json.dumps({"image_id": image_id, "family": family, "threshold": threshold,
+                                    "cves": list(cve_list), "in_use": sorted(in_use)}, indent=1))
+    fallback, moved = None, []
+    if family:
+        fallback = last_good(ec2, ssm, family, image_id)
+        if _repoint(ssm, LATEST_PARAMETER.format(family=family), image_id, fallback):
+            moved.append(LATEST_PARAMETER.format(family=family))
+    for workload in workloads:
+        if family and _repoint(workload.ssm, ENV_AMI_PARAMETER.format(env=workload.env, family=family), image_id,
+                               fallback):
+            moved.append(ENV_AMI_PARAMETER.format(env=workload.env, family=family))
+        # The account's own view of the shared image: the approved-images SCP refuses launches of it.
+        try:
+            workload.ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_QUARANTINED: "true"}))
+        except ClientError as err:
+            if not err.response["Error"]["Code"].startswith("InvalidAMIID"):
+                raise  # not shared with this account: it cannot launch the image anyway
+    if family and repin_catalog is not None:
+        repin_catalog(family, fallback)
     label = quarantine_label(image_id)
     if family:
         for version in _history_versions(ssm, family):
             if version["Value"] == image_id and label not in version.get("Labels", []):
                 ssm.label_parameter_version(Name=HISTORY_PARAMETER.format(family=family),
                                             ParameterVersion=version["Version"], Labels=[label])
-    cve_list = tuple(sorted(set(cves)))
-    sns.publish(TopicArn=topic_arn, Subject=f"Bakehouse: {image_id} is vulnerable"[:100],
-                Message=json.dumps({"image_id": image_id, "family": family, "threshold": threshold,
-                                    "cves": list(cve_list), "in_use": sorted(in_use)}, indent=1))
-    new_tags = {TAG_VULNERABLE: "true"}
-    if rebuild is not None:
-        execution = automation.start_automation_execution(
-            DocumentName=pipeline_document, Parameters=rebuild)["AutomationExecutionId"]
-        # Tagged at once, so a retry after a later failure does not start a second rebuild.
-        ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_REBUILD: execution}))
+    execution, rebuild_error = tags.get(TAG_REBUILD), None
+    if family and not execution:
+        try:
+            execution = automation.start_automation_execution(
+                DocumentName=pipeline_document,
+                Parameters=rebuild_parameters(ssm, s3, family, pipeline_role_arn))["AutomationExecutionId"]
+            # Tagged at once, so a retry after a later failure does not start a second rebuild.
+            ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_REBUILD: execution}))
+        except (BakehouseError, ClientError, ValueError, KeyError, TypeError) as err:
+            rebuild_error = f"{type(err).__name__}: {err}"
+            sns.publish(TopicArn=topic_arn, Subject=f"Bakehouse: rebuild of {family} did not start"[:100],
+                        Message=json.dumps({"image_id": image_id, "family": family, "error": rebuild_error,
+                                            "fallback": fallback}, indent=1))
     # Last: the vulnerable tag takes the AMI out of future rescans, so it must follow everything else.
-    ec2.create_tags(Resources=[image_id], Tags=dict_to_tags(new_tags))
-    return Quarantine(image_id, family, cve_list, execution)
+    ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_VULNERABLE: "true"}))
+    return Quarantine(image_id, family, cve_list, execution, fallback, tuple(moved), rebuild_error)
 
 
 def _vulnerable_images(ec2) -> Iterator[dict[str, Any]]:

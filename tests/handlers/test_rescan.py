@@ -15,11 +15,12 @@ from moto import mock_aws
 from handlers.common import MalformedEvent
 from handlers.inspector_summary import NotCovered
 from handlers.publish import PublishRequest, history, publish
-from handlers.rescan import (Clients, RescanRequest, RescanResult, ScanLaunchFailed, collect, discover, handler, launch,
-                             rescan)
+from botocore.exceptions import ClientError
+
+from handlers.rescan import (Clients, RescanIncomplete, RescanRequest, RescanResult, ScanLaunchFailed, collect,
+                             discover, handler, launch, rescan)
 from tests.fakes import ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
-from handlers.rescan_feedback import RebuildNotPossible
 from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog, seed_factory_settings
 from tests.handlers._sessions import fast_default_session, session
 
@@ -241,7 +242,6 @@ def test_an_ami_above_the_threshold_is_quarantined_notified_and_rebuilt(world):
     assert start["Parameters"]["ScriptsCommit"] == ["0123abc"]
     assert start["Parameters"]["BaseImageParameter"] == [
         "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"]
-    assert start["Parameters"]["ApprovalEnvironment"] == ["prod"]
     tags = world.tags(image)
     assert tags["bakehouse:vulnerable"] == "true"
     assert tags["bakehouse:rebuild-execution"] == result.rebuilds[image]
@@ -298,13 +298,98 @@ def test_a_malformed_event_lists_every_problem_before_any_call():
         assert key in str(err.value)
 
 
-def test_a_rebuild_without_a_versioned_scripts_bundle_is_refused_before_anything_starts(world):
+def test_a_rebuild_that_cannot_start_is_reported_after_the_quarantine_binds(world):
     world.s3.delete_object(Bucket=SCRIPTS, Key="provisioning/bundle.tar.gz")  # leaves a delete marker
     image = world.image("al2023")
     world.findings[image] = [("CRITICAL", "CVE-2026-1111")]
-    with pytest.raises(RebuildNotPossible, match=f"scripts bundle s3://{SCRIPTS}/provisioning/bundle.tar.gz"):
+    with pytest.raises(RescanIncomplete, match=f"rebuild of al2023 after quarantining {image}.*bundle"):
         world.rescan(severity_threshold="HIGH")
     assert world.automation.calls_to("start_automation_execution") == []
-    assert "bakehouse:vulnerable" not in world.tags(image)
-    assert world.messages() == []
-    assert history(world.ssm, "al2023")[0][2] == ()
+    assert world.tags(image)["bakehouse:vulnerable"] == "true"
+    first, second = world.messages()
+    assert first["image_id"] == image and "cves" in first  # the security topic hears first
+    assert second["family"] == "al2023" and "bundle" in second["error"]
+    assert world.scan_instances() == []
+
+
+def test_a_malformed_settings_parameter_ends_in_a_reported_failure_not_a_silent_success(world):
+    world.ssm.put_parameter(Name="/bakehouse/factory/settings", Value="{not json", Type="String", Overwrite=True)
+    image = world.image("al2023")
+    world.findings[image] = [("CRITICAL", "CVE-2026-1111")]
+    with pytest.raises(RescanIncomplete, match="rebuild of al2023"):
+        world.rescan(severity_threshold="HIGH")
+    assert world.tags(image)["bakehouse:vulnerable"] == "true" and world.scan_instances() == []
+
+
+def _param(ssm, name):
+    try:
+        return ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+
+
+def test_a_quarantine_moves_latest_and_every_envs_parameter_back_to_the_last_good_image(world):
+    good, bad = world.image("al2023"), world.image("al2023")
+    for account, env in ((DEV, "dev"), (PROD, "prod")):
+        world.workload_clients[account][1].put_parameter(Name=f"/bakehouse/{env}/ami/al2023", Value=bad,
+                                                         Type="String", DataType="aws:ec2:image")
+    world.findings[bad] = [("CRITICAL", "CVE-2026-1111")]
+    world.findings[good] = []
+    world.rescan(severity_threshold="HIGH")
+    assert _param(world.ssm, "/bakehouse/images/al2023/latest") == good
+    for account, env in ((DEV, "dev"), (PROD, "prod")):
+        assert _param(world.workload_clients[account][1], f"/bakehouse/{env}/ami/al2023") == good
+
+
+def test_a_quarantine_with_no_good_image_left_removes_every_pointer_so_nothing_launches_it(world):
+    bad = world.image("al2023")
+    world.workload_clients[DEV][1].put_parameter(Name="/bakehouse/dev/ami/al2023", Value=bad, Type="String",
+                                                 DataType="aws:ec2:image")
+    world.findings[bad] = [("CRITICAL", "CVE-2026-1111")]
+    world.rescan(severity_threshold="HIGH")
+    assert _param(world.ssm, "/bakehouse/images/al2023/latest") is None
+    assert _param(world.workload_clients[DEV][1], "/bakehouse/dev/ami/al2023") is None
+
+
+def test_one_accounts_failure_is_reported_and_the_others_are_still_scanned(world):
+    image = world.image("al2023")
+    real = world.workload_clients
+
+    def workload(account):
+        if account == DEV:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no scanner role"}}, "AssumeRole")
+        return real[account]
+    clients = world.clients()
+    clients = Clients(clients.ec2, clients.ssm, clients.s3, clients.sns, clients.inspector2, clients.automation, workload)
+    with pytest.raises(RescanIncomplete, match=f"account {DEV} \\(dev\\).*AccessDenied"):
+        rescan(world.request(), clients, sleep=lambda s: None)
+    assert world.tags(image)["bakehouse:inspector-verdict"] == "PASS"  # judged nevertheless
+    assert world.scan_instances() == []
+
+
+class IdempotentRunInstances:
+    """EC2's documented idempotency, which moto lacks: a RunInstances repeating a ClientToken returns
+    the first call's instances instead of launching more (EC2 API reference, Ensuring idempotency)."""
+
+    def __init__(self, inner):
+        self._inner, self._by_token = inner, {}
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def run_instances(self, **params):
+        token = params.get("ClientToken")
+        if token not in self._by_token:
+            self._by_token[token] = self._inner.run_instances(**params)
+        return self._by_token[token] if token else self._by_token.pop(token)
+
+
+def test_two_concurrent_rescans_launch_one_instance_per_image_and_the_second_reports_it(world):
+    world.ec2_client = IdempotentRunInstances(world.ec2)
+    image = world.image("al2023")
+    first = world.request(execution_id="exec-1", image_ids=(image,))
+    launch(first, world.clients(), RescanResult())
+    second = world.request(execution_id="exec-2", image_ids=(image,))
+    with pytest.raises(RescanIncomplete, match="two rescans ran at once"):
+        launch(second, world.clients(), RescanResult())
+    assert len(world.scan_instances()) == 1

@@ -25,6 +25,7 @@ def _stack_name(path: Path) -> str:
 
 
 def _parse(path: Path) -> Mapping[str, Any]:
+    """The file's `config` mapping, parsed once per content (path, mtime, size) per process."""
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _CACHE:
@@ -36,6 +37,12 @@ def _parse(path: Path) -> Mapping[str, Any]:
             raise ConfigError(_stack_name(path), [f"{path.name}: expected a mapping with a 'config' mapping"])
         _CACHE[key] = doc.get("config") or {}
     return _CACHE[key]
+
+
+def project_config(project_dir: Path) -> Mapping[str, Any]:
+    """Pulumi.yaml's `config` (project-level values, `{value: ...}` specs as written), parsed once."""
+    path = project_dir / "Pulumi.yaml"
+    return _parse(path) if path.exists() else {}
 
 
 def stack_files(project_dir: Path) -> dict[str, Mapping[str, Any]]:
@@ -84,10 +91,8 @@ def cross_file_problems(project_dir: Path) -> list[str]:
     for env, files in sorted(claims.items()):
         if len(files) > 1:
             problems.append(f"{' and '.join(files)} both claim env {env!r}; allowed: one stack file per env")
-    project_file = project_dir / "Pulumi.yaml"
-    if project_file.exists():
-        project = yaml.safe_load(project_file.read_text()) or {}
-        accounts = ((project.get("config") or {}).get("bakehouse:accounts") or {})
+    if (project_dir / "Pulumi.yaml").exists():
+        accounts = project_config(project_dir).get("bakehouse:accounts") or {}
         accounts = accounts.get("value", accounts) if isinstance(accounts, Mapping) else {}
         owners: dict[str, list[str]] = {}
         for key, account_id in (accounts.items() if isinstance(accounts, Mapping) else ()):

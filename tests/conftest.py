@@ -9,11 +9,13 @@ import pulumi_aws  # noqa: F401 - imported before the freeze below, as every sta
 import pytest
 
 from tools.mockrun import StackRun, run_stack
+from tools.preview import GC_THRESHOLDS
 
 # The SDK and provider modules are a few hundred thousand long-lived objects. Freezing them keeps the
 # cyclic collector from re-walking them on every full collection (measured: benchmarks/preview_time.py).
 gc.collect()
 gc.freeze()
+gc.set_threshold(*GC_THRESHOLDS)
 
 # No test may reach a real AWS endpoint with someone's ambient credentials.
 os.environ.update({

@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from estate.stack_files import stack_files, stacks_in_deploy_order
+from estate.stack_files import project_config, stack_files, stacks_in_deploy_order
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "bakehouse"
@@ -185,9 +184,8 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR, overrides: Mapping
 
     `secure:` values cannot be decrypted offline; they become MOCK_SECRET and are marked secret.
     """
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
     values: dict[str, Any] = {}
-    for key, spec in (project.get("config") or {}).items():
+    for key, spec in project_config(project_dir).items():
         values[key] = spec["value"] if isinstance(spec, Mapping) and "value" in spec else spec
     values.update(stack_files(project_dir).get(stack) or {})
     values.update(overrides or {})

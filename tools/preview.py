@@ -55,13 +55,20 @@ class StackResult:
                 "problems": self.problems}
 
 
+# A stack run allocates millions of short-lived objects and almost no cycles; CPython's default
+# first-generation threshold (700) collects tens of thousands of times a preview. Measured here over
+# eight stack runs, paired: 6.55 s CPU at the default, 4.86 s at 100,000 (benchmarks/preview_time.py).
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def freeze_imports() -> None:
-    """Import the provider SDK once, then move everything alive into the collector's permanent
-    generation: it is never garbage, and re-walking it on each full collection is most of the GC cost."""
+    """Import the provider SDK once, move everything alive into the collector's permanent generation
+    (never garbage), and collect young objects far less often."""
     import pulumi_aws  # noqa: F401
 
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def judge(run: StackRun):
@@ -183,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no stack file Pulumi.<stack>.yaml for {', '.join(unknown)}; stacks: {', '.join(STACKS)}")
     freeze_imports()
-    results = [evaluate(stack) for stack in stacks]
+    results = []
+    for stack in stacks:
+        result = evaluate(stack)
+        if not args.details:
+            result.run = None  # a run holds its whole record; only --details reads it again
+        results.append(result)
     failed = [r.stack for r in results if not r.ok]
     if args.json:
         print(json.dumps({"ok": not failed, "stacks": [r.as_dict() for r in results]}, indent=2))

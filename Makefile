@@ -43,9 +43,10 @@ lock: $(VENV)/.installed
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
-## bench: the benchmarks (not timed tests)
+## bench: the benchmarks (not timed tests); BENCH_SIZES=1 10 50 200 for the figures in docs/benchmarks.md
+BENCH_SIZES ?= 1 10 50
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/preview_time.py
+	$(BIN)/python benchmarks/preview_time.py --sizes $(BENCH_SIZES)
 	@for b in benchmarks/distribution.py benchmarks/rescan.py; do [ ! -f $$b ] || $(BIN)/python $$b; done
 
 ## release: FAMILY=al2023 — bundle packer/scripts, upload it (versioned, KMS) and start Bakehouse-Pipeline with the stack's settings

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
+from estate.stack_files import stack_files
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SECTION = "factory"
@@ -153,14 +152,12 @@ def factory_config(cfg: StackConfig, project_dir: Path = PROJECT_DIR) -> Factory
 def consumer_families(project_dir: Path) -> dict[str, tuple[str, ...]]:
     """env -> the AMI families its workload stack file reads (`bakehouse:workload.amiFamilies`)."""
     found = {}
-    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
-        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    for stack, config in stack_files(project_dir).items():
         workload = config.get("bakehouse:workload")
         if config.get("bakehouse:role") == "workload" and isinstance(workload, Mapping):
             families = workload.get("amiFamilies")
             if isinstance(families, list):
-                env = config.get("bakehouse:env", path.name[len("Pulumi."):-len(".yaml")])
-                found[str(env)] = tuple(str(f) for f in families)
+                found[str(config.get("bakehouse:env", stack))] = tuple(str(f) for f in families)
     return found
 
 

@@ -55,25 +55,34 @@ def web_identity_trust(args: CiAccessArgs, subject: str) -> dict:
         conditions={"StringEquals": {f"{GITHUB_ISSUER}:aud": "sts.amazonaws.com", f"{GITHUB_ISSUER}:sub": subject}})
 
 
-def assume_statement(sid: str, arns: Sequence[pulumi.Input[str]]) -> dict:
-    return statement(sid, ["sts:AssumeRole"], list(arns))
+def assume_statement(sid: str, arns: Sequence[pulumi.Input[str]], conditions: dict | None = None) -> dict:
+    return statement(sid, ["sts:AssumeRole"], list(arns), conditions=conditions)
 
 
-def preview_role_policy(args: CiAccessArgs) -> dict:
-    return assume_statement("AssumeTheReadOnlyPreviewRolesOnly",
-                            [pulumi.Output.concat("arn:aws:iam::", account, f":role/{PREVIEW_ROLE}")
-                             for account in args.accounts.values()])
+# The role's account is in the caller's organization (the management account's): a role named in
+# every account by name and organization rather than one ARN per account, which would pass IAM's
+# 10,240-character inline quota at about 180 accounts. IAM User Guide, "AWS global condition context
+# keys": aws:ResourceOrgID, compared with the ${aws:PrincipalOrgID} policy variable.
+IN_THIS_ORGANIZATION = {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}
 
 
-def deploy_role_policy(args: CiAccessArgs, environment: str) -> dict:
+def preview_role_policy(args: CiAccessArgs) -> list[dict]:
+    return [assume_statement("AssumeTheReadOnlyPreviewRolesOnly", [f"arn:aws:iam::*:role/{PREVIEW_ROLE}"],
+                             {"StringEquals": IN_THIS_ORGANIZATION})]
+
+
+def deploy_role_policy(args: CiAccessArgs, environment: str) -> list[dict]:
     keys = args.environments()[environment]
     arns = [pulumi.Output.concat("arn:aws:iam::", args.accounts[k], f":role/{args.deploy_role_name}") for k in keys]
+    statements = [assume_statement("AssumeThisEnvironmentsDeployRoleOnly", arns)]
     if "management" in keys:
         # The org stack declares the member accounts' own roles through the access role Organizations
         # created there; whoever deploys the org stack administers the organization anyway.
-        arns += [pulumi.Output.concat("arn:aws:iam::", account, f":role/{args.access_role_name}")
-                 for key, account in args.accounts.items() if key != "management"]
-    return assume_statement("AssumeThisEnvironmentsDeployRoleOnly", arns)
+        statements.append(assume_statement(
+            "AssumeTheMembersAccessRole", [f"arn:aws:iam::*:role/{args.access_role_name}"],
+            {"StringEquals": IN_THIS_ORGANIZATION,
+             "StringNotEquals": {"aws:ResourceAccount": args.management_account_id}}))
+    return statements
 
 
 class CiAccess(pulumi.ComponentResource):
@@ -97,6 +106,6 @@ class CiAccess(pulumi.ComponentResource):
                 f"{name}-{role}", name=role, assume_role_policy=document(web_identity_trust(args, subject)),
                 description=f"{args.repository} {purpose}", max_session_duration=MAX_SESSION_SECONDS,
                 opts=after_provider)
-            aws.iam.RolePolicy(f"{name}-{role}-policy", role=self.roles[role].id, policy=document(permissions),
+            aws.iam.RolePolicy(f"{name}-{role}-policy", role=self.roles[role].id, policy=document(*permissions),
                                opts=child)
         self.register_outputs({role: r.arn for role, r in self.roles.items()})

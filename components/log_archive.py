@@ -35,13 +35,25 @@ class LogArchiveArgs:
     lifecycle: Lifecycle
 
 
-def _workload_roots(estate: EstateConfig) -> list[str]:
-    return [f"arn:aws:iam::{a}:root" for a in estate.accounts.workloads.values()]
+# Who writes is named by organization, not account by account: a principal or an ARN per account passed
+# S3's 20 KB bucket policy quota at about 90 envs (config) and KMS's 32 KB key policy at about 400.
+# IAM User Guide, "AWS global condition context keys": aws:PrincipalOrgID for IAM principals, and
+# aws:SourceOrgID for a service principal acting for a resource of a member account (AWS Control Tower
+# guide, "Amazon S3 bucket policy in the audit account", requires it of Config and CloudTrail deliveries).
+def _from_the_organization(estate: EstateConfig) -> dict[str, dict[str, str]]:
+    return {"StringEquals": {"aws:SourceOrgID": estate.organization_id}}
+
+
+def _workload_principals(estate: EstateConfig) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Any principal of the organization's accounts but the core ones (management, security, build): the
+    workload accounts, at any count. Principal "*" with a fixed aws:PrincipalOrgID is not public to S3."""
+    core = [estate.accounts.management, estate.accounts.security, estate.accounts.build]
+    return "*", {"StringEquals": {"aws:PrincipalOrgID": estate.organization_id},
+                 "StringNotEquals": {"aws:PrincipalAccount": core}}
 
 
 # --- key policies: who may encrypt into each kind's key ---------------------------------------------
 def key_grants(estate: EstateConfig, kind: str) -> list[ServiceGrant]:
-    accounts = list(estate.accounts.all_ids)
     if kind == "trail":
         trail = trail_arn(estate)
         return [
@@ -54,12 +66,11 @@ def key_grants(estate: EstateConfig, kind: str) -> list[ServiceGrant]:
         ]
     if kind == "config":
         return [ServiceGrant("ConfigDelivers", "config.amazonaws.com", ("kms:GenerateDataKey", "kms:Decrypt"),
-                             {"StringEquals": {"aws:SourceAccount": accounts}})]
+                             _from_the_organization(estate))]
     if kind == "flowlogs":
         return [ServiceGrant("FlowLogDelivery", "delivery.logs.amazonaws.com",
                              ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"),
-                             {"StringEquals": {"aws:SourceAccount": accounts},
-                              "ArnLike": {"aws:SourceArn": [f"arn:aws:logs:*:{a}:*" for a in accounts]}})]
+                             _from_the_organization(estate))]
     return []
 
 
@@ -74,17 +85,17 @@ def key_extra_statements(estate: EstateConfig, region: str, kind: str) -> list[d
     ]
     if kind in ("evidence", "sessions"):
         # Playbooks and Session Manager in workload accounts write with their own roles.
+        anyone, workloads = _workload_principals(estate)
         statements.append(statement(
             "WorkloadWritersThroughS3", ["kms:GenerateDataKey*", "kms:Encrypt", "kms:Decrypt"], ["*"],
-            principals={"AWS": _workload_roots(estate)},
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
-                                         "aws:PrincipalOrgID": estate.organization_id}}))
+            principals={"AWS": anyone},
+            conditions={**workloads, "StringEquals": {**workloads["StringEquals"],
+                                                      "kms:ViaService": f"s3.{region}.amazonaws.com"}}))
     return statements
 
 
 # --- bucket policies: which deliveries each bucket admits -------------------------------------------
 def delivery_statements(estate: EstateConfig, kind: str) -> Callable[[str], Sequence[Mapping[str, Any]]]:
-    accounts = list(estate.accounts.all_ids)
     org = estate.organization_id
 
     def trail(arn: str) -> list[dict[str, Any]]:
@@ -100,49 +111,48 @@ def delivery_statements(estate: EstateConfig, kind: str) -> Callable[[str], Sequ
         ]
 
     def config(arn: str) -> list[dict[str, Any]]:
-        source = {"StringEquals": {"aws:SourceAccount": accounts}}
+        source = _from_the_organization(estate)
         return [
             statement("ConfigAclCheck", ["s3:GetBucketAcl", "s3:ListBucket"], [arn],
                       principals={"Service": "config.amazonaws.com"}, conditions=source),
             # Delivery channels may set a key prefix (the workload baseline uses "config/"), which
-            # Config puts before AWSLogs/; the account segment stays fixed either way.
+            # Config puts before AWSLogs/<account>/; Config writes the account segment itself.
             statement("ConfigDelivers", ["s3:PutObject"],
-                      [p for a in accounts for p in (f"{arn}/AWSLogs/{a}/Config/*", f"{arn}/*/AWSLogs/{a}/Config/*")],
+                      [f"{arn}/AWSLogs/*/Config/*", f"{arn}/*/AWSLogs/*/Config/*"],
                       principals={"Service": "config.amazonaws.com"},
-                      conditions={"StringEquals": {"aws:SourceAccount": accounts,
+                      conditions={"StringEquals": {**source["StringEquals"],
                                                    "s3:x-amz-acl": "bucket-owner-full-control"}}),
         ]
 
     def flowlogs(arn: str) -> list[dict[str, Any]]:
-        source = {"StringEquals": {"aws:SourceAccount": accounts},
-                  "ArnLike": {"aws:SourceArn": [f"arn:aws:logs:*:{a}:*" for a in accounts]}}
+        source = _from_the_organization(estate)
         return [
             statement("FlowLogAclCheck", ["s3:GetBucketAcl", "s3:ListBucket"], [arn],
                       principals={"Service": "delivery.logs.amazonaws.com"}, conditions=source),
-            statement("FlowLogDelivers", ["s3:PutObject"], [f"{arn}/AWSLogs/{a}/*" for a in accounts],
+            statement("FlowLogDelivers", ["s3:PutObject"], [f"{arn}/AWSLogs/*"],
                       principals={"Service": "delivery.logs.amazonaws.com"},
-                      conditions={**source, "StringEquals": {"aws:SourceAccount": accounts,
-                                                             "s3:x-amz-acl": "bucket-owner-full-control"}}),
+                      conditions={"StringEquals": {**source["StringEquals"],
+                                                   "s3:x-amz-acl": "bucket-owner-full-control"}}),
         ]
 
     def evidence(arn: str) -> list[dict[str, Any]]:
-        in_org = {"StringEquals": {"aws:PrincipalOrgID": org}}
+        anyone, workloads = _workload_principals(estate)
         return [
             statement("PlaybooksWriteEvidence", ["s3:PutObject", "s3:GetObject"], [f"{arn}/{EVIDENCE_PREFIX}*"],
-                      principals={"AWS": _workload_roots(estate)}, conditions=in_org),
-            statement("PlaybooksListEvidence", ["s3:ListBucket"], [arn], principals={"AWS": _workload_roots(estate)},
-                      conditions={**in_org, "StringLike": {"s3:prefix": f"{EVIDENCE_PREFIX}*"}}),
+                      principals={"AWS": anyone}, conditions=workloads),
+            statement("PlaybooksListEvidence", ["s3:ListBucket"], [arn], principals={"AWS": anyone},
+                      conditions={**workloads, "StringLike": {"s3:prefix": f"{EVIDENCE_PREFIX}*"}}),
         ]
 
     def sessions(arn: str) -> list[dict[str, Any]]:
         # Each account writes only under its own id, so one account cannot overwrite another's record.
-        in_org = {"StringEquals": {"aws:PrincipalOrgID": org}}
+        anyone, workloads = _workload_principals(estate)
         return [
             statement("SessionLogsPerAccount", ["s3:PutObject"], [f"{arn}/${{aws:PrincipalAccount}}/*"],
-                      principals={"AWS": _workload_roots(estate)}, conditions=in_org),
+                      principals={"AWS": anyone}, conditions=workloads),
             # Session Manager refuses to log to a bucket whose encryption it cannot read.
             statement("SessionEncryptionCheck", ["s3:GetEncryptionConfiguration"], [arn],
-                      principals={"AWS": _workload_roots(estate)}, conditions=in_org),
+                      principals={"AWS": anyone}, conditions=workloads),
         ]
 
     return {"trail": trail, "config": config, "flowlogs": flowlogs, "evidence": evidence, "sessions": sessions}[kind]

@@ -37,8 +37,13 @@ def trust_statements(args: RespondersArgs) -> list[dict]:
 
 
 def permission_statements(args: RespondersArgs) -> list[dict]:
-    return [statement("AssumeWorkloadBreakGlass", ["sts:AssumeRole"],
-                      [role_arn(account, BREAK_GLASS_ROLE) for account in args.workload_account_ids])]
+    """The break-glass role by name in the accounts of this role's organization, not this account's:
+    one ARN per workload account passed IAM's 10,240 inline characters at about 190 envs. IAM User
+    Guide, "AWS global condition context keys": aws:ResourceOrgID against ${aws:PrincipalOrgID}. Only
+    workload stacks declare the role, and each trusts only this one (components/break_glass.py)."""
+    return [statement("AssumeWorkloadBreakGlass", ["sts:AssumeRole"], [role_arn("*", BREAK_GLASS_ROLE)],
+                      conditions={"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"},
+                                  "StringNotEquals": {"aws:ResourceAccount": args.security_account_id}})]
 
 
 class Responders(pulumi.ComponentResource):

@@ -203,11 +203,16 @@ def region_restriction(estate: EstateConfig) -> OrgPolicy:
 
 
 def workload_network(estate: EstateConfig) -> OrgPolicy:
-    """Workload accounts: no path to or from the internet, no peering outside the estate."""
-    estate_vpcs = [f"arn:aws:ec2:*:{account}:vpc/*" for account in estate.accounts.all_ids]
-    peering = ["ec2:CreateVpcPeeringConnection", "ec2:AcceptVpcPeeringConnection"]
+    """Workload accounts: no path to or from the internet, no peering but with the estate's core accounts.
+
+    A workload's one peer is the build account's egress VPC (components/private_network.py); envs never
+    peer with each other, so the allowed peers are the core accounts, not every account: one ARN per
+    account passed the 5,120-character SCP quota at 57 envs.
+    """
+    estate_vpcs = [f"arn:aws:ec2:*:{account}:vpc/*"
+                   for account in (estate.accounts.management, estate.accounts.security, estate.accounts.build)]
     return OrgPolicy(
-        "bakehouse-workload-network", "Deny internet gateways, NAT gateways, public IPs and peering outside the estate",
+        "bakehouse-workload-network", "Deny internet gateways, NAT gateways, public IPs and peering but with core accounts",
         "SERVICE_CONTROL_POLICY", ("workloads",),
         _scp(
             statement("DenyInternetPaths", [
@@ -218,9 +223,13 @@ def workload_network(estate: EstateConfig) -> OrgPolicy:
             statement("DenyPublicIpOnLaunch", ["ec2:RunInstances", "ec2:CreateNetworkInterface"],
                       ["arn:aws:ec2:*:*:network-interface/*"], effect="Deny",
                       conditions={"Bool": {"ec2:AssociatePublicIpAddress": "true"}}),
-            statement("DenyPeeringToOutsideVpc", peering, ["arn:aws:ec2:*:*:vpc-peering-connection/*"],
+            # The other side must be a core account: the accepter of what this account requests, the
+            # requester of what it accepts.
+            statement("DenyPeeringToOutsideVpc", ["ec2:CreateVpcPeeringConnection"],
+                      ["arn:aws:ec2:*:*:vpc-peering-connection/*"],
                       effect="Deny", conditions={"ArnNotLike": {"ec2:AccepterVpc": estate_vpcs}}),
-            statement("DenyPeeringFromOutsideVpc", peering, ["arn:aws:ec2:*:*:vpc-peering-connection/*"],
+            statement("DenyPeeringFromOutsideVpc", ["ec2:AcceptVpcPeeringConnection"],
+                      ["arn:aws:ec2:*:*:vpc-peering-connection/*"],
                       effect="Deny", conditions={"ArnNotLike": {"ec2:RequesterVpc": estate_vpcs}}),
         ),
     )

@@ -38,20 +38,26 @@ class SecurityTopicArgs:
     subscriber_emails: Sequence[str] = ()
 
 
-def publisher_sources(estate: EstateConfig) -> dict[str, dict[str, list[str]]]:
-    accounts = list(estate.accounts.all_ids)
-    return {"StringEquals": {"aws:SourceAccount": accounts}}
+# The estate's accounts by organization, not one by one: a principal per account passed SNS's 200
+# principals a topic policy at about 200 envs and KMS's 32 KB key policy at about 470 ("Amazon SNS API
+# permissions: Actions and resources reference", Policy quotas). IAM User Guide, "AWS global condition
+# context keys": aws:SourceOrgID (a service principal acting for a member account's alarm or rule) and
+# aws:PrincipalOrgID (a playbook's role).
+def publisher_sources(estate: EstateConfig) -> dict[str, dict[str, str]]:
+    return {"StringEquals": {"aws:SourceOrgID": estate.organization_id}}
+
+
+def playbooks_of_the_estate(estate: EstateConfig) -> dict[str, dict[str, str]]:
+    return {"StringEquals": {"aws:PrincipalOrgID": estate.organization_id}}
 
 
 def topic_policy_statements(estate: EstateConfig) -> list[dict]:
     arn = security_topic_arn(estate)
-    accounts = list(estate.accounts.all_ids)
     return [
         statement("AlarmsAndRulesFromTheEstate", ["sns:Publish"], [arn],
                   principals={"Service": list(PUBLISHING_SERVICES)}, conditions=publisher_sources(estate)),
-        statement("PlaybooksFromTheEstate", ["sns:Publish"], [arn],
-                  principals={"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
-                  conditions={"StringEquals": {"aws:PrincipalOrgID": estate.organization_id}}),
+        statement("PlaybooksFromTheEstate", ["sns:Publish"], [arn], principals={"AWS": "*"},
+                  conditions=playbooks_of_the_estate(estate)),
         statement("DenyInsecureTransport", ["sns:Publish"], [arn], effect="Deny", principals="*",
                   conditions={"Bool": {"aws:SecureTransport": "false"}}),
     ]
@@ -71,10 +77,10 @@ class SecurityTopic(pulumi.ComponentResource):
                                  for service in PUBLISHING_SERVICES],
                        extra_statements=[statement(
                            "PlaybooksPublishThroughSns", ["kms:GenerateDataKey*", "kms:Decrypt"], ["*"],
-                           principals={"AWS": [f"arn:aws:iam::{a}:root" for a in args.estate.accounts.all_ids]},
+                           principals={"AWS": "*"},
                            conditions={"StringEquals": {
                                "kms:ViaService": f"sns.{args.estate.home_region}.amazonaws.com",
-                               "aws:PrincipalOrgID": args.estate.organization_id}})]),
+                               **playbooks_of_the_estate(args.estate)["StringEquals"]}})]),
             opts=child)
         self.topic = aws.sns.Topic(f"{name}-topic", name=security_topic_name(), kms_master_key_id=self.key.arn,
                                    opts=child)

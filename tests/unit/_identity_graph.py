@@ -46,6 +46,10 @@ class Role:
         return self.arn.rsplit("/", 1)[-1]
 
 
+def _account(arn: str) -> str:
+    return arn.split(":")[4]
+
+
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
@@ -64,10 +68,14 @@ def _token_matches(condition: Mapping[str, Any], claims: Mapping[str, str]) -> b
 
 
 class IdentityGraph:
-    def __init__(self, roles: Iterable[Role]):
+    def __init__(self, roles: Iterable[Role], organization_id: str = "o-exampleorg01"):
         self.roles = {r.arn: r for r in roles}
         pairs = [(a, b) for a in self.roles for b in self.roles if a != b]
-        verdicts = simulate([Simulation(a, "sts:AssumeRole", b, context={"aws:PrincipalArn": a},
+        # every role of the estate is in its one organization: the org keys a cross-account call carries
+        verdicts = simulate([Simulation(a, "sts:AssumeRole", b, context={
+                                            "aws:PrincipalArn": a, "aws:PrincipalAccount": _account(a),
+                                            "aws:PrincipalOrgID": organization_id, "aws:ResourceAccount": _account(b),
+                                            "aws:ResourceOrgID": organization_id},
                                         identity=self.roles[a].policies, resource_policy=self.roles[b].trust)
                              for a, b in pairs])
         self.edges = {pair for pair, verdict in zip(pairs, verdicts, strict=True) if verdict.allowed}

@@ -20,6 +20,16 @@ ENVIRONMENT_OF = {"management": "management", "security": "security", "build": "
                   "prod": "production"}
 
 
+ORG = "o-exampleorg01"
+
+
+def _in_org(account: str, org: str = ORG) -> dict:
+    """The request context of a CI role (in the management account, in the organization) assuming a role in
+    `account`, which belongs to organization `org`."""
+    return {"aws:PrincipalAccount": MANAGEMENT, "aws:PrincipalOrgID": ORG, "aws:ResourceAccount": account,
+            "aws:ResourceOrgID": org}
+
+
 def _account(key: str) -> str:
     # the org stack names member accounts by the ids Organizations gives them (mocks: "<resource>-id")
     return MANAGEMENT if key == "management" else f"org-organization-account-{key}-id"
@@ -56,10 +66,13 @@ def test_preview_role_trusts_only_this_repositorys_pull_requests(stack_run):
 def test_pull_request_role_may_assume_preview_roles_and_no_deploy_role(stack_run):
     document = _policy(stack_run("org"), "BakehouseGitHubPreview")
     for key in ("management", *MEMBERS):
-        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehousePreview"), key
+        context = _in_org(_account(key))
+        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehousePreview", context), key
         for forbidden in ("BakehouseDeploy", "OrganizationAccountAccessRole", "BakehouseReadOnly"):
-            assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/{forbidden}")
-    assert not allowed(document, "sts:AssumeRole", "arn:aws:iam::999999999999:role/BakehousePreview")
+            assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/{forbidden}", context)
+    # a preview role of the same name in an account of another organization
+    assert not allowed(document, "sts:AssumeRole", "arn:aws:iam::999999999999:role/BakehousePreview",
+                       _in_org("999999999999", "o-other0000001"))
 
 
 @pytest.mark.parametrize("key", ["management", *MEMBERS])
@@ -76,16 +89,24 @@ def test_an_environments_role_may_assume_only_its_own_accounts_deploy_role(stack
     for other in ("management", *MEMBERS):
         for role in ("BakehouseDeploy", "BakehousePreview", "OrganizationAccountAccessRole"):
             expected = other == key and role == "BakehouseDeploy"
-            assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(other)}:role/{role}") is expected, \
+            assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(other)}:role/{role}",
+                           _in_org(_account(other))) is expected, \
                 (other, role)
 
 
 def test_the_management_environment_deploys_the_org_stack_and_enters_members_through_the_access_role(stack_run):
     document = _policy(stack_run("org"), "BakehouseGitHubDeploy-management")
-    assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{MANAGEMENT}:role/BakehouseDeploy")
+    assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{MANAGEMENT}:role/BakehouseDeploy", _in_org(MANAGEMENT))
     for key in MEMBERS:
-        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/OrganizationAccountAccessRole")
-        assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehouseDeploy")
+        context = _in_org(_account(key))
+        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/OrganizationAccountAccessRole",
+                       context)
+        assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehouseDeploy", context)
+    # by name and organization: not the management account's own role of that name, nor another organization's
+    assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{MANAGEMENT}:role/OrganizationAccountAccessRole",
+                       _in_org(MANAGEMENT))
+    assert not allowed(document, "sts:AssumeRole", "arn:aws:iam::999999999999:role/OrganizationAccountAccessRole",
+                       _in_org("999999999999", "o-other0000001"))
 
 
 def test_the_ci_roles_are_exactly_one_per_environment_of_the_config(stack_run):
@@ -103,8 +124,9 @@ def test_a_staging_env_added_by_config_alone_is_trusted_by_ci_and_gets_its_accou
     assert stmt["Condition"]["StringEquals"][f"{ISSUER}:sub"] == "repo:acme/bakehouse:environment:staging"
     staging = _account("staging")
     assert allowed(_policy(run, "BakehouseGitHubDeploy-staging"), "sts:AssumeRole",
-                   f"arn:aws:iam::{staging}:role/BakehouseDeploy")
-    assert allowed(_policy(run, "BakehouseGitHubPreview"), "sts:AssumeRole", f"arn:aws:iam::{staging}:role/BakehousePreview")
+                   f"arn:aws:iam::{staging}:role/BakehouseDeploy", _in_org(staging))
+    assert allowed(_policy(run, "BakehouseGitHubPreview"), "sts:AssumeRole", f"arn:aws:iam::{staging}:role/BakehousePreview",
+                   _in_org(staging))
     declared = {r.inputs["name"] for r in run.of_type("aws:iam/role:Role") if r.name.startswith("org-access-staging-")}
     assert declared == {"BakehouseDeploy", "BakehousePreview", "BakehouseReadOnly"}
 

@@ -166,11 +166,19 @@ def test_workload_ous_deny_nat_gateways_and_public_ips(org, env):
     assert "DenyPublicIpOnLaunch" not in _denied(org, env, private_launch)
 
 
-def test_workload_ous_deny_peering_outside_the_estate(org):
+def test_workload_ous_deny_peering_but_with_the_core_accounts(org):
     peering = ("arn:aws:ec2:eu-west-1:444444444444:vpc-peering-connection/*",)
+    # the build account's egress VPC requests the peering; the workload accepts it
+    from_build = Request("ec2:AcceptVpcPeeringConnection", peering, _role(DEV),
+                         {"ec2:AccepterVpc": f"arn:aws:ec2:eu-west-1:{DEV}:vpc/vpc-0abc",
+                          "ec2:RequesterVpc": f"arn:aws:ec2:eu-west-1:{BUILD}:vpc/vpc-0def"})
     inside = Request("ec2:CreateVpcPeeringConnection", peering, _role(DEV),
-                     {"ec2:AccepterVpc": f"arn:aws:ec2:eu-west-1:{UAT}:vpc/vpc-0abc",
+                     {"ec2:AccepterVpc": f"arn:aws:ec2:eu-west-1:{BUILD}:vpc/vpc-0abc",
                       "ec2:RequesterVpc": f"arn:aws:ec2:eu-west-1:{DEV}:vpc/vpc-0def"})
+    # envs stay apart: dev may not peer with uat (and the SCP does not list every workload account)
+    between_envs = Request("ec2:CreateVpcPeeringConnection", peering, _role(DEV),
+                           {"ec2:AccepterVpc": f"arn:aws:ec2:eu-west-1:{UAT}:vpc/vpc-0abc",
+                            "ec2:RequesterVpc": f"arn:aws:ec2:eu-west-1:{DEV}:vpc/vpc-0def"})
     outside = Request("ec2:CreateVpcPeeringConnection", peering, _role(DEV),
                       {"ec2:AccepterVpc": "arn:aws:ec2:eu-west-1:999999999999:vpc/vpc-0abc",
                        "ec2:RequesterVpc": f"arn:aws:ec2:eu-west-1:{DEV}:vpc/vpc-0def"})
@@ -178,6 +186,8 @@ def test_workload_ous_deny_peering_outside_the_estate(org):
                              {"ec2:AccepterVpc": f"arn:aws:ec2:eu-west-1:{PROD}:vpc/vpc-01",
                               "ec2:RequesterVpc": "arn:aws:ec2:eu-west-1:999999999999:vpc/vpc-02"})
     assert _denied(org, "dev", inside) == []
+    assert _denied(org, "dev", from_build) == []
+    assert _denied(org, "dev", between_envs) == ["DenyPeeringToOutsideVpc"]
     assert _denied(org, "dev", outside) == ["DenyPeeringToOutsideVpc"]
     assert _denied(org, "prod", accept_foreign) == ["DenyPeeringFromOutsideVpc"]
 

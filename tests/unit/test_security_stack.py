@@ -144,28 +144,35 @@ def test_config_and_flow_log_buckets_admit_only_the_estates_accounts(sec, kind, 
     policy = _bucket_policy(sec, kind)
     bucket = f"arn:aws:s3:::bakehouse-{kind}-{SECURITY}-eu-west-1"
 
-    def put(account: str, source_account: str) -> Request:
+    def put(account: str, source_account: str, org: str = ORG_ID, acl: str = "bucket-owner-full-control") -> Request:
         return _delivery("s3:PutObject", f"{bucket}/{path.format(account=account)}",
-                         **{"aws:SourceAccount": source_account, "s3:x-amz-acl": "bucket-owner-full-control",
+                         **{"aws:SourceAccount": source_account, "aws:SourceOrgID": org, "s3:x-amz-acl": acl,
                             "aws:SourceArn": f"arn:aws:logs:eu-west-1:{source_account}:*"})
 
-    for account in ESTATE:
+    # by organization (aws:SourceOrgID), so the policy does not grow with the accounts: any member's delivery
+    for account in [*ESTATE, "777700000042"]:
         assert allowed(policy, {"Service": service}, put(account, account)), account
-    assert not allowed(policy, {"Service": service}, put("999999999999", "999999999999"))
-    assert not allowed(policy, {"Service": service}, put(DEV, "999999999999"))
+    assert not allowed(policy, {"Service": service}, put("999999999999", "999999999999", "o-other0000001"))
+    assert not allowed(policy, {"Service": service}, put(DEV, "999999999999", "o-other0000001"))
+    assert not allowed(policy, {"Service": service}, put(DEV, DEV, acl="private"))
 
 
 def test_evidence_and_session_buckets_admit_only_workload_principals_of_the_organization(sec):
     evidence = _bucket_policy(sec, "evidence")
     bucket = f"arn:aws:s3:::bakehouse-evidence-{SECURITY}-eu-west-1"
     writer = {"AWS": f"arn:aws:iam::{PROD}:root"}
-    in_org = {"aws:PrincipalOrgID": ORG_ID, "aws:SecureTransport": "true"}
+    in_org = {"aws:PrincipalOrgID": ORG_ID, "aws:PrincipalAccount": PROD, "aws:SecureTransport": "true"}
     put = Request("s3:PutObject", (f"{bucket}/incidents/f-1/i-0abc/manifest.json",), context=in_org)
     assert allowed(evidence, writer, put)
     assert not allowed(evidence, writer, Request("s3:PutObject", (f"{bucket}/elsewhere",), context=in_org))
     assert not allowed(evidence, writer, Request("s3:PutObject", put.resources,
                                                  context={"aws:PrincipalOrgID": "o-someoneelse1"}))
     assert not allowed(evidence, writer, Request("s3:DeleteObject", put.resources, context=in_org))
+    # the other core accounts are not workloads: named by organization minus them, not one principal per
+    # workload (the security account's own principals answer to their IAM policies, not to this one)
+    for core in (MGMT, BUILD):
+        assert not allowed(evidence, {"AWS": f"arn:aws:iam::{core}:root"}, Request(
+            "s3:PutObject", put.resources, context={**in_org, "aws:PrincipalAccount": core}))
     sessions = _bucket_policy(sec, "sessions")
     assert [s["Resource"] for s in sessions["Statement"] if s["Sid"] == "SessionLogsPerAccount"] == [
         [f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1/${{aws:PrincipalAccount}}/*"]]
@@ -197,19 +204,23 @@ def test_log_keys_admit_each_service_only_for_the_estates_deliveries(sec):
         f"arn:aws:cloudtrail:*:{MGMT}:trail/*"
     assert all(s["Condition"]["StringEquals"]["aws:SourceArn"] == TRAIL for s in trail)
     (config,) = _grants(_key_policy(sec, "config"), "config.amazonaws.com")
-    assert set(config["Condition"]["StringEquals"]["aws:SourceAccount"]) == ESTATE
+    assert config["Condition"] == {"StringEquals": {"aws:SourceOrgID": ORG_ID}}
     (flow,) = _grants(_key_policy(sec, "flowlogs"), "delivery.logs.amazonaws.com")
-    assert set(flow["Condition"]["StringEquals"]["aws:SourceAccount"]) == ESTATE
-    assert set(flow["Condition"]["ArnLike"]["aws:SourceArn"]) == {f"arn:aws:logs:*:{a}:*" for a in ESTATE}
+    assert flow["Condition"] == {"StringEquals": {"aws:SourceOrgID": ORG_ID}}
     # No kind's key admits another kind's service.
     assert _grants(_key_policy(sec, "trail"), "config.amazonaws.com") == []
     assert _grants(_key_policy(sec, "config"), "cloudtrail.amazonaws.com") == []
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_log_keys_have_no_wildcard_principal_and_read_only_through_s3(sec, kind):
+def test_log_keys_admit_a_wildcard_principal_only_from_the_organizations_workload_accounts_and_read_only_through_s3(
+        sec, kind):
     for stmt in _key_policy(sec, kind)["Statement"]:
-        assert stmt.get("Principal") not in ("*", {"AWS": "*"}), stmt["Sid"]
+        if stmt.get("Principal") in ("*", {"AWS": "*"}):
+            # the workload accounts by organization, not one principal per account (KMS's 32 KB)
+            assert stmt["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == ORG_ID, stmt["Sid"]
+            assert set(stmt["Condition"]["StringNotEquals"]["aws:PrincipalAccount"]) == {MGMT, SECURITY, BUILD}
+            assert stmt["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
         if stmt["Sid"] == "ReadThroughS3InSecurityAccount":
             assert stmt["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
             assert stmt["Condition"]["StringEquals"]["kms:CallerAccount"] == SECURITY
@@ -232,15 +243,21 @@ def test_security_topic_accepts_alarms_and_rules_from_the_estate_only(sec):
     topic = f"arn:aws:sns:eu-west-1:{SECURITY}:bakehouse-security"
     for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
         for account in (MGMT, DEV, PROD):
-            assert allowed(policy, {"Service": service}, Request(
-                "sns:Publish", (topic,), context={"aws:SourceAccount": account, "aws:SecureTransport": "true"}))
-        assert not allowed(policy, {"Service": service}, Request(
-            "sns:Publish", (topic,), context={"aws:SourceAccount": "999999999999", "aws:SecureTransport": "true"}))
-    assert not allowed(policy, {"Service": "cloudwatch.amazonaws.com"}, Request(
-        "sns:Publish", (topic,), context={"aws:SourceAccount": MGMT, "aws:SecureTransport": "false"}))
+            assert allowed(policy, {"Service": service}, Request("sns:Publish", (topic,), context={
+                "aws:SourceAccount": account, "aws:SourceOrgID": ORG_ID, "aws:SecureTransport": "true"}))
+        assert not allowed(policy, {"Service": service}, Request("sns:Publish", (topic,), context={
+            "aws:SourceAccount": "999999999999", "aws:SourceOrgID": "o-other0000001", "aws:SecureTransport": "true"}))
+    assert not allowed(policy, {"Service": "cloudwatch.amazonaws.com"}, Request("sns:Publish", (topic,), context={
+        "aws:SourceAccount": MGMT, "aws:SourceOrgID": ORG_ID, "aws:SecureTransport": "false"}))
+    # playbooks' roles, by organization
+    playbook = {"AWS": f"arn:aws:iam::{PROD}:root"}
+    assert allowed(policy, playbook, Request("sns:Publish", (topic,), context={
+        "aws:PrincipalOrgID": ORG_ID, "aws:SecureTransport": "true"}))
+    assert not allowed(policy, {"AWS": "arn:aws:iam::999999999999:root"}, Request("sns:Publish", (topic,), context={
+        "aws:PrincipalOrgID": "o-other0000001", "aws:SecureTransport": "true"}))
     key = json.loads(sec.named("security-alerts-key-key").inputs["policy"])
     cloudwatch = _grants(key, "cloudwatch.amazonaws.com")
-    assert cloudwatch and set(cloudwatch[0]["Condition"]["StringEquals"]["aws:SourceAccount"]) == ESTATE
+    assert cloudwatch and cloudwatch[0]["Condition"]["StringEquals"] == {"aws:SourceOrgID": ORG_ID}
 
 
 # --- detection services --------------------------------------------------------------------------

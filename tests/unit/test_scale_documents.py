@@ -1,0 +1,136 @@
+"""Every policy document of the org, security and build stacks (and a workload stack) stays within its
+AWS quota at 3, 50, 200 and 500 workload envs: what names an account must not grow with their count.
+
+Quotas, and how each service counts (checked against the AWS documentation pages named):
+- IAM and AWS STS quotas: a role's inline policies together 10,240 characters, a managed policy 6,144,
+  a role trust policy 2,048 (default; 4,096 at most on request) — IAM does not count whitespace.
+- AWS Organizations quotas: an SCP 5,120 characters (whitespace excluded when minified; we count minified).
+- Amazon S3 bucket policies: 20 KB; AWS KMS key policy: 32 KB; Amazon SNS topic policy ("Amazon SNS API
+  permissions: Actions and resources reference", Policy quotas): 30 KB, 100 statements, 200 principals.
+  These three keep the text as sent, so the test measures what Pulumi sends (bytes, whitespace included).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import pytest
+
+from tests import scale_estate
+from tools.mockrun import StackRun, run_stack
+
+pytestmark = pytest.mark.slow
+
+ROLE_INLINE_CHARS = 10_240
+MANAGED_POLICY_CHARS = 6_144
+TRUST_POLICY_CHARS = 2_048
+SCP_CHARS = 5_120
+DECLARATIVE_CHARS = 10_000
+BUCKET_POLICY_BYTES = 20 * 1024
+KEY_POLICY_BYTES = 32 * 1024
+TOPIC_POLICY_BYTES = 30 * 1024
+TOPIC_POLICY_STATEMENTS = 100
+TOPIC_POLICY_PRINCIPALS = 200
+
+
+@cache
+def run(stack: str, count: int) -> StackRun:
+    return run_stack(stack, overrides=scale_estate.overrides(stack, count))
+
+
+def _doc(value: Any) -> tuple[dict[str, Any], str]:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return json.loads(text), text
+
+
+def _minified(doc: dict[str, Any]) -> int:
+    return len(json.dumps(doc, separators=(",", ":")))
+
+
+def _principals(doc: dict[str, Any]) -> int:
+    total = 0
+    for stmt in doc.get("Statement", []):
+        principal = stmt.get("Principal")
+        if isinstance(principal, dict):
+            for value in principal.values():
+                total += len(value) if isinstance(value, list) else 1
+        elif principal is not None:
+            total += 1
+    return total
+
+
+def over_quota(stack_run: StackRun) -> Iterator[str]:
+    """One line per document (or role) past its quota."""
+    inline: dict[str, int] = defaultdict(int)
+    for r in stack_run.resources:
+        kind = r.type
+        if kind == "aws:iam/rolePolicy:RolePolicy":
+            inline[str(r.inputs.get("role"))] += _minified(_doc(r.inputs["policy"])[0])
+        elif kind == "aws:iam/role:Role":
+            for p in r.inputs.get("inlinePolicies") or []:
+                if p.get("policy"):
+                    inline[str(r.inputs.get("name") or r.name)] += _minified(_doc(p["policy"])[0])
+            size = _minified(_doc(r.inputs["assumeRolePolicy"])[0])
+            if size > TRUST_POLICY_CHARS:
+                yield f"{r.name} trust policy: {size} > {TRUST_POLICY_CHARS} characters"
+        elif kind == "aws:iam/policy:Policy":
+            size = _minified(_doc(r.inputs["policy"])[0])
+            if size > MANAGED_POLICY_CHARS:
+                yield f"{r.name} managed policy: {size} > {MANAGED_POLICY_CHARS} characters"
+        elif kind == "aws:organizations/policy:Policy":
+            size = _minified(_doc(r.inputs["content"])[0])
+            limit = SCP_CHARS if r.inputs.get("type", "SERVICE_CONTROL_POLICY") == "SERVICE_CONTROL_POLICY" \
+                else DECLARATIVE_CHARS
+            if size > limit:
+                yield f"{r.name} organization policy: {size} > {limit} characters"
+        elif kind == "aws:s3/bucketPolicy:BucketPolicy":
+            size = len(_doc(r.inputs["policy"])[1].encode())
+            if size > BUCKET_POLICY_BYTES:
+                yield f"{r.name} bucket policy: {size} > {BUCKET_POLICY_BYTES} bytes"
+        elif kind == "aws:kms/key:Key" and r.inputs.get("policy"):
+            size = len(_doc(r.inputs["policy"])[1].encode())
+            if size > KEY_POLICY_BYTES:
+                yield f"{r.name} key policy: {size} > {KEY_POLICY_BYTES} bytes"
+        elif kind == "aws:sns/topicPolicy:TopicPolicy":
+            doc, text = _doc(r.inputs["policy"])
+            if len(text.encode()) > TOPIC_POLICY_BYTES:
+                yield f"{r.name} topic policy: {len(text.encode())} > {TOPIC_POLICY_BYTES} bytes"
+            if len(doc["Statement"]) > TOPIC_POLICY_STATEMENTS:
+                yield f"{r.name} topic policy: {len(doc['Statement'])} > {TOPIC_POLICY_STATEMENTS} statements"
+            if _principals(doc) > TOPIC_POLICY_PRINCIPALS:
+                yield f"{r.name} topic policy: {_principals(doc)} > {TOPIC_POLICY_PRINCIPALS} principals"
+    for role, size in inline.items():
+        if size > ROLE_INLINE_CHARS:
+            yield f"role {role} inline policies: {size} > {ROLE_INLINE_CHARS} characters"
+
+
+@pytest.mark.parametrize("count", scale_estate.SIZES)
+@pytest.mark.parametrize("stack", ["org", "security", "build"])
+def test_every_document_stays_within_its_quota_however_many_workload_envs(stack, count):
+    problems = list(over_quota(run(stack, count)))
+    assert not problems, f"{stack} at {count} workload envs:\n" + "\n".join(problems)
+
+
+def test_a_workload_stack_documents_stay_within_quota_in_an_estate_of_500_envs():
+    problems = list(over_quota(run("dev", 500)))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_generated_estate_is_what_the_stacks_see():
+    # guards the size tests against passing on an estate the overrides failed to enlarge
+    assert len(set(scale_estate.accounts(500).values())) == 503
+    org = run("org", 50)
+    assert len(org.of_type("aws:organizations/account:Account")) == 52  # security, build and 50 envs
+
+
+def test_the_quota_check_catches_a_document_past_its_quota():
+    from tools.mockrun import Declared
+    fat = {"Version": "2012-10-17", "Statement": [{"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject",
+                                                   "Resource": [f"arn:aws:s3:::b/{i:05d}" for i in range(600)]}]}
+    fake = StackRun("x", resources=[Declared("u", "aws:iam/rolePolicy:RolePolicy", "p",
+                                             {"role": "r", "policy": json.dumps(fat)}, True, None, None)])
+    assert [p for p in over_quota(fake) if "role r inline policies" in p]

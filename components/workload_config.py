@@ -91,6 +91,7 @@ class WorkloadConfig:
     image_keys: Mapping[str, str] = field(default_factory=dict)
     network: NetworkOptions = NetworkOptions()
     isolate_min_severity: float = 7.0
+    forensic_source: str | None = None  # CIDR or security group the isolation group admits (docs/operations.md)
 
 
 def secret_config_key(name: str) -> str:
@@ -117,10 +118,11 @@ def _parse(raw: Mapping[str, Any], problems: Problems, cfg: StackConfig) -> Work
     app = _app(raw.get("app", {}), families, problems)
     network = _network(raw.get("network", {}), problems)
     severity = _severity(raw.get("incidentResponse", {}), problems)
+    forensic = _forensic_source(raw.get("incidentResponse", {}), problems)
     if problems.items:
         return None
     return WorkloadConfig(ami_families=families, app=app, image_keys=image_keys, network=network,
-                          isolate_min_severity=severity)
+                          isolate_min_severity=severity, forensic_source=forensic)
 
 
 def _image_keys(raw: Any, cfg: StackConfig, problems: Problems) -> dict[str, str]:
@@ -301,9 +303,30 @@ def _severity(raw: Any, problems: Problems) -> float:
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object")
         return 0.0
-    require_keys(raw, f"{KEY}.incidentResponse", ("minSeverity",), problems)
+    require_keys(raw, f"{KEY}.incidentResponse", ("minSeverity", "forensicSource"), problems)
     value = raw.get("minSeverity", 7.0)
     ok = isinstance(value, int | float) and not isinstance(value, bool) and MIN_SEVERITY <= value <= MAX_SEVERITY
     problems.check(ok, f"{key}.minSeverity", value,
                    f"a GuardDuty severity from {MIN_SEVERITY} to {MAX_SEVERITY} (7 = high)")
     return float(value) if ok else 0.0
+
+
+FORENSIC_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
+
+
+def _forensic_source(raw: Any, problems: Problems) -> str | None:
+    """Who may reach a contained instance: one CIDR (no wider than /16, so isolation stays isolation)
+    or one security group id. Absent: the isolation group admits nothing."""
+    if not isinstance(raw, Mapping) or raw.get("forensicSource") is None:
+        return None
+    value = raw["forensicSource"]
+    if isinstance(value, str) and FORENSIC_GROUP.fullmatch(value):
+        return value
+    try:
+        network = ipaddress.ip_network(value) if isinstance(value, str) else None
+    except ValueError:
+        network = None
+    ok = network is not None and network.prefixlen >= 16
+    problems.check(ok, f"bakehouse:{KEY}.incidentResponse.forensicSource", value,
+                   "a CIDR of /16 or narrower (host bits zero) or a security group id (sg-...)")
+    return value if ok else None

@@ -10,7 +10,7 @@ set -o pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # The order is the contract: the SSM build, both Packer builders and the tests read this list.
-STEPS="00-os-update.sh 10-cis-hardening.sh 20-cloudwatch-agent.sh 30-ssm-agent.sh 40-inspector-readiness.sh 50-security-tools.sh 90-cleanup.sh"
+STEPS="00-os-update.sh 10-cis-hardening.sh 20-cloudwatch-agent.sh 30-ssm-agent.sh 40-inspector-readiness.sh 50-security-tools.sh 55-memory-capture.sh 90-cleanup.sh"
 
 ROOT="${BAKEHOUSE_ROOT:-}"
 LOG_DIR="$ROOT/var/log/bakehouse"

@@ -242,7 +242,13 @@ def approved_images(estate: EstateConfig) -> OrgPolicy:
         "SERVICE_CONTROL_POLICY", ("workloads",),
         _scp(statement("DenyImagesFromOtherOwners", ["ec2:RunInstances", "ec2:CreateFleet", "ec2:RequestSpotInstances"],
                        ["arn:aws:ec2:*::image/*"], effect="Deny",
-                       conditions={"StringNotEquals": {"ec2:Owner": estate.accounts.build}})),
+                       conditions={"StringNotEquals": {"ec2:Owner": estate.accounts.build}}),
+             # The rescan tags each account's own view of a vulnerable shared image (service
+             # authorization reference, Amazon EC2: the image resource of these three actions takes
+             # ec2:ResourceTag/${TagKey}).
+             statement("DenyQuarantinedImages", ["ec2:RunInstances", "ec2:CreateFleet", "ec2:RequestSpotInstances"],
+                       ["arn:aws:ec2:*::image/*"], effect="Deny",
+                       conditions={"StringEquals": {"ec2:ResourceTag/bakehouse:quarantined": "true"}})),
     )
 
 

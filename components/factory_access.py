@@ -1,5 +1,7 @@
 """Roles the build account's factory assumes in a workload account: one writes the approved AMI
-ids, one reads which AMIs are running. Each trusts only the factory's automation role."""
+ids; one reads which AMIs are running and Inspector's findings on them, and on a quarantine moves the
+env's AMI parameters and tags the account's view of the image. Each trusts only the factory's
+automation role."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from estate.naming import (
 )
 
 from .iam import document, statement
+
+QUARANTINED_TAG = "bakehouse:quarantined"  # handlers/rescan_feedback.py TAG_QUARANTINED; components/scps.py
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,21 @@ def scanner_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
                   conditions={"StringEquals": {"aws:RequestedRegion": args.all_regions}}),
         statement("ReadPublishedAmiIds", ["ssm:GetParametersByPath", "ssm:GetParameter"],
                   [a for arn in args.ami_parameters_arns for a in (arn, f"{arn}/*")]),
+        # Inspector already scans this account's running instances: the rescan reads their coverage and
+        # findings by image id here instead of launching a scan instance. In a member account both
+        # return that account's own resources only; neither takes a resource type (service
+        # authorization reference, Amazon Inspector).
+        statement("ReadOwnInspectorFindings", ["inspector2:ListCoverage", "inspector2:ListFindings"], ["*"],
+                  conditions={"StringEquals": {"aws:RequestedRegion": args.all_regions}}),
+        # Quarantine moves this env's AMI parameters off a vulnerable image (or deletes them when no
+        # good image is left); the validation of an aws:ec2:image value uses ListAmisInUse's DescribeImages.
+        statement("MoveAmiParametersOffQuarantined", ["ssm:PutParameter", "ssm:DeleteParameter"],
+                  [f"{arn}/*" for arn in args.ami_parameters_arns]),
+        # ...and tags this account's own view of the shared image with the one tag the approved-images
+        # SCP denies launches by, set to "true" only (ForAllValues alone passes an empty tag set).
+        statement("TagQuarantinedImages", ["ec2:CreateTags"], [f"arn:aws:ec2:{r}::image/*" for r in args.all_regions],
+                  conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [QUARANTINED_TAG]},
+                              "StringEquals": {f"aws:RequestTag/{QUARANTINED_TAG}": "true"}}),
     ]
 
 
@@ -90,7 +109,7 @@ class FactoryAccess(pulumi.ComponentResource):
                            policy=document(*publisher_statements(args)), opts=child)
         self.scanner = aws.iam.Role(
             f"{name}-scanner", name=IMAGE_SCANNER_ROLE, assume_role_policy=trust, max_session_duration=3600,
-            description="Build account rescans: read which AMIs run here (read-only)", opts=child)
+            description="Build account rescans: AMIs in use, their findings; quarantine", opts=child)
         aws.iam.RolePolicy(f"{name}-scanner-policy", role=self.scanner.id,
                            policy=document(*scanner_statements(args)), opts=child)
         self.register_outputs({"publisher_arn": self.publisher.arn, "scanner_arn": self.scanner.arn})

@@ -110,6 +110,8 @@ class FactoryConfig:
         """What the handlers and documents read at runtime (the factory settings parameter)."""
         return {
             "families": {f.name: f.base for f in self.families},
+            # tools/release.py: a packer family is released through its CodePipeline, not Bakehouse-Pipeline.
+            "engines": {f.name: f.engine for f in self.families},
             "regions": list(self.regions),
             "targetAccounts": dict(zip(self.target_envs, self.target_accounts, strict=True)),
             "autoApproveEnvs": list(self.auto_approve_envs),

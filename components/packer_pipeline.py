@@ -33,6 +33,8 @@ PROJECT_NAME = "bakehouse-packer"
 TWIN_REPOSITORY = "bakehouse/provisioning-twin"
 # tools/packer_bundle.py builds this zip (CodePipeline's S3 source hands CodeBuild a .zip, unpacked).
 BUNDLE_KEY = "provisioning/packer.zip"
+PIPELINE_PREFIX = "bakehouse-packer-"  # one pipeline a family; tools/release.py starts it by this name
+SOURCE_ACTION = "Bundle"  # the S3 source action tools/release.py pins to the uploaded zip's version
 RELEASE_STEM = "release_image"  # automation/release_image.yaml: the chain after the build
 BUILT_BY_TAG = ("bakehouse:built-by", "packer")  # sources.pkr.hcl tags instances, volumes and images so
 CANONICAL_ACCOUNT = "099720109477"
@@ -320,14 +322,14 @@ class PackerPipeline(pulumi.ComponentResource):
             {"name": "BUNDLE_VERSION_ID", "value": "#{SourceVariables.VersionId}", "type": "PLAINTEXT"},
         ])
         return aws.codepipeline.Pipeline(
-            f"{name}-{family}", name=f"bakehouse-packer-{family}", role_arn=args.roles.pipeline.arn,
+            f"{name}-{family}", name=f"{PIPELINE_PREFIX}{family}", role_arn=args.roles.pipeline.arn,
             pipeline_type="V2", execution_mode="QUEUED",
             artifact_stores=[aws.codepipeline.PipelineArtifactStoreArgs(
                 type="S3", location=artifacts_name,
                 encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(type="KMS", id=self.key.arn))],
             stages=[
                 aws.codepipeline.PipelineStageArgs(name="Source", actions=[aws.codepipeline.PipelineStageActionArgs(
-                    name="Bundle", category="Source", owner="AWS", provider="S3", version="1",
+                    name=SOURCE_ACTION, category="Source", owner="AWS", provider="S3", version="1",
                     namespace="SourceVariables", output_artifacts=["bundle"],
                     # Started by the release tool after it uploads the bundle, not by polling.
                     configuration={"S3Bucket": args.scripts_bucket_name, "S3ObjectKey": BUNDLE_KEY,

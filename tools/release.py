@@ -13,6 +13,12 @@ documents refuse a bundle whose metadata names another commit).
 Everything the Pipeline is started with comes from `/bakehouse/factory/settings`, which the build
 stack wrote: the caller chooses the family and nothing else (not the approvers, not the approval
 path). Only the parameters the Pipeline document declares are sent.
+
+A family whose engine is `packer` (the settings' `engines`) builds in CodeBuild instead: the same
+tar.gz is uploaded (validation runs it), then a reproducible zip of packer/ goes to
+provisioning/packer.zip with the commit and the tar.gz's version as metadata (the buildspec reads
+both), and the family's CodePipeline `bakehouse-packer-<family>` is started on exactly that zip
+version (a source revision override), never on whatever the key holds when the pipeline polls.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import tarfile
 import uuid
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,13 @@ SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 PIPELINE = "Bakehouse-Pipeline"
 BUNDLE_KEY = "provisioning/bundle.tar.gz"
 BUNDLE_FOLDERS = {"scripts": "packer/scripts", "validation": "packer/validation"}
+# components/packer_pipeline.py's names: the zip the pipeline's S3 source action ("Bundle") reads.
+PACKER_BUNDLE_KEY = "provisioning/packer.zip"
+PACKER_FOLDER = "packer"
+PACKER_SOURCE_ACTION = "Bundle"
+PACKER_PIPELINE_PREFIX = "bakehouse-packer-"
+# What a local `packer build` leaves behind; never part of what CodeBuild runs.
+PACKER_LOCAL_FILES = ("manifest.json", ".auto.pkrvars.hcl", "packer_cache/", ".packer.d/")
 # Public parameters AWS and Canonical maintain with the latest base AMI id of each OS.
 BASE_IMAGE_PARAMETERS = {
     "al2023": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
@@ -68,6 +82,57 @@ def build_bundle(project_dir: Path = PROJECT_DIR) -> bytes:
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
         gz.write(raw.getvalue())
     return out.getvalue()
+
+
+def build_packer_zip(project_dir: Path = PROJECT_DIR) -> bytes:
+    """packer/ as the CodeBuild source (members under packer/, where the project's buildspec path points);
+    sorted, fixed timestamps and modes, so one commit always gives the same bytes."""
+    root = project_dir / PACKER_FOLDER
+    if not root.is_dir():
+        raise ReleaseError(f"{PACKER_FOLDER}/ is missing: the Packer engine builds from it")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(project_dir).as_posix()
+            if any(rel.endswith(x) or f"/{x}" in f"/{rel}" for x in PACKER_LOCAL_FILES):
+                continue
+            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o100755 if path.suffix == ".sh" else 0o100644) << 16
+            zf.writestr(info, path.read_bytes())
+    return out.getvalue()
+
+
+def engine_of(settings: Mapping[str, Any], family: str) -> str:
+    return (settings.get("engines") or {}).get(family, "ssm")
+
+
+def release_packer(family: str, commit: str, bundle_version: str, settings: Mapping[str, Any], *, s3, codepipeline,
+                   project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """Upload packer/ as the pipeline's source and start the family's pipeline on that exact version."""
+    bucket = settings["pipelineParameters"]["ScriptsBucket"]
+    kms = settings.get("scriptsKmsKeyId")
+    put = s3.put_object(Bucket=bucket, Key=PACKER_BUNDLE_KEY, Body=build_packer_zip(project_dir),
+                        ContentType="application/zip", ServerSideEncryption="aws:kms",
+                        Metadata={"commit": commit, "bundle-version": bundle_version},
+                        **({"SSEKMSKeyId": kms} if kms else {}))
+    version = put.get("VersionId")
+    if not version or version == "null":
+        raise ReleaseError(f"s3://{bucket}/{PACKER_BUNDLE_KEY} has no version id: the scripts bucket must be versioned")
+    pipeline = f"{PACKER_PIPELINE_PREFIX}{family}"
+    token = str(uuid.uuid5(RELEASE_NAMESPACE, f"packer:{family}:{commit}:{version}"))
+    # CodePipeline user guide, "Start a pipeline with a source revision override": S3_OBJECT_VERSION_ID.
+    try:
+        started = codepipeline.start_pipeline_execution(
+            name=pipeline, clientRequestToken=token,
+            sourceRevisions=[{"actionName": PACKER_SOURCE_ACTION, "revisionType": "S3_OBJECT_VERSION_ID",
+                              "revisionValue": version}])
+    except codepipeline.exceptions.PipelineNotFoundException as err:
+        raise ReleaseError(f"family {family} builds with packer but pipeline {pipeline} does not exist: "
+                           "deploy the build stack first") from err
+    return {"Family": family, "Commit": commit, "Engine": "packer", "ScriptsVersionId": bundle_version,
+            "PackerBundleVersionId": version, "Pipeline": pipeline,
+            "PipelineExecutionId": started["pipelineExecutionId"]}
 
 
 def read_settings(ssm) -> dict[str, Any]:
@@ -123,8 +188,8 @@ def upload_bundle(s3, bucket: str, kms_key_id: str | None, body: bytes, commit: 
     return version
 
 
-def release(family: str, commit: str, *, s3, ssm, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
-    """Upload the bundle and start the Pipeline for one family; returns what was started."""
+def release(family: str, commit: str, *, s3, ssm, codepipeline=None, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """Upload the bundle and start the family's build (the Pipeline, or its Packer pipeline); returns what started."""
     settings = read_settings(ssm)
     declared = declared_parameters(project_dir / "automation" / "pipeline.yaml")
     if family not in (settings.get("families") or {}):
@@ -133,6 +198,11 @@ def release(family: str, commit: str, *, s3, ssm, project_dir: Path = PROJECT_DI
     if not bucket:
         raise ReleaseError(f"{SETTINGS_PARAMETER} names no ScriptsBucket")
     version = upload_bundle(s3, bucket, settings.get("scriptsKmsKeyId"), build_bundle(project_dir), commit)
+    if engine_of(settings, family) == "packer":
+        if codepipeline is None:
+            raise ReleaseError(f"family {family} builds with packer: a CodePipeline client is needed")
+        return release_packer(family, commit, version, settings, s3=s3, codepipeline=codepipeline,
+                              project_dir=project_dir)
     parameters = pipeline_parameters(settings, family, version, commit, declared)
     token = str(uuid.uuid5(RELEASE_NAMESPACE, f"{family}:{commit}:{version}"))
     started = ssm.start_automation_execution(DocumentName=PIPELINE, Parameters=parameters, ClientToken=token)
@@ -144,7 +214,7 @@ def head_commit(project_dir: Path = PROJECT_DIR) -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=project_dir, check=True, capture_output=True, text=True).stdout.strip()
 
-    dirty = git("status", "--porcelain", "--", *BUNDLE_FOLDERS.values())
+    dirty = git("status", "--porcelain", "--", PACKER_FOLDER)  # the tar.gz and the Packer zip both come from it
     if dirty:
         raise ReleaseError(f"uncommitted changes under packer/; the bundle would not be commit HEAD:\n{dirty}")
     return git("rev-parse", "HEAD")
@@ -190,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       RoleSessionName=f"bakehouse-release-{args.family}")["Credentials"]
             session = boto3.Session(region_name=region, aws_access_key_id=creds["AccessKeyId"],
                                     aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-        started = release(args.family, commit, s3=session.client("s3"), ssm=session.client("ssm"))
+        started = release(args.family, commit, s3=session.client("s3"), ssm=session.client("ssm"),
+                          codepipeline=session.client("codepipeline"))
     except ReleaseError as err:
         print(f"release refused: {err}", file=sys.stderr)
         return 2

@@ -134,3 +134,14 @@ def test_the_quota_check_catches_a_document_past_its_quota():
     fake = StackRun("x", resources=[Declared("u", "aws:iam/rolePolicy:RolePolicy", "p",
                                              {"role": "r", "policy": json.dumps(fat)}, True, None, None)])
     assert [p for p in over_quota(fake) if "role r inline policies" in p]
+
+
+@pytest.mark.parametrize("stack, resource, field", [
+    # the three that stopped the estate first: at 15, 57 and about 90 envs
+    ("build", "build-factory-automation-policy", "policy"),
+    ("org", "org-organization-policy-bakehouse-workload-network", "content"),
+    ("security", "security-archive-config-policy", "policy"),
+])
+def test_the_documents_that_named_each_account_are_the_same_size_at_3_and_500_envs(stack, resource, field):
+    sizes = {count: _minified(_doc(run(stack, count).named(resource).inputs[field])[0]) for count in (3, 500)}
+    assert sizes[3] == sizes[500], sizes

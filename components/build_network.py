@@ -18,8 +18,10 @@ import pulumi_aws as aws
 
 from estate.config import NetworkConfig, Problems
 
-# Interface endpoints the SSM-driven build, validation and rescans use from inside the VPC.
-INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages", "ec2", "logs", "kms", "sts", "inspector2")
+# Interface endpoints the SSM-driven build, validation and rescans use from inside the VPC; ecr.api and
+# ecr.dkr for the Packer engine's container twin (docker push from CodeBuild; layers go through S3).
+INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages", "ec2", "logs", "kms", "sts", "inspector2",
+                       "ecr.api", "ecr.dkr")
 TIERS = ("build", "firewall", "egress")
 MIN_SUBNET_PREFIX = 28  # the smallest subnet AWS allows
 HTTP_PORTS = (443, 80)

@@ -149,7 +149,8 @@ def test_build_security_group_has_no_ingress_and_only_http_and_https_out(stack_r
 
 def test_ssm_and_s3_traffic_stays_on_vpc_endpoints(stack_run):
     run = stack_run("build")
-    endpoints = {e.inputs["serviceName"].rsplit(".", 1)[-1]: e.inputs for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    # Dotted service names (ecr.api, ecr.dkr) keep their dots: strip the com.amazonaws.<region>. prefix only.
+    endpoints = {e.inputs["serviceName"].split(".", 3)[-1]: e.inputs for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
     assert {"ssm", "ssmmessages", "ec2messages", "s3"} <= set(endpoints)
     assert set(INTERFACE_ENDPOINTS) | {"s3"} == set(endpoints)
     for service in INTERFACE_ENDPOINTS:

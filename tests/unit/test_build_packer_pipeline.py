@@ -141,3 +141,22 @@ def test_twin_scan_rule_matches_the_twins_first_scan_only():
     ec2 = copy.deepcopy(SCAN_EVENT)
     ec2["detail-type"] = "Inspector2 Finding"
     assert not event_matches(pattern, ec2)
+
+
+def test_codebuild_reaches_ecr_from_the_build_subnets_through_interface_endpoints(stack_run):
+    # The twin's docker-push and the gate's ECR calls run in private subnets with no NAT (build_network).
+    run = stack_run("build")
+    services = {e.inputs["serviceName"].rsplit(".", 2)[-2] + "." + e.inputs["serviceName"].rsplit(".", 1)[-1]:
+                e.inputs for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    for service in ("ecr.api", "ecr.dkr"):
+        endpoint = services[service]
+        assert endpoint["vpcEndpointType"] == "Interface" and endpoint["privateDnsEnabled"] is True
+
+
+def test_a_failed_release_chain_is_announced_like_the_pipeline():
+    from components.image_factory import automation_failure_pattern
+
+    pattern = json.loads(automation_failure_pattern())
+    event = {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
+             "detail": {"Definition": "Bakehouse-ReleaseImage", "Status": "Failed"}}
+    assert event_matches(pattern, event)

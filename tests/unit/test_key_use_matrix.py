@@ -30,6 +30,10 @@ MGMT, SECURITY, BUILD = "111111111111", "222222222222", "333333333333"
 WORKLOADS = {"dev": "444444444444", "uat": "555555555555", "prod": "666666666666"}
 ACCOUNTS = {"org": MGMT, "security": SECURITY, "build": BUILD, **WORKLOADS}
 STRANGER = "999999999999"  # an account outside the organization
+# Services acting for a member account's resource carry aws:SourceOrgID; a workload account's principals
+# carry its place in the organization (Pulumi.build.yaml's workloadOus, under the example root).
+IN_ORG, FROM_STRANGER = {"aws:SourceOrgID": ORG_ID}, {"aws:SourceOrgID": "o-stranger"}
+IN_WORKLOAD_OU = {"aws:PrincipalOrgID": ORG_ID, "aws:PrincipalOrgPaths": [f"{ORG_ID}/r-exam/ou-ab12-wkld0001/"]}
 TRAIL_ARN = f"arn:aws:cloudtrail:{REGION}:{MGMT}:trail/bakehouse-organization"
 
 
@@ -101,12 +105,16 @@ def _log_archive_rows() -> list[Use]:
              "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:{REGION}:{STRANGER}:trail/t"},
             expect="denied"),
         *[Use(f"Config delivers for {env}", "security", config, service("config.amazonaws.com"),
-              ("kms:GenerateDataKey",), {"aws:SourceAccount": account}) for env, account in ACCOUNTS.items()],
+              ("kms:GenerateDataKey",), {"aws:SourceAccount": account, **IN_ORG}) for env, account in ACCOUNTS.items()],
         Use("Config may not deliver for a stranger", "security", config, service("config.amazonaws.com"),
-            ("kms:GenerateDataKey",), {"aws:SourceAccount": STRANGER}, expect="denied"),
+            ("kms:GenerateDataKey",), {"aws:SourceAccount": STRANGER, **FROM_STRANGER}, expect="denied"),
         Use("VPC flow logs deliver from a workload", "security", flowlogs, service("delivery.logs.amazonaws.com"),
             ("kms:GenerateDataKey",),
-            {"aws:SourceAccount": dev, "aws:SourceArn": f"arn:aws:logs:{REGION}:{dev}:*"}),
+            {"aws:SourceAccount": dev, "aws:SourceArn": f"arn:aws:logs:{REGION}:{dev}:*", **IN_ORG}),
+        Use("VPC flow logs may not deliver for a stranger", "security", flowlogs,
+            service("delivery.logs.amazonaws.com"), ("kms:GenerateDataKey",),
+            {"aws:SourceAccount": STRANGER, "aws:SourceArn": f"arn:aws:logs:{REGION}:{STRANGER}:*", **FROM_STRANGER},
+            expect="denied"),
         Use("security analysts read archived logs through S3", "security", trail,
             role(SECURITY, "BakehouseReadOnly"), ("kms:Decrypt",), via("s3"), expect="with_iam"),
         Use("workload playbooks write evidence through S3", "security", evidence,
@@ -118,13 +126,15 @@ def _log_archive_rows() -> list[Use]:
         Use("a stranger may not write evidence", "security", evidence, role(STRANGER, "Anything"),
             ("kms:GenerateDataKey",), {**via("s3"), "aws:PrincipalOrgID": "o-stranger"}, expect="denied"),
         Use("EventBridge publishes findings to the security topic", "security", alerts,
-            service("events.amazonaws.com"), ("kms:GenerateDataKey", "kms:Decrypt"), {"aws:SourceAccount": SECURITY}),
+            service("events.amazonaws.com"), ("kms:GenerateDataKey", "kms:Decrypt"),
+            {"aws:SourceAccount": SECURITY, **IN_ORG}),
         Use("CloudWatch alarms publish to the security topic", "security", alerts,
-            service("cloudwatch.amazonaws.com"), ("kms:GenerateDataKey", "kms:Decrypt"), {"aws:SourceAccount": dev}),
+            service("cloudwatch.amazonaws.com"), ("kms:GenerateDataKey", "kms:Decrypt"),
+            {"aws:SourceAccount": dev, **IN_ORG}),
         Use("workload playbooks publish through SNS", "security", alerts, role(dev, "BakehouseIncidentAutomation"),
             ("kms:GenerateDataKey", "kms:Decrypt"), {**via("sns"), "aws:PrincipalOrgID": ORG_ID}, expect="with_iam"),
         Use("EventBridge from a stranger may not publish", "security", alerts, service("events.amazonaws.com"),
-            ("kms:GenerateDataKey",), {"aws:SourceAccount": STRANGER}, expect="denied"),
+            ("kms:GenerateDataKey",), {"aws:SourceAccount": STRANGER, **FROM_STRANGER}, expect="denied"),
     ]
 
 
@@ -133,7 +143,7 @@ def _factory_rows() -> list[Use]:
     dev = WORKLOADS["dev"]
     automation = role(BUILD, "BakehouseFactoryAutomation")
     launch_grant = {"kms:GrantIsForAWSResource": "true", **via("ec2")}
-    asg_grant = {"kms:GranteePrincipal": slr_autoscaling(dev).arn, "aws:PrincipalOrgID": ORG_ID,
+    asg_grant = {"kms:GranteePrincipal": slr_autoscaling(dev).arn, **IN_WORKLOAD_OU,
                  "kms:GrantOperations": ["Decrypt", "DescribeKey", "ReEncryptFrom", "ReEncryptTo",
                                          "GenerateDataKeyWithoutPlaintext", "CreateGrant"]}
     return [
@@ -144,23 +154,28 @@ def _factory_rows() -> list[Use]:
         Use("the factory automation encrypts image snapshots", "build", factory, automation,
             ("kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt", "kms:DescribeKey"), via("ec2")),
         Use("a workload launches from the shared image", "build", factory, role(dev, "BakehouseCatalogLaunch"),
-            ("kms:Decrypt", "kms:ReEncryptFrom", "kms:DescribeKey"), {**via("ec2"), "aws:PrincipalOrgID": ORG_ID},
+            ("kms:Decrypt", "kms:ReEncryptFrom", "kms:DescribeKey"), {**via("ec2"), **IN_WORKLOAD_OU},
             expect="with_iam"),
         Use("a workload creates the EBS grant for its instance", "build", factory,
             role(dev, "BakehouseCatalogLaunch"), ("kms:CreateGrant",),
-            {**launch_grant, "aws:PrincipalOrgID": ORG_ID}, expect="with_iam"),
+            {**launch_grant, **IN_WORKLOAD_OU}, expect="with_iam"),
         Use("a workload grants its Auto Scaling role the image key", "build", factory,
             role(dev, "BakehouseDeploy"), ("kms:CreateGrant",), asg_grant, expect="with_iam"),
         Use("a workload grants its Auto Scaling role a regional copy's key", "build", copies,
             role(dev, "BakehouseDeploy"), ("kms:CreateGrant",), asg_grant, expect="with_iam"),
         Use("a workload launches from a regional copy", "build", copies, role(dev, "BakehouseCatalogLaunch"),
-            ("kms:Decrypt", "kms:DescribeKey"), {**via("ec2", OTHER_REGION), "aws:PrincipalOrgID": ORG_ID},
+            ("kms:Decrypt", "kms:DescribeKey"), {**via("ec2", OTHER_REGION), **IN_WORKLOAD_OU},
             expect="with_iam"),
         Use("a workload may not grant the image key to any other principal", "build", factory,
             role(dev, "BakehouseDeploy"), ("kms:CreateGrant",),
             {**asg_grant, "kms:GranteePrincipal": f"arn:aws:iam::{dev}:role/Anything"}, expect="denied"),
         Use("a stranger may not launch from the shared image", "build", factory, role(STRANGER, "Anything"),
-            ("kms:Decrypt",), {**via("ec2"), "aws:PrincipalOrgID": "o-stranger"}, expect="denied"),
+            ("kms:Decrypt",), {**via("ec2"), "aws:PrincipalOrgID": "o-stranger",
+                               "aws:PrincipalOrgPaths": ["o-stranger/r-exam/ou-ab12-wkld0001/"]}, expect="denied"),
+        Use("an account of the organization outside the workload OUs may not launch from the shared image", "build",
+            factory, role(MGMT, "Anything"), ("kms:Decrypt",),
+            {**via("ec2"), "aws:PrincipalOrgID": ORG_ID, "aws:PrincipalOrgPaths": [f"{ORG_ID}/r-exam/"]},
+            expect="denied"),
     ]
 
 

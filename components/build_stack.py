@@ -52,7 +52,7 @@ class BuildStack(pulumi.ComponentResource):
         factory = settings or factory_config(cfg)  # first: a bad section declares nothing
         super().__init__("bakehouse:stack:Build", name, None, opts)
         assert cfg.network is not None  # the loader requires a network on build stacks
-        roles = FactoryRoles(f"{name}-roles", cfg, pulumi.ResourceOptions(parent=self))
+        roles = FactoryRoles(f"{name}-roles", cfg, pulumi.ResourceOptions(parent=self), factory=factory)
         # The Packer engine's roles, only when a family builds with it: CodePipeline reads the bundle
         # (scripts key), CodeBuild's Packer encrypts and launches with the factory key.
         packer_roles = (PackerRoles(f"{name}-packer-roles", cfg, pulumi.ResourceOptions(parent=self))

@@ -92,6 +92,15 @@ def events_grant(cfg: StackConfig) -> ServiceGrant:
                         conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}})
 
 
+def cloudwatch_grant(cfg: StackConfig) -> ServiceGrant:
+    """CloudWatch alarms (the factory's dead-letter alarms) must encrypt what they publish to the
+    KMS-encrypted notifications topic (Amazon SNS developer guide, "Enable compatibility between event
+    sources from AWS services and encrypted topics")."""
+    return ServiceGrant(sid="CloudWatchAlarmsToEncryptedTopics", service="cloudwatch.amazonaws.com",
+                        actions=("kms:GenerateDataKey*", "kms:Decrypt"),
+                        conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}})
+
+
 @dataclass(frozen=True)
 class FactoryKeys:
     home: KmsKey
@@ -123,7 +132,7 @@ def factory_keys(
             alias="bakehouse-factory",
             admin_arns=[cfg.deploy_role_arn],
             user_arns=list(users),
-            services=[logs_grant(cfg), events_grant(cfg)],
+            services=[logs_grant(cfg), events_grant(cfg), cloudwatch_grant(cfg)],
             extra_statements=[*workload_launch_statements(cfg.region, workload_accounts, org, workload_ous),
                               *launcher_statements,
                               deployer_via_services_statement(cfg.deploy_role_arn, cfg.region)],

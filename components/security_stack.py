@@ -69,9 +69,12 @@ def parse_security_settings(cfg: StackConfig) -> SecuritySettings:
         problems.check(isinstance(root, str) and bool(ROOT_ID.fullmatch(root)),
                        f"bakehouse:{SECTION}.organizationRootId", root,
                        "the organization root id, like r-ab12 (org stack export rootId)")
-        emails = raw.get("alertEmails", [])
-        if not (isinstance(emails, list) and all(isinstance(e, str) and EMAIL.fullmatch(e) for e in emails)):
-            problems.add(f"bakehouse:{SECTION}.alertEmails", emails, "a list of email addresses")
+        emails = raw.get("alertEmails")
+        # A topic nobody subscribes to announces every finding to no one (issue 15.5).
+        if not (isinstance(emails, list) and emails
+                and all(isinstance(e, str) and EMAIL.fullmatch(e) for e in emails)):
+            problems.add(f"bakehouse:{SECTION}.alertEmails", emails,
+                         "a non-empty list of email addresses: the security topic's subscribers")
             emails = []
         if problems.items:
             return None

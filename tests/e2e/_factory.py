@@ -3,6 +3,8 @@ the parameters a build stack would pass to the Pipeline."""
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +43,25 @@ def make_runner(world: World, shell: BundleShell, approver: RecordingApprover) -
     return runner
 
 
+SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+
+
+def write_approval_settings(world: World, environment: str = "dev", auto_approve: bool = True,
+                            approvers: tuple[str, ...] = (APPROVER,)) -> None:
+    """The `approval` object the build stack writes into the settings (components/image_factory.py);
+    Bakehouse-ApproveImage reads it, never the caller's parameters."""
+    world.client("ssm").put_parameter(Name=SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps({
+        "approval": {"environment": environment, "autoApprove": auto_approve, "approvers": list(approvers),
+                     "topicArn": world.topic_arn}}))
+
+
 def pipeline_parameters(world: World, keys: dict[str, str], product_id: str, family: str = "al2023-base",
                         environment: str = "dev", auto_approve: bool = True, **overrides: Any) -> dict[str, Any]:
+    """The Pipeline's parameters as the settings hand them over; who approves goes to the settings."""
+    write_approval_settings(world, environment, auto_approve)
     params = world.build_parameters(ROLE_ARN, family)
     params.update(
         FindingsBucket=world.findings_bucket, SeverityThreshold="HIGH",
-        ApprovalEnvironment=environment, AutoApprove=auto_approve,
-        ApproverTopicArn=world.topic_arn, Approvers=[APPROVER],
         Regions=keys, Accounts=[dict(a) for a in ACCOUNTS], ShareWith=[WORKLOAD_OU], PollSeconds=0,
         CatalogProductId=product_id, MaxCatalogVersions=3, NotificationTopicArn=world.topic_arn,
     )

@@ -170,7 +170,9 @@ def test_latest_and_history_parameters_point_at_the_image(run):
 
 def test_auto_approval_in_dev_asked_nobody(run):
     approve = run.first.children[2]
-    assert approve.step_names == ["ChooseApprovalPath", "PublishImage"]
+    # the settings (dev, autoApprove) chose the path; the record says no human was asked
+    assert approve.step_names == [
+        "ReadApprovalSettings", "ChooseApprovalPath", "RecordAutoApproval", "ReadRecordedApprover", "PublishImage"]
     assert run.approver.requests == []
 
 

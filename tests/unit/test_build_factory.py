@@ -130,35 +130,70 @@ def test_documents_calling_each_other_in_a_cycle_are_refused():
 
 def test_factory_topics_are_encrypted_with_the_factory_key(stack_run):
     topics = {t.inputs["name"]: t.inputs for t in stack_run("build").of_type("aws:sns/topic:Topic")}
-    assert set(topics) == {"bakehouse-image-approvers", "bakehouse-factory-notifications"}
-    assert all(t["kmsMasterKeyId"] == FACTORY_KEY for t in topics.values())
+    factory = {"bakehouse-image-approvers", "bakehouse-factory-notifications"}
+    assert factory <= set(topics)
+    assert all(topics[t]["kmsMasterKeyId"] == FACTORY_KEY for t in factory)
+    # the Packer engine's twin-scan topic has the engine's own key (components/packer_pipeline.py)
+    assert all(t.get("kmsMasterKeyId") for t in topics.values())
 
 
-def test_finished_pipeline_executions_notify_the_topic_and_only_that_rule_may_publish(stack_run):
+def test_every_bakehouse_automation_that_fails_notifies_the_topic_and_only_that_rule_may_publish(stack_run):
     run = stack_run("build")
-    (rule,) = run.of_type("aws:cloudwatch/eventRule:EventRule")
+    (rule,) = [r for r in run.of_type("aws:cloudwatch/eventRule:EventRule")
+               if r.inputs["name"] == "bakehouse-automation-failed"]
     pattern = rule.inputs["eventPattern"]
 
     def event(definition, status):
         return {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
                 "detail": {"Definition": definition, "Status": status}}
 
-    assert event_matches(pattern, event("Bakehouse-Pipeline", "Failed"))
+    for definition in ("Bakehouse-Pipeline", "Bakehouse-BuildImage", "Bakehouse-RescanImages"):
+        for status in ("Failed", "TimedOut", "Cancelled"):
+            assert event_matches(pattern, event(definition, status)), (definition, status)
     # success is announced by the Pipeline itself (with the AMI id), not twice
     assert not event_matches(pattern, event("Bakehouse-Pipeline", "Success"))
-    assert event_matches(pattern, event("Bakehouse-Pipeline", "TimedOut"))
     assert not event_matches(pattern, event("Bakehouse-Pipeline", "InProgress"))
     assert not event_matches(pattern, event("SomeoneElsesRunbook", "Failed"))
 
-    (target,) = run.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    (target,) = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget")
+                 if t.inputs["rule"] == rule.inputs["name"]]
     topic_arn = target.inputs["arn"]
-    assert topic_arn.endswith("build-factory-notifications") and target.inputs["rule"] == rule.inputs["name"]
-    (policy,) = run.of_type("aws:sns/topicPolicy:TopicPolicy")
-    (rule_arn,) = json.loads(policy.inputs["policy"])["Statement"][0]["Condition"]["ArnEquals"].values()
+    assert topic_arn.endswith("build-factory-notifications")
+    (policy,) = [p for p in run.of_type("aws:sns/topicPolicy:TopicPolicy") if p.inputs["arn"] == topic_arn]
+    doc = json.loads(policy.inputs["policy"])
+    (events,) = [s for s in doc["Statement"] if s["Principal"] == {"Service": "events.amazonaws.com"}]
+    (rule_arn,) = events["Condition"]["ArnEquals"].values()
     assert rule_arn.endswith(f"/{rule.name}")  # the rule's own ARN (as the mocks shape it)
-    assert allowed(policy.inputs["policy"], "sns:Publish", topic_arn, {"aws:SourceArn": rule_arn})
-    assert not allowed(policy.inputs["policy"], "sns:Publish", topic_arn,
+    only_events = {"Version": doc["Version"], "Statement": [events]}
+    assert allowed(only_events, "sns:Publish", topic_arn, {"aws:SourceArn": rule_arn})
+    assert not allowed(only_events, "sns:Publish", topic_arn,
                        {"aws:SourceArn": f"arn:aws:events:eu-west-1:{BUILD}:rule/other"})
+    # the factory's alarms publish too, as CloudWatch, from this account's bakehouse-* alarms only
+    (alarms,) = [s for s in doc["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    only_alarms = {"Version": doc["Version"], "Statement": [alarms]}
+    alarm = f"arn:aws:cloudwatch:eu-west-1:{BUILD}:alarm:bakehouse-image-lifecycle-failed"
+    assert allowed(only_alarms, "sns:Publish", topic_arn, {"aws:SourceArn": alarm, "aws:SourceAccount": BUILD})
+    assert not allowed(only_alarms, "sns:Publish", topic_arn, {
+        "aws:SourceArn": alarm.replace(BUILD, "999999999999"), "aws:SourceAccount": "999999999999"})
+
+
+def for_service(policy: str, service: str) -> dict:
+    doc = json.loads(policy)
+    return {"Version": doc["Version"],
+            "Statement": [s for s in doc["Statement"] if (s.get("Principal") or {}).get("Service") == service]}
+
+
+def test_cloudwatch_alarms_may_encrypt_to_the_factory_topics_only_for_this_account(stack_run):
+    # An alarm action on a KMS-encrypted topic needs the key to admit cloudwatch.amazonaws.com
+    # (Amazon SNS developer guide, "Enable compatibility between event sources from AWS services and
+    # encrypted topics"); without it the dead-letter alarms deploy and deliver nothing.
+    cloudwatch = for_service(stack_run("build").named("build-factory-key-key").inputs["policy"],
+                             "cloudwatch.amazonaws.com")
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert allowed(cloudwatch, action, "*", {"aws:SourceAccount": BUILD})
+        assert not allowed(cloudwatch, action, "*", {"aws:SourceAccount": "999999999999"})
+    assert not allowed(cloudwatch, "kms:Encrypt", "*", {"aws:SourceAccount": BUILD})
+    assert not allowed(cloudwatch, "kms:CreateGrant", "*", {"aws:SourceAccount": BUILD})
 
 
 def test_each_distribution_region_gets_its_own_image_key_through_a_provider_pinned_there(stack_run):
@@ -214,6 +249,10 @@ def test_settings_parameter_carries_the_validated_factory_config(stack_run):
     assert settings["autoApproveEnvs"] == ["dev"] and settings["severityThreshold"] == "HIGH"
     assert settings["targetAccounts"] == dict(zip(("dev", "uat", "prod"), WORKLOADS, strict=True))
     assert settings["pipelineParameters"]["InstanceProfileName"] == "BakehouseBuildInstance"
+    # dev, uat and prod are targets: one image serves all, so prod's rule (a human) decides
+    assert settings["approval"]["environment"] == "prod" and settings["approval"]["autoApprove"] is False
+    assert settings["approval"]["approvers"] == [f"arn:aws:iam::{BUILD}:role/BakehouseImageApprover"]
+    assert settings["approval"]["topicArn"].endswith("build-factory-approvers")
 
 
 def test_image_registry_parameters_are_left_to_the_handlers(stack_run):
@@ -238,9 +277,8 @@ def test_settings_hand_the_pipeline_only_parameters_it_declares(stack_run):
     assert set(params) <= set(declared), set(params) - set(declared)
     assert params["Regions"] == {"eu-west-1": f"arn:aws:kms:eu-west-1:{BUILD}:key/build-factory-key-key",
                                  **{r: f"arn:aws:kms:{r}:{BUILD}:key/build-images-{r}-key" for r in REGIONS}}
-    # dev, uat and prod are targets: one image serves all, so prod's rule (a human) decides
-    assert params["ApprovalEnvironment"] == "prod" and params["AutoApprove"] is False
-    assert params["Approvers"] == [f"arn:aws:iam::{BUILD}:role/BakehouseImageApprover"]
+    # who approves and whether a human must come from the settings' approval object, never the caller
+    assert not {"ApprovalEnvironment", "AutoApprove", "Approvers", "ApproversTopicArn"} & set(params)
     assert params["Accounts"] == [{"AccountId": a, "Env": e} for e, a in zip(("dev", "uat", "prod"), WORKLOADS,
                                                                              strict=True)]
     assert params["FindingsBucket"] == f"bakehouse-findings-{BUILD}-eu-west-1"

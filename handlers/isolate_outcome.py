@@ -13,7 +13,7 @@ from typing import Any
 from handlers.isolate_evidence import Step
 
 FAILED_STATES = ("Failed", "TimedOut", "Cancelled")
-# Document step name -> handler step name, so both kinds of run report in the same words.
+# The report's own step: still running while it reads the execution, never one of the failures it names.
 _REPORTED = "ReportOutcome"
 
 

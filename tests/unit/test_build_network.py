@@ -188,6 +188,7 @@ def test_build_flow_logs_land_where_the_log_archive_admits_them(stack_run):
     (flow,) = stack_run("build").of_type("aws:ec2/flowLog:FlowLog")
     policy = stack_run("security").named("security-archive-flowlogs-policy").inputs["policy"]
     key = f"{flow.inputs['logDestination']}/AWSLogs/333333333333/vpcflowlogs/eu-west-1/2026/11/23/x.log.gz"
+    # the archive admits deliveries by organization (aws:SourceOrgID), not by a list of accounts
     delivery = {"aws:SourceAccount": "333333333333", "aws:SourceArn": "arn:aws:logs:eu-west-1:333333333333:*",
-                "s3:x-amz-acl": "bucket-owner-full-control", "aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+                "aws:SourceOrgID": "o-exampleorg01", "s3:x-amz-acl": "bucket-owner-full-control", "aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
     assert allowed(policy, "s3:PutObject", key, delivery)

@@ -331,6 +331,8 @@ def capture_commands(request: IsolateRequest) -> list[str]:
     local = f"/var/tmp/bakehouse-{MEMORY_IMAGE}"
     return [
         "set -eu",
+        # Where packer/scripts/55-memory-capture.sh installs it, whatever PATH the agent runs with.
+        'PATH="/usr/local/bin:$PATH"',
         f"trap 'rm -f {local} {local}.sha256' EXIT",
         f"command -v {AVML} >/dev/null || {{ echo 'no {AVML} in the image' >&2; exit 3; }}",
         f"{AVML} --compress {local}",

@@ -112,7 +112,8 @@ def load_workload_config(cfg: StackConfig) -> WorkloadConfig:
 
 
 def _parse(raw: Mapping[str, Any], problems: Problems, cfg: StackConfig) -> WorkloadConfig | None:
-    require_keys(raw, KEY, ("amiFamilies", "app", "imageKeys", "network", "incidentResponse"), problems)
+    # `fleet` is read by components/fleet_lifetime.py (maximum instance lifetime, fleet report).
+    require_keys(raw, KEY, ("amiFamilies", "app", "imageKeys", "network", "incidentResponse", "fleet"), problems)
     families = _families(raw.get("amiFamilies"), problems)
     image_keys = _image_keys(raw.get("imageKeys"), cfg, problems)
     app = _app(raw.get("app", {}), families, problems)

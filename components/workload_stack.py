@@ -24,6 +24,7 @@ from .autoscaling_access import AutoScalingAccess, AutoScalingAccessArgs, accoun
 from .break_glass import BreakGlass, BreakGlassArgs
 from .catalog_access import CatalogAccess, CatalogAccessArgs
 from .factory_access import FactoryAccess, FactoryAccessArgs
+from .fleet_lifetime import FleetReport, FleetReportArgs, fleet_settings
 from .iam import statement
 from .incident_response import IncidentResponse, IncidentResponseArgs
 from .parameter_hierarchy import ParameterHierarchy, ParameterHierarchyArgs
@@ -129,6 +130,12 @@ class WorkloadStack(pulumi.ComponentResource):
             evidence_bucket=central_bucket(estate, "evidence"), security_topic_arn=security_topic_arn(estate),
             kms_key_arn=key_arn, access_log_bucket=storage.access_logs.name), opts=child)
 
+        fleet = fleet_settings(cfg.sections.get("workload"), Problems(cfg.stack))  # checked in settings()
+        self.fleet = FleetReport(f"{name}-fleet", FleetReportArgs(
+            env=env, account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
+            security_account_id=estate.accounts.security, topic_arn=security_topic_arn(estate),
+            kms_key_arn=key_arn, settings=fleet, app_family=settings.app.family), opts=child)
+
         self.endpoint_cost_usd_monthly = network.endpoint_cost_usd_monthly
         self.exports = {
             "vpcId": network.vpc_id,
@@ -173,6 +180,7 @@ class WorkloadStack(pulumi.ComponentResource):
         except ConfigError as err:  # reported together with the checks below, in one error
             problems.items.extend(err.problems)
             settings = None
+        fleet_settings(cfg.sections.get("workload"), problems)
         encrypted = set(runtime_config.get_config_secret_keys_env())
         for name in settings.app.secrets if settings else ():
             key = f"bakehouse:{secret_config_key(name)}"

@@ -110,6 +110,9 @@ CREATE_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aws:cfg/rule:Rule": ("config:PutConfigRule",),
     "aws:cloudtrail/trail:Trail": ("cloudtrail:CreateTrail", "cloudtrail:StartLogging"),
     "aws:ebs/defaultKmsKey:DefaultKmsKey": ("ec2:ModifyEbsDefaultKmsKeyId",),
+    # ECR's Put* APIs (ECR API reference, PutLifecyclePolicy / PutRegistryScanningConfiguration).
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": ("ecr:PutLifecyclePolicy",),
+    "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration": ("ecr:PutRegistryScanningConfiguration",),
     "aws:ebs/encryptionByDefault:EncryptionByDefault": ("ec2:EnableEbsEncryptionByDefault",),
     # Adopted, not created: the provider strips what the default holds and writes what is declared.
     "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl": ("ec2:DeleteNetworkAclEntry", "ec2:CreateNetworkAclEntry"),

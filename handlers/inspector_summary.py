@@ -169,9 +169,28 @@ def summarize_findings(inspector: Any, s3: Any, ec2: Any, *, image_id: str, filt
     """
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold {threshold!r} is not one of {THRESHOLDS}")
-    criteria = {**filter_criteria, "findingStatus": [{"comparison": "EQUALS", "value": "ACTIVE"}]}
-    findings = [f for page in inspector.get_paginator("list_findings").paginate(filterCriteria=criteria)
-                for f in page["findings"]]
+    criteria = active(filter_criteria)
+    return record_summary(s3, ec2, image_id=image_id, findings=list_active_findings(inspector, filter_criteria),
+                          criteria=criteria, bucket=bucket, key=key, threshold=threshold, kms_key_id=kms_key_id,
+                          context=context, now=now)
+
+
+def active(filter_criteria: dict[str, Any]) -> dict[str, Any]:
+    return {**filter_criteria, "findingStatus": [{"comparison": "EQUALS", "value": "ACTIVE"}]}
+
+
+def list_active_findings(inspector: Any, filter_criteria: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for page in inspector.get_paginator("list_findings").paginate(filterCriteria=active(filter_criteria))
+            for f in page["findings"]]
+
+
+def record_summary(s3: Any, ec2: Any, *, image_id: str, findings: list[dict[str, Any]], criteria: Any, bucket: str,
+                   key: str, threshold: str = "HIGH", kms_key_id: str | None = None,
+                   context: dict[str, Any] | None = None, now: dt.datetime | None = None) -> Summary:
+    """Count `findings` (however they were gathered: one instance, or every account running the
+    image), write the JSON summary and tag `image_id`."""
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold {threshold!r} is not one of {THRESHOLDS}")
     counted = Counter(f["severity"] for f in findings)
     counts = {s: counted.get(s, 0) for s in COUNTED}
     summary = Summary(image_id, threshold, counts, tuple(_brief(f) for f in findings), bucket, key)

@@ -5,6 +5,14 @@ the running instances of each workload account (read through the BakehouseImageS
 are deduplicated before anything is launched - one scan instance per unique AMI however many
 instances run it - and AMIs already tagged vulnerable are not scanned again.
 
+Inspector already scans the running instances of every member account in place, so an AMI whose
+instances some account's Inspector covers is judged from that account's findings (ListFindings by
+ec2InstanceImageId) and gets no scan instance: scan instances are launched only for published AMIs
+that nothing runs, or that run only where Inspector does not cover them. The findings are read in
+each workload account through its BakehouseImageScanner role, where ListCoverage and ListFindings
+return that account's own resources only - not through the security account, whose delegated
+administrator view would hand the factory every account's findings.
+
 The work is split in phases because an `aws:executeScript` step may run ten minutes at most while
 Inspector takes longer than that to scan a batch: `discover`, then `launch` (the next batch, sized by
 config) and `collect` (poll Inspector, write the summary, tag, quarantine, terminate the batch) in a
@@ -38,7 +46,8 @@ from handlers.common import (
     dict_to_tags,
     tags_to_dict,
 )
-from handlers.inspector_summary import THRESHOLDS, NotCovered, summarize_findings, wait_for_coverage
+from handlers.inspector_summary import (THRESHOLDS, NotCovered, active, list_active_findings, record_summary,
+                                       summarize_findings, wait_for_coverage)
 from handlers.rescan_feedback import SETTINGS_PARAMETER, TAG_VULNERABLE, Workload, mark_prod, quarantine, retire_replaced
 
 IMAGES_PATH = "/bakehouse/images/"
@@ -132,6 +141,9 @@ class Clients:
     automation: Any  # SSM client used for start_automation_execution only
     workload: Callable[[str], tuple[Any, Any]]
     catalog: Any = None  # Service Catalog: a quarantine pins the family's rule (None: not configured)
+    # A workload account's Inspector (its scanner role): findings on the instances it runs. None: every
+    # image gets a scan instance, as before Inspector was read in place.
+    findings: Callable[[str], Any] | None = None
 
 
 @dataclass
@@ -140,6 +152,7 @@ class RescanResult:
     unresolved: list[str] = field(default_factory=list)
     skipped_vulnerable: list[str] = field(default_factory=list)
     to_scan: list[str] = field(default_factory=list)
+    judged_in_place: list[str] = field(default_factory=list)  # from the findings where they run, no launch
     launched: list[str] = field(default_factory=list)
     scanned: dict[str, dict[str, int]] = field(default_factory=dict)
     quarantined: list[str] = field(default_factory=list)
@@ -153,6 +166,7 @@ class RescanResult:
     def as_dict(self) -> dict[str, Any]:
         return {"Candidates": self.candidates, "Unresolved": self.unresolved,
                 "SkippedVulnerable": self.skipped_vulnerable, "ImageIds": self.to_scan, "Count": len(self.to_scan),
+                "JudgedInPlace": self.judged_in_place,
                 "Launched": self.launched, "Scanned": self.scanned, "Quarantined": self.quarantined,
                 "Rebuilds": self.rebuilds, "Deprecated": self.deprecated, "MarkedProd": self.marked_prod,
                 "Pending": self.pending, "Remaining": self.remaining, "Failures": self.failures}
@@ -170,6 +184,17 @@ def _running_amis(ec2) -> set[str]:
     return {i["ImageId"] for p in pages for r in p["Reservations"] for i in r["Instances"]}
 
 
+def _covered_amis(inspector) -> set[str]:
+    """AMIs of this account's instances that Inspector actively scans (CoverageFilterCriteria has no
+    image id: the coverage record's resourceMetadata.ec2.amiId carries it)."""
+    criteria = {"resourceType": [{"comparison": "EQUALS", "value": "AWS_EC2_INSTANCE"}],
+                "scanStatusCode": [{"comparison": "EQUALS", "value": "ACTIVE"}]}
+    return {r["resourceMetadata"]["ec2"]["amiId"]
+            for page in inspector.get_paginator("list_coverage").paginate(filterCriteria=criteria)
+            for r in page["coveredResources"]
+            if r.get("lastScannedAt") and r.get("resourceMetadata", {}).get("ec2", {}).get("amiId")}
+
+
 def _owned_images(ec2, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for start in range(0, len(image_ids), 100):
@@ -184,12 +209,14 @@ def _owned_images(ec2, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
 def discover(request: RescanRequest, clients: Clients, now: datetime, result: RescanResult) -> None:
     result.deprecated = retire_replaced(clients.ec2, clients.ssm, now)
     sources: dict[str, set[str]] = {}
+    in_place: dict[str, list[tuple[str, str]]] = {}  # build account AMI -> (account, its own image id)
     for image_id in _parameter_amis(clients.ssm, IMAGES_PATH):
         sources.setdefault(image_id, set()).add("published")
     for env, account in request.accounts:
         try:
             ec2, ssm = clients.workload(account)
             published, running = set(_parameter_amis(ssm, f"/bakehouse/{env}/ami/")), _running_amis(ec2)
+            covered = _covered_amis(clients.findings(account)) if clients.findings and running else set()
         except (ClientError, BakehouseError) as err:
             # One account's failure does not hide the others' images; it is reported at the end.
             result.failures.append(f"account {account} ({env}): {err}")
@@ -202,6 +229,8 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
             sources.setdefault(source_of.get(image_id, image_id), set()).add(f"published:{env}")
         for image_id in running:  # a set: 500 instances of one AMI are one candidate
             sources.setdefault(source_of.get(image_id, image_id), set()).add(f"running:{env}")
+            if image_id in covered:
+                in_place.setdefault(source_of.get(image_id, image_id), []).append((account, image_id))
     result.candidates = len(sources)
     owned = _owned_images(clients.ec2, sorted(sources))
     result.unresolved = sorted(set(sources) - set(owned))
@@ -212,10 +241,13 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
             result.marked_prod.append(image_id)
         if tags.get(TAG_VULNERABLE) == "true":
             result.skipped_vulnerable.append(image_id)
+        elif image_id in in_place and _judge_in_place(request, clients, image_id, in_place[image_id],
+                                                      sorted(sources[image_id]), now, result):
+            result.judged_in_place.append(image_id)
         else:
             result.to_scan.append(image_id)
     record = {"execution_id": request.execution_id, "unresolved": result.unresolved, "failures": result.failures,
-              "skipped_vulnerable": result.skipped_vulnerable,
+              "skipped_vulnerable": result.skipped_vulnerable, "judged_in_place": result.judged_in_place,
               "images": {i: sorted(sources[i]) for i in result.to_scan}}
     clients.s3.put_object(Bucket=request.evidence_bucket, Key=request.discovery_key,
                           Body=json.dumps(record, indent=1).encode(), ContentType="application/json")
@@ -323,6 +355,27 @@ def collect(request: RescanRequest, clients: Clients, now: Callable[[], datetime
     result.remaining = len(_not_started(request, clients)) if request.image_ids else 0
 
 
+def _judge_in_place(request: RescanRequest, clients: Clients, image_id: str, where: list[tuple[str, str]],
+                    sources: list[str], when: datetime, result: RescanResult) -> bool:
+    """Judge image_id from the findings Inspector holds on the instances running it in each account;
+    False (a scan instance is launched instead) when an account's findings cannot be read."""
+    findings, criteria = [], []
+    for account, local_id in where:
+        by_image = {"ec2InstanceImageId": [{"comparison": "EQUALS", "value": local_id}]}
+        try:
+            findings += list_active_findings(clients.findings(account), by_image)
+        except (ClientError, BakehouseError):
+            return False
+        criteria.append({"account": account, **active(by_image)})
+    summary = record_summary(
+        clients.s3, clients.ec2, image_id=image_id, findings=findings, criteria=criteria,
+        bucket=request.evidence_bucket, key=f"rescans/{when:%Y-%m-%d}/{image_id}.json",
+        threshold=request.severity_threshold, now=when,
+        context={"executionId": request.execution_id, "inPlace": [f"{a}:{i}" for a, i in where], "inUse": sources})
+    _verdict(request, clients, image_id, summary, sources, result)
+    return True
+
+
 def _judge(request: RescanRequest, clients: Clients, instance_id: str, image_id: str, sources: list[str],
            when: datetime, result: RescanResult) -> None:
     summary = summarize_findings(
@@ -331,6 +384,11 @@ def _judge(request: RescanRequest, clients: Clients, instance_id: str, image_id:
         bucket=request.evidence_bucket, key=f"rescans/{when:%Y-%m-%d}/{image_id}.json",
         threshold=request.severity_threshold, now=when,
         context={"executionId": request.execution_id, "scanInstance": instance_id, "inUse": sources})
+    _verdict(request, clients, image_id, summary, sources, result)
+
+
+def _verdict(request: RescanRequest, clients: Clients, image_id: str, summary: Any, sources: list[str],
+             result: RescanResult) -> None:
     result.scanned[image_id] = {s.lower(): n for s, n in summary.counts.items()}
     if not summary.blocking:
         return
@@ -436,12 +494,23 @@ def handler(event: dict, context: Any) -> dict:
     home = client("ec2", session=session)
     region = home.meta.region_name
 
+    sessions: dict[str, Any] = {}
+
+    def scanner(account: str):
+        # One assumed session per account and invocation: discovery, findings and quarantine share it.
+        if account not in sessions:
+            sessions[account] = assumed_session(
+                client("sts", session=session), f"arn:aws:iam::{account}:role/{SCANNER_ROLE}",
+                f"bakehouse-rescan-{request.execution_id}", region)
+        return sessions[account]
+
     def workload(account: str):
-        assumed = assumed_session(client("sts", session=session), f"arn:aws:iam::{account}:role/{SCANNER_ROLE}",
-                                  f"bakehouse-rescan-{request.execution_id}", region)
+        assumed = scanner(account)
         return client("ec2", region, assumed), client("ssm", region, assumed)
 
     ssm = client("ssm", session=session)
     clients = Clients(home, ssm, client("s3", session=session), client("sns", session=session),
-                      client("inspector2", session=session), ssm, workload)
+                      client("inspector2", session=session), ssm, workload,
+                      catalog=client("servicecatalog", session=session),
+                      findings=lambda account: client("inspector2", region, scanner(account)))
     return run_phase(request, clients).as_dict()

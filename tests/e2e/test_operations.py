@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,8 +19,11 @@ import handlers.isolate
 import handlers.rescan
 from handlers.common import client as real_client
 from handlers.common import tags_to_dict
+from handlers.catalog import approve_in_constraint, family_rule
 from handlers.publish import PublishRequest, history, publish
-from tests.fakes import ImageDeprecationEc2
+from handlers.rescan_feedback import NO_IMAGE, SETTINGS_PARAMETER
+from tests.fakes import FakeInspector2, ImageDeprecationEc2
+from tests.fakes.servicecatalog import FakeServiceCatalog
 from tests.fakes.seed import golden_ami
 from tests.handlers._operations_fakes import document_parameters, seed_factory_settings, FakeAutomation, InspectorThatScans
 from tests.e2e.runner import Runner, moto_server
@@ -84,6 +89,10 @@ class World:
     automation: FakeAutomation
     deprecation: ImageDeprecationEc2
     findings: dict[str, list[tuple[str, str]]]
+    catalog: FakeServiceCatalog
+    member_inspectors: dict[str, FakeInspector2]
+    published: dict[str, str] = field(default_factory=dict)
+    constraint_id: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +105,10 @@ def world() -> Iterator[World]:
                                        s3=estate.client("s3"))
         automation = FakeAutomation(estate.client("ssm"), {"Bakehouse-Pipeline"})
         deprecation = ImageDeprecationEc2(estate.client("ec2"))
+        catalog = FakeServiceCatalog(estate.client("servicecatalog"))
+        # Each workload account's own Inspector, read through its scanner role (moto has no coverage).
+        member_inspectors = {a: FakeInspector2(estate.client("inspector2", a), account_id=a, region=REGION)
+                             for a in (DEV, PROD)}
         cached: dict[str, Any] = {}
 
         def own_account(session: Any) -> bool:
@@ -105,8 +118,13 @@ def world() -> Iterator[World]:
 
         def stand_in(service: str, region: str | None = None, session: Any = None):
             # Only the build account's own clients meet a fake; workload sessions go to moto as they are.
+            if service == "inspector2" and not own_account(session):
+                account = real_client("sts", region, session).get_caller_identity()["Account"]
+                return member_inspectors[account]
             if not own_account(session) or region not in (None, REGION):
                 return real_client(service, region, session)
+            if service == "servicecatalog":
+                return catalog
             if service == "inspector2":
                 return inspector
             if service == "ssm":
@@ -117,7 +135,8 @@ def world() -> Iterator[World]:
             return cached.setdefault(service, estate.client(service))
 
         mp.setattr(handlers.rescan, "client", stand_in)
-        yield World(estate, Runner(url, region=REGION), inspector, automation, deprecation, findings)
+        yield World(estate, Runner(url, region=REGION), inspector, automation, deprecation, findings, catalog,
+                    member_inspectors)
 
 
 def _scan_instances(world: World, states: list[str]) -> list[dict[str, Any]]:
@@ -134,6 +153,31 @@ def _rescan_parameters(world: World, bucket: str | None = None) -> dict[str, Any
             "SeverityThreshold": "HIGH", "WaitSeconds": 600}
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _name_catalog_in_settings(world: World) -> None:
+    """A portfolio and product with a rule per family, named in the factory settings the rescan reads."""
+    e, sc = world.estate, world.catalog
+    portfolio = sc.create_portfolio(DisplayName="bakehouse", ProviderName="bakehouse",
+                                    IdempotencyToken=f"e2e-rescan-{uuid.uuid4()}")["PortfolioDetail"]["Id"]
+    product = sc.create_product(Name="hardened-instance", Owner="bakehouse", ProductType="CLOUD_FORMATION_TEMPLATE",
+                                IdempotencyToken=f"e2e-rescan-{uuid.uuid4()}", ProvisioningArtifactParameters={
+                                    "Name": "v1", "Type": "CLOUD_FORMATION_TEMPLATE",
+                                    "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}},
+                                )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
+    constraint = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", IdempotencyToken="e2e",
+                                      Parameters=(ROOT / "catalog" / "template-constraint.json").read_text())
+    for family, image in world.published.items():  # as each family's catalog step left it
+        approve_in_constraint(sc, portfolio, product, [image], family)
+    world.constraint_id = constraint["ConstraintDetail"]["ConstraintId"]
+    ssm = e.client("ssm")
+    settings = json.loads(ssm.get_parameter(Name=SETTINGS_PARAMETER)["Parameter"]["Value"])
+    settings["pipelineParameters"].update(CatalogPortfolioId=portfolio, CatalogProductId=product)
+    ssm.put_parameter(Name=SETTINGS_PARAMETER, Value=json.dumps(settings), Type="String", Overwrite=True)
+
+
 @pytest.fixture(scope="module")
 def rescanned(world: World):
     e = world.estate
@@ -146,7 +190,15 @@ def rescanned(world: World):
     e.client("ec2", PROD).run_instances(ImageId=images["ubuntu"], MinCount=6, MaxCount=6)
     e.client("ec2", PROD).run_instances(ImageId=legacy, MinCount=4, MaxCount=4)
     world.findings[images["al2023"]] = [("CRITICAL", "CVE-2026-4242"), ("LOW", "CVE-2026-0001")]
-    world.findings[images["ubuntu"]] = [("MEDIUM", "CVE-2026-0002")]
+    # Inspector already scans prod's ubuntu instances: that image is judged there, without a scan instance.
+    prod_inspector = world.member_inspectors[PROD]
+    ubuntu_instances = [i["InstanceId"] for r in e.client("ec2", PROD).describe_instances(Filters=[
+        {"Name": "image-id", "Values": [images["ubuntu"]]}])["Reservations"] for i in r["Instances"]]
+    for instance in ubuntu_instances:
+        prod_inspector.add_coverage(instance, ami_id=images["ubuntu"])
+    prod_inspector.add_finding(ubuntu_instances[0], "MEDIUM", ami_id=images["ubuntu"], vulnerability_id="CVE-2026-0002")
+    world.published = images
+    _name_catalog_in_settings(world)
     execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world))
     return execution, images, legacy
 
@@ -154,12 +206,13 @@ def rescanned(world: World):
 def test_rescan_document_scans_each_unique_ami_once_and_cleans_up(world, rescanned):
     execution, images, legacy = rescanned
     assert execution.status == "Success", execution.failure
-    assert execution.outputs["DiscoverImages.Count"] == 3
+    # ubuntu runs where Inspector covers it (prod): judged from those findings, no scan instance.
+    assert execution.outputs["DiscoverImages.Count"] == 2
     scanned = _scan_instances(world, ["pending", "running", "stopping", "stopped", "terminated"])
-    assert sorted(i["ImageId"] for i in scanned) == sorted([*images.values(), legacy])
+    assert sorted(i["ImageId"] for i in scanned) == sorted([images["al2023"], legacy])
     assert _scan_instances(world, ["pending", "running", "stopping", "stopped"]) == []
-    # Batches of two: launch, collect, launch the last one, collect, clean up.
-    assert execution.step_names.count("LaunchScanBatch") == 2 and execution.step_names[-1] == "TerminateScanInstances"
+    # One batch of two: launch, collect, clean up.
+    assert execution.step_names.count("LaunchScanBatch") == 1 and execution.step_names[-1] == "TerminateScanInstances"
 
 
 def test_rescan_document_records_verdicts_and_feeds_the_vulnerable_ami_back(world, rescanned):
@@ -179,13 +232,24 @@ def test_rescan_document_records_verdicts_and_feeds_the_vulnerable_ami_back(worl
     assert required <= set(params), required - set(params)
     notices = [m for m in world.estate.messages() if m.get("image_id") == images["al2023"]]
     assert notices and notices[0]["cves"] == ["CVE-2026-4242"]
+    # The deployed rescan repins the quarantined family's catalog rule (no good al2023 image is left),
+    # and leaves the other family's rule alone.
+    rules = json.loads(world.catalog.describe_constraint(Id=world.constraint_id)["ConstraintParameters"])["Rules"]
+    assert NO_IMAGE in json.dumps(rules[family_rule("al2023")]) and images["al2023"] not in json.dumps(rules)
+    assert images["ubuntu"] in json.dumps(rules[family_rule("ubuntu")])
     keys = [o["Key"] for o in world.estate.client("s3").list_objects_v2(Bucket=world.estate.bucket)["Contents"]]
     assert sum(k.endswith(".json") and "/ami-" in k for k in keys) == 3
 
 
 def test_rescan_document_terminates_scan_instances_when_a_step_fails(world, rescanned):
-    # An evidence bucket without a customer-managed key: the summary refuses to write, collect fails.
-    execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world, world.estate.plain_bucket))
+    # An evidence bucket without a customer-managed key: the summary refuses to write, collect fails
+    # (with nothing judged in place, so every image has a scan instance running when it does).
+    coverage = world.member_inspectors[PROD].state.coverage
+    world.member_inspectors[PROD].state.coverage = []
+    try:
+        execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world, world.estate.plain_bucket))
+    finally:
+        world.member_inspectors[PROD].state.coverage = coverage
     assert execution.status == "Failed"
     assert execution.step("CollectFindings").status == "Failed"
     # The failure path terminates, then fails itself: the run is announced as Failed, never a Success.

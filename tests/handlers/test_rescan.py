@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from handlers.rescan import (Clients, RescanIncomplete, RescanRequest, RescanResult, ScanLaunchFailed, collect,
                              discover, handler, launch, rescan)
-from tests.fakes import ImageDeprecationEc2
+from tests.fakes import FakeInspector2, ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog, seed_factory_settings
 from tests.handlers._sessions import fast_default_session, session
@@ -67,6 +67,10 @@ class World:
         self.bundle_version = seed_factory_settings(self.ssm, self.s3, SCRIPTS)
         sessions = {a: _session(a) for a in (DEV, PROD)}
         self.workload_clients = {a: (s.client("ec2"), s.client("ssm")) for a, s in sessions.items()}
+        # Each member account's own Inspector (read through its scanner role): coverage and findings of
+        # the instances it runs, seeded per test with cover().
+        self.workload_inspectors = {a: FakeInspector2(s.client("inspector2"), account_id=a, region=REGION)
+                                    for a, s in sessions.items()}
         self.ec2_client: Any = self.ec2
         self.counter = itertools.count(1)
 
@@ -85,7 +89,18 @@ class World:
 
     def clients(self) -> Clients:
         return Clients(self.ec2_client, self.ssm, self.s3, self.sns, self.inspector, self.automation,
-                       self.workload_clients.__getitem__)
+                       self.workload_clients.__getitem__, findings=self.workload_inspectors.__getitem__)
+
+    def cover(self, account: str, image: str, findings: tuple[tuple[str, str], ...] = ()) -> None:
+        """Inspector in `account` covers every instance running `image` there and reports `findings` on
+        each (as it does for every running instance of a member account, in place)."""
+        inspector = self.workload_inspectors[account]
+        pages = self.workload_clients[account][0].describe_instances(Filters=[
+            {"Name": "image-id", "Values": [image]}, {"Name": "instance-state-name", "Values": ["running"]}])
+        for instance in [i for r in pages["Reservations"] for i in r["Instances"]]:
+            inspector.add_coverage(instance["InstanceId"], ami_id=image)
+            for severity, cve in findings:
+                inspector.add_finding(instance["InstanceId"], severity, ami_id=image, vulnerability_id=cve)
 
     def request(self, **kw) -> RescanRequest:
         values = dict(accounts=(("dev", DEV), ("prod", PROD)), subnet_id=self.subnet, security_group_ids=(self.sg,),
@@ -393,3 +408,56 @@ def test_two_concurrent_rescans_launch_one_instance_per_image_and_the_second_rep
     with pytest.raises(RescanIncomplete, match="two rescans ran at once"):
         launch(second, world.clients(), RescanResult())
     assert len(world.scan_instances()) == 1
+
+# --- item 15.7: judge in place what Inspector already scans; launch only for what nothing runs --------
+
+def test_an_image_inspector_covers_where_it_runs_is_judged_there_and_only_unrun_images_get_a_scan_instance(world):
+    running, idle = world.image("al2023"), world.image("ubuntu")
+    world.run(DEV, running, 3)
+    world.run(PROD, running, 2)
+    world.cover(DEV, running)
+    world.cover(PROD, running)
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan()
+    assert log.launches == 1
+    assert [i["ImageId"] for i in world.scan_instances(("terminated",))] == [idle]
+    assert set(result.scanned) == {running, idle} and result.judged_in_place == [running]
+    assert world.tags(running)["bakehouse:inspector-verdict"] == "PASS"
+
+
+def test_findings_read_in_place_above_the_threshold_quarantine_the_image_without_a_scan_instance(world):
+    image = world.image("al2023")
+    world.run(PROD, image, 4)
+    world.cover(PROD, image, (("CRITICAL", "CVE-2026-4444"), ("LOW", "CVE-2026-5555")))
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan(severity_threshold="HIGH")
+    assert log.launches == 0
+    assert result.quarantined == [image] and result.scanned[image]["critical"] == 4
+    [message] = world.messages()
+    assert message["cves"] == ["CVE-2026-4444"] and "running:prod" in message["in_use"]
+    assert world.tags(image)["bakehouse:vulnerable"] == "true"
+    summary = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"rescans/{datetime.now(timezone.utc):%Y-%m-%d}/"
+                                                             f"{image}.json")["Body"].read())
+    assert summary["context"]["inPlace"] == [f"{PROD}:{image}"]
+
+
+def test_a_running_image_inspector_does_not_cover_still_gets_a_scan_instance(world):
+    covered, uncovered = world.image("al2023"), world.image("ubuntu")
+    world.run(DEV, covered, 2)
+    world.run(DEV, uncovered, 2)  # e.g. no SSM agent: Inspector has nothing on these instances
+    world.cover(DEV, covered)
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan()
+    assert log.launches == 1 and [i["ImageId"] for i in world.scan_instances(("terminated",))] == [uncovered]
+    assert result.judged_in_place == [covered]
+
+
+def test_an_accounts_copy_covered_in_place_is_judged_as_its_source(world):
+    source = world.image("al2023")
+    dev_ec2 = world.workload_clients[DEV][0]
+    copy = golden_ami(dev_ec2, "bakehouse-al2023-1", {"bakehouse:source-ami": source})
+    world.run(DEV, copy, 2)
+    world.cover(DEV, copy, (("HIGH", "CVE-2026-6666"),))
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan()
+    assert log.launches == 0 and result.quarantined == [source]

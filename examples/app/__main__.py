@@ -12,6 +12,12 @@ import pulumi_aws as aws
 config = pulumi.Config()
 estate = pulumi.StackReference(config.require("workloadStack"))
 instances = config.get_int("instances") or 2
+# Disposable fleet: Auto Scaling replaces each instance within this many days (it accepts 1-365), so no
+# instance outlives the image it was launched from for long.
+lifetime_days = config.get_int("maxInstanceLifetimeDays")
+lifetime_days = 7 if lifetime_days is None else lifetime_days
+if not 1 <= lifetime_days <= 365:
+    raise ValueError(f"maxInstanceLifetimeDays is {lifetime_days}: Auto Scaling accepts 1 to 365 days")
 
 subnet_ids = estate.require_output("privateSubnetIds")
 launch_template_id = estate.require_output("launchTemplateId")
@@ -26,6 +32,7 @@ group = aws.autoscaling.Group(
     # the newest published image; $Default follows the estate's template updates.
     launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=launch_template_id, version="$Default"),
     health_check_type="EC2",
+    max_instance_lifetime=lifetime_days * 86400,
     # Rolls the group when the template changes; after a new image is published, start a refresh
     # (aws autoscaling start-instance-refresh) to move running instances onto it.
     instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(

@@ -55,8 +55,14 @@ class Scene:
         return boto3.client(service, region_name=REGION, endpoint_url=self.url)
 
     def messages(self) -> list[dict[str, Any]]:
-        got = self.client("sqs").receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10)
-        return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+        """Every message waiting, each taken off the queue (an undeleted one would come back once its
+        visibility timeout ran out, in a later test)."""
+        sqs, found = self.client("sqs"), []
+        while got := sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", []):
+            found += [json.loads(m["Body"]) for m in got]
+            sqs.delete_message_batch(QueueUrl=self.queue, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+        return found
 
     def parameters(self, instance_id: str | None = None, finding: str = FINDING) -> dict[str, Any]:
         return {"AutomationAssumeRole": ROLE, "InstanceId": instance_id or self.instance_id, "FindingId": finding,

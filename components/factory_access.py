@@ -20,6 +20,7 @@ from estate.naming import (
     role_arn,
 )
 
+from .factory_roles import LIFECYCLE_ROLE
 from .iam import document, statement
 
 QUARANTINED_TAG = "bakehouse:quarantined"  # handlers/rescan_feedback.py TAG_QUARANTINED; components/scps.py
@@ -48,6 +49,16 @@ def factory_trust(args: FactoryAccessArgs) -> dict[str, Any]:
     return statement(
         "TrustFactoryAutomation", ["sts:AssumeRole"],
         principals={"AWS": role_arn(args.build_account_id, FACTORY_AUTOMATION_ROLE)},
+        conditions={"StringEquals": {"aws:PrincipalOrgID": args.organization_id}})
+
+
+def scanner_trust(args: FactoryAccessArgs) -> dict[str, Any]:
+    """The rescan (automation role) and the lifecycle function, which keeps every image an env's
+    /bakehouse/<env>/ami/* still names and reads them here (handlers/lifecycle.py env_pins)."""
+    return statement(
+        "TrustFactoryAutomationAndLifecycle", ["sts:AssumeRole"],
+        principals={"AWS": [role_arn(args.build_account_id, FACTORY_AUTOMATION_ROLE),
+                            role_arn(args.build_account_id, LIFECYCLE_ROLE)]},
         conditions={"StringEquals": {"aws:PrincipalOrgID": args.organization_id}})
 
 
@@ -108,7 +119,7 @@ class FactoryAccess(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-publisher-policy", role=self.publisher.id,
                            policy=document(*publisher_statements(args)), opts=child)
         self.scanner = aws.iam.Role(
-            f"{name}-scanner", name=IMAGE_SCANNER_ROLE, assume_role_policy=trust, max_session_duration=3600,
+            f"{name}-scanner", name=IMAGE_SCANNER_ROLE, assume_role_policy=document(scanner_trust(args)), max_session_duration=3600,
             description="Build account rescans: AMIs in use, their findings; quarantine", opts=child)
         aws.iam.RolePolicy(f"{name}-scanner-policy", role=self.scanner.id,
                            policy=document(*scanner_statements(args)), opts=child)

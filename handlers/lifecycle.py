@@ -5,6 +5,12 @@ is the published `latest`); `execute` carries the decisions out in the home regi
 region the image was copied to (copies carry the tag bakehouse:source-ami). Dry run stops after
 the plan. The deprecation time EC2 keeps on the image is the record the grace period counts from,
 so a rerun finds everything where the previous run left it.
+
+An image any env's /bakehouse/<env>/ami/* parameter still names is kept, whatever its age: the
+parameters are read in each workload account and region through its BakehouseImageScanner role (an
+account's own copy counts for its source). While any env's parameters cannot be read nothing is
+deregistered. A failure on one image is recorded and the run goes on; the run then raises
+LifecycleIncomplete naming every failure, so the invocation fails and the dead-letter alarm fires.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from handlers.common import (
     BakehouseError,
     EventReader,
     MalformedEvent,
+    assumed_session,
     client,
     tags_to_dict,
 )
@@ -37,6 +44,8 @@ TAG_APPROVED = "bakehouse:approved"  # written by handlers/publish.py
 TAG_VULNERABLE = "bakehouse:vulnerable"  # written by handlers/rescan.py
 TAG_PROD_LAST_SEEN = "bakehouse:prod-last-seen"  # written by handlers/rescan.py (YYYY-MM-DD)
 FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+ACCOUNT_ENV = re.compile(r"[a-z][a-z0-9-]{0,31}=\d{12}")
+SCANNER_ROLE = "BakehouseImageScanner"  # estate.naming.IMAGE_SCANNER_ROLE: reads /bakehouse/<env>/ami/*
 LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
 # EC2 refuses a deprecation time in the past; a minute ahead takes effect at once in practice.
 DEPRECATION_LEAD = timedelta(minutes=1)
@@ -52,6 +61,15 @@ class Action(str, enum.Enum):
 class LifecycleFailed(BakehouseError):
     def __init__(self, image_id: str, region: str, reason: str):
         super().__init__(f"image {image_id} in {region}: {reason}")
+
+
+class LifecycleIncomplete(LifecycleFailed):
+    """Raised after everything else was done; `result` is the run's full report. A LifecycleFailed, so
+    callers that catch one image's failure catch the run that carried on past it too."""
+
+    def __init__(self, failures: Sequence[str], result: dict[str, Any]):
+        BakehouseError.__init__(self, "lifecycle finished with failures: " + "; ".join(failures))
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,8 @@ class ImageFacts:
     prod_last_seen: datetime | None = None
     deprecation_time: datetime | None = None
     current: bool = False  # the value of /bakehouse/images/<family>/latest
+    named_by: tuple[str, ...] = ()  # the env parameters (account:name) whose value is this image
+    pins_unknown: bool = False  # an env's parameters could not be read: never deregister
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,8 @@ def plan(images: Iterable[ImageFacts], policy: RetentionPolicy, now: datetime) -
 def _decide(image: ImageFacts, among_newest: bool, policy: RetentionPolicy, now: datetime) -> tuple[Action, str]:
     if image.current:
         return Action.KEEP, "published as the family's latest image"
+    if image.named_by:
+        return Action.KEEP, "named by " + ", ".join(image.named_by)
     if image.ran_in_prod:
         since = max(image.created, image.prod_last_seen or image.created)
         until = _add_years(since, policy.prod_retention_years)
@@ -122,6 +144,8 @@ def _decide(image: ImageFacts, among_newest: bool, policy: RetentionPolicy, now:
     ends = image.deprecation_time + timedelta(days=policy.grace_days)
     if now < ends:
         return Action.WAIT, f"deprecated; grace period ends {ends:%Y-%m-%d %H:%M}"
+    if image.pins_unknown:
+        return Action.WAIT, "an env's AMI parameters could not be read; not deregistered until they can"
     return Action.DEREGISTER, f"deprecated and the {policy.grace_days}-day grace period is over"
 
 
@@ -163,7 +187,10 @@ def _owned_images(ec2, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def inventory(ec2_for: Callable[[str], Any], ssm, home: str, copy_regions: Sequence[str],
-              families: Sequence[str] = ()) -> Inventory:
+              families: Sequence[str] = (), pins: Mapping[str, tuple[str, ...]] | None = None,
+              pins_unknown: bool = False) -> Inventory:
+    """pins: image id (source or any copy) -> the env parameters naming it."""
+    pins = pins or {}
     home_ec2 = ec2_for(home)
     sources = [i for i in _owned_images(home_ec2, [{"Name": "tag-key", "Values": [TAG_FAMILY]}])
                if TAG_SOURCE_AMI not in tags_to_dict(i.get("Tags"))]
@@ -195,9 +222,42 @@ def inventory(ec2_for: Callable[[str], Any], ssm, home: str, copy_regions: Seque
             prod_last_seen=_time(tags.get(TAG_PROD_LAST_SEEN)),
             deprecation_time=_time(image.get("DeprecationTime")),
             current=latest[family] == image["ImageId"],
+            named_by=tuple(sorted({p for i in (image["ImageId"], *(c.image_id for c in copies.get(image["ImageId"], ())))
+                                   for p in pins.get(i, ())})),
+            pins_unknown=pins_unknown,
         ))
     return Inventory(tuple(facts), {i["ImageId"]: _snapshots(i) for i in sources},
                      {k: tuple(v) for k, v in copies.items()})
+
+
+def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
+             workload: Callable[[str, str], tuple[Any, Any]]) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """Every image an env's /bakehouse/<env>/ami/* names (an account's own copy also under its
+    source, from its bakehouse:source-ami tag), and the accounts/regions that could not be read."""
+    pins: dict[str, set[str]] = {}
+    failures = []
+    for env, account in accounts:
+        for region in regions:
+            try:
+                ec2, ssm = workload(account, region)
+                named = [(p["Name"], p["Value"]) for page in ssm.get_paginator("get_parameters_by_path").paginate(
+                    Path=f"/bakehouse/{env}/ami/", Recursive=True) for p in page["Parameters"]]
+                values = sorted({v for _, v in named if v.startswith("ami-")})
+                source_of = {}
+                if values:
+                    for page in ec2.get_paginator("describe_images").paginate(
+                            Owners=["self"], Filters=[{"Name": "image-id", "Values": values}]):
+                        source_of.update({i["ImageId"]: tags_to_dict(i.get("Tags")).get(TAG_SOURCE_AMI)
+                                          for i in page["Images"]})
+            except (ClientError, BakehouseError) as err:
+                failures.append(f"account {account} ({env}) in {region}: AMI parameters unreadable: {err}")
+                continue
+            for name, value in named:
+                where = f"{account}:{name} in {region}"
+                pins.setdefault(value, set()).add(where)
+                if source_of.get(value):
+                    pins.setdefault(source_of[value], set()).add(where)
+    return {k: tuple(sorted(v)) for k, v in pins.items()}, failures
 
 
 def _parameter(ssm, name: str) -> str | None:
@@ -214,11 +274,15 @@ def _parameter(ssm, name: str) -> str | None:
 class Outcome:
     decision: Decision
     changes: list[str] = field(default_factory=list)  # "deprecate ami-.. in eu-west-1", ...
+    error: str | None = None  # what failed; the run went on with the next image
 
     def as_dict(self) -> dict[str, Any]:
         d = self.decision
-        return {"ImageId": d.image_id, "Family": d.family, "Action": d.action.value, "Reason": d.reason,
-                "Changes": self.changes}
+        out = {"ImageId": d.image_id, "Family": d.family, "Action": d.action.value, "Reason": d.reason,
+               "Changes": self.changes}
+        if self.error:
+            out["Error"] = self.error
+        return out
 
 
 def _targets(inv: Inventory, image_id: str, home: str) -> list[tuple[str, str, tuple[str, ...], bool]]:
@@ -238,19 +302,27 @@ def execute(decisions: Sequence[Decision], inv: Inventory, ec2_for: Callable[[st
         outcomes.append(outcome)
         if decision.action not in (Action.DEPRECATE, Action.DEREGISTER):
             continue
-        for region, image_id, snapshots, deprecated in _targets(inv, decision.image_id, home):
-            if decision.action is Action.DEPRECATE:
-                if deprecated:
-                    continue
-                outcome.changes.append(f"deprecate {image_id} in {region}")
-                if not dry_run:
-                    ec2_for(region).enable_image_deprecation(ImageId=image_id, DeprecateAt=now + DEPRECATION_LEAD)
-            else:
-                outcome.changes.append(f"deregister {image_id} in {region}")
-                outcome.changes += [f"delete {s} in {region}" for s in snapshots]
-                if not dry_run:
-                    _retire(ec2_for(region), region, image_id, snapshots)
+        try:
+            _carry_out(decision, outcome, inv, ec2_for, home, now, dry_run)
+        except (LifecycleFailed, ClientError) as err:
+            outcome.error = f"{type(err).__name__}: {err}"
     return outcomes
+
+
+def _carry_out(decision: Decision, outcome: Outcome, inv: Inventory, ec2_for: Callable[[str], Any], home: str,
+               now: datetime, dry_run: bool) -> None:
+    for region, image_id, snapshots, deprecated in _targets(inv, decision.image_id, home):
+        if decision.action is Action.DEPRECATE:
+            if deprecated:
+                continue
+            outcome.changes.append(f"deprecate {image_id} in {region}")
+            if not dry_run:
+                ec2_for(region).enable_image_deprecation(ImageId=image_id, DeprecateAt=now + DEPRECATION_LEAD)
+        else:
+            outcome.changes.append(f"deregister {image_id} in {region}")
+            outcome.changes += [f"delete {s} in {region}" for s in snapshots]
+            if not dry_run:
+                _retire(ec2_for(region), region, image_id, snapshots)
 
 
 def _retire(ec2, region: str, image_id: str, snapshots: Sequence[str]) -> None:
@@ -274,6 +346,7 @@ class LifecycleRequest:
     policy: RetentionPolicy
     families: tuple[str, ...] = ()
     dry_run: bool = True
+    accounts: tuple[tuple[str, str], ...] = ()  # (env, account id): whose AMI parameters pin images
 
     @classmethod
     def parse(cls, event: Any) -> LifecycleRequest:
@@ -289,6 +362,8 @@ class LifecycleRequest:
             families=r.strings("Families", FAMILY, allow_empty=True) if "Families" in r.event else (),
             # Nothing is retired unless the caller says so explicitly.
             dry_run=r.boolean("DryRun", default=True),
+            accounts=tuple(tuple(a.split("=", 1)) for a in r.strings(
+                "WorkloadAccounts", ACCOUNT_ENV, allow_empty=True)) if "WorkloadAccounts" in r.event else (),
         )
         r.done()
         return request
@@ -310,13 +385,25 @@ class LifecycleRequest:
         return cls.parse(body)
 
 
-def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str,
-        now: datetime | None = None) -> dict[str, Any]:
+def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str, now: datetime | None = None,
+        workload: Callable[[str, str], tuple[Any, Any]] | None = None) -> dict[str, Any]:
+    """workload(account, region) -> that account's (ec2, ssm) there, for request.accounts' parameters.
+    Raises LifecycleIncomplete, after everything else is done, when anything failed."""
     now = now or datetime.now(timezone.utc)
-    inv = inventory(ec2_for, ssm, home, request.copy_regions, request.families)
+    pins, failures = {}, []
+    if request.accounts:
+        if workload is None:
+            raise ValueError("WorkloadAccounts given but no way to reach them")
+        pins, failures = env_pins(request.accounts, sorted({home, *request.copy_regions}), workload)
+    inv = inventory(ec2_for, ssm, home, request.copy_regions, request.families, pins, pins_unknown=bool(failures))
     outcomes = execute(plan(inv.facts, request.policy, now), inv, ec2_for, home, now, request.dry_run)
-    return {"DryRun": request.dry_run, "Images": [o.as_dict() for o in outcomes],
-            "Counts": {a.value: sum(o.decision.action is a for o in outcomes) for a in Action}}
+    failures += [f"{o.decision.image_id}: {o.error}" for o in outcomes if o.error]
+    result = {"DryRun": request.dry_run, "Images": [o.as_dict() for o in outcomes],
+              "Counts": {a.value: sum(o.decision.action is a for o in outcomes) for a in Action},
+              "Failures": failures}
+    if failures:
+        raise LifecycleIncomplete(failures, result)
+    return result
 
 
 def handler(event: dict, context: Any) -> dict:
@@ -330,10 +417,28 @@ def handler(event: dict, context: Any) -> dict:
             clients[region] = client("ec2", region, session)
         return clients[region]
 
-    result = run(request, ec2_for, client("ssm", session=session), home)
+    assumed: dict[str, boto3.Session] = {}
+
+    def workload(account: str, region: str):
+        if account not in assumed:
+            assumed[account] = assumed_session(client("sts", session=session),
+                                               f"arn:aws:iam::{account}:role/{SCANNER_ROLE}", "bakehouse-lifecycle")
+        return client("ec2", region, assumed[account]), client("ssm", region, assumed[account])
+
+    try:
+        result = run(request, ec2_for, client("ssm", session=session), home, workload=workload)
+    except LifecycleIncomplete as err:
+        _print(err.result)
+        raise  # the invocation fails: the message is retried, then dead-lettered, and the alarm fires
+    _print(result)
+    return result
+
+
+def _print(result: dict[str, Any]) -> None:
     for image in result["Images"]:  # the dry-run report, readable in the execution's output
         print(f"{image['Action']:>10} {image['ImageId']} ({image['Family']}): {image['Reason']}")
         for change in image["Changes"]:
             print(f"{'':>10}   {'would ' if result['DryRun'] else ''}{change}")
-    return result
+        if image.get("Error"):
+            print(f"{'':>10}   FAILED: {image['Error']}")
 

@@ -10,7 +10,10 @@ import pytest
 from moto import mock_aws
 
 from handlers.common import MalformedEvent
+from botocore.exceptions import ClientError
+
 from handlers.lifecycle import (
+    LifecycleIncomplete,
     Action,
     ImageFacts,
     LifecycleRequest,
@@ -260,3 +263,84 @@ def test_a_queued_batch_of_more_than_one_run_is_refused():
         LifecycleRequest.from_event({"Records": [record, record]})
     with pytest.raises(MalformedEvent, match="JSON"):
         LifecycleRequest.from_event({"Records": [{"eventSource": "aws:sqs", "body": "not json"}]})
+
+
+# --- issue 15.6: every env's parameter keeps its image; one failure does not stop the run -----------
+DEV = "222222222222"
+
+
+def _scanner(account: str, region: str):
+    """The workload account's BakehouseImageScanner session (moto keys state by the role's account)."""
+    from tests.handlers._sessions import session
+    creds = boto3.client("sts", region_name=HOME).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="lifecycle")["Credentials"]
+    s = session(region, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"])
+    return s.client("ec2"), s.client("ssm")
+
+
+def _with_accounts(request: LifecycleRequest) -> LifecycleRequest:
+    from dataclasses import replace
+    return replace(request, accounts=(("dev", DEV),))
+
+
+def test_an_image_an_envs_parameter_still_names_is_kept_however_old(world):
+    (s1, c1), (s2, _) = world["images"][1], world["images"][2]
+    _scanner(DEV, COPY)[1].put_parameter(Name="/bakehouse/dev/ami/al2023", Value=c1, Type="String")
+    result = run(_with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME,
+                 now=_later(400), workload=_scanner)
+    decisions = {i["ImageId"]: i for i in result["Images"]}
+    assert decisions[s1]["Action"] == "keep" and "/bakehouse/dev/ami/al2023" in decisions[s1]["Reason"]
+    assert s1 not in world["deprecations"] and c1 not in world["deprecations"]
+    assert decisions[s2]["Action"] == "deprecate"
+
+
+def test_an_envs_own_copy_named_by_its_parameter_keeps_the_source(world):
+    s1, _ = world["images"][1]
+    dev_ec2, dev_ssm = _scanner(DEV, HOME)
+    own = golden_ami(dev_ec2, "bakehouse-al2023-1", {"bakehouse:source-ami": s1})  # copy-mode distribution
+    dev_ssm.put_parameter(Name="/bakehouse/dev/ami/al2023", Value=own, Type="String")
+    result = run(_with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME,
+                 now=_later(400), workload=_scanner)
+    assert {i["ImageId"]: i["Action"] for i in result["Images"]}[s1] == "keep"
+
+
+def test_an_env_whose_parameters_cannot_be_read_blocks_retirement_and_is_reported(world):
+    (s1, _), (s2, _) = world["images"][1], world["images"][2]
+    run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400))  # deprecated
+
+    def unreadable(account, region):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
+
+    with pytest.raises(LifecycleIncomplete) as raised:
+        run(_with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME,
+            now=_later(415), workload=unreadable)
+    remaining = {i["ImageId"] for i in world["ec2"][HOME].describe_images(Owners=["self"])["Images"]}
+    assert {s1, s2} <= remaining  # nothing deregistered while an env's pins are unknown
+    assert DEV in str(raised.value) and raised.value.result["Counts"]["deregister"] == 0
+
+
+class _FailingDeregister:
+    def __init__(self, inner, image_id):
+        self._inner, self.image_id = inner, image_id
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def deregister_image(self, **params):
+        if params["ImageId"] == self.image_id:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "try again"}}, "DeregisterImage")
+        return self._inner.deregister_image(**params)
+
+
+def test_one_images_failure_is_reported_and_the_others_still_retire(world):
+    (s1, c1), (s2, c2) = world["images"][1], world["images"][2]
+    run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400))
+    ec2 = {**world["ec2"], HOME: _FailingDeregister(world["ec2"][HOME], s1)}
+    with pytest.raises(LifecycleIncomplete) as raised:
+        run(_request(dry_run=False), ec2.__getitem__, world["ssm"], HOME, now=_later(415))
+    remaining = {r: {i["ImageId"] for i in c.describe_images(Owners=["self"])["Images"]} for r, c in world["ec2"].items()}
+    assert s2 not in remaining[HOME] and c2 not in remaining[COPY]  # the run went on past s1
+    assert s1 in remaining[HOME] and s1 in str(raised.value)
+    [failed] = [i for i in raised.value.result["Images"] if i["ImageId"] == s1]
+    assert "InternalError" in failed["Error"]

@@ -45,3 +45,17 @@ def test_scanner_tags_images_only_with_the_quarantined_tag():
     assert not allowed(POLICY, "ec2:DeleteTags", IMAGE, {"aws:TagKeys": ["bakehouse:quarantined"]})
     assert not allowed(POLICY, "ec2:CreateTags", f"arn:aws:ec2:eu-west-1:{PROD}:instance/i-0123456789abcdef0",
                        quarantine)
+
+
+def test_the_build_accounts_lifecycle_function_may_read_the_envs_pins_through_the_scanner_but_not_publish():
+    from components.factory_access import factory_trust, scanner_trust
+    lifecycle = "arn:aws:iam::333333333333:role/BakehouseImageLifecycle"
+    automation = "arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"
+    in_org = {"aws:PrincipalOrgID": "o-abcdef1234"}
+    role = f"arn:aws:iam::{PROD}:role/BakehouseImageScanner"
+    scanner = {"Version": VERSION, "Statement": [scanner_trust(ARGS)]}
+    publisher = {"Version": VERSION, "Statement": [factory_trust(ARGS)]}
+    assert allowed(scanner, "sts:AssumeRole", role, in_org, principal=lifecycle)
+    assert allowed(scanner, "sts:AssumeRole", role, in_org, principal=automation)
+    assert not allowed(publisher, "sts:AssumeRole", role, in_org, principal=lifecycle)
+    assert not allowed(scanner, "sts:AssumeRole", role, {"aws:PrincipalOrgID": "o-other00000"}, principal=lifecycle)

@@ -400,9 +400,11 @@ def test_break_glass_use_alarms_the_security_topic(stack_run):
 def test_factory_roles_trust_only_the_build_factory_and_stay_in_their_lane(stack_run):
     run = stack_run("dev")
     factory = "arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"
-    for name in ("dev-factory-access-publisher", "dev-factory-access-scanner"):
-        [stmt] = json.loads(run.named(name).inputs["assumeRolePolicy"])["Statement"]
-        assert stmt["Principal"] == {"AWS": factory}
+    [stmt] = json.loads(run.named("dev-factory-access-publisher").inputs["assumeRolePolicy"])["Statement"]
+    assert stmt["Principal"] == {"AWS": factory}
+    # The lifecycle function reads the env's AMI parameters (what they still name is kept) as the scanner.
+    [stmt] = json.loads(run.named("dev-factory-access-scanner").inputs["assumeRolePolicy"])["Statement"]
+    assert stmt["Principal"] == {"AWS": [factory, "arn:aws:iam::333333333333:role/BakehouseImageLifecycle"]}
     publisher = _role_policy(run, "dev-factory-access-publisher")
     scanner = _role_policy(run, "dev-factory-access-scanner")
     param = "arn:aws:ssm:eu-west-1:444444444444:parameter/bakehouse"
@@ -415,8 +417,12 @@ def test_factory_roles_trust_only_the_build_factory_and_stay_in_their_lane(stack
     assert not allowed(publisher, "ssm:PutParameter", "arn:aws:ssm:eu-west-1:555555555555:parameter/bakehouse/dev/ami/x")
     assert allowed(scanner, "ec2:DescribeInstances", "*", {"aws:RequestedRegion": REGION})
     doc = json.loads(scanner)
-    actions = {a for s in doc["Statement"] for a in s["Action"]}
-    assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in actions), actions
+    # Reads, plus what a quarantine must do in the account (tests/unit/test_workload_scanner_role.py
+    # narrows each of these to the env's AMI parameters and the quarantined tag).
+    writes = {"ssm:PutParameter", "ssm:DeleteParameter", "ec2:CreateTags"}
+    actions = {a for s in doc["Statement"] for a in s["Action"]} - writes
+    assert all(a.split(":")[1].startswith(("Describe", "Get", "List")) for a in actions), actions
+    assert not allowed(scanner, "ssm:PutParameter", f"{param}/dev/app/log-level")
 
 
 def delegated_to_account(key_policy: str, account: str) -> dict:

@@ -159,20 +159,34 @@ def reference_problems(name: str, doc: Document) -> list[str]:
     return problems
 
 
-def _terminates(step: Mapping[str, Any], launch: str) -> bool:
+def _launches(step: Mapping[str, Any]) -> bool:
+    """A step that creates instances: the plugin, or RunInstances called through aws:executeAwsApi."""
     inputs = step.get("inputs") or {}
+    return step.get("action") == "aws:runInstances" or (
+        step.get("action") == "aws:executeAwsApi" and str(inputs.get("Service", "")).lower() == "ec2"
+        and inputs.get("Api") == "RunInstances")
+
+
+def _terminates(step: Mapping[str, Any], launch: str) -> bool:
+    """Terminates the launch's instances: by the launch's output, or every instance tagged with the
+    execution (handlers/factory_cleanup.py), which also finds one a failed launch step never reported."""
+    inputs = step.get("inputs") or {}
+    if step.get("action") == "aws:executeScript":
+        return bool(re.search(r"from handlers\.factory_cleanup import handler", str(inputs.get("Script", ""))))
+    refs = references(inputs.get("InstanceIds"))
     return (step.get("action") == "aws:changeInstanceState" and inputs.get("DesiredState") == "terminated"
-            and f"{launch}.InstanceIds" in references(inputs.get("InstanceIds")))
+            and bool({f"{launch}.InstanceIds", f"{launch}.InstanceId"} & set(refs)))
 
 
 def cleanup_problems(name: str, doc: Document) -> list[str]:
-    """After a step launches instances, every way out of the document - success or any failure -
-    passes a step that terminates those instances."""
+    """After a step launches instances, every way out of the document - success or any failure, the
+    launch step's own included (it may fail after EC2 created the instance) - passes a step that
+    terminates those instances."""
     steps = _steps(doc)
     index = {s["name"]: i for i, s in enumerate(steps)}
     problems = []
     for li, launch in enumerate(steps):
-        if launch.get("action") != "aws:runInstances":
+        if not _launches(launch):
             continue
         ln = launch["name"]
 
@@ -186,6 +200,10 @@ def cleanup_problems(name: str, doc: Document) -> list[str]:
             nxt = normal_next(doc, index[start])
             return bool(nxt) and all(always_terminates(n, seen | {start}) for n in nxt)
 
+        own_failure = failure_next(doc, li)
+        if not own_failure or not all(always_terminates(t) for t in own_failure):
+            problems.append(f"{name}: step {ln} can fail after creating its instances, "
+                            f"but its onFailure ({launch.get('onFailure', 'Abort')}) does not terminate them")
         # Walk the success paths from the launch up to its terminate steps; each step on them must
         # fail into a path that terminates too.
         todo, seen = list(normal_next(doc, li)), set()

@@ -61,6 +61,9 @@ def _plain_volume(d): step(d, "LaunchBuildInstance")["inputs"]["BlockDeviceMappi
 def _stray_field(d): step(d, "CreateImage")["retries"] = 3
 def _wait_without_selector(d): step(d, "WaitForSsmAgentOnline")["inputs"].pop("PropertySelector")
 def _bad_output_type(d): step(d, "ResolveBaseImage")["outputs"][0]["Type"] = "Text"
+def _plugin_launch(d): step(d, "LaunchBuildInstance")["action"] = "aws:runInstances"
+def _no_client_token(d): step(d, "LaunchBuildInstance")["inputs"].pop("ClientToken")
+def _image_tagged_later(d): step(d, "CreateImage")["inputs"].pop("TagSpecifications")
 
 
 @pytest.mark.parametrize(("breakage", "expected"), [
@@ -75,6 +78,9 @@ def _bad_output_type(d): step(d, "ResolveBaseImage")["outputs"][0]["Type"] = "Te
     (_stray_field, "Additional properties are not allowed ('retries'"),
     (_wait_without_selector, "'PropertySelector' is a required property"),
     (_bad_output_type, "'Text' is not one of"),
+    (_plugin_launch, "should not be valid under {'const': 'aws:runInstances'}"),
+    (_no_client_token, "'ClientToken' is a required property"),
+    (_image_tagged_later, "'TagSpecifications' is a required property"),
 ])
 def test_schema_catches_a_broken_copy(breakage, expected):
     doc = broken("build_image")
@@ -114,8 +120,8 @@ def test_references_resolve_and_every_parameter_is_used(stem):
 
 def test_reference_check_catches_unknown_names_outputs_read_too_early_and_unused_parameters():
     doc = broken("build_image")
-    step(doc, "CreateImage")["inputs"]["ImageName"] = "bakehouse-{{ Familly }}"
-    step(doc, "TagImageProvenance")["inputs"]["ResourceIds"] = ["{{ CreateImage.ImageIdentifier }}"]
+    step(doc, "CreateImage")["inputs"]["Name"] = "bakehouse-{{ Familly }}"
+    step(doc, "WaitForImageAvailable")["inputs"]["ImageIds"] = ["{{ CreateImage.ImageIdentifier }}"]
     step(doc, "LaunchBuildInstance")["inputs"]["ImageId"] = "{{ DescribeBuiltImage.ImageId }}"
     doc["parameters"]["Unused"] = {"type": "String"}
     problems = checks.reference_problems("build_image", doc)
@@ -138,9 +144,17 @@ def test_cleanup_check_catches_a_step_that_aborts_with_the_build_instance_runnin
                         "live, but its onFailure (Abort) does not terminate them"]
 
 
+def test_cleanup_check_catches_a_launch_that_aborts_after_creating_its_instance():
+    doc = broken("build_image")
+    step(doc, "LaunchBuildInstance")["onFailure"] = "Abort"
+    assert checks.cleanup_problems("build_image", doc) == [
+        "build_image: step LaunchBuildInstance can fail after creating its instances, but its onFailure (Abort) "
+        "does not terminate them"]
+
+
 def test_cleanup_check_catches_a_success_path_that_skips_termination():
     doc = broken("build_image")
-    step(doc, "TagImageProvenance")["nextStep"] = "DescribeBuiltImage"
+    step(doc, "WaitForImageAvailable")["nextStep"] = "DescribeBuiltImage"
     assert "build_image: instances of LaunchBuildInstance can end the run without a terminate step" \
         in checks.cleanup_problems("build_image", doc)
 

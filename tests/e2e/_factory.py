@@ -37,9 +37,27 @@ def region_keys(world: World) -> dict[str, str]:
     return {world.region: world.kms_key_arn, **keys}
 
 
+def create_image_tagging_snapshots(world: World):
+    """CreateImage as EC2 does it: TagSpecifications may tag the image and its snapshots (EC2 API
+    reference, CreateImage TagSpecifications); moto 5 raises NotImplementedError for `snapshot`."""
+    def create(params: dict[str, Any]) -> dict[str, Any]:
+        specs = params.pop("TagSpecifications", [])
+        ec2 = world.client("ec2")
+        images = [s for s in specs if s["ResourceType"] == "image"]
+        image_id = ec2.create_image(**params, **({"TagSpecifications": images} if images else {}))["ImageId"]
+        snapshots = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[image_id])["Images"][0]
+                     .get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+        for spec in (s for s in specs if s["ResourceType"] == "snapshot"):
+            if snapshots:
+                ec2.create_tags(Resources=snapshots, Tags=spec["Tags"])
+        return {"ImageId": image_id}
+    return create
+
+
 def make_runner(world: World, shell: BundleShell, approver: RecordingApprover) -> Runner:
     runner = Runner(world.endpoint_url, region=world.region, command_executor=shell, approver=approver)
     runner.api_fakes[("ssm", "DescribeInstanceInformation")] = ssm_agent_online(world)
+    runner.api_fakes[("ec2", "CreateImage")] = create_image_tagging_snapshots(world)
     return runner
 
 

@@ -32,7 +32,8 @@ class Factory:
     keys: dict[str, str]
 
     def build(self, family: str) -> Execution:
-        return self.runner.run("Bakehouse-BuildImage", self.world.build_parameters(ROLE_ARN, family))
+        return self.runner.run("Bakehouse-BuildImage", {**self.world.build_parameters(ROLE_ARN, family),
+                                                         "NotificationTopicArn": self.world.topic_arn})
 
     def validate(self, image_id: str, family: str, threshold: str = "HIGH") -> Execution:
         w = self.world
@@ -64,8 +65,11 @@ class Factory:
         return tags_to_dict(self.world.client("ec2").describe_images(ImageIds=[image_id])["Images"][0].get("Tags"))
 
     def instances(self, execution: Execution, step: str) -> list[dict]:
-        ids = execution.step(step).outputs["InstanceIds"]
-        found = self.world.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+        """The step's instances, found by the execution tag they were launched with."""
+        tag = {"LaunchBuildInstance": "bakehouse:build-execution",
+               "LaunchTestInstance": "bakehouse:validation-execution"}[step]
+        found = self.world.client("ec2").describe_instances(Filters=[
+            {"Name": f"tag:{tag}", "Values": [execution.execution_id]}])["Reservations"]
         return [i for r in found for i in r["Instances"]]
 
     def latest(self, family: str) -> str | None:
@@ -99,7 +103,7 @@ def test_failed_provisioning_terminates_the_build_instance_and_leaves_no_image(f
         factory.shell.fail_folders.discard("scripts")
     assert execution.status == "Failed"
     assert execution.step("RunProvisioningScripts").status == "Failed"
-    assert execution.step_names[-1] == "TerminateBuildInstanceOnFailure"
+    assert execution.step_names[-1] == "CleanUpFailedBuild"
     assert not execution.ran("CreateImage")
     assert {i["State"]["Name"] for i in factory.instances(execution, "LaunchBuildInstance")} == {"terminated"}
     images = factory.world.client("ec2").describe_images(
@@ -114,7 +118,8 @@ def test_ubuntu_family_builds_from_the_canonical_public_parameter(factory):
         BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}])["ImageId"]
     set_public_parameter(UBUNTU_2404_PARAMETER, ubuntu, w.region)
     execution = factory.runner.run("Bakehouse-BuildImage", {
-        **w.build_parameters(ROLE_ARN, "ubuntu-base"), "BaseImageParameter": UBUNTU_2404_PARAMETER})
+        **w.build_parameters(ROLE_ARN, "ubuntu-base"), "BaseImageParameter": UBUNTU_2404_PARAMETER,
+        "NotificationTopicArn": w.topic_arn})
     assert execution.status == "Success", execution.failure
     assert execution.step("LaunchBuildInstance").inputs["ImageId"] == ubuntu
     image = w.client("ec2").describe_images(ImageIds=[execution.outputs["DescribeBuiltImage.ImageId"]])["Images"][0]

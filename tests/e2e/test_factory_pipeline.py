@@ -114,7 +114,9 @@ def test_image_exists_with_provenance_tags(run):
     assert tags["bakehouse:scripts-version"] == run.world.scripts_version
     assert tags["bakehouse:build-execution"] == build.execution_id
     assert tags["bakehouse:family"] == FAMILY
-    sent = {t["Key"]: t["Value"] for t in build.step("TagImageProvenance").inputs["Tags"]}
+    # tagged in the request that registered it (CreateImage TagSpecifications), never afterwards
+    [sent] = [{t["Key"]: t["Value"] for t in spec["Tags"]}
+              for spec in build.step("CreateImage").inputs["TagSpecifications"] if spec["ResourceType"] == "image"]
     assert tags["bakehouse:build-date"] == sent["bakehouse:build-date"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", tags["bakehouse:build-date"])
     assert tags["bakehouse:vulnerable"] == "false"
@@ -124,7 +126,7 @@ def test_image_exists_with_provenance_tags(run):
 def test_build_instance_was_hardened_at_launch_and_is_terminated(run):
     build = run.first.children[0]
     launch = build.step("LaunchBuildInstance")
-    [instance_id] = launch.outputs["InstanceIds"]
+    instance_id = launch.outputs["InstanceId"]
     instance = run.world.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     assert instance["State"]["Name"] == "terminated"
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
@@ -141,10 +143,10 @@ def test_build_instance_was_hardened_at_launch_and_is_terminated(run):
 def test_provisioning_and_validation_ran_the_pinned_bundle(run):
     build, validate = run.first.children[0], run.first.children[1]
     by_step = {r.step: r for r in run.shell.runs[:2]}
-    assert by_step["RunProvisioningScripts"].instance_ids == tuple(build.step("LaunchBuildInstance").outputs["InstanceIds"])
+    assert by_step["RunProvisioningScripts"].instance_ids == (build.step("LaunchBuildInstance").outputs["InstanceId"],)
     assert by_step["RunProvisioningScripts"].scripts[0] == "scripts/00-os-update.sh"
     assert list(by_step["RunProvisioningScripts"].scripts) == sorted(by_step["RunProvisioningScripts"].scripts)
-    assert by_step["RunValidationScripts"].instance_ids == tuple(validate.step("LaunchTestInstance").outputs["InstanceIds"])
+    assert by_step["RunValidationScripts"].instance_ids == (validate.step("LaunchTestInstance").outputs["InstanceId"],)
 
 
 def test_no_factory_instance_is_left_running(run):

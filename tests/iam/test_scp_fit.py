@@ -19,13 +19,9 @@ from tools.mockrun import STACKS
 
 # (origin, action) -> the file whose change removes the denial.
 KNOWN_STACK_FINDINGS: dict[tuple[str, str], str] = {}
-KNOWN_RUNTIME_FINDINGS: dict[tuple[str, str], str] = {
-    # aws:runInstances documents no MetadataOptions input (Systems Manager User Guide, "aws:runInstances –
-    # Launch an EC2 instance"), so the launch carries no ec2:MetadataHttpTokens and the root SCP's
-    # DenyInstancesWithoutImdsv2 applies: launch through aws:executeAwsApi RunInstances (issue 11.7).
-    ("automation/build_image.yaml:LaunchBuildInstance", "ec2:RunInstances"): "automation/build_image.yaml",
-    ("automation/validate_image.yaml:LaunchTestInstance", "ec2:RunInstances"): "automation/validate_image.yaml",
-}
+# Build and validation launch through aws:executeAwsApi RunInstances with MetadataOptions (issue 11.7):
+# aws:runInstances documents no MetadataOptions input, so the root SCP would deny it.
+KNOWN_RUNTIME_FINDINGS: dict[tuple[str, str], str] = {}
 
 
 def _denied(requests: list[Request]) -> dict[tuple[str, str], str]:

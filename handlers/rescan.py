@@ -56,6 +56,7 @@ TAG_EXECUTION = "bakehouse:rescan-execution"
 TAG_SCAN_OF = "bakehouse:scan-of"
 PHASES = ("discover", "launch", "collect", "cleanup", "all")
 ACCOUNT_ENV = re.compile(r"[a-z][a-z0-9]{1,15}=\d{12}")
+ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")
 EXECUTION = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 ALIVE = ["pending", "running", "stopping", "stopped"]
 
@@ -85,7 +86,9 @@ class RescanRequest:
     wait_seconds: float = 1800  # per scan instance, from its launch
     step_seconds: float = 500  # how long one collect call may poll (aws:executeScript stops at 600)
     instance_type: str = "t3.medium"
-    prod_env: str = "prod"
+    # The envs whose running images are retained as having run in prod: bakehouse:org.prodEnvs, which
+    # the build stack passes (estate/stack_files.py prod_envs); "prod" only when nothing is given.
+    prod_envs: tuple[str, ...] = ("prod",)
     pipeline_document: str = "Bakehouse-Pipeline"
     phase: str = "all"
     image_ids: tuple[str, ...] = ()  # launch/collect: the discovery's output
@@ -115,7 +118,7 @@ class RescanRequest:
             wait_seconds=r.integer("WaitSeconds", 60, 4 * 3600, default=1800),
             step_seconds=r.integer("StepSeconds", 0, 540, default=500),
             instance_type=r.string("InstanceType", re.compile(r"[a-z0-9]+\.[a-z0-9]+"), default="t3.medium"),
-            prod_env=r.string("ProdEnv", default="prod"),
+            prod_envs=r.strings("ProdEnvs", ENV_NAME, allow_empty=True) if "ProdEnvs" in r.event else ("prod",),
             pipeline_document=r.string("PipelineDocument", default="Bakehouse-Pipeline"),
             phase=phase,
             image_ids=r.strings("ImageIds", AMI_ID, allow_empty=True) if "ImageIds" in r.event else (),
@@ -237,7 +240,8 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
     today = now.strftime("%Y-%m-%d")
     for image_id in sorted(owned):
         tags = tags_to_dict(owned[image_id].get("Tags"))
-        if f"running:{request.prod_env}" in sources[image_id] and mark_prod(clients.ec2, image_id, tags, today):
+        ran_in_prod = any(f"running:{env}" in sources[image_id] for env in request.prod_envs)
+        if ran_in_prod and mark_prod(clients.ec2, image_id, tags, today):
             result.marked_prod.append(image_id)
         if tags.get(TAG_VULNERABLE) == "true":
             result.skipped_vulnerable.append(image_id)

@@ -461,3 +461,22 @@ def test_an_accounts_copy_covered_in_place_is_judged_as_its_source(world):
     world.ec2_client = log = LaunchLog(world.ec2)
     result = world.rescan()
     assert log.launches == 0 and result.quarantined == [source]
+
+
+def test_every_configured_prod_env_marks_the_images_it_runs_not_only_one_named_prod(world):
+    in_prod, in_live, in_dev = world.image("al2023"), world.image("ubuntu"), world.image("rhel")
+    world.run(PROD, in_prod, 1)
+    world.run(DEV, in_dev, 1)
+    # Two prod envs (bakehouse:org.prodEnvs): "live" runs in the DEV account here.
+    result = world.rescan(accounts=(("live", DEV), ("prod", PROD)), prod_envs=("prod", "live"))
+    assert sorted(result.marked_prod) == sorted([in_prod, in_dev])
+    assert "bakehouse:ran-in" not in world.tags(in_live)
+
+
+def test_the_prod_envs_are_parsed_from_the_event_as_a_list():
+    event = {"WorkloadAccounts": [f"prod={PROD}", f"live={DEV}"], "SubnetId": "subnet-0123456789abcdef0",
+             "SecurityGroupIds": ["sg-0123456789abcdef0"], "InstanceProfileName": "scan", "EvidenceBucket": BUCKET,
+             "TopicArn": "arn:aws:sns:eu-west-1:123456789012:t", "PipelineRoleArn": f"arn:aws:iam::{BUILD}:role/r",
+             "ProdEnvs": ["prod", "live"]}
+    assert RescanRequest.parse(event).prod_envs == ("prod", "live")
+    assert RescanRequest.parse({**event, "ProdEnvs": []}).prod_envs == ()

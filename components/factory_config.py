@@ -101,6 +101,19 @@ class FactoryConfig:
     approver_principals: tuple[str, ...] = ()
     # topic (approvers | notifications) -> its subscribers
     subscriptions: Mapping[str, tuple[Subscription, ...]] = field(default_factory=dict)
+    # catalogTagOptions: what every catalog launch is tagged with beside its env
+    catalog_owner: str | None = None
+    catalog_cost_centre: str | None = None
+
+    @property
+    def catalog_tag_options(self) -> dict[str, tuple[str, ...]]:
+        """TagOption key -> allowed values on the portfolio and product (components/service_catalog.py)."""
+        options: dict[str, tuple[str, ...]] = {"env": self.target_envs}
+        if self.catalog_owner:
+            options["owner"] = (self.catalog_owner,)
+        if self.catalog_cost_centre:
+            options["cost-centre"] = (self.catalog_cost_centre,)
+        return options
 
     @property
     def packer_families(self) -> tuple[Family, ...]:
@@ -138,7 +151,7 @@ class FactoryConfig:
 
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
-         "subscriptions")
+         "subscriptions", "catalogTagOptions")
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -221,6 +234,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
                        valid=lambda d: bool(DOMAIN.fullmatch(d)))
 
     rescan = _rescan(raw.get("rescan", {}), f"{key}.rescan", problems)
+    owner, cost_centre = _catalog_tag_options(raw.get("catalogTagOptions", {}), f"{key}.catalogTagOptions", problems)
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
 
     if any(f.engine == "packer" for f in families) and PACKER_RELEASES_DOMAIN not in domains:
@@ -245,7 +259,28 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
         severity_threshold=severity, max_catalog_versions=max_versions, launch_role_names=launch_roles,
         egress_domains=domains, rescan=rescan, lifecycle=lifecycle,
         approver_principals=principals, subscriptions=subscriptions,
+        catalog_owner=owner, catalog_cost_centre=cost_centre,
     )
+
+
+# Service Catalog TagOption values: 1-256 characters (API reference, CreateTagOption).
+TAG_OPTION_VALUE = re.compile(r"[\w .:/=+@-]{1,256}")
+
+
+def _catalog_tag_options(raw: Any, key: str, problems: Problems) -> tuple[str | None, str | None]:
+    if not isinstance(raw, Mapping):
+        problems.add(key, raw, "an object {owner: ..., costCentre: ...}")
+        return None, None
+    for unknown in sorted(set(raw) - {"owner", "costCentre"}):
+        problems.add(f"{key}.{unknown}", raw[unknown], "nothing: only owner and costCentre are TagOptions here")
+    values = []
+    for name in ("owner", "costCentre"):
+        value = raw.get(name)
+        if value is not None and not (isinstance(value, str) and TAG_OPTION_VALUE.fullmatch(value)):
+            problems.add(f"{key}.{name}", value, "1-256 letters, digits, spaces and _ . : / = + @ -")
+            value = None
+        values.append(value)
+    return values[0], values[1]
 
 
 def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,9 @@ class ServiceCatalogArgs:
     templates_kms_key_arn: pulumi.Input[str]
     template_path: Path = TEMPLATE
     constraint_path: Path = TEMPLATE_CONSTRAINT
+    # TagOption key -> its allowed values (env, owner, cost-centre): a launch from the portfolio carries
+    # one value of each key, chosen by the launcher where there are several (FactoryConfig.catalog_tag_options).
+    tag_options: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 class ServiceCatalog(pulumi.ComponentResource):
@@ -101,6 +104,12 @@ class ServiceCatalog(pulumi.ComponentResource):
         self.portfolio = aws.servicecatalog.Portfolio(
             f"{name}-portfolio", name="Bakehouse golden images", provider_name="Bakehouse image factory",
             description="Hardened instances launched only from factory-approved AMIs", opts=child)
+        # Keyed by key and value, never by position: adding an env must not replace the others.
+        self.tag_options = {
+            (key, value): aws.servicecatalog.TagOption(f"{name}-tag-option-{key}-{value}", key=key, value=value,
+                                                       active=True, opts=child)
+            for key, values in sorted(args.tag_options.items()) for value in values
+        }
         aws.iam.RolePolicy(f"{name}-launch-policy", role=args.launch_role.name,
                            policy=document(*launch_statements(args.region, args.account_id)), opts=child)
         # Shares to OUs are allowed to the management account or a Service Catalog delegated administrator
@@ -109,7 +118,7 @@ class ServiceCatalog(pulumi.ComponentResource):
         self.shares = {
             ou: aws.servicecatalog.PortfolioShare(
                 f"{name}-share-{ou}", portfolio_id=self.portfolio.id, principal_id=ou, type="ORGANIZATIONAL_UNIT",
-                share_principals=True, share_tag_options=False, opts=child)
+                share_principals=True, share_tag_options=bool(self.tag_options), opts=child)
             for ou in args.workload_ous
         }
         # IAM_PATTERN with no account: shared along with the portfolio, it matches the role of that
@@ -124,13 +133,22 @@ class ServiceCatalog(pulumi.ComponentResource):
         self.product: aws.servicecatalog.Product | None = None
         self.product_arn: pulumi.Output[str] | None = None
         self.template_constraint: aws.servicecatalog.Constraint | None = None
+        self._associate_tag_options(name, "portfolio", self.portfolio.id, child)
         if args.template_path.is_file():
             self._product(name, args, child)
+            self._associate_tag_options(name, "product", self.product.id, child)
         else:
             # Written by the catalog area; until it lands the portfolio is declared empty, and says so.
             pulumi.log.warn(f"missing artifact {args.template_path}: no catalog product declared", self)
         self.register_outputs({"portfolio_id": self.portfolio.id,
                                "product_id": self.product.id if self.product else None})
+
+    def _associate_tag_options(self, name: str, target: str, resource_id: pulumi.Input[str],
+                               child: pulumi.ResourceOptions) -> None:
+        for (key, value), option in self.tag_options.items():
+            aws.servicecatalog.TagOptionResourceAssociation(
+                f"{name}-tag-option-{key}-{value}-{target}", resource_id=resource_id, tag_option_id=option.id,
+                opts=child)
 
     def _product(self, name: str, args: ServiceCatalogArgs, child: pulumi.ResourceOptions) -> None:
         text = args.template_path.read_text()

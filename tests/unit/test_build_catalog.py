@@ -26,7 +26,7 @@ RULES = {"Rules": {"ApprovedImage": {"Assertions": [
      "AssertDescription": "only the approved image"}]}}}
 
 
-def catalog_alone(tmp_path, *, template: bool = True, constraint: bool = True) -> StackRun:
+def catalog_alone(tmp_path, *, template: bool = True, constraint: bool = True, **extra) -> StackRun:
     template_path, constraint_path = tmp_path / "hardened-instance.yaml", tmp_path / "template-constraint.json"
     if template:
         template_path.write_text(TEMPLATE)
@@ -44,7 +44,7 @@ def catalog_alone(tmp_path, *, template: bool = True, constraint: bool = True) -
             launch_role_names=("BakehouseAppDeployer",), launch_role=launch,
             templates_bucket="bakehouse-scripts-333333333333-eu-west-1",
             templates_kms_key_arn="arn:aws:kms:eu-west-1:333333333333:key/k",
-            template_path=template_path, constraint_path=constraint_path), opts=opts)
+            template_path=template_path, constraint_path=constraint_path, **extra), opts=opts)
     return run_program(program)
 
 
@@ -142,3 +142,23 @@ def test_pulumi_leaves_later_artifacts_and_the_approved_id_to_the_catalog_handle
     assert seen["cat-product"] == ["provisioningArtifactParameters"]
     assert seen["cat-template-constraint"] == ["parameters"]
     assert seen["cat-launch-constraint"] == []  # the launch role is Pulumi's alone
+
+
+TAG_OPTIONS = {"env": ("dev", "prod"), "owner": ("platform",), "cost-centre": ("cc-4242",)}
+
+
+def test_tag_options_for_env_owner_and_cost_centre_are_on_the_portfolio_and_the_product(tmp_path):
+    run = catalog_alone(tmp_path, tag_options=TAG_OPTIONS)
+    options = {r.name: (r.inputs["key"], r.inputs["value"]) for r in run.of_type("aws:servicecatalog/tagOption:TagOption")}
+    assert sorted(options.values()) == sorted((k, v) for k, vs in TAG_OPTIONS.items() for v in vs)
+    associated = {(a.inputs["tagOptionId"], a.inputs["resourceId"]) for a in run.of_type(
+        "aws:servicecatalog/tagOptionResourceAssociation:TagOptionResourceAssociation")}
+    assert associated == {(f"{name}-id", target) for name in options
+                          for target in ("cat-portfolio-id", "cat-product-id")}
+    # Shared with the portfolio, so every recipient account's launches carry them.
+    assert all(s.inputs["shareTagOptions"] is True for s in run.of_type("aws:servicecatalog/portfolioShare:PortfolioShare"))
+
+
+def test_without_tag_options_none_are_declared(tmp_path):
+    run = catalog_alone(tmp_path)
+    assert run.of_type("aws:servicecatalog/tagOption:TagOption") == []

@@ -1,0 +1,30 @@
+"""bakehouse:factory.catalogTagOptions: the owner and cost centre every catalog launch carries, with
+the target envs as the env TagOption's values."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.factory_config import factory_config
+from tests.unit.test_build_config import build_cfg, problems_of, shipped_factory
+
+
+def test_catalog_tag_options_are_env_owner_and_cost_centre_from_config():
+    factory = {**copy.deepcopy(shipped_factory()), "catalogTagOptions": {"owner": "platform-team",
+                                                                          "costCentre": "CC-4242"}}
+    parsed = factory_config(build_cfg(factory))
+    assert parsed.catalog_tag_options == {"env": ("dev", "uat", "prod"), "owner": ("platform-team",),
+                                          "cost-centre": ("CC-4242",)}
+
+
+def test_without_an_owner_and_cost_centre_only_the_env_tag_option_is_offered():
+    factory = {k: v for k, v in copy.deepcopy(shipped_factory()).items() if k != "catalogTagOptions"}
+    assert factory_config(build_cfg(factory)).catalog_tag_options == {"env": ("dev", "uat", "prod")}
+
+
+@pytest.mark.parametrize("value", [{"owner": ""}, {"costCentre": "x" * 257}, {"team": "a"}, "platform"])
+def test_malformed_catalog_tag_options_are_refused_with_the_key(value):
+    problems = problems_of(catalogTagOptions=value)
+    assert any("catalogTagOptions" in p for p in problems), problems

@@ -128,7 +128,8 @@ class WorkloadStack(pulumi.ComponentResource):
             account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
             security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,
             evidence_bucket=central_bucket(estate, "evidence"), security_topic_arn=security_topic_arn(estate),
-            kms_key_arn=key_arn, access_log_bucket=storage.access_logs.name), opts=child)
+            kms_key_arn=key_arn, access_log_bucket=storage.access_logs.name,
+            forensic_source=settings.forensic_source), opts=child)
 
         fleet = fleet_settings(cfg.sections.get("workload"), Problems(cfg.stack))  # checked in settings()
         self.fleet = FleetReport(f"{name}-fleet", FleetReportArgs(

@@ -58,3 +58,11 @@ def test_the_configured_forensic_source_is_written_where_the_playbook_reads_it()
     value = value.get("value") if isinstance(value, dict) else value  # the provider marks values secret
     assert parameter.inputs["name"] == FORENSIC_SOURCE_PARAMETER and value == "10.99.0.0/24"
     assert _component(None).of_type("aws:ssm/parameter:Parameter") == []
+
+
+def test_the_workload_stack_hands_its_configured_forensic_source_to_the_playbook():
+    from tools.mockrun import run_stack
+    run = run_stack("dev", overrides={"bakehouse:workload": _with("10.99.0.0/24")})
+    [parameter] = [p for p in run.of_type("aws:ssm/parameter:Parameter") if p.name.endswith("-forensic-source")]
+    value = parameter.inputs["value"]
+    assert (value.get("value") if isinstance(value, dict) else value) == "10.99.0.0/24"

@@ -91,6 +91,20 @@ def key_extra_statements(estate: EstateConfig, region: str, kind: str) -> list[d
             principals={"AWS": anyone},
             conditions={**workloads, "StringEquals": {**workloads["StringEquals"],
                                                       "kms:ViaService": f"s3.{region}.amazonaws.com"}}))
+    if kind == "evidence":
+        # The isolation playbook copies the instance's snapshots re-encrypted under this key, from the
+        # workload account and only through EBS (EC2 user guide: copying snapshots with a key of another
+        # account needs these on the destination key; grants only for AWS resources).
+        anyone, workloads = _workload_principals(estate)
+        through_ec2 = {**workloads, "StringEquals": {**workloads["StringEquals"],
+                                                     "kms:ViaService": f"ec2.{region}.amazonaws.com"}}
+        statements.append(statement(
+            "WorkloadSnapshotCopiesThroughEc2",
+            ["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*", "kms:Decrypt"], ["*"],
+            principals={"AWS": anyone}, conditions=through_ec2))
+        statements.append(statement(
+            "WorkloadSnapshotCopyGrantsForEbs", ["kms:CreateGrant"], ["*"], principals={"AWS": anyone},
+            conditions={**through_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}}))
     return statements
 
 

@@ -104,6 +104,8 @@ class FactoryConfig:
     # catalogTagOptions: what every catalog launch is tagged with beside its env
     catalog_owner: str | None = None
     catalog_cost_centre: str | None = None
+    # catalogRegionalPortfolios: a portfolio and product in each distribution region too (default off)
+    catalog_regions: tuple[str, ...] = ()
 
     @property
     def catalog_tag_options(self) -> dict[str, tuple[str, ...]]:
@@ -151,7 +153,7 @@ class FactoryConfig:
 
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
-         "subscriptions", "catalogTagOptions")
+         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios")
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -235,6 +237,8 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
 
     rescan = _rescan(raw.get("rescan", {}), f"{key}.rescan", problems)
     owner, cost_centre = _catalog_tag_options(raw.get("catalogTagOptions", {}), f"{key}.catalogTagOptions", problems)
+    regional = raw.get("catalogRegionalPortfolios", False)
+    problems.check(isinstance(regional, bool), f"{key}.catalogRegionalPortfolios", regional, "true or false")
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
 
     if any(f.engine == "packer" for f in families) and PACKER_RELEASES_DOMAIN not in domains:
@@ -259,6 +263,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
         severity_threshold=severity, max_catalog_versions=max_versions, launch_role_names=launch_roles,
         egress_domains=domains, rescan=rescan, lifecycle=lifecycle,
         approver_principals=principals, subscriptions=subscriptions,
+        catalog_regions=regions if regional is True else (),
         catalog_owner=owner, catalog_cost_centre=cost_centre,
     )
 

@@ -162,3 +162,47 @@ def test_tag_options_for_env_owner_and_cost_centre_are_on_the_portfolio_and_the_
 def test_without_tag_options_none_are_declared(tmp_path):
     run = catalog_alone(tmp_path)
     assert run.of_type("aws:servicecatalog/tagOption:TagOption") == []
+
+
+def catalog_with_regions(tmp_path, regions: tuple[str, ...]) -> StackRun:
+    (tmp_path / "hardened-instance.yaml").write_text(TEMPLATE)
+    (tmp_path / "template-constraint.json").write_text(json.dumps(RULES))
+
+    def program():
+        def provider(region):
+            return account_provider(f"unit-{region}", account_id="333333333333", region=region,
+                                    role_arn="arn:aws:iam::333333333333:role/BakehouseDeploy",
+                                    tags={"bakehouse:stack": "unit"}, session_name="unit")
+        opts = pulumi.ResourceOptions(provider=provider("eu-west-1"))
+        launch = aws.iam.Role("launch", name=CATALOG_LAUNCH_ROLE, assume_role_policy="{}", opts=opts)
+        ServiceCatalog("cat", ServiceCatalogArgs(
+            region="eu-west-1", account_id="333333333333", workload_ous=("ou-ab12-wkld0001",),
+            launch_role_names=("BakehouseAppDeployer",), launch_role=launch,
+            templates_bucket="bakehouse-scripts-333333333333-eu-west-1",
+            templates_kms_key_arn="arn:aws:kms:eu-west-1:333333333333:key/k",
+            template_path=tmp_path / "hardened-instance.yaml", constraint_path=tmp_path / "template-constraint.json",
+            tag_options={"env": ("dev",)}, regional_providers={r: provider(r) for r in regions}), opts=opts)
+    return run_program(program)
+
+
+def test_a_portfolio_with_the_product_its_constraints_shares_and_tag_options_in_each_configured_region(tmp_path):
+    run = catalog_with_regions(tmp_path, ("eu-central-1",))
+    portfolios = sorted(p.name for p in run.of_type("aws:servicecatalog/portfolio:Portfolio"))
+    assert portfolios == ["cat-eu-central-1-portfolio", "cat-portfolio"]  # the home names are unchanged
+    assert sorted(p.name for p in run.of_type("aws:servicecatalog/product:Product")) == [
+        "cat-eu-central-1-product", "cat-product"]
+    constraints = {c.name: c.inputs["type"] for c in run.of_type("aws:servicecatalog/constraint:Constraint")}
+    assert constraints["cat-eu-central-1-template-constraint"] == "TEMPLATE"
+    assert constraints["cat-eu-central-1-launch-constraint"] == "LAUNCH"
+    assert {s.inputs["portfolioId"] for s in run.of_type("aws:servicecatalog/portfolioShare:PortfolioShare")} == {
+        "cat-portfolio-id", "cat-eu-central-1-portfolio-id"}
+    assert len(run.of_type("aws:servicecatalog/tagOption:TagOption")) == 2  # TagOptions are regional
+    # One template object (home region) for every region's product.
+    assert len(run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")) == 1
+    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert "arn:aws:cloudformation:eu-central-1:333333333333:stack/SC-333333333333-*" in policy.inputs["policy"]
+
+
+def test_no_regional_portfolio_unless_configured(tmp_path):
+    run = catalog_with_regions(tmp_path, ())
+    assert [p.name for p in run.of_type("aws:servicecatalog/portfolio:Portfolio")] == ["cat-portfolio"]

@@ -28,3 +28,15 @@ def test_without_an_owner_and_cost_centre_only_the_env_tag_option_is_offered():
 def test_malformed_catalog_tag_options_are_refused_with_the_key(value):
     problems = problems_of(catalogTagOptions=value)
     assert any("catalogTagOptions" in p for p in problems), problems
+
+
+def test_regional_portfolios_are_off_unless_configured_and_then_cover_every_distribution_region():
+    factory = copy.deepcopy(shipped_factory())
+    factory.pop("catalogRegionalPortfolios", None)
+    assert factory_config(build_cfg(factory)).catalog_regions == ()
+    on = factory_config(build_cfg({**factory, "catalogRegionalPortfolios": True}))
+    assert on.catalog_regions == on.regions and on.catalog_regions
+
+
+def test_catalog_regional_portfolios_must_be_a_boolean():
+    assert any("catalogRegionalPortfolios" in p for p in problems_of(catalogRegionalPortfolios="yes"))

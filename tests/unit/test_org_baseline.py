@@ -215,7 +215,7 @@ def test_central_config_bucket_admits_the_management_accounts_delivery(security)
     policy = next(p for p in security.of_type("aws:s3/bucketPolicy:BucketPolicy") if bucket.urn in _waits_for(p))
     document = policy.inputs["policy"]
     arn = f"arn:aws:s3:::{CONFIG_BUCKET}"
-    source = {"aws:SourceAccount": MGMT}
+    source = {"aws:SourceAccount": MGMT, "aws:SourceOrgID": "o-exampleorg01"}
     assert allowed(document, "s3:GetBucketAcl", arn, source, principal="config.amazonaws.com")
     assert allowed(document, "s3:ListBucket", arn, source, principal="config.amazonaws.com")
     assert allowed(document, "s3:PutObject", f"{arn}/config/AWSLogs/{MGMT}/Config/{HOME}/x.json.gz",

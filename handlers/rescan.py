@@ -219,11 +219,14 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
         try:
             ec2, ssm = clients.workload(account)
             published, running = set(_parameter_amis(ssm, f"/bakehouse/{env}/ami/")), _running_amis(ec2)
-            covered = _covered_amis(clients.findings(account)) if clients.findings and running else set()
         except (ClientError, BakehouseError) as err:
             # One account's failure does not hide the others' images; it is reported at the end.
             result.failures.append(f"account {account} ({env}): {err}")
             continue
+        try:
+            covered = _covered_amis(clients.findings(account)) if clients.findings and running else set()
+        except (ClientError, BakehouseError):
+            covered = set()  # Inspector unreadable here: its images get scan instances, as before
         # In `copy` distribution the account runs its own re-encrypted copy; the tag names the
         # build account's AMI, which is the one to scan (and to mark as having run in prod).
         source_of = {i: tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI, i)

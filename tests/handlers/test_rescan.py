@@ -480,3 +480,19 @@ def test_the_prod_envs_are_parsed_from_the_event_as_a_list():
              "ProdEnvs": ["prod", "live"]}
     assert RescanRequest.parse(event).prod_envs == ("prod", "live")
     assert RescanRequest.parse({**event, "ProdEnvs": []}).prod_envs == ()
+
+
+class _DeniedInspector:
+    def get_paginator(self, name):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, name)
+
+
+def test_an_account_whose_inspector_cannot_be_read_falls_back_to_scan_instances_not_to_a_failure(world):
+    image = world.image("al2023")
+    world.run(DEV, image, 2)
+    world.cover(DEV, image, (("CRITICAL", "CVE-2026-7777"),))  # unreadable: never seen
+    world.workload_inspectors[DEV] = _DeniedInspector()
+    world.ec2_client = log = LaunchLog(world.ec2)
+    result = world.rescan()
+    assert log.launches == 1 and result.judged_in_place == [] and result.failures == []
+    assert set(result.scanned) == {image}

@@ -106,6 +106,9 @@ class FactoryConfig:
     catalog_cost_centre: str | None = None
     # catalogRegionalPortfolios: a portfolio and product in each distribution region too (default off)
     catalog_regions: tuple[str, ...] = ()
+    # When the base-image check runs (handlers/base_image_check.py): a family is rebuilt when AWS has
+    # published a newer base than the one its image was built from.
+    rebuild_schedule: str = "rate(1 day)"
 
     @property
     def catalog_tag_options(self) -> dict[str, tuple[str, ...]]:
@@ -153,7 +156,7 @@ class FactoryConfig:
 
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
-         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios")
+         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios", "rebuildSchedule")
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -240,6 +243,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
     regional = raw.get("catalogRegionalPortfolios", False)
     problems.check(isinstance(regional, bool), f"{key}.catalogRegionalPortfolios", regional, "true or false")
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
+    rebuild_schedule = _schedule(raw.get("rebuildSchedule", "rate(1 day)"), f"{key}.rebuildSchedule", problems)
 
     if any(f.engine == "packer" for f in families) and PACKER_RELEASES_DOMAIN not in domains:
         problems.add(f"{key}.egressDomains", list(domains),
@@ -264,7 +268,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
         egress_domains=domains, rescan=rescan, lifecycle=lifecycle,
         approver_principals=principals, subscriptions=subscriptions,
         catalog_regions=regions if regional is True else (),
-        catalog_owner=owner, catalog_cost_centre=cost_centre,
+        catalog_owner=owner, catalog_cost_centre=cost_centre, rebuild_schedule=rebuild_schedule,
     )
 
 

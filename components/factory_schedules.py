@@ -27,6 +27,8 @@ from .iam import document, statement
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESCAN_STEM = "rescan_images"
+# Starts Bakehouse-Pipeline for the families whose base AMI AWS has replaced (handlers/base_image_check.py).
+BASE_CHECK_STEM = "check_base_images"
 START_AUTOMATION_TARGET = "arn:aws:scheduler:::aws-sdk:ssm:startAutomationExecution"
 LIFECYCLE_FUNCTION = "bakehouse-image-lifecycle"
 LIFECYCLE_MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/lifecycle.py")
@@ -95,8 +97,11 @@ def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str,
     region, account = cfg.region, cfg.account_id
     rescan = automation_document_name(RESCAN_STEM)
     return [
-        statement("StartRescanOnly", ["ssm:StartAutomationExecution"],
-                  [f"arn:aws:ssm:{region}:{account}:automation-definition/{rescan}:*"]),
+        # The rescan and the base-image check; never the Pipeline itself: the check decides which family needs it.
+        statement("StartRescanAndBaseImageCheckOnly", ["ssm:StartAutomationExecution"],
+                  [f"arn:aws:ssm:{region}:{account}:automation-definition/{rescan}:*",
+                   f"arn:aws:ssm:{region}:{account}:automation-definition/"
+                   f"{automation_document_name(BASE_CHECK_STEM)}:*"]),
         statement("PassAutomationRoleToSsm", ["iam:PassRole"], [automation_role_arn],
                   conditions={"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}),
         *([statement("QueueLifecycleRuns", ["sqs:SendMessage"], [lifecycle_queue_arn])]
@@ -234,6 +239,17 @@ class FactorySchedules(pulumi.ComponentResource):
                 arn=START_AUTOMATION_TARGET, role_arn=args.scheduler_role.arn,
                 input=pulumi.Output.json_dumps({"DocumentName": automation_document_name(RESCAN_STEM),
                                                 "Parameters": rescan_params}),
+                retry_policy=retry, dead_letter_config=dlq),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))))
+        self.base_image_check = aws.scheduler.Schedule(
+            f"{name}-check-base-images", name="bakehouse-check-base-images", group_name=self.group.name,
+            description="Rebuild every family whose base AMI AWS has replaced since its image was built",
+            schedule_expression=factory.rebuild_schedule, schedule_expression_timezone="UTC",
+            flexible_time_window=window, kms_key_arn=args.key_arn, state="ENABLED",
+            target=aws.scheduler.ScheduleTargetArgs(
+                arn=START_AUTOMATION_TARGET, role_arn=args.scheduler_role.arn,
+                input=pulumi.Output.json_dumps({"DocumentName": automation_document_name(BASE_CHECK_STEM),
+                                                "Parameters": {"AutomationAssumeRole": [args.role_arns["automation"]]}}),
                 retry_policy=retry, dead_letter_config=dlq),
             opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))))
         self.lifecycle_schedule = None if self.lifecycle is None else aws.scheduler.Schedule(

@@ -13,7 +13,7 @@ from yamllint.config import YamlLintConfig
 from tests.documents import checks
 
 DOCS = checks.documents()
-FACTORY = ("build_image", "validate_image", "approve_image", "distribute_image", "pipeline")
+FACTORY = ("build_image", "validate_image", "approve_image", "distribute_image", "pipeline", "check_base_images")
 YAMLLINT = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 120}\n")
 
 

@@ -357,6 +357,7 @@ DOCUMENT_RUNNERS: dict[str, tuple[str, str]] = {
     "distribute_image": ("build", FACTORY_AUTOMATION_ROLE),
     "pipeline": ("build", FACTORY_AUTOMATION_ROLE),
     "rescan_images": ("build", FACTORY_AUTOMATION_ROLE),
+    "check_base_images": ("build", FACTORY_AUTOMATION_ROLE),
     "isolate_instance": ("workload", ISOLATION_AUTOMATION_ROLE),
 }
 # Handlers that reach into workload accounts through a role there, besides running where they are started.

@@ -230,3 +230,49 @@ def test_topics_get_their_subscribers_from_config(stack_run):
     topics = {"approvers": "approvers", "notifications": "notifications"}
     want = {(topics[t], e["protocol"], e["endpoint"]) for t, entries in factory["subscriptions"].items() for e in entries}
     assert want and want <= got
+
+
+def test_the_rebuild_schedule_starts_the_base_image_check_as_the_automation_role(stack_run):
+    run = stack_run("build")
+    check = schedule(run, "bakehouse-check-base-images")
+    configured = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    assert check["scheduleExpression"] == configured.get("rebuildSchedule", "rate(1 day)")
+    assert check["target"]["arn"] == START_AUTOMATION_TARGET
+    request = json.loads(check["target"]["input"])
+    assert request["DocumentName"] == "Bakehouse-CheckBaseImages"
+    declared = yaml.safe_load((PROJECT_DIR / "automation" / "check_base_images.yaml").read_text())["parameters"]
+    assert set(request["Parameters"]) == {n for n, spec in declared.items() if "default" not in spec}
+    assert request["Parameters"]["AutomationAssumeRole"] == ["arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"]
+    assert check["kmsKeyArn"] == FACTORY_KEY and check["groupName"] == "bakehouse-factory"
+    assert check["target"]["deadLetterConfig"]["arn"].endswith("queue/build-schedules-dead-letters")
+
+
+def test_the_scheduler_may_start_the_rescan_and_the_base_image_check_and_nothing_else(stack_run):
+    from tests.iam.evaluate import allowed
+
+    (policy,) = [p for p in stack_run("build").of_type("aws:iam/rolePolicy:RolePolicy")
+                 if p.name == "build-schedules-scheduler-policy"]
+    doc = policy.inputs["policy"]
+    base = "arn:aws:ssm:eu-west-1:333333333333:automation-definition/"
+    assert allowed(doc, "ssm:StartAutomationExecution", f"{base}Bakehouse-CheckBaseImages:$DEFAULT")
+    assert allowed(doc, "ssm:StartAutomationExecution", f"{base}Bakehouse-RescanImages:$DEFAULT")
+    # the check decides which family needs the Pipeline; the clock never starts it blindly
+    assert not allowed(doc, "ssm:StartAutomationExecution", f"{base}Bakehouse-Pipeline:$DEFAULT")
+
+
+@pytest.mark.parametrize("value", ["rate(1 week)", "cron(0 3 * * *)", "", 7])
+def test_a_rebuild_schedule_that_scheduler_would_refuse_is_refused_with_its_key(value):
+    from estate.config import ConfigError
+
+    factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    run = run_stack("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": value}},
+                    raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert "bakehouse:factory.rebuildSchedule is" in str(run.error)
+    assert "a recurring EventBridge Scheduler expression" in str(run.error)
+
+
+def test_the_rebuild_schedule_follows_the_config():
+    factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    run = run_stack("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": "rate(6 hours)"}})
+    assert schedule(run, "bakehouse-check-base-images")["scheduleExpression"] == "rate(6 hours)"

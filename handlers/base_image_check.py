@@ -1,0 +1,121 @@
+"""Rebuild a family when AWS publishes a new base image (the build stack's periodic rebuild check).
+
+AWS publishes each base's latest AMI id in a public SSM parameter (Amazon Linux: "Query for the
+latest Amazon Linux AMI IDs using Systems Manager Parameter Store"; Canonical: "Find Ubuntu images
+on AWS", /aws/service/canonical/...). Amazon Linux 2023 also announces new AMIs on SNS topic
+arn:aws:sns:us-east-1:137112412989:amazon-linux-2023-ami-updates, but Ubuntu documents no topic, so
+one scheduled check serves every family: the parameter's id is compared with the base the family's
+published image was built from (its bakehouse:source-ami tag, the factory's record), and the
+Pipeline starts only when they differ. A start with the same base and commit would gain nothing:
+Bakehouse-BuildImage reuses the image those built.
+
+`plan` reads, `execute` starts; the start's client token is derived from the family, the base and
+the day, so a check repeated the same day starts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .common import TAG_SOURCE_AMI, EventReader, client, tags_to_dict
+from .rescan_feedback import (
+    BASE_IMAGE_PARAMETERS,
+    LATEST_PARAMETER,
+    SETTINGS_PARAMETER,
+    RebuildNotPossible,
+    rebuild_parameters,
+)
+
+PIPELINE_DOCUMENT = "Bakehouse-Pipeline"
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+TOKEN_NAMESPACE = uuid.UUID("5d8c1f0e-3b7a-4c2e-9f61-0b4a7e2d9c35")
+
+
+@dataclass(frozen=True)
+class FamilyCheck:
+    family: str
+    current_base: str
+    recorded_base: str | None  # None: nothing published for the family yet
+    start: bool
+    reason: str
+
+
+def _parameter(ssm, name: str) -> str | None:
+    try:
+        return ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ParameterNotFound":
+            return None
+        raise
+
+
+def recorded_base(ssm, ec2, family: str) -> str | None:
+    """The base AMI the family's published image was built from, or None when nothing is published."""
+    latest = _parameter(ssm, LATEST_PARAMETER.format(family=family))
+    if latest is None:
+        return None
+    images = ec2.describe_images(ImageIds=[latest])["Images"]
+    return tags_to_dict(images[0].get("Tags")).get(TAG_SOURCE_AMI) if images else None
+
+
+def plan(ssm, ec2) -> list[FamilyCheck]:
+    """One check per family the Pipeline builds (Packer families are released by their own pipeline)."""
+    settings = json.loads(ssm.get_parameter(Name=SETTINGS_PARAMETER)["Parameter"]["Value"])
+    engines = settings.get("engines") or {}
+    checks = []
+    for family, base in sorted((settings.get("families") or {}).items()):
+        if engines.get(family, "ssm") != "ssm" or base not in BASE_IMAGE_PARAMETERS:
+            continue
+        current = ssm.get_parameter(Name=BASE_IMAGE_PARAMETERS[base])["Parameter"]["Value"]
+        recorded = recorded_base(ssm, ec2, family)
+        if recorded is None:
+            # The first image comes from a release (tools/release.py), not from a base change.
+            start, reason = False, "nothing published yet"
+        elif recorded != current:
+            start, reason = True, f"base changed from {recorded} to {current}"
+        else:
+            start, reason = False, "base unchanged"
+        checks.append(FamilyCheck(family, current, recorded, start, reason))
+    return checks
+
+
+def client_token(family: str, base: str, day: date) -> str:
+    # StartAutomationExecution's ClientToken must be a UUID; the same family, base and day give the same one.
+    return str(uuid.uuid5(TOKEN_NAMESPACE, f"{family}/{base}/{day.isoformat()}"))
+
+
+def execute(checks: list[FamilyCheck], ssm, s3, automation, role_arn: str, day: date) -> dict[str, Any]:
+    """Starts the Pipeline for every family whose check says so; a family that cannot start is reported
+    (and the run fails after trying the others), never skipped silently."""
+    started: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for check in (c for c in checks if c.start):
+        try:
+            params = rebuild_parameters(ssm, s3, check.family, role_arn)
+            started[check.family] = automation.start_automation_execution(
+                DocumentName=PIPELINE_DOCUMENT, Parameters=params,
+                ClientToken=client_token(check.family, check.current_base, day))["AutomationExecutionId"]
+        except (RebuildNotPossible, ClientError) as err:
+            failed[check.family] = str(err)
+    result = {"Started": started, "Failed": failed,
+              "Checks": {c.family: {"current": c.current_base, "recorded": c.recorded_base, "reason": c.reason}
+                         for c in checks}}
+    if failed:
+        raise RebuildNotPossible(f"could not start the Pipeline for {', '.join(sorted(failed))}: {json.dumps(result)}")
+    return result
+
+
+def handler(event: dict, context) -> dict:
+    """aws:executeScript entry. Event: PipelineRoleArn (the role the Pipeline runs as)."""
+    read = EventReader("base_image_check", event)
+    role_arn = read.string("PipelineRoleArn", ROLE_ARN)
+    read.done()
+    ssm = client("ssm")
+    return execute(plan(ssm, client("ec2")), ssm, client("s3"), ssm, role_arn, datetime.now(UTC).date())

@@ -1,4 +1,9 @@
-"""A small EventBridge event-pattern matcher for the rules' patterns (exact values, prefix, numeric)."""
+"""EventBridge event-pattern matching for the rules' patterns: moto's matcher (moto.events.models.EventPattern),
+the one moto's own EventBridge uses to route put_events, so the tests do not maintain a second one.
+
+moto's matcher answers True for a named filter it does not know (a typo such as "prefx" would match every
+event), so patterns are checked against the operators EventBridge documents before matching
+(EventBridge user guide, "Content filtering in Amazon EventBridge event patterns")."""
 
 from __future__ import annotations
 
@@ -6,31 +11,35 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from moto.events.models import EventPattern
+
+OPERATORS = frozenset({"prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists", "cidr",
+                       "wildcard"})
+
 
 def event_matches(pattern: str | Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
-    for key, rule in pattern.items():
-        if isinstance(rule, Mapping):
-            value = event.get(key)
-            if not isinstance(value, Mapping) or not event_matches(rule, value):
-                return False
-            continue
-        if key not in event or not any(_value_matches(r, event[key]) for r in rule):
-            return False
-    return True
+    raw = pattern if isinstance(pattern, str) else json.dumps(pattern)
+    parsed = EventPattern.load(raw)
+    _check_operators(parsed.get_pattern())
+    return parsed.matches_event(dict(event))
 
 
-def _value_matches(rule: Any, value: Any) -> bool:
-    values = value if isinstance(value, list) else [value]
-    if not isinstance(rule, Mapping):
-        return rule in values
-    if "prefix" in rule:
-        return any(isinstance(v, str) and v.startswith(rule["prefix"]) for v in values)
-    if "numeric" in rule:
-        ops = rule["numeric"]
-        checks = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b,
-                  "<": lambda a, b: a < b, "=": lambda a, b: a == b}
-        return any(isinstance(v, int | float) and all(checks[ops[i]](v, ops[i + 1]) for i in range(0, len(ops), 2))
-                   for v in values)
-    raise NotImplementedError(f"event pattern rule {rule}")
+def _check_operators(node: Mapping[str, Any]) -> None:
+    for key, value in node.items():
+        if key == "$or":
+            for branch in value:
+                _check_operators(branch)
+        elif isinstance(value, Mapping):
+            _check_operators(value)
+        else:
+            for rule in value:
+                if isinstance(rule, Mapping):
+                    _check_filter(rule)
 
+
+def _check_filter(rule: Mapping[str, Any]) -> None:
+    for name, value in rule.items():
+        if name not in OPERATORS:
+            raise ValueError(f"event pattern filter {name!r} is not an EventBridge operator ({sorted(OPERATORS)})")
+        if name in {"anything-but", "prefix", "suffix"} and isinstance(value, Mapping):
+            _check_filter(value)

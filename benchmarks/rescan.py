@@ -71,7 +71,7 @@ def measure(instances: int = 500, amis: int = 12, batch: int = 10, idle: int = 4
     from handlers.publish import PublishRequest, publish
     from tests.fakes import FakeInspector2
     from tests.fakes.seed import golden_ami
-    from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog
+    from tests.fakes.operations import FakeAutomation, InspectorThatScans, LaunchLog
 
     calls: Counter[str] = Counter()
 

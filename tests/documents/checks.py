@@ -15,6 +15,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
 
 from estate.naming import automation_document_name
 from tests.e2e._refs import SYSTEM_VARIABLES, references
@@ -33,10 +35,16 @@ PREDEFINED_OUTPUTS = {
     "aws:executeScript": {"Payload"},
 }
 Document = Mapping[str, Any]
+YAMLLINT = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 120}\n")
 
 
 def load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
+
+
+def lint(text: str) -> list[str]:
+    """yamllint's problems with a document's text, each as `line:column rule: description`."""
+    return [f"{p.line}:{p.column} {p.rule}: {p.desc}" for p in linter.run(text, YAMLLINT)]
 
 
 def documents() -> dict[str, dict[str, Any]]:

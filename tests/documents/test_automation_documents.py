@@ -7,18 +7,12 @@ import copy
 from pathlib import Path
 
 import pytest
-from yamllint import linter
-from yamllint.config import YamlLintConfig
 
 from tests.documents import checks
+from tests.documents.checks import lint
 
 DOCS = checks.documents()
 FACTORY = ("build_image", "validate_image", "approve_image", "distribute_image", "pipeline", "check_base_images")
-YAMLLINT = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 120}\n")
-
-
-def lint(text: str) -> list[str]:
-    return [f"{p.line}:{p.column} {p.rule}: {p.desc}" for p in linter.run(text, YAMLLINT)]
 
 
 def broken(stem: str) -> dict:

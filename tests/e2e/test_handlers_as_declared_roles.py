@@ -30,40 +30,15 @@ from handlers import isolate as iso
 from handlers import lifecycle as life
 from handlers import publish as pub
 from tests.e2e import _declared_roles as roles
+from tests.e2e._declared_scene import FINDING, HOME, ISOLATION_ROLE, declared, moto  # noqa: F401 (fixtures)
+from tests.e2e._declared_scene import denied as _denied
 from tests.fakes import ImageDeprecationEc2, SharedImageTagsEc2
-from tests.fakes.seed import FAST_EC2_ENV, golden_ami
+from tests.fakes.seed import golden_ami
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-HOME = "eu-west-1"
 COPY = "eu-central-1"
 LIFECYCLE_ROLE = "BakehouseImageLifecycle"
-ISOLATION_ROLE = "BakehouseIsolateInstanceAutomation"
-FINDING = "6ec9f8a2b3c4d5e6f708192a3b4c5d6e"
-
-
-@pytest.fixture
-def moto(monkeypatch):
-    from moto import mock_aws
-
-    for key, value in FAST_EC2_ENV.items():
-        monkeypatch.setenv(key, value)
-    # moto reads ambient keys as an IAM user's; the suite's session token would make them a role's.
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def declared(stack_run):
-    def get(stack: str, name: str) -> roles.DeclaredRole:
-        return roles.declared_roles(stack_run(stack))[name]
-    return get
-
-
-def _denied(err: BaseException | str, action: str) -> bool:
-    return f"not authorized to perform: {action}" in str(err)
 
 
 def _as(role: roles.DeclaredRole) -> roles.DeclaredRole:

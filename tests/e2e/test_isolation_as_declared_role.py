@@ -15,9 +15,8 @@ from botocore.exceptions import ClientError
 from estate import naming
 from handlers import isolate as iso
 from tests.e2e import _declared_roles as roles
-from tests.e2e.test_handlers_as_declared_roles import FINDING, HOME, ISOLATION_ROLE, _denied
-from tests.e2e.test_handlers_as_declared_roles import declared as declared  # noqa: PLC0414 - the fixtures, shared
-from tests.e2e.test_handlers_as_declared_roles import moto as moto  # noqa: PLC0414
+from tests.e2e._declared_scene import FINDING, HOME, ISOLATION_ROLE, declared, moto  # noqa: F401 (fixtures)
+from tests.e2e._declared_scene import denied as _denied
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SECURITY = "222222222222"

@@ -25,7 +25,7 @@ from handlers.rescan_feedback import NO_IMAGE, SETTINGS_PARAMETER
 from tests.fakes import FakeInspector2, ImageDeprecationEc2
 from tests.fakes.servicecatalog import FakeServiceCatalog
 from tests.fakes.seed import golden_ami
-from tests.handlers._operations_fakes import document_parameters, seed_factory_settings, FakeAutomation, InspectorThatScans
+from tests.fakes.operations import document_parameters, seed_factory_settings, FakeAutomation, InspectorThatScans
 from tests.e2e.runner import Runner, moto_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

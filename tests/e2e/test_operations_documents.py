@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.documents import checks
-from tests.documents.test_automation_documents import lint
+from tests.documents.checks import lint
 
 OPERATIONS = ("rescan_images", "isolate_instance")
 DOCS = {stem: checks.load(checks.AUTOMATION / f"{stem}.yaml") for stem in OPERATIONS}
@@ -86,7 +86,7 @@ def test_moto_still_cannot_produce_guardduty_findings():
 
 
 def test_moto_still_lacks_start_automation_execution():
-    """Why the rescan's rebuild goes through FakeAutomation (tests/handlers/_operations_fakes.py)."""
+    """Why the rescan's rebuild goes through FakeAutomation (tests/fakes/operations.py)."""
     import boto3
     from moto import mock_aws
 

@@ -8,25 +8,9 @@ import json
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
-from moto import mock_aws
 
-from tests.fakes import FakeInspector2, FakeServiceCatalog, ImageDeprecationEc2, SharedImageTagsEc2
-from tests.fakes.seed import FAST_EC2_ENV, golden_ami
-
-REGION = "eu-west-1"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for key, value in FAST_EC2_ENV.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def ami(aws):
-    return golden_ami(boto3.client("ec2", region_name=REGION))
+from tests.fakes import FakeInspector2, ImageDeprecationEc2, SharedImageTagsEc2
+from tests.fakes.scenes import REGION, catalog
 
 
 # --- EC2 image deprecation ----------------------------------------------------------------------
@@ -170,18 +154,8 @@ def test_findings_report_fails_on_a_bad_destination(aws, bucket, key, code):
 
 
 # --- Service Catalog ------------------------------------------------------------------------------
-def _catalog():
-    sc = FakeServiceCatalog(boto3.client("servicecatalog", region_name=REGION))
-    portfolio = sc.create_portfolio(DisplayName="golden", ProviderName="platform", IdempotencyToken="p")
-    product = sc.create_product(Name="hardened-instance", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE",
-                                IdempotencyToken="t", ProvisioningArtifactParameters={
-                                    "Name": "v1", "Type": "CLOUD_FORMATION_TEMPLATE",
-                                    "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
-    return sc, portfolio["PortfolioDetail"]["Id"], product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-
-
 def test_moto_still_lacks_provisioning_artifacts_and_constraints(aws):
-    _, _, product = _catalog()
+    _, _, product = catalog()
     client = boto3.client("servicecatalog", region_name=REGION)
     with pytest.raises(NotImplementedError):
         client.list_provisioning_artifacts(ProductId=product)
@@ -192,7 +166,7 @@ def test_moto_still_lacks_provisioning_artifacts_and_constraints(aws):
 
 
 def test_product_keeps_its_initial_artifact_and_new_versions(aws):
-    sc, _, product = _catalog()
+    sc, _, product = catalog()
     created = sc.create_provisioning_artifact(ProductId=product, IdempotencyToken="v2", Parameters={
         "Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
     again = sc.create_provisioning_artifact(ProductId=product, IdempotencyToken="v2", Parameters={
@@ -203,7 +177,7 @@ def test_product_keeps_its_initial_artifact_and_new_versions(aws):
 
 
 def test_deactivated_artifacts_disappear_from_describe_product(aws):
-    sc, _, product = _catalog()
+    sc, _, product = catalog()
     first = sc.list_provisioning_artifacts(ProductId=product)["ProvisioningArtifactDetails"][0]["Id"]
     sc.create_provisioning_artifact(ProductId=product, IdempotencyToken="v2", Parameters={
         "Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
@@ -214,21 +188,21 @@ def test_deactivated_artifacts_disappear_from_describe_product(aws):
 
 
 def test_the_last_artifact_cannot_be_deleted(aws):
-    sc, _, product = _catalog()
+    sc, _, product = catalog()
     only = sc.list_provisioning_artifacts(ProductId=product)["ProvisioningArtifactDetails"][0]["Id"]
     with pytest.raises(sc.exceptions.InvalidParametersException):
         sc.delete_provisioning_artifact(ProductId=product, ProvisioningArtifactId=only)
 
 
 def test_artifact_of_an_unknown_product_is_resource_not_found(aws):
-    sc, _, _ = _catalog()
+    sc, _, _ = catalog()
     with pytest.raises(sc.exceptions.ResourceNotFoundException):
         sc.create_provisioning_artifact(ProductId="prod-doesnotexist1", IdempotencyToken="x", Parameters={
             "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
 
 
 def test_constraint_needs_the_product_in_the_portfolio(aws):
-    sc, portfolio, product = _catalog()
+    sc, portfolio, product = catalog()
     rules = json.dumps({"Rules": {}})
     with pytest.raises(sc.exceptions.ResourceNotFoundException):
         sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", Parameters=rules,
@@ -326,7 +300,7 @@ def test_an_account_outside_the_ou_an_image_is_shared_with_cannot_tag_it(ami):
 
 
 def test_a_template_constraint_can_be_read_back_and_rewritten(aws):
-    sc, portfolio, product = _catalog()
+    sc, portfolio, product = catalog()
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
     created = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE",
                                    Parameters=json.dumps({"Rules": {"A": {}}}), IdempotencyToken="c")

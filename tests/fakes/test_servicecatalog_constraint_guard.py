@@ -7,11 +7,11 @@ import boto3
 import pytest
 
 from tests.fakes import FakeServiceCatalog
-from tests.fakes.test_fakes import REGION, _catalog, aws  # noqa: F401 (fixture)
+from tests.fakes.scenes import REGION, catalog
 
 
-def test_moto_still_lacks_listing_and_updating_portfolio_constraints(aws):  # noqa: F811
-    _, portfolio, product = _catalog()
+def test_moto_still_lacks_listing_and_updating_portfolio_constraints(aws):
+    _, portfolio, product = catalog()
     client = boto3.client("servicecatalog", region_name=REGION)
     with pytest.raises(NotImplementedError):
         client.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product)
@@ -19,8 +19,8 @@ def test_moto_still_lacks_listing_and_updating_portfolio_constraints(aws):  # no
         client.update_constraint(Id="cons-abcdefghijklm", Parameters="{}")
 
 
-def test_the_fake_lists_and_updates_what_a_repin_reads_and_writes(aws):  # noqa: F811
-    sc, portfolio, product = _catalog()
+def test_the_fake_lists_and_updates_what_a_repin_reads_and_writes(aws):
+    sc, portfolio, product = catalog()
     assert isinstance(sc, FakeServiceCatalog)
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
     created = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", IdempotencyToken="c",

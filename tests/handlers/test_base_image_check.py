@@ -16,7 +16,7 @@ from handlers.common import MalformedEvent
 from handlers.rescan_feedback import BASE_IMAGE_PARAMETERS, RebuildNotPossible
 from tests.e2e._world import set_public_parameter
 from tests.fakes.seed import FAST_EC2_ENV
-from tests.handlers._operations_fakes import FakeAutomation, seed_factory_settings
+from tests.fakes.operations import FakeAutomation, seed_factory_settings
 
 REGION = "eu-west-1"
 SCRIPTS = "bakehouse-scripts-test"

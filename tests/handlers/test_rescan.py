@@ -21,7 +21,7 @@ from handlers.rescan import (Clients, RescanIncomplete, RescanRequest, RescanRes
                              discover, handler, launch, rescan)
 from tests.fakes import FakeInspector2, ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
-from tests.handlers._operations_fakes import FakeAutomation, InspectorThatScans, LaunchLog, seed_factory_settings
+from tests.fakes.operations import FakeAutomation, InspectorThatScans, LaunchLog, seed_factory_settings
 from tests.handlers._sessions import fast_default_session, session
 
 REGION = "eu-west-1"

@@ -30,7 +30,7 @@ from components.incident_response import AUTOMATION_ROLE as ISOLATION_AUTOMATION
 from estate.naming import FACTORY_AUTOMATION_ROLE, IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE
 from tests.iam.estate import shaped_run
 from tests.iam.evaluate import FULL_AWS_ACCESS, Simulation, Verdict, simulate, with_full_aws_access
-from tests.unit.test_org_scps import OrgView
+from tests.iam.org_view import OrgView
 from tools.mockrun import PROJECT_DIR, STACKS, Declared, StackRun
 
 AUTOMATION_DIR = PROJECT_DIR / "automation"

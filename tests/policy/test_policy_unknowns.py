@@ -16,7 +16,7 @@ from pulumi_policy.proxy import (
 
 from policy.support import stack_of
 from tests.policy.builders import bucket_set, doc, res, run_of
-from tests.policy.test_policy_fixtures import CASES
+from tests.policy.cases import CASES
 from tools.mockrun import Declared
 from tools.policy_runner import judge, load_pack_config
 

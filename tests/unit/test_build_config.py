@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
-import yaml
 
 from components.build_network import plan_subnets
 from components.factory_config import DEFAULT_EGRESS, consumer_families, factory_config, parse_factory
-from estate.config import ConfigError, NetworkConfig, parse_stack_config, section
-from tools.mockrun import PROJECT_DIR, run_stack, stack_config
-
-BUILD_FILE = PROJECT_DIR / "Pulumi.build.yaml"
-
-
-def shipped_factory() -> dict:
-    return yaml.safe_load(BUILD_FILE.read_text())["config"]["bakehouse:factory"]
-
-
-def build_cfg(factory: dict | None):
-    """The build stack's StackConfig as the loader makes it, with the factory section replaced."""
-    config, _ = stack_config("build")
-    values = {k.removeprefix("bakehouse:"): yaml.safe_load(v) if v[:1] in "[{" else v for k, v in config.items()}
-    if factory is None:
-        values.pop("factory", None)
-    else:
-        values["factory"] = factory
-    return parse_stack_config("build", values)
-
-
-def problems_of(**changes) -> list[str]:
-    factory = copy.deepcopy(shipped_factory())
-    for key, value in changes.items():
-        path = key.split("__")
-        target = factory
-        for part in path[:-1]:
-            target = target[part]
-        target[path[-1]] = value
-    with pytest.raises(ConfigError) as err:
-        factory_config(build_cfg(factory))
-    assert err.value.stack == "build"
-    return err.value.problems
+from estate.config import ConfigError, NetworkConfig, section
+from tests.unit._build_config_support import build_cfg, problems_of, shipped_factory
+from tools.mockrun import PROJECT_DIR, run_stack
 
 
 def test_shipped_factory_config_parses_into_typed_settings():

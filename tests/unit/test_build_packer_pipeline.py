@@ -12,7 +12,7 @@ from components.factory_config import factory_config
 from components.packer_pipeline import (BUNDLE_KEY, PACKER_BUILD_ROLE, TWIN_REPOSITORY, twin_scan_event_pattern)
 from estate.config import ConfigError
 from tests.iam.event_patterns import event_matches
-from tests.unit.test_build_config import build_cfg, shipped_factory
+from tests.unit._build_config_support import build_cfg, shipped_factory
 
 REPO_ARN = "arn:aws:ecr:eu-west-1:333333333333:repository/bakehouse/provisioning-twin"
 

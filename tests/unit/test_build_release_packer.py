@@ -16,8 +16,8 @@ from moto import mock_aws
 
 from components import packer_pipeline
 from components.factory_config import factory_config
-from tests.unit.test_build_config import build_cfg, shipped_factory
-from tests.unit.test_build_release import BUCKET, REGION, SETTINGS, RecordingSsm
+from tests.unit._build_config_support import build_cfg, shipped_factory
+from tests.unit._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm
 from tools import release as rel
 
 ROOT = Path(__file__).resolve().parents[2]

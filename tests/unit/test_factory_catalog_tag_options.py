@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from components.factory_config import factory_config
-from tests.unit.test_build_config import build_cfg, problems_of, shipped_factory
+from tests.unit._build_config_support import build_cfg, problems_of, shipped_factory
 
 
 def test_catalog_tag_options_are_env_owner_and_cost_centre_from_config():

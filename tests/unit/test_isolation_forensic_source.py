@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components.workload_config import load_workload_config
-from tests.unit.test_workload_config import DEV_SECTION, _cfg, _problems
+from tests.unit._workload_support import DEV_SECTION, workload_cfg, workload_problems
 
 
 def _with(source):
@@ -15,16 +15,16 @@ def _with(source):
 
 @pytest.mark.parametrize("source", ["10.99.0.0/24", "sg-0123456789abcdef0"])
 def test_a_forensic_cidr_or_security_group_is_taken_as_given(source):
-    assert load_workload_config(_cfg(_with(source))).forensic_source == source
+    assert load_workload_config(workload_cfg(_with(source))).forensic_source == source
 
 
 def test_no_forensic_source_means_the_isolation_group_admits_nothing():
-    assert load_workload_config(_cfg(DEV_SECTION)).forensic_source is None
+    assert load_workload_config(workload_cfg(DEV_SECTION)).forensic_source is None
 
 
 @pytest.mark.parametrize("source", ["0.0.0.0/0", "10.0.0.0/8", "10.99.0.1/24", "forensics", 42])
 def test_a_forensic_source_that_would_open_the_isolation_group_wide_or_is_not_a_source_is_refused(source):
-    [problem] = [p for p in _problems(_with(source)) if "forensicSource" in p]
+    [problem] = [p for p in workload_problems(_with(source)) if "forensicSource" in p]
     assert "a CIDR of /16 or narrower" in problem
 
 

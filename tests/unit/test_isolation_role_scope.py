@@ -7,14 +7,14 @@ from __future__ import annotations
 import re
 
 from tests.iam.evaluate import allowed
-from tests.unit.test_workload_incident_response import ACCOUNT, REGION, SECURITY, _role_policy
+from tests.unit._incident_response_support import ACCOUNT, REGION, SECURITY, role_policy
 
 SNAP = f"arn:aws:ec2:{REGION}::snapshot/snap-0123456789abcdef0"
 GROUP = f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/sg-0123456789abcdef0"
 
 
 def _policy(stack_run):
-    return _role_policy(stack_run("prod"), "prod-incident-response-automation-role")
+    return role_policy(stack_run("prod"), "prod-incident-response-automation-role")
 
 
 def _security(stack_run) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_org_scps import BUILD, DEV, PROD, Request, _denied, _role, org  # noqa: F401 (fixture)
+from tests.iam.org_view import BUILD, DEV, PROD, Request, org  # noqa: F401 (fixture)
+from tests.iam.org_view import denied as _denied
+from tests.iam.org_view import role_arn as _role
 
 QUARANTINED_IMAGE = "arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0"
 

@@ -12,7 +12,7 @@ import yaml
 
 from estate.config import ConfigError
 from tests.iam.evaluate import FULL_AWS_ACCESS, Simulation, Verdict, simulate
-from tests.unit.test_org_scps import Request
+from tests.iam.org_view import Request
 from tools.mockrun import run_stack
 
 MGMT, SECURITY, BUILD, DEV, UAT, PROD = ("111111111111", "222222222222", "333333333333",
@@ -22,7 +22,8 @@ ORG_ID = "o-exampleorg01"
 TRAIL = f"arn:aws:cloudtrail:eu-west-1:{MGMT}:trail/bakehouse-organization"
 KINDS = ("trail", "config", "flowlogs", "evidence", "sessions")
 REGIONS = {"eu-west-1", "eu-central-1", "us-east-1"}
-SECTION = {"objectLockMode": "COMPLIANCE", "objectLockDays": 365, "organizationRootId": "r-exam"}
+SECTION = {"objectLockMode": "COMPLIANCE", "objectLockDays": 365, "organizationRootId": "r-exam",
+           "alertEmails": ["security-team@example.com"]}
 
 
 @pytest.fixture(scope="module")
@@ -213,14 +214,16 @@ def test_log_keys_admit_each_service_only_for_the_estates_deliveries(sec):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_log_keys_admit_a_wildcard_principal_only_from_the_organizations_workload_accounts_and_read_only_through_s3(
+def test_log_keys_admit_a_wildcard_principal_only_from_the_organizations_workload_accounts_through_s3_or_ebs(
         sec, kind):
     for stmt in _key_policy(sec, kind)["Statement"]:
         if stmt.get("Principal") in ("*", {"AWS": "*"}):
             # the workload accounts by organization, not one principal per account (KMS's 32 KB)
             assert stmt["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == ORG_ID, stmt["Sid"]
             assert set(stmt["Condition"]["StringNotEquals"]["aws:PrincipalAccount"]) == {MGMT, SECURITY, BUILD}
-            assert stmt["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
+            # writers through S3; the evidence key also takes the playbook's snapshot copies, through EBS only
+            allowed = {"s3.eu-west-1.amazonaws.com"} | ({"ec2.eu-west-1.amazonaws.com"} if kind == "evidence" else set())
+            assert stmt["Condition"]["StringEquals"]["kms:ViaService"] in allowed, stmt["Sid"]
         if stmt["Sid"] == "ReadThroughS3InSecurityAccount":
             assert stmt["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
             assert stmt["Condition"]["StringEquals"]["kms:CallerAccount"] == SECURITY

@@ -3,41 +3,17 @@ and the network options config selects (shared endpoints, egress) declared as co
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from components.private_network import ENDPOINT_HOURLY_USD, endpoint_cost_usd_monthly, subnet_cidrs
 from components.workload_config import DEFAULT_INTERFACE_ENDPOINTS, load_workload_config
-from estate.config import ConfigError, parse_stack_config
-from tests.unit.test_workload_stack import assert_no_route_to_the_internet
-from tools.mockrun import run_stack, stack_config
-
-DEV_SECTION = {
-    "amiFamilies": ["al2023"],
-    "app": {"family": "al2023", "parameters": {"log-level": "debug"}, "secrets": ["db-password"]},
-    "network": {"endpointMode": "per-vpc"},
-    "imageKeys": {"eu-west-1": "arn:aws:kms:eu-west-1:333333333333:key/0f0e0d0c-1111-4aaa-8bbb-000000000001"},
-    "incidentResponse": {"minSeverity": 5.0},
-}
-HUB = {"transitGatewayId": "tgw-0123456789abcdef0", "hubCidr": "10.0.0.0/16",
-       "hostedZoneIds": {s: f"Z0HUB{i:04d}ABC" for i, s in enumerate(DEFAULT_INTERFACE_ENDPOINTS)}}
-
-
-def _cfg(section, **more):
-    config, _ = stack_config("dev", overrides={"bakehouse:workload": section, **more})
-    values = {k.split(":", 1)[1]: json.loads(v) if v[:1] in "[{" else v for k, v in config.items()}
-    return parse_stack_config("dev", values)
-
-
-def _problems(section, **more) -> list[str]:
-    with pytest.raises(ConfigError) as err:
-        load_workload_config(_cfg(section, **more))
-    return err.value.problems
+from estate.config import ConfigError
+from tests.unit._workload_support import DEV_SECTION, HUB, assert_no_route_to_the_internet, workload_cfg, workload_problems
+from tools.mockrun import run_stack
 
 
 def test_the_dev_section_parses_into_typed_settings():
-    settings = load_workload_config(_cfg(DEV_SECTION))
+    settings = load_workload_config(workload_cfg(DEV_SECTION))
     assert settings.ami_families == ("al2023",) and settings.app.secrets == ("db-password",)
     assert settings.network.interface_endpoints == DEFAULT_INTERFACE_ENDPOINTS
     assert settings.network.egress is None and settings.isolate_min_severity == 5.0
@@ -48,7 +24,7 @@ def test_a_bad_section_reports_every_problem_at_once_naming_stack_key_value_and_
            "app": {"family": "ubuntu", "logRetentionDays": 42, "instanceType": "huge"},
            "network": {"interfaceEndpoints": ["ssm", "ec2messages", "s3x"], "endpointMode": "mesh"},
            "incidentResponse": {"minSeverity": 11}}
-    problems = _problems(bad)
+    problems = workload_problems(bad)
     expected = [
         "stack dev: bakehouse:workload.colour is 'blue'; allowed: one of the keys",
         "stack dev: bakehouse:workload.amiFamilies is [\"AL 2023\"]; allowed: a non-empty list of AMI family names",
@@ -67,14 +43,14 @@ def test_a_bad_section_reports_every_problem_at_once_naming_stack_key_value_and_
 
 
 def test_a_secret_looking_name_is_refused_as_a_plain_parameter_without_echoing_its_value():
-    problems = _problems({**DEV_SECTION, "app": {"parameters": {"db-password": "hunter2"}}})
+    problems = workload_problems({**DEV_SECTION, "app": {"parameters": {"db-password": "hunter2"}}})
     assert any("app.parameters.db-password is '<redacted>'" in p for p in problems)
     assert not any("hunter2" in p for p in problems)
 
 
 def test_a_listed_secret_without_a_secret_value_is_a_config_problem_not_a_crash():
     section = {**DEV_SECTION, "app": {**DEV_SECTION["app"], "secrets": ["db-password", "api-token"]}}
-    problems = _problems(section)
+    problems = workload_problems(section)
     assert problems == ["stack dev: bakehouse:secret.api-token is missing; allowed: a secret value "
                         "(pulumi config set --secret bakehouse:secret.api-token ...)"]
 
@@ -87,14 +63,14 @@ def test_a_listed_secret_without_a_secret_value_is_a_config_problem_not_a_crash(
     ({"mode": "internet", "targetId": "igw-1", "destinationCidr": "10.1.0.0/16"}, "egress.mode is 'internet'"),
 ])
 def test_egress_must_target_a_private_proxy_network(egress, key):
-    problems = _problems({**DEV_SECTION, "network": {"egress": egress}})
+    problems = workload_problems({**DEV_SECTION, "network": {"egress": egress}})
     assert any(key in p for p in problems), problems
 
 
 def test_shared_endpoints_need_a_hosted_zone_for_every_endpoint_service():
     zones = {k: v for k, v in HUB["hostedZoneIds"].items() if k != "kms"}
     shared = {**HUB, "hostedZoneIds": zones}
-    problems = _problems({**DEV_SECTION, "network": {"endpointMode": "shared", "shared": shared}})
+    problems = workload_problems({**DEV_SECTION, "network": {"endpointMode": "shared", "shared": shared}})
     assert problems == ["stack dev: bakehouse:workload.network.shared.hostedZoneIds.kms is missing; allowed: the "
                         "central account's private hosted zone id for that endpoint"]
 

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import ast
 import runpy
-from pathlib import Path
 
-import pulumi
 import yaml
 
 from components.workload_stack import EXPORT_CONTRACT
-from tools.mockrun import EchoMocks, run_program
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "app"
-
-
-class WorkloadStackMocks(EchoMocks):
-    """Echo mocks, plus a StackReference answering with a workload stack's recorded exports."""
-
-    def __init__(self, exports: dict):
-        super().__init__()
-        self.exports = exports
-        self.references: list[str] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        if args.typ == "pulumi:pulumi:StackReference":
-            self.references.append(args.inputs["name"])
-            return [args.name, {"name": args.inputs["name"], "outputs": self.exports, "secretOutputNames": []}]
-        return super().new_resource(args)
+from tests.unit._example_app_support import EXAMPLE, WorkloadStackMocks
+from tools.mockrun import run_program
 
 
 def _output_keys(source: str) -> set[str]:

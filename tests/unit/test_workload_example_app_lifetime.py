@@ -6,7 +6,7 @@ import runpy
 
 import pytest
 
-from tests.unit.test_workload_example_app import EXAMPLE, WorkloadStackMocks
+from tests.unit._example_app_support import EXAMPLE, WorkloadStackMocks
 from tools.mockrun import run_program
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from components.fleet_lifetime import FleetSettings, fleet_settings
 from estate.config import ConfigError, Problems
-from tests.unit.test_workload_config import DEV_SECTION
+from tests.unit._workload_support import DEV_SECTION
 from tools.mockrun import run_stack
 
 

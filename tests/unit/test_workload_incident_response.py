@@ -23,9 +23,9 @@ from components.providers import account_provider
 from handlers.isolate import IsolateRequest
 from tests.iam.evaluate import allowed
 from tests.iam.event_patterns import event_matches
+from tests.unit._incident_response_support import ACCOUNT, REGION, SECURITY, role_policy
 from tools.mockrun import StackRun, run_program
 
-ACCOUNT, REGION, SECURITY = "666666666666", "eu-west-1", "222222222222"
 EVIDENCE = f"bakehouse-evidence-{SECURITY}-{REGION}"
 TOPIC = f"arn:aws:sns:{REGION}:{SECURITY}:bakehouse-security"
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
@@ -47,12 +47,6 @@ def _rule(run: StackRun, suffix: str):
     [target] = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget")
                 if t.inputs.get("rule") == rule.inputs["name"]]
     return rule, target
-
-
-def _role_policy(run: StackRun, role_resource_name: str) -> str:
-    role = run.named(role_resource_name)
-    [policy] = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == f"{role.name}-id"]
-    return policy.inputs["policy"]
 
 
 def _render(template: str, values: dict[str, str]) -> dict:
@@ -108,7 +102,7 @@ def test_isolation_target_names_only_parameters_the_document_declares(stack_run)
 
 def test_events_role_may_start_only_the_isolation_automation_and_pass_only_its_role(stack_run):
     run = stack_run("dev")
-    policy = _role_policy(run, "dev-incident-response-events-role")
+    policy = role_policy(run, "dev-incident-response-events-role")
     definition = f"arn:aws:ssm:{REGION}:444444444444:automation-definition"
     role = f"arn:aws:iam::444444444444:role/{AUTOMATION_ROLE}"
     assert allowed(policy, "ssm:StartAutomationExecution", f"{definition}/{ISOLATE_DOCUMENT}:$DEFAULT")
@@ -151,7 +145,7 @@ def _document_actions() -> set[str]:
 
 
 def test_automation_role_allows_every_call_the_playbook_makes(stack_run):
-    doc = json.loads(_role_policy(stack_run("prod"), "prod-incident-response-automation-role"))
+    doc = json.loads(role_policy(stack_run("prod"), "prod-incident-response-automation-role"))
     granted = {a for s in doc["Statement"] if s["Effect"] == "Allow" for a in s["Action"]}
     actions = _playbook_actions() | _document_actions()
     assert len(actions) >= 20, actions  # the parse found the playbook's calls
@@ -159,7 +153,7 @@ def test_automation_role_allows_every_call_the_playbook_makes(stack_run):
 
 
 def test_automation_role_is_scoped_to_app_roles_evidence_and_the_security_topic(stack_run):
-    policy = _role_policy(stack_run("prod"), "prod-incident-response-automation-role")
+    policy = role_policy(stack_run("prod"), "prod-incident-response-automation-role")
     iam = f"arn:aws:iam::{ACCOUNT}:role"
     assert allowed(policy, "iam:PutRolePolicy", f"{iam}/bakehouse/app/bakehouse-prod-app")
     for role in ("BakehouseBreakGlass", "BakehouseDeploy", AUTOMATION_ROLE):

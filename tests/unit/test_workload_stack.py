@@ -12,6 +12,7 @@ from components.break_glass import SECURITY_TOPIC_KEY_ALIAS
 from components.workload_stack import EXPORT_CONTRACT
 from tests.iam.evaluate import allowed, evaluate
 from tests.iam.event_patterns import event_matches
+from tests.unit._workload_support import ALLOWED_REGIONS, assert_no_route_to_the_internet
 from tools.mockrun import MOCK_SECRET, StackRun
 
 ENVS = ("dev", "uat", "prod")
@@ -19,14 +20,6 @@ ACCOUNTS = {"dev": "444444444444", "uat": "555555555555", "prod": "666666666666"
 ORG = "o-exampleorg01"
 REGION = "eu-west-1"
 SECURITY = "222222222222"
-INTERNET_TYPES = {
-    "aws:ec2/internetGateway:InternetGateway", "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway",
-    "aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip", "aws:ec2/eipAssociation:EipAssociation",
-    "aws:ec2/internetGatewayAttachment:InternetGatewayAttachment", "aws:ec2/vpnGateway:VpnGateway",
-    "aws:ec2/customerGateway:CustomerGateway",
-}
-DEFAULT_ROUTES = {"0.0.0.0/0", "::/0"}
-ALLOWED_REGIONS = ("eu-west-1", "eu-central-1", "us-east-1")  # Pulumi.yaml bakehouse:allowedRegions
 
 
 def _policy(res) -> dict:
@@ -40,34 +33,6 @@ def _role_policy(run: StackRun, role_resource_name: str) -> str:
     return policies[0].inputs["policy"]
 
 
-def _all_routes(run: StackRun) -> list[dict]:
-    """Every route the stack declares: inline in route tables (main or not) and standalone."""
-    routes = []
-    for kind in ("aws:ec2/routeTable:RouteTable", "aws:ec2/defaultRouteTable:DefaultRouteTable"):
-        for table in run.of_type(kind):
-            routes += [dict(r, table=table.name) for r in table.inputs.get("routes") or []]
-    routes += [dict(r.inputs, table=r.inputs.get("routeTableId")) for r in run.of_type("aws:ec2/route:Route")]
-    return routes
-
-
-def assert_no_route_to_the_internet(run: StackRun) -> None:
-    assert not run.types & INTERNET_TYPES, f"internet-facing resources: {run.types & INTERNET_TYPES}"
-    assert run.of_type("aws:ec2/routeTable:RouteTable"), "no route table was checked"
-    for route in _all_routes(run):
-        destination = route.get("cidrBlock") or route.get("destinationCidrBlock") or route.get("ipv6CidrBlock") \
-            or route.get("destinationIpv6CidrBlock")
-        assert destination not in DEFAULT_ROUTES, f"default route in {route['table']}: {route}"
-        for via in ("gatewayId", "natGatewayId", "egressOnlyGatewayId"):
-            assert not route.get(via), f"route through {via} in {route['table']}: {route}"
-    for subnet in run.of_type("aws:ec2/subnet:Subnet"):
-        assert subnet.inputs["mapPublicIpOnLaunch"] is False, subnet.name
-    for template in run.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
-        for nic in template.inputs.get("networkInterfaces") or []:
-            assert nic.get("associatePublicIpAddress") in (None, "false"), template.name
-    # Account-wide per region, owned by the account baseline: every allowed region, no gateway passes traffic.
-    blocks = run.of_type("aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")
-    assert {b.inputs["region"] for b in blocks} == set(ALLOWED_REGIONS)
-    assert all(b.inputs["internetGatewayBlockMode"] == "block-bidirectional" for b in blocks)
 
 
 def test_dev_has_no_route_to_the_internet(stack_run):

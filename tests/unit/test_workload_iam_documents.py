@@ -26,7 +26,9 @@ def test_every_declared_role_trust_and_inline_policy_is_accepted_by_iam(env, sta
     assert len(roles) >= 7 and len(policies) >= 6
     names = {}
     for i, role in enumerate(roles):
-        names[f"{role.name}-id"] = f"role{i}"
+        names[f"{role.name}-id"] = f"role{i}"  # a policy may name its role by the role's id output...
+        if role.inputs.get("name"):
+            names[role.inputs["name"]] = f"role{i}"  # ...or by the role's fixed name
         iam.create_role(RoleName=f"role{i}", Path=role.inputs.get("path", "/"),
                         AssumeRolePolicyDocument=role.inputs["assumeRolePolicy"])
     for policy in policies:

@@ -130,12 +130,14 @@ def install(mp: Any, world: World) -> Seams:
 
 
 def _seed_catalog_product(seams: Seams, family: str) -> tuple[str, str]:
-    """The portfolio's product as the build stack creates it, with one version from an older image."""
+    """The portfolio's product as the build stack creates it, with one version of the family from an older
+    image (versions are named "<family> <ami>", handlers/catalog.py)."""
     product = seams.catalog.create_product(
         Name=f"bakehouse-{family}", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE",
         IdempotencyToken=f"seed-{family}",
         ProvisioningArtifactParameters={
-            "Name": "ami-0123456789abcdef0", "Description": "previous image", "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Name": f"{family} ami-0123456789abcdef0", "Description": "previous image",
+            "Type": "CLOUD_FORMATION_TEMPLATE",
             "Info": {"LoadTemplateFromURL": "https://example-bucket.s3.amazonaws.com/catalog/previous.yaml"}})
     return (product["ProductViewDetail"]["ProductViewSummary"]["ProductId"],
             product["ProvisioningArtifactDetail"]["Id"])

@@ -85,6 +85,7 @@ class Verdict:
     ignored_context_keys: tuple[str, ...] = ()
     untyped_resource: bool = False
     parts: Mapping[str, str] = field(default_factory=dict)  # each part's own result: "identity", "scp", ...
+    allow: tuple[tuple[str, str | None, str | None], ...] = ()  # (part, policy name, Sid) of matching Allows
 
     @property
     def allowed(self) -> bool:
@@ -93,6 +94,10 @@ class Verdict:
     def denied_by(self, part: str) -> list[str]:
         """Sids of the Deny statements of one part ("scp", "identity", "resource", ...) that matched."""
         return sorted({sid or "" for p, _, sid in self.deny if p == part})
+
+    def allowed_by(self, part: str) -> list[str]:
+        """Sids of the Allow statements of one part that matched."""
+        return sorted({sid or "" for p, _, sid in self.allow if p == part})
 
 
 def account_of(arn: str) -> str | None:
@@ -164,7 +169,8 @@ def simulate(batch: Sequence[Simulation]) -> list[Verdict]:
         verdicts.append(Verdict(answer["result"],
                                 tuple((d["part"], d["policy"], d["sid"]) for d in answer["deny"]),
                                 tuple(answer.get("ignoredContextKeys", ())), bool(answer.get("untypedResource")),
-                                answer.get("parts", {})))
+                                answer.get("parts", {}),
+                                tuple((a["part"], a["policy"], a["sid"]) for a in answer.get("allow", ()))))
     return verdicts
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from components.factory_keys import AUTOSCALING_GRANT_OPERATIONS, AUTOSCALING_ROLE_PATH
-from tests.unit._iam_eval import allowed
+from tests.iam.evaluate import allowed
 from tools.mockrun import PROJECT_DIR
 
 BUILD, REGIONS = "333333333333", ("eu-central-1", "us-east-1")

@@ -1,8 +1,8 @@
 """The key-use matrix: every use the estate depends on, evaluated against the key policy that governs it.
 
 Each stack's real program runs under the mocks; every aws:kms/key:Key's policy is read from the run
-and each row below is evaluated with tests/unit/_lib_kms_eval.py (a key-policy evaluator private to
-these tests: principals, delegation to an account, wildcards, conditions, explicit Deny).
+and each row below is put to the one IAM evaluator through tests/iam/key_policy.py (the key in the
+stack's account, the key policy alone and with an IAM policy that allows everything).
 Expectations:
 - "direct": the key policy alone must allow it. Service principals and service-linked roles need
   this: a service-linked role gets nothing from IAM delegation (its policy is AWS's and names no
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit._lib_kms_eval import Caller, evaluate
+from tests.iam.key_policy import Caller, evaluate
 
 REGION, OTHER_REGION = "eu-west-1", "eu-central-1"
 ORG_ID = "o-exampleorg01"
@@ -257,7 +257,8 @@ def _key_policy(run, name: str) -> dict[str, Any]:
 def test_key_use_matrix(use: Use, stack_run):
     policy = _key_policy(stack_run(use.stack), use.key)
     for action in use.actions:
-        verdict = evaluate(policy, use.caller, action, use.context)
+        verdict = evaluate(policy, use.caller, action, use.context, key_account=ACCOUNTS[use.stack],
+                           region=OTHER_REGION if OTHER_REGION in use.key else REGION)
         label = f"{use.what}: {use.caller.arn} {action} -> {verdict.decision} {verdict.sids}"
         if use.expect == "direct":
             assert verdict.allowed, label

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.kms_key import DeployerUse, KmsKey, KmsKeyArgs
-from tests.unit._lib_kms_eval import ALLOW, Caller, evaluate
+from tests.iam.key_policy import ALLOW, Caller, evaluate
 from tools.mockrun import run_program
 
 REGION = "eu-west-1"

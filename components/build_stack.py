@@ -11,6 +11,8 @@ import pulumi
 
 from estate.config import StackConfig
 from estate.naming import automation_document_name, bucket_name, central_bucket_arn, security_topic_arn
+from estate.pulumi_config import PROJECT_DIR
+from estate.stack_files import prod_envs
 
 from .account_baseline import AccountBaseline, AccountBaselineArgs
 from .account_storage import account_storage
@@ -21,6 +23,7 @@ from .factory_roles import FactoryRoles
 from .factory_schedules import RESCAN_STEM, FactorySchedules, FactorySchedulesArgs
 from .image_factory import PIPELINE_STEM, ImageFactory, ImageFactoryArgs
 from .packer_pipeline import PackerPipeline, PackerPipelineArgs, PackerRoles
+from .providers import account_provider, stack_role_arn
 from .secure_bucket import SecureBucket, SecureBucketArgs
 from .service_catalog import ServiceCatalog, ServiceCatalogArgs
 
@@ -39,6 +42,8 @@ def rescan_values(cfg: StackConfig, factory: FactoryConfig, roles: FactoryRoles,
         "TopicArn": security_topic_arn(cfg.estate),
         "WorkloadAccounts": [f"{env}={account}" for env, account in
                              zip(factory.target_envs, factory.target_accounts, strict=True)],
+        # The org's prod envs (bakehouse:org.prodEnvs), whose images a quarantine marks in every prod account.
+        "ProdEnvs": list(prod_envs(PROJECT_DIR)),
         "BatchSize": factory.rescan.batch_size,
         "SeverityThreshold": factory.severity_threshold,
     }
@@ -95,7 +100,12 @@ class BuildStack(pulumi.ComponentResource):
         self.catalog = ServiceCatalog(f"{name}-catalog", ServiceCatalogArgs(
             region=cfg.region, account_id=cfg.account_id, workload_ous=factory.workload_ous,
             launch_role_names=factory.launch_role_names, launch_role=roles.catalog_launch,
-            templates_bucket=scripts_name, templates_kms_key_arn=storage.key.arn),
+            templates_bucket=scripts_name, templates_kms_key_arn=storage.key.arn,
+            tag_options=factory.catalog_tag_options,
+            regional_providers={region: account_provider(
+                f"{name}-catalog-{region}", account_id=cfg.account_id, region=region, role_arn=stack_role_arn(cfg),
+                tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}-{region}",
+                opts=pulumi.ResourceOptions(parent=self)) for region in factory.catalog_regions if region != cfg.region}),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket])))
         self.factory = ImageFactory(f"{name}-factory", ImageFactoryArgs(
             cfg=cfg, factory=factory, automation_role=roles.automation, build_instance_role=roles.build_instance,

@@ -19,11 +19,12 @@ import pulumi_aws as aws
 import yaml
 
 from estate.config import StackConfig
-from estate.naming import automation_document_name
+from estate.naming import IMAGE_SCANNER_ROLE, automation_document_name, role_arn
 
 from .factory_config import FactoryConfig
 from .handler_package import package
 from .iam import document, statement
+from .org_paths import ou_path_patterns
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESCAN_STEM = "rescan_images"
@@ -88,7 +89,10 @@ def lifecycle_event(factory: FactoryConfig) -> dict[str, Any]:
     lc = factory.lifecycle
     return {"CopyRegions": list(factory.regions), "Families": [f.name for f in factory.families],
             "KeepNewest": lc.keep, "KeepDays": lc.keep_days, "GraceDays": lc.grace_days,
-            "ProdRetentionYears": lc.prod_retention_years, "DryRun": lc.dry_run}
+            "ProdRetentionYears": lc.prod_retention_years, "DryRun": lc.dry_run,
+            # Every env's /bakehouse/<env>/ami/* pins the image it names: read through each account's scanner.
+            "WorkloadAccounts": [f"{env}={account}" for env, account in
+                                 zip(factory.target_envs, factory.target_accounts, strict=True)]}
 
 
 def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str,
@@ -131,6 +135,11 @@ def lifecycle_statements(cfg: StackConfig, factory: FactoryConfig, *, key_arn: p
             conditions={"Null": {"ec2:ResourceTag/bakehouse:family": "false"}}),
         # Snapshots carry no copy of their image's tags; the factory's regions of this account are the scope.
         statement("DeleteRetiredSnapshots", ["ec2:DeleteSnapshot"], [i for i in images if ":snapshot/" in i]),
+        # The workload accounts' image scanner role, to read which images their envs still name; only in the
+        # workload OUs (aws:ResourceOrgPaths), so the statement does not grow with the number of accounts.
+        statement("ReadWorkloadPins", ["sts:AssumeRole"], [role_arn("*", IMAGE_SCANNER_ROLE)],
+                  conditions={"ForAnyValue:StringLike": {"aws:ResourceOrgPaths": ou_path_patterns(
+                      cfg.estate.organization_id, factory.workload_ous)}}),
         statement("ReadImageRegistry", ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath",
                                         "ssm:GetParameterHistory"],
                   [f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/images/*",

@@ -171,6 +171,8 @@ CREATE_OVERRIDES: dict[str, tuple[str, ...]] = {
         ("servicecatalog:AssociatePrincipalWithPortfolio",),
     "aws:servicecatalog/productPortfolioAssociation:ProductPortfolioAssociation":
         ("servicecatalog:AssociateProductWithPortfolio",),
+    "aws:servicecatalog/tagOptionResourceAssociation:TagOptionResourceAssociation":
+        ("servicecatalog:AssociateTagOptionWithResource",),
     "aws:sns/topicPolicy:TopicPolicy": ("sns:SetTopicAttributes",),
     "aws:sns/topicSubscription:TopicSubscription": ("sns:Subscribe",),
     "aws:ssm/parameter:Parameter": ("ssm:PutParameter",),

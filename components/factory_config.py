@@ -44,6 +44,13 @@ SUBSCRIPTION_ENDPOINTS = {
 # Topics whose silence would hide something: an image nobody is asked to approve waits forever.
 REQUIRED_SUBSCRIBERS = ("approvers",)
 TOPICS = ("approvers", "notifications")
+# The golden image's memory-capture tool (packer/scripts/55-memory-capture.sh): AVML's static binary as
+# microsoft/avml publishes it on GitHub (outside the build firewall's allow-list, so tools/release.py
+# downloads it in CI, checks it against the pinned SHA-256 and keeps it in the scripts bucket).
+AVML_SOURCE = re.compile(r"https://github\.com/microsoft/avml/releases/download/v(?P<version>[^/]+)/avml(-minimal)?")
+SEMVER = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+_MEMORY_CAPTURE_KEYS = ("version", "sha256", "source")
 
 DEFAULT_EGRESS = (
     # Amazon Linux 2023 mirrors; its S3-hosted repositories go through the S3 gateway endpoint instead.
@@ -83,6 +90,16 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class MemoryCapture:
+    version: str
+    sha256: str   # lower-case hex; the AMI's bakehouse:avml-sha256 tag carries it
+    source: str   # the GitHub release asset tools/release.py downloads
+
+    def as_settings(self) -> dict[str, str]:
+        return {"version": self.version, "sha256": self.sha256, "source": self.source}
+
+
+@dataclass(frozen=True)
 class FactoryConfig:
     families: tuple[Family, ...]
     regions: tuple[str, ...]            # distribution regions (the home region always holds the original)
@@ -109,6 +126,9 @@ class FactoryConfig:
     # When the base-image check runs (handlers/base_image_check.py): a family is rebuilt when AWS has
     # published a newer base than the one its image was built from.
     rebuild_schedule: str = "rate(1 day)"
+    # memoryCapture: the pinned AVML build the release uploads and every image carries (None: not set;
+    # the bundle then carries no pins and the build stops at its memory-capture step).
+    memory_capture: MemoryCapture | None = None
 
     @property
     def catalog_tag_options(self) -> dict[str, tuple[str, ...]]:
@@ -140,6 +160,7 @@ class FactoryConfig:
                           "graceDays": self.lifecycle.grace_days,
                           "prodRetentionYears": self.lifecycle.prod_retention_years,
                           "dryRun": self.lifecycle.dry_run},
+            **({"memoryCapture": self.memory_capture.as_settings()} if self.memory_capture else {}),
         }
 
     @property
@@ -156,7 +177,7 @@ class FactoryConfig:
 
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
-         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios", "rebuildSchedule")
+         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios", "rebuildSchedule", "memoryCapture")
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -244,6 +265,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
     problems.check(isinstance(regional, bool), f"{key}.catalogRegionalPortfolios", regional, "true or false")
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
     rebuild_schedule = _schedule(raw.get("rebuildSchedule", "rate(1 day)"), f"{key}.rebuildSchedule", problems)
+    memory_capture = _memory_capture(raw.get("memoryCapture"), f"{key}.memoryCapture", problems)
 
     if any(f.engine == "packer" for f in families) and PACKER_RELEASES_DOMAIN not in domains:
         problems.add(f"{key}.egressDomains", list(domains),
@@ -269,7 +291,30 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
         approver_principals=principals, subscriptions=subscriptions,
         catalog_regions=regions if regional is True else (),
         catalog_owner=owner, catalog_cost_centre=cost_centre, rebuild_schedule=rebuild_schedule,
+        memory_capture=memory_capture,
     )
+
+
+def _memory_capture(raw: Any, key: str, problems: Problems) -> MemoryCapture | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.add(key, raw, "an object {version, sha256, source}")
+        return None
+    require_keys(raw, key.removeprefix("bakehouse:"), _MEMORY_CAPTURE_KEYS, problems)
+    version, sha256, source = raw.get("version"), raw.get("sha256"), raw.get("source")
+    ok = problems.check(isinstance(version, str) and bool(SEMVER.fullmatch(version)), f"{key}.version", version,
+                        "an AVML release version like 0.14.0")
+    ok &= problems.check(isinstance(sha256, str) and bool(SHA256.fullmatch(sha256)), f"{key}.sha256", sha256,
+                         "the release asset's SHA-256: 64 lower-case hex digits")
+    match = AVML_SOURCE.fullmatch(source) if isinstance(source, str) else None
+    ok &= problems.check(match is not None, f"{key}.source", source,
+                         "AVML's GitHub release asset, https://github.com/microsoft/avml/releases/download/"
+                         "v<version>/avml")
+    if match and ok:
+        ok &= problems.check(match.group("version") == version, f"{key}.source", source,
+                             f"the asset of the pinned version, .../download/v{version}/avml")
+    return MemoryCapture(version, sha256, source) if ok else None
 
 
 # Service Catalog TagOption values: 1-256 characters (API reference, CreateTagOption).

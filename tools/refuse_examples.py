@@ -1,19 +1,47 @@
 """CI's step before `pulumi up -s <stack>`: refuse the example estate's ids, emails and placeholder
 ciphertexts with a message naming file, key and value (the CLI itself would fail earlier, and less
-clearly, on a ciphertext it cannot decrypt).
+clearly, on a ciphertext it cannot decrypt); and refuse pinned digests still at their placeholder.
 
 Usage: python -m tools.refuse_examples <stack> [<stack> ...]
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
 
 from estate.config import PROJECT_DIR, example_problems
 
+# A digest nobody can have computed: the shipped stack file's stand-in for a value only the release
+# engineer can look up (it is not fetchable offline). Previews accept it; a real deploy may not.
+PLACEHOLDER_DIGEST = re.compile(r"0{64}")
+# (section, path) of every pinned digest in a stack file.
+PINNED_DIGESTS = (("bakehouse:factory", ("memoryCapture", "sha256")),)
+
+
+def placeholder_problems(stack: str, project_dir: Path = PROJECT_DIR) -> list[str]:
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    config = (doc or {}).get("config") or {} if isinstance(doc, Mapping) else {}
+    found = []
+    for section, keys in PINNED_DIGESTS:
+        value: object = config.get(section)
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and PLACEHOLDER_DIGEST.fullmatch(value):
+            found.append(f"stack {stack}: {path.name}: {section}.{'.'.join(keys)} is the placeholder {value!r}; "
+                         "allowed: the SHA-256 published for the pinned release asset (docs/build.md, "
+                         "\"Memory capture\")")
+    return found
+
 
 def main(stacks: list[str]) -> int:
-    problems = [p for stack in stacks for p in example_problems(stack, PROJECT_DIR)]
+    problems = [p for stack in stacks
+                for p in (*example_problems(stack, PROJECT_DIR), *placeholder_problems(stack, PROJECT_DIR))]
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

@@ -19,20 +19,30 @@ tar.gz is uploaded (validation runs it), then a reproducible zip of packer/ goes
 provisioning/packer.zip with the commit and the tar.gz's version as metadata (the buildspec reads
 both), and the family's CodePipeline `bakehouse-packer-<family>` is started on exactly that zip
 version (a source revision override), never on whatever the key holds when the pipeline polls.
+
+Memory capture (the settings' `memoryCapture`, from bakehouse:factory.memoryCapture): AVML is published
+on GitHub, outside the build firewall's allow-list, so the release (CI has the internet) downloads the
+pinned asset, refuses it unless its SHA-256 is the pinned one, and keeps it versioned and KMS-encrypted
+at tools/avml/<version>/avml in the scripts bucket. Both bundles carry the pins as metadata
+(avmlversion, avmlsha256, avmlobjectversion): BuildImage and the buildspec stage that object version,
+provisioning installs it only if its digest matches, and the AMI is tagged with the version and digest.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import io
+import re
 import json
 import subprocess
 import sys
 import tarfile
+import urllib.request
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +68,11 @@ BASE_IMAGE_PARAMETERS = {
 FIXED_MTIME = 315532800  # 1980-01-01, the earliest time every archive format can hold
 # Idempotency namespace: one (family, commit, bundle version) starts one execution however often it is retried.
 RELEASE_NAMESPACE = uuid.UUID("5b1f5c2e-6c8e-4b0a-9a57-6f6a1f3c2d10")
+# Where the pinned AVML build lives in the scripts bucket (packer/scripts/55-memory-capture.sh names it too).
+AVML_KEY = "tools/avml/{version}/avml"
+AVML_SOURCE = re.compile(r"https://github\.com/microsoft/avml/releases/download/v[^/]+/avml(-minimal)?")
+# S3 lower-cases user metadata keys; these carry no dash so an SSM selector reads them as $.Metadata.<key>.
+AVML_METADATA = ("avmlversion", "avmlsha256", "avmlobjectversion")
 
 
 class ReleaseError(Exception):
@@ -107,14 +122,74 @@ def engine_of(settings: Mapping[str, Any], family: str) -> str:
     return (settings.get("engines") or {}).get(family, "ssm")
 
 
+def download_https(url: str) -> bytes:
+    """The release asset's bytes (GitHub answers with a redirect to its object store; urllib follows it)."""
+    with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 - the URL is validated https
+        return response.read()
+
+
+def memory_capture_pins(settings: Mapping[str, Any]) -> dict[str, str] | None:
+    """The settings' memoryCapture, checked again here: the release is what lets a binary into the factory."""
+    pins = settings.get("memoryCapture")
+    if pins is None:
+        return None
+    if not isinstance(pins, Mapping):
+        raise ReleaseError(f"{SETTINGS_PARAMETER} memoryCapture is not an object")
+    version, sha256, source = (str(pins.get(k, "")) for k in ("version", "sha256", "source"))
+    if not re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", version):
+        raise ReleaseError(f"{SETTINGS_PARAMETER} memoryCapture.version {version!r} is not a release version")
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ReleaseError(f"{SETTINGS_PARAMETER} memoryCapture.sha256 {sha256!r} is not 64 lower-case hex digits")
+    if not AVML_SOURCE.fullmatch(source) or f"/v{version}/" not in source:
+        raise ReleaseError(f"{SETTINGS_PARAMETER} memoryCapture.source {source!r} is not AVML's v{version} "
+                           "GitHub release asset")
+    return {"version": version, "sha256": sha256, "source": source}
+
+
+def stage_memory_capture(s3, bucket: str, kms_key_id: str | None, pins: Mapping[str, str],
+                         download: Callable[[str], bytes] = download_https) -> dict[str, str]:
+    """Put the pinned AVML build in the scripts bucket (once per digest); returns the bundles' metadata."""
+    key = AVML_KEY.format(version=pins["version"])
+    expected = pins["sha256"]
+    version = _staged_version(s3, bucket, key, expected)
+    if version is None:
+        body = download(pins["source"])
+        got = hashlib.sha256(body).hexdigest()
+        if got != expected:
+            raise ReleaseError(f"{pins['source']} has SHA-256 {got}, but bakehouse:factory.memoryCapture.sha256 "
+                               f"pins {expected}: not uploaded (a changed release asset, or the wrong pin)")
+        put = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/octet-stream",
+                            ServerSideEncryption="aws:kms",
+                            Metadata={"sha256": expected, "version": pins["version"], "source": pins["source"]},
+                            **({"SSEKMSKeyId": kms_key_id} if kms_key_id else {}))
+        version = put.get("VersionId")
+        if not version or version == "null":
+            raise ReleaseError(f"s3://{bucket}/{key} has no version id: the scripts bucket must be versioned")
+    return dict(zip(AVML_METADATA, (pins["version"], expected, version), strict=True))
+
+
+def _staged_version(s3, bucket: str, key: str, expected: str) -> str | None:
+    """The current version of the key if its bytes already hash to the pin (a rerun downloads nothing)."""
+    try:
+        current = s3.get_object(Bucket=bucket, Key=key)
+    except s3.exceptions.NoSuchKey:
+        return None
+    body = current["Body"].read()
+    version = current.get("VersionId")
+    if hashlib.sha256(body).hexdigest() != expected or not version or version == "null":
+        return None
+    return version
+
+
 def release_packer(family: str, commit: str, bundle_version: str, settings: Mapping[str, Any], *, s3, codepipeline,
-                   project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+                   project_dir: Path = PROJECT_DIR, extra_metadata: Mapping[str, str] | None = None,
+                   ) -> dict[str, str]:
     """Upload packer/ as the pipeline's source and start the family's pipeline on that exact version."""
     bucket = settings["pipelineParameters"]["ScriptsBucket"]
     kms = settings.get("scriptsKmsKeyId")
     put = s3.put_object(Bucket=bucket, Key=PACKER_BUNDLE_KEY, Body=build_packer_zip(project_dir),
                         ContentType="application/zip", ServerSideEncryption="aws:kms",
-                        Metadata={"commit": commit, "bundle-version": bundle_version},
+                        Metadata={"commit": commit, "bundle-version": bundle_version, **(extra_metadata or {})},
                         **({"SSEKMSKeyId": kms} if kms else {}))
     version = put.get("VersionId")
     if not version or version == "null":
@@ -178,17 +253,20 @@ def pipeline_parameters(settings: Mapping[str, Any], family: str, version_id: st
     return {name: as_automation_values(value) for name, value in values.items() if name in declared}
 
 
-def upload_bundle(s3, bucket: str, kms_key_id: str | None, body: bytes, commit: str) -> str:
+def upload_bundle(s3, bucket: str, kms_key_id: str | None, body: bytes, commit: str,
+                  extra_metadata: Mapping[str, str] | None = None) -> str:
     extra = {"SSEKMSKeyId": kms_key_id} if kms_key_id else {}
     put = s3.put_object(Bucket=bucket, Key=BUNDLE_KEY, Body=body, ContentType="application/gzip",
-                        ServerSideEncryption="aws:kms", Metadata={"commit": commit}, **extra)
+                        ServerSideEncryption="aws:kms", Metadata={"commit": commit, **(extra_metadata or {})},
+                        **extra)
     version = put.get("VersionId")
     if not version or version == "null":
         raise ReleaseError(f"s3://{bucket}/{BUNDLE_KEY} has no version id: the scripts bucket must be versioned")
     return version
 
 
-def release(family: str, commit: str, *, s3, ssm, codepipeline=None, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+def release(family: str, commit: str, *, s3, ssm, codepipeline=None, project_dir: Path = PROJECT_DIR,
+            download: Callable[[str], bytes] = download_https) -> dict[str, str]:
     """Upload the bundle and start the family's build (the Pipeline, or its Packer pipeline); returns what started."""
     settings = read_settings(ssm)
     declared = declared_parameters(project_dir / "automation" / "pipeline.yaml")
@@ -197,12 +275,16 @@ def release(family: str, commit: str, *, s3, ssm, codepipeline=None, project_dir
     bucket = settings["pipelineParameters"].get("ScriptsBucket")
     if not bucket:
         raise ReleaseError(f"{SETTINGS_PARAMETER} names no ScriptsBucket")
-    version = upload_bundle(s3, bucket, settings.get("scriptsKmsKeyId"), build_bundle(project_dir), commit)
+    kms = settings.get("scriptsKmsKeyId")
+    pins = memory_capture_pins(settings)
+    # Without pins the bundle carries none, and the build stops at its memory-capture step (fail closed).
+    avml = stage_memory_capture(s3, bucket, kms, pins, download) if pins else {}
+    version = upload_bundle(s3, bucket, kms, build_bundle(project_dir), commit, avml)
     if engine_of(settings, family) == "packer":
         if codepipeline is None:
             raise ReleaseError(f"family {family} builds with packer: a CodePipeline client is needed")
         return release_packer(family, commit, version, settings, s3=s3, codepipeline=codepipeline,
-                              project_dir=project_dir)
+                              project_dir=project_dir, extra_metadata=avml)
     parameters = pipeline_parameters(settings, family, version, commit, declared)
     token = str(uuid.uuid5(RELEASE_NAMESPACE, f"{family}:{commit}:{version}"))
     started = ssm.start_automation_execution(DocumentName=PIPELINE, Parameters=parameters, ClientToken=token)

@@ -67,11 +67,11 @@ def measure(instances: int = 500, amis: int = 12, batch: int = 10, idle: int = 4
     import boto3
     from moto import mock_aws
 
-    from handlers.rescan import Clients, RescanRequest, rescan
     from handlers.publish import PublishRequest, publish
+    from handlers.rescan import Clients, RescanRequest, rescan
     from tests.fakes import FakeInspector2
-    from tests.fakes.seed import golden_ami
     from tests.fakes.operations import FakeAutomation, InspectorThatScans, LaunchLog
+    from tests.fakes.seed import golden_ami
 
     calls: Counter[str] = Counter()
 

@@ -11,7 +11,7 @@ key's policy names the build role; this component attaches their policies.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

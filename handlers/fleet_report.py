@@ -161,5 +161,5 @@ def handler(event: dict, context: Any) -> dict:
     result = report(settings, ec2=boto3.client("ec2", region_name=region, config=RETRY_CONFIG),
                     ssm=boto3.client("ssm", region_name=region, config=RETRY_CONFIG),
                     sns=boto3.client("sns", region_name=topic_region, config=RETRY_CONFIG),
-                    now=dt.datetime.now(dt.timezone.utc))
+                    now=dt.datetime.now(dt.UTC))
     return result.as_dict()

@@ -11,13 +11,13 @@ import datetime as dt
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers.common import (AMI_ID, INSTANCE_ID, TAG_SCAN_DATE, BakehouseError, EventReader, client, poll,
-                             PollTimeout)
+from handlers.common import AMI_ID, INSTANCE_ID, TAG_SCAN_DATE, BakehouseError, EventReader, PollTimeout, client, poll
 
 # Highest first; a threshold fails the image on any ACTIVE finding at or above it.
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL")
@@ -194,7 +194,7 @@ def record_summary(s3: Any, ec2: Any, *, image_id: str, findings: list[dict[str,
     counted = Counter(f["severity"] for f in findings)
     counts = {s: counted.get(s, 0) for s in COUNTED}
     summary = Summary(image_id, threshold, counts, tuple(_brief(f) for f in findings), bucket, key)
-    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     body = {"imageId": image_id, "generatedAt": when, "verdict": summary.verdict, "threshold": threshold,
             "blocking": summary.blocking, "counts": counts, "filter": criteria, "context": context or {},

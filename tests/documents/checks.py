@@ -139,7 +139,7 @@ def _outputs_of(step: Mapping[str, Any]) -> set[str]:
 def reference_problems(name: str, doc: Document) -> list[str]:
     """Every {{ }} names a declared parameter, an automation variable, or an output of a step that can
     run earlier; the document's outputs name real step outputs; every parameter is used."""
-    params = set((doc.get("parameters") or {}))
+    params = set(doc.get("parameters") or {})
     steps = {s["name"]: s for s in _steps(doc) if "name" in s}
     before = _predecessors(doc)
     problems, used = [], set()
@@ -198,7 +198,7 @@ def cleanup_problems(name: str, doc: Document) -> list[str]:
             continue
         ln = launch["name"]
 
-        def always_terminates(start: str, seen: frozenset[str] = frozenset()) -> bool:
+        def always_terminates(start: str, seen: frozenset[str] = frozenset(), ln: str = ln) -> bool:
             """Every normal path from `start` reaches a terminate step before ending."""
             if start not in index or start in seen:
                 return start in seen  # a loop ends nowhere new; a missing step never terminates

@@ -11,8 +11,7 @@ import pytest
 
 from handlers.common import tags_to_dict
 from tests.e2e import _seams
-from tests.e2e._factory import (ACCOUNTS, RecordingApprover, make_runner, pipeline_parameters,
-                                region_keys)
+from tests.e2e._factory import ACCOUNTS, RecordingApprover, make_runner, pipeline_parameters, region_keys
 from tests.e2e._world import BundleShell, World, seed
 from tests.e2e.runner import Execution, Runner, moto_server
 

@@ -13,7 +13,7 @@ _MAX_AHEAD = dt.timedelta(days=3653)
 
 def _parse(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
@@ -31,7 +31,7 @@ class ImageDeprecationEc2(RecordingFake):
                  now: Any = None):
         super().__init__(inner)
         self.deprecations: dict[str, dt.datetime] = {} if deprecations is None else deprecations
-        self._now = now or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
 
     def _require_image(self, method: str, image_id: str) -> None:
         # Asks moto so an image deregistered there is unknown here too (InvalidAMIID.NotFound).

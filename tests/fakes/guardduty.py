@@ -27,7 +27,7 @@ def finding_detail(instance_id: str, severity: float, *, finding_type: str = EC2
                    account: str = "123456789012", region: str = "eu-west-1", finding_id: str | None = None,
                    image_id: str = "ami-0b0a5e0000000000a") -> dict[str, Any]:
     finding_id = finding_id or uuid.uuid4().hex
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return {
         "schemaVersion": "2.0", "accountId": account, "region": region, "partition": "aws",
         "id": finding_id, "type": finding_type, "severity": severity,

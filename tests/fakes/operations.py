@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from botocore.exceptions import ClientError
 
 from estate.naming import FACTORY_SETTINGS_PARAMETER, automation_document_name

@@ -18,13 +18,13 @@ def test_moto_still_lacks_image_deprecation(ami):
     # If moto grows the call, the fake must go (never fake what moto implements).
     with pytest.raises(NotImplementedError):
         boto3.client("ec2", region_name=REGION).enable_image_deprecation(
-            ImageId=ami, DeprecateAt=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1))
+            ImageId=ami, DeprecateAt=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
 
 
 def test_deprecation_shows_in_describe_images_and_can_be_disabled(ami):
     ec2 = ImageDeprecationEc2(boto3.client("ec2", region_name=REGION))
     # 30 seconds past a minute, so EC2's rounding up to the minute always shows.
-    when = dt.datetime.now(dt.timezone.utc).replace(second=30, microsecond=0) + dt.timedelta(days=30)
+    when = dt.datetime.now(dt.UTC).replace(second=30, microsecond=0) + dt.timedelta(days=30)
     assert ec2.enable_image_deprecation(ImageId=ami, DeprecateAt=when)["Return"] is True
     shown = ec2.describe_images(ImageIds=[ami])["Images"][0]["DeprecationTime"]
     rounded = when.replace(second=0) + dt.timedelta(minutes=1)
@@ -41,7 +41,7 @@ def test_deprecating_an_unknown_image_is_invalid_ami_id_not_found(aws):
     ec2 = ImageDeprecationEc2(boto3.client("ec2", region_name=REGION))
     with pytest.raises(ClientError) as err:
         ec2.enable_image_deprecation(ImageId="ami-0123456789abcdef0",
-                                     DeprecateAt=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1))
+                                     DeprecateAt=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 

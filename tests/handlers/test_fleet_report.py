@@ -11,10 +11,11 @@ from moto import mock_aws
 
 from handlers import fleet_report as fr
 from handlers.common import MalformedEvent
+from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 
 REGION = "eu-west-1"
 WEEK = 604800
-NOW = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 
 
 def inst(iid: str, image: str, days: float, family: str | None = "al2023") -> fr.Instance:
@@ -51,11 +52,14 @@ def test_settings_refuse_a_lifetime_auto_scaling_would_refuse():
 
 
 @pytest.fixture
-def account():
+def account(monkeypatch):
+    # Two golden images of the factory's own, not moto's stock ones (whether moto loads those depends
+    # on settings an earlier test may have made).
+    for key, value in FAST_EC2_ENV.items():
+        monkeypatch.setenv(key, value)
     with mock_aws():
         ec2, ssm, sns, sqs = (boto3.client(s, region_name=REGION) for s in ("ec2", "ssm", "sns", "sqs"))
-        base = ec2.describe_images(Owners=["amazon"])["Images"]
-        old, new = base[0]["ImageId"], base[1]["ImageId"]
+        old, new = golden_ami(ec2, "bakehouse-al2023-1"), golden_ami(ec2, "bakehouse-al2023-2")
         ssm.put_parameter(Name="/bakehouse/dev/ami/al2023", Type="String", Value=new)
         topic = sns.create_topic(Name="security")["TopicArn"]
         queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
@@ -79,7 +83,7 @@ def test_report_reads_the_envs_approved_image_and_announces_app_and_catalog_inst
     gone = launch(ec2, old, {"bakehouse:family": "al2023"})
     ec2.terminate_instances(InstanceIds=[gone])
     settings = fr.Settings("dev", WEEK, topic, app_family="al2023")
-    result = fr.report(settings, ec2=ec2, ssm=ssm, sns=sns, now=dt.datetime.now(dt.timezone.utc))
+    result = fr.report(settings, ec2=ec2, ssm=ssm, sns=sns, now=dt.datetime.now(dt.UTC))
     assert sorted(f.instance_id for f in result.findings) == sorted([app_old, stopped])
     assert catalog_new not in {f.instance_id for f in result.findings} and result.checked == 3
     [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
@@ -89,7 +93,7 @@ def test_report_reads_the_envs_approved_image_and_announces_app_and_catalog_inst
 def test_report_past_the_lifetime_lists_even_current_images(account):
     ec2, ssm, sns, sqs, queue, topic, old, new = account
     current = launch(ec2, new, {"bakehouse:family": "al2023"})
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=8)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
     result = fr.report(fr.Settings("dev", WEEK, topic), ec2=ec2, ssm=ssm, sns=sns, now=later)
     assert [f.instance_id for f in result.findings] == [current]
 
@@ -98,7 +102,7 @@ def test_a_fresh_current_fleet_is_not_announced(account):
     ec2, ssm, sns, sqs, queue, topic, old, new = account
     launch(ec2, new, {"bakehouse:family": "al2023"})
     result = fr.report(fr.Settings("dev", WEEK, topic), ec2=ec2, ssm=ssm, sns=sns,
-                       now=dt.datetime.now(dt.timezone.utc))
+                       now=dt.datetime.now(dt.UTC))
     assert result.findings == [] and "Messages" not in sqs.receive_message(QueueUrl=queue)
 
 
@@ -107,7 +111,7 @@ def test_a_publish_that_fails_names_the_topic(account):
     launch(ec2, old, {"bakehouse:family": "al2023"})
     missing = topic.replace("security", "absent")
     with pytest.raises(fr.FleetReportFailed, match="absent"):
-        fr.report(fr.Settings("dev", WEEK, missing), ec2=ec2, ssm=ssm, sns=sns, now=dt.datetime.now(dt.timezone.utc))
+        fr.report(fr.Settings("dev", WEEK, missing), ec2=ec2, ssm=ssm, sns=sns, now=dt.datetime.now(dt.UTC))
 
 
 def test_handler_reads_its_settings_from_the_environment_not_the_event(monkeypatch):

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from components.image_factory import factory_documents
-from tests.iam.evaluate import allowed, wildcard_match as _wild  # IAM wildcard matching
+from tests.iam.evaluate import allowed  # IAM wildcard matching
+from tests.iam.evaluate import wildcard_match as _wild
 from tools.mockrun import StackRun
 
 REGION, BUILD = "eu-west-1", "333333333333"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from components.factory_config import factory_config
-from components.packer_pipeline import (BUNDLE_KEY, PACKER_BUILD_ROLE, TWIN_REPOSITORY, twin_scan_event_pattern)
+from components.packer_pipeline import BUNDLE_KEY, PACKER_BUILD_ROLE, TWIN_REPOSITORY, twin_scan_event_pattern
 from estate.config import ConfigError
 from tests.iam.event_patterns import event_matches
 from tests.unit._build_config_support import build_cfg, shipped_factory

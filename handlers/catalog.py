@@ -16,6 +16,12 @@ A rescan's quarantine pins the family's rule back to its last good image (pin_fa
 Versions are per family (named "<family> <ami>"): beyond MaxVersions a family's oldest versions are
 deactivated and then deleted, so a product (at most 50 versions) never fills up.
 
+With RegionalCatalogs (bakehouse:factory.catalogRegionalPortfolios: a portfolio, product and template
+constraint in each distribution region, components/service_catalog.py), the same is done in each of
+those regions with that region's copy of the AMI (found by its bakehouse:source-ami tag, as the
+distribution tags it): a regional launch names the copy's id, never the home id. A region whose copy
+is missing is reported by name after the other regions are offered (CatalogIncomplete).
+
 Replay-safe: the version for an AMI is found by the AMI id in its name before anything is created
 (and the create call carries an idempotency token derived from the AMI id), and guidance/active
 flags are only written where they differ.
@@ -25,12 +31,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers.common import AMI_ID, BakehouseError, EventReader, client
+from handlers.common import AMI_ID, REGION, TAG_SOURCE_AMI, BakehouseError, EventReader, client
 
 FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # The API's own constraint on product ids (real ones look like prod-abcdefghijklm).
@@ -55,6 +62,21 @@ class ConstraintNotFound(BakehouseError):
     """The portfolio has no TEMPLATE constraint on the product with the ApprovedImageOnly rule."""
 
 
+class CatalogIncomplete(BakehouseError):
+    """A regional catalog could not be offered (or repinned) the image; every such region is named."""
+
+
+@dataclass(frozen=True)
+class RegionalCatalog:
+    """One distribution region's product and portfolio (the settings' CatalogRegions)."""
+    region: str
+    product_id: str
+    portfolio_id: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"Region": self.region, "ProductId": self.product_id, "PortfolioId": self.portfolio_id}
+
+
 @dataclass(frozen=True)
 class CatalogRequest:
     image_id: str
@@ -64,6 +86,7 @@ class CatalogRequest:
     template_url: str | None = None
     portfolio_id: str | None = None  # given: the portfolio's template constraint is rewritten
     approved_image_ids: tuple[str, ...] = ()  # e.g. the distribution's RegionImageIds; ImageId is added
+    regional: tuple[RegionalCatalog, ...] = ()  # the same offer in each region, with that region's copy
 
     @classmethod
     def parse(cls, event: Any) -> CatalogRequest:
@@ -74,7 +97,8 @@ class CatalogRequest:
                       max_versions=read.integer("MaxVersions", 1, 50, 3),
                       template_url=read.string("TemplateUrl", TEMPLATE_URL) if url not in (None, "") else None,
                       portfolio_id=read.string("PortfolioId", PRODUCT_ID) if portfolio not in (None, "") else None,
-                      approved_image_ids=_approved_ids(read))
+                      approved_image_ids=_approved_ids(read), regional=regional_catalogs(
+                          read.event.get("RegionalCatalogs"), read.problems))
         read.done()
         return request
 
@@ -94,6 +118,26 @@ def _approved_ids(read: EventReader) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def regional_catalogs(value: Any, problems: list[str]) -> tuple[RegionalCatalog, ...]:
+    """The RegionalCatalogs MapList ([{Region, ProductId, PortfolioId}]); problems collects what is wrong."""
+    if value in (None, "", []):
+        return ()
+    if not isinstance(value, list):
+        problems.append(f"RegionalCatalogs is {value!r}, expected a list of {{Region, ProductId, PortfolioId}}")
+        return ()
+    out = []
+    for entry in value:
+        if not (isinstance(entry, dict) and set(entry) == {"Region", "ProductId", "PortfolioId"}
+                and isinstance(entry["Region"], str) and REGION.fullmatch(entry["Region"])
+                and all(isinstance(entry[k], str) and PRODUCT_ID.fullmatch(entry[k])
+                        for k in ("ProductId", "PortfolioId"))):
+            problems.append(f"RegionalCatalogs entry {entry!r}: expected {{Region, ProductId, PortfolioId}} "
+                            "with a region name and Service Catalog ids")
+            continue
+        out.append(RegionalCatalog(entry["Region"], entry["ProductId"], entry["PortfolioId"]))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class CatalogResult:
     artifact_id: str
@@ -103,11 +147,18 @@ class CatalogResult:
     deactivated: tuple[str, ...]  # newly deactivated this run
     constraint_id: str | None = None
     constraint_updated: bool = False
+    image_id: str = ""  # the id offered: the region's copy in a regional catalog
+    regions: dict[str, CatalogResult] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ArtifactId": self.artifact_id, "Created": self.created, "Active": list(self.active),
-                "Deprecated": list(self.deprecated), "Deactivated": list(self.deactivated),
-                "ConstraintId": self.constraint_id or "", "ConstraintUpdated": self.constraint_updated}
+        out = {"ArtifactId": self.artifact_id, "Created": self.created, "Active": list(self.active),
+               "Deprecated": list(self.deprecated), "Deactivated": list(self.deactivated),
+               "ConstraintId": self.constraint_id or "", "ConstraintUpdated": self.constraint_updated}
+        if self.image_id:
+            out["ImageId"] = self.image_id
+        if self.regions:
+            out["Regions"] = {region: result.as_dict() for region, result in sorted(self.regions.items())}
+        return out
 
 
 def _artifacts(sc: Any, product_id: str) -> list[dict[str, Any]]:
@@ -179,7 +230,8 @@ def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
         sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=current["Id"],
                                         Guidance="DEFAULT", Active=True)
     active = tuple([current["Id"]] + [a["Id"] for a in others if a["Id"] in keep])
-    return CatalogResult(current["Id"], created, active, tuple(deprecated), tuple(deactivated))
+    return CatalogResult(current["Id"], created, active, tuple(deprecated), tuple(deactivated),
+                         image_id=request.image_id)
 
 
 def family_rule(family: str) -> str:
@@ -245,8 +297,7 @@ def offer(request: CatalogRequest, sc: Any) -> CatalogResult:
         return result
     ids = sorted({request.image_id, *request.approved_image_ids})
     constraint_id, updated = approve_in_constraint(sc, request.portfolio_id, request.product_id, ids, request.family)
-    return CatalogResult(result.artifact_id, result.created, result.active, result.deprecated, result.deactivated,
-                         constraint_id, updated)
+    return replace(result, constraint_id=constraint_id, constraint_updated=updated)
 
 
 def pin_family(sc: Any, portfolio_id: str, product_id: str, family: str, image_id: str | None) -> tuple[str, bool]:
@@ -254,12 +305,74 @@ def pin_family(sc: Any, portfolio_id: str, product_id: str, family: str, image_i
     return approve_in_constraint(sc, portfolio_id, product_id, [image_id or NO_IMAGE], family)
 
 
+def regional_copy(ec2: Any, image_id: str) -> str | None:
+    """This region's available copy of the home image_id (the distribution tags it bakehouse:source-ami)."""
+    pages = ec2.get_paginator("describe_images").paginate(
+        Owners=["self"], Filters=[{"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [image_id]},
+                                  {"Name": "state", "Values": ["available"]}])
+    found = sorted((i for page in pages for i in page["Images"] if i["ImageId"] != image_id),
+                   key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
+    return found[0]["ImageId"] if found else None
+
+
+def offer_everywhere(request: CatalogRequest, sc_for: Callable[[str | None], Any],
+                     ec2_for: Callable[[str], Any]) -> CatalogResult:
+    """offer() at home, then in each regional catalog with that region's copy; sc_for(None) is home."""
+    result = offer(request, sc_for(None))
+    regions, failures = {}, []
+    for catalog in request.regional:
+        try:
+            copy = regional_copy(ec2_for(catalog.region), request.image_id)
+            if copy is None:
+                raise CatalogIncomplete(f"{catalog.region}: no available copy of {request.image_id}; "
+                                        "the distribution has not finished there")
+            regional = replace(request, image_id=copy, product_id=catalog.product_id,
+                               portfolio_id=catalog.portfolio_id, approved_image_ids=(), regional=())
+            regions[catalog.region] = offer(regional, sc_for(catalog.region))
+        except (BakehouseError, ClientError) as err:
+            failures.append(f"{catalog.region} (product {catalog.product_id}): {err}")
+    if failures:
+        raise CatalogIncomplete(f"{request.image_id} ({request.family}) offered at home but not in: "
+                                + "; ".join(failures))
+    return replace(result, regions=regions)
+
+
+def pin_family_in_regions(regional: Sequence[RegionalCatalog], family: str, image_id: str | None,
+                          sc_for: Callable[[str], Any], ec2_for: Callable[[str], Any]) -> dict[str, str]:
+    """A quarantine's rewrite in each regional catalog: the family's rule admits the region's copy of
+    image_id only; no image, or no copy in that region, admits nothing there. Every region is tried;
+    the ones that fail are named together (CatalogIncomplete). Returns region -> the id pinned."""
+    pinned, failures = {}, []
+    for catalog in regional:
+        try:
+            copy = regional_copy(ec2_for(catalog.region), image_id) if image_id else None
+            pin_family(sc_for(catalog.region), catalog.portfolio_id, catalog.product_id, family, copy)
+            pinned[catalog.region] = copy or NO_IMAGE
+        except (BakehouseError, ClientError) as err:
+            failures.append(f"{catalog.region} (portfolio {catalog.portfolio_id}): {err}")
+    if failures:
+        raise CatalogIncomplete(f"catalog rule of {family} not pinned in: " + "; ".join(failures))
+    return pinned
+
+
+def regional_clients() -> tuple[Callable[[str | None], Any], Callable[[str], Any]]:
+    """Service Catalog and EC2 clients by region (None: the home region's)."""
+    def sc_for(region: str | None) -> Any:
+        return client("servicecatalog") if region is None else client("servicecatalog", region)
+
+    return sc_for, lambda region: client("ec2", region)
+
+
 def handler(events: dict, context: Any) -> dict:
     """SSM aws:executeScript entry point (InputPayload arrives as `events`).
 
     Event: ImageId, Family, ProductId, MaxVersions, TemplateUrl (optional), PortfolioId (optional:
-    pins the template constraint), ApprovedImageIds (optional list or RegionImageIds map).
-    Output: ArtifactId, Created, Active, Deprecated, Deactivated, ConstraintId, ConstraintUpdated.
+    pins the template constraint), ApprovedImageIds (optional list or RegionImageIds map),
+    RegionalCatalogs (optional [{Region, ProductId, PortfolioId}]: the same in each of those regions).
+    Output: ArtifactId, Created, Active, Deprecated, Deactivated, ConstraintId, ConstraintUpdated,
+    ImageId, and Regions (region -> the same fields) when regional catalogs are given.
     """
     request = CatalogRequest.parse(events)
-    return offer(request, client("servicecatalog")).as_dict()
+    if not request.regional:
+        return offer(request, client("servicecatalog")).as_dict()
+    return offer_everywhere(request, *regional_clients()).as_dict()

@@ -244,3 +244,108 @@ def test_handler_takes_the_distributions_region_map(portfolio, monkeypatch):
     assert out["ConstraintUpdated"] is True and out["ConstraintId"] == constraint_id
     assert _rules(sc, constraint_id)[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"][0] == [
         AMIS[0], AMIS[2]]
+
+
+# --- a portfolio in each distribution region (bakehouse:factory.catalogRegionalPortfolios) -----------
+OTHER = "eu-central-1"
+
+
+@pytest.fixture
+def regions(portfolio):
+    """The home portfolio above, and the same again in OTHER holding a copy of each approved AMI
+    (tagged bakehouse:source-ami with the home id, as handlers/distribute.py tags its copies)."""
+    sc, product, portfolio_id, constraint_id = portfolio
+    there = FakeServiceCatalog(boto3.client("servicecatalog", region_name=OTHER))
+    regional_product = there.create_product(
+        Name="hardened-instance", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE", IdempotencyToken="p",
+        ProvisioningArtifactParameters={"Name": "initial", "Type": "CLOUD_FORMATION_TEMPLATE",
+                                        "Info": {"LoadTemplateFromURL": TEMPLATE}}
+    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    regional_portfolio = there.create_portfolio(DisplayName="golden", ProviderName="platform",
+                                                IdempotencyToken="pf")["PortfolioDetail"]["Id"]
+    there.associate_product_with_portfolio(ProductId=regional_product, PortfolioId=regional_portfolio)
+    regional_constraint = there.create_constraint(
+        PortfolioId=regional_portfolio, ProductId=regional_product, Type="TEMPLATE",
+        Parameters=CONSTRAINT_FILE.read_text(), IdempotencyToken="tc")["ConstraintDetail"]["ConstraintId"]
+    ec2 = boto3.client("ec2", region_name=OTHER)
+    copies = {}
+    for source in AMIS[:3]:
+        copies[source] = ec2.register_image(
+            Name=f"copy-of-{source}", RootDeviceName="/dev/xvda",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+        ec2.create_tags(Resources=[copies[source]], Tags=[{"Key": "bakehouse:source-ami", "Value": source}])
+    return {"home": (sc, product, portfolio_id, constraint_id), "sc": there, "product": regional_product,
+            "portfolio": regional_portfolio, "constraint": regional_constraint, "copies": copies,
+            "regional": (cat.RegionalCatalog(OTHER, regional_product, regional_portfolio),),
+            "sc_for": lambda region: there if region == OTHER else sc,
+            "ec2_for": lambda region: boto3.client("ec2", region_name=region)}
+
+
+def _everywhere(r, image, family="al2023"):
+    sc, product, portfolio_id, _ = r["home"]
+    request = cat.CatalogRequest(image, family, product, 3, portfolio_id=portfolio_id, regional=r["regional"])
+    return cat.offer_everywhere(request, r["sc_for"], r["ec2_for"])
+
+
+def test_each_regions_product_gets_a_version_of_that_regions_copy(regions):
+    result = _everywhere(regions, AMIS[0])
+    copy = regions["copies"][AMIS[0]]
+    versions = _versions(regions["sc"], regions["product"])
+    assert f"al2023 {copy}" in versions and f"al2023 {AMIS[0]}" not in versions
+    assert result.as_dict()["Regions"][OTHER]["ImageId"] == copy
+    assert f"al2023 {AMIS[0]}" in _versions(regions["home"][0], regions["home"][1])
+
+
+def test_each_regions_constraint_admits_that_regions_copy_for_the_family_only(regions):
+    _everywhere(regions, AMIS[0])
+    _everywhere(regions, AMIS[1], family="ubuntu2404")
+    rules = _rules(regions["sc"], regions["constraint"])
+    copies = regions["copies"]
+    assert _admits(rules, "al2023", copies[AMIS[0]]) and _admits(rules, "ubuntu2404", copies[AMIS[1]])
+    assert not _admits(rules, "al2023", AMIS[0])  # the home id names no image in this region
+    assert not _admits(rules, "al2023", copies[AMIS[1]])
+
+
+def test_a_region_without_a_copy_fails_the_step_by_name_after_the_others_are_offered(regions):
+    image = AMIS[4]  # approved at home, never distributed
+    with pytest.raises(cat.CatalogIncomplete, match=f"{OTHER}.*{image}"):
+        _everywhere(regions, image)
+    assert f"al2023 {image}" in _versions(regions["home"][0], regions["home"][1])
+    assert not any(image in name for name in _versions(regions["sc"], regions["product"]))
+
+
+def test_a_quarantine_pins_every_regions_rule_to_the_fallbacks_copy_or_to_none(regions):
+    copies = regions["copies"]
+    _everywhere(regions, AMIS[1])
+    cat.pin_family_in_regions(regions["regional"], "al2023", AMIS[0], regions["sc_for"], regions["ec2_for"])
+    rules = _rules(regions["sc"], regions["constraint"])
+    assert _admits(rules, "al2023", copies[AMIS[0]]) and not _admits(rules, "al2023", copies[AMIS[1]])
+    cat.pin_family_in_regions(regions["regional"], "al2023", None, regions["sc_for"], regions["ec2_for"])
+    rules = _rules(regions["sc"], regions["constraint"])
+    assert not any(_admits(rules, "al2023", c) for c in copies.values())
+    # a fallback never copied to the region admits nothing there, rather than the quarantined image
+    _everywhere(regions, AMIS[1])
+    cat.pin_family_in_regions(regions["regional"], "al2023", AMIS[4], regions["sc_for"], regions["ec2_for"])
+    assert not any(_admits(_rules(regions["sc"], regions["constraint"]), "al2023", c) for c in copies.values())
+
+
+def test_handler_offers_in_every_region_the_settings_name(regions, monkeypatch):
+    sc, product, portfolio_id, _ = regions["home"]
+    monkeypatch.setattr(cat, "client", lambda service, region=None: (
+        regions["sc_for"](region) if service == "servicecatalog" else regions["ec2_for"](region)))
+    out = cat.handler({**GOOD, "ProductId": product, "PortfolioId": portfolio_id, "RegionalCatalogs": [
+        {"Region": OTHER, "ProductId": regions["product"], "PortfolioId": regions["portfolio"]}]}, None)
+    assert out["Regions"][OTHER]["ImageId"] == regions["copies"][AMIS[0]]
+    assert out["Regions"][OTHER]["ConstraintUpdated"] is True
+
+
+@pytest.mark.parametrize("regional", [
+    [{"Region": "moon-1", "ProductId": "prod-a", "PortfolioId": "port-a"}],
+    [{"Region": OTHER, "ProductId": "prod a", "PortfolioId": "port-a"}],
+    [{"Region": OTHER, "ProductId": "prod-a"}],
+    "eu-central-1",
+])
+def test_a_malformed_regional_catalog_is_rejected_before_any_aws_call(monkeypatch, regional):
+    monkeypatch.setattr(cat, "client", NoAwsCalls("client"))
+    with pytest.raises(MalformedEvent, match="RegionalCatalogs"):
+        cat.handler({**GOOD, "RegionalCatalogs": regional}, None)

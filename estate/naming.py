@@ -71,9 +71,10 @@ PRODUCTION_ENVIRONMENT = "production"
 
 
 def github_environment(account_key: str, prod_envs: tuple[str, ...]) -> str:
-    """The GitHub environment that deploys an account's stack: `production` for prod envs, else the
-    account's own key (management, security, build, dev, ...)."""
-    return PRODUCTION_ENVIRONMENT if account_key in prod_envs else account_key
+    """The GitHub environment that deploys an account's stack: `production` for prod envs and for the
+    management account (the org stack administers every account, prod's included, so it deploys behind
+    the same gate and prod is reachable from that one environment only), else the account's own key."""
+    return PRODUCTION_ENVIRONMENT if account_key in prod_envs or account_key == "management" else account_key
 
 
 def github_deploy_role(environment: str) -> str:

@@ -11,7 +11,7 @@ from tests.unit._identity_graph import IdentityGraph, estate_graph
 MANAGEMENT = "111111111111"
 REPO = "acme/bakehouse"
 OPERATOR = f"arn:aws:iam::{MANAGEMENT}:role/Admin"
-ENVIRONMENTS = ("management", "security", "build", "dev", "uat", "production")
+ENVIRONMENTS = ("security", "build", "dev", "uat", "production")
 PULL_REQUEST = f"repo:{REPO}:pull_request"
 
 
@@ -49,14 +49,14 @@ def test_pull_request_tokens_cannot_reach_any_deploy_role(graph, key):
     assert _deploy_role(graph, key) not in graph.from_subject(PULL_REQUEST, MANAGEMENT)
 
 
-def test_prod_deploy_role_is_reachable_only_from_the_production_environment_and_the_organizations_root(graph):
+def test_prod_deploy_role_is_reachable_only_from_the_production_environment(graph):
     prod = _deploy_role(graph, "prod")
-    subjects = [PULL_REQUEST, *(_env(e) for e in ENVIRONMENTS), _env("production", "someone/else"),
+    subjects = [PULL_REQUEST, *(_env(e) for e in ENVIRONMENTS), _env("management"), _env("production", "someone/else"),
                 f"repo:{REPO}:ref:refs/heads/main", _env("Production"), _env("production-copy")]
     reaching = {s for s in subjects if prod in graph.from_subject(s, MANAGEMENT)}
-    # The management environment deploys the org stack, which administers every account through
-    # OrganizationAccountAccessRole anyway: it is the organization's root of trust (docs/identity.md).
-    assert reaching == {_env("production"), _env("management")}
+    # The org stack, which administers every account through OrganizationAccountAccessRole, deploys from
+    # the production environment too: no other environment leads to prod (docs/identity.md).
+    assert reaching == {_env("production")}
     # and directly, prod's deploy role admits only production's GitHub role and the management deploy role
     direct = {arn for arn, role in graph.roles.items() if graph.may_assume(role, graph.roles[prod])}
     assert _names(direct) == {"BakehouseGitHubDeploy-production", "BakehouseDeploy"}
@@ -64,12 +64,21 @@ def test_prod_deploy_role_is_reachable_only_from_the_production_environment_and_
 
 
 @pytest.mark.parametrize("environment,keys", [("security", {"security"}), ("build", {"build"}), ("dev", {"dev"}),
-                                              ("uat", {"uat"}), ("production", {"prod"})])
+                                              ("uat", {"uat"})])
 def test_each_environment_reaches_only_its_own_accounts_deploy_role(graph, environment, keys):
     reached = graph.from_subject(_env(environment), MANAGEMENT)
     deploy_roles = {a for a in reached if a.endswith(":role/BakehouseDeploy")}
     assert deploy_roles == {_deploy_role(graph, k) for k in keys}
     assert not any(a.endswith(":role/OrganizationAccountAccessRole") for a in reached)
+
+
+def test_the_production_environment_reaches_prod_and_the_organizations_root_and_nothing_else_deploys(graph):
+    reached = graph.from_subject(_env("production"), MANAGEMENT)
+    deploy_roles = {a for a in reached if a.endswith(":role/BakehouseDeploy")}
+    # prod's and the management account's (the org stack); members only through the access role the org
+    # stack declares their roles with
+    assert deploy_roles >= {_deploy_role(graph, "prod"), _deploy_role(graph, "management")}
+    assert not graph.from_subject(_env("management"), MANAGEMENT)  # no management environment any more
 
 
 def test_a_token_from_another_repository_becomes_nothing(graph):

@@ -16,7 +16,7 @@ from tools.mockrun import PROJECT_DIR, run_stack
 MANAGEMENT = "111111111111"
 ISSUER = "token.actions.githubusercontent.com"
 MEMBERS = ("security", "build", "dev", "uat", "prod")
-ENVIRONMENT_OF = {"management": "management", "security": "security", "build": "build", "dev": "dev", "uat": "uat",
+ENVIRONMENT_OF = {"management": "production", "security": "security", "build": "build", "dev": "dev", "uat": "uat",
                   "prod": "production"}
 
 
@@ -83,7 +83,7 @@ def test_each_environment_has_its_own_role_trusted_only_by_its_subject(stack_run
                                                  f"{ISSUER}:sub": f"repo:acme/bakehouse:environment:{environment}"}
 
 
-@pytest.mark.parametrize("key", MEMBERS)
+@pytest.mark.parametrize("key", [m for m in MEMBERS if ENVIRONMENT_OF[m] != "production"])
 def test_an_environments_role_may_assume_only_its_own_accounts_deploy_role(stack_run, key):
     document = _policy(stack_run("org"), f"BakehouseGitHubDeploy-{ENVIRONMENT_OF[key]}")
     for other in ("management", *MEMBERS):
@@ -94,14 +94,15 @@ def test_an_environments_role_may_assume_only_its_own_accounts_deploy_role(stack
                 (other, role)
 
 
-def test_the_management_environment_deploys_the_org_stack_and_enters_members_through_the_access_role(stack_run):
-    document = _policy(stack_run("org"), "BakehouseGitHubDeploy-management")
+def test_the_production_environment_deploys_the_org_stack_and_enters_members_through_the_access_role(stack_run):
+    document = _policy(stack_run("org"), "BakehouseGitHubDeploy-production")
     assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{MANAGEMENT}:role/BakehouseDeploy", _in_org(MANAGEMENT))
     for key in MEMBERS:
         context = _in_org(_account(key))
         assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/OrganizationAccountAccessRole",
                        context)
-        assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehouseDeploy", context)
+        assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{_account(key)}:role/BakehouseDeploy",
+                       context) is (ENVIRONMENT_OF[key] == "production")
     # by name and organization: not the management account's own role of that name, nor another organization's
     assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{MANAGEMENT}:role/OrganizationAccountAccessRole",
                        _in_org(MANAGEMENT))

@@ -5,7 +5,7 @@
   /bakehouse/<env>/ami/<family> move back to the last good image of the family (the newest history
   version that is neither this image nor quarantined nor gone), or are deleted when there is none,
   so nothing resolves to it; the family's catalog rule is pinned to the last good image (or to an id
-  no image has); each workload account's view of the shared image is tagged bakehouse:quarantined
+  no image has), in every regional catalog the settings name too (to that region's copy of it); each workload account's view of the shared image is tagged bakehouse:quarantined
   (the tag the approved-images SCP denies launches by: tags the owner puts on a shared AMI are not
   seen by the accounts it is shared with, so the tag goes on each account's own view); the history
   version is labelled. The rebuild is best effort: its failure is announced on the topic and
@@ -170,6 +170,25 @@ def _settings(ssm, settings_parameter: str = SETTINGS_PARAMETER) -> dict[str, An
         return {}
 
 
+def repin_regional_catalogs(ssm, family: str, fallback: str | None,
+                            clients: tuple[Callable, Callable] | None = None) -> dict[str, str]:
+    """Pin the family's rule in each regional catalog the settings' CatalogRegions name (the build stack
+    writes them when bakehouse:factory.catalogRegionalPortfolios is on) to that region's copy of
+    fallback; raises CatalogIncomplete naming every region that could not be pinned (a rerun retries)."""
+    from handlers import catalog
+
+    problems: list[str] = []
+    regional = catalog.regional_catalogs((_settings(ssm).get("pipelineParameters") or {}).get("CatalogRegions"),
+                                         problems)
+    if problems:
+        raise catalog.CatalogIncomplete(f"{SETTINGS_PARAMETER}: catalog rule of {family} not pinned in any region: "
+                                        + "; ".join(problems))
+    if not regional:
+        return {}
+    sc_for, ec2_for = clients or catalog.regional_clients()
+    return catalog.pin_family_in_regions(regional, family, fallback, sc_for, ec2_for)
+
+
 def quarantine(ec2, ssm, s3, sns, automation, *, image_id: str, tags: dict[str, str], cves: Iterable[str],
                topic_arn: str, threshold: str, pipeline_document: str, pipeline_role_arn: str,
                in_use: Iterable[str] = (), workloads: Iterable[Workload] = (),
@@ -198,6 +217,7 @@ def quarantine(ec2, ssm, s3, sns, automation, *, image_id: str, tags: dict[str, 
                 raise  # not shared with this account: it cannot launch the image anyway
     if family and repin_catalog is not None:
         repin_catalog(family, fallback)
+        repin_regional_catalogs(ssm, family, fallback)
     label = quarantine_label(image_id)
     if family:
         for version in _history_versions(ssm, family):

@@ -5,6 +5,7 @@ for what moto cannot do (an SSM agent that reports Online, a shell that runs the
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import re
 import tarfile
@@ -14,11 +15,17 @@ from typing import Any
 
 import boto3
 
+from tools.release import stage_memory_capture
+
 from ._actions import CommandRequest, CommandResult
 
 REPO = Path(__file__).resolve().parents[2]
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 ACCOUNT_ID = "123456789012"
+# The pinned memory-capture build as the release keeps it (tools/release.py; the download is stubbed).
+AVML_BINARY = b"\x7fELF e2e avml"
+AVML_PINS = {"version": "0.14.0", "sha256": hashlib.sha256(AVML_BINARY).hexdigest(),
+             "source": "https://github.com/microsoft/avml/releases/download/v0.14.0/avml"}
 
 
 def set_public_parameter(name: str, value: str, region: str, account_id: str = ACCOUNT_ID) -> None:
@@ -62,6 +69,8 @@ class World:
     commit: str
     topic_arn: str
     findings_bucket: str
+    avml_version: str = ""
+    avml_sha256: str = ""
 
     def client(self, service: str, region: str | None = None):
         return boto3.client(service, region_name=region or self.region, endpoint_url=self.endpoint_url)
@@ -101,11 +110,13 @@ def seed(endpoint_url: str, region: str = "eu-west-1", commit: str = "0a1b2c3d4e
             "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
             "BucketKeyEnabled": True}]})
         buckets[purpose] = name
+    avml = stage_memory_capture(s3, buckets["scripts"], key, AVML_PINS, download=lambda _url: AVML_BINARY)
     put = s3.put_object(Bucket=buckets["scripts"], Key="provisioning/bundle.tar.gz", Body=bundle_bytes(),
-                        Metadata={"commit": commit}, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+                        Metadata={"commit": commit, **avml}, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
     topic = c("sns").create_topic(Name="bakehouse-approvers")["TopicArn"]
     return World(endpoint_url, region, base, subnet, sg, "BakehouseBuildInstance", key, buckets["scripts"],
-                 "provisioning/bundle.tar.gz", put["VersionId"], commit, topic, buckets["findings"])
+                 "provisioning/bundle.tar.gz", put["VersionId"], commit, topic, buckets["findings"],
+                 avml["avmlversion"], avml["avmlsha256"])
 
 
 def ssm_agent_online(world: World):
@@ -127,6 +138,8 @@ _COMMIT = re.compile(r"grep -q '\"commit\": \"([0-9a-f]+)\"'")
 _LOOP = re.compile(r'"\$work"/(\w+)/\[0-9\]\[0-9\]-\*\.sh')
 _ENTRY = re.compile(r'bash "\$work/(\w+)/validate\.sh"')
 _CHECKS = re.compile(r'^CHECKS="([^"]*)"', re.M)
+_AVML_OBJECT = re.compile(r"--key '(tools/avml/[^']+)'\s+--version-id '([^']+)'")
+_AVML_SHA256 = re.compile(r"BAKEHOUSE_AVML_SHA256='([^']*)'")
 
 
 @dataclass
@@ -162,6 +175,10 @@ class BundleShell:
         if obj["Metadata"].get("commit") != commit.group(1):
             return CommandResult("Failed", f"bundle version {version} is not commit {commit.group(1)}", 1)
         folder = loop.group(1)
+        if folder == "scripts":
+            refused = self._memory_capture_refusal(bucket, text)
+            if refused:
+                return CommandResult("Failed", refused, 1)
         with tarfile.open(fileobj=io.BytesIO(obj["Body"].read()), mode="r:gz") as tar:
             present = set(tar.getnames())
             if loop.re is _ENTRY:
@@ -180,3 +197,16 @@ class BundleShell:
         if folder in self.fail_folders:
             return CommandResult("Failed", f"{names[-1]} exited 1", 1)
         return CommandResult("Success", "\n".join(f"ran {n}" for n in names))
+
+    def _memory_capture_refusal(self, bucket: str, text: str) -> str | None:
+        """What 55-memory-capture.sh would say: no pins, no staged object, or a digest that is not the pin."""
+        obj, pin = _AVML_OBJECT.search(text), _AVML_SHA256.search(text)
+        if not (obj and pin):
+            return "55-memory-capture.sh: BAKEHOUSE_AVML_VERSION is required: the pinned AVML release"
+        try:
+            body = self.world.client("s3").get_object(Bucket=bucket, Key=obj.group(1),
+                                                      VersionId=obj.group(2))["Body"].read()
+        except Exception as err:  # noqa: BLE001 - the CLI would print the error and exit 1
+            return f"get-object {obj.group(1)}: {err}"
+        got = hashlib.sha256(body).hexdigest()
+        return None if got == pin.group(1) else f"AVML has SHA-256 {got}, expected {pin.group(1)}; not installed"

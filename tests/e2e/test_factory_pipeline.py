@@ -254,10 +254,12 @@ def failed(run) -> Execution:
     """A new commit whose image fails validation, in the same world as the published one."""
     world = run.world
     world.commit, original = "ffff0000aaaa", world.commit
-    body = world.client("s3").get_object(Bucket=world.scripts_bucket, Key=world.scripts_key,
-                                         VersionId=world.scripts_version)["Body"].read()
-    version = world.client("s3").put_object(Bucket=world.scripts_bucket, Key=world.scripts_key, Body=body,
-                                            Metadata={"commit": world.commit})["VersionId"]
+    released = world.client("s3").get_object(Bucket=world.scripts_bucket, Key=world.scripts_key,
+                                             VersionId=world.scripts_version)
+    # The new commit's release carries the same memory-capture pins (tools/release.py), only the commit differs.
+    version = world.client("s3").put_object(Bucket=world.scripts_bucket, Key=world.scripts_key,
+                                            Body=released["Body"].read(),
+                                            Metadata={**released["Metadata"], "commit": world.commit})["VersionId"]
     run.shell.fail_folders.add("validation")
     try:
         params = pipeline_parameters(world, run.keys, run.product_id, family=FAMILY,

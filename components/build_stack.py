@@ -40,8 +40,8 @@ def rescan_values(cfg: StackConfig, factory: FactoryConfig, roles: FactoryRoles,
         "InstanceProfileName": roles.build_instance_profile.name,
         "EvidenceBucket": findings_bucket,
         "TopicArn": security_topic_arn(cfg.estate),
-        "WorkloadAccounts": [f"{env}={account}" for env, account in
-                             zip(factory.target_envs, factory.target_accounts, strict=True)],
+        # No WorkloadAccounts: the rescan reads every env under /bakehouse/factory/targets, so the
+        # schedule's input stays the same size (StartAutomationExecution: 50 values per parameter).
         # The org's prod envs (bakehouse:org.prodEnvs), whose images a quarantine marks in every prod account.
         "ProdEnvs": list(prod_envs(PROJECT_DIR)),
         "BatchSize": factory.rescan.batch_size,
@@ -117,7 +117,7 @@ class BuildStack(pulumi.ComponentResource):
             security_group_id=self.network.build_security_group.id,
             security_group_arn=self.network.build_security_group.arn, product_arn=self.catalog.product_arn,
             product_id=self.catalog.product.id if self.catalog.product else None,
-            portfolio_id=self.catalog.portfolio.id),
+            portfolio_id=self.catalog.portfolio.id, regional_catalogs=self.catalog.regional_ids),
             opts=child.merge(pulumi.ResourceOptions(depends_on=[self.scripts_bucket, self.findings_bucket])))
         self.packer = PackerPipeline(f"{name}-packer", PackerPipelineArgs(
             cfg=cfg, factory=factory, roles=packer_roles, vpc_id=self.network.vpc.id,

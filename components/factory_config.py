@@ -151,7 +151,8 @@ class FactoryConfig:
             # tools/release.py: a packer family is released through its CodePipeline, not Bakehouse-Pipeline.
             "engines": {f.name: f.engine for f in self.families},
             "regions": list(self.regions),
-            "targetAccounts": dict(zip(self.target_envs, self.target_accounts, strict=True)),
+            # Nothing per env: the targets are one parameter each under /bakehouse/factory/targets
+            # (components/factory_targets.py), keeping this within the Standard tier's 4,096 characters.
             "autoApproveEnvs": list(self.auto_approve_envs),
             "severityThreshold": self.severity_threshold,
             "maxCatalogVersions": self.max_catalog_versions,

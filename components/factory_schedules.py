@@ -32,7 +32,8 @@ RESCAN_STEM = "rescan_images"
 BASE_CHECK_STEM = "check_base_images"
 START_AUTOMATION_TARGET = "arn:aws:scheduler:::aws-sdk:ssm:startAutomationExecution"
 LIFECYCLE_FUNCTION = "bakehouse-image-lifecycle"
-LIFECYCLE_MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/lifecycle.py")
+LIFECYCLE_MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/lifecycle.py",
+                     "handlers/targets.py")
 LAMBDA_RUNTIME = "python3.12"
 LIFECYCLE_TIMEOUT = 900
 # One group: FIFO event sources invoke at most one function per message group at a time (Lambda
@@ -87,12 +88,11 @@ def document_parameters(path: Path) -> Mapping[str, Any] | None:
 def lifecycle_event(factory: FactoryConfig) -> dict[str, Any]:
     """The event handlers/lifecycle.py parses (LifecycleRequest): the retention policy from config."""
     lc = factory.lifecycle
+    # No account list: the handler reads every env's /bakehouse/<env>/ami/* pins through the accounts it
+    # finds under /bakehouse/factory/targets, so the input is the same size for 3 envs or 500.
     return {"CopyRegions": list(factory.regions), "Families": [f.name for f in factory.families],
             "KeepNewest": lc.keep, "KeepDays": lc.keep_days, "GraceDays": lc.grace_days,
-            "ProdRetentionYears": lc.prod_retention_years, "DryRun": lc.dry_run,
-            # Every env's /bakehouse/<env>/ami/* pins the image it names: read through each account's scanner.
-            "WorkloadAccounts": [f"{env}={account}" for env, account in
-                                 zip(factory.target_envs, factory.target_accounts, strict=True)]}
+            "ProdRetentionYears": lc.prod_retention_years, "DryRun": lc.dry_run}
 
 
 def scheduler_statements(cfg: StackConfig, *, automation_role_arn: str,

@@ -33,6 +33,7 @@ from estate.naming import (
 )
 
 from .factory_config import FactoryConfig
+from .factory_targets import target_parameters, target_path_arns
 from .handler_package import Package, handler_sources, package
 from .iam import document, statement
 from .org_paths import ou_path_patterns
@@ -182,6 +183,8 @@ def automation_statements(
             [f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/images/*"]),
         statement("ReadFactorySettings", ["ssm:GetParameter"],
                   [f"arn:aws:ssm:{region}:{account}:parameter{SETTINGS_PARAMETER}"]),
+        # Distribution and the rescan find their accounts under one path, however many there are.
+        statement("ReadFactoryTargets", ["ssm:GetParametersByPath"], target_path_arns(region, account)),
         statement("ReadBaseImageParameters", ["ssm:GetParameter", "ssm:GetParameters"],
                   [f"arn:aws:ssm:{region}::parameter{BASE_IMAGE_PARAMETERS[b]}" for b in bases]),
         # By role name in the workload OUs, not by account: one ARN per target account passed IAM's
@@ -264,8 +267,7 @@ def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.In
         "SeverityThreshold": factory.severity_threshold,
         # The home region holds the original: its accounts need launch permission and parameters too.
         "Regions": {args.cfg.region: args.factory_key_arn, **args.region_key_arns},
-        "Accounts": [{"AccountId": a, "Env": e} for e, a in zip(factory.target_envs, factory.target_accounts,
-                                                                 strict=True)],
+        # No Accounts: the documents default to every env under /bakehouse/factory/targets.
         # One launch permission per region for every account under these OUs (handlers/distribute.py).
         "ShareWith": [f"arn:aws:organizations::{args.cfg.estate.accounts.management}:ou/"
                       f"{args.cfg.estate.organization_id}/{ou}" for ou in factory.workload_ous],
@@ -351,6 +353,8 @@ class ImageFactory(pulumi.ComponentResource):
                 "pipelineParameters": pipeline_parameters(args, self.approvers_topic.arn,
                                                           self.notifications_topic.arn),
             }), opts=child)
+
+        self.targets = target_parameters(name, factory, child)
 
         self.documents: dict[str, aws.ssm.Document] = {}
         texts = factory_documents(args.automation_dir)

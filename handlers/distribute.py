@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from handlers.common import (ACCOUNT_ID, AMI_ID, REGION, RETRY_CONFIG, TAG_FAMILY, TAG_SOURCE_AMI, BakehouseError,
                              EventReader, client, poll, tags_to_dict)
+from handlers.targets import read_targets
 
 # Re-declared from estate.naming (handlers ship without estate); a test keeps them equal.
 ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"
@@ -78,7 +79,9 @@ class DistributeRequest:
     source_region: str
     family: str
     region_keys: tuple[tuple[str, str], ...]  # (region, KMS key ARN of the factory key there)
-    targets: tuple[Target, ...]
+    # None: every target env, read from /bakehouse/factory/targets (handlers/targets.py) in the home
+    # region; a list names a subset (a rerun for one account).
+    targets: tuple[Target, ...] | None
     share_with: tuple[str, ...] = ()  # organization or OU ARNs given launch permission on every region's image
     max_workers: int = 8
     publisher_role: str = IMAGE_PUBLISHER_ROLE
@@ -125,8 +128,10 @@ def _read_regions(read: EventReader) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(value.items()))
 
 
-def _read_accounts(read: EventReader) -> tuple[Target, ...]:
+def _read_accounts(read: EventReader) -> tuple[Target, ...] | None:
     value = read.event.get("Accounts")
+    if value is None or value == []:  # the documents' default: the target parameters decide
+        return None
     if not isinstance(value, list):
         read.problems.append(f"Accounts is {value!r}, expected a list of {{AccountId, Env}}")
         return ()
@@ -414,6 +419,10 @@ def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | N
     if not request.share_with:
         raise ValueError("share_with is empty: an image shared with nobody cannot reach any account")
     source = _source(request, clients)
+    targets = request.targets
+    if targets is None:  # malformed target parameters fail here, before anything is copied
+        targets = tuple(Target(account, env) for env, account in
+                        read_targets(clients.build("ssm", request.source_region)))
     result = DistributionResult(request.image_id, request.family)
     with ThreadPoolExecutor(max_workers=request.max_workers, thread_name_prefix="distribute") as pool:
         regions: dict[Future, str] = {
@@ -426,11 +435,11 @@ def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | N
                 image, action = future.result()
             except Exception as err:  # recorded, and the region's accounts are reported skipped
                 result.regions[region] = Outcome(None, "failed", _error(err))
-                for target in request.targets:
+                for target in targets:
                     result.accounts[(target.account_id, region)] = Outcome(None, "skipped", f"region {region} failed")
                 continue
             result.regions[region] = Outcome(image["ImageId"], action)
-            for target in request.targets:
+            for target in targets:
                 deliveries[pool.submit(_deliver, request, target, region, image, clients, sleep)] = (
                     target.account_id, region)
         for future in as_completed(deliveries):
@@ -445,7 +454,7 @@ def handler(events: dict, context: Any) -> dict:
     """SSM aws:executeScript entry point. Fails the step when anything was left undone.
 
     Event: ImageId, SourceRegion, Family, Regions {region: factory KMS key ARN there},
-    Accounts [{AccountId, Env}], ShareWith [organization or OU ARN], MaxWorkers 1-64,
+    Accounts [{AccountId, Env}] (absent or empty: every env under /bakehouse/factory/targets), ShareWith [organization or OU ARN], MaxWorkers 1-64,
     PublisherRole, PollSeconds, PollTimeoutSeconds. Output: SourceImageId, Family,
     RegionImageIds {region: id}, Regions, Accounts {account: {region: {ImageId, Action}}}, Failures.
     """

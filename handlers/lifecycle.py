@@ -39,6 +39,7 @@ from handlers.common import (
     client,
     tags_to_dict,
 )
+from handlers.targets import read_targets
 
 TAG_APPROVED = "bakehouse:approved"  # written by handlers/publish.py
 TAG_VULNERABLE = "bakehouse:vulnerable"  # written by handlers/rescan.py
@@ -346,7 +347,9 @@ class LifecycleRequest:
     policy: RetentionPolicy
     families: tuple[str, ...] = ()
     dry_run: bool = True
-    accounts: tuple[tuple[str, str], ...] = ()  # (env, account id): whose AMI parameters pin images
+    # (env, account id): whose AMI parameters pin images. None: every target env, read from
+    # /bakehouse/factory/targets (handlers/targets.py); a list names a subset (a rerun for one account).
+    accounts: tuple[tuple[str, str], ...] | None = None
 
     @classmethod
     def parse(cls, event: Any) -> LifecycleRequest:
@@ -363,7 +366,7 @@ class LifecycleRequest:
             # Nothing is retired unless the caller says so explicitly.
             dry_run=r.boolean("DryRun", default=True),
             accounts=tuple(tuple(a.split("=", 1)) for a in r.strings(
-                "WorkloadAccounts", ACCOUNT_ENV, allow_empty=True)) if "WorkloadAccounts" in r.event else (),
+                "WorkloadAccounts", ACCOUNT_ENV, allow_empty=True)) if "WorkloadAccounts" in r.event else None,
         )
         r.done()
         return request
@@ -391,10 +394,12 @@ def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str
     Raises LifecycleIncomplete, after everything else is done, when anything failed."""
     now = now or datetime.now(timezone.utc)
     pins, failures = {}, []
-    if request.accounts:
+    # Unreadable or malformed target parameters raise here: pins unknown, nothing may be retired.
+    accounts = read_targets(ssm) if request.accounts is None else request.accounts
+    if accounts:
         if workload is None:
-            raise ValueError("WorkloadAccounts given but no way to reach them")
-        pins, failures = env_pins(request.accounts, sorted({home, *request.copy_regions}), workload)
+            raise ValueError("workload accounts to read pins from but no way to reach them")
+        pins, failures = env_pins(accounts, sorted({home, *request.copy_regions}), workload)
     inv = inventory(ec2_for, ssm, home, request.copy_regions, request.families, pins, pins_unknown=bool(failures))
     outcomes = execute(plan(inv.facts, request.policy, now), inv, ec2_for, home, now, request.dry_run)
     failures += [f"{o.decision.image_id}: {o.error}" for o in outcomes if o.error]

@@ -49,6 +49,7 @@ from handlers.common import (
 from handlers.inspector_summary import (THRESHOLDS, NotCovered, active, list_active_findings, record_summary,
                                        summarize_findings, wait_for_coverage)
 from handlers.rescan_feedback import SETTINGS_PARAMETER, TAG_VULNERABLE, Workload, mark_prod, quarantine, retire_replaced
+from handlers.targets import read_targets
 
 IMAGES_PATH = "/bakehouse/images/"
 SCANNER_ROLE = "BakehouseImageScanner"  # estate.naming.IMAGE_SCANNER_ROLE
@@ -73,7 +74,9 @@ class ScanLaunchFailed(BakehouseError):
 
 @dataclass(frozen=True)
 class RescanRequest:
-    accounts: tuple[tuple[str, str], ...]  # (env, account id) of the workload accounts
+    # (env, account id) of the workload accounts; None: every target env, read from
+    # /bakehouse/factory/targets (handlers/targets.py); a list names a subset (a rerun for one account).
+    accounts: tuple[tuple[str, str], ...] | None
     subnet_id: str
     security_group_ids: tuple[str, ...]
     instance_profile: str
@@ -103,8 +106,10 @@ class RescanRequest:
         phase = r.string("Phase", default="all")
         if phase and phase not in PHASES:
             r.problems.append(f"Phase is {phase!r}, expected one of {', '.join(PHASES)}")
+        # Absent or empty (the document's default): every target env, from the target parameters.
+        listed = r.strings("WorkloadAccounts", ACCOUNT_ENV, allow_empty=True) if "WorkloadAccounts" in r.event else ()
         request = cls(
-            accounts=tuple(tuple(a.split("=", 1)) for a in r.strings("WorkloadAccounts", ACCOUNT_ENV, allow_empty=True)),
+            accounts=tuple(tuple(a.split("=", 1)) for a in listed) or None,
             subnet_id=r.string("SubnetId", re.compile(r"subnet-[0-9a-f]{8,17}")),
             security_group_ids=r.strings("SecurityGroupIds", re.compile(r"sg-[0-9a-f]{8,17}")),
             instance_profile=r.string("InstanceProfileName", re.compile(r"[\w+=,.@-]{1,128}")),
@@ -176,6 +181,11 @@ class RescanResult:
 
 
 # --- discover ------------------------------------------------------------------------------------
+def _accounts(request: RescanRequest, clients: Clients) -> tuple[tuple[str, str], ...]:
+    """The accounts the request names, or every target env's (malformed parameters fail the phase)."""
+    return read_targets(clients.ssm) if request.accounts is None else request.accounts
+
+
 def _parameter_amis(ssm, path: str) -> Iterator[str]:
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True):
         yield from (p["Value"] for p in page["Parameters"] if AMI_ID.fullmatch(p["Value"]))
@@ -215,7 +225,7 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
     in_place: dict[str, list[tuple[str, str]]] = {}  # build account AMI -> (account, its own image id)
     for image_id in _parameter_amis(clients.ssm, IMAGES_PATH):
         sources.setdefault(image_id, set()).add("published")
-    for env, account in request.accounts:
+    for env, account in _accounts(request, clients):
         try:
             ec2, ssm = clients.workload(account)
             published, running = set(_parameter_amis(ssm, f"/bakehouse/{env}/ami/")), _running_amis(ec2)
@@ -416,7 +426,7 @@ def _verdict(request: RescanRequest, clients: Clients, image_id: str, summary: A
 
 def _workloads(request: RescanRequest, clients: Clients, result: RescanResult) -> list[Workload]:
     out = []
-    for env, account in request.accounts:
+    for env, account in _accounts(request, clients):
         try:
             out.append(Workload(env, *clients.workload(account)))
         except (ClientError, BakehouseError) as err:

@@ -173,11 +173,11 @@ def test_child_document_check_catches_unknown_documents_and_parameter_mismatches
     doc = broken("pipeline")
     step(doc, "ValidateImage")["inputs"]["DocumentName"] = "Bakehouse-ValidateImages"
     step(doc, "ApproveImage")["inputs"]["RuntimeParameters"]["Approver"] = "{{ Approvers }}"
-    del step(doc, "DistributeImage")["inputs"]["RuntimeParameters"]["Accounts"]
+    del step(doc, "DistributeImage")["inputs"]["RuntimeParameters"]["Regions"]
     assert checks.child_document_problems("pipeline", doc, DEPLOYED) == [
         "pipeline: step ValidateImage runs Bakehouse-ValidateImages, which automation/ does not deploy",
         "pipeline: step ApproveImage passes Approver, which Bakehouse-ApproveImage does not declare",
-        "pipeline: step DistributeImage does not pass Accounts, which Bakehouse-DistributeImage requires",
+        "pipeline: step DistributeImage does not pass Regions, which Bakehouse-DistributeImage requires",
     ]
 
 

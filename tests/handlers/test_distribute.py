@@ -15,6 +15,7 @@ from estate import naming
 from handlers import distribute as dist
 from handlers import publish as pub
 from handlers.common import MalformedEvent, PollTimeout, poll
+from handlers.targets import MalformedTarget
 from tests.fakes import SharedImageTagsEc2
 from tests.fakes.seed import FAST_EC2_ENV, NoAwsCalls, golden_ami
 
@@ -462,3 +463,26 @@ def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, 
     monkeypatch.setattr(dist, "client", NoAwsCalls("client"))
     with pytest.raises(MalformedEvent, match=problem):
         dist.handler({**GOOD, **change}, None)
+
+
+def test_without_accounts_the_handler_serves_every_env_under_the_target_path(estate, monkeypatch):
+    request, _ = estate
+    ssm = boto3.client("ssm", region_name=HOME)
+    for account, env in zip(ACCOUNTS, ENVS):
+        ssm.put_parameter(Name=f"/bakehouse/factory/targets/{env}", Value=account, Type="String")
+    monkeypatch.setattr(dist, "AwsClients", lambda role, home: RecordingClients())
+    event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
+             "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU], "Accounts": []}
+    out = dist.handler(event, None)
+    assert sorted(out["Accounts"]) == sorted(ACCOUNTS) and out["Failures"] == []
+
+
+def test_a_malformed_target_parameter_stops_distribution_before_any_copy(estate):
+    request, _ = estate
+    boto3.client("ssm", region_name=HOME).put_parameter(Name="/bakehouse/factory/targets/dev", Value="dev-account",
+                                                        Type="String")
+    copies = RecordingClients()
+    with pytest.raises(MalformedTarget, match="/bakehouse/factory/targets/dev is 'dev-account'"):
+        dist.distribute(replace(request, targets=None), copies)
+    assert not [i for r in REGIONS if r != HOME
+                for i in boto3.client("ec2", region_name=r).describe_images(Owners=["self"])["Images"]]

@@ -344,3 +344,23 @@ def test_one_images_failure_is_reported_and_the_others_still_retire(world):
     assert s1 in remaining[HOME] and s1 in str(raised.value)
     [failed] = [i for i in raised.value.result["Images"] if i["ImageId"] == s1]
     assert "InternalError" in failed["Error"]
+
+
+def test_without_workload_accounts_the_pins_of_every_env_under_the_target_path_are_read(world):
+    (s1, c1), (s2, _) = world["images"][1], world["images"][2]
+    world["ssm"].put_parameter(Name="/bakehouse/factory/targets/dev", Value=DEV, Type="String")
+    _scanner(DEV, COPY)[1].put_parameter(Name="/bakehouse/dev/ami/al2023", Value=c1, Type="String")
+    request = LifecycleRequest.parse({"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 30, "GraceDays": 14,
+                                      "ProdRetentionYears": 2, "DryRun": False})
+    assert request.accounts is None
+    result = run(request, world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400), workload=_scanner)
+    decisions = {i["ImageId"]: i["Action"] for i in result["Images"]}
+    assert decisions[s1] == "keep" and decisions[s2] == "deprecate"
+
+
+def test_a_malformed_target_parameter_retires_nothing(world):
+    from handlers.targets import MalformedTarget
+    world["ssm"].put_parameter(Name="/bakehouse/factory/targets/dev", Value="22222222222", Type="String")
+    with pytest.raises(MalformedTarget, match="/bakehouse/factory/targets/dev is '22222222222'"):
+        run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400), workload=_scanner)
+    assert not world["deprecations"]

@@ -496,3 +496,26 @@ def test_an_account_whose_inspector_cannot_be_read_falls_back_to_scan_instances_
     result = world.rescan()
     assert log.launches == 1 and result.judged_in_place == [] and result.failures == []
     assert set(result.scanned) == {image}
+
+
+def test_without_workload_accounts_every_env_under_the_target_path_is_rescanned(world):
+    running_in_prod = world.image("al2023", publish_it=False)
+    world.run(PROD, running_in_prod, 1)
+    for env, account in (("dev", DEV), ("prod", PROD)):
+        world.ssm.put_parameter(Name=f"/bakehouse/factory/targets/{env}", Value=account, Type="String")
+    request = RescanRequest.parse({"SubnetId": world.subnet, "SecurityGroupIds": [world.sg],
+                                   "InstanceProfileName": "bakehouse-scan", "EvidenceBucket": BUCKET,
+                                   "TopicArn": world.topic, "WorkloadAccounts": [],
+                                   "PipelineRoleArn": f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation"})
+    assert request.accounts is None
+    result = world.rescan(accounts=None)
+    assert running_in_prod in result.scanned
+
+
+def test_a_malformed_target_parameter_fails_the_rescan_naming_it_before_any_launch(world):
+    from handlers.targets import MalformedTarget
+    world.image("al2023")
+    world.ssm.put_parameter(Name="/bakehouse/factory/targets/prod", Value="prod", Type="String")
+    with pytest.raises(MalformedTarget, match="/bakehouse/factory/targets/prod is 'prod'"):
+        world.rescan(accounts=None)
+    assert world.scan_instances(("pending", "running", "terminated")) == []

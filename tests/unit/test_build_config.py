@@ -17,7 +17,7 @@ def test_shipped_factory_config_parses_into_typed_settings():
     assert factory.regions == ("eu-central-1", "us-east-1")
     assert factory.target_accounts == ("444444444444", "555555555555", "666666666666")
     assert factory.auto_approve_envs == ("dev",)
-    assert factory.as_settings()["targetAccounts"]["prod"] == "666666666666"
+    assert "targetAccounts" not in factory.as_settings()  # one parameter per env instead (factory_targets)
 
 
 def test_missing_section_reports_the_required_keys_and_defaults_the_rest():

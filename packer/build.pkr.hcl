@@ -20,8 +20,10 @@ build {
     destination = "/tmp/bakehouse/"
   }
 
+  # scripts/tools/avml-<version> is the AVML object the buildspec staged; 55-memory-capture.sh installs
+  # it only if its SHA-256 is avml_sha256.
   provisioner "shell" {
-    environment_vars = ["BAKEHOUSE_SCRIPTS_VERSION=${var.scripts_commit}"]
+    environment_vars = ["BAKEHOUSE_SCRIPTS_VERSION=${var.scripts_commit}", "BAKEHOUSE_AVML_VERSION=${var.avml_version}", "BAKEHOUSE_AVML_SHA256=${var.avml_sha256}"]
     execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} bash -e '{{ .Path }}'"
     inline           = ["chmod +x /tmp/bakehouse/scripts/*.sh /tmp/bakehouse/validation/*.sh", "/tmp/bakehouse/scripts/provision.sh"]
     only             = ["amazon-ebs.golden"]
@@ -36,7 +38,7 @@ build {
 
   # Containers run as root and have no sudo.
   provisioner "shell" {
-    environment_vars = ["BAKEHOUSE_SCRIPTS_VERSION=${var.scripts_commit}"]
+    environment_vars = ["BAKEHOUSE_SCRIPTS_VERSION=${var.scripts_commit}", "BAKEHOUSE_AVML_VERSION=${var.avml_version}", "BAKEHOUSE_AVML_SHA256=${var.avml_sha256}"]
     inline           = ["chmod +x /tmp/bakehouse/scripts/*.sh /tmp/bakehouse/validation/*.sh", "/tmp/bakehouse/scripts/provision.sh"]
     only             = ["docker.local"]
   }

@@ -28,6 +28,9 @@ locals {
     "bakehouse:build-date"      = local.build_time
     "bakehouse:build-execution" = "packer-${local.build_time}"
     "bakehouse:built-by"        = "packer"
+    # The memory-capture tool the image carries (also in /etc/bakehouse/memory-capture on the instance).
+    "bakehouse:avml-version" = var.avml_version
+    "bakehouse:avml-sha256"  = var.avml_sha256
   }
 }
 

@@ -106,3 +106,24 @@ variable "twin_repository" {
     error_message = "The twin_repository must be a private ECR repository URL (<account>.dkr.ecr.<region>.amazonaws.com/<name>)."
   }
 }
+
+# The memory-capture tool's pins (bakehouse:factory.memoryCapture). tools/release.py records them on the
+# Packer bundle; the buildspec stages that AVML object beside the scripts and passes them here. No
+# default: an image without its memory-capture tool is not a golden image.
+variable "avml_version" {
+  type        = string
+  description = "Pinned AVML release installed by scripts/55-memory-capture.sh; tags the AMI bakehouse:avml-version."
+  validation {
+    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.-]+)?$", var.avml_version))
+    error_message = "The avml_version must be a release version like 0.14.0."
+  }
+}
+
+variable "avml_sha256" {
+  type        = string
+  description = "SHA-256 of the pinned AVML build; installed only if it matches, tags the AMI bakehouse:avml-sha256."
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.avml_sha256))
+    error_message = "The avml_sha256 must be 64 lower-case hex digits."
+  }
+}

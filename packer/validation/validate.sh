@@ -7,7 +7,7 @@ set -eu
 set -o pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-CHECKS="10-services.sh 20-hardening.sh 30-network.sh 40-security-tools.sh"
+CHECKS="10-services.sh 20-hardening.sh 30-network.sh 40-security-tools.sh 50-memory-capture.sh"
 
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT

@@ -20,10 +20,14 @@ from estate.naming import (
     role_arn,
 )
 
+from .app_access import APP_ROLE_PATH, app_role_name
+from .factory_config import DEFAULT_CANARY_ENV
 from .factory_roles import LIFECYCLE_ROLE
 from .iam import document, statement
 
 QUARANTINED_TAG = "bakehouse:quarantined"  # handlers/rescan_feedback.py TAG_QUARANTINED; components/scps.py
+# handlers/dev_canary.py tags its canaries so at launch; the publisher terminates nothing else.
+CANARY_PURPOSE = ("bakehouse:purpose", "dev-canary")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class FactoryAccessArgs:
     organization_id: str
     # The factory distributes to (and publishes ami/* in) every allowed region, not only this stack's.
     regions: tuple[str, ...] = ()
+    # Issue 17.3: the env whose app launch template runs each candidate as a canary before approval
+    # (bakehouse:factory.canaryEnv), and that template; the canary's launch must name it.
+    canary_env: str = DEFAULT_CANARY_ENV
+    canary_launch_template_arn: pulumi.Input[str] | None = None
 
     @property
     def all_regions(self) -> list[str]:
@@ -80,6 +88,53 @@ def publisher_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
         statement("TagApprovedImages", ["ec2:CreateTags"], [f"arn:aws:ec2:{r}::image/*" for r in args.all_regions],
                   conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [APPROVED_IMAGE_TAG[0]]},
                               "StringEquals": {f"aws:RequestTag/{APPROVED_IMAGE_TAG[0]}": APPROVED_IMAGE_TAG[1]}}),
+        *canary_statements(args),
+    ]
+
+
+def canary_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
+    """What handlers/dev_canary.py does in the canary env, in the home region: write the candidate
+    parameter, launch one canary from the app template, read its health, terminate it. Other envs, or
+    a stack that does not name its app template, get none of it."""
+    template = args.canary_launch_template_arn
+    if args.env != args.canary_env or template is None:
+        return []
+    region, account = args.region, args.account_id
+    ec2 = f"arn:aws:ec2:{region}:{account}"
+    # ec2:LaunchTemplate is in the request context of every resource a template launch authorizes
+    # (service authorization reference, Amazon EC2: RunInstances; EC2 user guide, "Control the use of
+    # launch templates").
+    from_template = {"ArnEquals": {"ec2:LaunchTemplate": template}}
+    return [
+        statement("WriteCanaryCandidateParameter", ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+                  [f"arn:aws:ssm:{region}:{account}:parameter{env_prefix(args.env)}/ami-candidate/*"]),
+        # None of these takes a resource type (service authorization reference, EC2 and Systems Manager).
+        statement("FindCanaryNetworkAndHealth", ["ec2:DescribeSubnets", "ec2:DescribeInstances",
+                                                 "ec2:DescribeInstanceStatus", "ssm:DescribeInstanceInformation"],
+                  ["*"], conditions={"StringEquals": {"aws:RequestedRegion": region}}),
+        statement("LaunchCanaryFromAppTemplate", ["ec2:RunInstances"], [f"{ec2}:instance/*"],
+                  conditions={**from_template,
+                              "StringEquals": {f"aws:RequestTag/{CANARY_PURPOSE[0]}": CANARY_PURPOSE[1]}}),
+        statement("LaunchCanaryResourcesFromAppTemplate", ["ec2:RunInstances"],
+                  [f"{ec2}:{kind}/*" for kind in ("volume", "network-interface", "subnet", "security-group",
+                                                  "launch-template")], conditions=from_template),
+        # The candidate is the build account's image, shared with this account for the canary alone.
+        statement("LaunchCanaryOfFactoryImages", ["ec2:RunInstances"], [f"arn:aws:ec2:{region}::image/*"],
+                  conditions={**from_template, "StringEquals": {"ec2:Owner": args.build_account_id}}),
+        statement("TagCanaryAtLaunch", ["ec2:CreateTags"], [f"{ec2}:instance/*", f"{ec2}:volume/*"],
+                  conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+        statement("TerminateCanariesOnly", ["ec2:TerminateInstances"], [f"{ec2}:instance/*"],
+                  conditions={"StringEquals": {f"ec2:ResourceTag/{CANARY_PURPOSE[0]}": CANARY_PURPOSE[1]}}),
+        # The template's instance profile carries the env's app role.
+        statement("PassAppRoleToCanary", ["iam:PassRole"], [role_arn(account, app_role_name(args.env), APP_ROLE_PATH)],
+                  conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        # The canary's volumes: the template's account key and the factory key of the candidate's
+        # snapshots, each only through EC2 (the key policies admit this account through EC2 too).
+        statement("CanaryVolumesThroughEc2",
+                  ["kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*",
+                   "kms:DescribeKey"],
+                  [f"arn:aws:kms:{region}:{account}:key/*", f"arn:aws:kms:{region}:{args.build_account_id}:key/*"],
+                  conditions={"StringEquals": {"kms:ViaService": f"ec2.{region}.amazonaws.com"}}),
     ]
 
 

@@ -37,6 +37,7 @@ from .common import (
 )
 
 SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+TARGETS_PATH = "/bakehouse/factory/targets"  # components/factory_targets.py TARGETS_PATH
 PUBLISHER_ROLE = "BakehouseImagePublisher"  # estate.naming.IMAGE_PUBLISHER_ROLE
 DEFAULT_CANARY_ENV = "dev"  # components/factory_config.py DEFAULT_CANARY_ENV
 PURPOSE_TAG = "bakehouse:purpose"
@@ -49,6 +50,7 @@ FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
 ENV = re.compile(r"[a-z][a-z0-9-]{0,31}")
 EXECUTION = re.compile(r"[A-Za-z0-9-]{1,60}")  # an Automation execution id (a UUID) fits the client token
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
+MAX_MESSAGE = 900  # automation/approve_image.yaml CanaryHealth allowedPattern
 
 
 class SettingsUnusable(BakehouseError):
@@ -103,21 +105,15 @@ class CanaryTarget:
         return f"bakehouse-{self.env}-app"  # components/app_access.py names the env's template so
 
 
-def canary_target(settings: Mapping[str, Any]) -> CanaryTarget:
-    """Where the canary runs, from the settings the build stack wrote (components/factory_config.py)."""
+def canary_target(settings: Mapping[str, Any], targets: Mapping[str, str]) -> CanaryTarget:
+    """Where the canary runs: the settings' canaryEnv (components/factory_config.py) and that env's
+    account among the factory's targets (env -> account id)."""
     env = settings.get("canaryEnv", DEFAULT_CANARY_ENV)
-    accounts = settings.get("targetAccounts", {})
-    problems = []
     if not isinstance(env, str) or not ENV.fullmatch(env):
-        problems.append(f"canaryEnv is {env!r}, expected an env name")
-    if not isinstance(accounts, Mapping):
-        problems.append(f"targetAccounts is {accounts!r}, expected an object env -> account id")
-        accounts = {}
-    account = accounts.get(env) if isinstance(env, str) else None
-    if account is not None and not (isinstance(account, str) and ACCOUNT_ID.fullmatch(account)):
-        problems.append(f"targetAccounts.{env} is {account!r}, expected a 12-digit account id")
-    if problems:
-        raise SettingsUnusable(f"{SETTINGS_PARAMETER}: " + "; ".join(problems))
+        raise SettingsUnusable(f"{SETTINGS_PARAMETER}: canaryEnv is {env!r}, expected an env name")
+    account = targets.get(env)
+    if account is not None and not ACCOUNT_ID.fullmatch(account):
+        raise SettingsUnusable(f"{TARGETS_PATH}/{env} is {account!r}, expected a 12-digit account id")
     return CanaryTarget(env, account)
 
 
@@ -151,7 +147,10 @@ class Health:
 
     @property
     def message(self) -> str:
-        return f"{self.result}: {self.detail}"
+        """What the approval request says: no braces (Automation would read them as a variable) and
+        within Bakehouse-ApproveImage's CanaryHealth pattern."""
+        text = f"{self.result}: {self.detail}".replace("{", "(").replace("}", ")")
+        return text[:MAX_MESSAGE]
 
 
 def judge(instance_id: str, status: Mapping[str, Any] | None, ping: str | None) -> Health:
@@ -208,6 +207,15 @@ def read_settings(ssm: Any) -> Mapping[str, Any]:
     return raw
 
 
+def read_targets(ssm: Any) -> dict[str, str]:
+    """env -> account id under /bakehouse/factory/targets (components/factory_targets.py writes one
+    parameter per env; the automation role may read the path by GetParametersByPath, not GetParameter)."""
+    found = {}
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=TARGETS_PATH, Recursive=False):
+        found.update({p["Name"].removeprefix(f"{TARGETS_PATH}/"): p.get("Value", "") for p in page["Parameters"]})
+    return found
+
+
 def canaries(ec2: Any, execution_id: str, states: Sequence[str] = LIVE_STATES) -> list[dict[str, Any]]:
     found = []
     for page in ec2.get_paginator("describe_instances").paginate(Filters=[
@@ -251,7 +259,7 @@ def _ping(ssm: Any, instance_id: str) -> str | None:
 def check(request: CanaryRequest, target: CanaryTarget, clients: AwsClients,
           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     if target.account_id is None:
-        health = Health("not-run", f"the factory settings name no {target.env} account")
+        health = Health("not-run", f"no {target.env} account under {TARGETS_PATH}")
     else:
         health = _observe(request, target, clients, sleep, clock)
     clients.home("ec2").create_tags(Resources=[request.image_id], Tags=[{"Key": TAG_RESULT, "Value": health.result}])
@@ -331,7 +339,8 @@ def handler(events: dict, context: Any) -> dict:
     """
     request = CanaryRequest.parse(events)
     clients = AwsClients(request.region, request.publisher_role)
-    target = canary_target(read_settings(clients.home("ssm")))
+    ssm = clients.home("ssm")
+    target = canary_target(read_settings(ssm), read_targets(ssm))
     if request.action == "Start":
         return start(request, target, clients)
     if request.action == "Check":

@@ -68,10 +68,14 @@ def seed_dev(account: str = DEV, env: str = "dev") -> dict[str, str]:
     return {"subnet": subnet, "template": template["LaunchTemplate"]["LaunchTemplateId"]}
 
 
-def write_settings(**settings: Any) -> None:
-    boto3.client("ssm", region_name=HOME).put_parameter(
-        Name=canary.SETTINGS_PARAMETER, Type="String", Overwrite=True,
-        Value=json.dumps({"targetAccounts": {"dev": DEV, "prod": PROD}, **settings}))
+def write_settings(targets: dict[str, str] | None = None, **settings: Any) -> None:
+    """The settings parameter and the target parameters, as the build stack writes them."""
+    ssm = boto3.client("ssm", region_name=HOME)
+    ssm.put_parameter(Name=canary.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps(settings))
+    for old in ssm.get_parameters_by_path(Path=canary.TARGETS_PATH)["Parameters"]:
+        ssm.delete_parameter(Name=old["Name"])
+    for env, account in (targets or {"dev": DEV, "prod": PROD}).items():
+        ssm.put_parameter(Name=f"{canary.TARGETS_PATH}/{env}", Type="String", Value=account)
 
 
 @pytest.fixture
@@ -93,7 +97,8 @@ def event(action: str, image: str, **more: Any) -> dict[str, Any]:
 def run(action: str, image: str, clients: canary.AwsClients | None = None, **more: Any) -> dict[str, Any]:
     request = canary.CanaryRequest.parse(event(action, image, **more))
     clients = clients or PingingClients()
-    target = canary.canary_target(canary.read_settings(clients.home("ssm")))
+    ssm = clients.home("ssm")
+    target = canary.canary_target(canary.read_settings(ssm), canary.read_targets(ssm))
     if action == "Start":
         return canary.start(request, target, clients)
     if action == "Check":
@@ -116,6 +121,7 @@ def test_start_launches_one_canary_of_the_candidate_from_the_dev_app_template_ta
     assert instance["ImageId"] == aws["image"] and instance["SubnetId"] == aws["subnet"]
     assert tags_to_dict(instance["Tags"])[canary.PURPOSE_TAG] == "dev-canary"
     assert tags_to_dict(instance["Tags"])[canary.TAG_EXECUTION] == EXECUTION
+    assert tags_to_dict(instance["Tags"])["aws:ec2launchtemplate:id"] == aws["template"]
 
 
 def test_the_launch_names_the_app_template_states_imdsv2_and_tags_instance_and_volume():
@@ -145,7 +151,7 @@ def test_start_run_twice_keeps_one_canary(aws):
 
 
 def test_start_follows_the_configured_canary_env(aws):
-    write_settings(canaryEnv="uat", targetAccounts={"uat": PROD})
+    write_settings({"uat": PROD}, canaryEnv="uat")
     seed_dev(PROD, "uat")
     run("Start", aws["image"])
     assert not dev_instances()
@@ -153,7 +159,7 @@ def test_start_follows_the_configured_canary_env(aws):
 
 
 def test_start_without_a_canary_account_in_the_settings_launches_nothing(aws):
-    write_settings(targetAccounts={"prod": PROD})
+    write_settings({"prod": PROD})
     clients = PingingClients()
     assert run("Start", aws["image"], clients)["Status"] == "NotRun"
     assert clients.assumed == [] and not dev_instances()
@@ -281,10 +287,17 @@ def test_a_malformed_event_fails_listing_every_problem_before_any_aws_call(monke
     assert len(err.value.problems) == 4
 
 
-def test_settings_with_a_malformed_canary_account_are_refused():
-    with pytest.raises(canary.SettingsUnusable, match="targetAccounts.dev"):
-        canary.canary_target({"targetAccounts": {"dev": "12"}})
+def test_a_malformed_canary_account_or_env_is_refused():
+    with pytest.raises(canary.SettingsUnusable, match="targets/dev is '12'"):
+        canary.canary_target({}, {"dev": "12"})
+    with pytest.raises(canary.SettingsUnusable, match="canaryEnv"):
+        canary.canary_target({"canaryEnv": "Dev!"}, {"dev": DEV})
 
 
 def test_the_canary_env_defaults_to_dev():
-    assert canary.canary_target({"targetAccounts": {"dev": DEV}}) == canary.CanaryTarget("dev", DEV)
+    assert canary.canary_target({}, {"dev": DEV, "prod": PROD}) == canary.CanaryTarget("dev", DEV)
+
+
+def test_the_health_message_fits_the_approval_parameter():
+    message = canary.Health("unhealthy", "error {{ x }} " + "e" * 2000).message
+    assert len(message) <= 900 and "{" not in message and "}" not in message

@@ -25,6 +25,9 @@ ENGINES = ("ssm", "packer")
 PACKER_RELEASES_DOMAIN = "releases.hashicorp.com"
 # The one environment whose images must always pass a human: auto-approval there is refused.
 PROTECTED_ENV = "prod"
+# Where each candidate runs as a canary while it is validated (handlers/dev_canary.py); never the
+# protected env, whose images wait for approval.
+DEFAULT_CANARY_ENV = "dev"
 FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
 OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
 DOMAIN = re.compile(r"\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
@@ -129,6 +132,8 @@ class FactoryConfig:
     # memoryCapture: the pinned AVML build the release uploads and every image carries (None: not set;
     # the bundle then carries no pins and the build stops at its memory-capture step).
     memory_capture: MemoryCapture | None = None
+    # canaryEnv: where each candidate runs as a canary before approval (handlers/dev_canary.py)
+    canary_env: str = DEFAULT_CANARY_ENV
 
     @property
     def catalog_tag_options(self) -> dict[str, tuple[str, ...]]:
@@ -162,6 +167,7 @@ class FactoryConfig:
                           "prodRetentionYears": self.lifecycle.prod_retention_years,
                           "dryRun": self.lifecycle.dry_run},
             **({"memoryCapture": self.memory_capture.as_settings()} if self.memory_capture else {}),
+            "canaryEnv": self.canary_env,
         }
 
     @property
@@ -178,7 +184,8 @@ class FactoryConfig:
 
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
-         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios", "rebuildSchedule", "memoryCapture")
+         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios", "rebuildSchedule", "memoryCapture",
+         "canaryEnv")
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -267,6 +274,10 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
     rebuild_schedule = _schedule(raw.get("rebuildSchedule", "rate(1 day)"), f"{key}.rebuildSchedule", problems)
     memory_capture = _memory_capture(raw.get("memoryCapture"), f"{key}.memoryCapture", problems)
+    canary_env = raw.get("canaryEnv", DEFAULT_CANARY_ENV)
+    problems.check(canary_env in envs and canary_env != PROTECTED_ENV, f"{key}.canaryEnv", canary_env,
+                   "one of the target envs " + ", ".join(e for e in envs if e != PROTECTED_ENV)
+                   + f" (never {PROTECTED_ENV}: it sees images only after approval)")
 
     if any(f.engine == "packer" for f in families) and PACKER_RELEASES_DOMAIN not in domains:
         problems.add(f"{key}.egressDomains", list(domains),
@@ -292,7 +303,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
         approver_principals=principals, subscriptions=subscriptions,
         catalog_regions=regions if regional is True else (),
         catalog_owner=owner, catalog_cost_centre=cost_centre, rebuild_schedule=rebuild_schedule,
-        memory_capture=memory_capture,
+        memory_capture=memory_capture, canary_env=canary_env,
     )
 
 

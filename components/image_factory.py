@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ def automation_statements(
     key_arns: Sequence[pulumi.Input[str]],
     topic_arns: Sequence[pulumi.Input[str]],
     product_arn: pulumi.Input[str] | None,
+    regional_product_arns: Sequence[pulumi.Input[str]] = (),
 ) -> list[dict[str, Any]]:
     """Least privilege for the factory's documents: build, validate, approve, publish, distribute, rescan."""
     region, account = cfg.region, cfg.account_id
@@ -215,7 +216,9 @@ def automation_statements(
         statements.append(statement("CatalogVersions", [
             "servicecatalog:CreateProvisioningArtifact", "servicecatalog:UpdateProvisioningArtifact",
             "servicecatalog:DeleteProvisioningArtifact", "servicecatalog:ListProvisioningArtifacts",
-            "servicecatalog:DescribeProvisioningArtifact", "servicecatalog:DescribeProductAsAdmin"], [product_arn]))
+            "servicecatalog:DescribeProvisioningArtifact", "servicecatalog:DescribeProductAsAdmin"],
+            # each regional catalog's product too (bakehouse:factory.catalogRegionalPortfolios)
+            [product_arn, *regional_product_arns]))
     return statements
 
 
@@ -277,6 +280,9 @@ def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.In
     if args.product_id is not None:
         params["CatalogProductId"] = args.product_id
         params["CatalogPortfolioId"] = args.portfolio_id
+        # The catalog step and a quarantine's repin act on each region's product and portfolio too.
+        params["CatalogRegions"] = [{"Region": region, "ProductId": product, "PortfolioId": portfolio}
+                                    for region, (product, portfolio, _) in sorted(args.regional_catalogs.items())]
     return params
 
 
@@ -301,6 +307,9 @@ class ImageFactoryArgs:
     product_id: pulumi.Input[str] | None
     portfolio_id: pulumi.Input[str]  # whose template constraint pins the approved AMI id
     automation_dir: Path = AUTOMATION_DIR
+    # region -> (product id, portfolio id, product ARN) of its catalog (ServiceCatalog.regional_ids)
+    regional_catalogs: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str]]] = \
+        field(default_factory=dict)
 
 
 class ImageFactory(pulumi.ComponentResource):
@@ -331,7 +340,8 @@ class ImageFactory(pulumi.ComponentResource):
                 subnet_arns=args.subnet_arns, security_group_arn=args.security_group_arn,
                 key_arns=[*args.image_key_arns, args.scripts_key_arn],
                 topic_arns=[self.approvers_topic.arn, self.notifications_topic.arn],
-                product_arn=args.product_arn)), opts=child)
+                product_arn=args.product_arn,
+                regional_product_arns=[arn for _, _, arn in args.regional_catalogs.values()])), opts=child)
         aws.iam.RolePolicy(f"{name}-build-instance-policy", role=args.build_instance_role.name, policy=document(
             *build_instance_statements(cfg, scripts_arn, args.scripts_key_arn)), opts=child)
 

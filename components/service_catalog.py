@@ -143,6 +143,9 @@ class ServiceCatalog(pulumi.ComponentResource):
                              template, self.template_url)
             for region in regions[1:]
         }
+        # What the factory's settings hand the catalog step: region -> (product id, portfolio id, product ARN).
+        self.regional_ids: dict[str, tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]] = {
+            region: (c.product.id, c.portfolio.id, c.product.arn) for region, c in self.regional.items() if c.product}
         self.register_outputs({
             "portfolio_id": self.portfolio.id, "product_id": self.product.id if self.product else None,
             "regional": {r: {"portfolio_id": c.portfolio.id, "product_id": c.product.id if c.product else None}

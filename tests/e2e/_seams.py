@@ -76,6 +76,15 @@ class Seams:
     ec2_log: dict[str, list[Call]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     shared_tags: SharedTags = field(default_factory=dict)  # each workload account's tags on shared images
+    regional_catalogs: dict[str, FakeServiceCatalog] = field(default_factory=dict)  # region -> its catalog
+
+    def catalog_in(self, region: str | None) -> FakeServiceCatalog:
+        """Service Catalog is regional: the home fake, or the one of a regional portfolio's region."""
+        if region in (None, self.world.region):
+            return self.catalog
+        if region not in self.regional_catalogs:
+            self.regional_catalogs[region] = FakeServiceCatalog(self.world.client("servicecatalog", region))
+        return self.regional_catalogs[region]
 
     def shared_image_tags(self, account_id: str, region: str, image_id: str) -> dict[str, str]:
         return dict(self.shared_tags.get((account_id, region, image_id), {}))
@@ -97,7 +106,7 @@ class Seams:
 
         def client(service: str, region: str | None = None, session: Any = None):
             if service == "servicecatalog":
-                return self.catalog
+                return self.catalog_in(region)
             if service == "inspector2":
                 return self.inspector
             inner = real(service, region, session)

@@ -2,7 +2,9 @@
 distribute -> catalog, for al2023 and ubuntu2404 in one world, each started with exactly the
 parameters tools/release.py hands StartAutomationExecution (from the settings the build stack
 writes), approved by a human principal through aws:approve; afterwards the portfolio's template
-constraint admits each family's approved image, and approving ubuntu2404 did not lock out al2023."""
+constraint admits each family's approved image, and approving ubuntu2404 did not lock out al2023.
+With a regional portfolio (bakehouse:factory.catalogRegionalPortfolios) in REGIONAL, that region's
+product offers and its constraint admits each family's copy there."""
 
 from __future__ import annotations
 
@@ -19,13 +21,15 @@ from handlers.common import tags_to_dict
 from tests.e2e import _seams
 from tests.e2e._factory import (ACCOUNTS, APPROVER, ROLE_ARN, SETTINGS_PARAMETER, RecordingApprover, make_runner,
                                 region_keys)
-from tests.e2e._world import BundleShell, World, seed, set_public_parameter
+from tests.e2e._world import AVML_BINARY, AVML_PINS, BundleShell, World, seed, set_public_parameter
 from tests.e2e.runner import Execution, moto_server
 from tools import release as release_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FAMILIES = ("al2023", "ubuntu2404")
 CONSTRAINT_FILE = Path(__file__).resolve().parents[2] / "catalog" / "template-constraint.json"
+REGIONAL = "eu-central-1"  # one of the distribution regions, with its own portfolio
+TEMPLATE_URL = "https://example-bucket.s3.amazonaws.com/catalog/hardened-instance.yaml"
 
 
 class StartRecorder:
@@ -66,17 +70,37 @@ class TwoFamilies:
     product_id: str
     portfolio_id: str
     constraint_id: str
+    regional: tuple[str, str, str]  # REGIONAL's product, portfolio, constraint
     started: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, Execution] = field(default_factory=dict)
     rules_after: dict[str, dict] = field(default_factory=dict)
 
 
-def _settings(world: World, keys: dict[str, str], product_id: str, portfolio_id: str) -> dict[str, Any]:
+def _seed_catalog(sc: Any, product_id: str | None = None) -> tuple[str, str, str]:
+    """A portfolio with the product and the committed template constraint, as the build stack declares
+    them (the product created here unless given)."""
+    if product_id is None:
+        product_id = sc.create_product(
+            Name="bakehouse", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE", IdempotencyToken="e2e-product",
+            ProvisioningArtifactParameters={"Name": "initial", "Type": "CLOUD_FORMATION_TEMPLATE",
+                                            "Info": {"LoadTemplateFromURL": TEMPLATE_URL}}
+        )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    portfolio = sc.create_portfolio(DisplayName="bakehouse", ProviderName="platform",
+                                    IdempotencyToken="e2e-portfolio")["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
+    constraint = sc.create_constraint(PortfolioId=portfolio, ProductId=product_id, Type="TEMPLATE",
+                                      Parameters=CONSTRAINT_FILE.read_text(),
+                                      IdempotencyToken="e2e-template")["ConstraintDetail"]["ConstraintId"]
+    return product_id, portfolio, constraint
+
+
+def _settings(world: World, keys: dict[str, str], product_id: str, portfolio_id: str,
+              regional: tuple[str, str, str]) -> dict[str, Any]:
     """What components/image_factory.py writes: families, a uat approval a human must give, and the
     Pipeline's parameters."""
     return {
         "families": {f: f for f in FAMILIES}, "engines": {f: "pipeline" for f in FAMILIES},
-        "scriptsKmsKeyId": world.kms_key_arn,
+        "scriptsKmsKeyId": world.kms_key_arn, "memoryCapture": dict(AVML_PINS),
         "approval": {"environment": "uat", "autoApprove": False, "approvers": [APPROVER],
                      "topicArn": world.topic_arn},
         "pipelineParameters": {
@@ -86,7 +110,8 @@ def _settings(world: World, keys: dict[str, str], product_id: str, portfolio_id:
             "FindingsBucket": world.findings_bucket, "SeverityThreshold": "HIGH", "Regions": keys,
             "Accounts": [dict(a) for a in ACCOUNTS], "ShareWith": [_seams.WORKLOAD_OU], "MaxCatalogVersions": 3,
             "NotificationTopicArn": world.topic_arn, "CatalogProductId": product_id,
-            "CatalogPortfolioId": portfolio_id, "PollSeconds": 0},
+            "CatalogPortfolioId": portfolio_id, "PollSeconds": 0,
+            "CatalogRegions": [{"Region": REGIONAL, "ProductId": regional[0], "PortfolioId": regional[1]}]},
     }
 
 
@@ -97,8 +122,9 @@ def _seed_ubuntu_base(world: World) -> None:
     set_public_parameter(release_tool.BASE_IMAGE_PARAMETERS["ubuntu2404"], base, world.region)
 
 
-def _rules(seams: _seams.Seams, constraint_id: str) -> dict[str, Any]:
-    return json.loads(seams.catalog.describe_constraint(Id=constraint_id)["ConstraintParameters"])["Rules"]
+def _rules(seams: _seams.Seams, constraint_id: str, region: str | None = None) -> dict[str, Any]:
+    sc = seams.catalog_in(region)
+    return json.loads(sc.describe_constraint(Id=constraint_id)["ConstraintParameters"])["Rules"]
 
 
 @pytest.fixture(scope="module")
@@ -109,22 +135,18 @@ def two() -> Iterator[TwoFamilies]:
         keys = region_keys(world)
         seams = _seams.install(mp, world)
         product_id, _ = seams.seed_catalog_product("al2023")
-        catalog = seams.catalog
-        portfolio = catalog.create_portfolio(DisplayName="bakehouse", ProviderName="platform",
-                                             IdempotencyToken="e2e-portfolio")["PortfolioDetail"]["Id"]
-        catalog.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
-        constraint = catalog.create_constraint(PortfolioId=portfolio, ProductId=product_id, Type="TEMPLATE",
-                                               Parameters=CONSTRAINT_FILE.read_text(),
-                                               IdempotencyToken="e2e-template")["ConstraintDetail"]["ConstraintId"]
+        _, portfolio, constraint = _seed_catalog(seams.catalog, product_id)
+        regional = _seed_catalog(seams.catalog_in(REGIONAL))
         world.client("ssm").put_parameter(Name=SETTINGS_PARAMETER, Type="String", Overwrite=True,
-                                          Value=json.dumps(_settings(world, keys, product_id, portfolio)))
+                                          Value=json.dumps(_settings(world, keys, product_id, portfolio, regional)))
         approver = RecordingApprover()
         runner = make_runner(world, BundleShell(world), approver)
-        out = TwoFamilies(world, seams, approver, product_id, portfolio, constraint)
+        out = TwoFamilies(world, seams, approver, product_id, portfolio, constraint, regional)
         declared = release_tool.declared_parameters()
         for family in FAMILIES:
             ssm = StartRecorder(world.client("ssm"))
-            release_tool.release(family, world.commit, s3=world.client("s3"), ssm=ssm)
+            release_tool.release(family, world.commit, s3=world.client("s3"), ssm=ssm,
+                                 download=lambda _url: AVML_BINARY)
             [started] = ssm.started
             out.started[family] = started
             out.runs[family] = runner.run(started["DocumentName"], as_runner_values(started["Parameters"], declared))
@@ -201,3 +223,26 @@ def test_approving_the_second_family_did_not_lock_out_the_first(two):
     assert _image(two, "al2023") in _admitted(after, APPROVED_RULE)
     committed = json.loads(CONSTRAINT_FILE.read_text())["Rules"]
     assert after["EncryptedWithAccountKey"] == committed["EncryptedWithAccountKey"]
+
+
+def _copy(two: TwoFamilies, family: str, region: str) -> str:
+    return two.runs[family].children[3].outputs["DistributeToRegionsAndAccounts.RegionImageIds"][region]
+
+
+def test_the_regional_product_offers_each_familys_copy_in_its_region(two):
+    product, _, _ = two.regional
+    names = {a["Name"] for a in two.seams.catalog_in(REGIONAL).state.artifacts[product]}
+    for family in FAMILIES:
+        copy = _copy(two, family, REGIONAL)
+        assert copy != _image(two, family)
+        assert f"{family} {copy}" in names
+        regions = two.runs[family].step("AddCatalogVersion").outputs
+        assert regions["ArtifactId"]  # the home version, as before
+
+
+def test_the_regional_constraint_admits_both_families_copies_there(two):
+    _, _, constraint = two.regional
+    rules = _rules(two.seams, constraint, REGIONAL)
+    for family in FAMILIES:
+        assert _admitted(rules, family_rule(family)) == [_copy(two, family, REGIONAL)]
+    assert sorted(_admitted(rules, APPROVED_RULE)) == sorted(_copy(two, f, REGIONAL) for f in FAMILIES)

@@ -206,3 +206,47 @@ def test_a_portfolio_with_the_product_its_constraints_shares_and_tag_options_in_
 def test_no_regional_portfolio_unless_configured(tmp_path):
     run = catalog_with_regions(tmp_path, ())
     assert [p.name for p in run.of_type("aws:servicecatalog/portfolio:Portfolio")] == ["cat-portfolio"]
+
+
+# --- the regional catalogs reach the documents through the settings --------------------------------
+def _regional_build():
+    from tests.unit._build_config_support import shipped_factory
+    from tools.mockrun import run_stack
+    return run_stack("build", overrides={"bakehouse:factory": {**shipped_factory(), "catalogRegionalPortfolios": True}})
+
+
+@pytest.fixture(scope="module")
+def regional_build():
+    return _regional_build()
+
+
+def _settings(run) -> dict:
+    [param] = [p for p in run.of_type("aws:ssm/parameter:Parameter") if p.inputs["name"] == "/bakehouse/factory/settings"]
+    value = param.inputs["value"]
+    return json.loads(value["value"] if isinstance(value, dict) else value)
+
+
+def test_the_settings_name_each_regions_product_and_portfolio_for_the_catalog_step(regional_build):
+    regional = _settings(regional_build)["pipelineParameters"]["CatalogRegions"]
+    assert regional == [
+        {"Region": region, "ProductId": f"build-catalog-{region}-product-id",
+         "PortfolioId": f"build-catalog-{region}-portfolio-id"} for region in ("eu-central-1", "us-east-1")]
+    for entry in regional:  # each declared through a provider of its region
+        for kind in ("product:Product", "portfolio:Portfolio"):
+            [declared] = [r for r in regional_build.of_type(f"aws:servicecatalog/{kind}")
+                          if f"{r.name}-id" in (entry["ProductId"], entry["PortfolioId"])]
+            assert declared.provider_name == f"build-catalog-{entry['Region']}"
+
+
+def test_the_automation_role_may_version_every_regions_product_and_no_other(regional_build):
+    [policy] = [p for p in regional_build.of_type("aws:iam/rolePolicy:RolePolicy")
+                if p.name == "build-factory-automation-policy"]
+    [versions] = [s for s in json.loads(policy.inputs["policy"])["Statement"] if s.get("Sid") == "CatalogVersions"]
+    resources = versions["Resource"] if isinstance(versions["Resource"], list) else [versions["Resource"]]
+    assert sorted(r.rsplit("/", 1)[-1] for r in resources) == [
+        "build-catalog-eu-central-1-product", "build-catalog-product", "build-catalog-us-east-1-product"]
+    assert {r.split(":")[3] for r in resources} == {"eu-west-1", "eu-central-1", "us-east-1"}
+
+
+def test_without_regional_portfolios_the_settings_name_no_regional_catalog(stack_run):
+    assert _settings(stack_run("build"))["pipelineParameters"].get("CatalogRegions", []) == []

@@ -162,3 +162,31 @@ def test_a_packer_release_records_the_avml_pins_on_the_packer_zip(aws):
                           download=StubDownload())
     head = s3.head_object(Bucket=BUCKET, Key=rel.PACKER_BUNDLE_KEY, VersionId=started["PackerBundleVersionId"])
     assert head["Metadata"]["avmlsha256"] == DIGEST and head["Metadata"]["avmlversion"] == "0.14.0"
+
+
+# --- who reads the AVML object --------------------------------------------------------------------------
+def _role_policy(run, role: str) -> dict:
+    statements = [s for rp in run.of_type("aws:iam/rolePolicy:RolePolicy") if rp.inputs["role"] == role
+                  for s in json.loads(rp.inputs["policy"])["Statement"]]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def test_build_instance_may_read_the_pinned_avml_object_version_and_decrypt_it_through_s3(stack_run):
+    from tests.iam.evaluate import allowed
+
+    policy = _role_policy(stack_run("build"), "BakehouseBuildInstance")
+    scripts = "arn:aws:s3:::bakehouse-scripts-333333333333-eu-west-1"  # the build stack's scripts bucket
+    # `aws s3api get-object --version-id` needs s3:GetObjectVersion (S3 API reference, GetObject).
+    assert allowed(policy, "s3:GetObjectVersion", f"{scripts}/tools/avml/0.14.0/avml")
+    assert allowed(policy, "kms:Decrypt", "arn:aws:kms:eu-west-1:333333333333:key/build-key-key",
+                   {"kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+    assert not allowed(policy, "s3:PutObject", f"{scripts}/tools/avml/0.14.0/avml")
+
+
+def test_factory_automation_may_read_the_bundle_versions_avml_pins(stack_run):
+    from tests.iam.evaluate import allowed
+
+    policy = _role_policy(stack_run("build"), "BakehouseFactoryAutomation")
+    # HeadObject of a version is authorized as s3:GetObjectVersion (S3 API reference, HeadObject).
+    assert allowed(policy, "s3:GetObjectVersion",
+                   "arn:aws:s3:::bakehouse-scripts-333333333333-eu-west-1/provisioning/bundle.tar.gz")

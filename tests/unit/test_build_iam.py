@@ -231,6 +231,9 @@ PLUGIN_ACTIONS = {
     "aws:approve": ("sns:Publish",),
 }
 API_STEPS = ("aws:executeAwsApi", "aws:waitForAwsResourceProperty", "aws:assertAwsResourceProperty")
+# APIs authorized by an action of another name (S3 API reference, HeadObject: "you must have the
+# s3:GetObject permission", s3:GetObjectVersion when the request names a versionId).
+API_ACTIONS = {"s3:HeadObject": "s3:GetObjectVersion"}
 
 
 def _grants_action(policy: dict, action: str) -> bool:
@@ -244,7 +247,8 @@ def test_automation_role_is_granted_every_call_the_factory_documents_make(automa
         for step in yaml.safe_load(text).get("mainSteps", []):
             inputs = step.get("inputs") or {}
             if step["action"] in API_STEPS:
-                needed = (f"{inputs['Service']}:{inputs['Api']}",)
+                api = f"{inputs['Service']}:{inputs['Api']}"
+                needed = (API_ACTIONS.get(api, api),)
             else:
                 needed = PLUGIN_ACTIONS.get(step["action"], ())
             missing |= {(stem, step["name"], a) for a in needed if not _grants_action(automation, a)}

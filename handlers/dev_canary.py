@@ -124,8 +124,8 @@ def candidate_parameter(target: CanaryTarget, family: str) -> str:
 # --- plans: pure ------------------------------------------------------------------------------------
 
 def launch_request(request: CanaryRequest, target: CanaryTarget, subnet_ids: Sequence[str]) -> dict[str, Any]:
-    """RunInstances for the one canary: the env's app template with the candidate image, IMDSv2 stated in
-    the request (the root SCP tests ec2:MetadataHttpTokens), tags at launch, the execution as client token."""
+    """RunInstances for the one canary: the env's app template with the candidate image, tags at launch,
+    the execution as client token. IMDSv2 is stated at the call itself (start)."""
     if not subnet_ids:
         raise CanaryLaunchFailed(f"account {target.account_id} ({target.env}) has no subnet tagged "
                                  f"bakehouse:tier=private to launch the canary of {request.image_id} into")
@@ -135,7 +135,6 @@ def launch_request(request: CanaryRequest, target: CanaryTarget, subnet_ids: Seq
         "LaunchTemplate": {"LaunchTemplateName": target.launch_template_name, "Version": "$Default"},
         "ImageId": request.image_id, "SubnetId": sorted(subnet_ids)[0], "MinCount": 1, "MaxCount": 1,
         "ClientToken": f"canary-{request.execution_id}",
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
         "TagSpecifications": [{"ResourceType": kind, "Tags": tags} for kind in ("instance", "volume")],
     }
 
@@ -244,7 +243,10 @@ def start(request: CanaryRequest, target: CanaryTarget, clients: AwsClients) -> 
     subnets = [s["SubnetId"] for page in ec2.get_paginator("describe_subnets").paginate(
         Filters=[{"Name": "tag:bakehouse:tier", "Values": ["private"]}]) for s in page["Subnets"]]
     try:
-        launched = ec2.run_instances(**launch_request(request, target, subnets))["Instances"][0]["InstanceId"]
+        # IMDSv2 in the request itself, literally: the root SCP denies a launch whose request does not say
+        # ec2:MetadataHttpTokens=required, whatever the template holds (tests/iam/scp_fit.py reads it here).
+        launched = ec2.run_instances(MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+                                     **launch_request(request, target, subnets))["Instances"][0]["InstanceId"]
     except (ClientError, BotoCoreError) as err:
         raise CanaryLaunchFailed(f"canary of {request.image_id} in {account} ({target.env}): {err}") from err
     return {"Status": "Launched", "InstanceId": launched, "Account": account}

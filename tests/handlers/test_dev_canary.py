@@ -122,14 +122,14 @@ def test_start_launches_one_canary_of_the_candidate_from_the_dev_app_template_ta
     assert tags_to_dict(instance["Tags"])[canary.PURPOSE_TAG] == "dev-canary"
     assert tags_to_dict(instance["Tags"])[canary.TAG_EXECUTION] == EXECUTION
     assert tags_to_dict(instance["Tags"])["aws:ec2launchtemplate:id"] == aws["template"]
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"  # the root SCP reads it from the request
 
 
-def test_the_launch_names_the_app_template_states_imdsv2_and_tags_instance_and_volume():
+def test_the_launch_names_the_app_template_and_tags_instance_and_volume():
     request = canary.CanaryRequest.parse(event("Start", "ami-0123456789abcdef0"))
     launch = canary.launch_request(request, canary.CanaryTarget("dev", DEV), ["subnet-0bbbbbbbbbbbbbbbb",
                                                                              "subnet-0aaaaaaaaaaaaaaaa"])
     assert launch["LaunchTemplate"] == {"LaunchTemplateName": "bakehouse-dev-app", "Version": "$Default"}
-    assert launch["MetadataOptions"]["HttpTokens"] == "required"  # the root SCP reads it from the request
     assert launch["SubnetId"] == "subnet-0aaaaaaaaaaaaaaaa" and launch["ClientToken"] == f"canary-{EXECUTION}"
     assert {s["ResourceType"] for s in launch["TagSpecifications"]} == {"instance", "volume"}
 

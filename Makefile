@@ -29,9 +29,9 @@ preview: $(VENV)/.installed
 test: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
-## test-fast: everything but the tests marked slow
+## test-fast: everything but the tests marked slow, on every core
 test-fast: $(VENV)/.installed node_modules/.installed
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
 
 ## lint: ruff (rules and settings in pyproject.toml) over the project's Python
 lint: $(VENV)/.installed

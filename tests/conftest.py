@@ -8,7 +8,7 @@ import os
 import pulumi_aws  # noqa: F401 - imported before the freeze below, as every stack run needs it
 import pytest
 
-from tools.mockrun import StackRun, run_stack
+from tools.mockrun import StackRun, cached_run
 from tools.preview import GC_THRESHOLDS
 
 # The SDK and provider modules are a few hundred thousand long-lived objects. Freezing them keeps the
@@ -26,16 +26,17 @@ os.environ.update({
 for leaking in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
     os.environ.pop(leaking, None)
 
-_RUNS: dict[str, StackRun] = {}
-
-
 @pytest.fixture(scope="session")
 def stack_run():
-    """`stack_run("dev")` -> the recorded run of that stack's real program under mocks (cached)."""
+    """`stack_run("dev")` -> the recorded run of that stack's real program under mocks (cached per process)."""
 
     def get(stack: str) -> StackRun:
-        if stack not in _RUNS:
-            _RUNS[stack] = run_stack(stack)
-        return _RUNS[stack]
+        return cached_run(stack)
 
     return get
+
+
+def pytest_collection_modifyitems(config, items):
+    """BAKEHOUSE_REVERSE=1 runs the suite in reverse order: no test may depend on another having run first."""
+    if os.environ.get("BAKEHOUSE_REVERSE") == "1":
+        items.reverse()

@@ -221,6 +221,26 @@ def run_stack(
     return run_program(program, stack, config, secret_keys, mocks, preview, raise_errors, cwd=project_dir)
 
 
+_CACHED: dict[tuple[str, str, bool], StackRun] = {}
+
+
+def cached_run(stack: str, overrides: Mapping[str, Any] | None = None, preview: bool = False,
+               raise_errors: bool = True) -> StackRun:
+    """`run_stack` under the plain mocks, once per process for each (stack, overrides, preview).
+
+    The programs are deterministic, so the tests share one run of each (a run costs 0.3-3 s). Callers
+    read the run; none may change it. A run that failed is cached too, and re-raised for each caller
+    that asks for errors raised.
+    """
+    key = (stack, json.dumps(overrides or {}, sort_keys=True, default=str), preview)
+    if key not in _CACHED:
+        _CACHED[key] = run_stack(stack, overrides=overrides, preview=preview, raise_errors=False)
+    run = _CACHED[key]
+    if run.error is not None and raise_errors:
+        raise run.error
+    return run
+
+
 def run_program(
     program: Callable[[], Any],
     stack: str = "unit",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pulumi
 
-from tools.mockrun import EchoMocks, StackRun, run_stack
+from tools.mockrun import EchoMocks, StackRun
 
 # type token -> ARN as AWS writes it (the harness's generic "<kind>/<name>" is wrong for these).
 ARN_SHAPES = {
@@ -61,7 +61,9 @@ class AwsShapedMocks(EchoMocks):
 
 @cache
 def shaped_run(stack: str) -> StackRun:
-    return run_stack(stack, mocks=AwsShapedMocks())
+    # The rehearsal is the same AWS-shaped run (its monitor only also keeps dependencies): one run serves both.
+    from tests.iam.first_deployment import rehearsed
+    return rehearsed(stack).run
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tools.ci_plan import plan
-from tools.mockrun import STACKS, run_stack
+from tools.mockrun import STACKS, cached_run
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -203,7 +203,7 @@ def test_deploys_refuse_the_example_estate_before_assuming_any_role():
 
 def test_workflows_assume_exactly_the_roles_the_org_stack_declares():
     declared = {f"arn:aws:iam::111111111111:role/{r.inputs['name']}"
-                for r in run_stack("org").of_type("aws:iam/role:Role") if "-ci-" in r.name}
+                for r in cached_run("org").of_type("aws:iam/role:Role") if "-ci-" in r.name}
     deployed = plan()
     named = {deployed["preview_role"], *(c["role"] for c in deployed["core"].values()),
              *(w["role"] for w in deployed["workloads"])}

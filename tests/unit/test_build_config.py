@@ -8,7 +8,7 @@ from components.build_network import plan_subnets
 from components.factory_config import DEFAULT_EGRESS, consumer_families, factory_config, parse_factory
 from estate.config import ConfigError, NetworkConfig, section
 from tests.unit._build_config_support import build_cfg, problems_of, shipped_factory
-from tools.mockrun import PROJECT_DIR, run_stack
+from tools.mockrun import PROJECT_DIR, cached_run
 
 
 def test_shipped_factory_config_parses_into_typed_settings():
@@ -92,7 +92,7 @@ def test_every_problem_of_the_section_is_reported_at_once():
 
 def test_bad_factory_config_fails_the_build_stack_before_any_resource_is_declared():
     factory = shipped_factory() | {"severityThreshold": "LOW"}
-    run = run_stack("build", overrides={"bakehouse:factory": factory}, raise_errors=False)
+    run = cached_run("build", overrides={"bakehouse:factory": factory}, raise_errors=False)
     assert isinstance(run.error, ConfigError), run.error
     assert "bakehouse:factory.severityThreshold is 'LOW'" in str(run.error)
     assert [r for r in run.resources if r.custom and not r.is_provider] == []

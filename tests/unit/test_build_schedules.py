@@ -12,7 +12,7 @@ import yaml
 
 from components.factory_schedules import LIFECYCLE_MEMBERS, START_AUTOMATION_TARGET, automation_parameters
 from handlers.lifecycle import LifecycleRequest
-from tools.mockrun import PROJECT_DIR, run_stack
+from tools.mockrun import PROJECT_DIR, cached_run
 
 # Lambda Python runtimes AWS has not deprecated (python3.9 reached end of support in 2025).
 SUPPORTED_RUNTIMES = {"python3.11", "python3.12", "python3.13"}
@@ -89,7 +89,7 @@ def test_schedules_are_kms_encrypted_flexible_grouped_and_dead_lettered(stack_ru
 def test_schedule_expression_and_batch_size_follow_the_config():
     factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
     factory["rescan"] = {"schedule": "rate(12 hours)", "batchSize": 5}
-    run = run_stack("build", overrides={"bakehouse:factory": factory})
+    run = cached_run("build", overrides={"bakehouse:factory": factory})
     rescan = schedule(run, "bakehouse-rescan-images")
     assert rescan["scheduleExpression"] == "rate(12 hours)"
     params = json.loads(rescan["target"]["input"])["Parameters"]
@@ -265,7 +265,7 @@ def test_a_rebuild_schedule_that_scheduler_would_refuse_is_refused_with_its_key(
     from estate.config import ConfigError
 
     factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
-    run = run_stack("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": value}},
+    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": value}},
                     raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:factory.rebuildSchedule is" in str(run.error)
@@ -274,5 +274,5 @@ def test_a_rebuild_schedule_that_scheduler_would_refuse_is_refused_with_its_key(
 
 def test_the_rebuild_schedule_follows_the_config():
     factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
-    run = run_stack("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": "rate(6 hours)"}})
+    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": "rate(6 hours)"}})
     assert schedule(run, "bakehouse-check-base-images")["scheduleExpression"] == "rate(6 hours)"

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.unit._build_config_support import shipped_factory
-from tools.mockrun import run_stack
+from tools.mockrun import cached_run
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_the_catalog_offers_env_tag_options(build):
 
 def test_regional_portfolios_are_declared_through_a_provider_of_their_region_when_configured():
     factory = {**shipped_factory(), "catalogRegionalPortfolios": True}
-    run = run_stack("build", overrides={"bakehouse:factory": factory})
+    run = cached_run("build", overrides={"bakehouse:factory": factory})
     portfolios = run.of_type("aws:servicecatalog/portfolio:Portfolio")
     assert len(portfolios) == 3  # home + eu-central-1 + us-east-1
     regional = {p.provider_name for p in portfolios} - {"build-account"}

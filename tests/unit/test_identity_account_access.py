@@ -12,7 +12,7 @@ from cfnlint import api as cfnlint
 from components.account_access import PREVIEW_DATA_READS
 from tests.iam.evaluate import Simulation, simulate
 from tests.unit._identity_graph import BOOTSTRAP, bootstrap_template
-from tools.mockrun import run_stack
+from tools.mockrun import cached_run
 
 MEMBERS = ("security", "build", "dev", "uat", "prod")
 MGMT = "111111111111"
@@ -41,7 +41,7 @@ def test_each_member_gets_its_deploy_preview_and_read_only_roles_inside_its_own_
 
 
 def test_a_preview_enters_members_through_their_preview_role_only():
-    run = run_stack("org", preview=True)
+    run = cached_run("org", preview=True)
     for key in MEMBERS:
         provider = _provider(run, _member_roles(run, key)["BakehousePreview"])
         assert [hop["roleArn"] for hop in provider.inputs["assumeRoles"]] == [

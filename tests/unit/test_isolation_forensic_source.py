@@ -61,8 +61,8 @@ def test_the_configured_forensic_source_is_written_where_the_playbook_reads_it()
 
 
 def test_the_workload_stack_hands_its_configured_forensic_source_to_the_playbook():
-    from tools.mockrun import run_stack
-    run = run_stack("dev", overrides={"bakehouse:workload": _with("10.99.0.0/24")})
+    from tools.mockrun import cached_run
+    run = cached_run("dev", overrides={"bakehouse:workload": _with("10.99.0.0/24")})
     [parameter] = [p for p in run.of_type("aws:ssm/parameter:Parameter") if p.name.endswith("-forensic-source")]
     value = parameter.inputs["value"]
     assert (value.get("value") if isinstance(value, dict) else value) == "10.99.0.0/24"

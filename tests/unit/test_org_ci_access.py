@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.iam.evaluate import allowed
-from tools.mockrun import PROJECT_DIR, run_stack
+from tools.mockrun import PROJECT_DIR, cached_run
 
 MANAGEMENT = "111111111111"
 ISSUER = "token.actions.githubusercontent.com"
@@ -120,7 +120,7 @@ def test_a_staging_env_added_by_config_alone_is_trusted_by_ci_and_gets_its_accou
     org = yaml.safe_load((PROJECT_DIR / "Pulumi.org.yaml").read_text())["config"]["bakehouse:org"]
     accounts = {**project["bakehouse:accounts"]["value"], "staging": "777777777777"}
     org = {**org, "accountEmails": {**org["accountEmails"], "staging": "aws+staging@example.com"}}
-    run = run_stack("org", overrides={"bakehouse:accounts": accounts, "bakehouse:org": org})
+    run = cached_run("org", overrides={"bakehouse:accounts": accounts, "bakehouse:org": org})
     stmt = _trust(run, "BakehouseGitHubDeploy-staging")
     assert stmt["Condition"]["StringEquals"][f"{ISSUER}:sub"] == "repo:acme/bakehouse:environment:staging"
     staging = _account("staging")
@@ -136,6 +136,6 @@ def test_a_staging_env_added_by_config_alone_is_trusted_by_ci_and_gets_its_accou
 def test_a_malformed_repository_is_rejected_before_anything_is_declared(repository):
     org = {"accountEmails": {k: f"aws+{k}@example.com" for k in ("security", "build", "dev", "uat", "prod")},
            "githubRepository": repository}
-    run = run_stack("org", overrides={"bakehouse:org": org}, raise_errors=False)
+    run = cached_run("org", overrides={"bakehouse:org": org}, raise_errors=False)
     assert f"bakehouse:org.githubRepository is '{repository}'; allowed: the GitHub repository" in str(run.error)
     assert run.resources == []

@@ -304,10 +304,10 @@ def test_break_glass_and_organization_access_role_use_alarm_from_any_account_and
 
 
 def test_role_use_alarms_follow_a_renamed_organization_access_role():
-    from tools.mockrun import run_stack
+    from tools.mockrun import cached_run
     section = {"accountEmails": {k: f"aws+{k}@example.com" for k in ("security", "build", "dev", "uat", "prod")},
                "githubRepository": "acme/bakehouse", "accountAccessRoleName": "OrgBootstrap"}
-    run = run_stack("org", overrides={"bakehouse:org": section})
+    run = cached_run("org", overrides={"bakehouse:org": section})
     (metric_filter,) = [f for f in run.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
                         if f.inputs["metricTransformation"]["name"] == "OrganizationAccessRoleUse"]
     assert matches(metric_filter.inputs["pattern"], assume("arn:aws:iam::444444444444:role/OrgBootstrap"))

@@ -311,10 +311,10 @@ def test_session_manager_preferences_document_cannot_be_deleted_or_changed(org, 
 
 
 def test_a_renamed_organization_access_role_is_the_one_the_scps_protect():
-    from tools.mockrun import run_stack
+    from tools.mockrun import cached_run
     section = {"accountEmails": {k: f"aws+{k}@example.com" for k in ("security", "build", "dev", "uat", "prod")},
                "githubRepository": "acme/bakehouse", "accountAccessRoleName": "OrgBootstrap"}
-    run = run_stack("org", overrides={"bakehouse:org": section})
+    run = cached_run("org", overrides={"bakehouse:org": section})
     (baseline_scp,) = [p for p in run.of_type("aws:organizations/policy:Policy") if p.inputs["name"] == "bakehouse-baseline"]
     assert "role/OrgBootstrap" in baseline_scp.inputs["content"]
     assert "role/OrganizationAccountAccessRole" not in baseline_scp.inputs["content"]

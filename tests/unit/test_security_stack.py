@@ -13,7 +13,7 @@ import yaml
 from estate.config import ConfigError
 from tests.iam.evaluate import FULL_AWS_ACCESS, Simulation, Verdict, simulate
 from tests.iam.org_view import Request
-from tools.mockrun import run_stack
+from tools.mockrun import cached_run
 
 MGMT, SECURITY, BUILD, DEV, UAT, PROD = ("111111111111", "222222222222", "333333333333",
                                          "444444444444", "555555555555", "666666666666")
@@ -91,7 +91,7 @@ def test_config_bucket_has_no_object_lock_which_config_delivery_does_not_support
 
 
 def test_object_lock_mode_and_retention_come_from_the_security_section():
-    run = run_stack("security", overrides={"bakehouse:security": {**SECTION, "objectLockMode": "GOVERNANCE",
+    run = cached_run("security", overrides={"bakehouse:security": {**SECTION, "objectLockMode": "GOVERNANCE",
                                                                   "objectLockDays": 30, "expireAfterDays": 400}})
     for kind in KINDS:
         if kind != "config":
@@ -366,7 +366,7 @@ def test_rejected_traffic_query_reads_the_table_within_a_day_partition(sec):
 
 def test_bad_security_section_lists_every_problem_and_declares_nothing():
     bad = {"objectLockMode": "governance", "objectLockDays": 0, "glacierAfterDays": 0, "organizationRootId": "root", "alertEmails": ["nobody"], "lockMode": "x"}
-    run = run_stack("security", overrides={"bakehouse:security": bad}, raise_errors=False)
+    run = cached_run("security", overrides={"bakehouse:security": bad}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     message = str(run.error)
     for expected in ("bakehouse:security.objectLockMode is 'governance'", "bakehouse:security.objectLockDays is 0",
@@ -378,4 +378,4 @@ def test_bad_security_section_lists_every_problem_and_declares_nothing():
 
 def test_expiry_shorter_than_the_lock_is_rejected():
     with pytest.raises(ConfigError, match="expireAfterDays is 100; allowed: at least objectLockDays"):
-        run_stack("security", overrides={"bakehouse:security": {**SECTION, "expireAfterDays": 100}})
+        cached_run("security", overrides={"bakehouse:security": {**SECTION, "expireAfterDays": 100}})

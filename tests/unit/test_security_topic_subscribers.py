@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from estate.config import ConfigError
-from tools.mockrun import PROJECT_DIR, run_stack
+from tools.mockrun import PROJECT_DIR, cached_run
 
 SECTION = yaml.safe_load((PROJECT_DIR / "Pulumi.security.yaml").read_text())["config"]["bakehouse:security"]
 
@@ -17,7 +17,7 @@ def test_the_security_topic_refuses_an_empty_subscriber_list(emails, shown):
     section = {k: v for k, v in SECTION.items() if k != "alertEmails"}
     if emails is not None:
         section["alertEmails"] = emails
-    run = run_stack("security", overrides={"bakehouse:security": section}, raise_errors=False)
+    run = cached_run("security", overrides={"bakehouse:security": section}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert f"stack security: bakehouse:security.alertEmails is {shown}; allowed: a non-empty list" in str(run.error)
     assert [r for r in run.resources if not r.is_provider] == []

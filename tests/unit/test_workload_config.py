@@ -9,7 +9,7 @@ from components.private_network import ENDPOINT_HOURLY_USD, endpoint_cost_usd_mo
 from components.workload_config import DEFAULT_INTERFACE_ENDPOINTS, load_workload_config
 from estate.config import ConfigError
 from tests.unit._workload_support import DEV_SECTION, HUB, assert_no_route_to_the_internet, workload_cfg, workload_problems
-from tools.mockrun import run_stack
+from tools.mockrun import cached_run
 
 
 def test_the_dev_section_parses_into_typed_settings():
@@ -76,14 +76,14 @@ def test_shared_endpoints_need_a_hosted_zone_for_every_endpoint_service():
 
 
 def test_a_bad_workload_section_stops_the_stack_before_any_workload_resource():
-    run = run_stack("dev", overrides={"bakehouse:workload": {**DEV_SECTION, "amiFamilies": []}}, raise_errors=False)
+    run = cached_run("dev", overrides={"bakehouse:workload": {**DEV_SECTION, "amiFamilies": []}}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:workload.amiFamilies" in str(run.error)
     assert run.resources == [], [r.type for r in run.resources]
 
 
 def test_shared_endpoint_mode_declares_no_interface_endpoints_and_costs_this_account_nothing():
-    run = run_stack("dev", overrides={"bakehouse:workload": {
+    run = cached_run("dev", overrides={"bakehouse:workload": {
         **DEV_SECTION, "network": {"endpointMode": "shared", "shared": HUB}}})
     endpoints = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
     assert sorted(e.inputs["vpcEndpointType"] for e in endpoints) == ["Gateway", "Gateway"]
@@ -102,7 +102,7 @@ def test_shared_endpoint_mode_declares_no_interface_endpoints_and_costs_this_acc
 ])
 def test_egress_adds_a_route_and_openings_to_the_proxy_network_only(mode, target, via):
     egress = {"mode": mode, "targetId": target, "destinationCidr": "10.8.0.0/16", "proxyPort": 3128}
-    run = run_stack("uat", overrides={"bakehouse:workload": {**DEV_SECTION, "network": {"egress": egress}}})
+    run = cached_run("uat", overrides={"bakehouse:workload": {**DEV_SECTION, "network": {"egress": egress}}})
     [route] = run.of_type("aws:ec2/route:Route")
     assert route.inputs["destinationCidrBlock"] == "10.8.0.0/16" and route.inputs[via] == target
     attachments = run.of_type("aws:ec2transitgateway/vpcAttachment:VpcAttachment")
@@ -142,7 +142,7 @@ def test_subnets_are_pinned_by_az_letter_so_adding_an_az_keeps_the_others():
 
 
 def test_a_secret_written_in_plain_text_in_the_stack_file_is_refused_without_echoing_it():
-    run = run_stack("prod", overrides={"bakehouse:secret.db-password": "hunter2"}, raise_errors=False)
+    run = cached_run("prod", overrides={"bakehouse:secret.db-password": "hunter2"}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:secret.db-password is '<plain text, redacted>'; allowed: an encrypted value" in str(run.error)
     assert "hunter2" not in str(run.error)
@@ -150,20 +150,20 @@ def test_a_secret_written_in_plain_text_in_the_stack_file_is_refused_without_ech
 
 
 def test_a_workload_stack_outside_the_home_region_is_refused():
-    run = run_stack("uat", overrides={"bakehouse:region": "eu-central-1"}, raise_errors=False)
+    run = cached_run("uat", overrides={"bakehouse:region": "eu-central-1"}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "stack uat: bakehouse:region is 'eu-central-1'; allowed: the home region eu-west-1" in str(run.error)
 
 
 def test_a_top_level_egress_key_is_pointed_to_the_workload_network_section_not_ignored():
     egress = {"mode": "peering", "targetId": "pcx-0123456789abcdef0", "destinationCidr": "10.8.0.0/16"}
-    run = run_stack("dev", overrides={"bakehouse:egress": egress}, raise_errors=False)
+    run = cached_run("dev", overrides={"bakehouse:egress": egress}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:egress is" in str(run.error) and "bakehouse:workload.network.egress" in str(run.error)
 
 
 def test_section_problems_and_stack_level_problems_arrive_in_one_error():
-    run = run_stack("uat", overrides={"bakehouse:region": "eu-central-1",
+    run = cached_run("uat", overrides={"bakehouse:region": "eu-central-1",
                                       "bakehouse:workload": {**DEV_SECTION, "amiFamilies": []}}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert [p.split(" is ")[0] for p in run.error.problems] == [

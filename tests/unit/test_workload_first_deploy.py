@@ -11,7 +11,7 @@ import pytest
 from components.factory_keys import AUTOSCALING_GRANT_OPERATIONS
 from estate.config import ConfigError
 from tests.iam.evaluate import allowed
-from tools.mockrun import StackRun, run_stack
+from tools.mockrun import StackRun, cached_run
 
 ENVS = ("dev", "uat", "prod")
 ACCOUNTS = {"dev": "444444444444", "uat": "555555555555", "prod": "666666666666"}
@@ -44,7 +44,7 @@ def regions_of(run: StackRun) -> dict[str, str]:
 # --- item 8: every resource in an allowed region, or the config refused -----------------------------
 @pytest.mark.parametrize("stack", ENVS)
 def test_with_us_east_1_outside_allowed_regions_nothing_lands_there(stack):
-    run = run_stack(stack, overrides={"bakehouse:allowedRegions": EU_ONLY,
+    run = cached_run(stack, overrides={"bakehouse:allowedRegions": EU_ONLY,
                                       "bakehouse:workload": _workload_section(stack, imageKeys=IMAGE_KEYS)})
     outside = {name: region for name, region in regions_of(run).items() if region not in EU_ONLY}
     assert outside == {}
@@ -61,7 +61,7 @@ def test_with_us_east_1_allowed_the_global_endpoint_forwarder_is_there_and_every
 
 def test_an_image_key_in_a_region_outside_allowed_regions_is_refused_naming_key_value_and_allowed():
     with pytest.raises(ConfigError) as err:
-        run_stack("dev", overrides={"bakehouse:allowedRegions": EU_ONLY, "bakehouse:workload": _workload_section(
+        cached_run("dev", overrides={"bakehouse:allowedRegions": EU_ONLY, "bakehouse:workload": _workload_section(
             "dev", imageKeys={**IMAGE_KEYS, "us-east-1": IMAGE_KEYS["eu-west-1"].replace("eu-west-1", "us-east-1")})})
     [problem] = err.value.problems
     assert problem.startswith("stack dev: bakehouse:workload.imageKeys.us-east-1 is 'arn:aws:kms:us-east-1:")
@@ -85,7 +85,7 @@ def test_image_keys_must_be_build_key_arns_of_their_region_including_home(image_
     if image_keys is None:
         del section["imageKeys"]
     with pytest.raises(ConfigError) as err:
-        run_stack("dev", overrides={"bakehouse:workload": section})
+        cached_run("dev", overrides={"bakehouse:workload": section})
     [problem] = err.value.problems
     assert problem.startswith(f"stack dev: {key}") and allowed_text in problem, problem
 

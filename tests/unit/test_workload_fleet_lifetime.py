@@ -10,7 +10,7 @@ import pytest
 from components.fleet_lifetime import FleetSettings, fleet_settings
 from estate.config import ConfigError, Problems
 from tests.unit._workload_support import DEV_SECTION
-from tools.mockrun import run_stack
+from tools.mockrun import cached_run
 
 
 def _policy(run, role_name: str) -> dict:
@@ -31,7 +31,7 @@ def test_a_lifetime_auto_scaling_would_refuse_is_a_config_problem(days):
 
 
 def test_a_bad_fleet_section_stops_the_stack_with_the_other_problems():
-    run = run_stack("dev", overrides={"bakehouse:workload": {
+    run = cached_run("dev", overrides={"bakehouse:workload": {
         **DEV_SECTION, "amiFamilies": [], "fleet": {"maxInstanceLifetimeDays": 400, "reportSchedule": "daily"}}},
         raise_errors=False)
     assert isinstance(run.error, ConfigError)
@@ -53,7 +53,7 @@ def test_fleet_report_runs_daily_with_the_stacks_lifetime_and_announces_on_the_s
 
 
 def test_configured_lifetime_reaches_the_report():
-    run = run_stack("uat", overrides={"bakehouse:workload": {**DEV_SECTION, "fleet": {"maxInstanceLifetimeDays": 3}}})
+    run = cached_run("uat", overrides={"bakehouse:workload": {**DEV_SECTION, "fleet": {"maxInstanceLifetimeDays": 3}}})
     [fn] = [f for f in run.of_type("aws:lambda/function:Function") if f.inputs["name"] == "bakehouse-fleet-report"]
     assert fn.inputs["environment"]["variables"]["MAX_LIFETIME_SECONDS"] == str(3 * 86400)
 

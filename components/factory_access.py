@@ -101,9 +101,10 @@ def canary_statements(args: FactoryAccessArgs) -> list[dict[str, Any]]:
         return []
     region, account = args.region, args.account_id
     ec2 = f"arn:aws:ec2:{region}:{account}"
-    # ec2:LaunchTemplate is in the request context of every resource a template launch authorizes
-    # (service authorization reference, Amazon EC2: RunInstances; EC2 user guide, "Control the use of
-    # launch templates").
+    # ec2:LaunchTemplate is in the request context of every resource a template launch authorizes, also
+    # when the request overrides a template parameter such as the image (service authorization reference,
+    # Amazon EC2: RunInstances; EC2 user guide, "Use Amazon EC2 launch templates to control launching
+    # Amazon EC2 instances").
     from_template = {"ArnEquals": {"ec2:LaunchTemplate": template}}
     return [
         statement("WriteCanaryCandidateParameter", ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],

@@ -3,7 +3,8 @@ constraint's local role, and the role app teams provision through (the portfolio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -25,6 +26,13 @@ class CatalogAccessArgs:
     build_account_id: str  # owns the portfolio and its products
     kms_key_arn: pulumi.Input[str]  # this account's key: the product's volumes (launch template KmsKeyArn)
     image_key_arn: str  # the build account's key of the images in this region (bakehouse:workload.imageKeys)
+    # region -> the build account's image key there (bakehouse:workload.imageKeys): the images reach those
+    # regions, and with bakehouse:factory.catalogRegionalPortfolios each has its own portfolio to launch from.
+    image_keys: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def regions(self) -> list[str]:
+        return [self.region, *sorted(r for r in self.image_keys if r != self.region)]
 
 
 # Replaced below: it read the template from the build account's buckets, which the launch role never
@@ -36,10 +44,17 @@ def launch_role_statements(args: CatalogAccessArgs) -> list[dict]:
     """The product's stack (service_catalog.launch_statements), plus what a launch in this account
     needs that the build account's copy cannot know: the template where Service Catalog keeps it, the
     keys of the image and of the volumes, and the Auto Scaling role the first group creates."""
-    via_ec2 = {"kms:ViaService": f"ec2.{args.region}.amazonaws.com"}
-    keys = [args.kms_key_arn, args.image_key_arn]
+    regions = args.regions
+    via_ec2 = {"kms:ViaService": [f"ec2.{r}.amazonaws.com" for r in regions]}
+    image_keys = {args.region: args.image_key_arn, **args.image_keys}
+    keys = [args.kms_key_arn, *(image_keys[r] for r in regions)]
+    # A launch in another region encrypts its volumes with this account's key there (the launcher's
+    # KmsKeyArn); only through EC2 in that region, and only this account's keys.
+    keys += [f"arn:aws:kms:{r}:{args.account_id}:key/*" for r in regions if r != args.region]
+    if len(regions) == 1:
+        via_ec2 = {"kms:ViaService": via_ec2["kms:ViaService"][0]}
     return [
-        *(s for s in launch_statements(args.region, args.account_id) if s["Sid"] != _BUILD_TEMPLATE_READ),
+        *(s for s in launch_statements(regions, args.account_id) if s["Sid"] != _BUILD_TEMPLATE_READ),
         # Service Catalog admin guide, "AWS Service Catalog launch constraints": the template sits in a
         # service-owned bucket, readable by launch roles only through this tag condition.
         # Any object (the bucket's name is Service Catalog's), only with the tag it puts on templates.
@@ -58,12 +73,15 @@ def launch_role_statements(args: CatalogAccessArgs) -> list[dict]:
 
 
 def deployer_statements(args: CatalogAccessArgs) -> list[dict]:
-    products = f"arn:aws:catalog:{args.region}:{args.build_account_id}:product/*"
+    # The home portfolio's product and, where configured, each region's (Service Authorization Reference,
+    # AWS Service Catalog: the Product resource is arn:${Partition}:catalog:${Region}:${Account}:product/${Id}).
+    products = [f"arn:aws:catalog:{r}:{args.build_account_id}:product/*" for r in args.regions]
+    requested = args.region if len(args.regions) == 1 else args.regions
     return [
         statement("ProvisionFactoryProducts", ["servicecatalog:ProvisionProduct",
                                                "servicecatalog:DescribeProduct",
                                                "servicecatalog:DescribeProvisioningParameters",
-                                               "servicecatalog:ListLaunchPaths"], [products]),
+                                               "servicecatalog:ListLaunchPaths"], products),
         # Provisioned-product actions take no resource ARN (Service Authorization Reference, AWS Service
         # Catalog): "*", narrowed to what was provisioned through this role ("self" is the only value).
         statement("ManageOwnProvisionedProducts", ["servicecatalog:UpdateProvisionedProduct",
@@ -71,11 +89,11 @@ def deployer_statements(args: CatalogAccessArgs) -> list[dict]:
                                                    "servicecatalog:DescribeProvisionedProduct",
                                                    "servicecatalog:DescribeRecord"], ["*"],
                   conditions={"StringEquals": {"servicecatalog:roleLevel": "self",
-                                               "aws:RequestedRegion": args.region}}),
+                                               "aws:RequestedRegion": requested}}),
         # Searching the catalog has no resource-level permission.
         statement("BrowseCatalog", ["servicecatalog:SearchProducts", "servicecatalog:ScanProvisionedProducts",
                                     "servicecatalog:SearchProvisionedProducts"], ["*"],
-                  conditions={"StringEquals": {"aws:RequestedRegion": args.region}}),
+                  conditions={"StringEquals": {"aws:RequestedRegion": requested}}),
     ]
 
 

@@ -66,3 +66,49 @@ def test_deployer_can_provision_factory_products_only(stack_run):
     assert not allowed(policy, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:{REGION}:999999999999:product/p")
     assert not allowed(policy, "ec2:RunInstances", f"arn:aws:ec2:{REGION}:{DEV}:instance/i-1")
     assert not allowed(policy, "servicecatalog:SearchProducts", "*", {"aws:RequestedRegion": "us-east-1"})
+
+
+# --- a regional portfolio (bakehouse:factory.catalogRegionalPortfolios) is launchable in its region ---
+def _regional_policies():
+    from components.catalog_access import CatalogAccessArgs, deployer_statements, launch_role_statements
+    keys = {REGION: f"arn:aws:kms:{REGION}:{BUILD}:key/home", "eu-central-1": f"arn:aws:kms:eu-central-1:{BUILD}:key/fra"}
+    args = CatalogAccessArgs(account_id=DEV, region=REGION, build_account_id=BUILD,
+                             kms_key_arn=f"arn:aws:kms:{REGION}:{DEV}:key/own", image_key_arn=keys[REGION],
+                             image_keys=keys)
+    as_policy = lambda statements: json.dumps({"Version": "2012-10-17", "Statement": statements})  # noqa: E731
+    return as_policy(launch_role_statements(args)), as_policy(deployer_statements(args))
+
+
+def test_launch_role_builds_the_products_stack_in_every_region_the_images_reach_and_no_other():
+    launch, _ = _regional_policies()
+    for region in (REGION, "eu-central-1"):
+        assert allowed(launch, "cloudformation:CreateStack", f"arn:aws:cloudformation:{region}:{DEV}:stack/SC-{DEV}-pp-1/x")
+        assert allowed(launch, "ec2:RunInstances", f"arn:aws:ec2:{region}:{DEV}:instance/i-1",
+                       {"ec2:MetadataHttpTokens": "required"})
+        assert allowed(launch, "ec2:DescribeImages", "*", {"aws:RequestedRegion": region})
+    assert not allowed(launch, "cloudformation:CreateStack", f"arn:aws:cloudformation:us-west-2:{DEV}:stack/SC-{DEV}-pp-1/x")
+    assert not allowed(launch, "ec2:DescribeImages", "*", {"aws:RequestedRegion": "us-west-2"})
+
+
+def test_launch_role_reads_each_regions_image_key_through_ec2_in_that_region_only():
+    launch, _ = _regional_policies()
+    fra = f"arn:aws:kms:eu-central-1:{BUILD}:key/fra"
+    assert allowed(launch, "kms:Decrypt", fra, {"kms:ViaService": "ec2.eu-central-1.amazonaws.com"})
+    assert allowed(launch, "kms:CreateGrant", fra, {"kms:ViaService": "ec2.eu-central-1.amazonaws.com",
+                                                   "kms:GrantIsForAWSResource": "true"})
+    assert not allowed(launch, "kms:Decrypt", fra, {"kms:ViaService": "s3.eu-central-1.amazonaws.com"})
+    # the volumes there are encrypted with this account's key in that region, used through EC2 alone
+    own = f"arn:aws:kms:eu-central-1:{DEV}:key/volumes"
+    assert allowed(launch, "kms:GenerateDataKeyWithoutPlaintext", own, {"kms:ViaService": "ec2.eu-central-1.amazonaws.com"})
+    assert not allowed(launch, "kms:Decrypt", own, {"kms:ViaService": "ec2.us-west-2.amazonaws.com"})
+    assert not allowed(launch, "kms:Decrypt", f"arn:aws:kms:eu-central-1:{BUILD}:key/other",
+                       {"kms:ViaService": "ec2.eu-central-1.amazonaws.com"})
+
+
+def test_deployer_provisions_the_factory_product_of_every_offered_region():
+    _, deployer = _regional_policies()
+    for region in (REGION, "eu-central-1"):
+        assert allowed(deployer, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:{region}:{BUILD}:product/prod-1")
+        assert allowed(deployer, "servicecatalog:TerminateProvisionedProduct", "*",
+                       {"servicecatalog:roleLevel": "self", "aws:RequestedRegion": region})
+    assert not allowed(deployer, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:us-west-2:{BUILD}:product/prod-1")

@@ -115,7 +115,8 @@ class WorkloadStack(pulumi.ComponentResource):
 
         FactoryAccess(f"{name}-factory-access", FactoryAccessArgs(
             env=env, account_id=cfg.account_id, region=cfg.region, build_account_id=estate.accounts.build,
-            organization_id=estate.organization_id, regions=estate.allowed_regions), opts=child)
+            organization_id=estate.organization_id, regions=estate.allowed_regions,
+            canary_launch_template_arn=app.launch_template.arn), opts=child)
         BreakGlass(f"{name}-break-glass", BreakGlassArgs(
             account_id=cfg.account_id, security_account_id=estate.accounts.security,
             organization_id=estate.organization_id, security_topic_arn=security_topic_arn(estate),

@@ -102,3 +102,15 @@ def test_the_canary_env_follows_the_factory_setting():
 
 def test_without_the_app_template_the_canary_env_gets_no_launch_rights():
     assert canary_statements(replace(ARGS, canary_launch_template_arn=None)) == []
+
+
+def test_the_dev_stack_gives_its_publisher_the_canary_statements_and_prod_does_not(stack_run):
+    import json
+
+    def sids(env):
+        (policy,) = [p for p in stack_run(env).of_type("aws:iam/rolePolicy:RolePolicy")
+                     if p.name == f"{env}-factory-access-publisher-policy"]
+        return {s.get("Sid") for s in json.loads(policy.inputs["policy"])["Statement"]}
+
+    assert any("Canary" in (sid or "") for sid in sids("dev"))
+    assert not any("Canary" in (sid or "") for sid in sids("prod"))

@@ -124,7 +124,8 @@ class WorkloadStack(pulumi.ComponentResource):
             global_events_provider=self._global_events_provider(name, cfg)), opts=child)
         CatalogAccess(f"{name}-catalog-access", CatalogAccessArgs(
             account_id=cfg.account_id, region=cfg.region, build_account_id=estate.accounts.build,
-            kms_key_arn=key_arn, image_key_arn=settings.image_keys[cfg.region]), opts=child)
+            kms_key_arn=key_arn, image_key_arn=settings.image_keys[cfg.region],
+            image_keys=settings.image_keys), opts=child)
         IncidentResponse(f"{name}-incident-response", IncidentResponseArgs(
             account_id=cfg.account_id, region=cfg.region, home_region=estate.home_region,
             security_account_id=estate.accounts.security, min_severity=settings.isolate_min_severity,

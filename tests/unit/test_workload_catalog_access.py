@@ -112,3 +112,12 @@ def test_deployer_provisions_the_factory_product_of_every_offered_region():
         assert allowed(deployer, "servicecatalog:TerminateProvisionedProduct", "*",
                        {"servicecatalog:roleLevel": "self", "aws:RequestedRegion": region})
     assert not allowed(deployer, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:us-west-2:{BUILD}:product/prod-1")
+
+
+def test_the_workload_stack_lets_its_launch_role_work_in_every_region_its_image_keys_name(stack_run):
+    import json
+
+    (policy,) = [p for p in stack_run("dev").of_type("aws:iam/rolePolicy:RolePolicy")
+                 if p.name == "dev-catalog-access-launch-policy"]
+    text = json.dumps(json.loads(policy.inputs["policy"]))
+    assert "eu-central-1" in text and "us-east-1" in text  # the regions of Pulumi.dev.yaml's imageKeys

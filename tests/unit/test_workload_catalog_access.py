@@ -65,7 +65,8 @@ def test_deployer_can_provision_factory_products_only(stack_run):
     assert allowed(policy, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:{REGION}:{BUILD}:product/prod-abc")
     assert not allowed(policy, "servicecatalog:ProvisionProduct", f"arn:aws:catalog:{REGION}:999999999999:product/p")
     assert not allowed(policy, "ec2:RunInstances", f"arn:aws:ec2:{REGION}:{DEV}:instance/i-1")
-    assert not allowed(policy, "servicecatalog:SearchProducts", "*", {"aws:RequestedRegion": "us-east-1"})
+    # only the regions the image keys name (Pulumi.dev.yaml: eu-west-1, eu-central-1, us-east-1)
+    assert not allowed(policy, "servicecatalog:SearchProducts", "*", {"aws:RequestedRegion": "ap-southeast-2"})
 
 
 # --- a regional portfolio (bakehouse:factory.catalogRegionalPortfolios) is launchable in its region ---

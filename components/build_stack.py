@@ -65,7 +65,9 @@ class BuildStack(pulumi.ComponentResource):
         # Automation and the instances read the scripts bucket, encrypted with the account key.
         storage = account_storage(name, cfg, self,
                                   key_users=[roles.automation.arn, roles.build_instance.arn, roles.catalog_launch.arn,
-                                             *([packer_roles.pipeline.arn] if packer_roles else [])])
+                                             # CodePipeline reads the Packer bundle; CodeBuild the AVML it stages
+                                             *([packer_roles.pipeline.arn, packer_roles.build.arn]
+                                               if packer_roles else [])])
         keys = factory_keys(name, cfg, factory.regions, factory.target_accounts,
                             users=[roles.automation.arn, roles.build_instance.arn, roles.scheduler.arn,
                                    roles.lifecycle.arn, *([packer_roles.build.arn] if packer_roles else [])],

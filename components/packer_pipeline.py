@@ -80,7 +80,7 @@ def twin_scan_event_pattern(repository_arn: str) -> str:
 
 
 def build_statements(cfg: StackConfig, *, repository_arn: pulumi.Input[str], artifact_bucket_arn: str,
-                     scripts_bucket_arn: str, engine_key_arn: pulumi.Input[str],
+                     scripts_bucket_arn: str, scripts_key_arn: pulumi.Input[str], engine_key_arn: pulumi.Input[str],
                      factory_key_arn: pulumi.Input[str], subnet_arns: Sequence[pulumi.Input[str]],
                      security_group_arn: pulumi.Input[str], build_instance_role_arn: str,
                      automation_role_arn: str) -> list[dict[str, Any]]:
@@ -148,6 +148,12 @@ def build_statements(cfg: StackConfig, *, repository_arn: pulumi.Input[str], art
         # The bundle's commit is its object metadata (HEAD of a version needs GetObjectVersion).
         statement("ReadBundleMetadata", ["s3:GetObject", "s3:GetObjectVersion"],
                   [f"{scripts_bucket_arn}/{BUNDLE_KEY}"]),
+        # The memory-capture tool the release staged (tools/release.py AVML_KEY), fetched by its pinned
+        # version and checked against its SHA-256 before Packer provisions it into the image.
+        statement("ReadMemoryCaptureTool", ["s3:GetObject", "s3:GetObjectVersion"],
+                  [f"{scripts_bucket_arn}/tools/avml/*"]),
+        statement("DecryptScriptsThroughS3", ["kms:Decrypt"], [scripts_key_arn],
+                  conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}),
         statement("PushTwinOnly", list(ECR_PUSH_ACTIONS), [repository_arn]),
         statement("UseEngineKey", ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
                   [engine_key_arn]),
@@ -259,7 +265,8 @@ class PackerPipeline(pulumi.ComponentResource):
         project_arn = f"arn:aws:codebuild:{region}:{account}:project/{PROJECT_NAME}"
         aws.iam.RolePolicy(f"{name}-build-policy", role=args.roles.build.name, policy=document(*build_statements(
             cfg, repository_arn=self.repository.arn, artifact_bucket_arn=artifacts_arn,
-            scripts_bucket_arn=scripts_arn, engine_key_arn=self.key.arn, factory_key_arn=args.factory_key_arn,
+            scripts_bucket_arn=scripts_arn, scripts_key_arn=args.scripts_key_arn, engine_key_arn=self.key.arn,
+            factory_key_arn=args.factory_key_arn,
             subnet_arns=args.subnet_arns, security_group_arn=args.security_group_arn,
             build_instance_role_arn=args.build_instance_role_arn, automation_role_arn=args.automation_role_arn)),
             opts=child)

@@ -160,3 +160,22 @@ def test_a_failed_release_chain_is_announced_like_the_pipeline():
     event = {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
              "detail": {"Definition": "Bakehouse-ReleaseImage", "Status": "Failed"}}
     assert event_matches(pattern, event)
+
+
+def test_the_packer_build_may_fetch_the_staged_memory_capture_tool_and_decrypt_it_through_s3(stack_run):
+    import json
+
+    from tests.iam.evaluate import allowed
+
+    run = stack_run("build")
+    (policy,) = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-build-policy")
+                 and "packer" in p.name]
+    document = policy.inputs["policy"]
+    scripts = next(b.inputs["bucket"] for b in run.of_type("aws:s3/bucket:Bucket") if "scripts" in b.inputs["bucket"])
+    assert allowed(document, "s3:GetObjectVersion", f"arn:aws:s3:::{scripts}/tools/avml/0.14.0/avml")
+    assert not allowed(document, "s3:GetObject", f"arn:aws:s3:::{scripts}/provisioning/other.tar.gz")
+    # and the scripts key (the build account's key) names the Packer build role among its users
+    key = next(k for k in run.of_type("aws:kms/key:Key") if k.name == "build-key-key")
+    users = next(s for s in json.loads(key.inputs["policy"])["Statement"] if s.get("Sid") == "KeyUse")
+    (build_role,) = [r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == "BakehousePackerBuild"]
+    assert any(arn.endswith(f":role/{build_role.name}") for arn in users["Principal"]["AWS"])  # the mock's ARN

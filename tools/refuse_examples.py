@@ -36,7 +36,21 @@ def placeholder_problems(stack: str, project_dir: Path = PROJECT_DIR) -> list[st
             found.append(f"stack {stack}: {path.name}: {section}.{'.'.join(keys)} is the placeholder {value!r}; "
                          "allowed: the SHA-256 published for the pinned release asset (docs/build.md, "
                          "\"Memory capture\")")
+    if stack == "build":
+        found += buildspec_placeholders(project_dir)
     return found
+
+
+def buildspec_placeholders(project_dir: Path = PROJECT_DIR) -> list[str]:
+    """The Packer engine's pinned release digests (packer/buildspec.yml env): the build stack ships the
+    buildspec in its bundle, so a placeholder there fails every Packer build at `sha256sum -c`."""
+    path = project_dir / "packer" / "buildspec.yml"
+    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    variables = ((doc or {}).get("env") or {}).get("variables") or {} if isinstance(doc, Mapping) else {}
+    return [f"stack build: packer/buildspec.yml: env.variables.{name} is the placeholder {value!r}; allowed: the "
+            "SHA-256 HashiCorp publishes in the release's SHA256SUMS (docs/build.md, \"Packer engine\")"
+            for name, value in sorted(variables.items())
+            if name.endswith("_SHA256") and isinstance(value, str) and PLACEHOLDER_DIGEST.fullmatch(value)]
 
 
 def main(stacks: list[str]) -> int:

@@ -190,3 +190,12 @@ def test_factory_automation_may_read_the_bundle_versions_avml_pins(stack_run):
     # HeadObject of a version is authorized as s3:GetObjectVersion (S3 API reference, HeadObject).
     assert allowed(policy, "s3:GetObjectVersion",
                    "arn:aws:s3:::bakehouse-scripts-333333333333-eu-west-1/provisioning/bundle.tar.gz")
+
+
+def test_refuse_examples_refuses_the_buildspecs_placeholder_packer_digests_before_a_build_deploy():
+    from tools.refuse_examples import buildspec_placeholders, placeholder_problems
+
+    problems = buildspec_placeholders()
+    assert any("env.variables.PACKER_SHA256 is the placeholder" in p for p in problems)
+    assert set(problems) <= set(placeholder_problems("build"))
+    assert not [p for p in placeholder_problems("dev") if "buildspec" in p]

@@ -84,15 +84,22 @@ def factory() -> Iterator[Factory]:
     with moto_server() as url, pytest.MonkeyPatch.context() as mp:
         world = seed(url)
         shell, approver = BundleShell(world), RecordingApprover()
-        yield Factory(world, make_runner(world, shell, approver), shell, approver, _seams.install(mp, world),
-                      region_keys(world))
+        made = Factory(world, make_runner(world, shell, approver), shell, approver, _seams.install(mp, world),
+                       region_keys(world))
+        # The build stack writes the settings before anything runs; no test relies on another to write them.
+        made.write_settings("uat", False)
+        yield made
 
 
 @pytest.fixture(scope="module")
 def built(factory) -> str:
+    """An image as a passed validation leaves it, whichever test runs first (some validate it again)."""
     execution = factory.build("gate-checks")
     assert execution.status == "Success", execution.failure
-    return execution.outputs["DescribeBuiltImage.ImageId"]
+    image = execution.outputs["DescribeBuiltImage.ImageId"]
+    factory.world.client("ec2").create_tags(Resources=[image], Tags=[
+        {"Key": "bakehouse:inspector-verdict", "Value": "PASS"}])
+    return image
 
 
 def test_failed_provisioning_terminates_the_build_instance_and_leaves_no_image(factory):

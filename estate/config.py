@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import yaml
 
@@ -171,8 +171,9 @@ def parse_stack_config(
         problems.items.extend(example_problems(stack, project_dir))
     estate = _parse_estate(values, problems)
 
-    role = values.get("role")
-    role_ok = problems.check(role in ROLES, "bakehouse:role", role, ", ".join(ROLES))
+    raw_role = values.get("role")
+    role: Role | None = raw_role if _is_role(raw_role) else None
+    role_ok = problems.check(role is not None, "bakehouse:role", raw_role, ", ".join(ROLES))
 
     region = values.get("region", estate.home_region if estate else None)
     if estate is not None:
@@ -183,9 +184,9 @@ def parse_stack_config(
             ", ".join(estate.allowed_regions),
         )
 
-    env = values.get("env", stack if role == "workload" else role)
+    env = values.get("env", stack if role == "workload" else raw_role)
     account_id = None
-    if role_ok and estate is not None:
+    if role is not None and estate is not None:
         account_id = _account_for(role, env, estate.accounts, problems)
 
     network = None
@@ -197,7 +198,7 @@ def parse_stack_config(
         problems.add("bakehouse:network", values["network"], f"only on workload and build stacks, not {role}")
 
     problems.raise_if_any()
-    assert estate is not None and account_id is not None  # guaranteed by raise_if_any above
+    assert role is not None and estate is not None and account_id is not None  # guaranteed by raise_if_any above
     sections = {k: v for k, v in values.items() if k not in _COMMON_KEYS | _PROJECT_KEYS}
     return StackConfig(
         stack=stack,
@@ -209,6 +210,10 @@ def parse_stack_config(
         network=network,
         sections=sections,
     )
+
+
+def _is_role(value: object) -> TypeGuard[Role]:
+    return value in ROLES
 
 
 def section(cfg: StackConfig, key: str, parse: Callable[[Mapping[str, Any], Problems], Any]) -> Any:
@@ -243,7 +248,8 @@ def _parse_estate(values: Mapping[str, Any], problems: Problems) -> EstateConfig
                    "bakehouse:deployRoleName", role_name, "an IAM role name (1-64 of letters, digits, +=,.@_-)")
 
     accounts = _parse_accounts(values.get("accounts"), problems)
-    if accounts is None or problems.items:
+    # The string checks repeat what the problems above say, for the type checker.
+    if accounts is None or problems.items or not isinstance(org_id, str) or not isinstance(home, str):
         return None
     return EstateConfig(org_id, accounts, tuple(regions), home, role_name)
 
@@ -278,8 +284,10 @@ def _parse_accounts(raw: Any, problems: Problems) -> Accounts | None:
 def _account_for(role: str, env: Any, accounts: Accounts, problems: Problems) -> str | None:
     if role == "org":
         return accounts.management
-    if role in ("security", "build"):
-        return getattr(accounts, role)
+    if role == "security":
+        return accounts.security
+    if role == "build":
+        return accounts.build
     if env not in accounts.workloads:
         allowed = ", ".join(sorted(accounts.workloads)) or "a workload env named in bakehouse:accounts"
         problems.add("bakehouse:env", env, allowed)
@@ -295,7 +303,8 @@ def _parse_network(raw: Any, problems: Problems) -> NetworkConfig | None:
     ok = _check_cidr(cidr, problems)
     ok &= problems.check(isinstance(azs, int) and not isinstance(azs, bool) and MIN_AZS <= azs <= MAX_AZS,
                          "bakehouse:network.azs", azs, f"an integer from {MIN_AZS} to {MAX_AZS}")
-    return NetworkConfig(cidr, azs) if ok else None
+    # _check_cidr accepts strings only; the isinstance says so to the type checker.
+    return NetworkConfig(cidr, azs) if ok and isinstance(cidr, str) else None
 
 
 def _check_cidr(cidr: Any, problems: Problems) -> bool:
@@ -323,8 +332,11 @@ def _check_overlaps(
     for other, raw in sorted(siblings.items()):
         if other == stack or not isinstance(raw, Mapping):
             continue
+        their_cidr = raw.get("cidr")
+        if their_cidr is None:
+            continue  # no network section there
         try:
-            theirs = ipaddress.ip_network(raw.get("cidr"), strict=True)
+            theirs = ipaddress.ip_network(their_cidr, strict=True)
         except (TypeError, ValueError):
             continue  # that stack's own run reports its bad CIDR
         if mine.overlaps(theirs):

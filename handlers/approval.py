@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .common import AMI_ID, BakehouseError, EventReader, MalformedEvent, client, tags_to_dict
+from .common import AMI_ID, AwsClient, BakehouseError, EventReader, MalformedEvent, client, tags_to_dict
 
 SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 TAG_APPROVER = "bakehouse:approver"  # the principal who approved (or `auto-approval:<env>`)
@@ -44,7 +44,7 @@ class Approval:
                 "TopicArn": self.topic_arn, "RecordedBy": self.recorded_by}
 
 
-def approval_settings(ssm) -> Mapping[str, Any]:
+def approval_settings(ssm: AwsClient) -> Mapping[str, Any]:
     try:
         raw = json.loads(ssm.get_parameter(Name=SETTINGS_PARAMETER)["Parameter"]["Value"])
     except ssm.exceptions.ParameterNotFound as err:
@@ -69,7 +69,7 @@ def approval_settings(ssm) -> Mapping[str, Any]:
     return approval
 
 
-def decide(image_id: str, ssm, ec2) -> Approval:
+def decide(image_id: str, ssm: AwsClient, ec2: AwsClient) -> Approval:
     settings = approval_settings(ssm)
     env = settings["environment"]
     tags = tags_to_dict(ec2.describe_tags(Filters=[
@@ -106,14 +106,14 @@ def approver_of(decisions: Any) -> str:
     raise NoApproval(f"ApproverDecisions names no approving principal: {decisions!r}")
 
 
-def record(image_id: str, approver: str, execution_id: str, ec2) -> str:
+def record(image_id: str, approver: str, execution_id: str, ec2: AwsClient) -> str:
     # EC2 tag values are at most 256 characters; an assumed-role ARN with its session name fits.
     ec2.create_tags(Resources=[image_id], Tags=[{"Key": TAG_APPROVER, "Value": approver[:256]},
                                                 {"Key": TAG_APPROVAL_EXECUTION, "Value": execution_id[:256]}])
     return approver
 
 
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """aws:executeScript entry. Event: Action (Decide | Record), ImageId; Record also takes
     Decisions (aws:approve's ApproverDecisions) or Auto (the approval environment), and ExecutionId."""
     read = EventReader("approval", event)

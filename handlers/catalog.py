@@ -180,7 +180,8 @@ def _template_url(sc: Any, request: CatalogRequest, artifacts: list[dict[str, An
     info = sc.describe_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=newest)["Info"]
     if "TemplateUrl" not in info:
         raise NoTemplate(f"{request.product_id}: version {newest} has no TemplateUrl; pass TemplateUrl")
-    return info["TemplateUrl"]
+    url: str = info["TemplateUrl"]
+    return url
 
 
 def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
@@ -363,7 +364,7 @@ def regional_clients() -> tuple[Callable[[str | None], Any], Callable[[str], Any
     return sc_for, lambda region: client("ec2", region)
 
 
-def handler(events: dict, context: Any) -> dict:
+def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     """SSM aws:executeScript entry point (InputPayload arrives as `events`).
 
     Event: ImageId, Family, ProductId, MaxVersions, TemplateUrl (optional), PortfolioId (optional:

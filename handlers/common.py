@@ -7,8 +7,8 @@ standard library and boto3 only: nothing here (or in any handler) imports anythi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -29,6 +29,12 @@ AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 ACCOUNT_ID = re.compile(r"\d{12}")
 REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+
+# A boto3 client. boto3 ships no type information (and the Lambda runtime has no stubs), so a client and
+# the responses it returns are Any: handlers check the fields they read instead of trusting a type.
+AwsClient: TypeAlias = Any
+
+T = TypeVar("T")
 
 
 class BakehouseError(Exception):
@@ -96,11 +102,11 @@ class EventReader:
             raise MalformedEvent(self.handler, self.problems)
 
 
-def client(service: str, region: str | None = None, session: boto3.Session | None = None):
+def client(service: str, region: str | None = None, session: boto3.Session | None = None) -> AwsClient:
     return (session or boto3.Session()).client(service, region_name=region, config=RETRY_CONFIG)
 
 
-def assumed_session(sts, role_arn: str, session_name: str, region: str | None = None) -> boto3.Session:
+def assumed_session(sts: AwsClient, role_arn: str, session_name: str, region: str | None = None) -> boto3.Session:
     """A session in another account through the role given; sts is the caller's STS client."""
     creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64])["Credentials"]
     return boto3.Session(
@@ -109,6 +115,12 @@ def assumed_session(sts, role_arn: str, session_name: str, region: str | None = 
         aws_session_token=creds["SessionToken"],
         region_name=region,
     )
+
+
+def env_and_account(text: str) -> tuple[str, str]:
+    """`dev=111122223333` as (env, account id); the caller has checked the shape."""
+    env, _, account = text.partition("=")
+    return env, account
 
 
 def tags_to_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
@@ -123,8 +135,9 @@ class PollTimeout(BakehouseError):
     """A resource did not reach the awaited state in time; the message names it."""
 
 
-def poll(check, what: str, first_delay: float = 2.0, max_delay: float = 30.0, timeout: float = 900.0,
-         sleep=None, clock=None):
+def poll(check: Callable[[], T | None], what: str, first_delay: float = 2.0, max_delay: float = 30.0,
+         timeout: float = 900.0, sleep: Callable[[float], object] | None = None,
+         clock: Callable[[], float] | None = None) -> T:
     """Call `check()` until it returns something other than None, backing off exponentially.
 
     AWS work such as AMI copies and Inspector scans finishes at unpredictable times: polling with a

@@ -332,7 +332,7 @@ def _delete_candidate_parameter(ssm: Any, request: CanaryRequest, target: Canary
     return True
 
 
-def handler(events: dict, context: Any) -> dict:
+def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     """SSM aws:executeScript entry point.
 
     Event: Action (Start | Check | Terminate), ImageId, Family, ExecutionId, optional Region and

@@ -28,8 +28,19 @@ from typing import Any, Callable, Protocol
 import boto3
 from botocore.exceptions import ClientError
 
-from handlers.common import (ACCOUNT_ID, AMI_ID, REGION, RETRY_CONFIG, TAG_FAMILY, TAG_SOURCE_AMI, BakehouseError,
-                             EventReader, client, poll, tags_to_dict)
+from handlers.common import (
+    ACCOUNT_ID,
+    AMI_ID,
+    REGION,
+    RETRY_CONFIG,
+    TAG_FAMILY,
+    TAG_SOURCE_AMI,
+    BakehouseError,
+    EventReader,
+    client,
+    poll,
+    tags_to_dict,
+)
 from handlers.targets import read_targets
 
 # Re-declared from estate.naming (handlers ship without estate); a test keeps them equal.
@@ -302,14 +313,14 @@ def _find_copy(ec2: Any, source_id: str, name: str, family: str) -> dict[str, An
         found = [i for page in paginator.paginate(Owners=["self"], Filters=filters) for i in page["Images"]
                  if i.get("State") not in _FAILED_STATES and i["ImageId"] != source_id]
         if found:
-            image = sorted(found, key=lambda i: i.get("CreationDate", ""))[0]
+            image: dict[str, Any] = sorted(found, key=lambda i: i.get("CreationDate", ""))[0]
             if tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI) != source_id:
                 ec2.create_tags(Resources=[image["ImageId"]], Tags=[{"Key": TAG_SOURCE_AMI, "Value": source_id}])
             return image
     return None
 
 
-def _wait_available(ec2: Any, image_id: str, request: DistributeRequest, sleep: Callable | None) -> dict[str, Any]:
+def _wait_available(ec2: Any, image_id: str, request: DistributeRequest, sleep: Callable[[float], None] | None) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         image = _image(ec2, image_id)
         state = image.get("State") if image else "missing"
@@ -323,7 +334,7 @@ def _wait_available(ec2: Any, image_id: str, request: DistributeRequest, sleep: 
 
 
 def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, family: str,
-          request: DistributeRequest, sleep: Callable | None, token: str) -> tuple[dict[str, Any], str]:
+          request: DistributeRequest, sleep: Callable[[float], None] | None, token: str) -> tuple[dict[str, Any], str]:
     """Find or make an encrypted copy of `source` through `ec2`, tagged with the original AMI id."""
     existing = _find_copy(ec2, request.image_id, source["Name"], family)
     if existing is not None:
@@ -342,7 +353,7 @@ def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, fa
 
 
 def _region_copy(request: DistributeRequest, source: dict[str, Any], region: str, kms_key: str,
-                 clients: Clients, sleep: Callable | None) -> tuple[dict[str, Any], str]:
+                 clients: Clients, sleep: Callable[[float], None] | None) -> tuple[dict[str, Any], str]:
     ec2 = clients.build("ec2", region)
     if region == request.source_region:
         image, action = source, "source"
@@ -400,7 +411,7 @@ def _write_parameter(ssm: Any, name: str, image_id: str) -> bool:
 
 
 def _deliver(request: DistributeRequest, target: Target, region: str, image: dict[str, Any], clients: Clients,
-             sleep: Callable | None) -> Outcome:
+             sleep: Callable[[float], None] | None) -> Outcome:
     image_id = image["ImageId"]
     # The region task shared the image first: the account can only tag an image it may launch.
     changed = _mark_approved(clients.target(target.account_id, "ec2", region), image_id, target.account_id,
@@ -414,7 +425,7 @@ def _error(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | None = None) -> DistributionResult:
+def distribute(request: DistributeRequest, clients: Clients, sleep: Callable[[float], None] | None = None) -> DistributionResult:
     """Copy, share and publish; failures are recorded per region/account, never abort the others."""
     if not request.share_with:
         raise ValueError("share_with is empty: an image shared with nobody cannot reach any account")
@@ -425,10 +436,10 @@ def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | N
                         read_targets(clients.build("ssm", request.source_region)))
     result = DistributionResult(request.image_id, request.family)
     with ThreadPoolExecutor(max_workers=request.max_workers, thread_name_prefix="distribute") as pool:
-        regions: dict[Future, str] = {
+        regions: dict[Future[tuple[dict[str, Any], str]], str] = {
             pool.submit(_region_copy, request, source, region, key, clients, sleep): region
             for region, key in request.region_keys}
-        deliveries: dict[Future, tuple[str, str]] = {}
+        deliveries: dict[Future[Outcome], tuple[str, str]] = {}
         for future in as_completed(regions):
             region = regions[future]
             try:
@@ -442,15 +453,15 @@ def distribute(request: DistributeRequest, clients: Clients, sleep: Callable | N
             for target in targets:
                 deliveries[pool.submit(_deliver, request, target, region, image, clients, sleep)] = (
                     target.account_id, region)
-        for future in as_completed(deliveries):
+        for delivery in as_completed(deliveries):
             try:
-                result.accounts[deliveries[future]] = future.result()
+                result.accounts[deliveries[delivery]] = delivery.result()
             except Exception as err:
-                result.accounts[deliveries[future]] = Outcome(None, "failed", _error(err))
+                result.accounts[deliveries[delivery]] = Outcome(None, "failed", _error(err))
     return result
 
 
-def handler(events: dict, context: Any) -> dict:
+def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     """SSM aws:executeScript entry point. Fails the step when anything was left undone.
 
     Event: ImageId, SourceRegion, Family, Regions {region: factory KMS key ARN there},

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .common import TAG_BUILD_EXECUTION, EventReader, client
+from .common import TAG_BUILD_EXECUTION, AwsClient, EventReader, client
 
 TAG_VALIDATION_EXECUTION = "bakehouse:validation-execution"
 # The tags a failure path may clean up by: images only for the build (validation registers none).
@@ -35,7 +35,7 @@ class CleanupPlan:
                 "DeregisteredImages": list(self.images), "DeletedSnapshots": list(self.snapshots)}
 
 
-def plan(ec2, tag_key: str, execution_id: str) -> CleanupPlan:
+def plan(ec2: AwsClient, tag_key: str, execution_id: str) -> CleanupPlan:
     """What the run left behind: its live instances and (for a build) every image it registered."""
     by_tag = {"Name": f"tag:{tag_key}", "Values": [execution_id]}
     instances = [i["InstanceId"]
@@ -53,7 +53,7 @@ def plan(ec2, tag_key: str, execution_id: str) -> CleanupPlan:
                        tuple(sorted(snapshots)))
 
 
-def execute(cleanup: CleanupPlan, ec2) -> dict[str, Any]:
+def execute(cleanup: CleanupPlan, ec2: AwsClient) -> dict[str, Any]:
     """Terminates the instances, deregisters the images, then deletes their snapshots (a snapshot in
     use by a registered image cannot be deleted)."""
     if cleanup.instances:
@@ -65,7 +65,7 @@ def execute(cleanup: CleanupPlan, ec2) -> dict[str, Any]:
     return cleanup.as_dict()
 
 
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """aws:executeScript entry. Event: Tag (bakehouse:build-execution | bakehouse:validation-execution),
     ExecutionId (the run's automation:EXECUTION_ID)."""
     read = EventReader("factory_cleanup", event)

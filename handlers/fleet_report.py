@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.common import RETRY_CONFIG, TAG_FAMILY, BakehouseError, MalformedEvent, tags_to_dict
+from handlers.common import RETRY_CONFIG, TAG_FAMILY, AwsClient, BakehouseError, MalformedEvent, tags_to_dict
 
 LAUNCHED_FROM_APP = ("bakehouse:launched-from", "app-template")  # components/app_access.py's launch template tag
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
@@ -113,7 +113,7 @@ def plan(instances: Iterable[Instance], approved: Mapping[str, str], max_lifetim
     return report
 
 
-def live_instances(ec2, app_family: str | None) -> list[Instance]:
+def live_instances(ec2: AwsClient, app_family: str | None) -> list[Instance]:
     found = []
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
@@ -128,7 +128,7 @@ def live_instances(ec2, app_family: str | None) -> list[Instance]:
     return found
 
 
-def approved_images(ssm, env: str, families: Iterable[str]) -> dict[str, str]:
+def approved_images(ssm: AwsClient, env: str, families: Iterable[str]) -> dict[str, str]:
     names = sorted({f"/bakehouse/{env}/ami/{f}" for f in families})
     approved: dict[str, str] = {}
     for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
@@ -137,7 +137,7 @@ def approved_images(ssm, env: str, families: Iterable[str]) -> dict[str, str]:
     return approved
 
 
-def report(settings: Settings, *, ec2, ssm, sns, now: dt.datetime) -> FleetReport:
+def report(settings: Settings, *, ec2: AwsClient, ssm: AwsClient, sns: AwsClient, now: dt.datetime) -> FleetReport:
     instances = live_instances(ec2, settings.app_family)
     families = {i.family for i in instances if i.family}
     result = plan(instances, approved_images(ssm, settings.env, families), settings.max_lifetime_seconds, now,
@@ -152,7 +152,7 @@ def report(settings: Settings, *, ec2, ssm, sns, now: dt.datetime) -> FleetRepor
     return result
 
 
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     import boto3
 
     settings = Settings.parse(os.environ)

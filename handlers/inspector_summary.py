@@ -113,7 +113,7 @@ class Summary:
 
 
 def wait_for_coverage(inspector: Any, resource_id: str, timeout: float, first_delay: float = 15.0,
-                      sleep: Callable | None = None) -> dict[str, Any]:
+                      sleep: Callable[[float], None] | None = None) -> dict[str, Any]:
     """The coverage record of `resource_id` once its first scan has completed."""
     criteria = {"resourceId": [{"comparison": "EQUALS", "value": resource_id}]}
 
@@ -122,7 +122,8 @@ def wait_for_coverage(inspector: Any, resource_id: str, timeout: float, first_de
             for resource in page["coveredResources"]:
                 status = resource["scanStatus"]
                 if status["statusCode"] == "ACTIVE" and status["reason"] == "SUCCESSFUL":
-                    return resource
+                    covered: dict[str, Any] = resource
+                    return covered
                 if status["statusCode"] == "INACTIVE" and status["reason"] in TERMINAL_REASONS:
                     raise NotCovered(f"{resource_id}: Inspector cannot scan it ({status['reason']})")
         return None
@@ -154,7 +155,8 @@ def _kms_key(s3: Any, bucket: str, given: str | None) -> str:
     for rule in rules:
         default = rule.get("ApplyServerSideEncryptionByDefault", {})
         if default.get("SSEAlgorithm", "").startswith("aws:kms") and default.get("KMSMasterKeyID"):
-            return default["KMSMasterKeyID"]
+            key_id: str = default["KMSMasterKeyID"]
+            return key_id
     raise EvidenceNotEncrypted(f"{bucket}: default encryption is not a customer-managed KMS key")
 
 
@@ -211,7 +213,7 @@ def record_summary(s3: Any, ec2: Any, *, image_id: str, findings: list[dict[str,
 
 def export_findings_report(inspector: Any, *, bucket: str, key_prefix: str, kms_key_arn: str,
                            filter_criteria: dict[str, Any], timeout: float = 300, first_delay: float = 5,
-                           sleep: Callable | None = None) -> dict[str, str]:
+                           sleep: Callable[[float], None] | None = None) -> dict[str, str]:
     """Inspector's own JSON report of the matching findings, written by Inspector into `bucket`.
 
     NO_FINDINGS_FOUND is an answer, not a failure: a clean image has nothing to export.
@@ -236,7 +238,7 @@ def export_findings_report(inspector: Any, *, bucket: str, key_prefix: str, kms_
 
 
 def validate_image(request: SummaryRequest, inspector: Any, s3: Any, ec2: Any,
-                   sleep: Callable | None = None) -> Summary:
+                   sleep: Callable[[float], None] | None = None) -> Summary:
     """ValidateImage's Inspector gate: raises FindingsAboveThreshold after recording the evidence."""
     coverage = wait_for_coverage(inspector, request.instance_id, request.wait_seconds, request.poll_seconds, sleep)
     by_instance = {"resourceId": [{"comparison": "EQUALS", "value": request.instance_id}]}
@@ -259,7 +261,7 @@ def validate_image(request: SummaryRequest, inspector: Any, s3: Any, ec2: Any,
     return summary
 
 
-def handler(events: dict, context: Any) -> dict:
+def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     """SSM aws:executeScript entry point (InputPayload arrives as `events`).
 
     Event: ImageId, InstanceId (or a one-item list), Family, FindingsBucket, SeverityThreshold,

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.exceptions import ClientError
 
 from handlers.common import (
     INSTANCE_ID,
+    AwsClient,
     BakehouseError,
     EventReader,
     client,
@@ -130,6 +131,26 @@ class IsolateRequest:
         return f"incidents/{self.finding_id}/{self.instance_arn}/"
 
 
+class ServiceClients(Protocol):
+    """What the steps use: Clients, or LazyClients in the handler."""
+
+    @property
+    def ec2(self) -> Any: ...
+    @property
+    def autoscaling(self) -> Any: ...
+    @property
+    def elbv2(self) -> Any: ...
+    @property
+    def ssm(self) -> Any: ...
+    @property
+    def iam(self) -> Any: ...
+    @property
+    def s3(self) -> Any: ...
+    @property
+    def sns(self) -> Any: ...
+    def ec2_for(self, region: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Clients:
     ec2: Any
@@ -176,7 +197,8 @@ class LazyClients:
     of the document needs one or two services, and every client costs a model load."""
 
     def __init__(self, make: Callable[..., Any]):
-        self._make, self._made = make, {}
+        self._make = make
+        self._made: dict[str, Any] = {}
 
     def __getattr__(self, service: str) -> Any:
         if service.startswith("_") or service not in Clients.__dataclass_fields__ or service == "ec2_in":
@@ -194,7 +216,7 @@ class LazyClients:
         return self._made[key]
 
 
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = IsolateRequest.parse(event)
     session = boto3.Session()
     return isolate(request, LazyClients(lambda name, region=None: client(name, region, session=session))).as_dict()
@@ -202,7 +224,7 @@ def handler(event: dict, context: Any) -> dict:
 
 def isolate(
     request: IsolateRequest,
-    clients: Clients,
+    clients: ServiceClients,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
 ) -> IsolationResult:
@@ -253,7 +275,7 @@ def isolate(
     return result
 
 
-def _evidence_step(request: IsolateRequest, clients: Clients, sleep: Callable[[float], None]) -> Step:
+def _evidence_step(request: IsolateRequest, clients: ServiceClients, sleep: Callable[[float], None]) -> Step:
     if request.step == "share-snapshots":
         return share_snapshots(clients, request, sleep)
     return publish_manifest(clients.s3, clients.sns, request, observe(clients, request))
@@ -269,7 +291,7 @@ def located(request: IsolateRequest, clients: Any, instance: dict[str, Any]) -> 
                    account_id=request.account_id or instance.get("OwnerId"))
 
 
-def describe_instance(ec2, instance_id: str) -> dict[str, Any]:
+def describe_instance(ec2: AwsClient, instance_id: str) -> dict[str, Any]:
     try:
         reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     except ClientError as err:
@@ -283,7 +305,7 @@ def describe_instance(ec2, instance_id: str) -> dict[str, Any]:
     return {**instance, "OwnerId": owner} if owner else instance
 
 
-def protect_from_termination(ec2, instance_id: str) -> Step:
+def protect_from_termination(ec2: AwsClient, instance_id: str) -> Step:
     current = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
     if current["DisableApiTermination"]["Value"]:
         return Step("termination-protection", False)
@@ -291,7 +313,7 @@ def protect_from_termination(ec2, instance_id: str) -> Step:
     return Step("termination-protection", True)
 
 
-def detach_from_auto_scaling(autoscaling, instance_id: str) -> Step:
+def detach_from_auto_scaling(autoscaling: AwsClient, instance_id: str) -> Step:
     found = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
     if not found:
         return Step("detach-auto-scaling", False)
@@ -304,7 +326,7 @@ def detach_from_auto_scaling(autoscaling, instance_id: str) -> Step:
     return Step("detach-auto-scaling", True, {"group": group})
 
 
-def deregister_from_target_groups(elbv2, instance: dict[str, Any]) -> Step:
+def deregister_from_target_groups(elbv2: AwsClient, instance: dict[str, Any]) -> Step:
     instance_id, vpc = instance["InstanceId"], instance.get("VpcId")
     removed = []
     for page in elbv2.get_paginator("describe_target_groups").paginate():
@@ -342,7 +364,7 @@ def capture_commands(request: IsolateRequest) -> list[str]:
     ]
 
 
-def capture_memory(ssm, request: IsolateRequest, sleep: Callable[[float], None]) -> Step:
+def capture_memory(ssm: AwsClient, request: IsolateRequest, sleep: Callable[[float], None]) -> Step:
     comment = capture_comment(request)
     existing = [
         c for page in ssm.get_paginator("list_commands").paginate(InstanceId=request.instance_id)
@@ -376,12 +398,12 @@ class MemoryCaptureFailed(BakehouseError):
                          f"its output is under the incident's memory-capture-output/")
 
 
-def _wait_for_command(ssm, command_id: str, request: IsolateRequest, sleep: Callable[[float], None]) -> str:
+def _wait_for_command(ssm: AwsClient, command_id: str, request: IsolateRequest, sleep: Callable[[float], None]) -> str:
     # Polled, never a fixed sleep: the instance is stopped later, which would lose the memory.
     deadline = time.monotonic() + request.capture_timeout_seconds
     while True:
         try:
-            status = ssm.get_command_invocation(CommandId=command_id, InstanceId=request.instance_id)["Status"]
+            status: str = ssm.get_command_invocation(CommandId=command_id, InstanceId=request.instance_id)["Status"]
         except ClientError as err:
             if err.response["Error"]["Code"] != "InvocationDoesNotExist":
                 raise
@@ -391,9 +413,9 @@ def _wait_for_command(ssm, command_id: str, request: IsolateRequest, sleep: Call
         sleep(5)
 
 
-def forensic_source(ssm) -> str | None:
+def forensic_source(ssm: AwsClient) -> str | None:
     try:
-        value = ssm.get_parameter(Name=FORENSIC_SOURCE_PARAMETER)["Parameter"]["Value"].strip()
+        value: str = ssm.get_parameter(Name=FORENSIC_SOURCE_PARAMETER)["Parameter"]["Value"].strip()
     except ClientError as err:
         if err.response["Error"]["Code"] == "ParameterNotFound":
             return None
@@ -414,7 +436,7 @@ def _admits(source: str | None) -> list[dict[str, Any]]:
 
 
 def _sources(permissions: list[dict[str, Any]]) -> set[tuple[str, ...]]:
-    found = set()
+    found: set[tuple[str, ...]] = set()
     for p in permissions:
         proto = p.get("IpProtocol", "")
         found |= {(proto, str(p.get("FromPort")), str(p.get("ToPort")), r["CidrIp"]) for r in p.get("IpRanges", [])}
@@ -426,7 +448,7 @@ def _sources(permissions: list[dict[str, Any]]) -> set[tuple[str, ...]]:
     return found
 
 
-def _find_isolation_group(ec2, vpc_id: str) -> dict[str, Any] | None:
+def _find_isolation_group(ec2: AwsClient, vpc_id: str) -> dict[str, Any] | None:
     found = ec2.describe_security_groups(Filters=[
         {"Name": "vpc-id", "Values": [vpc_id]},
         {"Name": f"tag:{TAG_PURPOSE}", "Values": [ISOLATION_PURPOSE]},
@@ -434,7 +456,7 @@ def _find_isolation_group(ec2, vpc_id: str) -> dict[str, Any] | None:
     return min(found, key=lambda g: g["GroupId"]) if found else None
 
 
-def isolation_group(ec2, vpc_id: str, source: str | None) -> tuple[str, bool]:
+def isolation_group(ec2: AwsClient, vpc_id: str, source: str | None) -> tuple[str, bool]:
     """The VPC's isolation group (found by tag), created once; a concurrent run that loses the race
     to create it finds the winner's by tag. Its rules are brought to exactly what `_admits` says on
     every run, so a group someone loosened by hand is closed again."""
@@ -468,7 +490,7 @@ def isolation_group(ec2, vpc_id: str, source: str | None) -> tuple[str, bool]:
     return group["GroupId"], changed
 
 
-def swap_security_groups(ec2, ssm, request: IsolateRequest, instance: dict[str, Any]) -> Step:
+def swap_security_groups(ec2: AwsClient, ssm: AwsClient, request: IsolateRequest, instance: dict[str, Any]) -> Step:
     source = forensic_source(ssm)
     group_id, changed = isolation_group(ec2, instance["VpcId"], source)
     swapped = []
@@ -483,7 +505,7 @@ def swap_security_groups(ec2, ssm, request: IsolateRequest, instance: dict[str, 
                 {"isolation_group": group_id, "forensic_source": source, "swapped": swapped})
 
 
-def stop_instance(ec2, instance_id: str) -> Step:
+def stop_instance(ec2: AwsClient, instance_id: str) -> Step:
     state = describe_instance(ec2, instance_id)["State"]["Name"]
     if state in ("stopping", "stopped"):
         return Step("stop-instance", False, {"state": state})
@@ -491,7 +513,7 @@ def stop_instance(ec2, instance_id: str) -> Step:
     return Step("stop-instance", True, {"state": state})
 
 
-def observe(clients: Clients, request: IsolateRequest) -> dict[str, Any]:
+def observe(clients: ServiceClients, request: IsolateRequest) -> dict[str, Any]:
     """What the playbook left behind, read back from AWS: the manifest states facts, not intentions,
     and is the same whether the steps ran in one call or one automation step at a time. An instance
     that vanished mid-run is recorded as gone; the rest is still read."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers.common import BakehouseError, dict_to_tags
+from handlers.common import AwsClient, BakehouseError, dict_to_tags
 
 TAG_FINDING = "bakehouse:finding-id"
 TAG_INSTANCE = "bakehouse:instance-id"
@@ -38,7 +38,7 @@ class EvidenceCopyPending(BakehouseError):
         super().__init__(f"snapshots {', '.join(pending)} are not complete yet; a later run copies and shares them")
 
 
-def _object_exists(s3, bucket: str, key: str) -> bool:
+def _object_exists(s3: AwsClient, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return True
@@ -48,7 +48,7 @@ def _object_exists(s3, bucket: str, key: str) -> bool:
         raise
 
 
-def record_state(s3, request: Any, instance: dict[str, Any]) -> Step:
+def record_state(s3: AwsClient, request: Any, instance: dict[str, Any]) -> Step:
     # The first observation is the evidence; a replay sees an already-altered instance, so it must
     # not overwrite (the bucket is versioned and under object lock anyway).
     key = request.prefix + STATE_RECORD
@@ -59,7 +59,7 @@ def record_state(s3, request: Any, instance: dict[str, Any]) -> Step:
     return Step("record-state", True, {"key": key})
 
 
-def _evidence_snapshots(ec2, request: Any) -> list[dict[str, Any]]:
+def _evidence_snapshots(ec2: AwsClient, request: Any) -> list[dict[str, Any]]:
     return [s for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=[
         {"Name": f"tag:{TAG_FINDING}", "Values": [request.finding_id]},
         {"Name": f"tag:{TAG_INSTANCE}", "Values": [request.instance_id]}]) for s in page["Snapshots"]]
@@ -69,7 +69,7 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
-def snapshot_volumes(ec2, request: Any, instance: dict[str, Any]) -> Step:
+def snapshot_volumes(ec2: AwsClient, request: Any, instance: dict[str, Any]) -> Step:
     volumes = [m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m]
     existing = {s["VolumeId"]: s["SnapshotId"] for s in _evidence_snapshots(ec2, request)
                 if TAG_COPY_OF not in _tags(s)}
@@ -148,7 +148,7 @@ def share_snapshots(clients: Any, request: Any, sleep: Callable[[float], None], 
                                              "shared_with": request.security_account_id})
 
 
-def _sha256(s3, bucket: str, key: str) -> str:
+def _sha256(s3: AwsClient, bucket: str, key: str) -> str:
     digest = hashlib.sha256()
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     for chunk in iter(lambda: body.read(1 << 20), b""):
@@ -156,7 +156,7 @@ def _sha256(s3, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
-def publish_manifest(s3, sns, request: Any, observed: dict[str, Any]) -> Step:
+def publish_manifest(s3: AwsClient, sns: AwsClient, request: Any, observed: dict[str, Any]) -> Step:
     """Hash every evidence object, store the manifest beside them and send it to the security topic.
     The manifest names the state record, the memory image and the snapshots (originals and the copies
     shared with the security account) whether or not each exists: a missing one is evidence too."""

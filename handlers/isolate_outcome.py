@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from handlers.common import AwsClient
 from handlers.isolate_evidence import Step
 
 FAILED_STATES = ("Failed", "TimedOut", "Cancelled")
@@ -17,7 +18,7 @@ FAILED_STATES = ("Failed", "TimedOut", "Cancelled")
 _REPORTED = "ReportOutcome"
 
 
-def failed_steps_of_execution(ssm, execution_id: str | None) -> dict[str, str]:
+def failed_steps_of_execution(ssm: AwsClient, execution_id: str | None) -> dict[str, str]:
     if not execution_id:
         raise ValueError("report-outcome needs the automation execution id (ExecutionId)")
     execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
@@ -26,7 +27,7 @@ def failed_steps_of_execution(ssm, execution_id: str | None) -> dict[str, str]:
             if s.get("StepStatus") in FAILED_STATES and s["StepName"] != _REPORTED}
 
 
-def announce_failures(sns, request: Any, failed: dict[str, str]) -> Step:
+def announce_failures(sns: AwsClient, request: Any, failed: dict[str, str]) -> Step:
     if not failed:
         return Step("report-outcome", False, {"failed": []})
     try:

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from handlers.common import AwsClient
 from handlers.isolate_evidence import Step
 
 REVOKE_POLICY = "BakehouseRevokeIsolatedInstances"
@@ -35,12 +36,13 @@ def _profile_path_and_name(profile_arn: str) -> tuple[str, str]:
     return f"/{path}/" if path else "/", name
 
 
-def _current(iam, role: str) -> dict[str, Any] | None:
+def _current(iam: AwsClient, role: str) -> dict[str, Any] | None:
     try:
         document = iam.get_role_policy(RoleName=role, PolicyName=REVOKE_POLICY)["PolicyDocument"]
     except iam.exceptions.NoSuchEntityException:
         return None
-    return json.loads(document) if isinstance(document, str) else document
+    policy: dict[str, Any] = json.loads(document) if isinstance(document, str) else document
+    return policy
 
 
 def revocation_document(current: dict[str, Any] | None, instance_arn: str) -> dict[str, Any] | None:
@@ -59,7 +61,7 @@ def revocation_document(current: dict[str, Any] | None, instance_arn: str) -> di
     }]}
 
 
-def revoke_role_sessions(iam, request: Any, instance: dict[str, Any], at: datetime) -> Step:
+def revoke_role_sessions(iam: AwsClient, request: Any, instance: dict[str, Any], at: datetime) -> Step:
     profile_arn = instance.get("IamInstanceProfile", {}).get("Arn")
     if not profile_arn:
         return Step("revoke-role-sessions", False, {"reason": "no instance profile"})

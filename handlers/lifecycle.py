@@ -32,11 +32,13 @@ from handlers.common import (
     TAG_FAMILY,
     TAG_RAN_IN,
     TAG_SOURCE_AMI,
+    AwsClient,
     BakehouseError,
     EventReader,
     MalformedEvent,
     assumed_session,
     client,
+    env_and_account,
     tags_to_dict,
 )
 from handlers.targets import read_targets
@@ -161,6 +163,13 @@ def _time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def _creation_time(image: dict[str, Any]) -> datetime:
+    created = _time(image["CreationDate"])
+    if created is None:  # EC2 dates every image it registers
+        raise BakehouseError(f"{image['ImageId']}: no CreationDate")
+    return created
+
+
 @dataclass(frozen=True)
 class Copy:
     region: str
@@ -182,12 +191,12 @@ def _snapshots(image: Mapping[str, Any]) -> tuple[str, ...]:
                  if "Ebs" in m and m["Ebs"].get("SnapshotId"))
 
 
-def _owned_images(ec2, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _owned_images(ec2: AwsClient, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     pages = ec2.get_paginator("describe_images").paginate(Owners=["self"], Filters=filters)
     return [image for page in pages for image in page["Images"]]
 
 
-def inventory(ec2_for: Callable[[str], Any], ssm, home: str, copy_regions: Sequence[str],
+def inventory(ec2_for: Callable[[str], Any], ssm: AwsClient, home: str, copy_regions: Sequence[str],
               families: Sequence[str] = (), pins: Mapping[str, tuple[str, ...]] | None = None,
               pins_unknown: bool = False) -> Inventory:
     """pins: image id (source or any copy) -> the env parameters naming it."""
@@ -216,7 +225,7 @@ def inventory(ec2_for: Callable[[str], Any], ssm, home: str, copy_regions: Seque
         facts.append(ImageFacts(
             image_id=image["ImageId"],
             family=family,
-            created=_time(image["CreationDate"]),
+            created=_creation_time(image),
             approved=tags.get(TAG_APPROVED) == "true",
             vulnerable=tags.get(TAG_VULNERABLE) == "true",
             ran_in_prod=tags.get(TAG_RAN_IN) == "prod" or any(c.ran_in_prod for c in copies.get(image["ImageId"], ())),
@@ -244,7 +253,7 @@ def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
                 named = [(p["Name"], p["Value"]) for page in ssm.get_paginator("get_parameters_by_path").paginate(
                     Path=f"/bakehouse/{env}/ami/", Recursive=True) for p in page["Parameters"]]
                 values = sorted({v for _, v in named if v.startswith("ami-")})
-                source_of = {}
+                source_of: dict[str, str | None] = {}
                 if values:
                     for page in ec2.get_paginator("describe_images").paginate(
                             Owners=["self"], Filters=[{"Name": "image-id", "Values": values}]):
@@ -256,14 +265,16 @@ def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
             for name, value in named:
                 where = f"{account}:{name} in {region}"
                 pins.setdefault(value, set()).add(where)
-                if source_of.get(value):
-                    pins.setdefault(source_of[value], set()).add(where)
+                source = source_of.get(value)
+                if source:
+                    pins.setdefault(source, set()).add(where)
     return {k: tuple(sorted(v)) for k, v in pins.items()}, failures
 
 
-def _parameter(ssm, name: str) -> str | None:
+def _parameter(ssm: AwsClient, name: str) -> str | None:
     try:
-        return ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        value: str = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        return value
     except ClientError as err:
         if err.response["Error"]["Code"] == "ParameterNotFound":
             return None
@@ -326,7 +337,7 @@ def _carry_out(decision: Decision, outcome: Outcome, inv: Inventory, ec2_for: Ca
                 _retire(ec2_for(region), region, image_id, snapshots)
 
 
-def _retire(ec2, region: str, image_id: str, snapshots: Sequence[str]) -> None:
+def _retire(ec2: AwsClient, region: str, image_id: str, snapshots: Sequence[str]) -> None:
     try:
         ec2.deregister_image(ImageId=image_id)
     except ClientError as err:
@@ -365,7 +376,7 @@ class LifecycleRequest:
             families=r.strings("Families", FAMILY, allow_empty=True) if "Families" in r.event else (),
             # Nothing is retired unless the caller says so explicitly.
             dry_run=r.boolean("DryRun", default=True),
-            accounts=tuple(tuple(a.split("=", 1)) for a in r.strings(
+            accounts=tuple(env_and_account(a) for a in r.strings(
                 "WorkloadAccounts", ACCOUNT_ENV, allow_empty=True)) if "WorkloadAccounts" in r.event else None,
         )
         r.done()
@@ -388,12 +399,13 @@ class LifecycleRequest:
         return cls.parse(body)
 
 
-def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str, now: datetime | None = None,
+def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm: AwsClient, home: str, now: datetime | None = None,
         workload: Callable[[str, str], tuple[Any, Any]] | None = None) -> dict[str, Any]:
     """workload(account, region) -> that account's (ec2, ssm) there, for request.accounts' parameters.
     Raises LifecycleIncomplete, after everything else is done, when anything failed."""
     now = now or datetime.now(timezone.utc)
-    pins, failures = {}, []
+    pins: dict[str, tuple[str, ...]] = {}
+    failures: list[str] = []
     # Unreadable or malformed target parameters raise here: pins unknown, nothing may be retired.
     accounts = read_targets(ssm) if request.accounts is None else request.accounts
     if accounts:
@@ -411,20 +423,20 @@ def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm, home: str
     return result
 
 
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = LifecycleRequest.from_event(event)
     session = boto3.Session()
     home = client("ec2", session=session).meta.region_name
     clients: dict[str, Any] = {}
 
-    def ec2_for(region: str):
+    def ec2_for(region: str) -> AwsClient:
         if region not in clients:
             clients[region] = client("ec2", region, session)
         return clients[region]
 
     assumed: dict[str, boto3.Session] = {}
 
-    def workload(account: str, region: str):
+    def workload(account: str, region: str) -> tuple[AwsClient, AwsClient]:
         if account not in assumed:
             assumed[account] = assumed_session(client("sts", session=session),
                                                f"arn:aws:iam::{account}:role/{SCANNER_ROLE}", "bakehouse-lifecycle")

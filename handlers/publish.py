@@ -91,10 +91,10 @@ def _point_at(ssm: Any, name: str, image_id: str, label: str, changed: list[str]
     value, version = _current(ssm, name)
     if value == image_id:
         return version
-    version = ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
-                                Description=description)["Version"]
+    written: int = ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image",
+                                     Overwrite=True, Description=description)["Version"]
     changed.append(label)
-    return version
+    return written
 
 
 def _created(ec2: Any, image_id: str | None) -> str:
@@ -181,7 +181,7 @@ def history(ssm: Any, family: str) -> list[tuple[int, str, tuple[str, ...]]]:
     return sorted(out)
 
 
-def handler(events: dict, context: Any) -> dict:
+def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     """SSM aws:executeScript entry point (InputPayload arrives as `events`).
 
     Event: ImageId, Family, ApprovedBy (optional). Output: ImageId, Family, LatestParameter,

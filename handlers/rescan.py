@@ -38,16 +38,25 @@ from botocore.exceptions import ClientError
 from handlers.common import (
     AMI_ID,
     TAG_SOURCE_AMI,
-    PollTimeout,
+    AwsClient,
     BakehouseError,
     EventReader,
+    PollTimeout,
     assumed_session,
     client,
     dict_to_tags,
+    env_and_account,
     tags_to_dict,
 )
-from handlers.inspector_summary import (THRESHOLDS, NotCovered, active, list_active_findings, record_summary,
-                                       summarize_findings, wait_for_coverage)
+from handlers.inspector_summary import (
+    THRESHOLDS,
+    NotCovered,
+    active,
+    list_active_findings,
+    record_summary,
+    summarize_findings,
+    wait_for_coverage,
+)
 from handlers.rescan_feedback import SETTINGS_PARAMETER, TAG_VULNERABLE, Workload, mark_prod, quarantine, retire_replaced
 from handlers.targets import read_targets
 
@@ -109,7 +118,7 @@ class RescanRequest:
         # Absent or empty (the document's default): every target env, from the target parameters.
         listed = r.strings("WorkloadAccounts", ACCOUNT_ENV, allow_empty=True) if "WorkloadAccounts" in r.event else ()
         request = cls(
-            accounts=tuple(tuple(a.split("=", 1)) for a in listed) or None,
+            accounts=tuple(env_and_account(a) for a in listed) or None,
             subnet_id=r.string("SubnetId", re.compile(r"subnet-[0-9a-f]{8,17}")),
             security_group_ids=r.strings("SecurityGroupIds", re.compile(r"sg-[0-9a-f]{8,17}")),
             instance_profile=r.string("InstanceProfileName", re.compile(r"[\w+=,.@-]{1,128}")),
@@ -186,18 +195,18 @@ def _accounts(request: RescanRequest, clients: Clients) -> tuple[tuple[str, str]
     return read_targets(clients.ssm) if request.accounts is None else request.accounts
 
 
-def _parameter_amis(ssm, path: str) -> Iterator[str]:
+def _parameter_amis(ssm: AwsClient, path: str) -> Iterator[str]:
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True):
         yield from (p["Value"] for p in page["Parameters"] if AMI_ID.fullmatch(p["Value"]))
 
 
-def _running_amis(ec2) -> set[str]:
+def _running_amis(ec2: AwsClient) -> set[str]:
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
     return {i["ImageId"] for p in pages for r in p["Reservations"] for i in r["Instances"]}
 
 
-def _covered_amis(inspector) -> set[str]:
+def _covered_amis(inspector: AwsClient) -> set[str]:
     """AMIs of this account's instances that Inspector actively scans (CoverageFilterCriteria has no
     image id: the coverage record's resourceMetadata.ec2.amiId carries it)."""
     criteria = {"resourceType": [{"comparison": "EQUALS", "value": "AWS_EC2_INSTANCE"}],
@@ -208,7 +217,7 @@ def _covered_amis(inspector) -> set[str]:
             if r.get("lastScannedAt") and r.get("resourceMetadata", {}).get("ec2", {}).get("amiId")}
 
 
-def _owned_images(ec2, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _owned_images(ec2: AwsClient, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for start in range(0, len(image_ids), 100):
         # A filter, not ImageIds: one unknown id (a team's own AMI) would fail the whole call.
@@ -271,7 +280,7 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
 
 
 # --- launch --------------------------------------------------------------------------------------
-def _scan_instances(ec2, execution_id: str, states: list[str] | None = None) -> list[dict[str, Any]]:
+def _scan_instances(ec2: AwsClient, execution_id: str, states: list[str] | None = None) -> list[dict[str, Any]]:
     filters = [{"Name": f"tag:{TAG_EXECUTION}", "Values": [execution_id]}]
     if states:
         filters.append({"Name": "instance-state-name", "Values": states})
@@ -308,7 +317,7 @@ def client_token(image_id: str, day: str) -> str:
     return f"bakehouse-rescan-{image_id}-{day}"[:64]
 
 
-def _launch_one(request: RescanRequest, ec2, image_id: str) -> tuple[str, str]:
+def _launch_one(request: RescanRequest, ec2: AwsClient, image_id: str) -> tuple[str, str]:
     """(instance id, the execution it was launched for)."""
     instance = ec2.run_instances(
         ClientToken=client_token(image_id, datetime.now(timezone.utc).strftime("%Y-%m-%d")),
@@ -325,9 +334,11 @@ def _launch_one(request: RescanRequest, ec2, image_id: str) -> tuple[str, str]:
 
 
 # --- collect -------------------------------------------------------------------------------------
-def _discovery(request: RescanRequest, s3) -> dict[str, Any]:
+def _discovery(request: RescanRequest, s3: AwsClient) -> dict[str, Any]:
     try:
-        return json.loads(s3.get_object(Bucket=request.evidence_bucket, Key=request.discovery_key)["Body"].read())
+        discovery: dict[str, Any] = json.loads(
+            s3.get_object(Bucket=request.evidence_bucket, Key=request.discovery_key)["Body"].read())
+        return discovery
     except ClientError as err:
         if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
             return {"images": {}}
@@ -335,7 +346,7 @@ def _discovery(request: RescanRequest, s3) -> dict[str, Any]:
 
 
 def _launched_at(instance: dict[str, Any]) -> datetime:
-    when = instance["LaunchTime"]
+    when: datetime = instance["LaunchTime"]
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -376,11 +387,14 @@ def _judge_in_place(request: RescanRequest, clients: Clients, image_id: str, whe
                     sources: list[str], when: datetime, result: RescanResult) -> bool:
     """Judge image_id from the findings Inspector holds on the instances running it in each account;
     False (a scan instance is launched instead) when an account's findings cannot be read."""
+    findings_in = clients.findings
+    if findings_in is None:  # discover finds nothing in place without it
+        return False
     findings, criteria = [], []
     for account, local_id in where:
         by_image = {"ec2InstanceImageId": [{"comparison": "EQUALS", "value": local_id}]}
         try:
-            findings += list_active_findings(clients.findings(account), by_image)
+            findings += list_active_findings(findings_in(account), by_image)
         except (ClientError, BakehouseError):
             return False
         criteria.append({"account": account, **active(by_image)})
@@ -434,7 +448,7 @@ def _workloads(request: RescanRequest, clients: Clients, result: RescanResult) -
     return out
 
 
-def _catalog_pinner(clients: Clients):
+def _catalog_pinner(clients: Clients) -> Callable[[str, str | None], None] | None:
     """Pins the family's catalog rule through the product and portfolio the factory's settings name."""
     if clients.catalog is None:
         return None
@@ -482,7 +496,10 @@ def rescan(request: RescanRequest, clients: Clients, now: Callable[[], datetime]
 
 def run_phase(request: RescanRequest, clients: Clients) -> RescanResult:
     result = RescanResult()
-    now = lambda: datetime.now(timezone.utc)  # noqa: E731
+
+    def now() -> datetime:
+        return datetime.now(timezone.utc)
+
     if request.phase == "all":
         return rescan(request, clients)
     if request.phase == "discover":
@@ -504,7 +521,7 @@ def run_phase(request: RescanRequest, clients: Clients) -> RescanResult:
     return result
 
 
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """SSM aws:executeScript / Lambda entry point; `Phase` picks the part of the run."""
     request = RescanRequest.parse(event)
     session = boto3.Session()  # one session: the service models are loaded once for all clients
@@ -513,7 +530,7 @@ def handler(event: dict, context: Any) -> dict:
 
     sessions: dict[str, Any] = {}
 
-    def scanner(account: str):
+    def scanner(account: str) -> boto3.Session:
         # One assumed session per account and invocation: discovery, findings and quarantine share it.
         if account not in sessions:
             sessions[account] = assumed_session(
@@ -521,7 +538,7 @@ def handler(event: dict, context: Any) -> dict:
                 f"bakehouse-rescan-{request.execution_id}", region)
         return sessions[account]
 
-    def workload(account: str):
+    def workload(account: str) -> tuple[AwsClient, AwsClient]:
         assumed = scanner(account)
         return client("ec2", region, assumed), client("ssm", region, assumed)
 

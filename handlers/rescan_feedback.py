@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers.common import TAG_FAMILY, TAG_RAN_IN, BakehouseError, dict_to_tags, tags_to_dict
+from handlers.common import TAG_FAMILY, TAG_RAN_IN, AwsClient, BakehouseError, dict_to_tags, tags_to_dict
 
 HISTORY_PARAMETER = "/bakehouse/images/{family}/history"  # as handlers/publish.py writes it
 LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
@@ -52,7 +52,7 @@ class RebuildNotPossible(BakehouseError):
     """The Pipeline cannot be started: its settings or the scripts bundle are missing or incomplete."""
 
 
-def rebuild_parameters(ssm, s3, family: str, pipeline_role_arn: str,
+def rebuild_parameters(ssm: AwsClient, s3: AwsClient, family: str, pipeline_role_arn: str,
                        settings_parameter: str = SETTINGS_PARAMETER) -> dict[str, list[str]]:
     """Everything the Pipeline requires: the factory's standing parameters, the family's base, and the
     scripts bundle as it is now (its object version and the commit it was built from)."""
@@ -111,7 +111,7 @@ def quarantine_label(image_id: str) -> str:
     return f"quarantined-{image_id}"
 
 
-def _history_versions(ssm, family: str) -> list[dict[str, Any]]:
+def _history_versions(ssm: AwsClient, family: str) -> list[dict[str, Any]]:
     try:
         return [p for page in ssm.get_paginator("get_parameter_history").paginate(
             Name=HISTORY_PARAMETER.format(family=family)) for p in page["Parameters"]]
@@ -121,7 +121,7 @@ def _history_versions(ssm, family: str) -> list[dict[str, Any]]:
         raise
 
 
-def _image_state(ec2, image_id: str) -> dict[str, str] | None:
+def _image_state(ec2: AwsClient, image_id: str) -> dict[str, str] | None:
     """The image's tags when it still exists and is available, else None."""
     try:
         images = ec2.describe_images(ImageIds=[image_id])["Images"]
@@ -134,7 +134,7 @@ def _image_state(ec2, image_id: str) -> dict[str, str] | None:
     return tags_to_dict(images[0].get("Tags"))
 
 
-def last_good(ec2, ssm, family: str, image_id: str) -> str | None:
+def last_good(ec2: AwsClient, ssm: AwsClient, family: str, image_id: str) -> str | None:
     """The newest approval of the family that is not this image, not quarantined and still launchable."""
     for version in sorted(_history_versions(ssm, family), key=lambda v: v["Version"], reverse=True):
         candidate = version["Value"]
@@ -142,11 +142,12 @@ def last_good(ec2, ssm, family: str, image_id: str) -> str | None:
             continue
         tags = _image_state(ec2, candidate)
         if tags is not None and tags.get(TAG_VULNERABLE) != "true":
-            return candidate
+            clean: str = candidate
+            return clean
     return None
 
 
-def _repoint(ssm, name: str, image_id: str, fallback: str | None) -> bool:
+def _repoint(ssm: AwsClient, name: str, image_id: str, fallback: str | None) -> bool:
     """Move the parameter off image_id (to fallback, or delete it); False if it names something else."""
     try:
         value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
@@ -163,15 +164,16 @@ def _repoint(ssm, name: str, image_id: str, fallback: str | None) -> bool:
     return True
 
 
-def _settings(ssm, settings_parameter: str = SETTINGS_PARAMETER) -> dict[str, Any]:
+def _settings(ssm: AwsClient, settings_parameter: str = SETTINGS_PARAMETER) -> dict[str, Any]:
     try:
-        return json.loads(ssm.get_parameter(Name=settings_parameter)["Parameter"]["Value"])
+        settings: dict[str, Any] = json.loads(ssm.get_parameter(Name=settings_parameter)["Parameter"]["Value"])
+        return settings
     except (ClientError, ValueError, TypeError):
         return {}
 
 
-def repin_regional_catalogs(ssm, family: str, fallback: str | None,
-                            clients: tuple[Callable, Callable] | None = None) -> dict[str, str]:
+def repin_regional_catalogs(ssm: AwsClient, family: str, fallback: str | None,
+                            clients: tuple[Callable[[str | None], Any], Callable[[str], Any]] | None = None) -> dict[str, str]:
     """Pin the family's rule in each regional catalog the settings' CatalogRegions name (the build stack
     writes them when bakehouse:factory.catalogRegionalPortfolios is on) to that region's copy of
     fallback; raises CatalogIncomplete naming every region that could not be pinned (a rerun retries)."""
@@ -189,8 +191,9 @@ def repin_regional_catalogs(ssm, family: str, fallback: str | None,
     return catalog.pin_family_in_regions(regional, family, fallback, sc_for, ec2_for)
 
 
-def quarantine(ec2, ssm, s3, sns, automation, *, image_id: str, tags: dict[str, str], cves: Iterable[str],
-               topic_arn: str, threshold: str, pipeline_document: str, pipeline_role_arn: str,
+def quarantine(ec2: AwsClient, ssm: AwsClient, s3: AwsClient, sns: AwsClient, automation: AwsClient, *, image_id: str,
+               tags: dict[str, str], cves: Iterable[str], topic_arn: str, threshold: str, pipeline_document: str,
+               pipeline_role_arn: str,
                in_use: Iterable[str] = (), workloads: Iterable[Workload] = (),
                repin_catalog: Callable[[str, str | None], Any] | None = None) -> Quarantine:
     """repin_catalog(family, fallback) pins the family's catalog rule to fallback (None: to no image)."""
@@ -242,14 +245,14 @@ def quarantine(ec2, ssm, s3, sns, automation, *, image_id: str, tags: dict[str, 
     return Quarantine(image_id, family, cve_list, execution, fallback, tuple(moved), rebuild_error)
 
 
-def _vulnerable_images(ec2) -> Iterator[dict[str, Any]]:
+def _vulnerable_images(ec2: AwsClient) -> Iterator[dict[str, Any]]:
     pages = ec2.get_paginator("describe_images").paginate(
         Owners=["self"], Filters=[{"Name": f"tag:{TAG_VULNERABLE}", "Values": ["true"]}])
     for page in pages:
         yield from page["Images"]
 
 
-def retire_replaced(ec2, ssm, now: datetime) -> list[str]:
+def retire_replaced(ec2: AwsClient, ssm: AwsClient, now: datetime) -> list[str]:
     """Deprecate quarantined AMIs whose family has published a replacement since."""
     deprecated = []
     for image in _vulnerable_images(ec2):
@@ -268,7 +271,7 @@ def retire_replaced(ec2, ssm, now: datetime) -> list[str]:
     return deprecated
 
 
-def mark_prod(ec2, image_id: str, tags: dict[str, str], today: str) -> bool:
+def mark_prod(ec2: AwsClient, image_id: str, tags: dict[str, str], today: str) -> bool:
     if tags.get(TAG_RAN_IN) == "prod" and tags.get(TAG_PROD_LAST_SEEN) == today:
         return False
     ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_RAN_IN: "prod", TAG_PROD_LAST_SEEN: today}))

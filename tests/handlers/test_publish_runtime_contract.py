@@ -1,6 +1,7 @@
 """The factory handlers run inside SSM aws:executeScript (python3.11, stdlib + boto3 only) and Lambda:
-they may import the standard library, boto3/botocore and handlers.common - nothing else - and must
-build no AWS client or session at import time."""
+they may import the standard library, boto3/botocore and other modules of the handlers package (the
+documents attach the whole package as handlers.zip, components/image_factory.handler_sources) -
+nothing else - and must build no AWS client or session at import time."""
 
 from __future__ import annotations
 
@@ -27,12 +28,21 @@ def _imports(module: str) -> set[str]:
     return names
 
 
+def _shipped(name: str) -> bool:
+    """A module of the handlers package, which ships whole in handlers.zip."""
+    return name.startswith("handlers.") and (HANDLERS / f"{name.split('.', 1)[1]}.py").is_file()
+
+
 @pytest.mark.parametrize("module", MINE)
-def test_handler_imports_only_stdlib_boto3_and_handlers_common(module):
+def test_handler_imports_only_stdlib_boto3_and_the_handlers_package(module):
     bad = {name for name in _imports(module)
            if name.split(".")[0] not in sys.stdlib_module_names | ALLOWED_THIRD_PARTY | {"__future__"}
-           and name != "handlers.common"}
+           and not _shipped(name)}
     assert bad == set()
+
+
+def test_a_module_outside_the_handlers_package_is_not_shipped():
+    assert not _shipped("handlers.no_such_module") and not _shipped("estate.naming") and _shipped("handlers.common")
 
 
 @pytest.mark.parametrize("module", MINE)

@@ -97,6 +97,7 @@ def generate_project(root: Path, count: int, copy_program: bool = True) -> list[
     factory = build["config"]["bakehouse:factory"]
     factory.pop("targetEnvs", None)  # default: every workload env receives the images
     factory["autoApproveEnvs"] = [env for env in envs if env != "prod"][:1]
+    factory["canaryEnv"] = factory["autoApproveEnvs"][0]  # the dev canary runs in a target env that exists
     _write(root / "Pulumi.build.yaml", build)
 
     dev = _load("Pulumi.dev.yaml")

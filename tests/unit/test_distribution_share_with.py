@@ -30,8 +30,9 @@ def test_the_distribute_handler_accepts_what_the_stack_passes(stack_run):
     request = dist.DistributeRequest.parse({
         "ImageId": "ami-0123456789abcdef0", "SourceRegion": "eu-west-1", "Family": "al2023",
         "Regions": {r: f"arn:aws:kms:{r}:333333333333:key/k" for r in params["Regions"]},
-        "Accounts": params["Accounts"], "ShareWith": params["ShareWith"]})
+        "ShareWith": params["ShareWith"]})  # no Accounts: the targets are read by path (handlers/targets.py)
     assert request.share_with == tuple(params["ShareWith"])
+    assert "Accounts" not in params  # the settings do not grow with the number of envs
 
 
 def test_the_pipeline_passes_share_with_through_to_distribution():

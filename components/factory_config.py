@@ -25,6 +25,8 @@ ENGINES = ("ssm", "packer")
 PACKER_RELEASES_DOMAIN = "releases.hashicorp.com"
 # The one environment whose images must always pass a human: auto-approval there is refused.
 PROTECTED_ENV = "prod"
+# A weekly rebuild of every published family: OS security updates reach images whose base AWS has not replaced.
+DEFAULT_FORCED_REBUILD = "rate(7 days)"
 # Where each candidate runs as a canary while it is validated (handlers/dev_canary.py); never the
 # protected env, whose images wait for approval.
 DEFAULT_CANARY_ENV = "dev"
@@ -129,6 +131,9 @@ class FactoryConfig:
     # When the base-image check runs (handlers/base_image_check.py): a family is rebuilt when AWS has
     # published a newer base than the one its image was built from.
     rebuild_schedule: str = "rate(1 day)"
+    # forcedRebuildSchedule: every published family is rebuilt on this clock even when its base is
+    # unchanged, so the OS updates the build applies reach the images; None ("off"): never forced.
+    forced_rebuild_schedule: str | None = DEFAULT_FORCED_REBUILD
     # memoryCapture: the pinned AVML build the release uploads and every image carries (None: not set;
     # the bundle then carries no pins and the build stops at its memory-capture step).
     memory_capture: MemoryCapture | None = None
@@ -185,7 +190,7 @@ class FactoryConfig:
 _KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
          "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
          "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios", "rebuildSchedule", "memoryCapture",
-         "canaryEnv")
+         "canaryEnv", "forcedRebuildSchedule")
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -273,6 +278,9 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
     problems.check(isinstance(regional, bool), f"{key}.catalogRegionalPortfolios", regional, "true or false")
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
     rebuild_schedule = _schedule(raw.get("rebuildSchedule", "rate(1 day)"), f"{key}.rebuildSchedule", problems)
+    forced = raw.get("forcedRebuildSchedule", DEFAULT_FORCED_REBUILD)
+    forced_rebuild_schedule = None if forced == "off" else _schedule(
+        forced, f"{key}.forcedRebuildSchedule", problems, also='or "off"')
     memory_capture = _memory_capture(raw.get("memoryCapture"), f"{key}.memoryCapture", problems)
     canary_env = raw.get("canaryEnv", DEFAULT_CANARY_ENV)
     problems.check(canary_env in envs and canary_env != PROTECTED_ENV, f"{key}.canaryEnv", canary_env,
@@ -303,6 +311,7 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
         approver_principals=principals, subscriptions=subscriptions,
         catalog_regions=regions if regional is True else (),
         catalog_owner=owner, catalog_cost_centre=cost_centre, rebuild_schedule=rebuild_schedule,
+        forced_rebuild_schedule=forced_rebuild_schedule,
         memory_capture=memory_capture, canary_env=canary_env,
     )
 
@@ -429,9 +438,10 @@ def _lifecycle(raw: Any, key: str, problems: Problems) -> LifecycleSettings | No
     return LifecycleSettings(schedule, keep, keep_days, grace, years, dry_run is True)
 
 
-def _schedule(value: Any, key: str, problems: Problems) -> str:
+def _schedule(value: Any, key: str, problems: Problems, also: str = "") -> str:
     problems.check(isinstance(value, str) and bool(SCHEDULE.fullmatch(value)), key, value,
-                   "a recurring EventBridge Scheduler expression: rate(N days|hours|minutes) or cron(6 fields)")
+                   "a recurring EventBridge Scheduler expression: rate(N days|hours|minutes) or cron(6 fields)"
+                   + (f" {also}" if also else ""))
     return value if isinstance(value, str) else ""
 
 

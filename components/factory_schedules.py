@@ -30,6 +30,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESCAN_STEM = "rescan_images"
 # Starts Bakehouse-Pipeline for the families whose base AMI AWS has replaced (handlers/base_image_check.py).
 BASE_CHECK_STEM = "check_base_images"
+# Scheduler puts the tick's time in the target input ("Adding context attributes in EventBridge
+# Scheduler"): the same on every retry of one tick, so the forced rebuild's token and starts repeat.
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 START_AUTOMATION_TARGET = "arn:aws:scheduler:::aws-sdk:ssm:startAutomationExecution"
 LIFECYCLE_FUNCTION = "bakehouse-image-lifecycle"
 LIFECYCLE_MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/lifecycle.py",
@@ -259,6 +262,19 @@ class FactorySchedules(pulumi.ComponentResource):
                 arn=START_AUTOMATION_TARGET, role_arn=args.scheduler_role.arn,
                 input=pulumi.Output.json_dumps({"DocumentName": automation_document_name(BASE_CHECK_STEM),
                                                 "Parameters": {"AutomationAssumeRole": [args.role_arns["automation"]]}}),
+                retry_policy=retry, dead_letter_config=dlq),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))))
+        forced = factory.forced_rebuild_schedule
+        self.forced_rebuild = None if forced is None else aws.scheduler.Schedule(
+            f"{name}-forced-rebuild", name="bakehouse-forced-rebuild", group_name=self.group.name,
+            description="Rebuild every published family on its unchanged base, picking up OS updates",
+            schedule_expression=forced, schedule_expression_timezone="UTC",
+            flexible_time_window=window, kms_key_arn=args.key_arn, state="ENABLED",
+            target=aws.scheduler.ScheduleTargetArgs(
+                arn=START_AUTOMATION_TARGET, role_arn=args.scheduler_role.arn,
+                input=pulumi.Output.json_dumps({"DocumentName": automation_document_name(BASE_CHECK_STEM),
+                                                "Parameters": {"AutomationAssumeRole": [args.role_arns["automation"]],
+                                                               "ForcedRebuildAt": [SCHEDULED_TIME]}}),
                 retry_policy=retry, dead_letter_config=dlq),
             opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))))
         self.lifecycle_schedule = None if self.lifecycle is None else aws.scheduler.Schedule(

@@ -10,13 +10,14 @@ from typing import Any
 
 from ._actions import ApprovalDecision, ApprovalRequest
 from ._seams import WORKLOAD_OU
-from ._world import ACCOUNT_ID, BundleShell, World, ssm_agent_online
+from ._world import ACCOUNT_ID, TARGET_ACCOUNTS, BundleShell, World, ssm_agent_online
 from .runner import Runner
 
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/BakehouseFactoryAutomation"
 APPROVER = f"arn:aws:iam::{ACCOUNT_ID}:role/BakehouseApprover"
 DISTRIBUTION_REGIONS = ("eu-central-1", "us-east-1")
-ACCOUNTS = ({"AccountId": "111111111111", "Env": "dev"}, {"AccountId": "222222222222", "Env": "prod"})
+# What the seeded /bakehouse/factory/targets/<env> parameters name; the Pipeline is given no Accounts.
+ACCOUNTS = tuple({"AccountId": account, "Env": env} for env, account in TARGET_ACCOUNTS.items())
 
 
 @dataclass
@@ -80,7 +81,8 @@ def pipeline_parameters(world: World, keys: dict[str, str], product_id: str, fam
     params = world.build_parameters(ROLE_ARN, family)
     params.update(
         FindingsBucket=world.findings_bucket, SeverityThreshold="HIGH",
-        Regions=keys, Accounts=[dict(a) for a in ACCOUNTS], ShareWith=[WORKLOAD_OU], PollSeconds=0,
+        # No Accounts: the handlers read the targets the build stack wrote (handlers/targets.py).
+        Regions=keys, ShareWith=[WORKLOAD_OU], PollSeconds=0,
         CatalogProductId=product_id, MaxCatalogVersions=3, NotificationTopicArn=world.topic_arn,
     )
     params.update(overrides)

@@ -22,6 +22,10 @@ from ._actions import CommandRequest, CommandResult
 REPO = Path(__file__).resolve().parents[2]
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 ACCOUNT_ID = "123456789012"
+# The workload accounts by env, as the build stack writes them (components/factory_targets.py): one
+# parameter per env under TARGETS_PATH, which the handlers read when a run names no accounts.
+TARGET_ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
+TARGETS_PATH = "/bakehouse/factory/targets"
 # The pinned memory-capture build as the release keeps it (tools/release.py; the download is stubbed).
 AVML_BINARY = b"\x7fELF e2e avml"
 AVML_PINS = {"version": "0.14.0", "sha256": hashlib.sha256(AVML_BINARY).hexdigest(),
@@ -114,6 +118,8 @@ def seed(endpoint_url: str, region: str = "eu-west-1", commit: str = "0a1b2c3d4e
     put = s3.put_object(Bucket=buckets["scripts"], Key="provisioning/bundle.tar.gz", Body=bundle_bytes(),
                         Metadata={"commit": commit, **avml}, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
     topic = c("sns").create_topic(Name="bakehouse-approvers")["TopicArn"]
+    for env, account in TARGET_ACCOUNTS.items():
+        c("ssm").put_parameter(Name=f"{TARGETS_PATH}/{env}", Type="String", Value=account)
     return World(endpoint_url, region, base, subnet, sg, "BakehouseBuildInstance", key, buckets["scripts"],
                  "provisioning/bundle.tar.gz", put["VersionId"], commit, topic, buckets["findings"],
                  avml["avmlversion"], avml["avmlsha256"])

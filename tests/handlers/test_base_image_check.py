@@ -125,3 +125,56 @@ def test_a_family_that_cannot_start_fails_the_run_by_name(estate):
 def test_a_malformed_event_is_refused_before_any_call():
     with pytest.raises(MalformedEvent, match="PipelineRoleArn"):
         bic.handler({"PipelineRoleArn": "me"}, None)
+
+
+TICK = "2026-11-30T03:00:00Z"
+
+
+def forced(estate, at: str = TICK) -> dict:
+    return bic.execute(bic.plan_forced(estate.ssm, estate.ec2, at), estate.ssm, estate.s3, estate.automation,
+                       ROLE, DAY)
+
+
+def test_a_forced_rebuild_starts_every_published_family_with_a_token_from_the_scheduled_time(estate):
+    for family, base in estate.families.items():
+        estate.built_from(family, estate.publish_base(base))  # bases unchanged: the check alone starts nothing
+    result = forced(estate)
+    assert set(result["Started"]) == set(estate.families)
+    tokens = {s["Parameters"]["Family"][0]: s["Parameters"]["RebuildToken"] for s in estate.starts()}
+    assert set(tokens) == set(estate.families)
+    # one token per tick, recorded by BuildImage on the image it builds (bakehouse:rebuild-token)
+    assert {tuple(t) for t in tokens.values()} == {(bic.rebuild_token(TICK),)}
+    assert all(s["DocumentName"] == "Bakehouse-Pipeline" for s in estate.starts())
+
+
+def test_a_forced_tick_delivered_twice_starts_each_family_once_and_a_new_tick_again(estate):
+    for family, base in estate.families.items():
+        estate.built_from(family, estate.publish_base(base))
+    forced(estate)
+    forced(estate)  # Scheduler retried the same tick: same client tokens, so SSM starts nothing new
+    tokens = [s["ClientToken"] for s in estate.starts()]
+    assert len(tokens) == 2 * len(estate.families) and len(set(tokens)) == len(estate.families)
+    forced(estate, "2026-12-07T03:00:00Z")
+    assert len({s["ClientToken"] for s in estate.starts()}) == 2 * len(estate.families)
+    assert len({tuple(s["Parameters"]["RebuildToken"]) for s in estate.starts()}) == 2
+
+
+def test_a_forced_rebuild_leaves_a_family_never_published_to_its_release(estate):
+    for base in set(estate.families.values()):
+        estate.publish_base(base)
+    assert forced(estate)["Started"] == {} and estate.starts() == []
+
+
+def test_the_base_image_check_passes_no_rebuild_token_so_the_build_may_reuse(estate):
+    for family, base in estate.families.items():
+        estate.built_from(family, estate.publish_base(base))
+    for base in set(estate.families.values()):
+        estate.publish_base(base)
+    estate.run()
+    assert estate.starts() and all("RebuildToken" not in s["Parameters"] for s in estate.starts())
+
+
+@pytest.mark.parametrize("at", ["yesterday", "2026-11-30 03:00:00", 7])
+def test_a_malformed_scheduled_time_is_refused_before_any_call(at):
+    with pytest.raises(MalformedEvent, match="ForcedRebuildAt"):
+        bic.handler({"PipelineRoleArn": ROLE, "ForcedRebuildAt": at}, None)

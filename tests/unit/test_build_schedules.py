@@ -276,3 +276,45 @@ def test_the_rebuild_schedule_follows_the_config():
     factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
     run = cached_run("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": "rate(6 hours)"}})
     assert schedule(run, "bakehouse-check-base-images")["scheduleExpression"] == "rate(6 hours)"
+
+
+def test_the_forced_rebuild_schedule_starts_the_check_with_the_ticks_time_weekly_by_default(stack_run):
+    run = stack_run("build")
+    forced = schedule(run, "bakehouse-forced-rebuild")
+    configured = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    assert forced["scheduleExpression"] == configured.get("forcedRebuildSchedule", "rate(7 days)")
+    assert forced["target"]["arn"] == START_AUTOMATION_TARGET
+    request = json.loads(forced["target"]["input"])
+    assert request["DocumentName"] == "Bakehouse-CheckBaseImages"
+    declared = yaml.safe_load((PROJECT_DIR / "automation" / "check_base_images.yaml").read_text())["parameters"]
+    assert set(request["Parameters"]) <= set(declared)
+    # Scheduler substitutes its context attribute; the same tick retried carries the same time.
+    assert request["Parameters"]["ForcedRebuildAt"] == ["<aws.scheduler.scheduled-time>"]
+    assert request["Parameters"]["AutomationAssumeRole"] == ["arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"]
+    assert forced["kmsKeyArn"] == FACTORY_KEY and forced["groupName"] == "bakehouse-factory"
+    assert forced["target"]["deadLetterConfig"]["arn"].endswith("queue/build-schedules-dead-letters")
+
+
+def test_a_forced_rebuild_schedule_set_off_declares_no_schedule():
+    factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "forcedRebuildSchedule": "off"}})
+    names = {s.inputs["name"] for s in run.of_type("aws:scheduler/schedule:Schedule")}
+    assert "bakehouse-forced-rebuild" not in names and "bakehouse-check-base-images" in names
+
+
+def test_the_forced_rebuild_schedule_follows_the_config():
+    factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "forcedRebuildSchedule": "cron(0 3 ? * SUN *)"}})
+    assert schedule(run, "bakehouse-forced-rebuild")["scheduleExpression"] == "cron(0 3 ? * SUN *)"
+
+
+@pytest.mark.parametrize("value", ["rate(1 week)", "weekly", "", 7, None])
+def test_a_forced_rebuild_schedule_that_scheduler_would_refuse_is_refused_with_its_key(value):
+    from estate.config import ConfigError
+
+    factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
+    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "forcedRebuildSchedule": value}},
+                    raise_errors=False)
+    assert isinstance(run.error, ConfigError)
+    assert "bakehouse:factory.forcedRebuildSchedule is" in str(run.error)
+    assert 'a recurring EventBridge Scheduler expression' in str(run.error) and '"off"' in str(run.error)

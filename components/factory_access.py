@@ -175,7 +175,8 @@ class FactoryAccess(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-publisher-policy", role=self.publisher.id,
                            policy=document(*publisher_statements(args)), opts=child)
         self.scanner = aws.iam.Role(
-            f"{name}-scanner", name=IMAGE_SCANNER_ROLE, assume_role_policy=document(scanner_trust(args)), max_session_duration=3600,
+            f"{name}-scanner", name=IMAGE_SCANNER_ROLE, assume_role_policy=document(scanner_trust(args)),
+            max_session_duration=3600,
             description="Build account rescans: AMIs in use, their findings; quarantine", opts=child)
         aws.iam.RolePolicy(f"{name}-scanner-policy", role=self.scanner.id,
                            policy=document(*scanner_statements(args)), opts=child)

@@ -8,10 +8,10 @@ preview, so the policy pack and the key policies can read them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
-
-from typing import Any
 
 from estate.config import StackConfig
 from estate.naming import CATALOG_LAUNCH_ROLE, FACTORY_AUTOMATION_ROLE, role_arn

@@ -256,7 +256,7 @@ def pipeline_event_pattern(pipeline_name: str) -> str:
     })
 
 
-def pipeline_parameters(args: "ImageFactoryArgs", approvers_topic_arn: pulumi.Input[str],
+def pipeline_parameters(args: ImageFactoryArgs, approvers_topic_arn: pulumi.Input[str],
                         notifications_topic_arn: pulumi.Input[str]) -> dict[str, Any]:
     factory = args.factory
     params: dict[str, Any] = {
@@ -392,7 +392,8 @@ class ImageFactory(pulumi.ComponentResource):
             # The factory's alarms (lifecycle and schedule dead letters, components/factory_schedules.py).
             statement("CloudWatchFactoryAlarms", ["sns:Publish"], [self.notifications_topic.arn],
                       principals={"Service": "cloudwatch.amazonaws.com"},
-                      conditions={"ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{cfg.region}:{cfg.account_id}:alarm:bakehouse-*"},
+                      conditions={"ArnLike": {"aws:SourceArn":
+                                              f"arn:aws:cloudwatch:{cfg.region}:{cfg.account_id}:alarm:bakehouse-*"},
                                   "StringEquals": {"aws:SourceAccount": cfg.account_id}}),
         ), opts=child)
         for topic_key, topic in (("approvers", self.approvers_topic), ("notifications", self.notifications_topic)):

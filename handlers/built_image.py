@@ -10,8 +10,9 @@ token only the image built for that token counts, so a new token builds and a re
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from .common import TAG_COMMIT, TAG_FAMILY, TAG_SOURCE_AMI, EventReader, MalformedEvent, client
+from .common import TAG_COMMIT, TAG_FAMILY, TAG_SOURCE_AMI, AwsClient, EventReader, MalformedEvent, client
 
 TAG_REBUILD_TOKEN = "bakehouse:rebuild-token"
 TAG_VULNERABLE = "bakehouse:vulnerable"
@@ -22,7 +23,7 @@ class NoBuiltImage(Exception):
     """Nothing to reuse: the build runs (in CheckForExistingImage, a non-critical step, that is the point)."""
 
 
-def newest_built_image(ec2, family: str, base_ami: str, commit: str, rebuild_token: str = "") -> str:
+def newest_built_image(ec2: AwsClient, family: str, base_ami: str, commit: str, rebuild_token: str = "") -> str:
     filters = [{"Name": f"tag:{TAG_FAMILY}", "Values": [family]},
                {"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [base_ami]},
                {"Name": f"tag:{TAG_COMMIT}", "Values": [commit]},
@@ -35,10 +36,11 @@ def newest_built_image(ec2, family: str, base_ami: str, commit: str, rebuild_tok
     if not images:
         raise NoBuiltImage(f"no available image of {family} from {base_ami} at {commit}"
                            + (f" for rebuild token {rebuild_token}" if rebuild_token else ""))
-    return max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))["ImageId"]
+    newest: str = max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))["ImageId"]
+    return newest
 
 
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """aws:executeScript entry. Event: Family, BaseImageId, ScriptsCommit, RebuildToken ('' = any)."""
     read = EventReader("built_image", event)
     family = read.string("Family", re.compile(r"[a-z][a-z0-9-]{1,30}"))

@@ -242,7 +242,7 @@ def family_rule(family: str) -> str:
 
 def _family_rules(rules: dict[str, Any]) -> dict[str, list[str]]:
     out = {}
-    for name, rule in rules.get("Rules", {}).items():
+    for rule in rules.get("Rules", {}).values():
         condition = rule.get("RuleCondition", {}).get("Fn::Equals")
         if isinstance(condition, list) and len(condition) == 2 and condition[0] == FAMILY_PARAMETER_REF:
             for assertion in rule.get("Assertions", []):

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import boto3
 from botocore.exceptions import ClientError
@@ -465,7 +466,8 @@ def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     """SSM aws:executeScript entry point. Fails the step when anything was left undone.
 
     Event: ImageId, SourceRegion, Family, Regions {region: factory KMS key ARN there},
-    Accounts [{AccountId, Env}] (absent or empty: every env under /bakehouse/factory/targets), ShareWith [organization or OU ARN], MaxWorkers 1-64,
+    Accounts [{AccountId, Env}] (absent or empty: every env under /bakehouse/factory/targets),
+    ShareWith [organization or OU ARN], MaxWorkers 1-64,
     PublisherRole, PollSeconds, PollTimeoutSeconds. Output: SourceImageId, Family,
     RegionImageIds {region: id}, Regions, Accounts {account: {region: {ImageId, Action}}}, Failures.
     """

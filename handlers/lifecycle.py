@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -157,10 +157,10 @@ def _time(value: Any) -> datetime | None:
     if not value:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     text = str(value).replace("Z", "+00:00")
     parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _creation_time(image: dict[str, Any]) -> datetime:
@@ -403,7 +403,7 @@ def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm: AwsClient
         workload: Callable[[str, str], tuple[Any, Any]] | None = None) -> dict[str, Any]:
     """workload(account, region) -> that account's (ec2, ssm) there, for request.accounts' parameters.
     Raises LifecycleIncomplete, after everything else is done, when anything failed."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     pins: dict[str, tuple[str, ...]] = {}
     failures: list[str] = []
     # Unreadable or malformed target parameters raise here: pins unknown, nothing may be retired.

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -320,7 +320,7 @@ def client_token(image_id: str, day: str) -> str:
 def _launch_one(request: RescanRequest, ec2: AwsClient, image_id: str) -> tuple[str, str]:
     """(instance id, the execution it was launched for)."""
     instance = ec2.run_instances(
-        ClientToken=client_token(image_id, datetime.now(timezone.utc).strftime("%Y-%m-%d")),
+        ClientToken=client_token(image_id, datetime.now(UTC).strftime("%Y-%m-%d")),
         ImageId=image_id, InstanceType=request.instance_type, MinCount=1, MaxCount=1,
         SubnetId=request.subnet_id, SecurityGroupIds=list(request.security_group_ids),
         IamInstanceProfile={"Name": request.instance_profile},
@@ -347,7 +347,7 @@ def _discovery(request: RescanRequest, s3: AwsClient) -> dict[str, Any]:
 
 def _launched_at(instance: dict[str, Any]) -> datetime:
     when: datetime = instance["LaunchTime"]
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def collect(request: RescanRequest, clients: Clients, now: Callable[[], datetime], result: RescanResult,
@@ -477,7 +477,7 @@ def cleanup(request: RescanRequest, clients: Clients) -> list[str]:
 
 def rescan(request: RescanRequest, clients: Clients, now: Callable[[], datetime] | None = None,
            sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic) -> RescanResult:
-    now = now or (lambda: datetime.now(timezone.utc))
+    now = now or (lambda: datetime.now(UTC))
     result = RescanResult()
     discover(request, clients, now(), result)
     batch = replace(request, image_ids=tuple(result.to_scan), step_seconds=request.wait_seconds)
@@ -498,7 +498,7 @@ def run_phase(request: RescanRequest, clients: Clients) -> RescanResult:
     result = RescanResult()
 
     def now() -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     if request.phase == "all":
         return rescan(request, clients)

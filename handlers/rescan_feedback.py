@@ -5,7 +5,8 @@
   /bakehouse/<env>/ami/<family> move back to the last good image of the family (the newest history
   version that is neither this image nor quarantined nor gone), or are deleted when there is none,
   so nothing resolves to it; the family's catalog rule is pinned to the last good image (or to an id
-  no image has), in every regional catalog the settings name too (to that region's copy of it); each workload account's view of the shared image is tagged bakehouse:quarantined
+  no image has), in every regional catalog the settings name too (to that region's copy of it); each
+  workload account's view of the shared image is tagged bakehouse:quarantined
   (the tag the approved-images SCP denies launches by: tags the owner puts on a shared AMI are not
   seen by the accounts it is shared with, so the tag goes on each account's own view); the history
   version is labelled. The rebuild is best effort: its failure is announced on the topic and

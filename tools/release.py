@@ -34,8 +34,8 @@ import argparse
 import gzip
 import hashlib
 import io
-import re
 import json
+import re
 import subprocess
 import sys
 import tarfile

@@ -4,7 +4,6 @@ the parameters a build stack would pass to the Pipeline."""
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass, field
 from typing import Any
 

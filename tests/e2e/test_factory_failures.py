@@ -14,10 +14,10 @@ from handlers.common import tags_to_dict
 from tests.e2e import _seams
 from tests.e2e._factory import ACCOUNTS, APPROVER, ROLE_ARN, RecordingApprover, make_runner, region_keys
 from tests.e2e._world import BundleShell, World, seed, set_public_parameter
+from tests.e2e.runner import Execution, Runner, moto_server
 
 SETTINGS = "/bakehouse/factory/settings"
 UBUNTU_2404_PARAMETER = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
-from tests.e2e.runner import Execution, Runner, moto_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from estate.naming import APPROVED_IMAGE_TAG
 from handlers.common import tags_to_dict
 from tests.e2e import _seams
-from tests.e2e._factory import (ACCOUNTS, DISTRIBUTION_REGIONS, RecordingApprover, make_runner,
-                                pipeline_parameters, region_keys)
+from tests.e2e._factory import ACCOUNTS, DISTRIBUTION_REGIONS, RecordingApprover, make_runner, pipeline_parameters, region_keys
 from tests.e2e._world import BundleShell, World, seed
 from tests.e2e.runner import Execution, Runner, moto_server
 

@@ -17,16 +17,16 @@ import pytest
 
 import handlers.isolate
 import handlers.rescan
+from handlers.catalog import approve_in_constraint, family_rule
 from handlers.common import client as real_client
 from handlers.common import tags_to_dict
-from handlers.catalog import approve_in_constraint, family_rule
 from handlers.publish import PublishRequest, history, publish
 from handlers.rescan_feedback import NO_IMAGE, SETTINGS_PARAMETER
-from tests.fakes import FakeInspector2, ImageDeprecationEc2
-from tests.fakes.servicecatalog import FakeServiceCatalog
-from tests.fakes.seed import golden_ami
-from tests.fakes.operations import document_parameters, seed_factory_settings, FakeAutomation, InspectorThatScans
 from tests.e2e.runner import Runner, moto_server
+from tests.fakes import FakeInspector2, ImageDeprecationEc2
+from tests.fakes.operations import FakeAutomation, InspectorThatScans, document_parameters, seed_factory_settings
+from tests.fakes.seed import golden_ami
+from tests.fakes.servicecatalog import FakeServiceCatalog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REGION = "eu-west-1"

@@ -19,8 +19,7 @@ import pytest
 from handlers.catalog import APPROVED_RULE, family_rule
 from handlers.common import tags_to_dict
 from tests.e2e import _seams
-from tests.e2e._factory import (ACCOUNTS, APPROVER, ROLE_ARN, SETTINGS_PARAMETER, RecordingApprover, make_runner,
-                                region_keys)
+from tests.e2e._factory import ACCOUNTS, APPROVER, ROLE_ARN, SETTINGS_PARAMETER, RecordingApprover, make_runner, region_keys
 from tests.e2e._world import AVML_BINARY, AVML_PINS, BundleShell, World, seed, set_public_parameter
 from tests.e2e.runner import Execution, moto_server
 from tools import release as release_tool

@@ -53,7 +53,7 @@ class FakeServiceCatalog(RecordingFake):
 
     def _now(self) -> dt.datetime:
         # Strictly increasing, so "newest artifact" is well defined even within one second.
-        return dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=next(self._clock))
+        return dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=next(self._clock))
 
     def _product(self, method: str, product_id: str) -> dict[str, Any]:
         try:

@@ -15,8 +15,8 @@ from handlers import base_image_check as bic
 from handlers.common import MalformedEvent
 from handlers.rescan_feedback import BASE_IMAGE_PARAMETERS, RebuildNotPossible
 from tests.e2e._world import set_public_parameter
-from tests.fakes.seed import FAST_EC2_ENV
 from tests.fakes.operations import FakeAutomation, seed_factory_settings
+from tests.fakes.seed import FAST_EC2_ENV
 
 REGION = "eu-west-1"
 SCRIPTS = "bakehouse-scripts-test"

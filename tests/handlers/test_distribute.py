@@ -113,7 +113,7 @@ def seed_request() -> tuple[dist.DistributeRequest, dict[str, str]]:
     keys = {r: boto3.client("kms", region_name=r).create_key()["KeyMetadata"]["Arn"] for r in REGIONS}
     request = dist.DistributeRequest(
         image_id=image, source_region=HOME, family="al2023", region_keys=tuple(sorted(keys.items())),
-        targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS)), share_with=(WORKLOAD_OU,), max_workers=4,
+        targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS, strict=True)), share_with=(WORKLOAD_OU,), max_workers=4,
         poll_seconds=0)
     return request, keys
 
@@ -221,7 +221,7 @@ class TestAFullDistribution:
 
     def test_each_account_parameter_names_its_regions_image(self, distributed):
         _, _, result, _ = distributed
-        for account, env in zip(ACCOUNTS, ENVS):
+        for account, env in zip(ACCOUNTS, ENVS, strict=True):
             for region in REGIONS:
                 parameter = _account_ssm(account, region).get_parameter(
                     Name=f"/bakehouse/{env}/ami/al2023")["Parameter"]
@@ -376,7 +376,7 @@ def test_a_failed_region_copy_skips_its_accounts_and_the_step_fails(estate, monk
 
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: BrokenCopy())
     event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
-             "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU], "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS)]}
+             "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU], "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS, strict=True)]}
     with pytest.raises(dist.DistributionIncomplete, match="eu-central-1"):
         dist.handler(event, None)
 
@@ -387,7 +387,7 @@ def test_handler_output_carries_region_image_ids_and_account_outcomes(estate, mo
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: RecordingClients())
     event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
              "MaxWorkers": 4, "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU],
-             "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS)]}
+             "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS, strict=True)]}
     out = dist.handler(event, None)
     assert sorted(out["RegionImageIds"]) == sorted(REGIONS) and out["Failures"] == []
     assert {r: o["Action"] for r, o in out["Accounts"][ACCOUNTS[0]].items()} == {r: "shared" for r in REGIONS}
@@ -468,7 +468,7 @@ def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, 
 def test_without_accounts_the_handler_serves_every_env_under_the_target_path(estate, monkeypatch):
     request, _ = estate
     ssm = boto3.client("ssm", region_name=HOME)
-    for account, env in zip(ACCOUNTS, ENVS):
+    for account, env in zip(ACCOUNTS, ENVS, strict=True):
         ssm.put_parameter(Name=f"/bakehouse/factory/targets/{env}", Value=account, Type="String")
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: RecordingClients())
     event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,

@@ -3,19 +3,18 @@ executor against moto (+ the deprecation fake) in the home region and a copy reg
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from handlers.common import MalformedEvent
-from botocore.exceptions import ClientError
-
 from handlers.lifecycle import (
-    LifecycleIncomplete,
     Action,
     ImageFacts,
+    LifecycleIncomplete,
     LifecycleRequest,
     RetentionPolicy,
     handler,
@@ -26,7 +25,7 @@ from tests.fakes import ImageDeprecationEc2
 from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 from tests.handlers._sessions import fast_default_session
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = RetentionPolicy(keep_newest=2, keep_days=30, grace_days=14, prod_retention_years=2)
 K, D, W, R = Action.KEEP, Action.DEPRECATE, Action.WAIT, Action.DEREGISTER
 
@@ -85,7 +84,7 @@ def test_plan_decides_each_image(images, expected):
 
 
 def test_plan_prod_retention_exactly_at_the_anniversary_releases_the_image():
-    created = datetime(2024, 11, 23, 12, 0, tzinfo=timezone.utc)  # exactly two years before NOW
+    created = datetime(2024, 11, 23, 12, 0, tzinfo=UTC)  # exactly two years before NOW
     image = ImageFacts("p", "al2023", created, ran_in_prod=True)
     assert plan([image], RetentionPolicy(1, 0, 0, 2), NOW)[0].action is K  # still the newest
     older = [ImageFacts("n1", "al2023", NOW), image]
@@ -95,12 +94,12 @@ def test_plan_prod_retention_exactly_at_the_anniversary_releases_the_image():
 
 
 def test_plan_prod_retention_from_a_leap_day_ends_on_28_february():
-    image = ImageFacts("p", "al2023", datetime(2024, 2, 29, tzinfo=timezone.utc), ran_in_prod=True)
-    newer = ImageFacts("n", "al2023", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    image = ImageFacts("p", "al2023", datetime(2024, 2, 29, tzinfo=UTC), ran_in_prod=True)
+    newer = ImageFacts("n", "al2023", datetime(2026, 1, 1, tzinfo=UTC))
     policy = RetentionPolicy(1, 0, 0, 2)
-    [decision] = [d for d in plan([newer, image], policy, datetime(2026, 2, 27, tzinfo=timezone.utc)) if d.image_id == "p"]
+    [decision] = [d for d in plan([newer, image], policy, datetime(2026, 2, 27, tzinfo=UTC)) if d.image_id == "p"]
     assert decision.action is K and "2026-02-28" in decision.reason
-    [decision] = [d for d in plan([newer, image], policy, datetime(2026, 2, 28, tzinfo=timezone.utc)) if d.image_id == "p"]
+    [decision] = [d for d in plan([newer, image], policy, datetime(2026, 2, 28, tzinfo=UTC)) if d.image_id == "p"]
     assert decision.action is D
 
 
@@ -152,7 +151,7 @@ def _request(dry_run: bool, **policy) -> LifecycleRequest:
 
 
 def _later(days: int) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(days=days)
+    return datetime.now(UTC) + timedelta(days=days)
 
 
 def _state(world):
@@ -334,7 +333,7 @@ class _FailingDeregister:
 
 
 def test_one_images_failure_is_reported_and_the_others_still_retire(world):
-    (s1, c1), (s2, c2) = world["images"][1], world["images"][2]
+    (s1, _c1), (s2, c2) = world["images"][1], world["images"][2]
     run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400))
     ec2 = {**world["ec2"], HOME: _FailingDeregister(world["ec2"][HOME], s1)}
     with pytest.raises(LifecycleIncomplete) as raised:

@@ -5,23 +5,32 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from handlers.common import MalformedEvent
 from handlers.inspector_summary import NotCovered
 from handlers.publish import PublishRequest, history, publish
-from botocore.exceptions import ClientError
-
-from handlers.rescan import (Clients, RescanIncomplete, RescanRequest, RescanResult, ScanLaunchFailed, collect,
-                             discover, handler, launch, rescan)
+from handlers.rescan import (
+    Clients,
+    RescanIncomplete,
+    RescanRequest,
+    RescanResult,
+    ScanLaunchFailed,
+    collect,
+    discover,
+    handler,
+    launch,
+    rescan,
+)
 from tests.fakes import FakeInspector2, ImageDeprecationEc2
-from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 from tests.fakes.operations import FakeAutomation, InspectorThatScans, LaunchLog, seed_factory_settings
+from tests.fakes.seed import FAST_EC2_ENV, golden_ami
 from tests.handlers._sessions import fast_default_session, session
 
 REGION = "eu-west-1"
@@ -186,10 +195,10 @@ def test_a_collect_step_that_runs_out_of_time_leaves_scans_pending_and_launches_
     world.inspector.after_polls = 1000  # Inspector is slow today
     request = world.request(batch_size=2, step_seconds=0)
     result = RescanResult()
-    discover(request, world.clients(), datetime.now(timezone.utc), result)
+    discover(request, world.clients(), datetime.now(UTC), result)
     request = world.request(batch_size=2, step_seconds=0, image_ids=tuple(result.to_scan))
     launch(request, world.clients(), result)
-    collect(request, world.clients(), lambda: datetime.now(timezone.utc), result, sleep=lambda s: None)
+    collect(request, world.clients(), lambda: datetime.now(UTC), result, sleep=lambda s: None)
     assert (len(result.launched), result.pending, result.remaining) == (2, 2, 1)
     assert len(world.scan_instances(("running",))) == 2  # still being scanned: not terminated
     launch(request, world.clients(), result)
@@ -197,7 +206,7 @@ def test_a_collect_step_that_runs_out_of_time_leaves_scans_pending_and_launches_
     world.inspector.after_polls = 0
     world.inspector.state.coverage.clear()
     world.inspector.seen.clear()
-    collect(request, world.clients(), lambda: datetime.now(timezone.utc), result, sleep=lambda s: None)
+    collect(request, world.clients(), lambda: datetime.now(UTC), result, sleep=lambda s: None)
     assert (result.pending, result.remaining, len(result.scanned)) == (0, 1, 2)
     launch(request, world.clients(), result)
     assert len(result.launched) == 3 and sorted(result.to_scan) == sorted(images)
@@ -208,10 +217,10 @@ def test_a_collect_step_fails_once_a_scan_instance_outlives_its_wait(world):
     world.inspector.scanning = False
     request = world.request(wait_seconds=1800, step_seconds=480)
     result = RescanResult()
-    discover(request, world.clients(), datetime.now(timezone.utc), result)
+    discover(request, world.clients(), datetime.now(UTC), result)
     request = world.request(wait_seconds=1800, step_seconds=480, image_ids=tuple(result.to_scan))
     launch(request, world.clients(), result)
-    two_hours_later = datetime.now(timezone.utc) + timedelta(hours=2)
+    two_hours_later = datetime.now(UTC) + timedelta(hours=2)
     with pytest.raises(NotCovered, match=result.launched[0]):
         collect(request, world.clients(), lambda: two_hours_later, result, sleep=lambda s: None)
 
@@ -231,7 +240,7 @@ def test_findings_report_goes_to_s3_and_counts_to_the_ami_tags(world):
     tags = world.tags(image)
     assert tags["bakehouse:cves-critical"] == "0" and tags["bakehouse:cves-high"] == "0"
     assert tags["bakehouse:cves-medium"] == "1" and tags["bakehouse:cves-low"] == "2"
-    assert tags["bakehouse:scan-date"].startswith(datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+    assert tags["bakehouse:scan-date"].startswith(datetime.now(UTC).strftime("%Y-%m-%d"))
     keys = [o["Key"] for o in world.s3.list_objects_v2(Bucket=BUCKET, Prefix="rescans/")["Contents"]]
     [key] = [k for k in keys if k.endswith(f"/{image}.json")]
     report = json.loads(world.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
@@ -436,7 +445,7 @@ def test_findings_read_in_place_above_the_threshold_quarantine_the_image_without
     [message] = world.messages()
     assert message["cves"] == ["CVE-2026-4444"] and "running:prod" in message["in_use"]
     assert world.tags(image)["bakehouse:vulnerable"] == "true"
-    summary = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"rescans/{datetime.now(timezone.utc):%Y-%m-%d}/"
+    summary = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"rescans/{datetime.now(UTC):%Y-%m-%d}/"
                                                              f"{image}.json")["Body"].read())
     assert summary["context"]["inPlace"] == [f"{PROD}:{image}"]
 

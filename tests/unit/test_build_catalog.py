@@ -8,9 +8,9 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from estate.naming import CATALOG_LAUNCH_ROLE
 from components.providers import account_provider
 from components.service_catalog import ServiceCatalog, ServiceCatalogArgs, constraint_rules, template_key
+from estate.naming import CATALOG_LAUNCH_ROLE
 from tools.mockrun import PROJECT_DIR, StackRun, run_program
 
 TEMPLATE = """AWSTemplateFormatVersion: '2010-09-09'

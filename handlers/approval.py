@@ -14,17 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .common import AMI_ID, AwsClient, BakehouseError, EventReader, MalformedEvent, client, tags_to_dict
+from .common import (
+    AMI_ID,
+    FACTORY_SETTINGS_PARAMETER,
+    AwsClient,
+    BakehouseError,
+    EventReader,
+    MalformedEvent,
+    SettingsUnusable,
+    client,
+    factory_settings,
+    tags_to_dict,
+)
 
-SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
 TAG_APPROVER = "bakehouse:approver"  # the principal who approved (or `auto-approval:<env>`)
 TAG_APPROVAL_EXECUTION = "bakehouse:approval-execution"
 AUTO_ENV = "dev"  # the only approval environment that may skip the human
 ARN = r"arn:aws[a-z-]*:(iam|sts)::\d{12}:\S+"
-
-
-class SettingsUnusable(BakehouseError):
-    """The factory settings are missing or do not say who approves: nothing is approved."""
 
 
 class NoApproval(BakehouseError):
@@ -45,13 +52,8 @@ class Approval:
 
 
 def approval_settings(ssm: AwsClient) -> Mapping[str, Any]:
-    try:
-        raw = json.loads(ssm.get_parameter(Name=SETTINGS_PARAMETER)["Parameter"]["Value"])
-    except ssm.exceptions.ParameterNotFound as err:
-        raise SettingsUnusable(f"{SETTINGS_PARAMETER} does not exist") from err
-    except json.JSONDecodeError as err:
-        raise SettingsUnusable(f"{SETTINGS_PARAMETER} is not JSON: {err}") from err
-    approval = raw.get("approval") if isinstance(raw, Mapping) else None
+    # missing or malformed settings raise SettingsUnusable: nothing is approved
+    approval = factory_settings(ssm).get("approval")
     problems = []
     if not isinstance(approval, Mapping):
         raise SettingsUnusable(f"{SETTINGS_PARAMETER} has no approval object")

@@ -33,7 +33,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .common import TAG_SOURCE_AMI, AwsClient, EventReader, client, tags_to_dict
+from .common import TAG_SOURCE_AMI, AwsClient, EventReader, client, parameter_value, tags_to_dict
 from .rescan_feedback import (
     BASE_IMAGE_PARAMETERS,
     LATEST_PARAMETER,
@@ -59,19 +59,10 @@ class FamilyCheck:
     rebuild_token: str = ""  # a forced rebuild's token; "" lets BuildImage reuse any image of base and commit
 
 
-def _parameter(ssm: AwsClient, name: str) -> str | None:
-    try:
-        value: str = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        return value
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "ParameterNotFound":
-            return None
-        raise
-
 
 def recorded_base(ssm: AwsClient, ec2: AwsClient, family: str) -> str | None:
     """The base AMI the family's published image was built from, or None when nothing is published."""
-    latest = _parameter(ssm, LATEST_PARAMETER.format(family=family))
+    latest = parameter_value(ssm, LATEST_PARAMETER.format(family=family))
     if latest is None:
         return None
     images = ec2.describe_images(ImageIds=[latest])["Images"]

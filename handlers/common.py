@@ -6,12 +6,14 @@ standard library and boto3 only: nothing here (or in any handler) imports anythi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 # Adaptive mode backs off on throttling, which distribution and rescans hit when fanned out.
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
@@ -160,3 +162,37 @@ def poll(check: Callable[[], T | None], what: str, first_delay: float = 2.0, max
         waited += delay
         # Never a hot loop, even when asked to start at 0 s (as tests against moto do).
         delay = min(max(delay * 2, 1.0), max(max_delay, 1.0))
+
+
+# --- Parameter Store ---------------------------------------------------------------------------
+# The settings the build stack writes (components/image_factory.py): JSON, no secrets.
+FACTORY_SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+
+
+class SettingsUnusable(BakehouseError):
+    """The factory settings parameter is missing or malformed: nothing that depends on it may run."""
+
+
+def parameter_value(ssm: AwsClient, name: str) -> str | None:
+    """The parameter's value, or None when it does not exist (any other error is raised)."""
+    try:
+        value: str = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        return value
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ParameterNotFound":
+            return None
+        raise
+
+
+def factory_settings(ssm: AwsClient) -> Mapping[str, Any]:
+    """The factory settings as a JSON object; SettingsUnusable, naming the parameter, otherwise."""
+    text = parameter_value(ssm, FACTORY_SETTINGS_PARAMETER)
+    if text is None:
+        raise SettingsUnusable(f"{FACTORY_SETTINGS_PARAMETER} does not exist")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SettingsUnusable(f"{FACTORY_SETTINGS_PARAMETER} is not JSON: {err}") from err
+    if not isinstance(raw, Mapping):
+        raise SettingsUnusable(f"{FACTORY_SETTINGS_PARAMETER} is not a JSON object")
+    return raw

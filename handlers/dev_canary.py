@@ -15,7 +15,6 @@ The canary account is reached through its BakehouseImagePublisher role (componen
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -28,15 +27,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .common import (
     ACCOUNT_ID,
     AMI_ID,
+    FACTORY_SETTINGS_PARAMETER,
     REGION,
     BakehouseError,
     EventReader,
+    SettingsUnusable,
     assumed_session,
     client,
     dict_to_tags,
+    factory_settings,
 )
 
-SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
 TARGETS_PATH = "/bakehouse/factory/targets"  # components/factory_targets.py TARGETS_PATH
 PUBLISHER_ROLE = "BakehouseImagePublisher"  # estate.naming.IMAGE_PUBLISHER_ROLE
 DEFAULT_CANARY_ENV = "dev"  # components/factory_config.py DEFAULT_CANARY_ENV
@@ -51,10 +53,6 @@ ENV = re.compile(r"[a-z][a-z0-9-]{0,31}")
 EXECUTION = re.compile(r"[A-Za-z0-9-]{1,60}")  # an Automation execution id (a UUID) fits the client token
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 MAX_MESSAGE = 900  # automation/approve_image.yaml CanaryHealth allowedPattern
-
-
-class SettingsUnusable(BakehouseError):
-    """The factory settings parameter cannot say where the canary runs."""
 
 
 class CanaryLaunchFailed(BakehouseError):
@@ -194,16 +192,7 @@ class AwsClients:
         return client(service, self.region, self._sessions[account_id])
 
 
-def read_settings(ssm: Any) -> Mapping[str, Any]:
-    try:
-        raw = json.loads(ssm.get_parameter(Name=SETTINGS_PARAMETER)["Parameter"]["Value"])
-    except ssm.exceptions.ParameterNotFound as err:
-        raise SettingsUnusable(f"{SETTINGS_PARAMETER} does not exist") from err
-    except json.JSONDecodeError as err:
-        raise SettingsUnusable(f"{SETTINGS_PARAMETER} is not JSON: {err}") from err
-    if not isinstance(raw, Mapping):
-        raise SettingsUnusable(f"{SETTINGS_PARAMETER} is not an object")
-    return raw
+read_settings = factory_settings  # the canary env and the targets' path come from the factory settings
 
 
 def read_targets(ssm: Any) -> dict[str, str]:

@@ -39,6 +39,7 @@ from handlers.common import (
     assumed_session,
     client,
     env_and_account,
+    parameter_value,
     tags_to_dict,
 )
 from handlers.targets import read_targets
@@ -221,7 +222,7 @@ def inventory(ec2_for: Callable[[str], Any], ssm: AwsClient, home: str, copy_reg
         if families and family not in families:
             continue
         if family not in latest:
-            latest[family] = _parameter(ssm, LATEST_PARAMETER.format(family=family))
+            latest[family] = parameter_value(ssm, LATEST_PARAMETER.format(family=family))
         facts.append(ImageFacts(
             image_id=image["ImageId"],
             family=family,
@@ -270,15 +271,6 @@ def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
                     pins.setdefault(source, set()).add(where)
     return {k: tuple(sorted(v)) for k, v in pins.items()}, failures
 
-
-def _parameter(ssm: AwsClient, name: str) -> str | None:
-    try:
-        value: str = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        return value
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "ParameterNotFound":
-            return None
-        raise
 
 
 # --- execution -----------------------------------------------------------------------------------

@@ -26,7 +26,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers.common import TAG_FAMILY, TAG_RAN_IN, AwsClient, BakehouseError, dict_to_tags, tags_to_dict
+from handlers.common import (
+    FACTORY_SETTINGS_PARAMETER,
+    TAG_FAMILY,
+    TAG_RAN_IN,
+    AwsClient,
+    BakehouseError,
+    dict_to_tags,
+    tags_to_dict,
+)
 
 HISTORY_PARAMETER = "/bakehouse/images/{family}/history"  # as handlers/publish.py writes it
 LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
@@ -38,7 +46,7 @@ ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"  # as handlers/distribute.py
 # An id no image has: a catalog rule pinned to it admits no launch (catalog/template-constraint.json).
 NO_IMAGE = "ami-00000000000000000"
 # The factory's settings (components/image_factory.py writes them): the Pipeline's standing parameters.
-SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
 DEFAULT_BUNDLE_KEY = "provisioning/bundle.tar.gz"
 # Family base -> the public parameter the Pipeline's BaseImageParameter allows for it.
 BASE_IMAGE_PARAMETERS = {

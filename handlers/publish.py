@@ -110,15 +110,22 @@ def _created(ec2: Any, image_id: str | None) -> str:
     return images[0].get("CreationDate", "") if images else ""
 
 
-def _point_latest(ssm: Any, ec2: Any, name: str, image_id: str, created: str, changed: list[str],
-                  description: str, attempts: int = 5) -> int:
-    """Point `latest` at image_id unless it names a newer image. SSM has no conditional put, so after
-    writing, read again: a concurrent publisher of an older image that wrote after us is undone here."""
+def _approved_at(ssm: Any, family: str, image_id: str) -> int:
+    """The last history version that approved image_id (0 if none): the order of approvals."""
+    return max((version for version, ami, _ in history(ssm, family) if ami == image_id), default=0)
+
+
+def _point_latest(ssm: Any, ec2: Any, name: str, image_id: str, rank: tuple[str, int], family: str,
+                  changed: list[str], description: str, attempts: int = 5) -> int:
+    """Point `latest` at image_id unless it names a newer image: newer by creation date, then (images
+    created in the same second) by the later approval, then by id, so two publishers agree on one winner.
+    SSM has no conditional put, so after writing, read again: a concurrent publisher of an older image
+    that wrote after us is undone here."""
     for _ in range(attempts):
         value, version = _current(ssm, name)
         if value == image_id:
             return version
-        if value is not None and (_created(ec2, value), value) > (created, image_id):
+        if value is not None and (_created(ec2, value), _approved_at(ssm, family, value), value) > (*rank, image_id):
             return version  # a newer approval already holds latest; this one stays in the history only
         ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
                           Description=description)
@@ -156,7 +163,8 @@ def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
     history_version = _point_at(ssm, history, request.image_id, "history", changed,
                                 f"Approved {request.family} images, one version per approval")
     latest = IMAGE_PARAMETER.format(family=request.family)
-    latest_version = _point_latest(ssm, ec2, latest, request.image_id, _created(ec2, request.image_id), changed,
+    rank = (_created(ec2, request.image_id), _approved_at(ssm, request.family, request.image_id))
+    latest_version = _point_latest(ssm, ec2, latest, request.image_id, rank, request.family, changed,
                                    f"Latest approved {request.family} image")
 
     if tags.get(TAG_APPROVED) != "true":

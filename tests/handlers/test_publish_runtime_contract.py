@@ -54,6 +54,9 @@ def test_importing_a_handler_creates_no_aws_client(module, monkeypatch):
 
     monkeypatch.setattr(boto3, "client", refuse)
     monkeypatch.setattr(boto3, "Session", refuse)
+    # A fresh import, undone afterwards in both places Python keeps it: sys.modules and the package's
+    # attribute (which `from handlers import x` reads), so later tests see the module they imported.
     monkeypatch.delitem(sys.modules, f"handlers.{module}", raising=False)
+    monkeypatch.delattr(importlib.import_module("handlers"), module, raising=False)
     loaded = importlib.import_module(f"handlers.{module}")
     assert callable(loaded.handler)

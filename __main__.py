@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.providers import account_provider, stack_role_arn
+from components.lib.providers import account_provider, stack_role_arn
 from components.roots import build_root, role_settings
 from estate.pulumi_config import load_stack_config
 

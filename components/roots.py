@@ -1,4 +1,5 @@
-"""Which root component a stack's role builds, and the validation of its role section."""
+"""The registry: which root component (typed bakehouse:<role>:Stack) a stack's role builds, and the validation of
+its role section. Each root lives in its account's folder: components/<role>/<role>_stack.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import pulumi
 
 from estate.config import StackConfig
 
-from .build_stack import BuildStack
-from .org_stack import OrgStack
-from .security_stack import SecurityStack
-from .workload_stack import WorkloadStack
+from .build.build_stack import BuildStack
+from .org.org_stack import OrgStack
+from .security.security_stack import SecurityStack
+from .workload.workload_stack import WorkloadStack
 
 ROOTS = {"org": OrgStack, "security": SecurityStack, "build": BuildStack, "workload": WorkloadStack}
 

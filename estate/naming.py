@@ -62,7 +62,7 @@ PREVIEW_ROLE = "BakehousePreview"
 # Management account: the role pull requests' GitHub OIDC tokens become; may assume only PREVIEW_ROLE.
 GITHUB_PREVIEW_ROLE = "BakehouseGitHubPreview"
 # Workload accounts: the EventBridge rules that alarm on break-glass use and start isolation (names
-# in components/break_glass.py and components/incident_response.py); the SCPs protect these prefixes.
+# in components/workload/break_glass.py and components/workload/incident_response.py); the SCPs protect these prefixes.
 RESPONSE_RULE_PREFIXES = (f"{PREFIX}-break-glass-", f"{PREFIX}-isolate-")
 # Every account: the Session Manager preferences document (logging, encryption of sessions).
 SESSION_PREFERENCES_DOCUMENT = "SSM-SessionManagerRunShell"

@@ -17,7 +17,7 @@ Versions are per family (named "<family> <ami>"): beyond MaxVersions a family's 
 deactivated and then deleted, so a product (at most 50 versions) never fills up.
 
 With RegionalCatalogs (bakehouse:factory.catalogRegionalPortfolios: a portfolio, product and template
-constraint in each distribution region, components/service_catalog.py), the same is done in each of
+constraint in each distribution region, components/build/service_catalog.py), the same is done in each of
 those regions with that region's copy of the AMI (found by its bakehouse:source-ami tag, as the
 distribution tags it): a regional launch names the copy's id, never the home id. A region whose copy
 is missing is reported by name after the other regions are offered (CatalogIncomplete).

@@ -165,7 +165,7 @@ def poll(check: Callable[[], T | None], what: str, first_delay: float = 2.0, max
 
 
 # --- Parameter Store ---------------------------------------------------------------------------
-# The settings the build stack writes (components/image_factory.py): JSON, no secrets.
+# The settings the build stack writes (components/build/image_factory.py): JSON, no secrets.
 FACTORY_SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 
 

@@ -10,7 +10,7 @@ Three actions, each an aws:executeScript step of Bakehouse-Pipeline and Bakehous
 - Terminate: every canary of the execution terminated, the candidate parameter deleted if it still
   names this image, the share withdrawn. Runs on every path, so nothing launched outlives the run.
 
-The canary account is reached through its BakehouseImagePublisher role (components/factory_access.py).
+The canary account is reached through its BakehouseImagePublisher role (components/workload/factory_access.py).
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ from .common import (
 )
 
 SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
-TARGETS_PATH = "/bakehouse/factory/targets"  # components/factory_targets.py TARGETS_PATH
+TARGETS_PATH = "/bakehouse/factory/targets"  # components/build/factory_targets.py TARGETS_PATH
 PUBLISHER_ROLE = "BakehouseImagePublisher"  # estate.naming.IMAGE_PUBLISHER_ROLE
-DEFAULT_CANARY_ENV = "dev"  # components/factory_config.py DEFAULT_CANARY_ENV
+DEFAULT_CANARY_ENV = "dev"  # components/build/factory_config.py DEFAULT_CANARY_ENV
 PURPOSE_TAG = "bakehouse:purpose"
-PURPOSE = "dev-canary"  # components/factory_access.py: the publisher role terminates only these
+PURPOSE = "dev-canary"  # components/workload/factory_access.py: the publisher role terminates only these
 TAG_EXECUTION = "bakehouse:canary-execution"
 TAG_IMAGE = "bakehouse:canary-image"
 TAG_RESULT = "bakehouse:dev-canary"
@@ -100,11 +100,11 @@ class CanaryTarget:
 
     @property
     def launch_template_name(self) -> str:
-        return f"bakehouse-{self.env}-app"  # components/app_access.py names the env's template so
+        return f"bakehouse-{self.env}-app"  # components/workload/app_access.py names the env's template so
 
 
 def canary_target(settings: Mapping[str, Any], targets: Mapping[str, str]) -> CanaryTarget:
-    """Where the canary runs: the settings' canaryEnv (components/factory_config.py) and that env's
+    """Where the canary runs: the settings' canaryEnv (components/build/factory_config.py) and that env's
     account among the factory's targets (env -> account id)."""
     env = settings.get("canaryEnv", DEFAULT_CANARY_ENV)
     if not isinstance(env, str) or not ENV.fullmatch(env):
@@ -196,7 +196,7 @@ read_settings = factory_settings  # the canary env and the targets' path come fr
 
 
 def read_targets(ssm: Any) -> dict[str, str]:
-    """env -> account id under /bakehouse/factory/targets (components/factory_targets.py writes one
+    """env -> account id under /bakehouse/factory/targets (components/build/factory_targets.py writes one
     parameter per env; the automation role may read the path by GetParametersByPath, not GetParameter)."""
     found = {}
     for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=TARGETS_PATH, Recursive=False):

@@ -8,7 +8,7 @@ approved-AMI Config rule reads there) and writes the account's /bakehouse/<env>/
 parameter. The factory's own API work per region is therefore the same for 3 accounts or 500;
 only what must live in each account is done per account. Images are shared, never copied into
 the accounts: the factory's keys admit the workload accounts through EC2
-(components/factory_keys.py). Snapshots are not shared: launching needs only the image's launch
+(components/build/factory_keys.py). Snapshots are not shared: launching needs only the image's launch
 permission and the key (EC2 user guide, "Share an AMI with organizations or OUs"), and
 ModifySnapshotAttribute cannot name an OU.
 

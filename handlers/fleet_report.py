@@ -18,7 +18,7 @@ from typing import Any
 
 from handlers.common import RETRY_CONFIG, TAG_FAMILY, AwsClient, BakehouseError, MalformedEvent, tags_to_dict
 
-LAUNCHED_FROM_APP = ("bakehouse:launched-from", "app-template")  # components/app_access.py's launch template tag
+LAUNCHED_FROM_APP = ("bakehouse:launched-from", "app-template")  # components/workload/app_access.py's launch template tag
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 MAX_LISTED = 50  # SNS messages stop at 256 KB; the rest is counted, the Lambda's log has every line
 MIN_LIFETIME, MAX_LIFETIME = 86400, 31536000  # what Auto Scaling accepts for MaxInstanceLifetime

@@ -55,12 +55,12 @@ FORENSIC_SOURCE = re.compile(r"sg-[0-9a-f]{8,17}|\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
 TAG_PURPOSE = "bakehouse:purpose"
 ISOLATION_PURPOSE = "isolation"
 CAPTURE_DOCUMENT = "AWS-RunShellScript"
-# The stack writes the configured forensic source here (components/incident_response.py); read, never
+# The stack writes the configured forensic source here (components/workload/incident_response.py); read, never
 # taken from the caller, because it decides who may reach a contained instance.
 FORENSIC_SOURCE_PARAMETER = "/bakehouse/incident-response/forensic-source"
 # AVML ships in the golden image (packer/scripts/55-memory-capture.sh; the isolated instance cannot
 # download anything); it writes a compressed LiME image, which the instance's own role uploads under
-# the incident's evidence prefix (components/app_access.py, MemoryCaptureToOwnEvidencePrefix).
+# the incident's evidence prefix (components/workload/app_access.py, MemoryCaptureToOwnEvidencePrefix).
 AVML = "avml"
 MEMORY_IMAGE = "memory.lime.compressed"
 # The playbook's order; see the module docstring for why memory comes before the group swap.
@@ -127,7 +127,7 @@ class IsolateRequest:
     @property
     def prefix(self) -> str:
         """incidents/<finding>/<instance ARN>/: the layout the instance role's memory-capture upload is
-        scoped to (${ec2:SourceInstanceARN}, components/app_access.memory_capture_prefix)."""
+        scoped to (${ec2:SourceInstanceARN}, components/workload/app_access.memory_capture_prefix)."""
         return f"incidents/{self.finding_id}/{self.instance_arn}/"
 
 

@@ -7,7 +7,7 @@ that key in the role's own policy kills the stolen credentials of this instance 
 instances sharing the role keep working. The statement lists every instance revoked so far, so two
 findings on two instances of one role both hold.
 
-Only roles on the app path (components/app_access.APP_ROLE_PATH) may be changed by the playbook's
+Only roles on the app path (components/workload/app_access.APP_ROLE_PATH) may be changed by the playbook's
 role. An instance with any other profile is recorded as foreign, for responders to handle by hand,
 and the playbook goes on.
 """

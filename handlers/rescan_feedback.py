@@ -41,11 +41,11 @@ LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
 TAG_VULNERABLE = "bakehouse:vulnerable"
 TAG_PROD_LAST_SEEN = "bakehouse:prod-last-seen"
 TAG_REBUILD = "bakehouse:rebuild-execution"
-TAG_QUARANTINED = "bakehouse:quarantined"  # on each workload account's view; components/scps.py denies it
+TAG_QUARANTINED = "bakehouse:quarantined"  # on each workload account's view; components/org/scps.py denies it
 ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"  # as handlers/distribute.py writes it
 # An id no image has: a catalog rule pinned to it admits no launch (catalog/template-constraint.json).
 NO_IMAGE = "ami-00000000000000000"
-# The factory's settings (components/image_factory.py writes them): the Pipeline's standing parameters.
+# The factory's settings (components/build/image_factory.py writes them): the Pipeline's standing parameters.
 SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
 DEFAULT_BUNDLE_KEY = "provisioning/bundle.tar.gz"
 # Family base -> the public parameter the Pipeline's BaseImageParameter allows for it.

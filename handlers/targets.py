@@ -1,7 +1,7 @@
 """The factory's target accounts, read from Parameter Store instead of being passed around.
 
 The build stack writes one parameter per target env, `/bakehouse/factory/targets/<env>`, whose value
-is the env's account id (components/factory_targets.py). Lists of every account in a document's
+is the env's account id (components/build/factory_targets.py). Lists of every account in a document's
 parameters or a schedule's input grew with the estate: StartAutomationExecution takes at most 50
 values per parameter (SSM API reference, AutomationParameterValueList) and the settings parameter
 4,096 characters (Standard tier). GetParametersByPath is authorized against the path, not the
@@ -16,7 +16,7 @@ from typing import Any
 
 from handlers.common import ACCOUNT_ID, BakehouseError
 
-# Re-declared from components/factory_targets.py (handlers ship without components); a test keeps them equal.
+# Re-declared from components/build/factory_targets.py (handlers ship without components); a test keeps them equal.
 TARGETS_PATH = "/bakehouse/factory/targets"
 ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")  # estate.config.ENV_NAME
 

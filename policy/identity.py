@@ -205,7 +205,7 @@ POLICIES = [
     resource_policy(
         "kms-key-rotation",
         "Customer-managed symmetric KMS keys rotate automatically.",
-        "Set enable_key_rotation=True (components.kms_key.KmsKey does).",
+        "Set enable_key_rotation=True (components.lib.kms_key.KmsKey does).",
         ("aws:kms/key:Key",),
         check_key_rotation,
     ),

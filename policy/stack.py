@@ -117,7 +117,7 @@ POLICIES = [
     resource_policy(
         "account-pinned-provider",
         "Every AWS resource is created through a provider pinned to one account that assumes a role there.",
-        "Pass the stack's account provider (components.providers.account_provider) down through parent=self.",
+        "Pass the stack's account provider (components.lib.providers.account_provider) down through parent=self.",
         (),
         check_pinned_provider,
     ),

@@ -178,7 +178,7 @@ POLICIES = [
     stack_policy(
         "s3-bucket-kms-encryption",
         "S3 buckets are encrypted by default with a customer-managed KMS key (access-log bucket: SSE-S3).",
-        "Create buckets through components.secure_bucket.SecureBucket with kms_key_arn set.",
+        "Create buckets through components.lib.secure_bucket.SecureBucket with kms_key_arn set.",
         check_bucket_kms,
     ),
     stack_policy(

@@ -260,7 +260,7 @@ def of_types(resources: Iterable[Res], *types: str) -> Iterator[Res]:
 
 # A workload stack is one whose program declares the workload root component: a new env added by
 # config alone is judged as a workload without anyone editing a list of names here.
-WORKLOAD_ROOT_TYPE = "bakehouse:stack:Workload"
+WORKLOAD_ROOT_TYPE = "bakehouse:workload:Stack"
 _IS_WORKLOAD_STACK = "__isWorkloadStack"  # set by workload_policy, read by is_workload
 
 

@@ -9,6 +9,8 @@ tests.fakes.RecordingFake (the base that forwards everything else to moto)."""
 from __future__ import annotations
 
 import ast
+import configparser
+import fnmatch
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -47,9 +49,9 @@ def test_no_test_module_imports_another():
 
 
 def test_the_import_check_sees_both_import_forms():
-    assert imported_test_modules("from tests.unit.test_org_scps import Request\n") == [
-        "tests.unit.test_org_scps"]
-    assert imported_test_modules("from tests.unit import test_org_scps\n") == ["tests.unit.test_org_scps"]
+    assert imported_test_modules("from tests.org.test_org_scps import Request\n") == [
+        "tests.org.test_org_scps"]
+    assert imported_test_modules("from tests.org import test_org_scps\n") == ["tests.org.test_org_scps"]
     assert imported_test_modules("import tests.policy.test_policy_fixtures\n") == [
         "tests.policy.test_policy_fixtures"]
     assert imported_test_modules("from tests.policy.cases import CASES\n") == []
@@ -78,3 +80,14 @@ def test_the_fake_check_sees_fake_modules_and_classes():
     assert fakes_defined(Path("tests/unit/x.py"), "class FakeSqs:\n    pass\n") == ["FakeSqs"]
     assert fakes_defined(Path("tests/unit/x.py"), "class Sqs(fakes.RecordingFake):\n    pass\n") == ["Sqs"]
     assert fakes_defined(Path("tests/unit/x.py"), "class RecordingApprover:\n    pass\n") == []
+
+
+def test_every_test_folder_is_collected():
+    """pytest skips folders matching norecursedirs (its default has `build`): none under tests/ may match."""
+    ini = configparser.ConfigParser()
+    ini.read(TESTS.parent / "pytest.ini")
+    patterns = ini["pytest"]["norecursedirs"].split()
+    skipped = sorted(str(d.relative_to(TESTS.parent)) for d in TESTS.rglob("*")
+                     if d.is_dir() and "__pycache__" not in d.parts
+                     and any(fnmatch.fnmatch(d.name, pattern) for pattern in patterns))
+    assert skipped == [], f"test folders pytest would not collect: {skipped}"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components.org_stack import parse_org_settings
+from components.org.org_stack import parse_org_settings
 from estate.config import parse_stack_config
 from estate.naming import (
     GITHUB_PREVIEW_ROLE,

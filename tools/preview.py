@@ -79,8 +79,9 @@ def judge(run: StackRun):
 
 def _where(run: StackRun) -> tuple[str, str, str]:
     """Role (from the root component), account and region (from the stack's account provider)."""
-    role = next((r.type.rsplit(":", 1)[-1].lower() for r in run.resources if r.type.startswith("bakehouse:stack:")),
-                "-")
+    # The root's type is bakehouse:<role>:Stack (components/roots.py)
+    role = next((r.type.split(":")[1] for r in run.resources
+                 if r.type.startswith("bakehouse:") and r.type.endswith(":Stack")), "-")
     provider = next((r for r in run.resources if r.is_provider and r.name == f"{run.stack}-account"), None)
     if provider is None:
         return role, "-", "-"
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"ok": not failed, "stacks": [r.as_dict() for r in results]}, indent=2))
         return 1 if failed else 0
 
-    # emoji off: type tokens like bakehouse:factory:X would otherwise render as emoji codes
+    # emoji off: type tokens like bakehouse:build:X would otherwise render as emoji codes
     console = Console(emoji=False)
     ordered = sorted(results, key=lambda r: r.ok)  # failures on top, deploy order kept within each group
     console.print(summary_table(ordered))

@@ -53,7 +53,7 @@ SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 PIPELINE = "Bakehouse-Pipeline"
 BUNDLE_KEY = "provisioning/bundle.tar.gz"
 BUNDLE_FOLDERS = {"scripts": "packer/scripts", "validation": "packer/validation"}
-# components/packer_pipeline.py's names: the zip the pipeline's S3 source action ("Bundle") reads.
+# components/build/packer_pipeline.py's names: the zip the pipeline's S3 source action ("Bundle") reads.
 PACKER_BUNDLE_KEY = "provisioning/packer.zip"
 PACKER_FOLDER = "packer"
 PACKER_SOURCE_ACTION = "Bundle"

@@ -66,7 +66,7 @@ SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 
 def write_approval_settings(world: World, environment: str = "dev", auto_approve: bool = True,
                             approvers: tuple[str, ...] = (APPROVER,)) -> None:
-    """The `approval` object the build stack writes into the settings (components/image_factory.py);
+    """The `approval` object the build stack writes into the settings (components/build/image_factory.py);
     Bakehouse-ApproveImage reads it, never the caller's parameters."""
     world.client("ssm").put_parameter(Name=SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps({
         "approval": {"environment": environment, "autoApprove": auto_approve, "approvers": list(approvers),

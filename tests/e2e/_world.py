@@ -22,7 +22,7 @@ from ._actions import CommandRequest, CommandResult
 REPO = Path(__file__).resolve().parents[2]
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 ACCOUNT_ID = "123456789012"
-# The workload accounts by env, as the build stack writes them (components/factory_targets.py): one
+# The workload accounts by env, as the build stack writes them (components/build/factory_targets.py): one
 # parameter per env under TARGETS_PATH, which the handlers read when a run names no accounts.
 TARGET_ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
 TARGETS_PATH = "/bakehouse/factory/targets"

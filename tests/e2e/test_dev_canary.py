@@ -57,7 +57,7 @@ def seed_dev(world: World) -> None:
         "ImageId": f"resolve:ssm:/bakehouse/dev/ami/{FAMILY}", "InstanceType": "t3.micro",
         "SecurityGroupIds": [sg], "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"}})
     ssm = world.client("ssm")
-    for env, account in TARGETS.items():  # components/factory_targets.py
+    for env, account in TARGETS.items():  # components/build/factory_targets.py
         ssm.put_parameter(Name=f"{dev_canary.TARGETS_PATH}/{env}", Type="String", Value=account, Overwrite=True)
 
 

@@ -95,7 +95,7 @@ def _seed_catalog(sc: Any, product_id: str | None = None) -> tuple[str, str, str
 
 def _settings(world: World, keys: dict[str, str], product_id: str, portfolio_id: str,
               regional: tuple[str, str, str]) -> dict[str, Any]:
-    """What components/image_factory.py writes: families, a uat approval a human must give, and the
+    """What components/build/image_factory.py writes: families, a uat approval a human must give, and the
     Pipeline's parameters."""
     return {
         "families": {f: f for f in FAMILIES}, "engines": {f: "pipeline" for f in FAMILIES},

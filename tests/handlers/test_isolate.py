@@ -375,7 +375,7 @@ def test_a_failed_memory_capture_fails_its_step_by_name(estate, monkeypatch):
 
 
 def test_memory_capture_and_its_output_go_under_the_instance_arn_the_instance_role_may_write(estate):
-    from components.app_access import memory_capture_prefix
+    from components.workload.app_access import memory_capture_prefix
 
     _run(estate)
     request = estate["request"]

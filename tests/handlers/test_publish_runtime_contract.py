@@ -1,6 +1,6 @@
 """The factory handlers run inside SSM aws:executeScript (python3.11, stdlib + boto3 only) and Lambda:
 they may import the standard library, boto3/botocore and other modules of the handlers package (the
-documents attach the whole package as handlers.zip, components/image_factory.handler_sources) -
+documents attach the whole package as handlers.zip, components/build/image_factory.handler_sources) -
 nothing else - and must build no AWS client or session at import time."""
 
 from __future__ import annotations

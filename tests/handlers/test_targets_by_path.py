@@ -54,5 +54,5 @@ def test_one_account_named_by_two_envs_is_refused(ssm):
 
 
 def test_the_handlers_read_the_path_the_build_stack_writes():
-    from components.factory_targets import TARGETS_PATH as written
+    from components.build.factory_targets import TARGETS_PATH as written
     assert TARGETS_PATH == written

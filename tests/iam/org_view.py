@@ -1,6 +1,6 @@
 """The organization as the org stack records it (OUs, accounts, SCP attachments) and requests judged
 against its SCPs with the one IAM evaluator (tests/iam/evaluate.py), through the OU chain each account sits in,
-root first. Shared by the SCP tests (tests/unit/test_org_scps*.py, tests/unit/test_security_stack.py) and by
+root first. Shared by the SCP tests (tests/org/test_org_scps*.py, tests/security/test_security_stack.py) and by
 tests/iam/scp_fit.py."""
 
 from __future__ import annotations

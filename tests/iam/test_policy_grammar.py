@@ -17,7 +17,7 @@ KINDS = ("iam/role.assumeRolePolicy", "iam/role.inlinePolicies", "iam/policy.pol
 # Findings other helpers are fixing, each with its owner. A fixed one fails the test until it is removed
 # here; a new one fails it too.
 KNOWN_FINDINGS = {
-    # IDENTITY (components/scps.py): no such action; an egress-only gateway is attached when created.
+    # IDENTITY (components/org/scps.py): no such action; an egress-only gateway is attached when created.
     "org organizations/policy.content org-organization-policy-bakehouse-workload-network DenyInternetPaths: "
     "action ec2:AttachEgressOnlyInternetGateway does not exist": "IDENTITY",
 }

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from components.factory_roles import LIFECYCLE_ROLE
+from components.build.factory_roles import LIFECYCLE_ROLE
 from estate.naming import FACTORY_AUTOMATION_ROLE, READ_ONLY_ROLE
 from tests.iam import scp_fit
 from tests.iam.scp_fit import Request, judge

@@ -44,9 +44,9 @@ def test_dependencies_recorded_by_the_run_win_over_inference():
 
 
 def test_stack_policies_see_parents_and_providers_as_crossguard_builds_them():
-    parent = "urn:pulumi:org::bakehouse::bakehouse:storage:SecureBucket::data"
+    parent = "urn:pulumi:org::bakehouse::bakehouse:lib:SecureBucket::data"
     declared = [dataclasses.replace(r, parent=parent) for r in bucket_set("org", "data")]
-    component = dataclasses.replace(res("org", "bakehouse:storage:SecureBucket", "data"), urn=parent, custom=False,
+    component = dataclasses.replace(res("org", "bakehouse:lib:SecureBucket", "data"), urn=parent, custom=False,
                                     provider=None)
     run = run_of("org", component, *declared)
     providers = {r.urn: r for r in run.resources if r.is_provider}

@@ -31,7 +31,7 @@ def test_committed_manifest_matches_the_workload_stacks(stack_run):
 def manifest(tmp_path, monkeypatch):
     path = tmp_path / "workload_types.json"
     path.write_text(json.dumps({"stacks": ["dev", "uat", "prod"],
-                                "types": ["aws:kms/key:Key", "aws:s3/bucket:Bucket", "bakehouse:stack:Workload",
+                                "types": ["aws:kms/key:Key", "aws:s3/bucket:Bucket", "bakehouse:workload:Stack",
                                           "pulumi:providers:aws"]}))
     monkeypatch.setattr(stack_rules, "MANIFEST", path)
     return path

@@ -236,8 +236,8 @@ def test_constraint_refuses_the_aws_managed_ebs_key(constraint):
 
 
 def test_build_stack_reads_the_constraint_as_committed(constraint):
-    # components/service_catalog.py (build-stack) declares the TEMPLATE constraint from this very file.
-    service_catalog = pytest.importorskip("components.service_catalog")
+    # components/build/service_catalog.py (build-stack) declares the TEMPLATE constraint from this very file.
+    service_catalog = pytest.importorskip("components.build.service_catalog")
     assert json.loads(service_catalog.constraint_rules(CONSTRAINT)) == constraint
 
 

@@ -53,7 +53,7 @@ def test_a_staging_env_is_previewed_and_judged_as_a_workload(project):
     from tools.policy_runner import judge
 
     run = run_stack("staging", project_dir=project)
-    assert any(r.type == "bakehouse:stack:Workload" for r in run.resources)
+    assert any(r.type == "bakehouse:workload:Stack" for r in run.resources)
     assert run.exports["parameterPrefix"] == "/bakehouse/staging"
     verdict = judge(run)
     assert verdict.mandatory == [], [str(v) for v in verdict.mandatory]

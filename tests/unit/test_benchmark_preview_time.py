@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from components.factory_config import factory_config
-from components.org_stack import parse_org_settings
+from components.build.factory_config import factory_config
+from components.org.org_stack import parse_org_settings
 from estate.config import parse_stack_config
 from estate.pulumi_config import sibling_networks
 from estate.stack_files import cross_file_problems, stack_files, workload_stacks

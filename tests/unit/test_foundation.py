@@ -7,9 +7,9 @@ import json
 import pulumi
 import pytest
 
-from components.kms_key import KmsKey, KmsKeyArgs, ServiceGrant
-from components.providers import account_provider
-from components.secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
+from components.lib.kms_key import KmsKey, KmsKeyArgs, ServiceGrant
+from components.lib.providers import account_provider
+from components.lib.secure_bucket import Lifecycle, ObjectLock, SecureBucket, SecureBucketArgs
 from estate.config import ConfigError
 from tools.mockrun import STACKS, EchoMocks, StackRun, run_program, run_stack
 

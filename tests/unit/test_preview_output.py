@@ -16,7 +16,7 @@ def test_preview_opens_with_the_summary_and_keeps_details_behind_a_flag(capsys, 
     first_lines = out.splitlines()[:8]
     assert any("build" in line and "pass (0 mandatory" in line and "333333333333" in line for line in first_lines), out
     assert "1 of 1 stacks passed" in out
-    assert "bakehouse:stack:Build build" not in out  # the tree is a detail
+    assert "bakehouse:build:Stack build" not in out  # the tree is a detail
     assert "add --details" in out
 
 
@@ -24,8 +24,8 @@ def test_preview_details_print_type_tokens_literally(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "160")
     assert preview.main(["build", "--details"]) == 0
     out = capsys.readouterr().out
-    assert "bakehouse:stack:Build build" in out
-    assert "bakehouse:factory:ImageFactory" in out  # literally, not rendered as an emoji
+    assert "bakehouse:build:Stack build" in out
+    assert "bakehouse:build:ImageFactory" in out  # literally, not rendered as an emoji
     assert "resources by type" in out and "exports" in out
 
 

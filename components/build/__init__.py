@@ -1,0 +1,1 @@
+"""The build account's components: the golden-image factory, its network, keys, schedules and catalog."""

@@ -1,0 +1,1 @@
+"""The management account's components: the organization, its guardrails, and the ways into the estate."""

@@ -17,14 +17,16 @@ from typing import Any, Literal, TypeGuard
 
 import yaml
 
+# The id and name shapes the handlers check at run time, so config accepts exactly what they do.
+from handlers.contract import ACCOUNT_ID as ACCOUNT_ID
+from handlers.contract import ENV_NAME as ENV_NAME
+from handlers.contract import REGION as REGION
+from handlers.contract import ROLE_NAME as ROLE_NAME
+
 ROLES = ("org", "security", "build", "workload")
 Role = Literal["org", "security", "build", "workload"]
 CORE_ACCOUNTS = ("management", "security", "build")
-ACCOUNT_ID = re.compile(r"\d{12}")
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
-REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
-ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")
-ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 MIN_AZS, MAX_AZS = 1, 6
 # /16 leaves room for per-AZ /20s; smaller than /24 cannot hold subnets for endpoints in several AZs.
 MIN_PREFIX, MAX_PREFIX = 16, 24

@@ -1,10 +1,46 @@
-"""Deterministic names that let each stack find another's resources without a live backend."""
+"""Deterministic names that let each stack find another's resources without a live backend.
+
+The names handlers and components share (roles, parameters, tag keys, id shapes) live in
+handlers/contract.py, which ships in the handlers zip; they are re-exported here so components keep
+importing estate.naming.
+"""
 
 from __future__ import annotations
 
+from handlers.contract import APP_DEPLOYER_ROLE as APP_DEPLOYER_ROLE
+from handlers.contract import APPROVED_IMAGE_TAG as APPROVED_IMAGE_TAG
+from handlers.contract import BREAK_GLASS_ROLE as BREAK_GLASS_ROLE
+from handlers.contract import CATALOG_LAUNCH_ROLE as CATALOG_LAUNCH_ROLE
+from handlers.contract import ENV_AMI_PARAMETER as ENV_AMI_PARAMETER
+from handlers.contract import ENV_NAME as ENV_NAME
+from handlers.contract import FACTORY_AUTOMATION_ROLE as FACTORY_AUTOMATION_ROLE
+from handlers.contract import FACTORY_FAMILY as FACTORY_FAMILY
+from handlers.contract import FACTORY_SETTINGS_PARAMETER as FACTORY_SETTINGS_PARAMETER
+from handlers.contract import FACTORY_TARGETS_PATH as FACTORY_TARGETS_PATH
+from handlers.contract import FAMILY as FAMILY
+from handlers.contract import FORENSIC_SOURCE_PARAMETER as FORENSIC_SOURCE_PARAMETER
+from handlers.contract import GITHUB_PREVIEW_ROLE as GITHUB_PREVIEW_ROLE
+from handlers.contract import IMAGE_HISTORY_PARAMETER as IMAGE_HISTORY_PARAMETER
+from handlers.contract import IMAGE_PARAMETER as IMAGE_PARAMETER
+from handlers.contract import IMAGE_PUBLISHER_ROLE as IMAGE_PUBLISHER_ROLE
+from handlers.contract import IMAGE_SCANNER_ROLE as IMAGE_SCANNER_ROLE
+from handlers.contract import IMAGES_PATH as IMAGES_PATH
+from handlers.contract import PREFIX as PREFIX
+from handlers.contract import PREVIEW_ROLE as PREVIEW_ROLE
+from handlers.contract import READ_ONLY_ROLE as READ_ONLY_ROLE
+from handlers.contract import RESPONDER_ROLE as RESPONDER_ROLE
+from handlers.contract import TAG_FAMILY as TAG_FAMILY
+from handlers.contract import TAG_PREFIX as TAG_PREFIX
+from handlers.contract import TAG_PURPOSE as TAG_PURPOSE
+from handlers.contract import TAG_QUARANTINED as TAG_QUARANTINED
+from handlers.contract import TAG_TIER as TAG_TIER
+from handlers.contract import env_ami_parameter as env_ami_parameter
+from handlers.contract import env_ami_path as env_ami_path
+from handlers.contract import image_history_parameter as image_history_parameter
+from handlers.contract import image_parameter as image_parameter
+
 from .config import EstateConfig
 
-PREFIX = "bakehouse"
 # Central buckets in the security (log-archive) account, by what they hold.
 LOG_BUCKET_KINDS = ("trail", "config", "flowlogs", "evidence", "sessions")
 
@@ -44,23 +80,6 @@ def central_key_alias(kind: str) -> str:
     return f"alias/{PREFIX}-{kind}"
 
 
-# --- Roles other stacks must know by name (created in one account, assumed from another) ---------
-# Build account: the role SSM Automation runs the factory documents as.
-FACTORY_AUTOMATION_ROLE = "BakehouseFactoryAutomation"
-# Workload accounts: lets the build account's factory write /bakehouse/<env>/ami/<family> there.
-IMAGE_PUBLISHER_ROLE = "BakehouseImagePublisher"
-# Workload accounts: read-only, lets the build account's rescan list the AMIs running instances use.
-IMAGE_SCANNER_ROLE = "BakehouseImageScanner"
-# Security account: the incident responders, the only principals the break-glass roles trust.
-RESPONDER_ROLE = "BakehouseResponder"
-# Workload accounts: the audited break-glass role.
-BREAK_GLASS_ROLE = "BakehouseBreakGlass"
-# Every account: read-only access for people.
-READ_ONLY_ROLE = "BakehouseReadOnly"
-# Every account: what `pulumi preview` runs as (read-only); the deploy role's name is config (deployRoleName).
-PREVIEW_ROLE = "BakehousePreview"
-# Management account: the role pull requests' GitHub OIDC tokens become; may assume only PREVIEW_ROLE.
-GITHUB_PREVIEW_ROLE = "BakehouseGitHubPreview"
 # Workload accounts: the EventBridge rules that alarm on break-glass use and start isolation (names
 # in components/workload/break_glass.py and components/workload/incident_response.py); the SCPs protect these prefixes.
 RESPONSE_RULE_PREFIXES = (f"{PREFIX}-break-glass-", f"{PREFIX}-isolate-")
@@ -83,23 +102,8 @@ def github_deploy_role(environment: str) -> str:
 
 
 # --- Parameter Store names ----------------------------------------------------------------------
-def image_parameter(family: str) -> str:
-    """Build account: the approved AMI id of a family, as the factory publishes it."""
-    return f"/{PREFIX}/images/{family}/latest"
-
-
-def image_history_parameter(family: str) -> str:
-    """Build account: the family's published AMI ids, one version per approval (with quarantine marks)."""
-    return f"/{PREFIX}/images/{family}/history"
-
-
 def env_prefix(env: str) -> str:
     return f"/{PREFIX}/{env}"
-
-
-def env_ami_parameter(env: str, family: str) -> str:
-    """Workload account: the AMI id app teams launch, written by the factory's distribution."""
-    return f"{env_prefix(env)}/ami/{family}"
 
 
 # --- SSM Automation documents: automation/<stem>.yaml deploys as Bakehouse-<PascalCase> ---------
@@ -109,12 +113,3 @@ def automation_document_name(stem: str) -> str:
 
 # The organization trail (management account): the log-archive bucket and key policies name it.
 ORGANIZATION_TRAIL = f"{PREFIX}-organization"
-# Workload accounts: the tag (key, value) distribution puts on a golden AMI shared into the account
-# (tags on a shared AMI are per account); the org-wide Config rule approved-amis-by-tag checks it.
-APPROVED_IMAGE_TAG = ("bakehouse-approved", "true")
-# Build account + every account the catalog portfolio reaches: the launch constraint's LocalRoleName.
-CATALOG_LAUNCH_ROLE = "BakehouseCatalogLaunch"
-# Workload accounts: the principal app teams (people or pipelines) provision catalog products as.
-APP_DEPLOYER_ROLE = "BakehouseAppDeployer"
-# Build account: the factory's settings and ready Pipeline parameters (JSON, no secrets).
-FACTORY_SETTINGS_PARAMETER = f"/{PREFIX}/factory/settings"

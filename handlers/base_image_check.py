@@ -34,16 +34,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .common import TAG_SOURCE_AMI, AwsClient, EventReader, client, parameter_value, tags_to_dict
+from .contract import IMAGE_PARAMETER as LATEST_PARAMETER
+from .contract import ROLE_ARN
 from .rescan_feedback import (
     BASE_IMAGE_PARAMETERS,
-    LATEST_PARAMETER,
     SETTINGS_PARAMETER,
     RebuildNotPossible,
     rebuild_parameters,
 )
 
 PIPELINE_DOCUMENT = "Bakehouse-Pipeline"
-ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 # Scheduler's <aws.scheduler.scheduled-time>, e.g. 2022-03-22T18:59:43Z.
 SCHEDULED_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
 TOKEN_NAMESPACE = uuid.UUID("5d8c1f0e-3b7a-4c2e-9f61-0b4a7e2d9c35")

@@ -38,8 +38,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from handlers.common import AMI_ID, REGION, TAG_SOURCE_AMI, BakehouseError, EventReader, client
+from handlers.contract import FAMILY
 
-FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # The API's own constraint on product ids (real ones look like prod-abcdefghijklm).
 PRODUCT_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 TEMPLATE_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d+)?/\S+")

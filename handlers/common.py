@@ -15,22 +15,23 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+# The shared names, re-exported: handlers written before handlers/contract.py import them from here.
+from handlers.contract import ACCOUNT_ID as ACCOUNT_ID
+from handlers.contract import AMI_ID as AMI_ID
+from handlers.contract import FACTORY_SETTINGS_PARAMETER as FACTORY_SETTINGS_PARAMETER
+from handlers.contract import INSTANCE_ID as INSTANCE_ID
+from handlers.contract import REGION as REGION
+from handlers.contract import TAG_BUILD_DATE as TAG_BUILD_DATE
+from handlers.contract import TAG_BUILD_EXECUTION as TAG_BUILD_EXECUTION
+from handlers.contract import TAG_COMMIT as TAG_COMMIT
+from handlers.contract import TAG_FAMILY as TAG_FAMILY
+from handlers.contract import TAG_PREFIX as TAG_PREFIX
+from handlers.contract import TAG_RAN_IN as TAG_RAN_IN
+from handlers.contract import TAG_SCAN_DATE as TAG_SCAN_DATE
+from handlers.contract import TAG_SOURCE_AMI as TAG_SOURCE_AMI
+
 # Adaptive mode backs off on throttling, which distribution and rescans hit when fanned out.
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
-
-TAG_PREFIX = "bakehouse:"
-TAG_SOURCE_AMI = "bakehouse:source-ami"
-TAG_COMMIT = "bakehouse:commit"
-TAG_FAMILY = "bakehouse:family"
-TAG_BUILD_EXECUTION = "bakehouse:build-execution"
-TAG_BUILD_DATE = "bakehouse:build-date"
-TAG_RAN_IN = "bakehouse:ran-in"
-TAG_SCAN_DATE = "bakehouse:scan-date"
-
-AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
-INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
-ACCOUNT_ID = re.compile(r"\d{12}")
-REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 
 # A boto3 client. boto3 ships no type information (and the Lambda runtime has no stubs), so a client and
 # the responses it returns are Any: handlers check the fields they read instead of trusting a type.
@@ -165,8 +166,6 @@ def poll(check: Callable[[], T | None], what: str, first_delay: float = 2.0, max
 
 
 # --- Parameter Store ---------------------------------------------------------------------------
-# The settings the build stack writes (components/build/image_factory.py): JSON, no secrets.
-FACTORY_SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 
 
 class SettingsUnusable(BakehouseError):

@@ -37,19 +37,20 @@ from .common import (
     dict_to_tags,
     factory_settings,
 )
+from .contract import ENV_LABEL as ENV
+from .contract import FACTORY_FAMILY as FAMILY
+from .contract import FACTORY_TARGETS_PATH as TARGETS_PATH
+from .contract import IMAGE_PUBLISHER_ROLE as PUBLISHER_ROLE
+from .contract import TAG_CANARY_EXECUTION as TAG_EXECUTION
+from .contract import TAG_CANARY_IMAGE as TAG_IMAGE
+from .contract import TAG_DEV_CANARY as TAG_RESULT
+from .contract import TAG_FAMILY, TAG_TIER
+from .contract import TAG_PURPOSE as PURPOSE_TAG
 
 SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
-TARGETS_PATH = "/bakehouse/factory/targets"  # components/build/factory_targets.py TARGETS_PATH
-PUBLISHER_ROLE = "BakehouseImagePublisher"  # estate.naming.IMAGE_PUBLISHER_ROLE
 DEFAULT_CANARY_ENV = "dev"  # components/build/factory_config.py DEFAULT_CANARY_ENV
-PURPOSE_TAG = "bakehouse:purpose"
 PURPOSE = "dev-canary"  # components/workload/factory_access.py: the publisher role terminates only these
-TAG_EXECUTION = "bakehouse:canary-execution"
-TAG_IMAGE = "bakehouse:canary-image"
-TAG_RESULT = "bakehouse:dev-canary"
 ACTIONS = ("Start", "Check", "Terminate")
-FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
-ENV = re.compile(r"[a-z][a-z0-9-]{0,31}")
 EXECUTION = re.compile(r"[A-Za-z0-9-]{1,60}")  # an Automation execution id (a UUID) fits the client token
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 MAX_MESSAGE = 900  # automation/approve_image.yaml CanaryHealth allowedPattern
@@ -128,7 +129,7 @@ def launch_request(request: CanaryRequest, target: CanaryTarget, subnet_ids: Seq
         raise CanaryLaunchFailed(f"account {target.account_id} ({target.env}) has no subnet tagged "
                                  f"bakehouse:tier=private to launch the canary of {request.image_id} into")
     tags = dict_to_tags({PURPOSE_TAG: PURPOSE, TAG_EXECUTION: request.execution_id, TAG_IMAGE: request.image_id,
-                         "bakehouse:family": request.family, "Name": f"bakehouse-canary-{request.family}"})
+                         TAG_FAMILY: request.family, "Name": f"bakehouse-canary-{request.family}"})
     return {
         "LaunchTemplate": {"LaunchTemplateName": target.launch_template_name, "Version": "$Default"},
         "ImageId": request.image_id, "SubnetId": sorted(subnet_ids)[0], "MinCount": 1, "MaxCount": 1,
@@ -230,7 +231,7 @@ def start(request: CanaryRequest, target: CanaryTarget, clients: AwsClients) -> 
     if running:  # a rerun of the step: the canary of this execution already exists
         return {"Status": "Running", "InstanceId": running[0]["InstanceId"], "Account": account}
     subnets = [s["SubnetId"] for page in ec2.get_paginator("describe_subnets").paginate(
-        Filters=[{"Name": "tag:bakehouse:tier", "Values": ["private"]}]) for s in page["Subnets"]]
+        Filters=[{"Name": f"tag:{TAG_TIER}", "Values": ["private"]}]) for s in page["Subnets"]]
     try:
         # IMDSv2 in the request itself, literally: the root SCP denies a launch whose request does not say
         # ec2:MetadataHttpTokens=required, whatever the template holds (tests/iam/scp_fit.py reads it here).

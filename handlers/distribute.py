@@ -42,18 +42,20 @@ from handlers.common import (
     poll,
     tags_to_dict,
 )
+from handlers.contract import (
+    APPROVED_IMAGE_TAG,
+    ENV_AMI_PARAMETER,
+    FAMILY,
+    IMAGE_PUBLISHER_ROLE,
+    ROLE_NAME,
+    TAG_APPROVED,
+    TAG_PREFIX,
+)
+from handlers.contract import ENV_LABEL as ENV
 from handlers.targets import read_targets
 
-# Re-declared from estate.naming (handlers ship without estate); a test keeps them equal.
-ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"
-IMAGE_PUBLISHER_ROLE = "BakehouseImagePublisher"
-TAG_APPROVED = "bakehouse:approved"  # written by handlers.publish
-# estate.naming.APPROVED_IMAGE_TAG: what the workload accounts' approved-AMI Config rule looks for.
-APPROVED_IMAGE_TAG = ("bakehouse-approved", "true")
-FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-ENV = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# APPROVED_IMAGE_TAG (handlers/contract.py): what the workload accounts' approved-AMI Config rule looks for.
 KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
-ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 # The ARN patterns EC2 accepts in a launch permission; a bare o-/ou- id is an error there
 # (EC2 user guide, "Share an AMI with organizations or OUs": ARN format).
 ORG_ARN = re.compile(r"arn:aws[a-z-]*:organizations::\d{12}:organization/(?P<org>o-[a-z0-9]{10,32})")
@@ -346,7 +348,7 @@ def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, fa
             Description=_copy_description(family, request.image_id), Encrypted=True, KmsKeyId=kms_key,
             ClientToken=token[:64])["ImageId"]
         # Provenance travels with the copy so each region can be audited alone.
-        provenance = {k: v for k, v in tags_to_dict(source.get("Tags")).items() if k.startswith("bakehouse:")}
+        provenance = {k: v for k, v in tags_to_dict(source.get("Tags")).items() if k.startswith(TAG_PREFIX)}
         provenance.update({TAG_SOURCE_AMI: request.image_id, TAG_FAMILY: family})
         ec2.create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in sorted(provenance.items())])
         action = "copied"

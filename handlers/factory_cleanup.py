@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .common import TAG_BUILD_EXECUTION, AwsClient, EventReader, client
+from .contract import TAG_VALIDATION_EXECUTION
 
-TAG_VALIDATION_EXECUTION = "bakehouse:validation-execution"
 # The tags a failure path may clean up by: images only for the build (validation registers none).
 CLEANUP_TAGS = {TAG_BUILD_EXECUTION: True, TAG_VALIDATION_EXECUTION: False}
 EXECUTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

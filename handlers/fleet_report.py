@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.common import RETRY_CONFIG, TAG_FAMILY, AwsClient, BakehouseError, MalformedEvent, tags_to_dict
+from handlers.common import RETRY_CONFIG, AwsClient, BakehouseError, MalformedEvent, tags_to_dict
+from handlers.contract import TAG_FAMILY, env_ami_parameter
 
 LAUNCHED_FROM_APP = ("bakehouse:launched-from", "app-template")  # components/workload/app_access.py's launch template tag
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
@@ -129,7 +130,7 @@ def live_instances(ec2: AwsClient, app_family: str | None) -> list[Instance]:
 
 
 def approved_images(ssm: AwsClient, env: str, families: Iterable[str]) -> dict[str, str]:
-    names = sorted({f"/bakehouse/{env}/ami/{f}" for f in families})
+    names = sorted({env_ami_parameter(env, f) for f in families})
     approved: dict[str, str] = {}
     for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
         for param in ssm.get_parameters(Names=names[start:start + 10])["Parameters"]:

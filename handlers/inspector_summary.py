@@ -18,18 +18,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from handlers.common import AMI_ID, INSTANCE_ID, TAG_SCAN_DATE, BakehouseError, EventReader, PollTimeout, client, poll
+from handlers.contract import BUCKET_NAME as BUCKET
+from handlers.contract import EXECUTION_REF, FAMILY, TAG_CVES, TAG_VERDICT
 
 # Highest first; a threshold fails the image on any ACTIVE finding at or above it.
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL")
 THRESHOLDS = SEVERITIES + ("NONE",)
 COUNTED = SEVERITIES + ("UNTRIAGED",)
-TAG_CVES = "bakehouse:cves-{}"  # e.g. bakehouse:cves-critical
-TAG_VERDICT = "bakehouse:inspector-verdict"
 # Inactive coverage that waiting will not fix: report at once instead of burning the timeout.
 TERMINAL_REASONS = frozenset({"UNSUPPORTED_OS", "EXCLUDED_BY_TAG", "RESOURCE_TERMINATED", "ACCESS_DENIED",
                               "ACCESS_DENIED_TO_ENCRYPTION_KEY", "NO_SCAN_CONFIGURATION_ASSOCIATED"})
-BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 KMS_KEY_REF = re.compile(r"(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+"
                          r"|[0-9a-f-]{36})")
 
@@ -79,7 +77,7 @@ class SummaryRequest:
             family=read.string("Family", FAMILY), bucket=read.string("FindingsBucket", BUCKET),
             threshold=threshold, wait_seconds=read.integer("WaitSeconds", 0, 4 * 3600, 540),
             poll_seconds=read.integer("PollSeconds", 0, 300, 15),
-            execution_id=read.string("ExecutionId", re.compile(r"[A-Za-z0-9_.:-]{1,128}"), "manual"),
+            execution_id=read.string("ExecutionId", EXECUTION_REF, "manual"),
             kms_key_id=read.string("KmsKeyId", KMS_KEY_REF) if kms not in (None, "") else None,
             full_report=read.boolean("FullReport", False))
         read.done()

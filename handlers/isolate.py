@@ -31,9 +31,10 @@ from handlers.common import (
     client,
     dict_to_tags,
 )
+from handlers.contract import ACCOUNT_ID as ACCOUNT
+from handlers.contract import BUCKET_NAME as BUCKET
+from handlers.contract import FORENSIC_SOURCE_PARAMETER, TAG_COPY_OF, TAG_FINDING, TAG_INSTANCE, TAG_PURPOSE
 from handlers.isolate_evidence import (
-    TAG_FINDING,
-    TAG_INSTANCE,
     Step,
     publish_manifest,
     record_state,
@@ -44,20 +45,16 @@ from handlers.isolate_outcome import announce_failures, failed_steps_of_executio
 from handlers.isolate_revoke import REVOKE_POLICY, revoke_role_sessions
 
 FINDING_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-ACCOUNT = re.compile(r"\d{12}")
 KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+")
 EXECUTION_ID = re.compile(r"[0-9a-f-]{36}")
 FORENSIC_SOURCE = re.compile(r"sg-[0-9a-f]{8,17}|\d{1,3}(\.\d{1,3}){3}/\d{1,2}")
 
-TAG_PURPOSE = "bakehouse:purpose"
 ISOLATION_PURPOSE = "isolation"
 CAPTURE_DOCUMENT = "AWS-RunShellScript"
 # The stack writes the configured forensic source here (components/workload/incident_response.py); read, never
 # taken from the caller, because it decides who may reach a contained instance.
-FORENSIC_SOURCE_PARAMETER = "/bakehouse/incident-response/forensic-source"
 # AVML ships in the golden image (packer/scripts/55-memory-capture.sh; the isolated instance cannot
 # download anything); it writes a compressed LiME image, which the instance's own role uploads under
 # the incident's evidence prefix (components/workload/app_access.py, MemoryCaptureToOwnEvidencePrefix).
@@ -530,9 +527,9 @@ def observe(clients: ServiceClients, request: IsolateRequest) -> dict[str, Any]:
                 for c in page["Commands"] if c.get("Comment") == comment]
     observed: dict[str, Any] = {
         "state": now_instance["State"]["Name"] if now_instance else "gone",
-        "snapshots": {s["VolumeId"]: s["SnapshotId"] for s in snapshots if "bakehouse:copy-of" not in _tags(s)},
-        "evidence_copies": {_tags(s)["bakehouse:copy-of"]: s["SnapshotId"] for s in snapshots
-                            if "bakehouse:copy-of" in _tags(s)},
+        "snapshots": {s["VolumeId"]: s["SnapshotId"] for s in snapshots if TAG_COPY_OF not in _tags(s)},
+        "evidence_copies": {_tags(s)[TAG_COPY_OF]: s["SnapshotId"] for s in snapshots
+                            if TAG_COPY_OF in _tags(s)},
         "memory_capture": {"command_id": commands[0]["CommandId"], "status": commands[0]["Status"]} if commands else None,
     }
     if now_instance is None:

@@ -17,10 +17,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from handlers.common import AwsClient, BakehouseError, dict_to_tags
+from handlers.contract import TAG_COPY_OF, TAG_FINDING, TAG_INSTANCE
 
-TAG_FINDING = "bakehouse:finding-id"
-TAG_INSTANCE = "bakehouse:instance-id"
-TAG_COPY_OF = "bakehouse:copy-of"
 STATE_RECORD = "instance-state.json"
 MANIFEST = "manifest.json"
 

@@ -42,15 +42,12 @@ from handlers.common import (
     parameter_value,
     tags_to_dict,
 )
+from handlers.contract import ACCOUNT_ID, ENV_LABEL, FAMILY, TAG_APPROVED, TAG_PROD_LAST_SEEN, TAG_VULNERABLE, env_ami_path
+from handlers.contract import IMAGE_PARAMETER as LATEST_PARAMETER
+from handlers.contract import IMAGE_SCANNER_ROLE as SCANNER_ROLE
 from handlers.targets import read_targets
 
-TAG_APPROVED = "bakehouse:approved"  # written by handlers/publish.py
-TAG_VULNERABLE = "bakehouse:vulnerable"  # written by handlers/rescan.py
-TAG_PROD_LAST_SEEN = "bakehouse:prod-last-seen"  # written by handlers/rescan.py (YYYY-MM-DD)
-FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-ACCOUNT_ENV = re.compile(r"[a-z][a-z0-9-]{0,31}=\d{12}")
-SCANNER_ROLE = "BakehouseImageScanner"  # estate.naming.IMAGE_SCANNER_ROLE: reads /bakehouse/<env>/ami/*
-LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
+ACCOUNT_ENV = re.compile(f"{ENV_LABEL.pattern}={ACCOUNT_ID.pattern}")
 # EC2 refuses a deprecation time in the past; a minute ahead takes effect at once in practice.
 DEPRECATION_LEAD = timedelta(minutes=1)
 
@@ -252,7 +249,7 @@ def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
             try:
                 ec2, ssm = workload(account, region)
                 named = [(p["Name"], p["Value"]) for page in ssm.get_paginator("get_parameters_by_path").paginate(
-                    Path=f"/bakehouse/{env}/ami/", Recursive=True) for p in page["Parameters"]]
+                    Path=env_ami_path(env), Recursive=True) for p in page["Parameters"]]
                 values = sorted({v for _, v in named if v.startswith("ami-")})
                 source_of: dict[str, str | None] = {}
                 if values:

@@ -20,23 +20,24 @@ lacks it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from handlers.common import AMI_ID, BakehouseError, EventReader, client, tags_to_dict
+from handlers.contract import (
+    FAMILY,
+    IMAGE_HISTORY_PARAMETER,
+    IMAGE_PARAMETER,
+    TAG_APPROVED,
+    TAG_APPROVED_BY,
+    TAG_VERDICT,
+    TAG_VULNERABLE,
+)
 
-# Re-declared from estate.naming (handlers ship without estate); a test keeps them equal.
-IMAGE_PARAMETER = "/bakehouse/images/{family}/latest"
-IMAGE_HISTORY_PARAMETER = "/bakehouse/images/{family}/history"
-TAG_APPROVED = "bakehouse:approved"
-TAG_APPROVED_BY = "bakehouse:approved-by"
-# Marks that forbid publishing: a failed Inspector gate, or a rescan's quarantine.
-TAG_VERDICT = "bakehouse:inspector-verdict"  # written by handlers/inspector_summary.py
-TAG_VULNERABLE = "bakehouse:vulnerable"  # written by handlers/rescan_feedback.py
-FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# Names from handlers/contract.py; the marks that forbid publishing are TAG_VERDICT (a failed Inspector
+# gate, written by handlers/inspector_summary.py) and TAG_VULNERABLE (a rescan's quarantine).
 
 
 class ImageNotPublishable(BakehouseError):

@@ -48,6 +48,20 @@ from handlers.common import (
     env_and_account,
     tags_to_dict,
 )
+from handlers.contract import (
+    ACCOUNT_ID,
+    BUCKET_NAME,
+    ENV_NAME,
+    IMAGES_PATH,
+    ROLE_ARN,
+    TAG_PURPOSE,
+    TAG_SCAN_OF,
+    TAG_VULNERABLE,
+    env_ami_path,
+)
+from handlers.contract import EXECUTION_REF as EXECUTION
+from handlers.contract import IMAGE_SCANNER_ROLE as SCANNER_ROLE
+from handlers.contract import TAG_RESCAN_EXECUTION as TAG_EXECUTION
 from handlers.inspector_summary import (
     THRESHOLDS,
     NotCovered,
@@ -57,17 +71,11 @@ from handlers.inspector_summary import (
     summarize_findings,
     wait_for_coverage,
 )
-from handlers.rescan_feedback import SETTINGS_PARAMETER, TAG_VULNERABLE, Workload, mark_prod, quarantine, retire_replaced
+from handlers.rescan_feedback import SETTINGS_PARAMETER, Workload, mark_prod, quarantine, retire_replaced
 from handlers.targets import read_targets
 
-IMAGES_PATH = "/bakehouse/images/"
-SCANNER_ROLE = "BakehouseImageScanner"  # estate.naming.IMAGE_SCANNER_ROLE
-TAG_EXECUTION = "bakehouse:rescan-execution"
-TAG_SCAN_OF = "bakehouse:scan-of"
 PHASES = ("discover", "launch", "collect", "cleanup", "all")
-ACCOUNT_ENV = re.compile(r"[a-z][a-z0-9]{1,15}=\d{12}")
-ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")
-EXECUTION = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+ACCOUNT_ENV = re.compile(f"{ENV_NAME.pattern}={ACCOUNT_ID.pattern}")
 ALIVE = ["pending", "running", "stopping", "stopped"]
 
 
@@ -122,9 +130,9 @@ class RescanRequest:
             subnet_id=r.string("SubnetId", re.compile(r"subnet-[0-9a-f]{8,17}")),
             security_group_ids=r.strings("SecurityGroupIds", re.compile(r"sg-[0-9a-f]{8,17}")),
             instance_profile=r.string("InstanceProfileName", re.compile(r"[\w+=,.@-]{1,128}")),
-            evidence_bucket=r.string("EvidenceBucket", re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")),
+            evidence_bucket=r.string("EvidenceBucket", BUCKET_NAME),
             topic_arn=r.string("TopicArn", re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}")),
-            pipeline_role_arn=r.string("PipelineRoleArn", re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")),
+            pipeline_role_arn=r.string("PipelineRoleArn", ROLE_ARN),
             execution_id=r.string("ExecutionId", EXECUTION, default="manual"),
             # EC2's On-Demand vCPU quota is the real bound; config keeps a batch well inside it.
             batch_size=r.integer("BatchSize", 1, 100, default=10),
@@ -237,7 +245,7 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
     for env, account in _accounts(request, clients):
         try:
             ec2, ssm = clients.workload(account)
-            published, running = set(_parameter_amis(ssm, f"/bakehouse/{env}/ami/")), _running_amis(ec2)
+            published, running = set(_parameter_amis(ssm, env_ami_path(env))), _running_amis(ec2)
         except (ClientError, BakehouseError) as err:
             # One account's failure does not hide the others' images; it is reported at the end.
             result.failures.append(f"account {account} ({env}): {err}")
@@ -327,7 +335,7 @@ def _launch_one(request: RescanRequest, ec2: AwsClient, image_id: str) -> tuple[
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
         InstanceInitiatedShutdownBehavior="terminate",
         TagSpecifications=[{"ResourceType": "instance", "Tags": dict_to_tags({
-            "Name": f"bakehouse-rescan-{image_id}", "bakehouse:purpose": "rescan",
+            "Name": f"bakehouse-rescan-{image_id}", TAG_PURPOSE: "rescan",
             TAG_SCAN_OF: image_id, TAG_EXECUTION: request.execution_id})}],
     )["Instances"][0]
     return instance["InstanceId"], tags_to_dict(instance.get("Tags")).get(TAG_EXECUTION, request.execution_id)

@@ -35,14 +35,11 @@ from handlers.common import (
     dict_to_tags,
     tags_to_dict,
 )
+from handlers.contract import ENV_AMI_PARAMETER, TAG_PROD_LAST_SEEN, TAG_QUARANTINED, TAG_VULNERABLE
+from handlers.contract import IMAGE_HISTORY_PARAMETER as HISTORY_PARAMETER
+from handlers.contract import IMAGE_PARAMETER as LATEST_PARAMETER
+from handlers.contract import TAG_REBUILD_EXECUTION as TAG_REBUILD
 
-HISTORY_PARAMETER = "/bakehouse/images/{family}/history"  # as handlers/publish.py writes it
-LATEST_PARAMETER = "/bakehouse/images/{family}/latest"
-TAG_VULNERABLE = "bakehouse:vulnerable"
-TAG_PROD_LAST_SEEN = "bakehouse:prod-last-seen"
-TAG_REBUILD = "bakehouse:rebuild-execution"
-TAG_QUARANTINED = "bakehouse:quarantined"  # on each workload account's view; components/org/scps.py denies it
-ENV_AMI_PARAMETER = "/bakehouse/{env}/ami/{family}"  # as handlers/distribute.py writes it
 # An id no image has: a catalog rule pinned to it admits no launch (catalog/template-constraint.json).
 NO_IMAGE = "ami-00000000000000000"
 # The factory's settings (components/build/image_factory.py writes them): the Pipeline's standing parameters.

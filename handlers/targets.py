@@ -11,14 +11,11 @@ retrieval"), so one grant covers any number of envs.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from handlers.common import ACCOUNT_ID, BakehouseError
-
-# Re-declared from components/build/factory_targets.py (handlers ship without components); a test keeps them equal.
-TARGETS_PATH = "/bakehouse/factory/targets"
-ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")  # estate.config.ENV_NAME
+from handlers.contract import ENV_NAME
+from handlers.contract import FACTORY_TARGETS_PATH as TARGETS_PATH
 
 
 class MalformedTarget(BakehouseError):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from estate import naming
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
 from estate.stack_files import stack_files
 
@@ -30,7 +31,7 @@ DEFAULT_FORCED_REBUILD = "rate(7 days)"
 # Where each candidate runs as a canary while it is validated (handlers/dev_canary.py); never the
 # protected env, whose images wait for approval.
 DEFAULT_CANARY_ENV = "dev"
-FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
+FAMILY = naming.FACTORY_FAMILY
 OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
 DOMAIN = re.compile(r"\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 # EventBridge Scheduler accepts rate(), cron() (six fields) and at(); a factory schedule recurs.

@@ -35,7 +35,7 @@ BASE_CHECK_STEM = "check_base_images"
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 START_AUTOMATION_TARGET = "arn:aws:scheduler:::aws-sdk:ssm:startAutomationExecution"
 LIFECYCLE_FUNCTION = "bakehouse-image-lifecycle"
-LIFECYCLE_MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/lifecycle.py",
+LIFECYCLE_MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/contract.py", "handlers/lifecycle.py",
                      "handlers/targets.py")
 LAMBDA_RUNTIME = "python3.12"
 LIFECYCLE_TIMEOUT = 900

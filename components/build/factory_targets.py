@@ -12,10 +12,12 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from estate import naming
+
 from .factory_config import FactoryConfig
 
-# handlers/targets.py re-declares it (handlers ship without components); a test keeps them equal.
-TARGETS_PATH = "/bakehouse/factory/targets"
+# handlers/targets.py reads what this writes; the name is the contract's (handlers/contract.py).
+TARGETS_PATH = naming.FACTORY_TARGETS_PATH
 
 
 def target_parameter_name(env: str) -> str:

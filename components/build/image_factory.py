@@ -22,6 +22,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
+from estate import naming
 from estate.config import StackConfig
 from estate.naming import (
     FACTORY_SETTINGS_PARAMETER,
@@ -46,10 +47,10 @@ HANDLERS_ATTACHMENT = "handlers.zip"
 SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
 PIPELINE_STEM = "pipeline"
 # The instances the factory launches carry one of these, and may only be touched while they do.
-PURPOSE_TAG = "bakehouse:purpose"
+PURPOSE_TAG = naming.TAG_PURPOSE
 PURPOSES = ("build", "validation", "rescan")  # values the documents tag their instances with
 # Images the factory made carry their family; distribution and retirement act on nothing else.
-FAMILY_TAG = "bakehouse:family"
+FAMILY_TAG = naming.TAG_FAMILY
 CANONICAL_ACCOUNT = "099720109477"  # owner of the official Ubuntu AMIs
 BASE_IMAGE_PARAMETERS = {
     "al2023": "/aws/service/ami-amazon-linux-latest/*",

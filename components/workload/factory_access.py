@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from estate import naming
 from estate.naming import (
     APPROVED_IMAGE_TAG,
     FACTORY_AUTOMATION_ROLE,
@@ -25,9 +26,9 @@ from ..build.factory_roles import LIFECYCLE_ROLE
 from ..lib.iam import document, statement
 from .app_access import APP_ROLE_PATH, app_role_name
 
-QUARANTINED_TAG = "bakehouse:quarantined"  # handlers/rescan_feedback.py TAG_QUARANTINED; components/org/scps.py
+QUARANTINED_TAG = naming.TAG_QUARANTINED  # handlers/rescan_feedback.py writes it; components/org/scps.py
 # handlers/dev_canary.py tags its canaries so at launch; the publisher terminates nothing else.
-CANARY_PURPOSE = ("bakehouse:purpose", "dev-canary")
+CANARY_PURPOSE = (naming.TAG_PURPOSE, "dev-canary")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ DEFAULT_SCHEDULE = "cron(0 6 * * ? *)"  # daily, before the working day in the h
 FUNCTION_NAME = "bakehouse-fleet-report"
 ROLE_NAME = "BakehouseFleetReport"
 SCHEDULER_ROLE_NAME = "BakehouseFleetReportSchedule"
-MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/fleet_report.py")
+MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/contract.py", "handlers/fleet_report.py")
 LAMBDA_RUNTIME = "python3.12"
 
 

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
+from estate import naming
 from estate.naming import automation_document_name, bucket_name, central_key_alias, role_arn
 
 from ..lib.handler_package import Package, handler_sources, package
@@ -27,7 +28,7 @@ MANUAL_SOURCE = "bakehouse.incident"
 MANUAL_DETAIL_TYPE = "Isolate instance"
 EVIDENCE_PREFIX = "incidents"  # handlers/isolate.py writes incidents/<finding>/<instance ARN>/...
 # Where the stack writes the configured forensic source (handlers/isolate.FORENSIC_SOURCE_PARAMETER).
-FORENSIC_SOURCE_PARAMETER = "/bakehouse/incident-response/forensic-source"
+FORENSIC_SOURCE_PARAMETER = naming.FORENSIC_SOURCE_PARAMETER
 CAPTURE_DOCUMENT = "AWS-RunShellScript"  # memory capture runs AVML through the stock shell document
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DOCUMENT_PATH = PROJECT_DIR / "automation" / f"{ISOLATE_STEM}.yaml"

@@ -10,10 +10,10 @@ import re
 import shutil
 import subprocess
 
-import hcl2
 import pytest
 import yaml
 
+from tests.static.packer_hcl import load as _load
 from tests.static.rig import REPO, SCRIPTS, VALIDATION, build_rig
 
 CHECK = VALIDATION / "50-memory-capture.sh"
@@ -78,19 +78,6 @@ def test_validate_runs_the_memory_capture_check():
 
 
 # --- the Packer path -----------------------------------------------------------------------------------
-def _clean(node):
-    if isinstance(node, dict):
-        return {_clean(k): _clean(v) for k, v in node.items() if k not in ("__comments__", "__is_block__")}
-    if isinstance(node, list):
-        return [_clean(v) for v in node]
-    if isinstance(node, str) and len(node) >= 2 and node[0] == node[-1] == '"':
-        return node[1:-1]
-    return node
-
-
-def _load(name: str) -> dict:
-    with open(PACKER / name) as f:
-        return _clean(hcl2.load(f))
 
 
 def test_packer_avml_variables_have_no_default_and_validate_their_shape():

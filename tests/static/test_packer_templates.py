@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-import hcl2
 import pytest
 import yaml
 
+from tests.static.packer_hcl import load as _load
 from tests.static.rig import REPO, SCRIPTS
 
 PACKER = REPO / "packer"
@@ -19,20 +18,6 @@ VALIDATE_IMAGE_DOC = REPO / "automation" / "validate_image.yaml"
 SOURCES = ("amazon-ebs.golden", "docker.local")
 
 
-def _clean(node: Any) -> Any:
-    """python-hcl2 keeps string quotes and adds bookkeeping keys; strip both."""
-    if isinstance(node, dict):
-        return {_clean(k): _clean(v) for k, v in node.items() if k not in ("__comments__", "__is_block__")}
-    if isinstance(node, list):
-        return [_clean(v) for v in node]
-    if isinstance(node, str) and len(node) >= 2 and node[0] == node[-1] == '"':
-        return node[1:-1]
-    return node
-
-
-def _load(name: str) -> dict:
-    with open(PACKER / name) as f:
-        return _clean(hcl2.load(f))
 
 
 @pytest.fixture(scope="module")

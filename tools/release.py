@@ -48,8 +48,10 @@ from typing import Any
 
 import yaml
 
+from handlers.contract import FACTORY_SETTINGS_PARAMETER
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-SETTINGS_PARAMETER = "/bakehouse/factory/settings"
+SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER  # written by the build stack (components/build/image_factory.py)
 PIPELINE = "Bakehouse-Pipeline"
 BUNDLE_KEY = "provisioning/bundle.tar.gz"
 BUNDLE_FOLDERS = {"scripts": "packer/scripts", "validation": "packer/validation"}

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
 from botocore.validate import validate_parameters
+
+from handlers.contract import FACTORY_SETTINGS_PARAMETER
 
 REGION = "eu-west-1"
 BUCKET = "bakehouse-scripts-123456789012-eu-west-1"
@@ -42,3 +49,15 @@ class RecordingSsm:
         validate_parameters(kw, shape)
         self.started.append(kw)
         return {"AutomationExecutionId": f"exec-{len(self.started)}"}
+
+
+def seed_release_world(settings: Mapping[str, Any]) -> tuple[Any, Any, str]:
+    """Inside mock_aws: the versioned scripts bucket, its KMS key, and the factory settings parameter
+    (`settings` plus that key). Returns (s3, ssm, key ARN)."""
+    s3, ssm, kms = (boto3.client(s, region_name=REGION) for s in ("s3", "ssm", "kms"))
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    key = kms.create_key(Description="scripts")["KeyMetadata"]["Arn"]
+    ssm.put_parameter(Name=FACTORY_SETTINGS_PARAMETER, Type="String",
+                      Value=json.dumps({**settings, "scriptsKmsKeyId": key}))
+    return s3, ssm, key

@@ -8,14 +8,13 @@ import copy
 import hashlib
 import json
 
-import boto3
 import pytest
 import yaml
 from moto import mock_aws
 
 from components.build.factory_config import factory_config
 from tests.build._build_config_support import build_cfg, problems_of, shipped_factory
-from tests.build._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm
+from tests.build._build_release_support import BUCKET, SETTINGS, RecordingSsm, seed_release_world
 from tools import refuse_examples
 from tools import release as rel
 from tools.mockrun import PROJECT_DIR
@@ -80,12 +79,7 @@ def test_refuse_examples_main_fails_on_the_shipped_placeholder(capsys):
 @pytest.fixture
 def aws():
     with mock_aws():
-        s3, ssm, kms = (boto3.client(s, region_name=REGION) for s in ("s3", "ssm", "kms"))
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        key = kms.create_key(Description="scripts")["KeyMetadata"]["Arn"]
-        ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String",
-                          Value=json.dumps({**SETTINGS, "scriptsKmsKeyId": key, "memoryCapture": PINS}))
+        s3, ssm, key = seed_release_world({**SETTINGS, "memoryCapture": PINS})
         yield s3, RecordingSsm(ssm), key
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from tests.build._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm
+from tests.build._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm, seed_release_world
 from tools import release as rel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,12 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def aws():
     with mock_aws():
-        s3, ssm, kms = (boto3.client(s, region_name=REGION) for s in ("s3", "ssm", "kms"))
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        key = kms.create_key(Description="scripts")["KeyMetadata"]["Arn"]
-        ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String",
-                          Value=json.dumps({**SETTINGS, "scriptsKmsKeyId": key}))
+        s3, ssm, key = seed_release_world(SETTINGS)
         yield s3, RecordingSsm(ssm), key
 
 

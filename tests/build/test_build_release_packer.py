@@ -17,7 +17,7 @@ from moto import mock_aws
 from components.build import packer_pipeline
 from components.build.factory_config import factory_config
 from tests.build._build_config_support import build_cfg, shipped_factory
-from tests.build._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm
+from tests.build._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm, seed_release_world
 from tools import release as rel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,13 +59,8 @@ def create_pipeline(client, iam, family: str) -> None:
 @pytest.fixture
 def aws():
     with mock_aws():
-        s3, ssm, kms, cp, iam = (boto3.client(s, region_name=REGION)
-                                 for s in ("s3", "ssm", "kms", "codepipeline", "iam"))
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        key = kms.create_key(Description="scripts")["KeyMetadata"]["Arn"]
-        ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String",
-                          Value=json.dumps({**PACKER_SETTINGS, "scriptsKmsKeyId": key}))
+        s3, ssm, key = seed_release_world(PACKER_SETTINGS)
+        cp, iam = (boto3.client(s, region_name=REGION) for s in ("codepipeline", "iam"))
         create_pipeline(cp, iam, "ubuntu2404")
         yield s3, RecordingSsm(ssm), RecordingPipeline(cp), key
 

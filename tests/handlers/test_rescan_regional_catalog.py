@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -59,14 +58,9 @@ def factory(monkeypatch):
         for image in (good, bad):
             ssm.put_parameter(Name="/bakehouse/images/al2023/history", Type="String", Value=image, Overwrite=True)
         ssm.put_parameter(Name="/bakehouse/images/al2023/latest", Type="String", Value=bad)
-        # The deployed quarantine builds its regional clients through handlers.catalog.client, importing the
-        # module when it runs: patch whichever module object that import returns now (another test may have
-        # re-imported the handlers package since this module bound `cat`), and `cat` itself.
-        def regional_client(service, region=None):
-            return sc if service == "servicecatalog" else boto3.client(service, region_name=region)
-
-        for module in {cat, importlib.import_module("handlers.catalog"), importlib.import_module("handlers").catalog}:
-            monkeypatch.setattr(module, "client", regional_client)
+        # The deployed quarantine builds its regional clients through handlers.catalog.client.
+        monkeypatch.setattr(cat, "client", lambda service, region=None: (
+            sc if service == "servicecatalog" else boto3.client(service, region_name=region)))
         yield {"ec2": home_ec2, "ssm": ssm, "sc": sc, "constraint": constraint, "good": good, "bad": bad,
                "copies": copies}
 

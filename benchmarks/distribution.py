@@ -51,8 +51,7 @@ BUILD = "333333333333"
 OU = "arn:aws:organizations::111111111111:ou/o-exampleorg01/ou-ab12-wkld0001"
 COPY_MINUTES = (5.0, 30.0)
 # (capacity, refill per second): EC2 API reference, "Request throttling for the Amazon EC2 API".
-BUCKETS = {"CopyImage": (100, 1), "CreateTags": (100, 10), "ModifyImageAttribute": (100, 5),
-           "ModifySnapshotAttribute": (100, 5)}
+BUCKETS = {"CopyImage": (100, 1), "CreateTags": (100, 10), "ModifyImageAttribute": (100, 5), "ModifySnapshotAttribute": (100, 5)}
 NON_MUTATING = (100, 20)
 SCRIPT_SECONDS, SCRIPT_ATTEMPTS = 540, 3  # PollTimeoutSeconds inside the 600 s step; maxAttempts
 
@@ -196,6 +195,7 @@ class ModelledClients:
 
 def _per_account_share(deliver):
     """The replaced design: each delivery first granted its account launch and snapshot permission."""
+
     def share_then_deliver(request, target, region, image, clients, sleep):
         ec2 = clients.build("ec2", region)
         ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
@@ -203,9 +203,11 @@ def _per_account_share(deliver):
         for mapping in image["BlockDeviceMappings"]:
             snapshot = mapping["Ebs"]["SnapshotId"]
             ec2.describe_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission")
-            ec2.modify_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission",
-                                          OperationType="add", UserIds=[target.account_id])
+            ec2.modify_snapshot_attribute(
+                SnapshotId=snapshot, Attribute="createVolumePermission", OperationType="add", UserIds=[target.account_id]
+            )
         return deliver(request, target, region, image, clients, sleep)
+
     return share_then_deliver
 
 
@@ -225,16 +227,26 @@ class Run:
 
 def _request(n_regions: int, n_accounts: int) -> tuple[dist.DistributeRequest, dict[str, dict]]:
     source = "ami-0123456789abcdef0"
-    images = {source: {"ImageId": source, "Name": "bakehouse-al2023-1", "State": "available",
-                       "Tags": [{"Key": dist.TAG_APPROVED, "Value": "true"}],
-                       "BlockDeviceMappings": [{"Ebs": {"SnapshotId": "snap-0123456789abcdef0"}}]}}
+    images = {
+        source: {
+            "ImageId": source,
+            "Name": "bakehouse-al2023-1",
+            "State": "available",
+            "Tags": [{"Key": dist.TAG_APPROVED, "Value": "true"}],
+            "BlockDeviceMappings": [{"Ebs": {"SnapshotId": "snap-0123456789abcdef0"}}],
+        }
+    }
     regions = REGIONS[:n_regions]
     envs = ("dev", "uat", "prod")
     request = dist.DistributeRequest(
-        image_id=source, source_region=regions[0], family="al2023",
+        image_id=source,
+        source_region=regions[0],
+        family="al2023",
         region_keys=tuple((r, f"arn:aws:kms:{r}:{BUILD}:key/k") for r in regions),
         targets=tuple(dist.Target(f"{100000000000 + i:012d}", envs[i % 3]) for i in range(n_accounts)),
-        share_with=(OU,), poll_timeout=4 * 3600)  # the shipped PollSeconds and MaxWorkers defaults
+        share_with=(OU,),
+        poll_timeout=4 * 3600,
+    )  # the shipped PollSeconds and MaxWorkers defaults
     return request, images
 
 
@@ -244,8 +256,7 @@ def copy_minutes(regions: tuple[str, ...], seed: int) -> dict[str, float]:
     return {r: rng.uniform(*COPY_MINUTES) for r in regions[1:]}
 
 
-def distribute_once(design: str, workers: int, n_regions: int, n_accounts: int, scale: float, latency: float,
-                    seed: int) -> Run:
+def distribute_once(design: str, workers: int, n_regions: int, n_accounts: int, scale: float, latency: float, seed: int) -> Run:
     request, images = _request(n_regions, n_accounts)
     copy_seconds = {r: 60 * m for r, m in copy_minutes(tuple(r for r, _ in request.region_keys), seed).items()}
     model = Model(scale, latency, copy_seconds)
@@ -255,27 +266,28 @@ def distribute_once(design: str, workers: int, n_regions: int, n_accounts: int, 
         dist._deliver = _per_account_share(real_deliver)
     try:
         model.start = time.perf_counter()
-        result = dist.distribute(replace(request, max_workers=workers), ModelledClients(model, images),
-                                 sleep=model.sleep)
+        result = dist.distribute(replace(request, max_workers=workers), ModelledClients(model, images), sleep=model.sleep)
         seconds = model.now()
     finally:
         dist._share, dist._deliver = real_share, real_deliver
     return Run(design, workers, seconds, model.calls, model.throttled, result.failures)
 
 
-def run(n_regions: int = 4, n_accounts: int = 200, scale: float = 60.0, latency: float = 0.06,
-        seed: int = 13, quiet: bool = False) -> dict[str, Run]:
+def run(
+    n_regions: int = 4, n_accounts: int = 200, scale: float = 60.0, latency: float = 0.06, seed: int = 13, quiet: bool = False
+) -> dict[str, Run]:
     default = dist.DistributeRequest.__dataclass_fields__["max_workers"].default
-    plan = {"shipped": ("OU share", default), "sequential": ("OU share", 1),
-            "replaced": ("per-account share", default)}
+    plan = {"shipped": ("OU share", default), "sequential": ("OU share", 1), "replaced": ("per-account share", default)}
     runs = {}
     for name, (design, workers) in plan.items():
         runs[name] = distribute_once(design, workers, n_regions, n_accounts, scale, latency, seed)
         if not quiet:
             r = runs[name]
-            print(f"  {name:<10} {design:<17} workers={workers:<2} {r.modelled_seconds / 60:6.1f} min modelled  "
-                  f"script runs needed {r.attempts} (of {SCRIPT_ATTEMPTS})  waited for tokens {r.throttled:6.1f} s  "
-                  f"failures {len(r.failures)}")
+            print(
+                f"  {name:<10} {design:<17} workers={workers:<2} {r.modelled_seconds / 60:6.1f} min modelled  "
+                f"script runs needed {r.attempts} (of {SCRIPT_ATTEMPTS})  waited for tokens {r.throttled:6.1f} s  "
+                f"failures {len(r.failures)}"
+            )
     return runs
 
 
@@ -287,18 +299,22 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
-    copies = ", ".join(f"{r} {m:.1f}" for r, m in copy_minutes(REGIONS[:args.regions], args.seed).items())
-    print(f"distribution model: {args.accounts} accounts x {args.regions} regions; copies (min) {copies}; "
-          f"{args.latency_ms:g} ms a call; EC2 token buckets per account/region/action; clock x{args.scale:g}")
+    copies = ", ".join(f"{r} {m:.1f}" for r, m in copy_minutes(REGIONS[: args.regions], args.seed).items())
+    print(
+        f"distribution model: {args.accounts} accounts x {args.regions} regions; copies (min) {copies}; "
+        f"{args.latency_ms:g} ms a call; EC2 token buckets per account/region/action; clock x{args.scale:g}"
+    )
     runs = run(args.regions, args.accounts, args.scale, args.latency_ms / 1000, args.seed)
     shipped, sequential, replaced = runs["shipped"], runs["sequential"], runs["replaced"]
     print("factory-account calls (shipped | replaced):")
     for action in sorted({a for (who, a) in {**shipped.calls, **replaced.calls} if who == "build"}):
         print(f"  {action:<28} {shipped.calls[('build', action)]:6d} | {replaced.calls[('build', action)]:6d}")
-    print(f"estimated wall time, {args.accounts} accounts x {args.regions} regions: shipped "
-          f"{shipped.modelled_seconds / 60:.1f} min; sequential baseline {sequential.modelled_seconds / 60:.1f} min "
-          f"({sequential.modelled_seconds / shipped.modelled_seconds:.1f}x); per-account share "
-          f"{replaced.modelled_seconds / 60:.1f} min ({replaced.modelled_seconds / shipped.modelled_seconds:.2f}x)")
+    print(
+        f"estimated wall time, {args.accounts} accounts x {args.regions} regions: shipped "
+        f"{shipped.modelled_seconds / 60:.1f} min; sequential baseline {sequential.modelled_seconds / 60:.1f} min "
+        f"({sequential.modelled_seconds / shipped.modelled_seconds:.1f}x); per-account share "
+        f"{replaced.modelled_seconds / 60:.1f} min ({replaced.modelled_seconds / shipped.modelled_seconds:.2f}x)"
+    )
     return 0 if not any(r.failures for r in runs.values()) else 1
 
 

@@ -78,16 +78,19 @@ def generate_project(root: Path, count: int, copy_program: bool = True) -> list[
     envs = env_names(count)
 
     project = _load("Pulumi.yaml")
-    core_accounts = {k: v for k, v in project["config"]["bakehouse:accounts"]["value"].items()
-                     if k in ("management", *CORE[1:])}
+    core_accounts = {k: v for k, v in project["config"]["bakehouse:accounts"]["value"].items() if k in ("management", *CORE[1:])}
     project["config"]["bakehouse:accounts"]["value"] = {
-        **core_accounts, **{env: f"7{i:011d}" for i, env in enumerate(envs, start=1)}}
+        **core_accounts,
+        **{env: f"7{i:011d}" for i, env in enumerate(envs, start=1)},
+    }
     _write(root / "Pulumi.yaml", project)
 
     org = _load("Pulumi.org.yaml")
     section = org["config"]["bakehouse:org"]
-    section["accountEmails"] = {**{k: v for k, v in section["accountEmails"].items() if k in CORE[1:]},
-                                **{env: f"aws+{env}@example.com" for env in envs}}
+    section["accountEmails"] = {
+        **{k: v for k, v in section["accountEmails"].items() if k in CORE[1:]},
+        **{env: f"aws+{env}@example.com" for env in envs},
+    }
     section["prodEnvs"] = ["prod"]
     _write(root / "Pulumi.org.yaml", org)
 
@@ -159,32 +162,57 @@ def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str,
     for stack in only or stacks:
         gc_before, t, cpu = gc_state["cpu"], time.perf_counter(), time.process_time()
         result = evaluate(stack)
-        rows.append({"stack": stack, "role": roles.get(stack), "status": result.status,
-                     "program_s": result.seconds, "preview_s": time.perf_counter() - t,
-                     "cpu_s": time.process_time() - cpu,
-                     "gc_cpu_s": gc_state["cpu"] - gc_before, "resources": result.resources,
-                     "problems": result.problems[:3] + result.mandatory[:3]})
+        rows.append(
+            {
+                "stack": stack,
+                "role": roles.get(stack),
+                "status": result.status,
+                "program_s": result.seconds,
+                "preview_s": time.perf_counter() - t,
+                "cpu_s": time.process_time() - cpu,
+                "gc_cpu_s": gc_state["cpu"] - gc_before,
+                "resources": result.resources,
+                "problems": result.problems[:3] + result.mandatory[:3],
+            }
+        )
         results.append(result)  # tools.preview keeps every result (and its run) for --details
     import resource
 
     return {
-        "variant": variant, "stacks": rows, "files": files,
-        "imports_s": imports, "total_s": time.perf_counter() - started,
-        "cpu_s": time.process_time() - cpu_started, "gc_cpu_s": gc_state["cpu"],
+        "variant": variant,
+        "stacks": rows,
+        "files": files,
+        "imports_s": imports,
+        "total_s": time.perf_counter() - started,
+        "cpu_s": time.process_time() - cpu_started,
+        "gc_cpu_s": gc_state["cpu"],
         "gc_collections": gc_state["collections"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "stack_file_parses": len(stack_files_module._CACHE),
-        "yaml_parses": parses["calls"] - parses_at_start, "yaml_s": parses["seconds"],
+        "yaml_parses": parses["calls"] - parses_at_start,
+        "yaml_s": parses["seconds"],
     }
 
 
-def run_worker(project_dir: Path, variant: str, only: list[str] | None = None, timeout: float = 3600,
-               ) -> dict[str, Any]:
+def run_worker(
+    project_dir: Path,
+    variant: str,
+    only: list[str] | None = None,
+    timeout: float = 3600,
+) -> dict[str, Any]:
     out = project_dir / f"result-{variant}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(project_dir), "--variant", variant,
-               "--out", str(out), *(["--only", *only] if only else [])]
-    subprocess.run(command, check=True, timeout=timeout, cwd=project_dir,
-                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        str(project_dir),
+        "--variant",
+        variant,
+        "--out",
+        str(out),
+        *(["--only", *only] if only else []),
+    ]
+    subprocess.run(command, check=True, timeout=timeout, cwd=project_dir, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     return json.loads(out.read_text())
 
 
@@ -197,8 +225,7 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         by_role.setdefault(row["role"] if row["role"] in CORE else "workload", []).append(row)
     workloads = [r["preview_s"] for r in by_role.get("workload", [])]
     workload_cpu = [r["cpu_s"] for r in by_role.get("workload", [])]
-    failed = [f"{r['stack']}: {r['status']} {'; '.join(r['problems'])[:300]}" for r in run["stacks"]
-              if r["status"] != "pass"]
+    failed = [f"{r['stack']}: {r['status']} {'; '.join(r['problems'])[:300]}" for r in run["stacks"] if r["status"] != "pass"]
     return {
         **{role: by_role[role][0]["preview_s"] for role in CORE if role in by_role},
         "workload_median": statistics.median(workloads) if workloads else float("nan"),
@@ -230,11 +257,15 @@ def print_size(size: int, runs: dict[str, dict[str, Any]]) -> None:
     line("GC CPU (s)", base["gc_cpu_s"], frozen["gc_cpu_s"])
     line("GC share of CPU", base["gc_cpu_s"] / base["cpu_s"], frozen["gc_cpu_s"] / frozen["cpu_s"])
     line("peak RSS (MB)", base["peak_rss_mb"], frozen["peak_rss_mb"], "{:10.0f}")
-    print(f"  {'gen0/1/2 collections':<28} {'/'.join(map(str, base['gc_collections'])):>10} "
-          f"{'/'.join(map(str, frozen['gc_collections'])):>10}")
-    print(f"  stack files parsed: {base['stack_file_parses']} for {base['files']} files and "
-          f"{len(base['stacks'])} stacks (estate/stack_files.py cache); all YAML parses in the run: "
-          f"{base['yaml_parses']} ({base['yaml_s']:.2f} s)")
+    print(
+        f"  {'gen0/1/2 collections':<28} {'/'.join(map(str, base['gc_collections'])):>10} "
+        f"{'/'.join(map(str, frozen['gc_collections'])):>10}"
+    )
+    print(
+        f"  stack files parsed: {base['stack_file_parses']} for {base['files']} files and "
+        f"{len(base['stacks'])} stacks (estate/stack_files.py cache); all YAML parses in the run: "
+        f"{base['yaml_parses']} ({base['yaml_s']:.2f} s)"
+    )
     for failure in sorted(set(sb["failed"] + sf["failed"]))[:10]:
         print(f"  NOT PASSING {failure}")
 
@@ -252,20 +283,23 @@ def estimate(results: dict[int, dict[str, dict]], size: int) -> None:
         y0, y1 = pick(results[n0]), pick(results[n1])
         return y1 + (y1 - y0) / (n1 - n0) * (size - n1)
 
-    print(f"\nESTIMATE for {size} workload envs (not measured: a line through sizes {n0} and {n1}; "
-          f"run --sizes {size} to measure):")
+    print(
+        f"\nESTIMATE for {size} workload envs (not measured: a line through sizes {n0} and {n1}; run --sizes {size} to measure):"
+    )
     for variant in VARIANTS:
-        total, cpu, gc_cpu, rss = (line(lambda r, v=variant, k=key: r[v][k])
-                                   for key in ("total_s", "cpu_s", "gc_cpu_s", "peak_rss_mb"))
-        print(f"  {variant:<9} ~{total:5.0f} s total, ~{cpu:5.0f} s CPU, ~{gc_cpu:5.0f} s GC CPU, "
-              f"peak RSS ~{rss:4.0f} MB")
+        total, cpu, gc_cpu, rss = (
+            line(lambda r, v=variant, k=key: r[v][k]) for key in ("total_s", "cpu_s", "gc_cpu_s", "peak_rss_mb")
+        )
+        print(f"  {variant:<9} ~{total:5.0f} s total, ~{cpu:5.0f} s CPU, ~{gc_cpu:5.0f} s GC CPU, peak RSS ~{rss:4.0f} MB")
 
 
 def markdown(results: dict[int, dict[str, dict]]) -> str:
-    lines = ["| workload envs | stacks | workload stack, median s (CPU s) | org / security / build s | total s "
-             "| CPU s | peak RSS MB | GC CPU s (share) | with freeze: total s | CPU s | GC CPU s (share) "
-             "| freeze/baseline: total | CPU |",
-             "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| workload envs | stacks | workload stack, median s (CPU s) | org / security / build s | total s "
+        "| CPU s | peak RSS MB | GC CPU s (share) | with freeze: total s | CPU s | GC CPU s (share) "
+        "| freeze/baseline: total | CPU |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for size, runs in sorted(results.items()):
         b, f = runs["baseline"], runs["freeze"]
         sb = summarise(b)
@@ -274,7 +308,8 @@ def markdown(results: dict[int, dict[str, dict]]) -> str:
             f"{sb['org']:.2f} / {sb['security']:.2f} / {sb['build']:.2f} | {b['total_s']:.1f} | {b['cpu_s']:.1f} | "
             f"{b['peak_rss_mb']:.0f} | {b['gc_cpu_s']:.1f} ({b['gc_cpu_s'] / b['cpu_s']:.0%}) | "
             f"{f['total_s']:.1f} | {f['cpu_s']:.1f} | {f['gc_cpu_s']:.1f} ({f['gc_cpu_s'] / f['cpu_s']:.0%}) | "
-            f"{f['total_s'] / b['total_s']:.2f} | {f['cpu_s'] / b['cpu_s']:.2f} |")
+            f"{f['total_s'] / b['total_s']:.2f} | {f['cpu_s'] / b['cpu_s']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -300,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(worker(args.worker, args.variant, args.only)))
         return 0
 
-    print(f"preview benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"preview benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.2f} at start"
+    )
     results: dict[int, dict[str, dict]] = {}
     for index, size in enumerate(args.sizes):
         with tempfile.TemporaryDirectory(prefix=f"bakehouse-bench-{size}-") as tmp:

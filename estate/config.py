@@ -232,8 +232,12 @@ def section(cfg: StackConfig, key: str, parse: Callable[[Mapping[str, Any], Prob
 
 def _parse_estate(values: Mapping[str, Any], problems: Problems) -> EstateConfig | None:
     org_id = values.get("organizationId")
-    problems.check(isinstance(org_id, str) and bool(ORG_ID.fullmatch(org_id)),
-                   "bakehouse:organizationId", org_id, "an organization id like o-abc123defg")
+    problems.check(
+        isinstance(org_id, str) and bool(ORG_ID.fullmatch(org_id)),
+        "bakehouse:organizationId",
+        org_id,
+        "an organization id like o-abc123defg",
+    )
 
     regions = values.get("allowedRegions")
     if not (isinstance(regions, list) and regions and all(isinstance(r, str) for r in regions)):
@@ -246,8 +250,12 @@ def _parse_estate(values: Mapping[str, Any], problems: Problems) -> EstateConfig
     problems.check(home in regions, "bakehouse:homeRegion", home, ", ".join(regions) or "one of allowedRegions")
 
     role_name = values.get("deployRoleName", "BakehouseDeploy")
-    problems.check(isinstance(role_name, str) and bool(ROLE_NAME.fullmatch(role_name)),
-                   "bakehouse:deployRoleName", role_name, "an IAM role name (1-64 of letters, digits, +=,.@_-)")
+    problems.check(
+        isinstance(role_name, str) and bool(ROLE_NAME.fullmatch(role_name)),
+        "bakehouse:deployRoleName",
+        role_name,
+        "an IAM role name (1-64 of letters, digits, +=,.@_-)",
+    )
 
     accounts = _parse_accounts(values.get("accounts"), problems)
     # The string checks repeat what the problems above say, for the type checker.
@@ -303,8 +311,12 @@ def _parse_network(raw: Any, problems: Problems) -> NetworkConfig | None:
         return None
     cidr, azs = raw.get("cidr"), raw.get("azs", 2)
     ok = _check_cidr(cidr, problems)
-    ok &= problems.check(isinstance(azs, int) and not isinstance(azs, bool) and MIN_AZS <= azs <= MAX_AZS,
-                         "bakehouse:network.azs", azs, f"an integer from {MIN_AZS} to {MAX_AZS}")
+    ok &= problems.check(
+        isinstance(azs, int) and not isinstance(azs, bool) and MIN_AZS <= azs <= MAX_AZS,
+        "bakehouse:network.azs",
+        azs,
+        f"an integer from {MIN_AZS} to {MAX_AZS}",
+    )
     # _check_cidr accepts strings only; the isinstance says so to the type checker.
     return NetworkConfig(cidr, azs) if ok and isinstance(cidr, str) else None
 
@@ -315,12 +327,7 @@ def _check_cidr(cidr: Any, problems: Problems) -> bool:
         net = ipaddress.ip_network(cidr, strict=True) if isinstance(cidr, str) else None
     except ValueError:
         net = None
-    ok = (
-        net is not None
-        and net.version == 4
-        and net.is_private
-        and MIN_PREFIX <= net.prefixlen <= MAX_PREFIX
-    )
+    ok = net is not None and net.version == 4 and net.is_private and MIN_PREFIX <= net.prefixlen <= MAX_PREFIX
     return problems.check(ok, "bakehouse:network.cidr", cidr, allowed)
 
 
@@ -342,8 +349,7 @@ def _check_overlaps(
         except (TypeError, ValueError):
             continue  # that stack's own run reports its bad CIDR
         if mine.overlaps(theirs):
-            problems.add("bakehouse:network.cidr", network.cidr,
-                         f"a range that does not overlap stack {other}'s {theirs}")
+            problems.add("bakehouse:network.cidr", network.cidr, f"a range that does not overlap stack {other}'s {theirs}")
 
 
 def require_keys(raw: Mapping[str, Any], key: str, allowed: Iterable[str], problems: Problems) -> None:
@@ -376,11 +382,15 @@ def example_problems(stack: str, project_dir: Path) -> list[str]:
             value = raw.get("value") if unwrap and isinstance(raw, Mapping) and "value" in raw else raw
             for where, leaf in _leaves(str(key), value):
                 if isinstance(leaf, Mapping):  # {"secure": ciphertext}
-                    found.append(f"stack {stack}: {file_name}: {where} is a placeholder ciphertext; allowed: a value "
-                                 f"set with `pulumi config set --secret {key} <value> -s {stack}`")
+                    found.append(
+                        f"stack {stack}: {file_name}: {where} is a placeholder ciphertext; allowed: a value "
+                        f"set with `pulumi config set --secret {key} <value> -s {stack}`"
+                    )
                 elif _is_example(leaf):
-                    found.append(f"stack {stack}: {file_name}: {where} is {_show(leaf)}; allowed: your estate's real "
-                                 "value (this is an example; the example estate deploys nowhere)")
+                    found.append(
+                        f"stack {stack}: {file_name}: {where} is {_show(leaf)}; allowed: your estate's real "
+                        "value (this is an example; the example estate deploys nowhere)"
+                    )
     return found
 
 

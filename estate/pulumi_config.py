@@ -18,8 +18,7 @@ NAMESPACE = "bakehouse:"
 
 def load_stack_config(project_dir: Path = PROJECT_DIR) -> StackConfig:
     stack = pulumi.get_stack()
-    values = {key[len(NAMESPACE):]: _decode(raw) for key, raw in _runtime_values().items()
-              if key.startswith(NAMESPACE)}
+    values = {key[len(NAMESPACE) :]: _decode(raw) for key, raw in _runtime_values().items() if key.startswith(NAMESPACE)}
     estate_problems = cross_file_problems(project_dir)
     try:
         parsed = parse_stack_config(stack, values, sibling_networks(project_dir))
@@ -46,5 +45,8 @@ def _decode(raw: Any) -> Any:
 
 def sibling_networks(project_dir: Path) -> dict[str, Any]:
     """The `bakehouse:network` of every stack file, to catch CIDRs overlapping across the estate."""
-    return {stack: config["bakehouse:network"] for stack, config in stack_files(project_dir).items()
-            if config.get("bakehouse:network") is not None}
+    return {
+        stack: config["bakehouse:network"]
+        for stack, config in stack_files(project_dir).items()
+        if config.get("bakehouse:network") is not None
+    }

@@ -21,7 +21,7 @@ _CACHE: dict[tuple[str, int, int], Mapping[str, Any]] = {}
 
 
 def _stack_name(path: Path) -> str:
-    return path.name[len("Pulumi."):-len(".yaml")]
+    return path.name[len("Pulumi.") : -len(".yaml")]
 
 
 def _parse(path: Path) -> Mapping[str, Any]:
@@ -95,10 +95,12 @@ def cross_file_problems(project_dir: Path) -> list[str]:
         accounts = project_config(project_dir).get("bakehouse:accounts") or {}
         accounts = accounts.get("value", accounts) if isinstance(accounts, Mapping) else {}
         owners: dict[str, list[str]] = {}
-        for key, account_id in (accounts.items() if isinstance(accounts, Mapping) else ()):
+        for key, account_id in accounts.items() if isinstance(accounts, Mapping) else ():
             owners.setdefault(str(account_id), []).append(str(key))
         for account_id, keys in sorted(owners.items()):
             if len(keys) > 1:
-                problems.append(f"Pulumi.yaml bakehouse:accounts gives {', '.join(keys)} the same account "
-                                f"{account_id}; allowed: one account per env (AWS accounts are the isolation boundary)")
+                problems.append(
+                    f"Pulumi.yaml bakehouse:accounts gives {', '.join(keys)} the same account "
+                    f"{account_id}; allowed: one account per env (AWS accounts are the isolation boundary)"
+                )
     return problems

@@ -47,8 +47,13 @@ class Approval:
     recorded_by: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"Path": self.path, "Environment": self.environment, "Approvers": list(self.approvers),
-                "TopicArn": self.topic_arn, "RecordedBy": self.recorded_by}
+        return {
+            "Path": self.path,
+            "Environment": self.environment,
+            "Approvers": list(self.approvers),
+            "TopicArn": self.topic_arn,
+            "RecordedBy": self.recorded_by,
+        }
 
 
 def approval_settings(ssm: AwsClient) -> Mapping[str, Any]:
@@ -74,8 +79,11 @@ def approval_settings(ssm: AwsClient) -> Mapping[str, Any]:
 def decide(image_id: str, ssm: AwsClient, ec2: AwsClient) -> Approval:
     settings = approval_settings(ssm)
     env = settings["environment"]
-    tags = tags_to_dict(ec2.describe_tags(Filters=[
-        {"Name": "resource-id", "Values": [image_id]}, {"Name": "key", "Values": [TAG_APPROVER]}])["Tags"])
+    tags = tags_to_dict(
+        ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [image_id]}, {"Name": "key", "Values": [TAG_APPROVER]}])[
+            "Tags"
+        ]
+    )
     recorded = tags.get(TAG_APPROVER, "")
     if recorded:
         path = "Recorded"
@@ -110,8 +118,10 @@ def approver_of(decisions: Any) -> str:
 
 def record(image_id: str, approver: str, execution_id: str, ec2: AwsClient) -> str:
     # EC2 tag values are at most 256 characters; an assumed-role ARN with its session name fits.
-    ec2.create_tags(Resources=[image_id], Tags=[{"Key": TAG_APPROVER, "Value": approver[:256]},
-                                                {"Key": TAG_APPROVAL_EXECUTION, "Value": execution_id[:256]}])
+    ec2.create_tags(
+        Resources=[image_id],
+        Tags=[{"Key": TAG_APPROVER, "Value": approver[:256]}, {"Key": TAG_APPROVAL_EXECUTION, "Value": execution_id[:256]}],
+    )
     return approver
 
 

@@ -59,7 +59,6 @@ class FamilyCheck:
     rebuild_token: str = ""  # a forced rebuild's token; "" lets BuildImage reuse any image of base and commit
 
 
-
 def recorded_base(ssm: AwsClient, ec2: AwsClient, family: str) -> str | None:
     """The base AMI the family's published image was built from, or None when nothing is published."""
     latest = parameter_value(ssm, LATEST_PARAMETER.format(family=family))
@@ -99,10 +98,17 @@ def plan_forced(ssm: AwsClient, ec2: AwsClient, scheduled_at: str) -> list[Famil
     """Every published family the Pipeline builds starts again, whatever its base: the OS updates the
     build applies are the point. A family never published still waits for its release."""
     token = rebuild_token(scheduled_at)
-    return [FamilyCheck(c.family, c.current_base, c.recorded_base, c.recorded_base is not None,
-                        f"forced rebuild at {scheduled_at}" if c.recorded_base is not None else c.reason,
-                        token if c.recorded_base is not None else "")
-            for c in plan(ssm, ec2)]
+    return [
+        FamilyCheck(
+            c.family,
+            c.current_base,
+            c.recorded_base,
+            c.recorded_base is not None,
+            f"forced rebuild at {scheduled_at}" if c.recorded_base is not None else c.reason,
+            token if c.recorded_base is not None else "",
+        )
+        for c in plan(ssm, ec2)
+    ]
 
 
 def client_token(family: str, base: str, day: date) -> str:
@@ -110,8 +116,9 @@ def client_token(family: str, base: str, day: date) -> str:
     return str(uuid.uuid5(TOKEN_NAMESPACE, f"{family}/{base}/{day.isoformat()}"))
 
 
-def execute(checks: list[FamilyCheck], ssm: AwsClient, s3: AwsClient, automation: AwsClient, role_arn: str,
-            day: date) -> dict[str, Any]:
+def execute(
+    checks: list[FamilyCheck], ssm: AwsClient, s3: AwsClient, automation: AwsClient, role_arn: str, day: date
+) -> dict[str, Any]:
     """Starts the Pipeline for every family whose check says so; a family that cannot start is reported
     (and the run fails after trying the others), never skipped silently."""
     started: dict[str, str] = {}
@@ -124,13 +131,23 @@ def execute(checks: list[FamilyCheck], ssm: AwsClient, s3: AwsClient, automation
                 params["RebuildToken"] = [check.rebuild_token]
                 token = str(uuid.uuid5(TOKEN_NAMESPACE, f"{check.family}/{check.rebuild_token}"))
             started[check.family] = automation.start_automation_execution(
-                DocumentName=PIPELINE_DOCUMENT, Parameters=params, ClientToken=token)["AutomationExecutionId"]
+                DocumentName=PIPELINE_DOCUMENT, Parameters=params, ClientToken=token
+            )["AutomationExecutionId"]
         except (RebuildNotPossible, ClientError) as err:
             failed[check.family] = str(err)
-    result = {"Started": started, "Failed": failed,
-              "Checks": {c.family: {"current": c.current_base, "recorded": c.recorded_base, "reason": c.reason,
-                                    **({"rebuildToken": c.rebuild_token} if c.rebuild_token else {})}
-                         for c in checks}}
+    result = {
+        "Started": started,
+        "Failed": failed,
+        "Checks": {
+            c.family: {
+                "current": c.current_base,
+                "recorded": c.recorded_base,
+                "reason": c.reason,
+                **({"rebuildToken": c.rebuild_token} if c.rebuild_token else {}),
+            }
+            for c in checks
+        },
+    }
     if failed:
         raise RebuildNotPossible(f"could not start the Pipeline for {', '.join(sorted(failed))}: {json.dumps(result)}")
     return result

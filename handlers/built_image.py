@@ -24,18 +24,23 @@ class NoBuiltImage(Exception):
 
 
 def newest_built_image(ec2: AwsClient, family: str, base_ami: str, commit: str, rebuild_token: str = "") -> str:
-    filters = [{"Name": f"tag:{TAG_FAMILY}", "Values": [family]},
-               {"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [base_ami]},
-               {"Name": f"tag:{TAG_COMMIT}", "Values": [commit]},
-               {"Name": f"tag:{TAG_VULNERABLE}", "Values": ["false"]},
-               {"Name": "state", "Values": ["available"]}]
+    filters = [
+        {"Name": f"tag:{TAG_FAMILY}", "Values": [family]},
+        {"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [base_ami]},
+        {"Name": f"tag:{TAG_COMMIT}", "Values": [commit]},
+        {"Name": f"tag:{TAG_VULNERABLE}", "Values": ["false"]},
+        {"Name": "state", "Values": ["available"]},
+    ]
     if rebuild_token:
         filters.append({"Name": f"tag:{TAG_REBUILD_TOKEN}", "Values": [rebuild_token]})
-    images = [i for page in ec2.get_paginator("describe_images").paginate(Owners=["self"], Filters=filters)
-              for i in page["Images"]]
+    images = [
+        i for page in ec2.get_paginator("describe_images").paginate(Owners=["self"], Filters=filters) for i in page["Images"]
+    ]
     if not images:
-        raise NoBuiltImage(f"no available image of {family} from {base_ami} at {commit}"
-                           + (f" for rebuild token {rebuild_token}" if rebuild_token else ""))
+        raise NoBuiltImage(
+            f"no available image of {family} from {base_ami} at {commit}"
+            + (f" for rebuild token {rebuild_token}" if rebuild_token else "")
+        )
     newest: str = max(images, key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))["ImageId"]
     return newest
 

@@ -69,6 +69,7 @@ class CatalogIncomplete(BakehouseError):
 @dataclass(frozen=True)
 class RegionalCatalog:
     """One distribution region's product and portfolio (the settings' CatalogRegions)."""
+
     region: str
     product_id: str
     portfolio_id: str
@@ -92,13 +93,16 @@ class CatalogRequest:
     def parse(cls, event: Any) -> CatalogRequest:
         read = EventReader("catalog", event)
         url, portfolio = read.event.get("TemplateUrl"), read.event.get("PortfolioId")
-        request = cls(image_id=read.string("ImageId", AMI_ID), family=read.string("Family", FAMILY),
-                      product_id=read.string("ProductId", PRODUCT_ID),
-                      max_versions=read.integer("MaxVersions", 1, 50, 3),
-                      template_url=read.string("TemplateUrl", TEMPLATE_URL) if url not in (None, "") else None,
-                      portfolio_id=read.string("PortfolioId", PRODUCT_ID) if portfolio not in (None, "") else None,
-                      approved_image_ids=_approved_ids(read), regional=regional_catalogs(
-                          read.event.get("RegionalCatalogs"), read.problems))
+        request = cls(
+            image_id=read.string("ImageId", AMI_ID),
+            family=read.string("Family", FAMILY),
+            product_id=read.string("ProductId", PRODUCT_ID),
+            max_versions=read.integer("MaxVersions", 1, 50, 3),
+            template_url=read.string("TemplateUrl", TEMPLATE_URL) if url not in (None, "") else None,
+            portfolio_id=read.string("PortfolioId", PRODUCT_ID) if portfolio not in (None, "") else None,
+            approved_image_ids=_approved_ids(read),
+            regional=regional_catalogs(read.event.get("RegionalCatalogs"), read.problems),
+        )
         read.done()
         return request
 
@@ -127,12 +131,17 @@ def regional_catalogs(value: Any, problems: list[str]) -> tuple[RegionalCatalog,
         return ()
     out = []
     for entry in value:
-        if not (isinstance(entry, dict) and set(entry) == {"Region", "ProductId", "PortfolioId"}
-                and isinstance(entry["Region"], str) and REGION.fullmatch(entry["Region"])
-                and all(isinstance(entry[k], str) and PRODUCT_ID.fullmatch(entry[k])
-                        for k in ("ProductId", "PortfolioId"))):
-            problems.append(f"RegionalCatalogs entry {entry!r}: expected {{Region, ProductId, PortfolioId}} "
-                            "with a region name and Service Catalog ids")
+        if not (
+            isinstance(entry, dict)
+            and set(entry) == {"Region", "ProductId", "PortfolioId"}
+            and isinstance(entry["Region"], str)
+            and REGION.fullmatch(entry["Region"])
+            and all(isinstance(entry[k], str) and PRODUCT_ID.fullmatch(entry[k]) for k in ("ProductId", "PortfolioId"))
+        ):
+            problems.append(
+                f"RegionalCatalogs entry {entry!r}: expected {{Region, ProductId, PortfolioId}} "
+                "with a region name and Service Catalog ids"
+            )
             continue
         out.append(RegionalCatalog(entry["Region"], entry["ProductId"], entry["PortfolioId"]))
     return tuple(out)
@@ -151,9 +160,15 @@ class CatalogResult:
     regions: dict[str, CatalogResult] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"ArtifactId": self.artifact_id, "Created": self.created, "Active": list(self.active),
-               "Deprecated": list(self.deprecated), "Deactivated": list(self.deactivated),
-               "ConstraintId": self.constraint_id or "", "ConstraintUpdated": self.constraint_updated}
+        out = {
+            "ArtifactId": self.artifact_id,
+            "Created": self.created,
+            "Active": list(self.active),
+            "Deprecated": list(self.deprecated),
+            "Deactivated": list(self.deactivated),
+            "ConstraintId": self.constraint_id or "",
+            "ConstraintUpdated": self.constraint_updated,
+        }
         if self.image_id:
             out["ImageId"] = self.image_id
         if self.regions:
@@ -192,18 +207,22 @@ def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
         current = mine[-1]
     else:
         current = sc.create_provisioning_artifact(
-            ProductId=request.product_id, IdempotencyToken=f"bakehouse-{request.image_id}",
-            Parameters={"Name": request.version_name, "Type": "CLOUD_FORMATION_TEMPLATE",
-                        "Description": f"Bakehouse golden image {request.image_id} ({request.family}); "
-                                       f"launch with ImageId={request.image_id}",
-                        "Info": {"LoadTemplateFromURL": _template_url(sc, request, artifacts)}},
+            ProductId=request.product_id,
+            IdempotencyToken=f"bakehouse-{request.image_id}",
+            Parameters={
+                "Name": request.version_name,
+                "Type": "CLOUD_FORMATION_TEMPLATE",
+                "Description": f"Bakehouse golden image {request.image_id} ({request.family}); "
+                f"launch with ImageId={request.image_id}",
+                "Info": {"LoadTemplateFromURL": _template_url(sc, request, artifacts)},
+            },
         )["ProvisioningArtifactDetail"]
         artifacts.append(current)
 
     # The AMI's own version is current; of the family's others, the newest MaxVersions-1 stay launchable.
     family_prefix = f"{request.family} "
     others = [a for a in artifacts if a["Id"] != current["Id"] and a.get("Name", "").startswith(family_prefix)]
-    keep = {a["Id"] for a in others[len(others) - (request.max_versions - 1):]} if request.max_versions > 1 else set()
+    keep = {a["Id"] for a in others[len(others) - (request.max_versions - 1) :]} if request.max_versions > 1 else set()
     deprecated, deactivated = [], []
     for artifact in others:
         want_active = artifact["Id"] in keep
@@ -219,20 +238,18 @@ def add_version(request: CatalogRequest, sc: Any) -> CatalogResult:
             # Deactivated first (new launches stop even if the delete fails), then deleted: the product
             # holds at most 50 versions. Stacks launched from it keep running; they update to a newer one.
             if artifact.get("Active", True):
-                sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"],
-                                                Active=False)
+                sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"], Active=False)
             sc.delete_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"])
             continue
         if changes:
-            sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"],
-                                            **changes)
+            sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=artifact["Id"], **changes)
     if current.get("Guidance") == "DEPRECATED" or current.get("Active") is False:
         # A replayed rollback: the approved AMI's version becomes the offered one again.
-        sc.update_provisioning_artifact(ProductId=request.product_id, ProvisioningArtifactId=current["Id"],
-                                        Guidance="DEFAULT", Active=True)
+        sc.update_provisioning_artifact(
+            ProductId=request.product_id, ProvisioningArtifactId=current["Id"], Guidance="DEFAULT", Active=True
+        )
     active = tuple([current["Id"]] + [a["Id"] for a in others if a["Id"] in keep])
-    return CatalogResult(current["Id"], created, active, tuple(deprecated), tuple(deactivated),
-                         image_id=request.image_id)
+    return CatalogResult(current["Id"], created, active, tuple(deprecated), tuple(deactivated), image_id=request.image_id)
 
 
 def family_rule(family: str) -> str:
@@ -256,8 +273,13 @@ def _pin_family(rules: dict[str, Any], family: str, image_ids: list[str]) -> boo
     """Set the family's own rule to image_ids and the unconditional rule to the union of all families."""
     rules.setdefault("Rules", {})[family_rule(family)] = {
         "RuleCondition": {"Fn::Equals": [FAMILY_PARAMETER_REF, family]},
-        "Assertions": [{"Assert": {"Fn::Contains": [image_ids, IMAGE_PARAMETER_REF]},
-                        "AssertDescription": f"ImageId must be a {family} image the Bakehouse factory approved"}]}
+        "Assertions": [
+            {
+                "Assert": {"Fn::Contains": [image_ids, IMAGE_PARAMETER_REF]},
+                "AssertDescription": f"ImageId must be a {family} image the Bakehouse factory approved",
+            }
+        ],
+    }
     union = sorted({i for ids in _family_rules(rules).values() for i in ids if i != NO_IMAGE}) or [NO_IMAGE]
     return _pin(rules, union)
 
@@ -273,8 +295,9 @@ def _pin(rules: dict[str, Any], image_ids: list[str]) -> bool:
     return found
 
 
-def approve_in_constraint(sc: Any, portfolio_id: str, product_id: str, image_ids: list[str],
-                          family: str | None = None) -> tuple[str, bool]:
+def approve_in_constraint(
+    sc: Any, portfolio_id: str, product_id: str, image_ids: list[str], family: str | None = None
+) -> tuple[str, bool]:
     """Rewrite the family's rule to `image_ids` (and the union rule); without a family, the union rule
     alone. Returns (constraint id, whether it changed)."""
     pages = sc.get_paginator("list_constraints_for_portfolio").paginate(PortfolioId=portfolio_id, ProductId=product_id)
@@ -287,8 +310,9 @@ def approve_in_constraint(sc: Any, portfolio_id: str, product_id: str, image_ids
             return constraint["ConstraintId"], False
         sc.update_constraint(Id=constraint["ConstraintId"], Parameters=json.dumps(rules, sort_keys=True))
         return constraint["ConstraintId"], True
-    raise ConstraintNotFound(f"portfolio {portfolio_id}: no TEMPLATE constraint on {product_id} with an "
-                             f"{APPROVED_RULE} rule testing Ref ImageId")
+    raise ConstraintNotFound(
+        f"portfolio {portfolio_id}: no TEMPLATE constraint on {product_id} with an {APPROVED_RULE} rule testing Ref ImageId"
+    )
 
 
 def offer(request: CatalogRequest, sc: Any) -> CatalogResult:
@@ -309,15 +333,19 @@ def pin_family(sc: Any, portfolio_id: str, product_id: str, family: str, image_i
 def regional_copy(ec2: Any, image_id: str) -> str | None:
     """This region's available copy of the home image_id (the distribution tags it bakehouse:source-ami)."""
     pages = ec2.get_paginator("describe_images").paginate(
-        Owners=["self"], Filters=[{"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [image_id]},
-                                  {"Name": "state", "Values": ["available"]}])
-    found = sorted((i for page in pages for i in page["Images"] if i["ImageId"] != image_id),
-                   key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
+        Owners=["self"],
+        Filters=[{"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [image_id]}, {"Name": "state", "Values": ["available"]}],
+    )
+    found = sorted(
+        (i for page in pages for i in page["Images"] if i["ImageId"] != image_id),
+        key=lambda i: (i.get("CreationDate", ""), i["ImageId"]),
+    )
     return found[0]["ImageId"] if found else None
 
 
-def offer_everywhere(request: CatalogRequest, sc_for: Callable[[str | None], Any],
-                     ec2_for: Callable[[str], Any]) -> CatalogResult:
+def offer_everywhere(
+    request: CatalogRequest, sc_for: Callable[[str | None], Any], ec2_for: Callable[[str], Any]
+) -> CatalogResult:
     """offer() at home, then in each regional catalog with that region's copy; sc_for(None) is home."""
     result = offer(request, sc_for(None))
     regions, failures = {}, []
@@ -325,21 +353,32 @@ def offer_everywhere(request: CatalogRequest, sc_for: Callable[[str | None], Any
         try:
             copy = regional_copy(ec2_for(catalog.region), request.image_id)
             if copy is None:
-                raise CatalogIncomplete(f"{catalog.region}: no available copy of {request.image_id}; "
-                                        "the distribution has not finished there")
-            regional = replace(request, image_id=copy, product_id=catalog.product_id,
-                               portfolio_id=catalog.portfolio_id, approved_image_ids=(), regional=())
+                raise CatalogIncomplete(
+                    f"{catalog.region}: no available copy of {request.image_id}; the distribution has not finished there"
+                )
+            regional = replace(
+                request,
+                image_id=copy,
+                product_id=catalog.product_id,
+                portfolio_id=catalog.portfolio_id,
+                approved_image_ids=(),
+                regional=(),
+            )
             regions[catalog.region] = offer(regional, sc_for(catalog.region))
         except (BakehouseError, ClientError) as err:
             failures.append(f"{catalog.region} (product {catalog.product_id}): {err}")
     if failures:
-        raise CatalogIncomplete(f"{request.image_id} ({request.family}) offered at home but not in: "
-                                + "; ".join(failures))
+        raise CatalogIncomplete(f"{request.image_id} ({request.family}) offered at home but not in: " + "; ".join(failures))
     return replace(result, regions=regions)
 
 
-def pin_family_in_regions(regional: Sequence[RegionalCatalog], family: str, image_id: str | None,
-                          sc_for: Callable[[str], Any], ec2_for: Callable[[str], Any]) -> dict[str, str]:
+def pin_family_in_regions(
+    regional: Sequence[RegionalCatalog],
+    family: str,
+    image_id: str | None,
+    sc_for: Callable[[str], Any],
+    ec2_for: Callable[[str], Any],
+) -> dict[str, str]:
     """A quarantine's rewrite in each regional catalog: the family's rule admits the region's copy of
     image_id only; no image, or no copy in that region, admits nothing there. Every region is tried;
     the ones that fail are named together (CatalogIncomplete). Returns region -> the id pinned."""
@@ -358,6 +397,7 @@ def pin_family_in_regions(regional: Sequence[RegionalCatalog], family: str, imag
 
 def regional_clients() -> tuple[Callable[[str | None], Any], Callable[[str], Any]]:
     """Service Catalog and EC2 clients by region (None: the home region's)."""
+
     def sc_for(region: str | None) -> Any:
         return client("servicecatalog") if region is None else client("servicecatalog", region)
 

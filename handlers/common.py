@@ -138,9 +138,15 @@ class PollTimeout(BakehouseError):
     """A resource did not reach the awaited state in time; the message names it."""
 
 
-def poll(check: Callable[[], T | None], what: str, first_delay: float = 2.0, max_delay: float = 30.0,
-         timeout: float = 900.0, sleep: Callable[[float], object] | None = None,
-         clock: Callable[[], float] | None = None) -> T:
+def poll(
+    check: Callable[[], T | None],
+    what: str,
+    first_delay: float = 2.0,
+    max_delay: float = 30.0,
+    timeout: float = 900.0,
+    sleep: Callable[[float], object] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> T:
     """Call `check()` until it returns something other than None, backing off exponentially.
 
     AWS work such as AMI copies and Inspector scans finishes at unpredictable times: polling with a

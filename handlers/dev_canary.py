@@ -83,9 +83,14 @@ class CanaryRequest:
         region = read.event.get("Region")
         if region is not None and not (isinstance(region, str) and REGION.fullmatch(region)):
             read.problems.append(f"Region is {region!r}, expected a region name")
-        request = cls(action=action, image_id=read.string("ImageId", AMI_ID), family=read.string("Family", FAMILY),
-                      execution_id=read.string("ExecutionId", EXECUTION), region=region,
-                      wait_seconds=read.integer("WaitSeconds", 0, 900, 300))
+        request = cls(
+            action=action,
+            image_id=read.string("ImageId", AMI_ID),
+            family=read.string("Family", FAMILY),
+            execution_id=read.string("ExecutionId", EXECUTION),
+            region=region,
+            wait_seconds=read.integer("WaitSeconds", 0, 900, 300),
+        )
         read.done()
         return request
 
@@ -122,17 +127,30 @@ def candidate_parameter(target: CanaryTarget, family: str) -> str:
 
 # --- plans: pure ------------------------------------------------------------------------------------
 
+
 def launch_request(request: CanaryRequest, target: CanaryTarget, subnet_ids: Sequence[str]) -> dict[str, Any]:
     """RunInstances for the one canary: the env's app template with the candidate image, tags at launch,
     the execution as client token. IMDSv2 is stated at the call itself (start)."""
     if not subnet_ids:
-        raise CanaryLaunchFailed(f"account {target.account_id} ({target.env}) has no subnet tagged "
-                                 f"bakehouse:tier=private to launch the canary of {request.image_id} into")
-    tags = dict_to_tags({PURPOSE_TAG: PURPOSE, TAG_EXECUTION: request.execution_id, TAG_IMAGE: request.image_id,
-                         TAG_FAMILY: request.family, "Name": f"bakehouse-canary-{request.family}"})
+        raise CanaryLaunchFailed(
+            f"account {target.account_id} ({target.env}) has no subnet tagged "
+            f"bakehouse:tier=private to launch the canary of {request.image_id} into"
+        )
+    tags = dict_to_tags(
+        {
+            PURPOSE_TAG: PURPOSE,
+            TAG_EXECUTION: request.execution_id,
+            TAG_IMAGE: request.image_id,
+            TAG_FAMILY: request.family,
+            "Name": f"bakehouse-canary-{request.family}",
+        }
+    )
     return {
         "LaunchTemplate": {"LaunchTemplateName": target.launch_template_name, "Version": "$Default"},
-        "ImageId": request.image_id, "SubnetId": sorted(subnet_ids)[0], "MinCount": 1, "MaxCount": 1,
+        "ImageId": request.image_id,
+        "SubnetId": sorted(subnet_ids)[0],
+        "MinCount": 1,
+        "MaxCount": 1,
         "ClientToken": f"canary-{request.execution_id}",
         "TagSpecifications": [{"ResourceType": kind, "Tags": tags} for kind in ("instance", "volume")],
     }
@@ -140,7 +158,7 @@ def launch_request(request: CanaryRequest, target: CanaryTarget, subnet_ids: Seq
 
 @dataclass(frozen=True)
 class Health:
-    result: str   # healthy | unhealthy | not-launched | not-run
+    result: str  # healthy | unhealthy | not-launched | not-run
     detail: str
 
     @property
@@ -173,6 +191,7 @@ def settled(status: Mapping[str, Any] | None, ping: str | None) -> bool:
 
 # --- AWS ---------------------------------------------------------------------------------------------
 
+
 class AwsClients:
     """Build-account clients, and clients in the canary account through its publisher role."""
 
@@ -188,8 +207,11 @@ class AwsClients:
         with self._lock:
             if account_id not in self._sessions:
                 self._sessions[account_id] = assumed_session(
-                    self.home("sts"), f"arn:aws:iam::{account_id}:role/{self._role}",
-                    f"bakehouse-dev-canary-{account_id}", self.region)
+                    self.home("sts"),
+                    f"arn:aws:iam::{account_id}:role/{self._role}",
+                    f"bakehouse-dev-canary-{account_id}",
+                    self.region,
+                )
         return client(service, self.region, self._sessions[account_id])
 
 
@@ -207,10 +229,13 @@ def read_targets(ssm: Any) -> dict[str, str]:
 
 def canaries(ec2: Any, execution_id: str, states: Sequence[str] = LIVE_STATES) -> list[dict[str, Any]]:
     found = []
-    for page in ec2.get_paginator("describe_instances").paginate(Filters=[
+    for page in ec2.get_paginator("describe_instances").paginate(
+        Filters=[
             {"Name": f"tag:{TAG_EXECUTION}", "Values": [execution_id]},
             {"Name": f"tag:{PURPOSE_TAG}", "Values": [PURPOSE]},
-            {"Name": "instance-state-name", "Values": list(states)}]):
+            {"Name": "instance-state-name", "Values": list(states)},
+        ]
+    ):
         found += [i for r in page["Reservations"] for i in r["Instances"]]
     return sorted(found, key=lambda i: i["InstanceId"])
 
@@ -220,36 +245,48 @@ def start(request: CanaryRequest, target: CanaryTarget, clients: AwsClients) -> 
         return {"Status": "NotRun", "InstanceId": "", "Account": ""}
     account = target.account_id
     # Launch permission first: the candidate parameter's aws:ec2:image check and the launch need it.
-    clients.home("ec2").modify_image_attribute(
-        ImageId=request.image_id, LaunchPermission={"Add": [{"UserId": account}]})
+    clients.home("ec2").modify_image_attribute(ImageId=request.image_id, LaunchPermission={"Add": [{"UserId": account}]})
     ssm = clients.canary(account, "ssm")
-    ssm.put_parameter(Name=candidate_parameter(target, request.family), Value=request.image_id, Type="String",
-                      DataType="aws:ec2:image", Overwrite=True,
-                      Description=f"Candidate under validation, execution {request.execution_id}; not approved")
+    ssm.put_parameter(
+        Name=candidate_parameter(target, request.family),
+        Value=request.image_id,
+        Type="String",
+        DataType="aws:ec2:image",
+        Overwrite=True,
+        Description=f"Candidate under validation, execution {request.execution_id}; not approved",
+    )
     ec2 = clients.canary(account, "ec2")
     running = canaries(ec2, request.execution_id)
     if running:  # a rerun of the step: the canary of this execution already exists
         return {"Status": "Running", "InstanceId": running[0]["InstanceId"], "Account": account}
-    subnets = [s["SubnetId"] for page in ec2.get_paginator("describe_subnets").paginate(
-        Filters=[{"Name": f"tag:{TAG_TIER}", "Values": ["private"]}]) for s in page["Subnets"]]
+    subnets = [
+        s["SubnetId"]
+        for page in ec2.get_paginator("describe_subnets").paginate(Filters=[{"Name": f"tag:{TAG_TIER}", "Values": ["private"]}])
+        for s in page["Subnets"]
+    ]
     try:
         # IMDSv2 in the request itself, literally: the root SCP denies a launch whose request does not say
         # ec2:MetadataHttpTokens=required, whatever the template holds (tests/iam/scp_fit.py reads it here).
-        launched = ec2.run_instances(MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
-                                     **launch_request(request, target, subnets))["Instances"][0]["InstanceId"]
+        launched = ec2.run_instances(
+            MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"}, **launch_request(request, target, subnets)
+        )["Instances"][0]["InstanceId"]
     except (ClientError, BotoCoreError) as err:
         raise CanaryLaunchFailed(f"canary of {request.image_id} in {account} ({target.env}): {err}") from err
     return {"Status": "Launched", "InstanceId": launched, "Account": account}
 
 
 def _ping(ssm: Any, instance_id: str) -> str | None:
-    info = ssm.describe_instance_information(
-        Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])["InstanceInformationList"]
+    info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])["InstanceInformationList"]
     return info[0].get("PingStatus") if info else None
 
 
-def check(request: CanaryRequest, target: CanaryTarget, clients: AwsClients,
-          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+def check(
+    request: CanaryRequest,
+    target: CanaryTarget,
+    clients: AwsClients,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
     if target.account_id is None:
         health = Health("not-run", f"no {target.env} account under {TARGETS_PATH}")
     else:
@@ -258,8 +295,9 @@ def check(request: CanaryRequest, target: CanaryTarget, clients: AwsClients,
     return {"Result": health.result, "Health": health.message}
 
 
-def _observe(request: CanaryRequest, target: CanaryTarget, clients: AwsClients,
-             sleep: Callable[[float], None], clock: Callable[[], float]) -> Health:
+def _observe(
+    request: CanaryRequest, target: CanaryTarget, clients: AwsClients, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> Health:
     account = target.account_id
     assert account is not None
     try:
@@ -300,8 +338,7 @@ def terminate(request: CanaryRequest, target: CanaryTarget, clients: AwsClients)
     except (ClientError, BotoCoreError) as err:
         failures.append(f"{candidate_parameter(target, request.family)} in {account}: {err}")
     try:
-        clients.home("ec2").modify_image_attribute(
-            ImageId=request.image_id, LaunchPermission={"Remove": [{"UserId": account}]})
+        clients.home("ec2").modify_image_attribute(ImageId=request.image_id, LaunchPermission={"Remove": [{"UserId": account}]})
     except (ClientError, BotoCoreError) as err:
         failures.append(f"launch permission of {request.image_id} for {account}: {err}")
     if failures:
@@ -340,5 +377,15 @@ def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     return terminate(request, target, clients)
 
 
-__all__ = ["CanaryRequest", "CanaryTarget", "Health", "canary_target", "launch_request", "judge", "start", "check",
-           "terminate", "handler"]
+__all__ = [
+    "CanaryRequest",
+    "CanaryTarget",
+    "Health",
+    "canary_target",
+    "launch_request",
+    "judge",
+    "start",
+    "check",
+    "terminate",
+    "handler",
+]

@@ -115,12 +115,17 @@ class DistributeRequest:
             if removed in read.event:
                 read.problems.append(f"{removed}: copy distribution was removed; images are shared with each account")
         request = cls(
-            image_id=image_id, source_region=source_region, family=family, region_keys=region_keys,
-            targets=targets, share_with=share_with,
+            image_id=image_id,
+            source_region=source_region,
+            family=family,
+            region_keys=region_keys,
+            targets=targets,
+            share_with=share_with,
             max_workers=read.integer("MaxWorkers", 1, 64, 8),
             publisher_role=read.string("PublisherRole", ROLE_NAME, IMAGE_PUBLISHER_ROLE),
             poll_seconds=read.integer("PollSeconds", 0, 300, 15),
-            poll_timeout=read.integer("PollTimeoutSeconds", 1, 4 * 3600, 3600))
+            poll_timeout=read.integer("PollTimeoutSeconds", 1, 4 * 3600, 3600),
+        )
         read.done()
         return request
 
@@ -166,21 +171,27 @@ def _read_accounts(read: EventReader) -> tuple[Target, ...] | None:
 def _read_share_with(read: EventReader) -> tuple[str, ...]:
     value = read.event.get("ShareWith")
     if not isinstance(value, list) or not value:
-        read.problems.append(f"ShareWith is {value!r}, expected a non-empty list of organization or OU ARNs, e.g. "
-                             "arn:aws:organizations::<management account>:ou/o-.../ou-... (the build stack passes "
-                             "bakehouse:factory.workloadOus as OU ARNs)")
+        read.problems.append(
+            f"ShareWith is {value!r}, expected a non-empty list of organization or OU ARNs, e.g. "
+            "arn:aws:organizations::<management account>:ou/o-.../ou-... (the build stack passes "
+            "bakehouse:factory.workloadOus as OU ARNs)"
+        )
         return ()
     orgs = set()
     for i, arn in enumerate(value):
         match = (ORG_ARN.fullmatch(arn) or OU_ARN.fullmatch(arn)) if isinstance(arn, str) else None
         if match is None:
-            read.problems.append(f"ShareWith[{i}] is {arn!r}, expected an organization or OU ARN "
-                                 "(arn:aws:organizations::<management account>:organization/o-... or :ou/o-.../ou-...)")
+            read.problems.append(
+                f"ShareWith[{i}] is {arn!r}, expected an organization or OU ARN "
+                "(arn:aws:organizations::<management account>:organization/o-... or :ou/o-.../ou-...)"
+            )
         else:
             orgs.add(match["org"])
     if len(orgs) > 1:
-        read.problems.append(f"ShareWith names more than one organization ({', '.join(sorted(orgs))}); "
-                             "images go to this organization's workload OUs only")
+        read.problems.append(
+            f"ShareWith names more than one organization ({', '.join(sorted(orgs))}); "
+            "images go to this organization's workload OUs only"
+        )
     if len(set(map(str, value))) != len(value):
         read.problems.append("ShareWith lists an ARN more than once")
     return tuple(str(v) for v in value)
@@ -210,8 +221,9 @@ class DistributionResult:
     @property
     def failures(self) -> list[str]:
         out = [f"region {r}: {o.error}" for r, o in sorted(self.regions.items()) if o.action == "failed"]
-        out += [f"account {a} in {r}: {o.error}" for (a, r), o in sorted(self.accounts.items())
-                if o.action in ("failed", "skipped")]
+        out += [
+            f"account {a} in {r}: {o.error}" for (a, r), o in sorted(self.accounts.items()) if o.action in ("failed", "skipped")
+        ]
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -219,10 +231,12 @@ class DistributionResult:
         for (account, region), outcome in sorted(self.accounts.items()):
             accounts.setdefault(account, {})[region] = outcome.as_dict()
         return {
-            "SourceImageId": self.source_image_id, "Family": self.family,
+            "SourceImageId": self.source_image_id,
+            "Family": self.family,
             "RegionImageIds": {r: o.image_id for r, o in sorted(self.regions.items()) if o.image_id},
             "Regions": {r: o.as_dict() for r, o in sorted(self.regions.items())},
-            "Accounts": accounts, "Failures": self.failures,
+            "Accounts": accounts,
+            "Failures": self.failures,
         }
 
 
@@ -263,15 +277,20 @@ class AwsClients:
         with account_lock:
             if account_id not in self._credentials:
                 self._credentials[account_id] = sts.assume_role(
-                    RoleArn=f"arn:aws:iam::{account_id}:role/{self._role}",
-                    RoleSessionName=f"bakehouse-distribute-{account_id}")["Credentials"]
+                    RoleArn=f"arn:aws:iam::{account_id}:role/{self._role}", RoleSessionName=f"bakehouse-distribute-{account_id}"
+                )["Credentials"]
         with self._lock:
             key = (account_id, service, region)
             if key not in self._clients:
                 creds = self._credentials[account_id]
                 self._clients[key] = self._session.client(
-                    service, region_name=region, config=RETRY_CONFIG, aws_access_key_id=creds["AccessKeyId"],
-                    aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+                    service,
+                    region_name=region,
+                    config=RETRY_CONFIG,
+                    aws_access_key_id=creds["AccessKeyId"],
+                    aws_secret_access_key=creds["SecretAccessKey"],
+                    aws_session_token=creds["SessionToken"],
+                )
             return self._clients[key]
 
 
@@ -310,11 +329,14 @@ def _find_copy(ec2: Any, source_id: str, name: str, family: str) -> dict[str, An
     """
     paginator = ec2.get_paginator("describe_images")
     by_tag = [{"Name": f"tag:{TAG_SOURCE_AMI}", "Values": [source_id]}]
-    by_name = [{"Name": "name", "Values": [name]}, {"Name": "description",
-                                                   "Values": [_copy_description(family, source_id)]}]
+    by_name = [{"Name": "name", "Values": [name]}, {"Name": "description", "Values": [_copy_description(family, source_id)]}]
     for filters in (by_tag, by_name):
-        found = [i for page in paginator.paginate(Owners=["self"], Filters=filters) for i in page["Images"]
-                 if i.get("State") not in _FAILED_STATES and i["ImageId"] != source_id]
+        found = [
+            i
+            for page in paginator.paginate(Owners=["self"], Filters=filters)
+            for i in page["Images"]
+            if i.get("State") not in _FAILED_STATES and i["ImageId"] != source_id
+        ]
         if found:
             image: dict[str, Any] = sorted(found, key=lambda i: i.get("CreationDate", ""))[0]
             if tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI) != source_id:
@@ -332,21 +354,40 @@ def _wait_available(ec2: Any, image_id: str, request: DistributeRequest, sleep: 
             raise CopyFailed(f"{image_id}: copy is {state} {reason}".strip())
         return image if state == "available" else None
 
-    return poll(check, f"copy {image_id}", first_delay=request.poll_seconds, max_delay=max(request.poll_seconds, 60),
-                timeout=request.poll_timeout, sleep=sleep)
+    return poll(
+        check,
+        f"copy {image_id}",
+        first_delay=request.poll_seconds,
+        max_delay=max(request.poll_seconds, 60),
+        timeout=request.poll_timeout,
+        sleep=sleep,
+    )
 
 
-def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, family: str,
-          request: DistributeRequest, sleep: Callable[[float], None] | None, token: str) -> tuple[dict[str, Any], str]:
+def _copy(
+    ec2: Any,
+    source: dict[str, Any],
+    source_region: str,
+    kms_key: str,
+    family: str,
+    request: DistributeRequest,
+    sleep: Callable[[float], None] | None,
+    token: str,
+) -> tuple[dict[str, Any], str]:
     """Find or make an encrypted copy of `source` through `ec2`, tagged with the original AMI id."""
     existing = _find_copy(ec2, request.image_id, source["Name"], family)
     if existing is not None:
         image_id, action = existing["ImageId"], "existing"
     else:
         image_id = ec2.copy_image(
-            SourceImageId=source["ImageId"], SourceRegion=source_region, Name=source["Name"],
-            Description=_copy_description(family, request.image_id), Encrypted=True, KmsKeyId=kms_key,
-            ClientToken=token[:64])["ImageId"]
+            SourceImageId=source["ImageId"],
+            SourceRegion=source_region,
+            Name=source["Name"],
+            Description=_copy_description(family, request.image_id),
+            Encrypted=True,
+            KmsKeyId=kms_key,
+            ClientToken=token[:64],
+        )["ImageId"]
         # Provenance travels with the copy so each region can be audited alone.
         provenance = {k: v for k, v in tags_to_dict(source.get("Tags")).items() if k.startswith(TAG_PREFIX)}
         provenance.update({TAG_SOURCE_AMI: request.image_id, TAG_FAMILY: family})
@@ -355,14 +396,21 @@ def _copy(ec2: Any, source: dict[str, Any], source_region: str, kms_key: str, fa
     return _wait_available(ec2, image_id, request, sleep), action
 
 
-def _region_copy(request: DistributeRequest, source: dict[str, Any], region: str, kms_key: str,
-                 clients: Clients, sleep: Callable[[float], None] | None) -> tuple[dict[str, Any], str]:
+def _region_copy(
+    request: DistributeRequest,
+    source: dict[str, Any],
+    region: str,
+    kms_key: str,
+    clients: Clients,
+    sleep: Callable[[float], None] | None,
+) -> tuple[dict[str, Any], str]:
     ec2 = clients.build("ec2", region)
     if region == request.source_region:
         image, action = source, "source"
     else:
-        image, action = _copy(ec2, source, request.source_region, kms_key, request.family, request, sleep,
-                              f"bakehouse-{request.image_id}-{region}")
+        image, action = _copy(
+            ec2, source, request.source_region, kms_key, request.family, request, sleep, f"bakehouse-{request.image_id}-{region}"
+        )
     _share(ec2, image["ImageId"], request.share_with)
     return image, action
 
@@ -385,8 +433,7 @@ def _mark_approved(ec2: Any, image_id: str, account_id: str, share_with: tuple[s
     """Tag the account's own view of a shared image approved; each account's tags on a shared AMI are
     its own and invisible to the owner (EC2 user guide, "Share an AMI": tags are not shared)."""
     key, value = APPROVED_IMAGE_TAG
-    tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [image_id]},
-                                      {"Name": "key", "Values": [key]}])["Tags"]
+    tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [image_id]}, {"Name": "key", "Values": [key]}])["Tags"]
     if any(t.get("Value") == value for t in tags):
         return False
     try:
@@ -397,7 +444,8 @@ def _mark_approved(ec2: Any, image_id: str, account_id: str, share_with: tuple[s
         raise NotSharedWithAccount(
             f"{image_id} is not visible in account {account_id}: the account is in none of ShareWith "
             f"({', '.join(share_with)}); move it into a workload OU or add its OU to "
-            "bakehouse:factory.workloadOus") from err
+            "bakehouse:factory.workloadOus"
+        ) from err
     return True
 
 
@@ -408,17 +456,28 @@ def _write_parameter(ssm: Any, name: str, image_id: str) -> bool:
     except ClientError as err:
         if err.response["Error"]["Code"] != "ParameterNotFound":
             raise
-    ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
-                      Description=f"Golden AMI published by the Bakehouse factory ({image_id})")
+    ssm.put_parameter(
+        Name=name,
+        Value=image_id,
+        Type="String",
+        DataType="aws:ec2:image",
+        Overwrite=True,
+        Description=f"Golden AMI published by the Bakehouse factory ({image_id})",
+    )
     return True
 
 
-def _deliver(request: DistributeRequest, target: Target, region: str, image: dict[str, Any], clients: Clients,
-             sleep: Callable[[float], None] | None) -> Outcome:
+def _deliver(
+    request: DistributeRequest,
+    target: Target,
+    region: str,
+    image: dict[str, Any],
+    clients: Clients,
+    sleep: Callable[[float], None] | None,
+) -> Outcome:
     image_id = image["ImageId"]
     # The region task shared the image first: the account can only tag an image it may launch.
-    changed = _mark_approved(clients.target(target.account_id, "ec2", region), image_id, target.account_id,
-                             request.share_with)
+    changed = _mark_approved(clients.target(target.account_id, "ec2", region), image_id, target.account_id, request.share_with)
     name = ENV_AMI_PARAMETER.format(env=target.env, family=request.family)
     changed = _write_parameter(clients.target(target.account_id, "ssm", region), name, image_id) or changed
     return Outcome(image_id, "shared" if changed else "unchanged")
@@ -435,13 +494,12 @@ def distribute(request: DistributeRequest, clients: Clients, sleep: Callable[[fl
     source = _source(request, clients)
     targets = request.targets
     if targets is None:  # malformed target parameters fail here, before anything is copied
-        targets = tuple(Target(account, env) for env, account in
-                        read_targets(clients.build("ssm", request.source_region)))
+        targets = tuple(Target(account, env) for env, account in read_targets(clients.build("ssm", request.source_region)))
     result = DistributionResult(request.image_id, request.family)
     with ThreadPoolExecutor(max_workers=request.max_workers, thread_name_prefix="distribute") as pool:
         regions: dict[Future[tuple[dict[str, Any], str]], str] = {
-            pool.submit(_region_copy, request, source, region, key, clients, sleep): region
-            for region, key in request.region_keys}
+            pool.submit(_region_copy, request, source, region, key, clients, sleep): region for region, key in request.region_keys
+        }
         deliveries: dict[Future[Outcome], tuple[str, str]] = {}
         for future in as_completed(regions):
             region = regions[future]
@@ -454,8 +512,7 @@ def distribute(request: DistributeRequest, clients: Clients, sleep: Callable[[fl
                 continue
             result.regions[region] = Outcome(image["ImageId"], action)
             for target in targets:
-                deliveries[pool.submit(_deliver, request, target, region, image, clients, sleep)] = (
-                    target.account_id, region)
+                deliveries[pool.submit(_deliver, request, target, region, image, clients, sleep)] = (target.account_id, region)
         for delivery in as_completed(deliveries):
             try:
                 result.accounts[deliveries[delivery]] = delivery.result()
@@ -476,6 +533,7 @@ def handler(events: dict[str, Any], context: Any) -> dict[str, Any]:
     request = DistributeRequest.parse(events)
     result = distribute(request, AwsClients(request.publisher_role, request.source_region))
     if result.failures:
-        raise DistributionIncomplete(f"{request.image_id}: {len(result.failures)} not done (rerun resumes): "
-                                     + "; ".join(result.failures[:20]))
+        raise DistributionIncomplete(
+            f"{request.image_id}: {len(result.failures)} not done (rerun resumes): " + "; ".join(result.failures[:20])
+        )
     return result.as_dict()

@@ -31,26 +31,34 @@ class CleanupPlan:
     snapshots: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"Tag": f"{self.tag_key}={self.execution_id}", "TerminatedInstances": list(self.instances),
-                "DeregisteredImages": list(self.images), "DeletedSnapshots": list(self.snapshots)}
+        return {
+            "Tag": f"{self.tag_key}={self.execution_id}",
+            "TerminatedInstances": list(self.instances),
+            "DeregisteredImages": list(self.images),
+            "DeletedSnapshots": list(self.snapshots),
+        }
 
 
 def plan(ec2: AwsClient, tag_key: str, execution_id: str) -> CleanupPlan:
     """What the run left behind: its live instances and (for a build) every image it registered."""
     by_tag = {"Name": f"tag:{tag_key}", "Values": [execution_id]}
-    instances = [i["InstanceId"]
-                 for page in ec2.get_paginator("describe_instances").paginate(
-                     Filters=[by_tag, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
-                 for r in page["Reservations"] for i in r["Instances"]]
+    instances = [
+        i["InstanceId"]
+        for page in ec2.get_paginator("describe_instances").paginate(
+            Filters=[by_tag, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+        )
+        for r in page["Reservations"]
+        for i in r["Instances"]
+    ]
     images: list[str] = []
     snapshots: list[str] = []
     if CLEANUP_TAGS[tag_key]:
         for image in ec2.describe_images(Owners=["self"], Filters=[by_tag])["Images"]:
             images.append(image["ImageId"])
-            snapshots += [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
-                          if m.get("Ebs", {}).get("SnapshotId")]
-    return CleanupPlan(tag_key, execution_id, tuple(sorted(instances)), tuple(sorted(images)),
-                       tuple(sorted(snapshots)))
+            snapshots += [
+                m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")
+            ]
+    return CleanupPlan(tag_key, execution_id, tuple(sorted(instances)), tuple(sorted(images)), tuple(sorted(snapshots)))
 
 
 def execute(cleanup: CleanupPlan, ec2: AwsClient) -> dict[str, Any]:

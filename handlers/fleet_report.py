@@ -58,13 +58,17 @@ class FleetReport:
         more = len(self.findings) - MAX_LISTED
         if more > 0:
             lines.append(f"... and {more} more (the fleet report's log lists every one)")
-        return (f"{len(self.findings)} of {self.checked} instances in {self.env} should be replaced "
-                "(Auto Scaling groups: start an instance refresh; others: relaunch from the template):\n"
-                + "\n".join(lines))
+        return (
+            f"{len(self.findings)} of {self.checked} instances in {self.env} should be replaced "
+            "(Auto Scaling groups: start an instance refresh; others: relaunch from the template):\n" + "\n".join(lines)
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"Env": self.env, "Checked": self.checked,
-                "Findings": [{"InstanceId": f.instance_id, "Reasons": list(f.reasons)} for f in self.findings]}
+        return {
+            "Env": self.env,
+            "Checked": self.checked,
+            "Findings": [{"InstanceId": f.instance_id, "Reasons": list(f.reasons)} for f in self.findings],
+        }
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,7 @@ class Settings:
 
     @classmethod
     def parse(cls, environ: Mapping[str, str]) -> Settings:
-        problems = [f"environment lacks {k}" for k in ("FLEET_ENV", "MAX_LIFETIME_SECONDS", "TOPIC_ARN")
-                    if not environ.get(k)]
+        problems = [f"environment lacks {k}" for k in ("FLEET_ENV", "MAX_LIFETIME_SECONDS", "TOPIC_ARN") if not environ.get(k)]
         lifetime = 0
         try:
             lifetime = int(environ.get("MAX_LIFETIME_SECONDS") or 0)
@@ -90,8 +93,9 @@ class Settings:
         return cls(environ["FLEET_ENV"], lifetime, environ["TOPIC_ARN"], environ.get("APP_FAMILY") or None)
 
 
-def plan(instances: Iterable[Instance], approved: Mapping[str, str], max_lifetime_seconds: int,
-         now: dt.datetime, env: str) -> FleetReport:
+def plan(
+    instances: Iterable[Instance], approved: Mapping[str, str], max_lifetime_seconds: int, now: dt.datetime, env: str
+) -> FleetReport:
     """Which instances to replace and why; `approved` is family -> the env's latest approved image."""
     report = FleetReport(env=env, checked=0)
     approved_ids = set(approved.values())
@@ -100,12 +104,13 @@ def plan(instances: Iterable[Instance], approved: Mapping[str, str], max_lifetim
         reasons = []
         age = now - inst.launched
         if age.total_seconds() > max_lifetime_seconds:
-            reasons.append(f"running {age.days} days, longer than the {max_lifetime_seconds // 86400}-day lifetime "
-                           f"(launched {inst.launched:%Y-%m-%d})")
+            reasons.append(
+                f"running {age.days} days, longer than the {max_lifetime_seconds // 86400}-day lifetime "
+                f"(launched {inst.launched:%Y-%m-%d})"
+            )
         if inst.family and inst.family in approved:
             if inst.image_id != approved[inst.family]:
-                reasons.append(f"image {inst.image_id} is not the latest approved {inst.family} image "
-                               f"({approved[inst.family]})")
+                reasons.append(f"image {inst.image_id} is not the latest approved {inst.family} image ({approved[inst.family]})")
         elif inst.image_id not in approved_ids:
             family = f"family {inst.family} has no approved image here" if inst.family else "no image family"
             reasons.append(f"image {inst.image_id} is not an approved image ({family})")
@@ -117,7 +122,8 @@ def plan(instances: Iterable[Instance], approved: Mapping[str, str], max_lifetim
 def live_instances(ec2: AwsClient, app_family: str | None) -> list[Instance]:
     found = []
     pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[{"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
+        Filters=[{"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+    )
     for page in pages:
         for reservation in page["Reservations"]:
             for raw in reservation["Instances"]:
@@ -133,7 +139,7 @@ def approved_images(ssm: AwsClient, env: str, families: Iterable[str]) -> dict[s
     names = sorted({env_ami_parameter(env, f) for f in families})
     approved: dict[str, str] = {}
     for start in range(0, len(names), 10):  # GetParameters takes at most 10 names
-        for param in ssm.get_parameters(Names=names[start:start + 10])["Parameters"]:
+        for param in ssm.get_parameters(Names=names[start : start + 10])["Parameters"]:
             approved[param["Name"].rsplit("/", 1)[-1]] = param["Value"]
     return approved
 
@@ -141,8 +147,7 @@ def approved_images(ssm: AwsClient, env: str, families: Iterable[str]) -> dict[s
 def report(settings: Settings, *, ec2: AwsClient, ssm: AwsClient, sns: AwsClient, now: dt.datetime) -> FleetReport:
     instances = live_instances(ec2, settings.app_family)
     families = {i.family for i in instances if i.family}
-    result = plan(instances, approved_images(ssm, settings.env, families), settings.max_lifetime_seconds, now,
-                  settings.env)
+    result = plan(instances, approved_images(ssm, settings.env, families), settings.max_lifetime_seconds, now, settings.env)
     if result.findings:
         try:
             sns.publish(TopicArn=settings.topic_arn, Subject=result.subject, Message=result.message())
@@ -159,8 +164,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.parse(os.environ)
     region = os.environ.get("AWS_REGION")
     topic_region = settings.topic_arn.split(":")[3]
-    result = report(settings, ec2=boto3.client("ec2", region_name=region, config=RETRY_CONFIG),
-                    ssm=boto3.client("ssm", region_name=region, config=RETRY_CONFIG),
-                    sns=boto3.client("sns", region_name=topic_region, config=RETRY_CONFIG),
-                    now=dt.datetime.now(dt.UTC))
+    result = report(
+        settings,
+        ec2=boto3.client("ec2", region_name=region, config=RETRY_CONFIG),
+        ssm=boto3.client("ssm", region_name=region, config=RETRY_CONFIG),
+        sns=boto3.client("sns", region_name=topic_region, config=RETRY_CONFIG),
+        now=dt.datetime.now(dt.UTC),
+    )
     return result.as_dict()

@@ -61,9 +61,19 @@ CAPTURE_DOCUMENT = "AWS-RunShellScript"
 AVML = "avml"
 MEMORY_IMAGE = "memory.lime.compressed"
 # The playbook's order; see the module docstring for why memory comes before the group swap.
-STEPS = ("record-state", "termination-protection", "detach-auto-scaling", "deregister-targets", "capture-memory",
-         "swap-security-groups", "revoke-role-sessions", "snapshot-volumes", "stop-instance", "share-snapshots",
-         "publish-manifest")
+STEPS = (
+    "record-state",
+    "termination-protection",
+    "detach-auto-scaling",
+    "deregister-targets",
+    "capture-memory",
+    "swap-security-groups",
+    "revoke-role-sessions",
+    "snapshot-volumes",
+    "stop-instance",
+    "share-snapshots",
+    "publish-manifest",
+)
 # The two steps that always run, whatever failed before them.
 CONTAINMENT = ("swap-security-groups", "stop-instance")
 # Steps only the automation document runs: its first (may end the run) and last (names the failures).
@@ -284,8 +294,9 @@ def _describe(err: BaseException) -> str:
 
 def located(request: IsolateRequest, clients: Any, instance: dict[str, Any]) -> IsolateRequest:
     """The request with the instance's region and account, which its evidence prefix names."""
-    return replace(request, region=request.region or clients.ec2.meta.region_name,
-                   account_id=request.account_id or instance.get("OwnerId"))
+    return replace(
+        request, region=request.region or clients.ec2.meta.region_name, account_id=request.account_id or instance.get("OwnerId")
+    )
 
 
 def describe_instance(ec2: AwsClient, instance_id: str) -> dict[str, Any]:
@@ -317,9 +328,7 @@ def detach_from_auto_scaling(autoscaling: AwsClient, instance_id: str) -> Step:
     group = found[0]["AutoScalingGroupName"]
     # Keep the desired capacity: the group launches a clean replacement, so the service keeps
     # running while the suspect instance is held for forensics.
-    autoscaling.detach_instances(
-        AutoScalingGroupName=group, InstanceIds=[instance_id], ShouldDecrementDesiredCapacity=False
-    )
+    autoscaling.detach_instances(AutoScalingGroupName=group, InstanceIds=[instance_id], ShouldDecrementDesiredCapacity=False)
     return Step("detach-auto-scaling", True, {"group": group})
 
 
@@ -364,8 +373,10 @@ def capture_commands(request: IsolateRequest) -> list[str]:
 def capture_memory(ssm: AwsClient, request: IsolateRequest, sleep: Callable[[float], None]) -> Step:
     comment = capture_comment(request)
     existing = [
-        c for page in ssm.get_paginator("list_commands").paginate(InstanceId=request.instance_id)
-        for c in page["Commands"] if c.get("Comment") == comment
+        c
+        for page in ssm.get_paginator("list_commands").paginate(InstanceId=request.instance_id)
+        for c in page["Commands"]
+        if c.get("Comment") == comment
     ]
     if existing:
         command_id = existing[0]["CommandId"]
@@ -375,8 +386,7 @@ def capture_memory(ssm: AwsClient, request: IsolateRequest, sleep: Callable[[flo
             InstanceIds=[request.instance_id],
             DocumentName=CAPTURE_DOCUMENT,
             Comment=comment,
-            Parameters={"commands": capture_commands(request),
-                        "executionTimeout": [str(request.capture_timeout_seconds)]},
+            Parameters={"commands": capture_commands(request), "executionTimeout": [str(request.capture_timeout_seconds)]},
             OutputS3BucketName=request.evidence_bucket,
             # Under the instance ARN: the agent uploads the output with the instance's credentials too.
             OutputS3KeyPrefix=request.prefix + "memory-capture-output",
@@ -391,8 +401,10 @@ def capture_memory(ssm: AwsClient, request: IsolateRequest, sleep: Callable[[flo
 
 class MemoryCaptureFailed(BakehouseError):
     def __init__(self, instance_id: str, command_id: str, status: str):
-        super().__init__(f"memory capture on {instance_id} ended {status} (command {command_id}); "
-                         f"its output is under the incident's memory-capture-output/")
+        super().__init__(
+            f"memory capture on {instance_id} ended {status} (command {command_id}); "
+            f"its output is under the incident's memory-capture-output/"
+        )
 
 
 def _wait_for_command(ssm: AwsClient, command_id: str, request: IsolateRequest, sleep: Callable[[float], None]) -> str:
@@ -438,18 +450,18 @@ def _sources(permissions: list[dict[str, Any]]) -> set[tuple[str, ...]]:
         proto = p.get("IpProtocol", "")
         found |= {(proto, str(p.get("FromPort")), str(p.get("ToPort")), r["CidrIp"]) for r in p.get("IpRanges", [])}
         found |= {(proto, str(p.get("FromPort")), str(p.get("ToPort")), r["CidrIpv6"]) for r in p.get("Ipv6Ranges", [])}
-        found |= {(proto, str(p.get("FromPort")), str(p.get("ToPort")), g["GroupId"])
-                  for g in p.get("UserIdGroupPairs", [])}
-        found |= {(proto, str(p.get("FromPort")), str(p.get("ToPort")), g["PrefixListId"])
-                  for g in p.get("PrefixListIds", [])}
+        found |= {(proto, str(p.get("FromPort")), str(p.get("ToPort")), g["GroupId"]) for g in p.get("UserIdGroupPairs", [])}
+        found |= {(proto, str(p.get("FromPort")), str(p.get("ToPort")), g["PrefixListId"]) for g in p.get("PrefixListIds", [])}
     return found
 
 
 def _find_isolation_group(ec2: AwsClient, vpc_id: str) -> dict[str, Any] | None:
-    found = ec2.describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [vpc_id]},
-        {"Name": f"tag:{TAG_PURPOSE}", "Values": [ISOLATION_PURPOSE]},
-    ])["SecurityGroups"]
+    found = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": f"tag:{TAG_PURPOSE}", "Values": [ISOLATION_PURPOSE]},
+        ]
+    )["SecurityGroups"]
     return min(found, key=lambda g: g["GroupId"]) if found else None
 
 
@@ -464,8 +476,12 @@ def isolation_group(ec2: AwsClient, vpc_id: str, source: str | None) -> tuple[st
                 GroupName=f"bakehouse-isolation-{vpc_id}",
                 Description="Bakehouse incident isolation: no outbound, inbound from the forensic source only",
                 VpcId=vpc_id,
-                TagSpecifications=[{"ResourceType": "security-group", "Tags": dict_to_tags({
-                    TAG_PURPOSE: ISOLATION_PURPOSE, "Name": "bakehouse-isolation"})}],
+                TagSpecifications=[
+                    {
+                        "ResourceType": "security-group",
+                        "Tags": dict_to_tags({TAG_PURPOSE: ISOLATION_PURPOSE, "Name": "bakehouse-isolation"}),
+                    }
+                ],
             )
             changed = True
         except ClientError as err:
@@ -498,8 +514,11 @@ def swap_security_groups(ec2: AwsClient, ssm: AwsClient, request: IsolateRequest
         if groups != [group_id]:
             ec2.modify_network_interface_attribute(NetworkInterfaceId=eni["NetworkInterfaceId"], Groups=[group_id])
             swapped.append({"eni": eni["NetworkInterfaceId"], "previous_groups": groups})
-    return Step("swap-security-groups", changed or bool(swapped),
-                {"isolation_group": group_id, "forensic_source": source, "swapped": swapped})
+    return Step(
+        "swap-security-groups",
+        changed or bool(swapped),
+        {"isolation_group": group_id, "forensic_source": source, "swapped": swapped},
+    )
 
 
 def stop_instance(ec2: AwsClient, instance_id: str) -> Step:
@@ -519,17 +538,28 @@ def observe(clients: ServiceClients, request: IsolateRequest) -> dict[str, Any]:
         now_instance: dict[str, Any] | None = describe_instance(ec2, instance_id)
     except InstanceNotFound:
         now_instance = None
-    snapshots = [s for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{TAG_FINDING}", "Values": [request.finding_id]},
-        {"Name": f"tag:{TAG_INSTANCE}", "Values": [instance_id]}]) for s in page["Snapshots"]]
+    snapshots = [
+        s
+        for page in ec2.get_paginator("describe_snapshots").paginate(
+            OwnerIds=["self"],
+            Filters=[
+                {"Name": f"tag:{TAG_FINDING}", "Values": [request.finding_id]},
+                {"Name": f"tag:{TAG_INSTANCE}", "Values": [instance_id]},
+            ],
+        )
+        for s in page["Snapshots"]
+    ]
     comment = capture_comment(request)
-    commands = [c for page in clients.ssm.get_paginator("list_commands").paginate(InstanceId=instance_id)
-                for c in page["Commands"] if c.get("Comment") == comment]
+    commands = [
+        c
+        for page in clients.ssm.get_paginator("list_commands").paginate(InstanceId=instance_id)
+        for c in page["Commands"]
+        if c.get("Comment") == comment
+    ]
     observed: dict[str, Any] = {
         "state": now_instance["State"]["Name"] if now_instance else "gone",
         "snapshots": {s["VolumeId"]: s["SnapshotId"] for s in snapshots if TAG_COPY_OF not in _tags(s)},
-        "evidence_copies": {_tags(s)[TAG_COPY_OF]: s["SnapshotId"] for s in snapshots
-                            if TAG_COPY_OF in _tags(s)},
+        "evidence_copies": {_tags(s)[TAG_COPY_OF]: s["SnapshotId"] for s in snapshots if TAG_COPY_OF in _tags(s)},
         "memory_capture": {"command_id": commands[0]["CommandId"], "status": commands[0]["Status"]} if commands else None,
     }
     if now_instance is None:
@@ -541,8 +571,10 @@ def observe(clients: ServiceClients, request: IsolateRequest) -> dict[str, Any]:
         "termination_protection": protected["DisableApiTermination"]["Value"],
         "auto_scaling_group": in_group[0]["AutoScalingGroupName"] if in_group else None,
         "isolation_group": group["GroupId"] if group else None,
-        "interfaces": {e["NetworkInterfaceId"]: [g["GroupId"] for g in e.get("Groups", [])]
-                       for e in now_instance.get("NetworkInterfaces", [])},
+        "interfaces": {
+            e["NetworkInterfaceId"]: [g["GroupId"] for g in e.get("Groups", [])]
+            for e in now_instance.get("NetworkInterfaces", [])
+        },
     }
 
 
@@ -550,5 +582,16 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
-__all__ = ["REVOKE_POLICY", "STEPS", "CONTAINMENT", "DOCUMENT_STEPS", "TAG_FINDING", "Clients", "IsolateRequest",
-           "InstanceNotFound", "IsolationResult", "handler", "isolate"]
+__all__ = [
+    "REVOKE_POLICY",
+    "STEPS",
+    "CONTAINMENT",
+    "DOCUMENT_STEPS",
+    "TAG_FINDING",
+    "Clients",
+    "IsolateRequest",
+    "InstanceNotFound",
+    "IsolationResult",
+    "handler",
+    "isolate",
+]

@@ -58,9 +58,17 @@ def record_state(s3: AwsClient, request: Any, instance: dict[str, Any]) -> Step:
 
 
 def _evidence_snapshots(ec2: AwsClient, request: Any) -> list[dict[str, Any]]:
-    return [s for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{TAG_FINDING}", "Values": [request.finding_id]},
-        {"Name": f"tag:{TAG_INSTANCE}", "Values": [request.instance_id]}]) for s in page["Snapshots"]]
+    return [
+        s
+        for page in ec2.get_paginator("describe_snapshots").paginate(
+            OwnerIds=["self"],
+            Filters=[
+                {"Name": f"tag:{TAG_FINDING}", "Values": [request.finding_id]},
+                {"Name": f"tag:{TAG_INSTANCE}", "Values": [request.instance_id]},
+            ],
+        )
+        for s in page["Snapshots"]
+    ]
 
 
 def _tags(resource: dict[str, Any]) -> dict[str, str]:
@@ -69,8 +77,7 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 
 def snapshot_volumes(ec2: AwsClient, request: Any, instance: dict[str, Any]) -> Step:
     volumes = [m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m]
-    existing = {s["VolumeId"]: s["SnapshotId"] for s in _evidence_snapshots(ec2, request)
-                if TAG_COPY_OF not in _tags(s)}
+    existing = {s["VolumeId"]: s["SnapshotId"] for s in _evidence_snapshots(ec2, request) if TAG_COPY_OF not in _tags(s)}
     taken, snapshots = [], {}
     for volume_id in volumes:
         if volume_id in existing:
@@ -79,8 +86,12 @@ def snapshot_volumes(ec2: AwsClient, request: Any, instance: dict[str, Any]) -> 
         snapshot = ec2.create_snapshot(
             VolumeId=volume_id,
             Description=f"Bakehouse evidence: {request.instance_id} {volume_id} finding {request.finding_id}"[:255],
-            TagSpecifications=[{"ResourceType": "snapshot", "Tags": dict_to_tags({
-                TAG_FINDING: request.finding_id, TAG_INSTANCE: request.instance_id})}],
+            TagSpecifications=[
+                {
+                    "ResourceType": "snapshot",
+                    "Tags": dict_to_tags({TAG_FINDING: request.finding_id, TAG_INSTANCE: request.instance_id}),
+                }
+            ],
         )
         snapshots[volume_id] = snapshot["SnapshotId"]
         taken.append(snapshot["SnapshotId"])
@@ -117,11 +128,19 @@ def share_snapshots(clients: Any, request: Any, sleep: Callable[[float], None], 
                 pending.append(snapshot_id)
                 continue
             copy_id = copies_ec2.copy_snapshot(
-                SourceSnapshotId=snapshot_id, SourceRegion=request.region, Encrypted=True,
+                SourceSnapshotId=snapshot_id,
+                SourceRegion=request.region,
+                Encrypted=True,
                 KmsKeyId=request.evidence_key_arn,
                 Description=f"Bakehouse evidence copy of {snapshot_id} ({request.instance_id}, {request.finding_id})"[:255],
-                TagSpecifications=[{"ResourceType": "snapshot", "Tags": dict_to_tags({
-                    TAG_FINDING: request.finding_id, TAG_INSTANCE: request.instance_id, TAG_COPY_OF: snapshot_id})}],
+                TagSpecifications=[
+                    {
+                        "ResourceType": "snapshot",
+                        "Tags": dict_to_tags(
+                            {TAG_FINDING: request.finding_id, TAG_INSTANCE: request.instance_id, TAG_COPY_OF: snapshot_id}
+                        ),
+                    }
+                ],
             )["SnapshotId"]
             copies[snapshot_id] = copies_ec2.describe_snapshots(SnapshotIds=[copy_id])["Snapshots"][0]
             changed = True
@@ -132,18 +151,21 @@ def share_snapshots(clients: Any, request: Any, sleep: Callable[[float], None], 
         if copy["State"] != "completed":
             pending.append(copy["SnapshotId"])
             continue
-        permissions = copies_ec2.describe_snapshot_attribute(
-            SnapshotId=copy["SnapshotId"], Attribute="createVolumePermission")["CreateVolumePermissions"]
+        permissions = copies_ec2.describe_snapshot_attribute(SnapshotId=copy["SnapshotId"], Attribute="createVolumePermission")[
+            "CreateVolumePermissions"
+        ]
         if request.security_account_id not in [p.get("UserId") for p in permissions]:
             copies_ec2.modify_snapshot_attribute(
-                SnapshotId=copy["SnapshotId"], Attribute="createVolumePermission", OperationType="add",
-                UserIds=[request.security_account_id])
+                SnapshotId=copy["SnapshotId"],
+                Attribute="createVolumePermission",
+                OperationType="add",
+                UserIds=[request.security_account_id],
+            )
             changed = True
         shared[snapshot_id] = copy["SnapshotId"]
     if pending:
         raise EvidenceCopyPending(pending)
-    return Step("share-snapshots", changed, {"region": region, "copies": shared,
-                                             "shared_with": request.security_account_id})
+    return Step("share-snapshots", changed, {"region": region, "copies": shared, "shared_with": request.security_account_id})
 
 
 def _sha256(s3: AwsClient, bucket: str, key: str) -> str:
@@ -166,8 +188,9 @@ def publish_manifest(s3: AwsClient, sns: AwsClient, request: Any, observed: dict
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=request.evidence_bucket, Prefix=request.prefix):
         for obj in page.get("Contents", []):
             if obj["Key"] != key:
-                objects.append({"key": obj["Key"], "size": obj["Size"],
-                                "sha256": _sha256(s3, request.evidence_bucket, obj["Key"])})
+                objects.append(
+                    {"key": obj["Key"], "size": obj["Size"], "sha256": _sha256(s3, request.evidence_bucket, obj["Key"])}
+                )
     keys = {o["key"] for o in objects}
     memory = f"{request.prefix}memory.lime.compressed"
     manifest = {

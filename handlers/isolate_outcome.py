@@ -22,9 +22,11 @@ def failed_steps_of_execution(ssm: AwsClient, execution_id: str | None) -> dict[
     if not execution_id:
         raise ValueError("report-outcome needs the automation execution id (ExecutionId)")
     execution = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
-    return {s["StepName"]: (s.get("FailureMessage") or s["StepStatus"])[:500]
-            for s in execution.get("StepExecutions", [])
-            if s.get("StepStatus") in FAILED_STATES and s["StepName"] != _REPORTED}
+    return {
+        s["StepName"]: (s.get("FailureMessage") or s["StepStatus"])[:500]
+        for s in execution.get("StepExecutions", [])
+        if s.get("StepStatus") in FAILED_STATES and s["StepName"] != _REPORTED
+    }
 
 
 def announce_failures(sns: AwsClient, request: Any, failed: dict[str, str]) -> Step:
@@ -41,7 +43,9 @@ def announce_failures(sns: AwsClient, request: Any, failed: dict[str, str]) -> S
         "evidence": where,
         "next": "responders take over by hand from the failed steps; containment ran whatever failed before it",
     }
-    sns.publish(TopicArn=request.topic_arn,
-                Subject=f"Bakehouse isolation of {request.instance_id} failed: {', '.join(failed)}"[:100],
-                Message=json.dumps(message, sort_keys=True, indent=2))
+    sns.publish(
+        TopicArn=request.topic_arn,
+        Subject=f"Bakehouse isolation of {request.instance_id} failed: {', '.join(failed)}"[:100],
+        Message=json.dumps(message, sort_keys=True, indent=2),
+    )
     return Step("report-outcome", True, {"failed": sorted(failed)})

@@ -55,10 +55,18 @@ def revocation_document(current: dict[str, Any] | None, instance_arn: str) -> di
     if instance_arn in arns:
         return None
     # Action and Resource are "*": a deny covering whatever the role can do, for this instance only.
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": REVOKE_SID, "Effect": "Deny", "Action": "*", "Resource": "*",
-        "Condition": {"ArnEquals": {"ec2:SourceInstanceARN": sorted([*arns, instance_arn])}},
-    }]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": REVOKE_SID,
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"ArnEquals": {"ec2:SourceInstanceARN": sorted([*arns, instance_arn])}},
+            }
+        ],
+    }
 
 
 def revoke_role_sessions(iam: AwsClient, request: Any, instance: dict[str, Any], at: datetime) -> Step:
@@ -66,8 +74,10 @@ def revoke_role_sessions(iam: AwsClient, request: Any, instance: dict[str, Any],
     if not profile_arn:
         return Step("revoke-role-sessions", False, {"reason": "no instance profile"})
     path, name = _profile_path_and_name(profile_arn)
-    foreign = {"foreign_profile": profile_arn,
-               "reason": f"outside {APP_PROFILE_PATH}: the playbook may not change its role; revoke by hand"}
+    foreign = {
+        "foreign_profile": profile_arn,
+        "reason": f"outside {APP_PROFILE_PATH}: the playbook may not change its role; revoke by hand",
+    }
     if path != APP_PROFILE_PATH:
         return Step("revoke-role-sessions", False, foreign)
     try:
@@ -82,6 +92,8 @@ def revoke_role_sessions(iam: AwsClient, request: Any, instance: dict[str, Any],
         if document is not None:
             iam.put_role_policy(RoleName=role["RoleName"], PolicyName=REVOKE_POLICY, PolicyDocument=json.dumps(document))
             changed.append(role["RoleName"])
-    return Step("revoke-role-sessions", bool(changed),
-                {"roles": [r["RoleName"] for r in roles], "instance_arn": request.instance_arn,
-                 "at": at.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    return Step(
+        "revoke-role-sessions",
+        bool(changed),
+        {"roles": [r["RoleName"] for r in roles], "instance_arn": request.instance_arn, "at": at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    )

@@ -119,7 +119,7 @@ def plan(images: Iterable[ImageFacts], policy: RetentionPolicy, now: datetime) -
     for family in sorted(by_family):
         ordered = sorted(by_family[family], key=lambda i: (i.created, i.image_id), reverse=True)
         # A vulnerable image is no fallback for anyone, so it does not hold one of the N places.
-        newest = {i.image_id for i in [i for i in ordered if i.approved and not i.vulnerable][:policy.keep_newest]}
+        newest = {i.image_id for i in [i for i in ordered if i.approved and not i.vulnerable][: policy.keep_newest]}
         for image in ordered:
             action, reason = _decide(image, image.image_id in newest, policy, now)
             decisions.append(Decision(image.image_id, family, action, reason))
@@ -185,8 +185,9 @@ class Inventory:
 
 
 def _snapshots(image: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
-                 if "Ebs" in m and m["Ebs"].get("SnapshotId"))
+    return tuple(
+        m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m and m["Ebs"].get("SnapshotId")
+    )
 
 
 def _owned_images(ec2: AwsClient, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -194,23 +195,38 @@ def _owned_images(ec2: AwsClient, filters: list[dict[str, Any]]) -> list[dict[st
     return [image for page in pages for image in page["Images"]]
 
 
-def inventory(ec2_for: Callable[[str], Any], ssm: AwsClient, home: str, copy_regions: Sequence[str],
-              families: Sequence[str] = (), pins: Mapping[str, tuple[str, ...]] | None = None,
-              pins_unknown: bool = False) -> Inventory:
+def inventory(
+    ec2_for: Callable[[str], Any],
+    ssm: AwsClient,
+    home: str,
+    copy_regions: Sequence[str],
+    families: Sequence[str] = (),
+    pins: Mapping[str, tuple[str, ...]] | None = None,
+    pins_unknown: bool = False,
+) -> Inventory:
     """pins: image id (source or any copy) -> the env parameters naming it."""
     pins = pins or {}
     home_ec2 = ec2_for(home)
-    sources = [i for i in _owned_images(home_ec2, [{"Name": "tag-key", "Values": [TAG_FAMILY]}])
-               if TAG_SOURCE_AMI not in tags_to_dict(i.get("Tags"))]
+    sources = [
+        i
+        for i in _owned_images(home_ec2, [{"Name": "tag-key", "Values": [TAG_FAMILY]}])
+        if TAG_SOURCE_AMI not in tags_to_dict(i.get("Tags"))
+    ]
     copies: dict[str, list[Copy]] = {}
     for region in copy_regions:
         if region == home:
             continue
         for image in _owned_images(ec2_for(region), [{"Name": "tag-key", "Values": [TAG_SOURCE_AMI]}]):
             tags = tags_to_dict(image.get("Tags"))
-            copies.setdefault(tags[TAG_SOURCE_AMI], []).append(Copy(
-                region, image["ImageId"], _snapshots(image), bool(image.get("DeprecationTime")),
-                tags.get(TAG_RAN_IN) == "prod"))
+            copies.setdefault(tags[TAG_SOURCE_AMI], []).append(
+                Copy(
+                    region,
+                    image["ImageId"],
+                    _snapshots(image),
+                    bool(image.get("DeprecationTime")),
+                    tags.get(TAG_RAN_IN) == "prod",
+                )
+            )
     latest: dict[str, str | None] = {}
     facts = []
     for image in sources:
@@ -220,26 +236,35 @@ def inventory(ec2_for: Callable[[str], Any], ssm: AwsClient, home: str, copy_reg
             continue
         if family not in latest:
             latest[family] = parameter_value(ssm, LATEST_PARAMETER.format(family=family))
-        facts.append(ImageFacts(
-            image_id=image["ImageId"],
-            family=family,
-            created=_creation_time(image),
-            approved=tags.get(TAG_APPROVED) == "true",
-            vulnerable=tags.get(TAG_VULNERABLE) == "true",
-            ran_in_prod=tags.get(TAG_RAN_IN) == "prod" or any(c.ran_in_prod for c in copies.get(image["ImageId"], ())),
-            prod_last_seen=_time(tags.get(TAG_PROD_LAST_SEEN)),
-            deprecation_time=_time(image.get("DeprecationTime")),
-            current=latest[family] == image["ImageId"],
-            named_by=tuple(sorted({p for i in (image["ImageId"], *(c.image_id for c in copies.get(image["ImageId"], ())))
-                                   for p in pins.get(i, ())})),
-            pins_unknown=pins_unknown,
-        ))
-    return Inventory(tuple(facts), {i["ImageId"]: _snapshots(i) for i in sources},
-                     {k: tuple(v) for k, v in copies.items()})
+        facts.append(
+            ImageFacts(
+                image_id=image["ImageId"],
+                family=family,
+                created=_creation_time(image),
+                approved=tags.get(TAG_APPROVED) == "true",
+                vulnerable=tags.get(TAG_VULNERABLE) == "true",
+                ran_in_prod=tags.get(TAG_RAN_IN) == "prod" or any(c.ran_in_prod for c in copies.get(image["ImageId"], ())),
+                prod_last_seen=_time(tags.get(TAG_PROD_LAST_SEEN)),
+                deprecation_time=_time(image.get("DeprecationTime")),
+                current=latest[family] == image["ImageId"],
+                named_by=tuple(
+                    sorted(
+                        {
+                            p
+                            for i in (image["ImageId"], *(c.image_id for c in copies.get(image["ImageId"], ())))
+                            for p in pins.get(i, ())
+                        }
+                    )
+                ),
+                pins_unknown=pins_unknown,
+            )
+        )
+    return Inventory(tuple(facts), {i["ImageId"]: _snapshots(i) for i in sources}, {k: tuple(v) for k, v in copies.items()})
 
 
-def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
-             workload: Callable[[str, str], tuple[Any, Any]]) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+def env_pins(
+    accounts: Sequence[tuple[str, str]], regions: Sequence[str], workload: Callable[[str, str], tuple[Any, Any]]
+) -> tuple[dict[str, tuple[str, ...]], list[str]]:
     """Every image an env's /bakehouse/<env>/ami/* names (an account's own copy also under its
     source, from its bakehouse:source-ami tag), and the accounts/regions that could not be read."""
     pins: dict[str, set[str]] = {}
@@ -248,15 +273,18 @@ def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
         for region in regions:
             try:
                 ec2, ssm = workload(account, region)
-                named = [(p["Name"], p["Value"]) for page in ssm.get_paginator("get_parameters_by_path").paginate(
-                    Path=env_ami_path(env), Recursive=True) for p in page["Parameters"]]
+                named = [
+                    (p["Name"], p["Value"])
+                    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=env_ami_path(env), Recursive=True)
+                    for p in page["Parameters"]
+                ]
                 values = sorted({v for _, v in named if v.startswith("ami-")})
                 source_of: dict[str, str | None] = {}
                 if values:
                     for page in ec2.get_paginator("describe_images").paginate(
-                            Owners=["self"], Filters=[{"Name": "image-id", "Values": values}]):
-                        source_of.update({i["ImageId"]: tags_to_dict(i.get("Tags")).get(TAG_SOURCE_AMI)
-                                          for i in page["Images"]})
+                        Owners=["self"], Filters=[{"Name": "image-id", "Values": values}]
+                    ):
+                        source_of.update({i["ImageId"]: tags_to_dict(i.get("Tags")).get(TAG_SOURCE_AMI) for i in page["Images"]})
             except (ClientError, BakehouseError) as err:
                 failures.append(f"account {account} ({env}) in {region}: AMI parameters unreadable: {err}")
                 continue
@@ -269,7 +297,6 @@ def env_pins(accounts: Sequence[tuple[str, str]], regions: Sequence[str],
     return {k: tuple(sorted(v)) for k, v in pins.items()}, failures
 
 
-
 # --- execution -----------------------------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -279,8 +306,7 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         d = self.decision
-        out = {"ImageId": d.image_id, "Family": d.family, "Action": d.action.value, "Reason": d.reason,
-               "Changes": self.changes}
+        out = {"ImageId": d.image_id, "Family": d.family, "Action": d.action.value, "Reason": d.reason, "Changes": self.changes}
         if self.error:
             out["Error"] = self.error
         return out
@@ -295,8 +321,9 @@ def _targets(inv: Inventory, image_id: str, home: str) -> list[tuple[str, str, t
     return out
 
 
-def execute(decisions: Sequence[Decision], inv: Inventory, ec2_for: Callable[[str], Any], home: str,
-            now: datetime, dry_run: bool) -> list[Outcome]:
+def execute(
+    decisions: Sequence[Decision], inv: Inventory, ec2_for: Callable[[str], Any], home: str, now: datetime, dry_run: bool
+) -> list[Outcome]:
     outcomes = []
     for decision in decisions:
         outcome = Outcome(decision)
@@ -310,8 +337,9 @@ def execute(decisions: Sequence[Decision], inv: Inventory, ec2_for: Callable[[st
     return outcomes
 
 
-def _carry_out(decision: Decision, outcome: Outcome, inv: Inventory, ec2_for: Callable[[str], Any], home: str,
-               now: datetime, dry_run: bool) -> None:
+def _carry_out(
+    decision: Decision, outcome: Outcome, inv: Inventory, ec2_for: Callable[[str], Any], home: str, now: datetime, dry_run: bool
+) -> None:
     for region, image_id, snapshots, deprecated in _targets(inv, decision.image_id, home):
         if decision.action is Action.DEPRECATE:
             if deprecated:
@@ -365,8 +393,9 @@ class LifecycleRequest:
             families=r.strings("Families", FAMILY, allow_empty=True) if "Families" in r.event else (),
             # Nothing is retired unless the caller says so explicitly.
             dry_run=r.boolean("DryRun", default=True),
-            accounts=tuple(env_and_account(a) for a in r.strings(
-                "WorkloadAccounts", ACCOUNT_ENV, allow_empty=True)) if "WorkloadAccounts" in r.event else None,
+            accounts=tuple(env_and_account(a) for a in r.strings("WorkloadAccounts", ACCOUNT_ENV, allow_empty=True))
+            if "WorkloadAccounts" in r.event
+            else None,
         )
         r.done()
         return request
@@ -388,8 +417,14 @@ class LifecycleRequest:
         return cls.parse(body)
 
 
-def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm: AwsClient, home: str, now: datetime | None = None,
-        workload: Callable[[str, str], tuple[Any, Any]] | None = None) -> dict[str, Any]:
+def run(
+    request: LifecycleRequest,
+    ec2_for: Callable[[str], Any],
+    ssm: AwsClient,
+    home: str,
+    now: datetime | None = None,
+    workload: Callable[[str, str], tuple[Any, Any]] | None = None,
+) -> dict[str, Any]:
     """workload(account, region) -> that account's (ec2, ssm) there, for request.accounts' parameters.
     Raises LifecycleIncomplete, after everything else is done, when anything failed."""
     now = now or datetime.now(UTC)
@@ -404,9 +439,12 @@ def run(request: LifecycleRequest, ec2_for: Callable[[str], Any], ssm: AwsClient
     inv = inventory(ec2_for, ssm, home, request.copy_regions, request.families, pins, pins_unknown=bool(failures))
     outcomes = execute(plan(inv.facts, request.policy, now), inv, ec2_for, home, now, request.dry_run)
     failures += [f"{o.decision.image_id}: {o.error}" for o in outcomes if o.error]
-    result = {"DryRun": request.dry_run, "Images": [o.as_dict() for o in outcomes],
-              "Counts": {a.value: sum(o.decision.action is a for o in outcomes) for a in Action},
-              "Failures": failures}
+    result = {
+        "DryRun": request.dry_run,
+        "Images": [o.as_dict() for o in outcomes],
+        "Counts": {a.value: sum(o.decision.action is a for o in outcomes) for a in Action},
+        "Failures": failures,
+    }
     if failures:
         raise LifecycleIncomplete(failures, result)
     return result
@@ -427,8 +465,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     def workload(account: str, region: str) -> tuple[AwsClient, AwsClient]:
         if account not in assumed:
-            assumed[account] = assumed_session(client("sts", session=session),
-                                               f"arn:aws:iam::{account}:role/{SCANNER_ROLE}", "bakehouse-lifecycle")
+            assumed[account] = assumed_session(
+                client("sts", session=session), f"arn:aws:iam::{account}:role/{SCANNER_ROLE}", "bakehouse-lifecycle"
+            )
         return client("ec2", region, assumed[account]), client("ssm", region, assumed[account])
 
     try:
@@ -447,4 +486,3 @@ def _print(result: dict[str, Any]) -> None:
             print(f"{'':>10}   {'would ' if result['DryRun'] else ''}{change}")
         if image.get("Error"):
             print(f"{'':>10}   FAILED: {image['Error']}")
-

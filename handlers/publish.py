@@ -53,8 +53,11 @@ class PublishRequest:
     @classmethod
     def parse(cls, event: Any) -> PublishRequest:
         read = EventReader("publish", event)
-        request = cls(image_id=read.string("ImageId", AMI_ID), family=read.string("Family", FAMILY),
-                      approved_by=read.string("ApprovedBy", default="automation"))
+        request = cls(
+            image_id=read.string("ImageId", AMI_ID),
+            family=read.string("Family", FAMILY),
+            approved_by=read.string("ApprovedBy", default="automation"),
+        )
         read.done()
         return request
 
@@ -71,9 +74,15 @@ class PublishResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The step's output; PascalCase like every SSM output selector ($.Payload.LatestParameter)."""
-        return {"ImageId": self.image_id, "Family": self.family, "LatestParameter": self.latest_parameter,
-                "HistoryParameter": self.history_parameter, "LatestVersion": self.latest_version,
-                "HistoryVersion": self.history_version, "Changed": list(self.changed)}
+        return {
+            "ImageId": self.image_id,
+            "Family": self.family,
+            "LatestParameter": self.latest_parameter,
+            "HistoryParameter": self.history_parameter,
+            "LatestVersion": self.latest_version,
+            "HistoryVersion": self.history_version,
+            "Changed": list(self.changed),
+        }
 
 
 def _current(ssm: Any, name: str) -> tuple[str | None, int]:
@@ -92,8 +101,9 @@ def _point_at(ssm: Any, name: str, image_id: str, label: str, changed: list[str]
     value, version = _current(ssm, name)
     if value == image_id:
         return version
-    written: int = ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image",
-                                     Overwrite=True, Description=description)["Version"]
+    written: int = ssm.put_parameter(
+        Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True, Description=description
+    )["Version"]
     changed.append(label)
     return written
 
@@ -116,8 +126,17 @@ def _approved_at(ssm: Any, family: str, image_id: str) -> int:
     return max((version for version, ami, _ in history(ssm, family) if ami == image_id), default=0)
 
 
-def _point_latest(ssm: Any, ec2: Any, name: str, image_id: str, rank: tuple[str, int], family: str,
-                  changed: list[str], description: str, attempts: int = 5) -> int:
+def _point_latest(
+    ssm: Any,
+    ec2: Any,
+    name: str,
+    image_id: str,
+    rank: tuple[str, int],
+    family: str,
+    changed: list[str],
+    description: str,
+    attempts: int = 5,
+) -> int:
     """Point `latest` at image_id unless it names a newer image: newer by creation date, then (images
     created in the same second) by the later approval, then by id, so two publishers agree on one winner.
     SSM has no conditional put, so after writing, read again: a concurrent publisher of an older image
@@ -128,8 +147,9 @@ def _point_latest(ssm: Any, ec2: Any, name: str, image_id: str, rank: tuple[str,
             return version
         if value is not None and (_created(ec2, value), _approved_at(ssm, family, value), value) > (*rank, image_id):
             return version  # a newer approval already holds latest; this one stays in the history only
-        ssm.put_parameter(Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True,
-                          Description=description)
+        ssm.put_parameter(
+            Name=name, Value=image_id, Type="String", DataType="aws:ec2:image", Overwrite=True, Description=description
+        )
         if "latest" not in changed:
             changed.append("latest")
     raise PublishRaced(f"{name}: still contested after {attempts} writes of {image_id}")
@@ -154,27 +174,32 @@ def publish(request: PublishRequest, ec2: Any, ssm: Any) -> PublishResult:
 
     tags = tags_to_dict(images[0].get("Tags"))
     if tags.get(TAG_VERDICT) != "PASS":
-        raise ImageNotPublishable(f"{request.image_id}: Inspector validation did not pass "
-                                  f"({TAG_VERDICT}={tags.get(TAG_VERDICT, 'missing')}, expected PASS)")
+        raise ImageNotPublishable(
+            f"{request.image_id}: Inspector validation did not pass "
+            f"({TAG_VERDICT}={tags.get(TAG_VERDICT, 'missing')}, expected PASS)"
+        )
     if tags.get(TAG_VULNERABLE) == "true":
         raise ImageNotPublishable(f"{request.image_id}: quarantined by a rescan ({TAG_VULNERABLE}=true)")
 
     changed: list[str] = []
     history = IMAGE_HISTORY_PARAMETER.format(family=request.family)
-    history_version = _point_at(ssm, history, request.image_id, "history", changed,
-                                f"Approved {request.family} images, one version per approval")
+    history_version = _point_at(
+        ssm, history, request.image_id, "history", changed, f"Approved {request.family} images, one version per approval"
+    )
     latest = IMAGE_PARAMETER.format(family=request.family)
     rank = (_created(ec2, request.image_id), _approved_at(ssm, request.family, request.image_id))
-    latest_version = _point_latest(ssm, ec2, latest, request.image_id, rank, request.family, changed,
-                                   f"Latest approved {request.family} image")
+    latest_version = _point_latest(
+        ssm, ec2, latest, request.image_id, rank, request.family, changed, f"Latest approved {request.family} image"
+    )
 
     if tags.get(TAG_APPROVED) != "true":
-        ec2.create_tags(Resources=[request.image_id], Tags=[
-            {"Key": TAG_APPROVED, "Value": "true"}, {"Key": TAG_APPROVED_BY, "Value": request.approved_by}])
+        ec2.create_tags(
+            Resources=[request.image_id],
+            Tags=[{"Key": TAG_APPROVED, "Value": "true"}, {"Key": TAG_APPROVED_BY, "Value": request.approved_by}],
+        )
         changed.append("tag")
 
-    return PublishResult(request.image_id, request.family, latest, history, latest_version,
-                         history_version, tuple(changed))
+    return PublishResult(request.image_id, request.family, latest, history, latest_version, history_version, tuple(changed))
 
 
 def history(ssm: Any, family: str) -> list[tuple[int, str, tuple[str, ...]]]:

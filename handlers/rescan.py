@@ -158,6 +158,7 @@ class RescanRequest:
 @dataclass(frozen=True)
 class Clients:
     """Build-account clients, plus how to reach a workload account (its EC2 and SSM)."""
+
     ec2: Any
     ssm: Any
     s3: Any
@@ -189,12 +190,23 @@ class RescanResult:
     failures: list[str] = field(default_factory=list)  # what did not happen, each naming its resource
 
     def as_dict(self) -> dict[str, Any]:
-        return {"Candidates": self.candidates, "Unresolved": self.unresolved,
-                "SkippedVulnerable": self.skipped_vulnerable, "ImageIds": self.to_scan, "Count": len(self.to_scan),
-                "JudgedInPlace": self.judged_in_place,
-                "Launched": self.launched, "Scanned": self.scanned, "Quarantined": self.quarantined,
-                "Rebuilds": self.rebuilds, "Deprecated": self.deprecated, "MarkedProd": self.marked_prod,
-                "Pending": self.pending, "Remaining": self.remaining, "Failures": self.failures}
+        return {
+            "Candidates": self.candidates,
+            "Unresolved": self.unresolved,
+            "SkippedVulnerable": self.skipped_vulnerable,
+            "ImageIds": self.to_scan,
+            "Count": len(self.to_scan),
+            "JudgedInPlace": self.judged_in_place,
+            "Launched": self.launched,
+            "Scanned": self.scanned,
+            "Quarantined": self.quarantined,
+            "Rebuilds": self.rebuilds,
+            "Deprecated": self.deprecated,
+            "MarkedProd": self.marked_prod,
+            "Pending": self.pending,
+            "Remaining": self.remaining,
+            "Failures": self.failures,
+        }
 
 
 # --- discover ------------------------------------------------------------------------------------
@@ -210,28 +222,34 @@ def _parameter_amis(ssm: AwsClient, path: str) -> Iterator[str]:
 
 def _running_amis(ec2: AwsClient) -> set[str]:
     pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )
     return {i["ImageId"] for p in pages for r in p["Reservations"] for i in r["Instances"]}
 
 
 def _covered_amis(inspector: AwsClient) -> set[str]:
     """AMIs of this account's instances that Inspector actively scans (CoverageFilterCriteria has no
     image id: the coverage record's resourceMetadata.ec2.amiId carries it)."""
-    criteria = {"resourceType": [{"comparison": "EQUALS", "value": "AWS_EC2_INSTANCE"}],
-                "scanStatusCode": [{"comparison": "EQUALS", "value": "ACTIVE"}]}
-    return {r["resourceMetadata"]["ec2"]["amiId"]
-            for page in inspector.get_paginator("list_coverage").paginate(filterCriteria=criteria)
-            for r in page["coveredResources"]
-            if r.get("lastScannedAt") and r.get("resourceMetadata", {}).get("ec2", {}).get("amiId")}
+    criteria = {
+        "resourceType": [{"comparison": "EQUALS", "value": "AWS_EC2_INSTANCE"}],
+        "scanStatusCode": [{"comparison": "EQUALS", "value": "ACTIVE"}],
+    }
+    return {
+        r["resourceMetadata"]["ec2"]["amiId"]
+        for page in inspector.get_paginator("list_coverage").paginate(filterCriteria=criteria)
+        for r in page["coveredResources"]
+        if r.get("lastScannedAt") and r.get("resourceMetadata", {}).get("ec2", {}).get("amiId")
+    }
 
 
 def _owned_images(ec2: AwsClient, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for start in range(0, len(image_ids), 100):
         # A filter, not ImageIds: one unknown id (a team's own AMI) would fail the whole call.
-        chunk = list(image_ids[start:start + 100])
+        chunk = list(image_ids[start : start + 100])
         for page in ec2.get_paginator("describe_images").paginate(
-                Owners=["self"], Filters=[{"Name": "image-id", "Values": chunk}]):
+            Owners=["self"], Filters=[{"Name": "image-id", "Values": chunk}]
+        ):
             out.update({i["ImageId"]: i for i in page["Images"]})
     return out
 
@@ -256,8 +274,10 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
             covered = set()  # Inspector unreadable here: its images get scan instances, as before
         # In `copy` distribution the account runs its own re-encrypted copy; the tag names the
         # build account's AMI, which is the one to scan (and to mark as having run in prod).
-        source_of = {i: tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI, i)
-                     for i, image in _owned_images(ec2, sorted(published | running)).items()}
+        source_of = {
+            i: tags_to_dict(image.get("Tags")).get(TAG_SOURCE_AMI, i)
+            for i, image in _owned_images(ec2, sorted(published | running)).items()
+        }
         for image_id in published:
             sources.setdefault(source_of.get(image_id, image_id), set()).add(f"published:{env}")
         for image_id in running:  # a set: 500 instances of one AMI are one candidate
@@ -275,16 +295,26 @@ def discover(request: RescanRequest, clients: Clients, now: datetime, result: Re
             result.marked_prod.append(image_id)
         if tags.get(TAG_VULNERABLE) == "true":
             result.skipped_vulnerable.append(image_id)
-        elif image_id in in_place and _judge_in_place(request, clients, image_id, in_place[image_id],
-                                                      sorted(sources[image_id]), now, result):
+        elif image_id in in_place and _judge_in_place(
+            request, clients, image_id, in_place[image_id], sorted(sources[image_id]), now, result
+        ):
             result.judged_in_place.append(image_id)
         else:
             result.to_scan.append(image_id)
-    record = {"execution_id": request.execution_id, "unresolved": result.unresolved, "failures": result.failures,
-              "skipped_vulnerable": result.skipped_vulnerable, "judged_in_place": result.judged_in_place,
-              "images": {i: sorted(sources[i]) for i in result.to_scan}}
-    clients.s3.put_object(Bucket=request.evidence_bucket, Key=request.discovery_key,
-                          Body=json.dumps(record, indent=1).encode(), ContentType="application/json")
+    record = {
+        "execution_id": request.execution_id,
+        "unresolved": result.unresolved,
+        "failures": result.failures,
+        "skipped_vulnerable": result.skipped_vulnerable,
+        "judged_in_place": result.judged_in_place,
+        "images": {i: sorted(sources[i]) for i in result.to_scan},
+    }
+    clients.s3.put_object(
+        Bucket=request.evidence_bucket,
+        Key=request.discovery_key,
+        Body=json.dumps(record, indent=1).encode(),
+        ContentType="application/json",
+    )
 
 
 # --- launch --------------------------------------------------------------------------------------
@@ -306,15 +336,14 @@ def launch(request: RescanRequest, clients: Clients, result: RescanResult) -> No
     than batch_size alive at once."""
     todo = _not_started(request, clients)
     room = request.batch_size - len(_scan_instances(clients.ec2, request.execution_id, ["pending", "running"]))
-    for image_id in todo[:max(0, room)]:
+    for image_id in todo[: max(0, room)]:
         try:
             instance, owner = _launch_one(request, clients.ec2, image_id)
         except ClientError as err:
             raise ScanLaunchFailed(image_id, str(err)) from err
         if owner != request.execution_id:
             # The client token is the image and day: a concurrent rescan already scans this image.
-            raise RescanIncomplete(f"{image_id}: scan instance {instance} belongs to rescan {owner}; "
-                                   f"two rescans ran at once")
+            raise RescanIncomplete(f"{image_id}: scan instance {instance} belongs to rescan {owner}; two rescans ran at once")
         result.launched.append(instance)
     result.remaining = max(0, len(todo) - max(0, room))
 
@@ -329,14 +358,28 @@ def _launch_one(request: RescanRequest, ec2: AwsClient, image_id: str) -> tuple[
     """(instance id, the execution it was launched for)."""
     instance = ec2.run_instances(
         ClientToken=client_token(image_id, datetime.now(UTC).strftime("%Y-%m-%d")),
-        ImageId=image_id, InstanceType=request.instance_type, MinCount=1, MaxCount=1,
-        SubnetId=request.subnet_id, SecurityGroupIds=list(request.security_group_ids),
+        ImageId=image_id,
+        InstanceType=request.instance_type,
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=request.subnet_id,
+        SecurityGroupIds=list(request.security_group_ids),
         IamInstanceProfile={"Name": request.instance_profile},
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
         InstanceInitiatedShutdownBehavior="terminate",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": dict_to_tags({
-            "Name": f"bakehouse-rescan-{image_id}", TAG_PURPOSE: "rescan",
-            TAG_SCAN_OF: image_id, TAG_EXECUTION: request.execution_id})}],
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": dict_to_tags(
+                    {
+                        "Name": f"bakehouse-rescan-{image_id}",
+                        TAG_PURPOSE: "rescan",
+                        TAG_SCAN_OF: image_id,
+                        TAG_EXECUTION: request.execution_id,
+                    }
+                ),
+            }
+        ],
     )["Instances"][0]
     return instance["InstanceId"], tags_to_dict(instance.get("Tags")).get(TAG_EXECUTION, request.execution_id)
 
@@ -345,7 +388,8 @@ def _launch_one(request: RescanRequest, ec2: AwsClient, image_id: str) -> tuple[
 def _discovery(request: RescanRequest, s3: AwsClient) -> dict[str, Any]:
     try:
         discovery: dict[str, Any] = json.loads(
-            s3.get_object(Bucket=request.evidence_bucket, Key=request.discovery_key)["Body"].read())
+            s3.get_object(Bucket=request.evidence_bucket, Key=request.discovery_key)["Body"].read()
+        )
         return discovery
     except ClientError as err:
         if err.response["Error"]["Code"] in ("NoSuchKey", "404"):
@@ -358,9 +402,15 @@ def _launched_at(instance: dict[str, Any]) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def collect(request: RescanRequest, clients: Clients, now: Callable[[], datetime], result: RescanResult,
-            sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic,
-            patient: bool = True) -> None:
+def collect(
+    request: RescanRequest,
+    clients: Clients,
+    now: Callable[[], datetime],
+    result: RescanResult,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    patient: bool = True,
+) -> None:
     """Judge every live scan instance Inspector has scanned; terminate those, leave the rest pending.
 
     An instance Inspector has not covered within wait_seconds of its launch fails the phase (the
@@ -391,8 +441,15 @@ def collect(request: RescanRequest, clients: Clients, now: Callable[[], datetime
     result.remaining = len(_not_started(request, clients)) if request.image_ids else 0
 
 
-def _judge_in_place(request: RescanRequest, clients: Clients, image_id: str, where: list[tuple[str, str]],
-                    sources: list[str], when: datetime, result: RescanResult) -> bool:
+def _judge_in_place(
+    request: RescanRequest,
+    clients: Clients,
+    image_id: str,
+    where: list[tuple[str, str]],
+    sources: list[str],
+    when: datetime,
+    result: RescanResult,
+) -> bool:
     """Judge image_id from the findings Inspector holds on the instances running it in each account;
     False (a scan instance is launched instead) when an account's findings cannot be read."""
     findings_in = clients.findings
@@ -407,38 +464,70 @@ def _judge_in_place(request: RescanRequest, clients: Clients, image_id: str, whe
             return False
         criteria.append({"account": account, **active(by_image)})
     summary = record_summary(
-        clients.s3, clients.ec2, image_id=image_id, findings=findings, criteria=criteria,
-        bucket=request.evidence_bucket, key=f"rescans/{when:%Y-%m-%d}/{image_id}.json",
-        threshold=request.severity_threshold, now=when,
-        context={"executionId": request.execution_id, "inPlace": [f"{a}:{i}" for a, i in where], "inUse": sources})
+        clients.s3,
+        clients.ec2,
+        image_id=image_id,
+        findings=findings,
+        criteria=criteria,
+        bucket=request.evidence_bucket,
+        key=f"rescans/{when:%Y-%m-%d}/{image_id}.json",
+        threshold=request.severity_threshold,
+        now=when,
+        context={"executionId": request.execution_id, "inPlace": [f"{a}:{i}" for a, i in where], "inUse": sources},
+    )
     _verdict(request, clients, image_id, summary, sources, result)
     return True
 
 
-def _judge(request: RescanRequest, clients: Clients, instance_id: str, image_id: str, sources: list[str],
-           when: datetime, result: RescanResult) -> None:
+def _judge(
+    request: RescanRequest,
+    clients: Clients,
+    instance_id: str,
+    image_id: str,
+    sources: list[str],
+    when: datetime,
+    result: RescanResult,
+) -> None:
     summary = summarize_findings(
-        clients.inspector2, clients.s3, clients.ec2, image_id=image_id,
+        clients.inspector2,
+        clients.s3,
+        clients.ec2,
+        image_id=image_id,
         filter_criteria={"resourceId": [{"comparison": "EQUALS", "value": instance_id}]},
-        bucket=request.evidence_bucket, key=f"rescans/{when:%Y-%m-%d}/{image_id}.json",
-        threshold=request.severity_threshold, now=when,
-        context={"executionId": request.execution_id, "scanInstance": instance_id, "inUse": sources})
+        bucket=request.evidence_bucket,
+        key=f"rescans/{when:%Y-%m-%d}/{image_id}.json",
+        threshold=request.severity_threshold,
+        now=when,
+        context={"executionId": request.execution_id, "scanInstance": instance_id, "inUse": sources},
+    )
     _verdict(request, clients, image_id, summary, sources, result)
 
 
-def _verdict(request: RescanRequest, clients: Clients, image_id: str, summary: Any, sources: list[str],
-             result: RescanResult) -> None:
+def _verdict(
+    request: RescanRequest, clients: Clients, image_id: str, summary: Any, sources: list[str], result: RescanResult
+) -> None:
     result.scanned[image_id] = {s.lower(): n for s, n in summary.counts.items()}
     if not summary.blocking:
         return
     tags = tags_to_dict(clients.ec2.describe_images(ImageIds=[image_id])["Images"][0].get("Tags"))
     blocking = set(summary.blocking)
     outcome = quarantine(
-        clients.ec2, clients.ssm, clients.s3, clients.sns, clients.automation, image_id=image_id, tags=tags,
+        clients.ec2,
+        clients.ssm,
+        clients.s3,
+        clients.sns,
+        clients.automation,
+        image_id=image_id,
+        tags=tags,
         cves=[f["vulnerabilityId"] or f["title"] for f in summary.findings if f["severity"] in blocking],
-        topic_arn=request.topic_arn, threshold=request.severity_threshold,
-        pipeline_document=request.pipeline_document, pipeline_role_arn=request.pipeline_role_arn, in_use=sources,
-        workloads=_workloads(request, clients, result), repin_catalog=_catalog_pinner(clients))
+        topic_arn=request.topic_arn,
+        threshold=request.severity_threshold,
+        pipeline_document=request.pipeline_document,
+        pipeline_role_arn=request.pipeline_role_arn,
+        in_use=sources,
+        workloads=_workloads(request, clients, result),
+        repin_catalog=_catalog_pinner(clients),
+    )
     result.quarantined.append(image_id)
     if outcome.rebuild_execution:
         result.rebuilds[image_id] = outcome.rebuild_execution
@@ -470,6 +559,7 @@ def _catalog_pinner(clients: Clients) -> Callable[[str, str | None], None] | Non
         params = settings.get("pipelineParameters") or {}
         if params.get("CatalogProductId") and params.get("CatalogPortfolioId"):
             pin_family(clients.catalog, params["CatalogPortfolioId"], params["CatalogProductId"], family, fallback)
+
     return pin
 
 
@@ -479,12 +569,17 @@ def cleanup(request: RescanRequest, clients: Clients) -> list[str]:
     launch whose response was lost is covered too)."""
     alive = [i["InstanceId"] for i in _scan_instances(clients.ec2, request.execution_id, ALIVE)]
     for start in range(0, len(alive), 500):
-        clients.ec2.terminate_instances(InstanceIds=alive[start:start + 500])
+        clients.ec2.terminate_instances(InstanceIds=alive[start : start + 500])
     return alive
 
 
-def rescan(request: RescanRequest, clients: Clients, now: Callable[[], datetime] | None = None,
-           sleep: Callable[[float], None] | None = None, clock: Callable[[], float] = time.monotonic) -> RescanResult:
+def rescan(
+    request: RescanRequest,
+    clients: Clients,
+    now: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RescanResult:
     now = now or (lambda: datetime.now(UTC))
     result = RescanResult()
     discover(request, clients, now(), result)
@@ -522,8 +617,10 @@ def run_phase(request: RescanRequest, clients: Clients) -> RescanResult:
         # after everything is terminated, so a partial rescan never ends in a silent Success.
         failures = _discovery(request, clients.s3).get("failures", [])
         if failures or request.failed:
-            raise RescanIncomplete("rescan finished with failures: " + "; ".join(
-                failures + (["an earlier step failed; see the execution's step outputs"] if request.failed else [])))
+            raise RescanIncomplete(
+                "rescan finished with failures: "
+                + "; ".join(failures + (["an earlier step failed; see the execution's step outputs"] if request.failed else []))
+            )
     if request.phase == "collect" and result.failures:
         raise RescanIncomplete("rescan collect failed: " + "; ".join(result.failures))
     return result
@@ -542,8 +639,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # One assumed session per account and invocation: discovery, findings and quarantine share it.
         if account not in sessions:
             sessions[account] = assumed_session(
-                client("sts", session=session), f"arn:aws:iam::{account}:role/{SCANNER_ROLE}",
-                f"bakehouse-rescan-{request.execution_id}", region)
+                client("sts", session=session),
+                f"arn:aws:iam::{account}:role/{SCANNER_ROLE}",
+                f"bakehouse-rescan-{request.execution_id}",
+                region,
+            )
         return sessions[account]
 
     def workload(account: str) -> tuple[AwsClient, AwsClient]:
@@ -551,8 +651,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return client("ec2", region, assumed), client("ssm", region, assumed)
 
     ssm = client("ssm", session=session)
-    clients = Clients(home, ssm, client("s3", session=session), client("sns", session=session),
-                      client("inspector2", session=session), ssm, workload,
-                      catalog=client("servicecatalog", session=session),
-                      findings=lambda account: client("inspector2", region, scanner(account)))
+    clients = Clients(
+        home,
+        ssm,
+        client("s3", session=session),
+        client("sns", session=session),
+        client("inspector2", session=session),
+        ssm,
+        workload,
+        catalog=client("servicecatalog", session=session),
+        findings=lambda account: client("inspector2", region, scanner(account)),
+    )
     return run_phase(request, clients).as_dict()

@@ -58,8 +58,9 @@ class RebuildNotPossible(BakehouseError):
     """The Pipeline cannot be started: its settings or the scripts bundle are missing or incomplete."""
 
 
-def rebuild_parameters(ssm: AwsClient, s3: AwsClient, family: str, pipeline_role_arn: str,
-                       settings_parameter: str = SETTINGS_PARAMETER) -> dict[str, list[str]]:
+def rebuild_parameters(
+    ssm: AwsClient, s3: AwsClient, family: str, pipeline_role_arn: str, settings_parameter: str = SETTINGS_PARAMETER
+) -> dict[str, list[str]]:
     """Everything the Pipeline requires: the factory's standing parameters, the family's base, and the
     scripts bundle as it is now (its object version and the commit it was built from)."""
     settings = json.loads(ssm.get_parameter(Name=settings_parameter)["Parameter"]["Value"])
@@ -71,13 +72,19 @@ def rebuild_parameters(ssm: AwsClient, s3: AwsClient, family: str, pipeline_role
     try:
         bundle = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as err:
-        raise RebuildNotPossible(f"{family}: scripts bundle s3://{bucket}/{key} unreadable "
-                                 f"({err.response['Error']['Code']})") from err
+        raise RebuildNotPossible(
+            f"{family}: scripts bundle s3://{bucket}/{key} unreadable ({err.response['Error']['Code']})"
+        ) from err
     commit = (bundle.get("Metadata") or {}).get("commit")
     if not bundle.get("VersionId") or not commit:
         raise RebuildNotPossible(f"{family}: s3://{params['ScriptsBucket']} bundle has no version id or commit metadata")
-    params.update(Family=family, BaseImageParameter=BASE_IMAGE_PARAMETERS[base], AutomationAssumeRole=pipeline_role_arn,
-                  ScriptsVersionId=bundle["VersionId"], ScriptsCommit=commit)
+    params.update(
+        Family=family,
+        BaseImageParameter=BASE_IMAGE_PARAMETERS[base],
+        AutomationAssumeRole=pipeline_role_arn,
+        ScriptsVersionId=bundle["VersionId"],
+        ScriptsCommit=commit,
+    )
     return {name: _ssm_values(value) for name, value in params.items()}
 
 
@@ -107,6 +114,7 @@ class Quarantine:
 class Workload:
     """A workload account's clients for quarantine: its env name, EC2 (tags its view of the shared
     image) and SSM (its /bakehouse/<env>/ami/<family> parameter)."""
+
     env: str
     ec2: Any
     ssm: Any
@@ -119,8 +127,11 @@ def quarantine_label(image_id: str) -> str:
 
 def _history_versions(ssm: AwsClient, family: str) -> list[dict[str, Any]]:
     try:
-        return [p for page in ssm.get_paginator("get_parameter_history").paginate(
-            Name=HISTORY_PARAMETER.format(family=family)) for p in page["Parameters"]]
+        return [
+            p
+            for page in ssm.get_paginator("get_parameter_history").paginate(Name=HISTORY_PARAMETER.format(family=family))
+            for p in page["Parameters"]
+        ]
     except ClientError as err:
         if err.response["Error"]["Code"] == "ParameterNotFound":
             return []
@@ -178,45 +189,66 @@ def _settings(ssm: AwsClient, settings_parameter: str = SETTINGS_PARAMETER) -> d
         return {}
 
 
-def repin_regional_catalogs(ssm: AwsClient, family: str, fallback: str | None,
-                            clients: tuple[Callable[[str | None], Any], Callable[[str], Any]] | None = None) -> dict[str, str]:
+def repin_regional_catalogs(
+    ssm: AwsClient,
+    family: str,
+    fallback: str | None,
+    clients: tuple[Callable[[str | None], Any], Callable[[str], Any]] | None = None,
+) -> dict[str, str]:
     """Pin the family's rule in each regional catalog the settings' CatalogRegions name (the build stack
     writes them when bakehouse:factory.catalogRegionalPortfolios is on) to that region's copy of
     fallback; raises CatalogIncomplete naming every region that could not be pinned (a rerun retries)."""
     from handlers import catalog
 
     problems: list[str] = []
-    regional = catalog.regional_catalogs((_settings(ssm).get("pipelineParameters") or {}).get("CatalogRegions"),
-                                         problems)
+    regional = catalog.regional_catalogs((_settings(ssm).get("pipelineParameters") or {}).get("CatalogRegions"), problems)
     if problems:
-        raise catalog.CatalogIncomplete(f"{SETTINGS_PARAMETER}: catalog rule of {family} not pinned in any region: "
-                                        + "; ".join(problems))
+        raise catalog.CatalogIncomplete(
+            f"{SETTINGS_PARAMETER}: catalog rule of {family} not pinned in any region: " + "; ".join(problems)
+        )
     if not regional:
         return {}
     sc_for, ec2_for = clients or catalog.regional_clients()
     return catalog.pin_family_in_regions(regional, family, fallback, sc_for, ec2_for)
 
 
-def quarantine(ec2: AwsClient, ssm: AwsClient, s3: AwsClient, sns: AwsClient, automation: AwsClient, *, image_id: str,
-               tags: dict[str, str], cves: Iterable[str], topic_arn: str, threshold: str, pipeline_document: str,
-               pipeline_role_arn: str,
-               in_use: Iterable[str] = (), workloads: Iterable[Workload] = (),
-               repin_catalog: Callable[[str, str | None], Any] | None = None) -> Quarantine:
+def quarantine(
+    ec2: AwsClient,
+    ssm: AwsClient,
+    s3: AwsClient,
+    sns: AwsClient,
+    automation: AwsClient,
+    *,
+    image_id: str,
+    tags: dict[str, str],
+    cves: Iterable[str],
+    topic_arn: str,
+    threshold: str,
+    pipeline_document: str,
+    pipeline_role_arn: str,
+    in_use: Iterable[str] = (),
+    workloads: Iterable[Workload] = (),
+    repin_catalog: Callable[[str, str | None], Any] | None = None,
+) -> Quarantine:
     """repin_catalog(family, fallback) pins the family's catalog rule to fallback (None: to no image)."""
     family = tags.get(TAG_FAMILY)
     cve_list = tuple(sorted(set(cves)))
     # The security topic hears first: whatever fails after this, the people who act know.
-    sns.publish(TopicArn=topic_arn, Subject=f"Bakehouse: {image_id} is vulnerable"[:100],
-                Message=json.dumps({"image_id": image_id, "family": family, "threshold": threshold,
-                                    "cves": list(cve_list), "in_use": sorted(in_use)}, indent=1))
+    sns.publish(
+        TopicArn=topic_arn,
+        Subject=f"Bakehouse: {image_id} is vulnerable"[:100],
+        Message=json.dumps(
+            {"image_id": image_id, "family": family, "threshold": threshold, "cves": list(cve_list), "in_use": sorted(in_use)},
+            indent=1,
+        ),
+    )
     fallback, moved = None, []
     if family:
         fallback = last_good(ec2, ssm, family, image_id)
         if _repoint(ssm, LATEST_PARAMETER.format(family=family), image_id, fallback):
             moved.append(LATEST_PARAMETER.format(family=family))
     for workload in workloads:
-        if family and _repoint(workload.ssm, ENV_AMI_PARAMETER.format(env=workload.env, family=family), image_id,
-                               fallback):
+        if family and _repoint(workload.ssm, ENV_AMI_PARAMETER.format(env=workload.env, family=family), image_id, fallback):
             moved.append(ENV_AMI_PARAMETER.format(env=workload.env, family=family))
         # The account's own view of the shared image: the approved-images SCP refuses launches of it.
         try:
@@ -231,21 +263,26 @@ def quarantine(ec2: AwsClient, ssm: AwsClient, s3: AwsClient, sns: AwsClient, au
     if family:
         for version in _history_versions(ssm, family):
             if version["Value"] == image_id and label not in version.get("Labels", []):
-                ssm.label_parameter_version(Name=HISTORY_PARAMETER.format(family=family),
-                                            ParameterVersion=version["Version"], Labels=[label])
+                ssm.label_parameter_version(
+                    Name=HISTORY_PARAMETER.format(family=family), ParameterVersion=version["Version"], Labels=[label]
+                )
     execution, rebuild_error = tags.get(TAG_REBUILD), None
     if family and not execution:
         try:
             execution = automation.start_automation_execution(
-                DocumentName=pipeline_document,
-                Parameters=rebuild_parameters(ssm, s3, family, pipeline_role_arn))["AutomationExecutionId"]
+                DocumentName=pipeline_document, Parameters=rebuild_parameters(ssm, s3, family, pipeline_role_arn)
+            )["AutomationExecutionId"]
             # Tagged at once, so a retry after a later failure does not start a second rebuild.
             ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_REBUILD: execution}))
         except (BakehouseError, ClientError, ValueError, KeyError, TypeError) as err:
             rebuild_error = f"{type(err).__name__}: {err}"
-            sns.publish(TopicArn=topic_arn, Subject=f"Bakehouse: rebuild of {family} did not start"[:100],
-                        Message=json.dumps({"image_id": image_id, "family": family, "error": rebuild_error,
-                                            "fallback": fallback}, indent=1))
+            sns.publish(
+                TopicArn=topic_arn,
+                Subject=f"Bakehouse: rebuild of {family} did not start"[:100],
+                Message=json.dumps(
+                    {"image_id": image_id, "family": family, "error": rebuild_error, "fallback": fallback}, indent=1
+                ),
+            )
     # Last: the vulnerable tag takes the AMI out of future rescans, so it must follow everything else.
     ec2.create_tags(Resources=[image_id], Tags=dict_to_tags({TAG_VULNERABLE: "true"}))
     return Quarantine(image_id, family, cve_list, execution, fallback, tuple(moved), rebuild_error)
@@ -253,7 +290,8 @@ def quarantine(ec2: AwsClient, ssm: AwsClient, s3: AwsClient, sns: AwsClient, au
 
 def _vulnerable_images(ec2: AwsClient) -> Iterator[dict[str, Any]]:
     pages = ec2.get_paginator("describe_images").paginate(
-        Owners=["self"], Filters=[{"Name": f"tag:{TAG_VULNERABLE}", "Values": ["true"]}])
+        Owners=["self"], Filters=[{"Name": f"tag:{TAG_VULNERABLE}", "Values": ["true"]}]
+    )
     for page in pages:
         yield from page["Images"]
 

@@ -38,8 +38,10 @@ def read_targets(ssm: Any, path: str = TARGETS_PATH) -> tuple[tuple[str, str], .
             else:
                 found[env] = value
     accounts = sorted(found.values())
-    problems += [f"account {a} is the target of more than one env under {path}"
-                 for a in sorted({a for a in accounts if accounts.count(a) > 1})]
+    problems += [
+        f"account {a} is the target of more than one env under {path}"
+        for a in sorted({a for a in accounts if accounts.count(a) > 1})
+    ]
     if problems:
         raise MalformedTarget(f"target parameters under {path} are malformed: " + "; ".join(problems))
     return tuple(sorted(found.items()))

@@ -26,8 +26,9 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 FUNCTION = "aws:lambda/function:Function"
 
 # --- secrets in user data and environment variables -------------------------------------------
-SECRET_WORD = re.compile(r"secret|passw(or)?d|passphrase|token|credential|private[-_]?key|api[-_]?key|access[-_]?key",
-                         re.IGNORECASE)
+SECRET_WORD = re.compile(
+    r"secret|passw(or)?d|passphrase|token|credential|private[-_]?key|api[-_]?key|access[-_]?key", re.IGNORECASE
+)
 # A variable that names where a secret lives (SECRET_ARN, DB_PASSWORD_PARAMETER) holds no secret.
 REFERENCE_SUFFIX = re.compile(r"[-_](arn|name|parameter|param|path|id|secret_id|key_id)$", re.IGNORECASE)
 REFERENCE_VALUE = re.compile(r"^(arn:aws[\w-]*:|/|resolve:|\{\{resolve:|\$)")
@@ -90,8 +91,10 @@ def check_lambda_environment(res: Res, config: Config) -> Iterator[str]:
         if shape:
             yield f"function {res.name}: environment variable {name} holds {shape}"
         elif SECRET_WORD.search(name) and not REFERENCE_SUFFIX.search(name) and not REFERENCE_VALUE.match(value):
-            yield (f"function {res.name}: environment variable {name} holds a literal secret; pass its "
-                   "Secrets Manager ARN or parameter name instead")
+            yield (
+                f"function {res.name}: environment variable {name} holds a literal secret; pass its "
+                "Secrets Manager ARN or parameter name instead"
+            )
 
 
 # --- instances and launch templates ---------------------------------------------------------
@@ -147,8 +150,10 @@ def approved_image(value: str, env: str, build_account: str | None) -> bool:
     if re.fullmatch(rf"resolve:ssm:/bakehouse/{re.escape(env)}/ami/{family}{version}", value):
         return True
     if build_account:
-        arn = (rf"resolve:ssm:arn:aws:ssm:[a-z0-9-]+:{re.escape(build_account)}:"
-               rf"parameter/bakehouse/images/{family}/latest{version}")
+        arn = (
+            rf"resolve:ssm:arn:aws:ssm:[a-z0-9-]+:{re.escape(build_account)}:"
+            rf"parameter/bakehouse/images/{family}/latest{version}"
+        )
         return re.fullmatch(arn, value) is not None
     return False
 
@@ -160,23 +165,45 @@ def check_approved_ami(res: Res, config: Config) -> Iterator[str]:
     if image is None or image is UNKNOWN:
         return
     if not isinstance(image, str) or not approved_image(image, res.stack, config.get("buildAccountId")):
-        yield (f"{res.name} launches image {image!r}; workloads take resolve:ssm:/bakehouse/{res.stack}/ami/<family> "
-               "(or the build account's published parameter), never a literal AMI id")
+        yield (
+            f"{res.name} launches image {image!r}; workloads take resolve:ssm:/bakehouse/{res.stack}/ami/<family> "
+            "(or the build account's published parameter), never a literal AMI id"
+        )
 
 
 # --- Lambda runtimes ----------------------------------------------------------------------------
 # Deprecation dates from the AWS Lambda runtimes page (deprecated and planned tables). A runtime
 # absent here is current; a newer one gets added when AWS announces its date.
 RUNTIME_DEPRECATION = {
-    "python2.7": "2021-07-15", "python3.6": "2022-07-18", "python3.7": "2023-12-04", "python3.8": "2024-10-14",
-    "python3.9": "2025-12-15", "python3.10": "2026-10-31",
-    "nodejs": "2016-10-31", "nodejs4.3": "2020-03-05", "nodejs6.10": "2019-08-12", "nodejs8.10": "2020-03-06",
-    "nodejs10.x": "2021-07-30", "nodejs12.x": "2023-03-31", "nodejs14.x": "2023-12-04", "nodejs16.x": "2024-06-12",
-    "nodejs18.x": "2025-09-01", "nodejs20.x": "2026-04-30",
-    "java8": "2024-01-08", "go1.x": "2024-01-08", "provided": "2024-01-08",
-    "ruby2.5": "2021-07-30", "ruby2.7": "2023-12-07", "ruby3.2": "2026-03-31",
-    "dotnetcore1.0": "2019-07-30", "dotnetcore2.0": "2019-05-30", "dotnetcore2.1": "2022-01-05",
-    "dotnetcore3.1": "2023-04-03", "dotnet5.0": "2022-05-10", "dotnet6": "2024-12-20", "dotnet7": "2024-05-14",
+    "python2.7": "2021-07-15",
+    "python3.6": "2022-07-18",
+    "python3.7": "2023-12-04",
+    "python3.8": "2024-10-14",
+    "python3.9": "2025-12-15",
+    "python3.10": "2026-10-31",
+    "nodejs": "2016-10-31",
+    "nodejs4.3": "2020-03-05",
+    "nodejs6.10": "2019-08-12",
+    "nodejs8.10": "2020-03-06",
+    "nodejs10.x": "2021-07-30",
+    "nodejs12.x": "2023-03-31",
+    "nodejs14.x": "2023-12-04",
+    "nodejs16.x": "2024-06-12",
+    "nodejs18.x": "2025-09-01",
+    "nodejs20.x": "2026-04-30",
+    "java8": "2024-01-08",
+    "go1.x": "2024-01-08",
+    "provided": "2024-01-08",
+    "ruby2.5": "2021-07-30",
+    "ruby2.7": "2023-12-07",
+    "ruby3.2": "2026-03-31",
+    "dotnetcore1.0": "2019-07-30",
+    "dotnetcore2.0": "2019-05-30",
+    "dotnetcore2.1": "2022-01-05",
+    "dotnetcore3.1": "2023-04-03",
+    "dotnet5.0": "2022-05-10",
+    "dotnet6": "2024-12-20",
+    "dotnet7": "2024-05-14",
 }
 RUNTIME_CONFIG = {
     "asOf": {"type": "string", "description": "judge deprecation as of this ISO date (default: today, UTC)"},
@@ -234,8 +261,12 @@ POLICIES = [
         "Use ami='resolve:ssm:/bakehouse/<env>/ami/<family>' (published by the image factory).",
         (INSTANCE, LAUNCH_TEMPLATE),
         check_approved_ami,
-        config={"buildAccountId": {"type": "string", "description": "the build account, whose "
-                                                                   "published image parameters are approved"}},
+        config={
+            "buildAccountId": {
+                "type": "string",
+                "description": "the build account, whose published image parameters are approved",
+            }
+        },
     ),
     resource_policy(
         "no-secrets-in-user-data",

@@ -97,8 +97,15 @@ def _matches(action: str, patterns: tuple[str, ...]) -> bool:
 # A condition on one of these keys names which resources a "*" statement reaches (AWS's own documented
 # grants use them, e.g. the Service Catalog launch role's s3:GetObject on "*" with
 # s3:ExistingObjectTag/servicecatalog:provisioning), so the statement is scoped after all.
-RESOURCE_SCOPING_KEYS = ("aws:resourceaccount", "aws:resourceorgid", "aws:resourceorgpaths", "aws:resourcetag/*",
-                         "*:resourcetag/*", "s3:existingobjecttag/*", "s3:resourceaccount")
+RESOURCE_SCOPING_KEYS = (
+    "aws:resourceaccount",
+    "aws:resourceorgid",
+    "aws:resourceorgpaths",
+    "aws:resourcetag/*",
+    "*:resourcetag/*",
+    "s3:existingobjecttag/*",
+    "s3:resourceaccount",
+)
 
 
 def _scoped_by_condition(stmt: Any) -> bool:
@@ -140,8 +147,9 @@ def wildcard_problems(document: Any, identity: bool, extra_allowed: tuple[str, .
         if everywhere and not _scoped_by_condition(stmt):
             scoped = sorted(a for a in actions if not _no_resource_level(a, extra_allowed))
             if scoped:
-                problems.append(f"statement {sid} grants {', '.join(scoped)} on Resource * although "
-                                "they support resource-level permissions")
+                problems.append(
+                    f"statement {sid} grants {', '.join(scoped)} on Resource * although they support resource-level permissions"
+                )
     return problems
 
 
@@ -162,8 +170,10 @@ def check_service_wildcards(res: Res, config: Config) -> Iterator[str]:
                 continue
             broad = sorted(a for a in str_list(stmt.get("Action")) if a.endswith(":*"))
             if broad:
-                yield (f"{res.name} {label}: statement {stmt.get('Sid') or index} allows {', '.join(broad)}; "
-                       "name the actions the caller needs")
+                yield (
+                    f"{res.name} {label}: statement {stmt.get('Sid') or index} allows {', '.join(broad)}; "
+                    "name the actions the caller needs"
+                )
 
 
 SYMMETRIC = "SYMMETRIC_DEFAULT"

@@ -35,18 +35,35 @@ def _ingress_rules(res: Res) -> list[Mapping[str, Any]]:
     """Every ingress rule a resource declares, as {fromPort, toPort, protocol, cidrs}."""
     if res.type in SG_TYPES:
         return [
-            {"fromPort": r.get("fromPort"), "toPort": r.get("toPort"), "protocol": r.get("protocol"),
-             "cidrs": str_list(r.get("cidrBlocks")) + str_list(r.get("ipv6CidrBlocks"))}
-            for r in as_list(res.get("ingress")) if isinstance(r, Mapping)
+            {
+                "fromPort": r.get("fromPort"),
+                "toPort": r.get("toPort"),
+                "protocol": r.get("protocol"),
+                "cidrs": str_list(r.get("cidrBlocks")) + str_list(r.get("ipv6CidrBlocks")),
+            }
+            for r in as_list(res.get("ingress"))
+            if isinstance(r, Mapping)
         ]
     if res.type == RULE_TYPE:
         if res.get("type") != "ingress":
             return []
-        return [{"fromPort": res.get("fromPort"), "toPort": res.get("toPort"), "protocol": res.get("protocol"),
-                 "cidrs": str_list(res.get("cidrBlocks")) + str_list(res.get("ipv6CidrBlocks"))}]
+        return [
+            {
+                "fromPort": res.get("fromPort"),
+                "toPort": res.get("toPort"),
+                "protocol": res.get("protocol"),
+                "cidrs": str_list(res.get("cidrBlocks")) + str_list(res.get("ipv6CidrBlocks")),
+            }
+        ]
     if res.type == INGRESS_RULE_TYPE:
-        return [{"fromPort": res.get("fromPort"), "toPort": res.get("toPort"), "protocol": res.get("ipProtocol"),
-                 "cidrs": str_list(res.get("cidrIpv4")) + str_list(res.get("cidrIpv6"))}]
+        return [
+            {
+                "fromPort": res.get("fromPort"),
+                "toPort": res.get("toPort"),
+                "protocol": res.get("ipProtocol"),
+                "cidrs": str_list(res.get("cidrIpv4")) + str_list(res.get("cidrIpv6")),
+            }
+        ]
     return []
 
 
@@ -91,8 +108,10 @@ def check_world_ingress(res: Res, config: Config) -> Iterator[str]:
 
 def check_no_internet_path(res: Res, config: Config) -> Iterator[str]:
     if is_workload(res, config):
-        yield (f"{INTERNET_PATH_TYPES[res.type]} {res.name} in workload stack {res.stack}; workloads reach AWS "
-               "through VPC endpoints and have no internet path")
+        yield (
+            f"{INTERNET_PATH_TYPES[res.type]} {res.name} in workload stack {res.stack}; workloads reach AWS "
+            "through VPC endpoints and have no internet path"
+        )
 
 
 def check_subnet_private(res: Res, config: Config) -> Iterator[str]:
@@ -113,8 +132,7 @@ POLICIES = [
     workload_policy(
         "workload-no-internet-path",
         "Workload stacks declare no internet gateway, NAT gateway or Elastic IP.",
-        "Use the private network's VPC endpoints; egress that truly needs the internet goes through the build "
-        "account's proxy.",
+        "Use the private network's VPC endpoints; egress that truly needs the internet goes through the build account's proxy.",
         tuple(INTERNET_PATH_TYPES),
         check_no_internet_path,
     ),

@@ -67,8 +67,10 @@ def check_pinned_provider(res: Res, config: Config) -> Iterator[str]:
         return
     accounts = [a for a in accounts if isinstance(a, str)] if isinstance(accounts, list) else []
     if len(accounts) != 1:
-        yield (f"{res.name} is created through a provider not pinned to one account "
-               f"(allowedAccountIds: {', '.join(accounts) or 'none'})")
+        yield (
+            f"{res.name} is created through a provider not pinned to one account "
+            f"(allowedAccountIds: {', '.join(accounts) or 'none'})"
+        )
         return
     arns = [get(r, "roleArn") for r in roles] if isinstance(roles, list) else []
     arns = [a for a in arns if a is not UNKNOWN]
@@ -99,8 +101,10 @@ def check_workload_parity(resources: list[Res], config: Config) -> Iterator[tupl
     actual = set(declared_types(r.type for r in resources))
     for type_token in sorted(actual - expected):
         first = next(r for r in resources if r.type == type_token)
-        yield first.urn, (f"{first.name} is a {type_token}, a type the other workload stacks do not declare "
-                          f"(not in {MANIFEST.name})")
+        yield (
+            first.urn,
+            (f"{first.name} is a {type_token}, a type the other workload stacks do not declare (not in {MANIFEST.name})"),
+        )
     for type_token in sorted(expected - actual):
         yield None, f"workload stack {stack} declares no {type_token}, which the other workload stacks do"
 

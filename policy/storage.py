@@ -24,17 +24,17 @@ from .support import (
 )
 
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
-ENCRYPTION_TYPES = ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-                    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+ENCRYPTION_TYPES = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+)
 VERSIONING_TYPES = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
 PUBLIC_ACCESS_TYPES = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
 POLICY_TYPES = ("aws:s3/bucketPolicy:BucketPolicy",)
 ACL_TYPES = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
-OBJECT_TYPES = ("aws:s3/bucketObject:BucketObject", "aws:s3/bucketObjectv2:BucketObjectv2",
-                "aws:s3/BucketObject:BucketObject")
+OBJECT_TYPES = ("aws:s3/bucketObject:BucketObject", "aws:s3/bucketObjectv2:BucketObjectv2", "aws:s3/BucketObject:BucketObject")
 PUBLIC_ACLS = {"public-read", "public-read-write", "authenticated-read"}
-PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers",
-                   "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
+PUBLIC_GRANTEES = ("http://acs.amazonaws.com/groups/global/AllUsers", "http://acs.amazonaws.com/groups/global/AuthenticatedUsers")
 # S3 server access logging delivers only to SSE-S3 buckets; the one bucket of that purpose per
 # account is the single admitted exception to "KMS everywhere".
 ACCESS_LOG_PURPOSE = "access-logs"
@@ -90,8 +90,13 @@ def check_bucket_kms(resources: list[Res], config: Config) -> Iterator[tuple[str
             if algorithm == "AES256" and purpose == ACCESS_LOG_PURPOSE:
                 continue  # S3 log delivery cannot write to SSE-KMS buckets
             if algorithm not in ("aws:kms", "aws:kms:dsse"):
-                yield bucket.urn, (f"bucket {bucket.name} is encrypted with {algorithm or 'nothing'}, not a "
-                                   "customer-managed KMS key (only the access-log bucket may use AES256)")
+                yield (
+                    bucket.urn,
+                    (
+                        f"bucket {bucket.name} is encrypted with {algorithm or 'nothing'}, not a "
+                        "customer-managed KMS key (only the access-log bucket may use AES256)"
+                    ),
+                )
             elif _is_customer_key(key) is False:
                 yield bucket.urn, f"bucket {bucket.name} uses {key or 'the AWS-managed key'}, not a customer-managed KMS key"
 
@@ -117,8 +122,7 @@ def check_bucket_public_access(resources: list[Res], config: Config) -> Iterator
             yield bucket.urn, f"bucket {bucket.name} has no public access block"
             continue
         for block in blocks:
-            off = [flag for flag in PUBLIC_ACCESS_FLAGS if truthy(block.get(flag)) is not True
-                   and block.get(flag) is not UNKNOWN]
+            off = [flag for flag in PUBLIC_ACCESS_FLAGS if truthy(block.get(flag)) is not True and block.get(flag) is not UNKNOWN]
             if off:
                 yield bucket.urn, f"bucket {bucket.name}: public access block {block.name} leaves {', '.join(off)} off"
 
@@ -132,8 +136,7 @@ def denies_insecure_transport(document: object) -> bool | None:
         principal = stmt.get("Principal")
         everyone = principal == "*" or (isinstance(principal, dict) and "*" in str_list(principal.get("AWS")))
         condition = get(stmt, "Condition", "Bool", "aws:SecureTransport")
-        if (stmt.get("Effect") == "Deny" and everyone and actions & {"s3:*", "*"}
-                and str(condition).lower() == "false"):
+        if stmt.get("Effect") == "Deny" and everyone and actions & {"s3:*", "*"} and str(condition).lower() == "false":
             return True
     return False
 
@@ -146,8 +149,7 @@ def check_bucket_tls_only(resources: list[Res], config: Config) -> Iterator[tupl
         verdicts = [denies_insecure_transport(d) for d in documents]
         if True in verdicts or None in verdicts:
             continue
-        yield bucket.urn, (f"bucket {bucket.name} has no policy denying s3:* to everyone when "
-                           "aws:SecureTransport is false")
+        yield bucket.urn, (f"bucket {bucket.name} has no policy denying s3:* to everyone when aws:SecureTransport is false")
 
 
 def check_no_public_acl(res: Res, config: Config) -> Iterator[str]:
@@ -170,8 +172,7 @@ def check_messaging_kms(res: Res, config: Config) -> Iterator[str]:
     key = res.get("kmsMasterKeyId")
     if _is_customer_key(key) is False:
         kind = "topic" if res.type.startswith("aws:sns") else "queue"
-        yield (f"{kind} {res.name} is not encrypted with a customer-managed KMS key "
-               f"(kmsMasterKeyId is {key or 'unset'})")
+        yield (f"{kind} {res.name} is not encrypted with a customer-managed KMS key (kmsMasterKeyId is {key or 'unset'})")
 
 
 POLICIES = [

@@ -37,8 +37,17 @@ from pulumi_policy.secret import Secret
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
-_SENTINELS = frozenset({UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
-                        UNKNOWN_NUMBER_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE})
+_SENTINELS = frozenset(
+    {
+        UNKNOWN_ARCHIVE_VALUE,
+        UNKNOWN_ARRAY_VALUE,
+        UNKNOWN_ASSET_VALUE,
+        UNKNOWN_BOOLEAN_VALUE,
+        UNKNOWN_NUMBER_VALUE,
+        UNKNOWN_OBJECT_VALUE,
+        UNKNOWN_STRING_VALUE,
+    }
+)
 
 
 class _Unknown:
@@ -139,6 +148,7 @@ def name_of(urn: str) -> str:
 
 # --- policy documents ---------------------------------------------------------------------------
 
+
 def statements(document: Any) -> list[Mapping[str, Any]] | Any:
     """The statements of a policy document (text or object); UNKNOWN if not yet known, [] if none."""
     doc = maybe_json(document)
@@ -162,6 +172,7 @@ def str_list(value: Any) -> list[str]:
 
 
 # --- the shape every check sees -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Res:
@@ -212,15 +223,22 @@ def resource_policy(
             return
         provider = args.provider
         res = Res(
-            type=args.resource_type, name=args.name, urn=args.urn, props=plain(args.props),
+            type=args.resource_type,
+            name=args.name,
+            urn=args.urn,
+            props=plain(args.props),
             provider_props=plain(provider.props) if provider is not None else None,
         )
         for message in check(res, _config(config, args.get_config())):
             report_violation(message)
 
     return ResourceValidationPolicy(
-        name=name, description=description, validate=validate, enforcement_level=level,
-        remediation_steps=remediation, config_schema=PolicyConfigSchema(dict(config)) if config else None,
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=level,
+        remediation_steps=remediation,
+        config_schema=PolicyConfigSchema(dict(config)) if config else None,
     )
 
 
@@ -237,7 +255,10 @@ def stack_policy(
     def validate(args: StackValidationArgs, report_violation) -> None:
         resources = [
             Res(
-                type=r.resource_type, name=r.name, urn=r.urn, props=plain(r.props),
+                type=r.resource_type,
+                name=r.name,
+                urn=r.urn,
+                props=plain(r.props),
                 provider_props=plain(r.provider.props) if r.provider is not None else None,
                 parent=r.parent.urn if r.parent is not None else None,
                 property_dependencies={k: tuple(d.urn for d in deps) for k, deps in r.property_dependencies.items()},
@@ -248,8 +269,12 @@ def stack_policy(
             report_violation(message, urn)
 
     return StackValidationPolicy(
-        name=name, description=description, validate=validate, enforcement_level=level,
-        remediation_steps=remediation, config_schema=PolicyConfigSchema(dict(config)) if config else None,
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=level,
+        remediation_steps=remediation,
+        config_schema=PolicyConfigSchema(dict(config)) if config else None,
     )
 
 

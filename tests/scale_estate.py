@@ -46,8 +46,11 @@ def overrides(stack: str, count: int) -> dict[str, Any]:
     result: dict[str, Any] = {"bakehouse:accounts": accounts(count)}
     if stack == "org":
         org = dict(_stack("org")["bakehouse:org"])
-        org["accountEmails"] = {"security": "aws+security@example.com", "build": "aws+build@example.com",
-                                **{env: f"aws+{env}@example.com" for env in envs}}
+        org["accountEmails"] = {
+            "security": "aws+security@example.com",
+            "build": "aws+build@example.com",
+            **{env: f"aws+{env}@example.com" for env in envs},
+        }
         org["prodEnvs"] = [e for e in org.get("prodEnvs", ["prod"]) if e in envs] or [envs[-1]]
         result["bakehouse:org"] = org
     elif stack == "build":

@@ -34,8 +34,9 @@ def _imported_modules(tree: ast.AST) -> set[str]:
 
 
 def imported_test_modules(source: str) -> list[str]:
-    return sorted(m for m in _imported_modules(ast.parse(source))
-                  if m.startswith("tests.") and m.rsplit(".", 1)[-1].startswith("test_"))
+    return sorted(
+        m for m in _imported_modules(ast.parse(source)) if m.startswith("tests.") and m.rsplit(".", 1)[-1].startswith("test_")
+    )
 
 
 def test_no_test_module_imports_another():
@@ -49,11 +50,9 @@ def test_no_test_module_imports_another():
 
 
 def test_the_import_check_sees_both_import_forms():
-    assert imported_test_modules("from tests.org.test_org_scps import Request\n") == [
-        "tests.org.test_org_scps"]
+    assert imported_test_modules("from tests.org.test_org_scps import Request\n") == ["tests.org.test_org_scps"]
     assert imported_test_modules("from tests.org import test_org_scps\n") == ["tests.org.test_org_scps"]
-    assert imported_test_modules("import tests.policy.test_policy_fixtures\n") == [
-        "tests.policy.test_policy_fixtures"]
+    assert imported_test_modules("import tests.policy.test_policy_fixtures\n") == ["tests.policy.test_policy_fixtures"]
     assert imported_test_modules("from tests.policy.cases import CASES\n") == []
 
 
@@ -61,16 +60,18 @@ def fakes_defined(path: Path, source: str) -> list[str]:
     found = [path.name] if "fake" in path.stem.lower() else []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ClassDef):
-            bases = {b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else ""
-                     for b in node.bases}
+            bases = {b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in node.bases}
             if node.name.startswith("Fake") or "RecordingFake" in bases:
                 found.append(node.name)
     return found
 
 
 def test_every_fake_lives_under_tests_fakes():
-    outside = {str(path.relative_to(TESTS.parent)): fakes_defined(path, path.read_text())
-               for path in _modules() if FAKES not in path.parents and path != Path(__file__)}
+    outside = {
+        str(path.relative_to(TESTS.parent)): fakes_defined(path, path.read_text())
+        for path in _modules()
+        if FAKES not in path.parents and path != Path(__file__)
+    }
     outside = {path: fakes for path, fakes in outside.items() if fakes}
     assert outside == {}, f"fakes outside tests/fakes: {outside}"
 
@@ -87,7 +88,9 @@ def test_every_test_folder_is_collected():
     ini = configparser.ConfigParser()
     ini.read(TESTS.parent / "pytest.ini")
     patterns = ini["pytest"]["norecursedirs"].split()
-    skipped = sorted(str(d.relative_to(TESTS.parent)) for d in TESTS.rglob("*")
-                     if d.is_dir() and "__pycache__" not in d.parts
-                     and any(fnmatch.fnmatch(d.name, pattern) for pattern in patterns))
+    skipped = sorted(
+        str(d.relative_to(TESTS.parent))
+        for d in TESTS.rglob("*")
+        if d.is_dir() and "__pycache__" not in d.parts and any(fnmatch.fnmatch(d.name, pattern) for pattern in patterns)
+    )
     assert skipped == [], f"test folders pytest would not collect: {skipped}"

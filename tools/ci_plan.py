@@ -27,16 +27,16 @@ CORE_STACKS = (("org", "management"), ("security", "security"), ("build", "build
 
 def plan(project_dir: Path = PROJECT_DIR, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     text, _ = stack_config("org", project_dir, overrides)
-    values = {k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v
-              for k, v in text.items() if k.startswith("bakehouse:")}
+    values = {
+        k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v for k, v in text.items() if k.startswith("bakehouse:")
+    }
     cfg = parse_stack_config("org", values)
     prod_envs = parse_org_settings(cfg).prod_envs
     management = cfg.estate.accounts.management
 
     def deploy(stack: str, account_key: str) -> dict[str, str]:
         environment = github_environment(account_key, prod_envs)
-        return {"stack": stack, "environment": environment,
-                "role": role_arn(management, github_deploy_role(environment))}
+        return {"stack": stack, "environment": environment, "role": role_arn(management, github_deploy_role(environment))}
 
     workloads = [deploy(env, env) for env in cfg.estate.accounts.workloads]
     return {

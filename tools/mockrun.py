@@ -141,13 +141,20 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
             if request.type.startswith("pulumi:providers:"):
                 inputs = {k: _decode_json(v) for k, v in inputs.items()}
-            self.declared.append(Declared(
-                urn=response.urn, type=request.type, name=request.name, inputs=_plain(inputs),
-                custom=bool(request.custom), provider=request.provider or None,
-                parent=request.parent or None,
-                property_dependencies={key: tuple(deps.urns)
-                                       for key, deps in request.propertyDependencies.items() if deps.urns},
-            ))
+            self.declared.append(
+                Declared(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    inputs=_plain(inputs),
+                    custom=bool(request.custom),
+                    provider=request.provider or None,
+                    parent=request.parent or None,
+                    property_dependencies={
+                        key: tuple(deps.urns) for key, deps in request.propertyDependencies.items() if deps.urns
+                    },
+                )
+            )
         return response
 
 
@@ -178,8 +185,11 @@ def _collecting_logger(stack: str, sink: list[str]) -> logging.Logger:
     return logger
 
 
-def stack_config(stack: str, project_dir: Path = PROJECT_DIR, overrides: Mapping[str, Any] | None = None,
-                 ) -> tuple[dict[str, str], list[str]]:
+def stack_config(
+    stack: str,
+    project_dir: Path = PROJECT_DIR,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, str], list[str]]:
     """Config as the CLI would pass it: project-level values, then the stack file, as text.
 
     `secure:` values cannot be decrypted offline; they become MOCK_SECRET and are marked secret.
@@ -224,8 +234,9 @@ def run_stack(
 _CACHED: dict[tuple[str, str, bool], StackRun] = {}
 
 
-def cached_run(stack: str, overrides: Mapping[str, Any] | None = None, preview: bool = False,
-               raise_errors: bool = True) -> StackRun:
+def cached_run(
+    stack: str, overrides: Mapping[str, Any] | None = None, preview: bool = False, raise_errors: bool = True
+) -> StackRun:
     """`run_stack` under the plain mocks, once per process for each (stack, overrides, preview).
 
     The programs are deterministic, so the tests share one run of each (a run costs 0.3-3 s). Callers
@@ -255,8 +266,9 @@ def run_program(
     monitor = RecordingMonitor(mocks or EchoMocks())
     pulumi_settings.reset_options(project=PROJECT, stack=stack, preview=preview)
     run = StackRun(stack)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor,
-                             logger=_collecting_logger(stack, run.logs))
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, logger=_collecting_logger(stack, run.logs)
+    )
     set_all_config(dict(config or {}), secret_keys or [])
 
     def body():
@@ -266,6 +278,7 @@ def run_program(
         async def collect():
             for key, value in outputs.items():
                 run.exports[key] = await pulumi.Output.from_input(value).future()
+
         return collect()
 
     started = time.perf_counter()

@@ -98,8 +98,13 @@ def _settings(setting: Any) -> dict[str, Any] | None:
 
 def _options(res: Declared) -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        protect=False, ignore_changes=[], delete_before_replace=None, aliases=[],
-        custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[], parent=res.parent,
+        protect=False,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+        parent=res.parent,
     )
 
 
@@ -130,8 +135,9 @@ def _provider_of(res: Declared, providers: Mapping[str, Declared]) -> PolicyProv
             return PolicyProviderResource(declared.type, _props(declared.inputs), declared.urn, declared.name)
     # No explicit provider: the engine would hand over its default provider, which has no inputs here.
     stack = res.urn.split("::", 1)[0].split(":")[-1]
-    return PolicyProviderResource(_DEFAULT_PROVIDER, _props({}),
-                                  f"urn:pulumi:{stack}::bakehouse::{_DEFAULT_PROVIDER}::default", "default")
+    return PolicyProviderResource(
+        _DEFAULT_PROVIDER, _props({}), f"urn:pulumi:{stack}::bakehouse::{_DEFAULT_PROVIDER}::default", "default"
+    )
 
 
 def property_dependencies(resources: Sequence[Declared]) -> dict[str, dict[str, list[str]]]:
@@ -209,22 +215,24 @@ def judge(
 
         if isinstance(policy, ResourceValidationPolicy):
             for res in resources:
-                args = ResourceValidationArgs(res.type, props[res.urn], res.urn, res.name, _options(res),
-                                              provider_of[res.urn], settings)
-                _call(policy, args, _reporter(sink, policy.name, kind, {res.urn: res.name}, res.urn), verdict,
-                      res.name)
+                args = ResourceValidationArgs(
+                    res.type, props[res.urn], res.urn, res.name, _options(res), provider_of[res.urn], settings
+                )
+                _call(policy, args, _reporter(sink, policy.name, kind, {res.urn: res.name}, res.urn), verdict, res.name)
         elif isinstance(policy, StackValidationPolicy):
             if stack_resources is None:
                 stack_resources = policy_resources(resources, providers)
             args = StackValidationArgs(stack_resources, settings)
             names = {r.urn: r.name for r in resources}
-            _call(policy, args, _reporter(sink, policy.name, kind, names, None, f"stack {run.stack}"), verdict,
-                  f"stack {run.stack}")
+            _call(
+                policy, args, _reporter(sink, policy.name, kind, names, None, f"stack {run.stack}"), verdict, f"stack {run.stack}"
+            )
     return verdict
 
 
-def _reporter(sink: list[Violation], policy: str, kind: str, names: Mapping[str, str], default_urn: str | None,
-              default_where: str = "") -> Callable[..., None]:
+def _reporter(
+    sink: list[Violation], policy: str, kind: str, names: Mapping[str, str], default_urn: str | None, default_where: str = ""
+) -> Callable[..., None]:
     """CrossGuard's report_violation for one policy: a resource policy's reports name its resource; a
     stack policy's name the resource they point at, or the stack."""
 
@@ -238,8 +246,7 @@ def _reporter(sink: list[Violation], policy: str, kind: str, names: Mapping[str,
 def policy_resources(resources: Sequence[Declared], providers: Mapping[str, Declared]) -> list[PolicyResource]:
     deps = property_dependencies(resources)
     built = {
-        r.urn: PolicyResource(r.type, _props(r.inputs), r.urn, r.name, _options(r), _provider_of(r, providers),
-                              None, [], {})
+        r.urn: PolicyResource(r.type, _props(r.inputs), r.urn, r.name, _options(r), _provider_of(r, providers), None, [], {})
         for r in resources
     }
     for res in resources:
@@ -272,9 +279,11 @@ def write_workload_manifest(stacks: Sequence[str] = WORKLOAD_STACKS) -> Path:
     reference = per_stack[stacks[0]]
     for stack, types in per_stack.items():
         if types != reference:
-            raise SystemExit(f"workload stacks differ: {stacks[0]} vs {stack}: "
-                             f"only in {stacks[0]}: {sorted(set(reference) - set(types))}; "
-                             f"only in {stack}: {sorted(set(types) - set(reference))}")
+            raise SystemExit(
+                f"workload stacks differ: {stacks[0]} vs {stack}: "
+                f"only in {stacks[0]}: {sorted(set(reference) - set(types))}; "
+                f"only in {stack}: {sorted(set(types) - set(reference))}"
+            )
     MANIFEST.write_text(json.dumps({"stacks": list(stacks), "types": reference}, indent=2) + "\n")
     return MANIFEST
 
@@ -282,8 +291,9 @@ def write_workload_manifest(stacks: Sequence[str] = WORKLOAD_STACKS) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stacks", nargs="*", default=list(STACKS))
-    parser.add_argument("--write-workload-types", action="store_true",
-                        help="regenerate policy/workload_types.json from the workload stacks")
+    parser.add_argument(
+        "--write-workload-types", action="store_true", help="regenerate policy/workload_types.json from the workload stacks"
+    )
     args = parser.parse_args(argv)
     if args.write_workload_types:
         print(f"wrote {write_workload_manifest()}")
@@ -295,8 +305,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{stack} MANDATORY {violation}")
         for violation in verdict.advisory:
             print(f"{stack} advisory {violation}")
-        print(f"{stack}: {'pass' if verdict.ok else 'FAIL'} "
-              f"({len(verdict.mandatory)} mandatory, {len(verdict.advisory)} advisory, {len(verdict.undecided)} undecided)")
+        print(
+            f"{stack}: {'pass' if verdict.ok else 'FAIL'} "
+            f"({len(verdict.mandatory)} mandatory, {len(verdict.advisory)} advisory, {len(verdict.undecided)} undecided)"
+        )
         failed |= not verdict.ok
     return 1 if failed else 0
 

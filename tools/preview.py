@@ -49,10 +49,19 @@ class StackResult:
         return self.status == "pass"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stack": self.stack, "status": self.status, "role": self.role, "account": self.account,
-                "region": self.region, "resources": self.resources, "seconds": round(self.seconds, 3),
-                "monthlyCostUsd": self.monthly_cost_usd, "mandatory": self.mandatory, "advisory": self.advisory,
-                "problems": self.problems}
+        return {
+            "stack": self.stack,
+            "status": self.status,
+            "role": self.role,
+            "account": self.account,
+            "region": self.region,
+            "resources": self.resources,
+            "seconds": round(self.seconds, 3),
+            "monthlyCostUsd": self.monthly_cost_usd,
+            "mandatory": self.mandatory,
+            "advisory": self.advisory,
+            "problems": self.problems,
+        }
 
 
 # A stack run allocates millions of short-lived objects and almost no cycles; CPython's default
@@ -80,8 +89,9 @@ def judge(run: StackRun):
 def _where(run: StackRun) -> tuple[str, str, str]:
     """Role (from the root component), account and region (from the stack's account provider)."""
     # The root's type is bakehouse:<role>:Stack (components/roots.py)
-    role = next((r.type.split(":")[1] for r in run.resources
-                 if r.type.startswith("bakehouse:") and r.type.endswith(":Stack")), "-")
+    role = next(
+        (r.type.split(":")[1] for r in run.resources if r.type.startswith("bakehouse:") and r.type.endswith(":Stack")), "-"
+    )
     provider = next((r for r in run.resources if r.is_provider and r.name == f"{run.stack}-account"), None)
     if provider is None:
         return role, "-", "-"
@@ -100,25 +110,44 @@ def evaluate(stack: str) -> StackResult:
     role, account, region = _where(run)
     costs = [float(m.group(1).replace(",", "")) for line in run.logs for m in [COST.search(line)] if m]
     return StackResult(
-        stack, "pass" if verdict.ok else "FAIL", role, account, region,
-        resources=sum(1 for r in run.resources if r.custom), seconds=run.seconds,
+        stack,
+        "pass" if verdict.ok else "FAIL",
+        role,
+        account,
+        region,
+        resources=sum(1 for r in run.resources if r.custom),
+        seconds=run.seconds,
         monthly_cost_usd=sum(costs) if costs else None,
-        mandatory=[str(v) for v in verdict.mandatory], advisory=[str(v) for v in verdict.advisory], run=run)
+        mandatory=[str(v) for v in verdict.mandatory],
+        advisory=[str(v) for v in verdict.advisory],
+        run=run,
+    )
 
 
 def summary_table(results: list[StackResult]) -> Table:
     table = Table(title="bakehouse preview (mock runtime + policy pack)")
-    for column, justify in (("stack", "left"), ("role", "left"), ("account", "left"), ("region", "left"),
-                            ("resources", "right"), ("verdict", "left"), ("endpoints $/month", "right"),
-                            ("seconds", "right")):
+    for column, justify in (
+        ("stack", "left"),
+        ("role", "left"),
+        ("account", "left"),
+        ("region", "left"),
+        ("resources", "right"),
+        ("verdict", "left"),
+        ("endpoints $/month", "right"),
+        ("seconds", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in results:
         style = "green" if r.ok else "red"
-        verdict = r.status if r.status in ("REJECTED", "ERROR") else (
-            f"{r.status} ({len(r.mandatory)} mandatory, {len(r.advisory)} advisory)")
+        verdict = (
+            r.status
+            if r.status in ("REJECTED", "ERROR")
+            else (f"{r.status} ({len(r.mandatory)} mandatory, {len(r.advisory)} advisory)")
+        )
         cost = f"{r.monthly_cost_usd:,.2f}" if r.monthly_cost_usd is not None else "-"
-        table.add_row(r.stack, r.role, r.account, r.region, str(r.resources), f"[{style}]{verdict}[/{style}]",
-                      cost, f"{r.seconds:.2f}")
+        table.add_row(
+            r.stack, r.role, r.account, r.region, str(r.resources), f"[{style}]{verdict}[/{style}]", cost, f"{r.seconds:.2f}"
+        )
     return table
 
 
@@ -206,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(emoji=False)
     ordered = sorted(results, key=lambda r: r.ok)  # failures on top, deploy order kept within each group
     console.print(summary_table(ordered))
-    console.print(f"{len(results) - len(failed)} of {len(results)} stacks passed"
-                  + (f"; failed: {', '.join(failed)}" if failed else ""))
+    console.print(
+        f"{len(results) - len(failed)} of {len(results)} stacks passed" + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     for result in ordered:
         if not result.ok:
             print_problems(result, console)

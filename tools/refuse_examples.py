@@ -33,9 +33,11 @@ def placeholder_problems(stack: str, project_dir: Path = PROJECT_DIR) -> list[st
         for key in keys:
             value = value.get(key) if isinstance(value, Mapping) else None
         if isinstance(value, str) and PLACEHOLDER_DIGEST.fullmatch(value):
-            found.append(f"stack {stack}: {path.name}: {section}.{'.'.join(keys)} is the placeholder {value!r}; "
-                         "allowed: the SHA-256 published for the pinned release asset (docs/build.md, "
-                         "\"Memory capture\")")
+            found.append(
+                f"stack {stack}: {path.name}: {section}.{'.'.join(keys)} is the placeholder {value!r}; "
+                "allowed: the SHA-256 published for the pinned release asset (docs/build.md, "
+                '"Memory capture")'
+            )
     if stack == "build":
         found += buildspec_placeholders(project_dir)
     return found
@@ -47,15 +49,16 @@ def buildspec_placeholders(project_dir: Path = PROJECT_DIR) -> list[str]:
     path = project_dir / "packer" / "buildspec.yml"
     doc = yaml.safe_load(path.read_text()) if path.exists() else None
     variables = ((doc or {}).get("env") or {}).get("variables") or {} if isinstance(doc, Mapping) else {}
-    return [f"stack build: packer/buildspec.yml: env.variables.{name} is the placeholder {value!r}; allowed: the "
-            "SHA-256 HashiCorp publishes in the release's SHA256SUMS (docs/build.md, \"Packer engine\")"
-            for name, value in sorted(variables.items())
-            if name.endswith("_SHA256") and isinstance(value, str) and PLACEHOLDER_DIGEST.fullmatch(value)]
+    return [
+        f"stack build: packer/buildspec.yml: env.variables.{name} is the placeholder {value!r}; allowed: the "
+        'SHA-256 HashiCorp publishes in the release\'s SHA256SUMS (docs/build.md, "Packer engine")'
+        for name, value in sorted(variables.items())
+        if name.endswith("_SHA256") and isinstance(value, str) and PLACEHOLDER_DIGEST.fullmatch(value)
+    ]
 
 
 def main(stacks: list[str]) -> int:
-    problems = [p for stack in stacks
-                for p in (*example_problems(stack, PROJECT_DIR), *placeholder_problems(stack, PROJECT_DIR))]
+    problems = [p for stack in stacks for p in (*example_problems(stack, PROJECT_DIR), *placeholder_problems(stack, PROJECT_DIR))]
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

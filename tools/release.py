@@ -143,13 +143,13 @@ def memory_capture_pins(settings: Mapping[str, Any]) -> dict[str, str] | None:
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise ReleaseError(f"{SETTINGS_PARAMETER} memoryCapture.sha256 {sha256!r} is not 64 lower-case hex digits")
     if not AVML_SOURCE.fullmatch(source) or f"/v{version}/" not in source:
-        raise ReleaseError(f"{SETTINGS_PARAMETER} memoryCapture.source {source!r} is not AVML's v{version} "
-                           "GitHub release asset")
+        raise ReleaseError(f"{SETTINGS_PARAMETER} memoryCapture.source {source!r} is not AVML's v{version} GitHub release asset")
     return {"version": version, "sha256": sha256, "source": source}
 
 
-def stage_memory_capture(s3, bucket: str, kms_key_id: str | None, pins: Mapping[str, str],
-                         download: Callable[[str], bytes] = download_https) -> dict[str, str]:
+def stage_memory_capture(
+    s3, bucket: str, kms_key_id: str | None, pins: Mapping[str, str], download: Callable[[str], bytes] = download_https
+) -> dict[str, str]:
     """Put the pinned AVML build in the scripts bucket (once per digest); returns the bundles' metadata."""
     key = AVML_KEY.format(version=pins["version"])
     expected = pins["sha256"]
@@ -158,12 +158,19 @@ def stage_memory_capture(s3, bucket: str, kms_key_id: str | None, pins: Mapping[
         body = download(pins["source"])
         got = hashlib.sha256(body).hexdigest()
         if got != expected:
-            raise ReleaseError(f"{pins['source']} has SHA-256 {got}, but bakehouse:factory.memoryCapture.sha256 "
-                               f"pins {expected}: not uploaded (a changed release asset, or the wrong pin)")
-        put = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/octet-stream",
-                            ServerSideEncryption="aws:kms",
-                            Metadata={"sha256": expected, "version": pins["version"], "source": pins["source"]},
-                            **({"SSEKMSKeyId": kms_key_id} if kms_key_id else {}))
+            raise ReleaseError(
+                f"{pins['source']} has SHA-256 {got}, but bakehouse:factory.memoryCapture.sha256 "
+                f"pins {expected}: not uploaded (a changed release asset, or the wrong pin)"
+            )
+        put = s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/octet-stream",
+            ServerSideEncryption="aws:kms",
+            Metadata={"sha256": expected, "version": pins["version"], "source": pins["source"]},
+            **({"SSEKMSKeyId": kms_key_id} if kms_key_id else {}),
+        )
         version = put.get("VersionId")
         if not version or version == "null":
             raise ReleaseError(f"s3://{bucket}/{key} has no version id: the scripts bucket must be versioned")
@@ -183,16 +190,29 @@ def _staged_version(s3, bucket: str, key: str, expected: str) -> str | None:
     return version
 
 
-def release_packer(family: str, commit: str, bundle_version: str, settings: Mapping[str, Any], *, s3, codepipeline,
-                   project_dir: Path = PROJECT_DIR, extra_metadata: Mapping[str, str] | None = None,
-                   ) -> dict[str, str]:
+def release_packer(
+    family: str,
+    commit: str,
+    bundle_version: str,
+    settings: Mapping[str, Any],
+    *,
+    s3,
+    codepipeline,
+    project_dir: Path = PROJECT_DIR,
+    extra_metadata: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Upload packer/ as the pipeline's source and start the family's pipeline on that exact version."""
     bucket = settings["pipelineParameters"]["ScriptsBucket"]
     kms = settings.get("scriptsKmsKeyId")
-    put = s3.put_object(Bucket=bucket, Key=PACKER_BUNDLE_KEY, Body=build_packer_zip(project_dir),
-                        ContentType="application/zip", ServerSideEncryption="aws:kms",
-                        Metadata={"commit": commit, "bundle-version": bundle_version, **(extra_metadata or {})},
-                        **({"SSEKMSKeyId": kms} if kms else {}))
+    put = s3.put_object(
+        Bucket=bucket,
+        Key=PACKER_BUNDLE_KEY,
+        Body=build_packer_zip(project_dir),
+        ContentType="application/zip",
+        ServerSideEncryption="aws:kms",
+        Metadata={"commit": commit, "bundle-version": bundle_version, **(extra_metadata or {})},
+        **({"SSEKMSKeyId": kms} if kms else {}),
+    )
     version = put.get("VersionId")
     if not version or version == "null":
         raise ReleaseError(f"s3://{bucket}/{PACKER_BUNDLE_KEY} has no version id: the scripts bucket must be versioned")
@@ -201,15 +221,25 @@ def release_packer(family: str, commit: str, bundle_version: str, settings: Mapp
     # CodePipeline user guide, "Start a pipeline with a source revision override": S3_OBJECT_VERSION_ID.
     try:
         started = codepipeline.start_pipeline_execution(
-            name=pipeline, clientRequestToken=token,
-            sourceRevisions=[{"actionName": PACKER_SOURCE_ACTION, "revisionType": "S3_OBJECT_VERSION_ID",
-                              "revisionValue": version}])
+            name=pipeline,
+            clientRequestToken=token,
+            sourceRevisions=[
+                {"actionName": PACKER_SOURCE_ACTION, "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": version}
+            ],
+        )
     except codepipeline.exceptions.PipelineNotFoundException as err:
-        raise ReleaseError(f"family {family} builds with packer but pipeline {pipeline} does not exist: "
-                           "deploy the build stack first") from err
-    return {"Family": family, "Commit": commit, "Engine": "packer", "ScriptsVersionId": bundle_version,
-            "PackerBundleVersionId": version, "Pipeline": pipeline,
-            "PipelineExecutionId": started["pipelineExecutionId"]}
+        raise ReleaseError(
+            f"family {family} builds with packer but pipeline {pipeline} does not exist: deploy the build stack first"
+        ) from err
+    return {
+        "Family": family,
+        "Commit": commit,
+        "Engine": "packer",
+        "ScriptsVersionId": bundle_version,
+        "PackerBundleVersionId": version,
+        "Pipeline": pipeline,
+        "PipelineExecutionId": started["pipelineExecutionId"],
+    }
 
 
 def read_settings(ssm) -> dict[str, Any]:
@@ -241,34 +271,57 @@ def as_automation_values(value: Any) -> list[str]:
     return [str(value)]
 
 
-def pipeline_parameters(settings: Mapping[str, Any], family: str, version_id: str, commit: str,
-                        declared: Mapping[str, Any]) -> dict[str, list[str]]:
+def pipeline_parameters(
+    settings: Mapping[str, Any], family: str, version_id: str, commit: str, declared: Mapping[str, Any]
+) -> dict[str, list[str]]:
     families = settings.get("families") or {}
     if family not in families:
-        raise ReleaseError(f"family {family!r} is not configured; {SETTINGS_PARAMETER} builds: "
-                           f"{', '.join(sorted(families)) or 'none'}")
+        raise ReleaseError(
+            f"family {family!r} is not configured; {SETTINGS_PARAMETER} builds: {', '.join(sorted(families)) or 'none'}"
+        )
     base = families[family]
     if base not in BASE_IMAGE_PARAMETERS:
         raise ReleaseError(f"family {family} has base {base!r}; known bases: {', '.join(BASE_IMAGE_PARAMETERS)}")
-    values = {**settings["pipelineParameters"], "Family": family, "BaseImageParameter": BASE_IMAGE_PARAMETERS[base],
-              "ScriptsKey": BUNDLE_KEY, "ScriptsVersionId": version_id, "ScriptsCommit": commit}
+    values = {
+        **settings["pipelineParameters"],
+        "Family": family,
+        "BaseImageParameter": BASE_IMAGE_PARAMETERS[base],
+        "ScriptsKey": BUNDLE_KEY,
+        "ScriptsVersionId": version_id,
+        "ScriptsCommit": commit,
+    }
     return {name: as_automation_values(value) for name, value in values.items() if name in declared}
 
 
-def upload_bundle(s3, bucket: str, kms_key_id: str | None, body: bytes, commit: str,
-                  extra_metadata: Mapping[str, str] | None = None) -> str:
+def upload_bundle(
+    s3, bucket: str, kms_key_id: str | None, body: bytes, commit: str, extra_metadata: Mapping[str, str] | None = None
+) -> str:
     extra = {"SSEKMSKeyId": kms_key_id} if kms_key_id else {}
-    put = s3.put_object(Bucket=bucket, Key=BUNDLE_KEY, Body=body, ContentType="application/gzip",
-                        ServerSideEncryption="aws:kms", Metadata={"commit": commit, **(extra_metadata or {})},
-                        **extra)
+    put = s3.put_object(
+        Bucket=bucket,
+        Key=BUNDLE_KEY,
+        Body=body,
+        ContentType="application/gzip",
+        ServerSideEncryption="aws:kms",
+        Metadata={"commit": commit, **(extra_metadata or {})},
+        **extra,
+    )
     version = put.get("VersionId")
     if not version or version == "null":
         raise ReleaseError(f"s3://{bucket}/{BUNDLE_KEY} has no version id: the scripts bucket must be versioned")
     return version
 
 
-def release(family: str, commit: str, *, s3, ssm, codepipeline=None, project_dir: Path = PROJECT_DIR,
-            download: Callable[[str], bytes] = download_https) -> dict[str, str]:
+def release(
+    family: str,
+    commit: str,
+    *,
+    s3,
+    ssm,
+    codepipeline=None,
+    project_dir: Path = PROJECT_DIR,
+    download: Callable[[str], bytes] = download_https,
+) -> dict[str, str]:
     """Upload the bundle and start the family's build (the Pipeline, or its Packer pipeline); returns what started."""
     settings = read_settings(ssm)
     declared = declared_parameters(project_dir / "automation" / "pipeline.yaml")
@@ -285,13 +338,18 @@ def release(family: str, commit: str, *, s3, ssm, codepipeline=None, project_dir
     if engine_of(settings, family) == "packer":
         if codepipeline is None:
             raise ReleaseError(f"family {family} builds with packer: a CodePipeline client is needed")
-        return release_packer(family, commit, version, settings, s3=s3, codepipeline=codepipeline,
-                              project_dir=project_dir, extra_metadata=avml)
+        return release_packer(
+            family, commit, version, settings, s3=s3, codepipeline=codepipeline, project_dir=project_dir, extra_metadata=avml
+        )
     parameters = pipeline_parameters(settings, family, version, commit, declared)
     token = str(uuid.uuid5(RELEASE_NAMESPACE, f"{family}:{commit}:{version}"))
     started = ssm.start_automation_execution(DocumentName=PIPELINE, Parameters=parameters, ClientToken=token)
-    return {"Family": family, "Commit": commit, "ScriptsVersionId": version,
-            "AutomationExecutionId": started["AutomationExecutionId"]}
+    return {
+        "Family": family,
+        "Commit": commit,
+        "ScriptsVersionId": version,
+        "AutomationExecutionId": started["AutomationExecutionId"],
+    }
 
 
 def head_commit(project_dir: Path = PROJECT_DIR) -> str:
@@ -311,13 +369,19 @@ def plan(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     from tools.mockrun import stack_config
 
     text, _ = stack_config("build", project_dir)
-    values = {k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v
-              for k, v in text.items() if k.startswith("bakehouse:")}
+    values = {
+        k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v for k, v in text.items() if k.startswith("bakehouse:")
+    }
     cfg = parse_stack_config("build", values)
     families = sorted((values.get("factory") or {}).get("families") or {})
     build = ci_plan(project_dir)["core"]["build"]
-    return {"families": families, "home_region": cfg.region, "environment": build["environment"],
-            "role": build["role"], "build_role": cfg.deploy_role_arn}
+    return {
+        "families": families,
+        "home_region": cfg.region,
+        "environment": build["environment"],
+        "role": build["role"],
+        "build_role": cfg.deploy_role_arn,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,12 +404,18 @@ def main(argv: list[str] | None = None) -> int:
         region = args.region or plan()["home_region"]
         session = boto3.Session(region_name=region)
         if args.assume_role:
-            creds = session.client("sts").assume_role(RoleArn=args.assume_role,
-                                                      RoleSessionName=f"bakehouse-release-{args.family}")["Credentials"]
-            session = boto3.Session(region_name=region, aws_access_key_id=creds["AccessKeyId"],
-                                    aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-        started = release(args.family, commit, s3=session.client("s3"), ssm=session.client("ssm"),
-                          codepipeline=session.client("codepipeline"))
+            creds = session.client("sts").assume_role(
+                RoleArn=args.assume_role, RoleSessionName=f"bakehouse-release-{args.family}"
+            )["Credentials"]
+            session = boto3.Session(
+                region_name=region,
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+        started = release(
+            args.family, commit, s3=session.client("s3"), ssm=session.client("ssm"), codepipeline=session.client("codepipeline")
+        )
     except ReleaseError as err:
         print(f"release refused: {err}", file=sys.stderr)
         return 2

@@ -20,8 +20,7 @@ from estate.config import NetworkConfig, Problems
 
 # Interface endpoints the SSM-driven build, validation and rescans use from inside the VPC; ecr.api and
 # ecr.dkr for the Packer engine's container twin (docker push from CodeBuild; layers go through S3).
-INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages", "ec2", "logs", "kms", "sts", "inspector2",
-                       "ecr.api", "ecr.dkr")
+INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages", "ec2", "logs", "kms", "sts", "inspector2", "ecr.api", "ecr.dkr")
 TIERS = ("build", "firewall", "egress")
 MIN_SUBNET_PREFIX = 28  # the smallest subnet AWS allows
 HTTP_PORTS = (443, 80)
@@ -42,9 +41,13 @@ def plan_subnets(stack: str, network: NetworkConfig, region: str) -> dict[tuple[
     vpc = ipaddress.ip_network(network.cidr)
     per_az_prefix = vpc.prefixlen + 2 + 3
     problems = Problems(stack)
-    problems.check(per_az_prefix <= MIN_SUBNET_PREFIX, "bakehouse:network.cidr", network.cidr,
-                   f"a /{MIN_SUBNET_PREFIX - 5} or larger range on the build stack: it holds three subnet tiers "
-                   f"for up to six AZs, each at least /{MIN_SUBNET_PREFIX}")
+    problems.check(
+        per_az_prefix <= MIN_SUBNET_PREFIX,
+        "bakehouse:network.cidr",
+        network.cidr,
+        f"a /{MIN_SUBNET_PREFIX - 5} or larger range on the build stack: it holds three subnet tiers "
+        f"for up to six AZs, each at least /{MIN_SUBNET_PREFIX}",
+    )
     problems.raise_if_any()
     tiers = list(vpc.subnets(new_prefix=vpc.prefixlen + 2))
     plan = {}
@@ -63,7 +66,8 @@ def domain_rules(domains: Sequence[str]) -> aws.networkfirewall.RuleGroupRuleGro
                 generated_rules_type="ALLOWLIST",
                 target_types=["TLS_SNI", "HTTP_HOST"],
                 targets=list(domains),
-            )),
+            )
+        ),
         stateful_rule_options=aws.networkfirewall.RuleGroupRuleGroupStatefulRuleOptionsArgs(rule_order="STRICT_ORDER"),
     )
 
@@ -92,9 +96,9 @@ class BuildNetworkArgs:
     network: NetworkConfig
     region: str
     egress_domains: tuple[str, ...]
-    kms_key_arn: pulumi.Input[str]      # firewall configuration and rule groups at rest
+    kms_key_arn: pulumi.Input[str]  # firewall configuration and rule groups at rest
     logs_kms_key_arn: pulumi.Input[str]  # firewall log groups
-    flow_log_bucket_arn: str             # the central flowlogs bucket in the security account
+    flow_log_bucket_arn: str  # the central flowlogs bucket in the security account
     log_retention_days: int = 365
 
 
@@ -107,19 +111,38 @@ class BuildNetwork(pulumi.ComponentResource):
         plan = plan_subnets(args.stack, args.network, args.region)
         azs = args.network.az_names(args.region)
 
-        self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.network.cidr, enable_dns_hostnames=True,
-                               enable_dns_support=True, tags={"Name": f"{name}-build"}, opts=child)
+        self.vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.network.cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={"Name": f"{name}-build"},
+            opts=child,
+        )
         # A default security group that allows nothing, so a resource left on it is isolated.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, opts=child)
         # Default text format at the bucket root (AWSLogs/<account>/...): what the log-archive bucket
         # policy admits and the central Athena table's partition projection reads.
-        aws.ec2.FlowLog(f"{name}-flow-log", vpc_id=self.vpc.id, traffic_type="ALL", log_destination_type="s3",
-                        log_destination=args.flow_log_bucket_arn, max_aggregation_interval=60, opts=child)
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="s3",
+            log_destination=args.flow_log_bucket_arn,
+            max_aggregation_interval=60,
+            opts=child,
+        )
 
         self.subnets = {
-            key: aws.ec2.Subnet(f"{name}-{key[0]}-{key[1]}", vpc_id=self.vpc.id, cidr_block=p.cidr,
-                                availability_zone=p.az, map_public_ip_on_launch=False,
-                                tags={"Name": f"{name}-{key[0]}-{key[1]}", "bakehouse:tier": key[0]}, opts=child)
+            key: aws.ec2.Subnet(
+                f"{name}-{key[0]}-{key[1]}",
+                vpc_id=self.vpc.id,
+                cidr_block=p.cidr,
+                availability_zone=p.az,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{name}-{key[0]}-{key[1]}", "bakehouse:tier": key[0]},
+                opts=child,
+            )
             for key, p in plan.items()
         }
         self.build_subnet_ids = [self.subnets[("build", az)].id for az in azs]
@@ -131,12 +154,14 @@ class BuildNetwork(pulumi.ComponentResource):
         self._endpoints(name, args, child)
 
         self.build_subnet_arns = [s.arn for s in (self.subnets[("build", az)] for az in azs)]
-        self.register_outputs({
-            "vpc_id": self.vpc.id,
-            "build_subnet_ids": self.build_subnet_ids,
-            "build_security_group_id": self.build_security_group.id,
-            "firewall_arn": self.firewall.arn,
-        })
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc.id,
+                "build_subnet_ids": self.build_subnet_ids,
+                "build_security_group_id": self.build_security_group.id,
+                "firewall_arn": self.firewall.arn,
+            }
+        )
 
     def _firewall(self, name, args: BuildNetworkArgs, azs, child) -> aws.networkfirewall.Firewall:
         encryption = {"type": "CUSTOMER_KMS", "key_id": args.kms_key_arn}
@@ -144,11 +169,14 @@ class BuildNetwork(pulumi.ComponentResource):
         # to grow the list without replacing the group.
         capacity = max(100, 4 * len(args.egress_domains))
         rules = aws.networkfirewall.RuleGroup(
-            f"{name}-egress-allow", type="STATEFUL", capacity=capacity,
+            f"{name}-egress-allow",
+            type="STATEFUL",
+            capacity=capacity,
             description="Build egress: OS and agent repositories only",
             rule_group=domain_rules(args.egress_domains),
             encryption_configuration=aws.networkfirewall.RuleGroupEncryptionConfigurationArgs(**encryption),
-            opts=child)
+            opts=child,
+        )
         policy = aws.networkfirewall.FirewallPolicy(
             f"{name}-egress-policy",
             firewall_policy=aws.networkfirewall.FirewallPolicyFirewallPolicyArgs(
@@ -156,35 +184,55 @@ class BuildNetwork(pulumi.ComponentResource):
                 stateless_default_actions=["aws:forward_to_sfe"],
                 stateless_fragment_default_actions=["aws:forward_to_sfe"],
                 stateful_engine_options=aws.networkfirewall.FirewallPolicyFirewallPolicyStatefulEngineOptionsArgs(
-                    rule_order="STRICT_ORDER"),
+                    rule_order="STRICT_ORDER"
+                ),
                 # drop_established (not drop_strict) lets the TCP handshake through so the SNI/Host can be
                 # read; whatever the allow-list did not pass is then dropped and alerted on.
                 stateful_default_actions=["aws:drop_established", "aws:alert_established"],
                 stateful_rule_group_references=[
                     aws.networkfirewall.FirewallPolicyFirewallPolicyStatefulRuleGroupReferenceArgs(
-                        resource_arn=rules.arn, priority=100)],
+                        resource_arn=rules.arn, priority=100
+                    )
+                ],
             ),
             encryption_configuration=aws.networkfirewall.FirewallPolicyEncryptionConfigurationArgs(**encryption),
-            opts=child)
+            opts=child,
+        )
         firewall = aws.networkfirewall.Firewall(
-            f"{name}-firewall", firewall_policy_arn=policy.arn, vpc_id=self.vpc.id,
-            subnet_mappings=[aws.networkfirewall.FirewallSubnetMappingArgs(subnet_id=self.subnets[("firewall", az)].id)
-                             for az in azs],
-            delete_protection=True, firewall_policy_change_protection=False, subnet_change_protection=True,
+            f"{name}-firewall",
+            firewall_policy_arn=policy.arn,
+            vpc_id=self.vpc.id,
+            subnet_mappings=[
+                aws.networkfirewall.FirewallSubnetMappingArgs(subnet_id=self.subnets[("firewall", az)].id) for az in azs
+            ],
+            delete_protection=True,
+            firewall_policy_change_protection=False,
+            subnet_change_protection=True,
             encryption_configuration=aws.networkfirewall.FirewallEncryptionConfigurationArgs(**encryption),
-            opts=child)
+            opts=child,
+        )
         destinations = []
         for log_type in ("ALERT", "FLOW"):
             group = aws.cloudwatch.LogGroup(
-                f"{name}-firewall-{log_type.lower()}", name=f"/bakehouse/build/firewall/{log_type.lower()}",
-                retention_in_days=args.log_retention_days, kms_key_id=args.logs_kms_key_arn, opts=child)
-            destinations.append(aws.networkfirewall.LoggingConfigurationLoggingConfigurationLogDestinationConfigArgs(
-                log_destination={"logGroup": group.name}, log_destination_type="CloudWatchLogs", log_type=log_type))
+                f"{name}-firewall-{log_type.lower()}",
+                name=f"/bakehouse/build/firewall/{log_type.lower()}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.logs_kms_key_arn,
+                opts=child,
+            )
+            destinations.append(
+                aws.networkfirewall.LoggingConfigurationLoggingConfigurationLogDestinationConfigArgs(
+                    log_destination={"logGroup": group.name}, log_destination_type="CloudWatchLogs", log_type=log_type
+                )
+            )
         aws.networkfirewall.LoggingConfiguration(
-            f"{name}-firewall-logging", firewall_arn=firewall.arn,
+            f"{name}-firewall-logging",
+            firewall_arn=firewall.arn,
             logging_configuration=aws.networkfirewall.LoggingConfigurationLoggingConfigurationArgs(
-                log_destination_configs=destinations),
-            opts=child)
+                log_destination_configs=destinations
+            ),
+            opts=child,
+        )
         return firewall
 
     def _routes(self, name, plan, azs, igw, child) -> None:
@@ -193,9 +241,13 @@ class BuildNetwork(pulumi.ComponentResource):
         for az in azs:
             endpoint = self.firewall.firewall_statuses.apply(lambda s, az=az: endpoint_for_az(s, az))
             eip = aws.ec2.Eip(f"{name}-nat-ip-{az}", domain="vpc", opts=child)
-            nat = aws.ec2.NatGateway(f"{name}-nat-{az}", subnet_id=self.subnets[("egress", az)].id,
-                                     allocation_id=eip.allocation_id, connectivity_type="public",
-                                     opts=child.merge(pulumi.ResourceOptions(depends_on=[igw])))
+            nat = aws.ec2.NatGateway(
+                f"{name}-nat-{az}",
+                subnet_id=self.subnets[("egress", az)].id,
+                allocation_id=eip.allocation_id,
+                connectivity_type="public",
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[igw])),
+            )
             self.nat_gateways[az] = nat
             # build -> the firewall endpoint of the same AZ, so inspection stays symmetric
             self._route(name, "build", az, "0.0.0.0/0", child, vpc_endpoint_id=endpoint)
@@ -209,40 +261,76 @@ class BuildNetwork(pulumi.ComponentResource):
         # Separate Route resources (not inline routes) so the S3 gateway endpoint's prefix-list routes
         # in the same tables are not seen as drift.
         if (tier, az) not in self.route_tables:
-            table = aws.ec2.RouteTable(f"{name}-{tier}-rt-{az}", vpc_id=self.vpc.id,
-                                       tags={"Name": f"{name}-{tier}-{az}", "bakehouse:tier": tier}, opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-{tier}-rta-{az}", subnet_id=self.subnets[(tier, az)].id,
-                                          route_table_id=table.id, opts=child)
+            table = aws.ec2.RouteTable(
+                f"{name}-{tier}-rt-{az}",
+                vpc_id=self.vpc.id,
+                tags={"Name": f"{name}-{tier}-{az}", "bakehouse:tier": tier},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-{tier}-rta-{az}", subnet_id=self.subnets[(tier, az)].id, route_table_id=table.id, opts=child
+            )
             self.route_tables[(tier, az)] = table
-        return aws.ec2.Route(f"{name}-{tier}-{suffix}-{az}", route_table_id=self.route_tables[(tier, az)].id,
-                             destination_cidr_block=destination, opts=child, **target)
+        return aws.ec2.Route(
+            f"{name}-{tier}-{suffix}-{az}",
+            route_table_id=self.route_tables[(tier, az)].id,
+            destination_cidr_block=destination,
+            opts=child,
+            **target,
+        )
 
     def _security_groups(self, name, args: BuildNetworkArgs, child):
         build = aws.ec2.SecurityGroup(
-            f"{name}-build-sg", vpc_id=self.vpc.id,
+            f"{name}-build-sg",
+            vpc_id=self.vpc.id,
             description="Build and scan instances: HTTP/S out (filtered by the firewall), nothing in",
             ingress=[],
-            egress=[aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=port, to_port=port,
-                                                    cidr_blocks=["0.0.0.0/0"], description=f"TCP {port} via firewall")
-                    for port in HTTP_PORTS],
-            opts=child)
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_blocks=["0.0.0.0/0"],
+                    description=f"TCP {port} via firewall",
+                )
+                for port in HTTP_PORTS
+            ],
+            opts=child,
+        )
         endpoints = aws.ec2.SecurityGroup(
-            f"{name}-endpoints-sg", vpc_id=self.vpc.id, description="VPC interface endpoints: HTTPS from the VPC",
-            ingress=[aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=443, to_port=443,
-                                                      cidr_blocks=[args.network.cidr], description="HTTPS from VPC")],
-            egress=[], opts=child)
+            f"{name}-endpoints-sg",
+            vpc_id=self.vpc.id,
+            description="VPC interface endpoints: HTTPS from the VPC",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.network.cidr], description="HTTPS from VPC"
+                )
+            ],
+            egress=[],
+            opts=child,
+        )
         return build, endpoints
 
     def _endpoints(self, name, args: BuildNetworkArgs, child) -> None:
         self.endpoints = {
             service: aws.ec2.VpcEndpoint(
-                f"{name}-vpce-{service}", vpc_id=self.vpc.id, vpc_endpoint_type="Interface",
-                service_name=f"com.amazonaws.{args.region}.{service}", private_dns_enabled=True,
-                subnet_ids=self.build_subnet_ids, security_group_ids=[self.endpoint_security_group.id], opts=child)
+                f"{name}-vpce-{service}",
+                vpc_id=self.vpc.id,
+                vpc_endpoint_type="Interface",
+                service_name=f"com.amazonaws.{args.region}.{service}",
+                private_dns_enabled=True,
+                subnet_ids=self.build_subnet_ids,
+                security_group_ids=[self.endpoint_security_group.id],
+                opts=child,
+            )
             for service in INTERFACE_ENDPOINTS
         }
         # Gateway endpoint: S3 (scripts, AL2023 repositories, agent downloads) never leaves for the internet.
         self.endpoints["s3"] = aws.ec2.VpcEndpoint(
-            f"{name}-vpce-s3", vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
+            f"{name}-vpce-s3",
+            vpc_id=self.vpc.id,
+            vpc_endpoint_type="Gateway",
             service_name=f"com.amazonaws.{args.region}.s3",
-            route_table_ids=[t.id for (tier, _), t in self.route_tables.items() if tier == "build"], opts=child)
+            route_table_ids=[t.id for (tier, _), t in self.route_tables.items() if tier == "build"],
+            opts=child,
+        )

@@ -62,7 +62,8 @@ DEFAULT_EGRESS = (
     # Amazon Linux 2023 mirrors; its S3-hosted repositories go through the S3 gateway endpoint instead.
     "cdn.amazonlinux.com",
     # Ubuntu: the regional EC2 mirrors and the security pocket.
-    ".ec2.archive.ubuntu.com", "security.ubuntu.com",
+    ".ec2.archive.ubuntu.com",
+    "security.ubuntu.com",
 )
 
 
@@ -98,8 +99,8 @@ class Subscription:
 @dataclass(frozen=True)
 class MemoryCapture:
     version: str
-    sha256: str   # lower-case hex; the AMI's bakehouse:avml-sha256 tag carries it
-    source: str   # the GitHub release asset tools/release.py downloads
+    sha256: str  # lower-case hex; the AMI's bakehouse:avml-sha256 tag carries it
+    source: str  # the GitHub release asset tools/release.py downloads
 
     def as_settings(self) -> dict[str, str]:
         return {"version": self.version, "sha256": self.sha256, "source": self.source}
@@ -108,12 +109,12 @@ class MemoryCapture:
 @dataclass(frozen=True)
 class FactoryConfig:
     families: tuple[Family, ...]
-    regions: tuple[str, ...]            # distribution regions (the home region always holds the original)
-    target_envs: tuple[str, ...]        # workload envs whose accounts receive the images
-    target_accounts: tuple[str, ...]    # their account ids, in target_envs order
-    workload_ous: tuple[str, ...]       # OUs the catalog portfolio is shared to
+    regions: tuple[str, ...]  # distribution regions (the home region always holds the original)
+    target_envs: tuple[str, ...]  # workload envs whose accounts receive the images
+    target_accounts: tuple[str, ...]  # their account ids, in target_envs order
+    workload_ous: tuple[str, ...]  # OUs the catalog portfolio is shared to
     auto_approve_envs: tuple[str, ...]
-    approvers: tuple[str, ...]          # IAM principals (ARNs) who may approve an image
+    approvers: tuple[str, ...]  # IAM principals (ARNs) who may approve an image
     severity_threshold: str
     max_catalog_versions: int
     launch_role_names: tuple[str, ...]  # principals (by role name) allowed to launch from the portfolio
@@ -168,10 +169,13 @@ class FactoryConfig:
             "severityThreshold": self.severity_threshold,
             "maxCatalogVersions": self.max_catalog_versions,
             "rescanBatchSize": self.rescan.batch_size,
-            "lifecycle": {"keep": self.lifecycle.keep, "keepDays": self.lifecycle.keep_days,
-                          "graceDays": self.lifecycle.grace_days,
-                          "prodRetentionYears": self.lifecycle.prod_retention_years,
-                          "dryRun": self.lifecycle.dry_run},
+            "lifecycle": {
+                "keep": self.lifecycle.keep,
+                "keepDays": self.lifecycle.keep_days,
+                "graceDays": self.lifecycle.grace_days,
+                "prodRetentionYears": self.lifecycle.prod_retention_years,
+                "dryRun": self.lifecycle.dry_run,
+            },
             **({"memoryCapture": self.memory_capture.as_settings()} if self.memory_capture else {}),
             "canaryEnv": self.canary_env,
         }
@@ -188,10 +192,28 @@ class FactoryConfig:
         return all(env in self.auto_approve_envs for env in self.target_envs)
 
 
-_KEYS = ("families", "regions", "targetEnvs", "workloadOus", "autoApproveEnvs", "approvers", "severityThreshold",
-         "maxCatalogVersions", "launchRoleNames", "egressDomains", "rescan", "lifecycle", "approverPrincipals",
-         "subscriptions", "catalogTagOptions", "catalogRegionalPortfolios", "rebuildSchedule", "memoryCapture",
-         "canaryEnv", "forcedRebuildSchedule")
+_KEYS = (
+    "families",
+    "regions",
+    "targetEnvs",
+    "workloadOus",
+    "autoApproveEnvs",
+    "approvers",
+    "severityThreshold",
+    "maxCatalogVersions",
+    "launchRoleNames",
+    "egressDomains",
+    "rescan",
+    "lifecycle",
+    "approverPrincipals",
+    "subscriptions",
+    "catalogTagOptions",
+    "catalogRegionalPortfolios",
+    "rebuildSchedule",
+    "memoryCapture",
+    "canaryEnv",
+    "forcedRebuildSchedule",
+)
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
 _RESCAN_KEYS = ("schedule", "batchSize")
@@ -216,47 +238,82 @@ def consumer_families(project_dir: Path) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
-                  consumers: Mapping[str, Sequence[str]] | None = None) -> FactoryConfig | None:
+def parse_factory(
+    raw: Mapping[str, Any], cfg: StackConfig, problems: Problems, consumers: Mapping[str, Sequence[str]] | None = None
+) -> FactoryConfig | None:
     key = f"bakehouse:{SECTION}"
     for removed in _REMOVED_KEYS:
         if removed in raw:
-            problems.add(f"{key}.{removed}", raw[removed], "nothing: copy distribution was removed; images are "
-                         "shared with each target account (the key policies admit them through EC2)")
+            problems.add(
+                f"{key}.{removed}",
+                raw[removed],
+                "nothing: copy distribution was removed; images are "
+                "shared with each target account (the key policies admit them through EC2)",
+            )
     require_keys({k: v for k, v in raw.items() if k not in _REMOVED_KEYS}, SECTION, _KEYS, problems)
     workloads = cfg.estate.accounts.workloads
 
     families = _families(raw.get("families"), problems)
 
     other_regions = [r for r in cfg.estate.allowed_regions if r != cfg.region]
-    regions = _strings(raw.get("regions", []), f"{key}.regions", problems, allow_empty=True,
-                       allowed=", ".join(other_regions) or "none (only the home region is allowed)",
-                       valid=lambda r: r in other_regions)
+    regions = _strings(
+        raw.get("regions", []),
+        f"{key}.regions",
+        problems,
+        allow_empty=True,
+        allowed=", ".join(other_regions) or "none (only the home region is allowed)",
+        valid=lambda r: r in other_regions,
+    )
 
-    envs = _strings(raw.get("targetEnvs", sorted(workloads)), f"{key}.targetEnvs", problems,
-                    allowed=", ".join(sorted(workloads)), valid=lambda e: e in workloads)
+    envs = _strings(
+        raw.get("targetEnvs", sorted(workloads)),
+        f"{key}.targetEnvs",
+        problems,
+        allowed=", ".join(sorted(workloads)),
+        valid=lambda e: e in workloads,
+    )
 
-    ous = _strings(raw.get("workloadOus"), f"{key}.workloadOus", problems,
-                   allowed="organizational unit ids like ou-ab12-cd34ef56", valid=lambda o: bool(OU_ID.fullmatch(o)))
+    ous = _strings(
+        raw.get("workloadOus"),
+        f"{key}.workloadOus",
+        problems,
+        allowed="organizational unit ids like ou-ab12-cd34ef56",
+        valid=lambda o: bool(OU_ID.fullmatch(o)),
+    )
 
-    auto = _strings(raw.get("autoApproveEnvs", []), f"{key}.autoApproveEnvs", problems, allow_empty=True,
-                    allowed=", ".join(e for e in sorted(envs) if e != PROTECTED_ENV)
-                    + f" (never {PROTECTED_ENV}: its images always need a human approval)",
-                    valid=lambda e: e in envs and e != PROTECTED_ENV)
+    auto = _strings(
+        raw.get("autoApproveEnvs", []),
+        f"{key}.autoApproveEnvs",
+        problems,
+        allow_empty=True,
+        allowed=", ".join(e for e in sorted(envs) if e != PROTECTED_ENV)
+        + f" (never {PROTECTED_ENV}: its images always need a human approval)",
+        valid=lambda e: e in envs and e != PROTECTED_ENV,
+    )
 
-    approvers = _strings(raw.get("approvers"), f"{key}.approvers", problems,
-                         allowed="IAM role or user ARNs in the build account, e.g. "
-                                 f"arn:aws:iam::{cfg.account_id}:role/BakehouseImageApprover",
-                         valid=lambda a: bool(re.fullmatch(rf"arn:aws:iam::{cfg.account_id}:(role|user)/[\w+=,.@/-]+", a)))
+    approvers = _strings(
+        raw.get("approvers"),
+        f"{key}.approvers",
+        problems,
+        allowed=f"IAM role or user ARNs in the build account, e.g. arn:aws:iam::{cfg.account_id}:role/BakehouseImageApprover",
+        valid=lambda a: bool(re.fullmatch(rf"arn:aws:iam::{cfg.account_id}:(role|user)/[\w+=,.@/-]+", a)),
+    )
 
     approver_role = f"arn:aws:iam::{cfg.account_id}:role/{APPROVER_ROLE}"
     if approvers and approver_role not in approvers:
-        problems.add(f"{key}.approvers", list(approvers),
-                     f"a list including {approver_role}, the role the approver principals assume to approve")
+        problems.add(
+            f"{key}.approvers",
+            list(approvers),
+            f"a list including {approver_role}, the role the approver principals assume to approve",
+        )
     estate_accounts = set(cfg.estate.accounts.all_ids)
-    principals = _strings(raw.get("approverPrincipals"), f"{key}.approverPrincipals", problems,
-                          allowed="IAM role or user ARNs in the estate's accounts (the people who approve images)",
-                          valid=lambda p: bool((m := PRINCIPAL.fullmatch(p)) and m.group(1) in estate_accounts))
+    principals = _strings(
+        raw.get("approverPrincipals"),
+        f"{key}.approverPrincipals",
+        problems,
+        allowed="IAM role or user ARNs in the estate's accounts (the people who approve images)",
+        valid=lambda p: bool((m := PRINCIPAL.fullmatch(p)) and m.group(1) in estate_accounts),
+    )
     subscriptions = _subscriptions(raw.get("subscriptions"), f"{key}.subscriptions", problems)
 
     severity = raw.get("severityThreshold", "HIGH")
@@ -264,14 +321,22 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
 
     max_versions = _integer(raw.get("maxCatalogVersions", 3), f"{key}.maxCatalogVersions", 1, 20, problems)
 
-    launch_roles = _strings(raw.get("launchRoleNames", []), f"{key}.launchRoleNames", problems, allow_empty=True,
-                            allowed="IAM role names (1-64 of letters, digits, +=,.@_-)",
-                            valid=lambda n: bool(ROLE_NAME.fullmatch(n)))
+    launch_roles = _strings(
+        raw.get("launchRoleNames", []),
+        f"{key}.launchRoleNames",
+        problems,
+        allow_empty=True,
+        allowed="IAM role names (1-64 of letters, digits, +=,.@_-)",
+        valid=lambda n: bool(ROLE_NAME.fullmatch(n)),
+    )
 
-    domains = _strings(raw.get("egressDomains", list(DEFAULT_EGRESS)), f"{key}.egressDomains", problems,
-                       allowed="lower-case domain names, a leading dot for a whole subdomain (e.g. .ubuntu.com); "
-                               "no wildcards, no IP addresses",
-                       valid=lambda d: bool(DOMAIN.fullmatch(d)))
+    domains = _strings(
+        raw.get("egressDomains", list(DEFAULT_EGRESS)),
+        f"{key}.egressDomains",
+        problems,
+        allowed="lower-case domain names, a leading dot for a whole subdomain (e.g. .ubuntu.com); no wildcards, no IP addresses",
+        valid=lambda d: bool(DOMAIN.fullmatch(d)),
+    )
 
     rescan = _rescan(raw.get("rescan", {}), f"{key}.rescan", problems)
     owner, cost_centre = _catalog_tag_options(raw.get("catalogTagOptions", {}), f"{key}.catalogTagOptions", problems)
@@ -280,40 +345,60 @@ def parse_factory(raw: Mapping[str, Any], cfg: StackConfig, problems: Problems,
     lifecycle = _lifecycle(raw.get("lifecycle", {}), f"{key}.lifecycle", problems)
     rebuild_schedule = _schedule(raw.get("rebuildSchedule", "rate(1 day)"), f"{key}.rebuildSchedule", problems)
     forced = raw.get("forcedRebuildSchedule", DEFAULT_FORCED_REBUILD)
-    forced_rebuild_schedule = None if forced == "off" else _schedule(
-        forced, f"{key}.forcedRebuildSchedule", problems, also='or "off"')
+    forced_rebuild_schedule = (
+        None if forced == "off" else _schedule(forced, f"{key}.forcedRebuildSchedule", problems, also='or "off"')
+    )
     memory_capture = _memory_capture(raw.get("memoryCapture"), f"{key}.memoryCapture", problems)
     canary_env = raw.get("canaryEnv", DEFAULT_CANARY_ENV)
-    problems.check(canary_env in envs and canary_env != PROTECTED_ENV, f"{key}.canaryEnv", canary_env,
-                   "one of the target envs " + ", ".join(e for e in envs if e != PROTECTED_ENV)
-                   + f" (never {PROTECTED_ENV}: it sees images only after approval)")
+    problems.check(
+        canary_env in envs and canary_env != PROTECTED_ENV,
+        f"{key}.canaryEnv",
+        canary_env,
+        "one of the target envs "
+        + ", ".join(e for e in envs if e != PROTECTED_ENV)
+        + f" (never {PROTECTED_ENV}: it sees images only after approval)",
+    )
 
     if any(f.engine == "packer" for f in families) and PACKER_RELEASES_DOMAIN not in domains:
-        problems.add(f"{key}.egressDomains", list(domains),
-                     f"{PACKER_RELEASES_DOMAIN} among them while a family builds with engine packer: "
-                     "CodeBuild downloads the pinned Packer release and plugins from there")
+        problems.add(
+            f"{key}.egressDomains",
+            list(domains),
+            f"{PACKER_RELEASES_DOMAIN} among them while a family builds with engine packer: "
+            "CodeBuild downloads the pinned Packer release and plugins from there",
+        )
 
     built = {f.name for f in families}
     for env in envs:
         # A family a target env reads but nobody builds leaves its parameter empty forever.
         for family in (consumers or {}).get(env, ()):
             if families and family not in built:
-                problems.add(f"{key}.families", sorted(built),
-                             f"every family the target envs read; stack {env} reads {family}")
+                problems.add(f"{key}.families", sorted(built), f"every family the target envs read; stack {env} reads {family}")
 
     if problems.items:
         return None
     return FactoryConfig(
-        families=families, regions=regions, target_envs=envs,
-        target_accounts=tuple(workloads[e] for e in envs), workload_ous=ous, auto_approve_envs=auto,
+        families=families,
+        regions=regions,
+        target_envs=envs,
+        target_accounts=tuple(workloads[e] for e in envs),
+        workload_ous=ous,
+        auto_approve_envs=auto,
         approvers=approvers,
-        severity_threshold=severity, max_catalog_versions=max_versions, launch_role_names=launch_roles,
-        egress_domains=domains, rescan=rescan, lifecycle=lifecycle,
-        approver_principals=principals, subscriptions=subscriptions,
+        severity_threshold=severity,
+        max_catalog_versions=max_versions,
+        launch_role_names=launch_roles,
+        egress_domains=domains,
+        rescan=rescan,
+        lifecycle=lifecycle,
+        approver_principals=principals,
+        subscriptions=subscriptions,
         catalog_regions=regions if regional is True else (),
-        catalog_owner=owner, catalog_cost_centre=cost_centre, rebuild_schedule=rebuild_schedule,
+        catalog_owner=owner,
+        catalog_cost_centre=cost_centre,
+        rebuild_schedule=rebuild_schedule,
         forced_rebuild_schedule=forced_rebuild_schedule,
-        memory_capture=memory_capture, canary_env=canary_env,
+        memory_capture=memory_capture,
+        canary_env=canary_env,
     )
 
 
@@ -325,17 +410,32 @@ def _memory_capture(raw: Any, key: str, problems: Problems) -> MemoryCapture | N
         return None
     require_keys(raw, key.removeprefix("bakehouse:"), _MEMORY_CAPTURE_KEYS, problems)
     version, sha256, source = raw.get("version"), raw.get("sha256"), raw.get("source")
-    ok = problems.check(isinstance(version, str) and bool(SEMVER.fullmatch(version)), f"{key}.version", version,
-                        "an AVML release version like 0.14.0")
-    ok &= problems.check(isinstance(sha256, str) and bool(SHA256.fullmatch(sha256)), f"{key}.sha256", sha256,
-                         "the release asset's SHA-256: 64 lower-case hex digits")
+    ok = problems.check(
+        isinstance(version, str) and bool(SEMVER.fullmatch(version)),
+        f"{key}.version",
+        version,
+        "an AVML release version like 0.14.0",
+    )
+    ok &= problems.check(
+        isinstance(sha256, str) and bool(SHA256.fullmatch(sha256)),
+        f"{key}.sha256",
+        sha256,
+        "the release asset's SHA-256: 64 lower-case hex digits",
+    )
     match = AVML_SOURCE.fullmatch(source) if isinstance(source, str) else None
-    ok &= problems.check(match is not None, f"{key}.source", source,
-                         "AVML's GitHub release asset, https://github.com/microsoft/avml/releases/download/"
-                         "v<version>/avml")
+    ok &= problems.check(
+        match is not None,
+        f"{key}.source",
+        source,
+        "AVML's GitHub release asset, https://github.com/microsoft/avml/releases/download/v<version>/avml",
+    )
     if match and ok:
-        ok &= problems.check(match.group("version") == version, f"{key}.source", source,
-                             f"the asset of the pinned version, .../download/v{version}/avml")
+        ok &= problems.check(
+            match.group("version") == version,
+            f"{key}.source",
+            source,
+            f"the asset of the pinned version, .../download/v{version}/avml",
+        )
     return MemoryCapture(version, sha256, source) if ok else None
 
 
@@ -362,14 +462,16 @@ def _catalog_tag_options(raw: Any, key: str, problems: Problems) -> tuple[str | 
 def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:
     key = f"bakehouse:{SECTION}.families"
     if not isinstance(raw, Mapping) or not raw:
-        problems.add(key, raw, "an object of family name -> {base: " + " | ".join(BASES)
-                     + ", engine: " + " | ".join(ENGINES) + " (default ssm)}")
+        problems.add(
+            key,
+            raw,
+            "an object of family name -> {base: " + " | ".join(BASES) + ", engine: " + " | ".join(ENGINES) + " (default ssm)}",
+        )
         return ()
     families = []
     for name, spec in raw.items():
         if not FAMILY.fullmatch(str(name)):
-            problems.add(key, name,
-                         "family names of 2-31 lower-case letters, digits and dashes, starting with a letter")
+            problems.add(key, name, "family names of 2-31 lower-case letters, digits and dashes, starting with a letter")
             continue
         if not isinstance(spec, Mapping):
             problems.add(f"{key}.{name}", spec, "an object with base: " + " | ".join(BASES))
@@ -395,19 +497,33 @@ def _subscriptions(raw: Any, key: str, problems: Problems) -> dict[str, tuple[Su
         entries = raw.get(topic, [])
         required = topic in REQUIRED_SUBSCRIBERS
         if not isinstance(entries, list) or (required and not entries):
-            problems.add(f"{key}.{topic}", entries,
-                         ("a non-empty" if required else "a") + " list of {protocol, endpoint}"
-                         + (": nobody would hear of images awaiting approval" if required else ""))
+            problems.add(
+                f"{key}.{topic}",
+                entries,
+                ("a non-empty" if required else "a")
+                + " list of {protocol, endpoint}"
+                + (": nobody would hear of images awaiting approval" if required else ""),
+            )
             continue
         subs = []
         for entry in entries:
             protocol = entry.get("protocol") if isinstance(entry, Mapping) else None
             endpoint = entry.get("endpoint") if isinstance(entry, Mapping) else None
             pattern = SUBSCRIPTION_ENDPOINTS.get(protocol)
-            if not isinstance(entry, Mapping) or set(entry) != {"protocol", "endpoint"} or pattern is None \
-                    or not isinstance(endpoint, str) or not pattern.fullmatch(endpoint):
-                problems.add(f"{key}.{topic}[]", entry, "{protocol, endpoint} with protocol one of "
-                             + ", ".join(SUBSCRIPTION_ENDPOINTS) + " and an endpoint of that protocol")
+            if (
+                not isinstance(entry, Mapping)
+                or set(entry) != {"protocol", "endpoint"}
+                or pattern is None
+                or not isinstance(endpoint, str)
+                or not pattern.fullmatch(endpoint)
+            ):
+                problems.add(
+                    f"{key}.{topic}[]",
+                    entry,
+                    "{protocol, endpoint} with protocol one of "
+                    + ", ".join(SUBSCRIPTION_ENDPOINTS)
+                    + " and an endpoint of that protocol",
+                )
                 continue
             subs.append(Subscription(protocol, endpoint))
         found[topic] = tuple(subs)
@@ -440,9 +556,13 @@ def _lifecycle(raw: Any, key: str, problems: Problems) -> LifecycleSettings | No
 
 
 def _schedule(value: Any, key: str, problems: Problems, also: str = "") -> str:
-    problems.check(isinstance(value, str) and bool(SCHEDULE.fullmatch(value)), key, value,
-                   "a recurring EventBridge Scheduler expression: rate(N days|hours|minutes) or cron(6 fields)"
-                   + (f" {also}" if also else ""))
+    problems.check(
+        isinstance(value, str) and bool(SCHEDULE.fullmatch(value)),
+        key,
+        value,
+        "a recurring EventBridge Scheduler expression: rate(N days|hours|minutes) or cron(6 fields)"
+        + (f" {also}" if also else ""),
+    )
     return value if isinstance(value, str) else ""
 
 
@@ -452,8 +572,15 @@ def _integer(value: Any, key: str, low: int, high: int, problems: Problems) -> i
     return value if ok else low
 
 
-def _strings(value: Any, key: str, problems: Problems, *, allowed: str, valid, allow_empty: bool = False,
-             ) -> tuple[str, ...]:
+def _strings(
+    value: Any,
+    key: str,
+    problems: Problems,
+    *,
+    allowed: str,
+    valid,
+    allow_empty: bool = False,
+) -> tuple[str, ...]:
     if not isinstance(value, list) or (not value and not allow_empty):
         problems.add(key, value, f"a {'' if allow_empty else 'non-empty '}list of: {allowed}")
         return ()

@@ -27,13 +27,20 @@ LAUNCH_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:ReEncrypt*", "kms:Gener
 # gets nothing from IAM or from a key policy naming the account); helper code in the workload stack
 # creates it with exactly these operations. EC2 Auto Scaling user guide, "Required AWS KMS key policy
 # for use with encrypted volumes" (cross-account example: the grant is made from the ASG's account).
-AUTOSCALING_GRANT_OPERATIONS = ("Decrypt", "DescribeKey", "ReEncryptFrom", "ReEncryptTo",
-                                "GenerateDataKeyWithoutPlaintext", "CreateGrant")
+AUTOSCALING_GRANT_OPERATIONS = (
+    "Decrypt",
+    "DescribeKey",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "GenerateDataKeyWithoutPlaintext",
+    "CreateGrant",
+)
 AUTOSCALING_ROLE_PATH = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 
 
-def workload_launch_statements(region: str, workload_accounts: Sequence[str], organization_id: str,
-                               workload_ous: Sequence[str]) -> list[dict[str, Any]]:
+def workload_launch_statements(
+    region: str, workload_accounts: Sequence[str], organization_id: str, workload_ous: Sequence[str]
+) -> list[dict[str, Any]]:
     """Workload accounts may use the key for EBS volumes of instances they launch, through EC2 only,
     and may grant their own Auto Scaling service-linked role the same.
 
@@ -44,30 +51,50 @@ def workload_launch_statements(region: str, workload_accounts: Sequence[str], or
     if not workload_accounts:
         return []
     everyone = {"AWS": "*"}
-    in_workload_ous = {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": ou_path_patterns(organization_id,
-                                                                                             workload_ous)}}
+    in_workload_ous = {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": ou_path_patterns(organization_id, workload_ous)}}
     via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com"}
     own_autoscaling_role = f"arn:aws:iam::${{aws:PrincipalAccount}}:role/{AUTOSCALING_ROLE_PATH}"
     return [
-        statement("WorkloadLaunchFromSharedImages", LAUNCH_ACTIONS, ["*"], principals=everyone,
-                  conditions={"StringEquals": via_ec2, **in_workload_ous}),
-        statement("WorkloadEbsGrants", ["kms:CreateGrant"], ["*"], principals=everyone,
-                  conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"},
-                              **in_workload_ous}),
+        statement(
+            "WorkloadLaunchFromSharedImages",
+            LAUNCH_ACTIONS,
+            ["*"],
+            principals=everyone,
+            conditions={"StringEquals": via_ec2, **in_workload_ous},
+        ),
+        statement(
+            "WorkloadEbsGrants",
+            ["kms:CreateGrant"],
+            ["*"],
+            principals=everyone,
+            conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}, **in_workload_ous},
+        ),
         # Made by the workload deployer calling KMS itself, so neither kms:ViaService nor
         # kms:GrantIsForAWSResource can be required; the grantee and operations are pinned instead.
-        statement("WorkloadAutoScalingRoleGrants", ["kms:CreateGrant"], ["*"], principals=everyone,
-                  conditions={"StringEquals": {"kms:GranteePrincipal": own_autoscaling_role},
-                              "ForAllValues:StringEquals": {"kms:GrantOperations": list(AUTOSCALING_GRANT_OPERATIONS)},
-                              **in_workload_ous}),
+        statement(
+            "WorkloadAutoScalingRoleGrants",
+            ["kms:CreateGrant"],
+            ["*"],
+            principals=everyone,
+            conditions={
+                "StringEquals": {"kms:GranteePrincipal": own_autoscaling_role},
+                "ForAllValues:StringEquals": {"kms:GrantOperations": list(AUTOSCALING_GRANT_OPERATIONS)},
+                **in_workload_ous,
+            },
+        ),
     ]
 
 
 def launcher_grant_statement(launcher_arns: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
     """Roles that launch or copy images encrypted with the key: EBS creates its grant with their
     credentials, so the key policy (which does not delegate to IAM) must admit CreateGrant for them."""
-    return statement("LaunchersEbsGrants", ["kms:CreateGrant"], ["*"], principals={"AWS": list(launcher_arns)},
-                     conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}})
+    return statement(
+        "LaunchersEbsGrants",
+        ["kms:CreateGrant"],
+        ["*"],
+        principals={"AWS": list(launcher_arns)},
+        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
 
 
 # Services that encrypt with the factory key through grants created with the deployer's credentials
@@ -79,7 +106,8 @@ def deployer_via_services_statement(deploy_role_arn: str, region: str) -> dict[s
     """The deployer administers the key but uses it only through these services, never directly."""
     return statement(
         "DeployerUseThroughServices",
-        ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"], ["*"],
+        ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"],
+        ["*"],
         principals={"AWS": [deploy_role_arn]},
         conditions={"StringEquals": {"kms:ViaService": [f"{s}.{region}.amazonaws.com" for s in DEPLOY_TIME_SERVICES]}},
     )
@@ -87,18 +115,24 @@ def deployer_via_services_statement(deploy_role_arn: str, region: str) -> dict[s
 
 def events_grant(cfg: StackConfig) -> ServiceGrant:
     """EventBridge must encrypt what it publishes to the KMS-encrypted notification topic."""
-    return ServiceGrant(sid="EventBridgeToEncryptedTopics", service="events.amazonaws.com",
-                        actions=("kms:GenerateDataKey*", "kms:Decrypt"),
-                        conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}})
+    return ServiceGrant(
+        sid="EventBridgeToEncryptedTopics",
+        service="events.amazonaws.com",
+        actions=("kms:GenerateDataKey*", "kms:Decrypt"),
+        conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}},
+    )
 
 
 def cloudwatch_grant(cfg: StackConfig) -> ServiceGrant:
     """CloudWatch alarms (the factory's dead-letter alarms) must encrypt what they publish to the
     KMS-encrypted notifications topic (Amazon SNS developer guide, "Enable compatibility between event
     sources from AWS services and encrypted topics")."""
-    return ServiceGrant(sid="CloudWatchAlarmsToEncryptedTopics", service="cloudwatch.amazonaws.com",
-                        actions=("kms:GenerateDataKey*", "kms:Decrypt"),
-                        conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}})
+    return ServiceGrant(
+        sid="CloudWatchAlarmsToEncryptedTopics",
+        service="cloudwatch.amazonaws.com",
+        actions=("kms:GenerateDataKey*", "kms:Decrypt"),
+        conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}},
+    )
 
 
 @dataclass(frozen=True)
@@ -133,9 +167,11 @@ def factory_keys(
             admin_arns=[cfg.deploy_role_arn],
             user_arns=list(users),
             services=[logs_grant(cfg), events_grant(cfg), cloudwatch_grant(cfg)],
-            extra_statements=[*workload_launch_statements(cfg.region, workload_accounts, org, workload_ous),
-                              *launcher_statements,
-                              deployer_via_services_statement(cfg.deploy_role_arn, cfg.region)],
+            extra_statements=[
+                *workload_launch_statements(cfg.region, workload_accounts, org, workload_ous),
+                *launcher_statements,
+                deployer_via_services_statement(cfg.deploy_role_arn, cfg.region),
+            ],
         ),
         opts=child,
     )
@@ -144,8 +180,14 @@ def factory_keys(
         # Same account and default tags, another region: a provider of its own, as a child so it
         # inherits nothing from the ambient default.
         provider = account_provider(
-            f"{name}-{region}", account_id=cfg.account_id, region=region, role_arn=stack_role_arn(cfg),
-            tags=cfg.default_tags, session_name=f"bakehouse-{cfg.stack}-{region}", opts=child)
+            f"{name}-{region}",
+            account_id=cfg.account_id,
+            region=region,
+            role_arn=stack_role_arn(cfg),
+            tags=cfg.default_tags,
+            session_name=f"bakehouse-{cfg.stack}-{region}",
+            opts=child,
+        )
         regional[region] = KmsKey(
             f"{name}-images-{region}",
             KmsKeyArgs(
@@ -153,8 +195,10 @@ def factory_keys(
                 alias="bakehouse-images",
                 admin_arns=[cfg.deploy_role_arn],
                 user_arns=list(users),
-                extra_statements=[*workload_launch_statements(region, workload_accounts, org, workload_ous),
-                                  *launcher_statements],
+                extra_statements=[
+                    *workload_launch_statements(region, workload_accounts, org, workload_ous),
+                    *launcher_statements,
+                ],
             ),
             opts=pulumi.ResourceOptions(parent=parent, provider=provider),
         )

@@ -35,8 +35,9 @@ def approver_statements(cfg: StackConfig) -> list[dict[str, Any]]:
     """
     region, account = cfg.region, cfg.account_id
     return [
-        statement("AnswerFactoryApprovals", ["ssm:SendAutomationSignal"],
-                  [f"arn:aws:ssm:{region}:{account}:automation-execution/*"]),
+        statement(
+            "AnswerFactoryApprovals", ["ssm:SendAutomationSignal"], [f"arn:aws:ssm:{region}:{account}:automation-execution/*"]
+        ),
     ]
 
 
@@ -47,39 +48,66 @@ def approver_trust(principals: tuple[str, ...]) -> dict[str, Any]:
 class FactoryRoles(pulumi.ComponentResource):
     """automation (SSM), build instance (EC2), scheduler, lifecycle (Lambda), catalog launch, approver."""
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None,
-                 factory: FactoryConfig | None = None):
+    def __init__(
+        self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None, factory: FactoryConfig | None = None
+    ):
         super().__init__("bakehouse:build:FactoryRoles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         account = cfg.account_id
         factory = factory or factory_config(cfg)
 
         def role(key: str, role_name: str, service: str, description: str) -> aws.iam.Role:
-            return aws.iam.Role(f"{name}-{key}", name=role_name, description=description,
-                                assume_role_policy=assume_role_document(service_trust(service, account)),
-                                max_session_duration=3600, opts=child)
+            return aws.iam.Role(
+                f"{name}-{key}",
+                name=role_name,
+                description=description,
+                assume_role_policy=assume_role_document(service_trust(service, account)),
+                max_session_duration=3600,
+                opts=child,
+            )
 
-        self.automation = role("automation", FACTORY_AUTOMATION_ROLE, "ssm.amazonaws.com",
-                               "Runs the image factory's SSM Automation documents")
-        self.build_instance = role("build-instance", BUILD_INSTANCE_ROLE, "ec2.amazonaws.com",
-                                   "Build, validation and scan instances: SSM managed, read the build scripts")
-        self.scheduler = role("scheduler", SCHEDULER_ROLE, "scheduler.amazonaws.com",
-                              "EventBridge Scheduler: starts the rescan automation and the lifecycle function")
-        self.lifecycle = role("lifecycle", LIFECYCLE_ROLE, "lambda.amazonaws.com",
-                              "Image lifecycle function: deprecates and retires old images")
-        self.catalog_launch = role("catalog-launch", CATALOG_LAUNCH_ROLE, "servicecatalog.amazonaws.com",
-                                   "Service Catalog launch constraint: provisions the hardened-instance product")
+        self.automation = role(
+            "automation", FACTORY_AUTOMATION_ROLE, "ssm.amazonaws.com", "Runs the image factory's SSM Automation documents"
+        )
+        self.build_instance = role(
+            "build-instance",
+            BUILD_INSTANCE_ROLE,
+            "ec2.amazonaws.com",
+            "Build, validation and scan instances: SSM managed, read the build scripts",
+        )
+        self.scheduler = role(
+            "scheduler",
+            SCHEDULER_ROLE,
+            "scheduler.amazonaws.com",
+            "EventBridge Scheduler: starts the rescan automation and the lifecycle function",
+        )
+        self.lifecycle = role(
+            "lifecycle", LIFECYCLE_ROLE, "lambda.amazonaws.com", "Image lifecycle function: deprecates and retires old images"
+        )
+        self.catalog_launch = role(
+            "catalog-launch",
+            CATALOG_LAUNCH_ROLE,
+            "servicecatalog.amazonaws.com",
+            "Service Catalog launch constraint: provisions the hardened-instance product",
+        )
         # Configured (bakehouse:factory.approverPrincipals), never guessed: the people who approve images.
         self.approver = aws.iam.Role(
-            f"{name}-approver", name=APPROVER_ROLE, max_session_duration=3600,
+            f"{name}-approver",
+            name=APPROVER_ROLE,
+            max_session_duration=3600,
             description="Answers the image factory's approval steps (ssm:SendAutomationSignal only)",
-            assume_role_policy=assume_role_document(approver_trust(factory.approver_principals)), opts=child)
-        aws.iam.RolePolicy(f"{name}-approver-policy", role=self.approver.name,
-                           policy=document(*approver_statements(cfg)), opts=child)
-        aws.iam.RolePolicyAttachment(f"{name}-build-instance-ssm-core", role=self.build_instance.name,
-                                     policy_arn=SSM_CORE_POLICY, opts=child)
+            assume_role_policy=assume_role_document(approver_trust(factory.approver_principals)),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-approver-policy", role=self.approver.name, policy=document(*approver_statements(cfg)), opts=child
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-build-instance-ssm-core", role=self.build_instance.name, policy_arn=SSM_CORE_POLICY, opts=child
+        )
         self.build_instance_profile = aws.iam.InstanceProfile(
-            f"{name}-build-instance-profile", name=BUILD_INSTANCE_ROLE, role=self.build_instance.name, opts=child)
+            f"{name}-build-instance-profile", name=BUILD_INSTANCE_ROLE, role=self.build_instance.name, opts=child
+        )
 
         # Known at preview (fixed names), for policies that must name these roles.
         self.arns = {
@@ -90,5 +118,6 @@ class FactoryRoles(pulumi.ComponentResource):
             "catalog_launch": role_arn(account, CATALOG_LAUNCH_ROLE),
             "approver": role_arn(account, APPROVER_ROLE),
         }
-        self.register_outputs({"automation_role_arn": self.automation.arn,
-                               "build_instance_profile": self.build_instance_profile.name})
+        self.register_outputs(
+            {"automation_role_arn": self.automation.arn, "build_instance_profile": self.build_instance_profile.name}
+        )

@@ -26,14 +26,24 @@ def target_parameter_name(env: str) -> str:
 
 def target_parameters(name: str, factory: FactoryConfig, opts: pulumi.ResourceOptions) -> list[aws.ssm.Parameter]:
     """One parameter per target env, keyed by env so adding or removing one replaces nothing else."""
-    return [aws.ssm.Parameter(f"{name}-target-{env}", name=target_parameter_name(env), type="String",
-                              tier="Standard", value=account,
-                              description=f"Account of the factory's target env {env} (no secret)", opts=opts)
-            for env, account in zip(factory.target_envs, factory.target_accounts, strict=True)]
+    return [
+        aws.ssm.Parameter(
+            f"{name}-target-{env}",
+            name=target_parameter_name(env),
+            type="String",
+            tier="Standard",
+            value=account,
+            description=f"Account of the factory's target env {env} (no secret)",
+            opts=opts,
+        )
+        for env, account in zip(factory.target_envs, factory.target_accounts, strict=True)
+    ]
 
 
 def target_path_arns(region: str, account: str) -> list[str]:
     """What ssm:GetParametersByPath is authorized against: the requested path itself (Systems Manager user
     guide, "How Parameter Store authorizes parameter retrieval"), with or without a trailing slash."""
-    return [f"arn:aws:ssm:{region}:{account}:parameter{TARGETS_PATH}",
-            f"arn:aws:ssm:{region}:{account}:parameter{TARGETS_PATH}/*"]
+    return [
+        f"arn:aws:ssm:{region}:{account}:parameter{TARGETS_PATH}",
+        f"arn:aws:ssm:{region}:{account}:parameter{TARGETS_PATH}/*",
+    ]

@@ -85,8 +85,11 @@ def deployment_order(texts: Mapping[str, str]) -> list[str]:
 
 
 def uses_attachment(content: Mapping[str, Any]) -> bool:
-    return any(step.get("action") == "aws:executeScript" and (step.get("inputs") or {}).get("Attachment")
-               for step in content.get("mainSteps") or () if isinstance(step, Mapping))
+    return any(
+        step.get("action") == "aws:executeScript" and (step.get("inputs") or {}).get("Attachment")
+        for step in content.get("mainSteps") or ()
+        if isinstance(step, Mapping)
+    )
 
 
 def document_content(text: str, handlers: Package) -> str:
@@ -125,115 +128,208 @@ def automation_statements(
     bases = sorted({f.base for f in factory.families})
     statements = [
         # These APIs offer no resource-level permissions; the region condition is the only scope AWS allows.
-        statement("ReadOnlyWithoutResourceScope", [
-            "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeSnapshots",
-            "ec2:DescribeTags", "ec2:DescribeRegions",
-            "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations",
-            "ssm:GetCommandInvocation", "ssm:DescribeAutomationExecutions",
-            "inspector2:ListFindings", "inspector2:ListCoverage", "inspector2:CreateFindingsReport",
-            "inspector2:GetFindingsReportStatus", "cloudformation:ValidateTemplate",
-            "servicecatalog:DescribeConstraint", "servicecatalog:UpdateConstraint",
-            "servicecatalog:ListConstraintsForPortfolio"], ["*"],
-            conditions={"StringEquals": {"aws:RequestedRegion": list(regions)}}),
-        statement("LaunchTaggedFactoryInstances", ["ec2:RunInstances"], [instances],
-                  conditions={"StringEquals": purpose}),
+        statement(
+            "ReadOnlyWithoutResourceScope",
+            [
+                "ec2:DescribeImages",
+                "ec2:DescribeInstances",
+                "ec2:DescribeInstanceStatus",
+                "ec2:DescribeSnapshots",
+                "ec2:DescribeTags",
+                "ec2:DescribeRegions",
+                "ssm:DescribeInstanceInformation",
+                "ssm:ListCommands",
+                "ssm:ListCommandInvocations",
+                "ssm:GetCommandInvocation",
+                "ssm:DescribeAutomationExecutions",
+                "inspector2:ListFindings",
+                "inspector2:ListCoverage",
+                "inspector2:CreateFindingsReport",
+                "inspector2:GetFindingsReportStatus",
+                "cloudformation:ValidateTemplate",
+                "servicecatalog:DescribeConstraint",
+                "servicecatalog:UpdateConstraint",
+                "servicecatalog:ListConstraintsForPortfolio",
+            ],
+            ["*"],
+            conditions={"StringEquals": {"aws:RequestedRegion": list(regions)}},
+        ),
+        statement("LaunchTaggedFactoryInstances", ["ec2:RunInstances"], [instances], conditions={"StringEquals": purpose}),
         # Volumes and interfaces are tagged (or not) by the document; the instance condition above gates them.
         statement("LaunchVolumesAndInterfaces", ["ec2:RunInstances"], launched[1:]),
         statement("LaunchIntoBuildNetworkOnly", ["ec2:RunInstances"], [*subnet_arns, security_group_arn]),
-        statement("LaunchFromAmazonCanonicalOrOwnImages", ["ec2:RunInstances"], [f"arn:aws:ec2:{region}::image/*"],
-                  conditions={"StringEquals": {"ec2:Owner": ["amazon", CANONICAL_ACCOUNT, account]}}),
-        statement("TagAtLaunch", ["ec2:CreateTags"], launched,
-                  conditions={"StringEquals": {"ec2:CreateAction": ["RunInstances"]}}),
-        statement("ManageOnlyFactoryInstances",
-                  ["ec2:StopInstances", "ec2:StartInstances", "ec2:TerminateInstances", "ec2:CreateImage"],
-                  [f"arn:aws:ec2:{region}:{account}:instance/*"],
-                  conditions={"StringEquals": {f"ec2:ResourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
+        statement(
+            "LaunchFromAmazonCanonicalOrOwnImages",
+            ["ec2:RunInstances"],
+            [f"arn:aws:ec2:{region}::image/*"],
+            conditions={"StringEquals": {"ec2:Owner": ["amazon", CANONICAL_ACCOUNT, account]}},
+        ),
+        statement(
+            "TagAtLaunch", ["ec2:CreateTags"], launched, conditions={"StringEquals": {"ec2:CreateAction": ["RunInstances"]}}
+        ),
+        statement(
+            "ManageOnlyFactoryInstances",
+            ["ec2:StopInstances", "ec2:StartInstances", "ec2:TerminateInstances", "ec2:CreateImage"],
+            [f"arn:aws:ec2:{region}:{account}:instance/*"],
+            conditions={"StringEquals": {f"ec2:ResourceTag/{PURPOSE_TAG}": list(PURPOSES)}},
+        ),
         # The image and snapshots CreateImage/CopyImage make do not exist yet, so carry no tag to test.
         statement("CreateAndCopyImages", ["ec2:CreateImage", "ec2:CopyImage"], images),
         statement("ReadImageAttributes", ["ec2:DescribeImageAttribute", "ec2:DescribeSnapshotAttribute"], images),
-        statement("TagImagesWithBakehouseKeys", ["ec2:CreateTags"], images,
-                  conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*", "Name"]}}),
-        statement("ShareAndRetireFactoryImagesOnly", [
-            "ec2:ModifyImageAttribute", "ec2:DeregisterImage", "ec2:EnableImageDeprecation",
-            "ec2:DisableImageDeprecation"], [i for i in images if ":image/" in i],
-            conditions={"Null": {f"ec2:ResourceTag/{FAMILY_TAG}": "false"}}),
+        statement(
+            "TagImagesWithBakehouseKeys",
+            ["ec2:CreateTags"],
+            images,
+            conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*", "Name"]}},
+        ),
+        statement(
+            "ShareAndRetireFactoryImagesOnly",
+            ["ec2:ModifyImageAttribute", "ec2:DeregisterImage", "ec2:EnableImageDeprecation", "ec2:DisableImageDeprecation"],
+            [i for i in images if ":image/" in i],
+            conditions={"Null": {f"ec2:ResourceTag/{FAMILY_TAG}": "false"}},
+        ),
         # CreateImage and CopyImage do not pass the image's tags to its snapshots, so snapshots cannot be
         # told apart by tag; the scope is the factory's regions in this account, which holds no other images.
-        statement("ShareAndRetireImageSnapshots", ["ec2:ModifySnapshotAttribute", "ec2:DeleteSnapshot"],
-                  [i for i in images if ":snapshot/" in i]),
+        statement(
+            "ShareAndRetireImageSnapshots",
+            ["ec2:ModifySnapshotAttribute", "ec2:DeleteSnapshot"],
+            [i for i in images if ":snapshot/" in i],
+        ),
         # A build whose tagging failed leaves an untagged image behind; its cleanup step must remove it.
         statement("DeregisterFailedBuilds", ["ec2:DeregisterImage"], [f"arn:aws:ec2:{region}::image/*"]),
-        statement("PassBuildInstanceRoleToEc2", ["iam:PassRole"], [build_instance_role_arn],
-                  conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
-        statement("PassOwnRoleToChildAutomations", ["iam:PassRole"], [automation_role_arn],
-                  conditions={"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}),
-        statement("RunShellScriptDocumentOnly", ["ssm:SendCommand"],
-                  [f"arn:aws:ssm:{region}::document/AWS-RunShellScript"]),
-        statement("SendCommandToFactoryInstancesOnly", ["ssm:SendCommand"],
-                  [f"arn:aws:ec2:{region}:{account}:instance/*"],
-                  conditions={"StringEquals": {f"ssm:resourceTag/{PURPOSE_TAG}": list(PURPOSES)}}),
+        statement(
+            "PassBuildInstanceRoleToEc2",
+            ["iam:PassRole"],
+            [build_instance_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        ),
+        statement(
+            "PassOwnRoleToChildAutomations",
+            ["iam:PassRole"],
+            [automation_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}},
+        ),
+        statement("RunShellScriptDocumentOnly", ["ssm:SendCommand"], [f"arn:aws:ssm:{region}::document/AWS-RunShellScript"]),
+        statement(
+            "SendCommandToFactoryInstancesOnly",
+            ["ssm:SendCommand"],
+            [f"arn:aws:ec2:{region}:{account}:instance/*"],
+            conditions={"StringEquals": {f"ssm:resourceTag/{PURPOSE_TAG}": list(PURPOSES)}},
+        ),
         statement("ReadBuildScriptsAndTemplates", ["s3:GetObject", "s3:GetObjectVersion"], [f"{scripts_bucket_arn}/*"]),
         statement("ListBuildScripts", ["s3:ListBucket"], [scripts_bucket_arn]),
         # Validation summaries and rescan reports: the record of why an image was approved or quarantined.
         statement("WriteFindingsReports", ["s3:PutObject", "s3:GetObject"], [f"{findings_bucket_arn}/*"]),
         # The summary handler reads the bucket's default key so it can name it on each upload.
         statement("ReadFindingsBucketEncryption", ["s3:GetEncryptionConfiguration"], [findings_bucket_arn]),
-        statement("ImageRegistry", [
-            "ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory",
-            "ssm:GetParametersByPath", "ssm:LabelParameterVersion", "ssm:AddTagsToResource",
-            "ssm:ListTagsForResource"],
-            [f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/images/*"]),
-        statement("ReadFactorySettings", ["ssm:GetParameter"],
-                  [f"arn:aws:ssm:{region}:{account}:parameter{SETTINGS_PARAMETER}"]),
+        statement(
+            "ImageRegistry",
+            [
+                "ssm:PutParameter",
+                "ssm:GetParameter",
+                "ssm:GetParameters",
+                "ssm:GetParameterHistory",
+                "ssm:GetParametersByPath",
+                "ssm:LabelParameterVersion",
+                "ssm:AddTagsToResource",
+                "ssm:ListTagsForResource",
+            ],
+            [f"arn:aws:ssm:{region}:{account}:parameter/bakehouse/images/*"],
+        ),
+        statement("ReadFactorySettings", ["ssm:GetParameter"], [f"arn:aws:ssm:{region}:{account}:parameter{SETTINGS_PARAMETER}"]),
         # Distribution and the rescan find their accounts under one path, however many there are.
         statement("ReadFactoryTargets", ["ssm:GetParametersByPath"], target_path_arns(region, account)),
-        statement("ReadBaseImageParameters", ["ssm:GetParameter", "ssm:GetParameters"],
-                  [f"arn:aws:ssm:{region}::parameter{BASE_IMAGE_PARAMETERS[b]}" for b in bases]),
+        statement(
+            "ReadBaseImageParameters",
+            ["ssm:GetParameter", "ssm:GetParameters"],
+            [f"arn:aws:ssm:{region}::parameter{BASE_IMAGE_PARAMETERS[b]}" for b in bases],
+        ),
         # By role name in the workload OUs, not by account: one ARN per target account passed IAM's
         # 10,240-character inline quota at 15 envs. aws:ResourceOrgPaths is the role's account's place in
         # the organization (IAM User Guide, "AWS global condition context keys"); the publisher and
         # scanner roles trust only this role, and images are shared to the target accounts alone.
-        statement("AssumeWorkloadPublisherAndScanner", ["sts:AssumeRole"],
-                  [role_arn("*", n) for n in (IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE)],
-                  conditions={"ForAnyValue:StringLike": {"aws:ResourceOrgPaths": ou_path_patterns(
-                      cfg.estate.organization_id, factory.workload_ous)}}),
-        statement("UseFactoryKeys", ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                                     "kms:DescribeKey"], list(key_arns)),
-        statement("EbsGrantsOnFactoryKeys", ["kms:CreateGrant"], list(key_arns),
-                  conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        statement(
+            "AssumeWorkloadPublisherAndScanner",
+            ["sts:AssumeRole"],
+            [role_arn("*", n) for n in (IMAGE_PUBLISHER_ROLE, IMAGE_SCANNER_ROLE)],
+            conditions={
+                "ForAnyValue:StringLike": {
+                    "aws:ResourceOrgPaths": ou_path_patterns(cfg.estate.organization_id, factory.workload_ous)
+                }
+            },
+        ),
+        statement(
+            "UseFactoryKeys",
+            ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            list(key_arns),
+        ),
+        statement(
+            "EbsGrantsOnFactoryKeys",
+            ["kms:CreateGrant"],
+            list(key_arns),
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
         statement("NotifyApproversAndSecurity", ["sns:Publish"], [*topic_arns, security_topic_arn(cfg.estate)]),
         # The security topic is encrypted with a key in the security account whose id is not known
         # here; the grant is limited to that account's keys, used through SNS in the home region.
-        statement("EncryptForSecurityTopic", ["kms:GenerateDataKey*", "kms:Decrypt"],
-                  [f"arn:aws:kms:{region}:{cfg.estate.accounts.security}:key/*"],
-                  conditions={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}}),
-        statement("StartFactoryAutomations", ["ssm:StartAutomationExecution"],
-                  [f"arn:aws:ssm:{region}:{account}:automation-definition/Bakehouse-*:*"]),
-        statement("FollowFactoryAutomations", ["ssm:GetAutomationExecution", "ssm:StopAutomationExecution",
-                                               "ssm:DescribeAutomationStepExecutions"],
-                  [f"arn:aws:ssm:{region}:{account}:automation-execution/*"]),
+        statement(
+            "EncryptForSecurityTopic",
+            ["kms:GenerateDataKey*", "kms:Decrypt"],
+            [f"arn:aws:kms:{region}:{cfg.estate.accounts.security}:key/*"],
+            conditions={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}},
+        ),
+        statement(
+            "StartFactoryAutomations",
+            ["ssm:StartAutomationExecution"],
+            [f"arn:aws:ssm:{region}:{account}:automation-definition/Bakehouse-*:*"],
+        ),
+        statement(
+            "FollowFactoryAutomations",
+            ["ssm:GetAutomationExecution", "ssm:StopAutomationExecution", "ssm:DescribeAutomationStepExecutions"],
+            [f"arn:aws:ssm:{region}:{account}:automation-execution/*"],
+        ),
     ]
     if product_arn is not None:
-        statements.append(statement("CatalogVersions", [
-            "servicecatalog:CreateProvisioningArtifact", "servicecatalog:UpdateProvisioningArtifact",
-            "servicecatalog:DeleteProvisioningArtifact", "servicecatalog:ListProvisioningArtifacts",
-            "servicecatalog:DescribeProvisioningArtifact", "servicecatalog:DescribeProductAsAdmin"],
-            # each regional catalog's product too (bakehouse:factory.catalogRegionalPortfolios)
-            [product_arn, *regional_product_arns]))
+        statements.append(
+            statement(
+                "CatalogVersions",
+                [
+                    "servicecatalog:CreateProvisioningArtifact",
+                    "servicecatalog:UpdateProvisioningArtifact",
+                    "servicecatalog:DeleteProvisioningArtifact",
+                    "servicecatalog:ListProvisioningArtifacts",
+                    "servicecatalog:DescribeProvisioningArtifact",
+                    "servicecatalog:DescribeProductAsAdmin",
+                ],
+                # each regional catalog's product too (bakehouse:factory.catalogRegionalPortfolios)
+                [product_arn, *regional_product_arns],
+            )
+        )
     return statements
 
 
-def build_instance_statements(cfg: StackConfig, scripts_bucket_arn: str, scripts_key_arn: pulumi.Input[str],
-                              ) -> list[dict[str, Any]]:
+def build_instance_statements(
+    cfg: StackConfig,
+    scripts_bucket_arn: str,
+    scripts_key_arn: pulumi.Input[str],
+) -> list[dict[str, Any]]:
     region, account = cfg.region, cfg.account_id
     return [
         statement("ReadBuildScripts", ["s3:GetObject", "s3:GetObjectVersion"], [f"{scripts_bucket_arn}/*"]),
-        statement("DecryptBuildScriptsThroughS3", ["kms:Decrypt"], [scripts_key_arn],
-                  conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}),
-        statement("WriteBuildLogs", ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                  [f"arn:aws:logs:{region}:{account}:log-group:/bakehouse/build/*:*"]),
-        statement("CreateBuildLogGroups", ["logs:CreateLogGroup"],
-                  [f"arn:aws:logs:{region}:{account}:log-group:/bakehouse/build/*"]),
+        statement(
+            "DecryptBuildScriptsThroughS3",
+            ["kms:Decrypt"],
+            [scripts_key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+        ),
+        statement(
+            "WriteBuildLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [f"arn:aws:logs:{region}:{account}:log-group:/bakehouse/build/*:*"],
+        ),
+        statement(
+            "CreateBuildLogGroups", ["logs:CreateLogGroup"], [f"arn:aws:logs:{region}:{account}:log-group:/bakehouse/build/*"]
+        ),
     ]
 
 
@@ -242,23 +338,28 @@ def automation_failure_pattern(prefix: str = "Bakehouse-") -> str:
     Failed, TimedOut or Cancelled. `Definition` and `Status` are fields of the "EC2 Automation
     Execution Status-change Notification" event (Systems Manager user guide, "Monitoring Systems
     Manager events with Amazon EventBridge")."""
-    return json.dumps({
-        "source": ["aws.ssm"],
-        "detail-type": ["EC2 Automation Execution Status-change Notification"],
-        "detail": {"Definition": [{"prefix": prefix}], "Status": list(EXECUTION_STATUSES)},
-    })
+    return json.dumps(
+        {
+            "source": ["aws.ssm"],
+            "detail-type": ["EC2 Automation Execution Status-change Notification"],
+            "detail": {"Definition": [{"prefix": prefix}], "Status": list(EXECUTION_STATUSES)},
+        }
+    )
 
 
 def pipeline_event_pattern(pipeline_name: str) -> str:
-    return json.dumps({
-        "source": ["aws.ssm"],
-        "detail-type": ["EC2 Automation Execution Status-change Notification"],
-        "detail": {"Definition": [pipeline_name], "Status": list(EXECUTION_STATUSES)},
-    })
+    return json.dumps(
+        {
+            "source": ["aws.ssm"],
+            "detail-type": ["EC2 Automation Execution Status-change Notification"],
+            "detail": {"Definition": [pipeline_name], "Status": list(EXECUTION_STATUSES)},
+        }
+    )
 
 
-def pipeline_parameters(args: ImageFactoryArgs, approvers_topic_arn: pulumi.Input[str],
-                        notifications_topic_arn: pulumi.Input[str]) -> dict[str, Any]:
+def pipeline_parameters(
+    args: ImageFactoryArgs, approvers_topic_arn: pulumi.Input[str], notifications_topic_arn: pulumi.Input[str]
+) -> dict[str, Any]:
     factory = args.factory
     params: dict[str, Any] = {
         "AutomationAssumeRole": args.role_arns["automation"],
@@ -273,8 +374,10 @@ def pipeline_parameters(args: ImageFactoryArgs, approvers_topic_arn: pulumi.Inpu
         "Regions": {args.cfg.region: args.factory_key_arn, **args.region_key_arns},
         # No Accounts: the documents default to every env under /bakehouse/factory/targets.
         # One launch permission per region for every account under these OUs (handlers/distribute.py).
-        "ShareWith": [f"arn:aws:organizations::{args.cfg.estate.accounts.management}:ou/"
-                      f"{args.cfg.estate.organization_id}/{ou}" for ou in factory.workload_ous],
+        "ShareWith": [
+            f"arn:aws:organizations::{args.cfg.estate.accounts.management}:ou/{args.cfg.estate.organization_id}/{ou}"
+            for ou in factory.workload_ous
+        ],
         "MaxCatalogVersions": factory.max_catalog_versions,
         "NotificationTopicArn": notifications_topic_arn,
     }
@@ -282,8 +385,10 @@ def pipeline_parameters(args: ImageFactoryArgs, approvers_topic_arn: pulumi.Inpu
         params["CatalogProductId"] = args.product_id
         params["CatalogPortfolioId"] = args.portfolio_id
         # The catalog step and a quarantine's repin act on each region's product and portfolio too.
-        params["CatalogRegions"] = [{"Region": region, "ProductId": product, "PortfolioId": portfolio}
-                                    for region, (product, portfolio, _) in sorted(args.regional_catalogs.items())]
+        params["CatalogRegions"] = [
+            {"Region": region, "ProductId": product, "PortfolioId": portfolio}
+            for region, (product, portfolio, _) in sorted(args.regional_catalogs.items())
+        ]
     return params
 
 
@@ -293,9 +398,9 @@ class ImageFactoryArgs:
     factory: FactoryConfig
     automation_role: aws.iam.Role
     build_instance_role: aws.iam.Role
-    role_arns: Mapping[str, str]          # FactoryRoles.arns
+    role_arns: Mapping[str, str]  # FactoryRoles.arns
     scripts_bucket_name: str
-    scripts_key_arn: pulumi.Input[str]     # the account key the scripts bucket is encrypted with
+    scripts_key_arn: pulumi.Input[str]  # the account key the scripts bucket is encrypted with
     factory_key_arn: pulumi.Input[str]
     image_key_arns: Sequence[pulumi.Input[str]]  # home + per-region copy keys
     region_key_arns: Mapping[str, pulumi.Input[str]]  # distribution region -> its copy key
@@ -309,8 +414,7 @@ class ImageFactoryArgs:
     portfolio_id: pulumi.Input[str]  # whose template constraint pins the approved AMI id
     automation_dir: Path = AUTOMATION_DIR
     # region -> (product id, portfolio id, product ARN) of its catalog (ServiceCatalog.regional_ids)
-    regional_catalogs: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str]]] = \
-        field(default_factory=dict)
+    regional_catalogs: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str]]] = field(default_factory=dict)
 
 
 class ImageFactory(pulumi.ComponentResource):
@@ -323,47 +427,81 @@ class ImageFactory(pulumi.ComponentResource):
         self.handlers = package(PROJECT_DIR, handler_sources(PROJECT_DIR), "handlers")
         self.handlers_key = f"automation/{self.handlers.path.name}"
         handlers_object = aws.s3.BucketObjectv2(
-            f"{name}-handlers", bucket=args.scripts_bucket_name, key=self.handlers_key,
-            source=pulumi.FileAsset(str(self.handlers.path)), source_hash=self.handlers.sha256,
-            server_side_encryption="aws:kms", kms_key_id=args.scripts_key_arn,
-            content_type="application/zip", opts=child)
+            f"{name}-handlers",
+            bucket=args.scripts_bucket_name,
+            key=self.handlers_key,
+            source=pulumi.FileAsset(str(self.handlers.path)),
+            source_hash=self.handlers.sha256,
+            server_side_encryption="aws:kms",
+            kms_key_id=args.scripts_key_arn,
+            content_type="application/zip",
+            opts=child,
+        )
 
-        self.approvers_topic = aws.sns.Topic(f"{name}-approvers", name="bakehouse-image-approvers",
-                                             kms_master_key_id=args.factory_key_arn, opts=child)
-        self.notifications_topic = aws.sns.Topic(f"{name}-notifications", name="bakehouse-factory-notifications",
-                                                 kms_master_key_id=args.factory_key_arn, opts=child)
+        self.approvers_topic = aws.sns.Topic(
+            f"{name}-approvers", name="bakehouse-image-approvers", kms_master_key_id=args.factory_key_arn, opts=child
+        )
+        self.notifications_topic = aws.sns.Topic(
+            f"{name}-notifications", name="bakehouse-factory-notifications", kms_master_key_id=args.factory_key_arn, opts=child
+        )
 
-        aws.iam.RolePolicy(f"{name}-automation-policy", role=args.automation_role.name, policy=document(
-            *automation_statements(
-                cfg, factory, automation_role_arn=args.role_arns["automation"],
-                build_instance_role_arn=args.role_arns["build_instance"], scripts_bucket_arn=scripts_arn,
-                findings_bucket_arn=f"arn:aws:s3:::{args.findings_bucket_name}",
-                subnet_arns=args.subnet_arns, security_group_arn=args.security_group_arn,
-                key_arns=[*args.image_key_arns, args.scripts_key_arn],
-                topic_arns=[self.approvers_topic.arn, self.notifications_topic.arn],
-                product_arn=args.product_arn,
-                regional_product_arns=[arn for _, _, arn in args.regional_catalogs.values()])), opts=child)
-        aws.iam.RolePolicy(f"{name}-build-instance-policy", role=args.build_instance_role.name, policy=document(
-            *build_instance_statements(cfg, scripts_arn, args.scripts_key_arn)), opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-automation-policy",
+            role=args.automation_role.name,
+            policy=document(
+                *automation_statements(
+                    cfg,
+                    factory,
+                    automation_role_arn=args.role_arns["automation"],
+                    build_instance_role_arn=args.role_arns["build_instance"],
+                    scripts_bucket_arn=scripts_arn,
+                    findings_bucket_arn=f"arn:aws:s3:::{args.findings_bucket_name}",
+                    subnet_arns=args.subnet_arns,
+                    security_group_arn=args.security_group_arn,
+                    key_arns=[*args.image_key_arns, args.scripts_key_arn],
+                    topic_arns=[self.approvers_topic.arn, self.notifications_topic.arn],
+                    product_arn=args.product_arn,
+                    regional_product_arns=[arn for _, _, arn in args.regional_catalogs.values()],
+                )
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-build-instance-policy",
+            role=args.build_instance_role.name,
+            policy=document(*build_instance_statements(cfg, scripts_arn, args.scripts_key_arn)),
+            opts=child,
+        )
 
         self.settings = aws.ssm.Parameter(
-            f"{name}-settings", name=SETTINGS_PARAMETER, type="String", tier="Standard",
+            f"{name}-settings",
+            name=SETTINGS_PARAMETER,
+            type="String",
+            tier="Standard",
             description="Image factory settings the documents and handlers read (no secrets)",
-            value=pulumi.Output.json_dumps({
-                **factory.as_settings(),
-                "subnetIds": list(args.subnet_ids), "securityGroupId": args.security_group_id,
-                "handlersKey": self.handlers_key,
-                "portfolioId": args.portfolio_id,
-                # tools/release.py encrypts the bundle it uploads with the scripts bucket's key.
-                "scriptsKmsKeyId": args.scripts_key_arn,
-                # Read by Bakehouse-ApproveImage (handlers/approval.py), never taken from its caller.
-                "approval": {"environment": factory.approval_environment, "autoApprove": factory.auto_approve,
-                             "approvers": list(factory.approvers), "topicArn": self.approvers_topic.arn},
-                # What a caller (CI, the rescan's rebuild) passes to Bakehouse-Pipeline besides the
-                # per-run Family, BaseImageParameter, ScriptsVersionId and ScriptsCommit.
-                "pipelineParameters": pipeline_parameters(args, self.approvers_topic.arn,
-                                                          self.notifications_topic.arn),
-            }), opts=child)
+            value=pulumi.Output.json_dumps(
+                {
+                    **factory.as_settings(),
+                    "subnetIds": list(args.subnet_ids),
+                    "securityGroupId": args.security_group_id,
+                    "handlersKey": self.handlers_key,
+                    "portfolioId": args.portfolio_id,
+                    # tools/release.py encrypts the bundle it uploads with the scripts bucket's key.
+                    "scriptsKmsKeyId": args.scripts_key_arn,
+                    # Read by Bakehouse-ApproveImage (handlers/approval.py), never taken from its caller.
+                    "approval": {
+                        "environment": factory.approval_environment,
+                        "autoApprove": factory.auto_approve,
+                        "approvers": list(factory.approvers),
+                        "topicArn": self.approvers_topic.arn,
+                    },
+                    # What a caller (CI, the rescan's rebuild) passes to Bakehouse-Pipeline besides the
+                    # per-run Family, BaseImageParameter, ScriptsVersionId and ScriptsCommit.
+                    "pipelineParameters": pipeline_parameters(args, self.approvers_topic.arn, self.notifications_topic.arn),
+                }
+            ),
+            opts=child,
+        )
 
         self.targets = target_parameters(name, factory, child)
 
@@ -376,39 +514,67 @@ class ImageFactory(pulumi.ComponentResource):
             # A document calling another by name (Pipeline -> children) needs it to exist first.
             callees = [self.documents[other] for other in texts if other != stem and calls(text, other)]
             self.documents[stem] = aws.ssm.Document(
-                f"{name}-doc-{stem}", name=automation_document_name(stem), document_type="Automation",
-                document_format="YAML", content=content,
-                attachments_sources=[aws.ssm.DocumentAttachmentsSourceArgs(
-                    key="S3FileUrl", values=[f"s3://{args.scripts_bucket_name}/{self.handlers_key}"],
-                    name=HANDLERS_ATTACHMENT)] if attach else None,
-                opts=child.merge(pulumi.ResourceOptions(depends_on=([handlers_object] if attach else []) + callees)))
+                f"{name}-doc-{stem}",
+                name=automation_document_name(stem),
+                document_type="Automation",
+                document_format="YAML",
+                content=content,
+                attachments_sources=[
+                    aws.ssm.DocumentAttachmentsSourceArgs(
+                        key="S3FileUrl", values=[f"s3://{args.scripts_bucket_name}/{self.handlers_key}"], name=HANDLERS_ATTACHMENT
+                    )
+                ]
+                if attach
+                else None,
+                opts=child.merge(pulumi.ResourceOptions(depends_on=([handlers_object] if attach else []) + callees)),
+            )
 
-        rule = aws.cloudwatch.EventRule(f"{name}-pipeline-outcome", name="bakehouse-automation-failed",
-                                        description="Every Bakehouse-* automation that ends Failed, TimedOut or Cancelled",
-                                        event_pattern=automation_failure_pattern(), opts=child)
-        aws.sns.TopicPolicy(f"{name}-notifications-policy", arn=self.notifications_topic.arn, policy=document(
-            statement("EventBridgePipelineOutcome", ["sns:Publish"], [self.notifications_topic.arn],
-                      principals={"Service": "events.amazonaws.com"},
-                      conditions={"ArnEquals": {"aws:SourceArn": rule.arn}}),
-            # The factory's alarms (lifecycle and schedule dead letters, components/build/factory_schedules.py).
-            statement("CloudWatchFactoryAlarms", ["sns:Publish"], [self.notifications_topic.arn],
-                      principals={"Service": "cloudwatch.amazonaws.com"},
-                      conditions={"ArnLike": {"aws:SourceArn":
-                                              f"arn:aws:cloudwatch:{cfg.region}:{cfg.account_id}:alarm:bakehouse-*"},
-                                  "StringEquals": {"aws:SourceAccount": cfg.account_id}}),
-        ), opts=child)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-pipeline-outcome",
+            name="bakehouse-automation-failed",
+            description="Every Bakehouse-* automation that ends Failed, TimedOut or Cancelled",
+            event_pattern=automation_failure_pattern(),
+            opts=child,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-notifications-policy",
+            arn=self.notifications_topic.arn,
+            policy=document(
+                statement(
+                    "EventBridgePipelineOutcome",
+                    ["sns:Publish"],
+                    [self.notifications_topic.arn],
+                    principals={"Service": "events.amazonaws.com"},
+                    conditions={"ArnEquals": {"aws:SourceArn": rule.arn}},
+                ),
+                # The factory's alarms (lifecycle and schedule dead letters, components/build/factory_schedules.py).
+                statement(
+                    "CloudWatchFactoryAlarms",
+                    ["sns:Publish"],
+                    [self.notifications_topic.arn],
+                    principals={"Service": "cloudwatch.amazonaws.com"},
+                    conditions={
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{cfg.region}:{cfg.account_id}:alarm:bakehouse-*"},
+                        "StringEquals": {"aws:SourceAccount": cfg.account_id},
+                    },
+                ),
+            ),
+            opts=child,
+        )
         for topic_key, topic in (("approvers", self.approvers_topic), ("notifications", self.notifications_topic)):
             for sub in factory.subscriptions.get(topic_key, ()):
                 # Keyed by the subscriber, not its position, so reordering config replaces nothing.
                 slug = re.sub(r"[^a-z0-9]+", "-", f"{sub.protocol}-{sub.endpoint}".lower()).strip("-")[:80]
-                aws.sns.TopicSubscription(f"{name}-{topic_key}-{slug}", topic=topic.arn, protocol=sub.protocol,
-                                          endpoint=sub.endpoint, opts=child)
-        aws.cloudwatch.EventTarget(f"{name}-pipeline-outcome-topic", rule=rule.name, arn=self.notifications_topic.arn,
-                                   opts=child)
+                aws.sns.TopicSubscription(
+                    f"{name}-{topic_key}-{slug}", topic=topic.arn, protocol=sub.protocol, endpoint=sub.endpoint, opts=child
+                )
+        aws.cloudwatch.EventTarget(f"{name}-pipeline-outcome-topic", rule=rule.name, arn=self.notifications_topic.arn, opts=child)
 
-        self.register_outputs({
-            "documents": {stem: d.name for stem, d in self.documents.items()},
-            "approvers_topic_arn": self.approvers_topic.arn,
-            "notifications_topic_arn": self.notifications_topic.arn,
-            "handlers_key": self.handlers_key,
-        })
+        self.register_outputs(
+            {
+                "documents": {stem: d.name for stem, d in self.documents.items()},
+                "approvers_topic_arn": self.approvers_topic.arn,
+                "notifications_topic_arn": self.notifications_topic.arn,
+                "handlers_key": self.handlers_key,
+            }
+        )

@@ -67,22 +67,29 @@ class AccountBaselineArgs:
     record_config: bool = True
 
     @classmethod
-    def for_estate(cls, estate: EstateConfig, account_id: str, kms_key_arn: pulumi.Input[str] | None,
-                   **options) -> AccountBaselineArgs:
+    def for_estate(
+        cls, estate: EstateConfig, account_id: str, kms_key_arn: pulumi.Input[str] | None, **options
+    ) -> AccountBaselineArgs:
         """The usual arguments: central Config bucket, the estate's home and allowed regions."""
-        return cls(account_id=account_id, kms_key_arn=kms_key_arn, config_bucket=central_bucket(estate, "config"),
-                   home_region=estate.home_region, regions=tuple(estate.allowed_regions), **options)
+        return cls(
+            account_id=account_id,
+            kms_key_arn=kms_key_arn,
+            config_bucket=central_bucket(estate, "config"),
+            home_region=estate.home_region,
+            regions=tuple(estate.allowed_regions),
+            **options,
+        )
 
     def region_list(self) -> list[str | None]:
         """Regions to baseline, home first; [None] (the provider's region) when none are named."""
         if self.vpc_block_mode not in VPC_BLOCK_MODES:
-            raise ValueError(f"AccountBaselineArgs.vpc_block_mode is {self.vpc_block_mode!r}; "
-                             f"allowed: {', '.join(VPC_BLOCK_MODES)}")
+            raise ValueError(
+                f"AccountBaselineArgs.vpc_block_mode is {self.vpc_block_mode!r}; allowed: {', '.join(VPC_BLOCK_MODES)}"
+            )
         if not self.regions:
             return [self.home_region]
         if self.home_region not in self.regions:
-            raise ValueError(f"AccountBaselineArgs.home_region {self.home_region!r} is not among regions "
-                             f"{list(self.regions)}")
+            raise ValueError(f"AccountBaselineArgs.home_region {self.home_region!r} is not among regions {list(self.regions)}")
         return [self.home_region, *(r for r in self.regions if r != self.home_region)]
 
 
@@ -108,8 +115,7 @@ def record_config(name: str, args: AccountBaselineArgs, opts: pulumi.ResourceOpt
     so the account baseline's URNs do not move."""
     regions = args.region_list()
     # The service-linked role carries AWS's own least-privilege read policy for recording (one per account).
-    config_role = aws.iam.ServiceLinkedRole(f"{name}-config-role", aws_service_name="config.amazonaws.com",
-                                            opts=opts)
+    config_role = aws.iam.ServiceLinkedRole(f"{name}-config-role", aws_service_name="config.amazonaws.com", opts=opts)
     recording = ConfigRecording(config_role, {}, {})
     for region in regions:
         suffix = f"-{region}" if region else ""
@@ -119,26 +125,45 @@ def record_config(name: str, args: AccountBaselineArgs, opts: pulumi.ResourceOpt
     return recording
 
 
-def _recorder(name: str, args: AccountBaselineArgs, region: str | None, home: bool,
-              config_role: aws.iam.ServiceLinkedRole, opts: pulumi.ResourceOptions) -> aws.cfg.RecorderStatus:
+def _recorder(
+    name: str,
+    args: AccountBaselineArgs,
+    region: str | None,
+    home: bool,
+    config_role: aws.iam.ServiceLinkedRole,
+    opts: pulumi.ResourceOptions,
+) -> aws.cfg.RecorderStatus:
     recorder = aws.cfg.Recorder(
-        f"{name}-config-recorder", name=RECORDER_NAME, role_arn=config_role_arn(args.account_id), region=region,
+        f"{name}-config-recorder",
+        name=RECORDER_NAME,
+        role_arn=config_role_arn(args.account_id),
+        region=region,
         # Global types (IAM) once, in the home region, so they are not recorded and billed per region.
         recording_group=aws.cfg.RecorderRecordingGroupArgs(all_supported=True, include_global_resource_types=home),
-        opts=opts.merge(pulumi.ResourceOptions(depends_on=[config_role])))
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[config_role])),
+    )
     # Config delivers cross-region to the central bucket, whose policy admits every estate account.
     channel = aws.cfg.DeliveryChannel(
-        f"{name}-config-delivery", name=RECORDER_NAME, s3_bucket_name=args.config_bucket,
-        s3_key_prefix=args.config_key_prefix, region=region,
-        snapshot_delivery_properties=aws.cfg.DeliveryChannelSnapshotDeliveryPropertiesArgs(
-            delivery_frequency="TwentyFour_Hours"),
-        opts=opts.merge(pulumi.ResourceOptions(depends_on=[recorder, *args.config_bucket_ready])))
-    return aws.cfg.RecorderStatus(f"{name}-config-recording", name=recorder.name, is_enabled=True, region=region,
-                                  opts=opts.merge(pulumi.ResourceOptions(depends_on=[channel])))
+        f"{name}-config-delivery",
+        name=RECORDER_NAME,
+        s3_bucket_name=args.config_bucket,
+        s3_key_prefix=args.config_key_prefix,
+        region=region,
+        snapshot_delivery_properties=aws.cfg.DeliveryChannelSnapshotDeliveryPropertiesArgs(delivery_frequency="TwentyFour_Hours"),
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[recorder, *args.config_bucket_ready])),
+    )
+    return aws.cfg.RecorderStatus(
+        f"{name}-config-recording",
+        name=recorder.name,
+        is_enabled=True,
+        region=region,
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[channel])),
+    )
 
 
-def _conformance_packs(name: str, args: AccountBaselineArgs, region: str | None, status: aws.cfg.RecorderStatus,
-                       opts: pulumi.ResourceOptions) -> dict[tuple[str | None, str], aws.cfg.ConformancePack]:
+def _conformance_packs(
+    name: str, args: AccountBaselineArgs, region: str | None, status: aws.cfg.RecorderStatus, opts: pulumi.ResourceOptions
+) -> dict[tuple[str | None, str], aws.cfg.ConformancePack]:
     """Account-level packs, not organization packs from the security account: an organization pack
     fails in every member without a running recorder, and is created regardless of when each
     account's recorder comes up. Here each pack follows its own account's recorder in its region.
@@ -147,11 +172,16 @@ def _conformance_packs(name: str, args: AccountBaselineArgs, region: str | None,
     if args.workload:
         packs.append((WORKLOAD_PACK, workload_rules()))
     after_recording = opts.merge(pulumi.ResourceOptions(depends_on=[status]))
-    return {(region, pack): aws.cfg.ConformancePack(
-        f"{name}-{pack.removeprefix('bakehouse-')}-pack", name=pack, template_body=pack_template(rules),
-        region=region, opts=after_recording) for pack, rules in packs}
-
-
+    return {
+        (region, pack): aws.cfg.ConformancePack(
+            f"{name}-{pack.removeprefix('bakehouse-')}-pack",
+            name=pack,
+            template_body=pack_template(rules),
+            region=region,
+            opts=after_recording,
+        )
+        for pack, rules in packs
+    }
 
 
 class AccountBaseline(pulumi.ComponentResource):
@@ -167,16 +197,31 @@ class AccountBaseline(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         home = regions[0]
 
-        aws.s3.AccountPublicAccessBlock(f"{name}-s3-public-access", block_public_acls=True, block_public_policy=True,
-                                        ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+        aws.s3.AccountPublicAccessBlock(
+            f"{name}-s3-public-access",
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
         # CIS AWS Foundations 1.8/1.9: length >= 14 and no reuse of the last 24.
         aws.iam.AccountPasswordPolicy(
-            f"{name}-password-policy", minimum_password_length=14, require_lowercase_characters=True,
-            require_uppercase_characters=True, require_numbers=True, require_symbols=True,
-            allow_users_to_change_password=True, password_reuse_prevention=24, max_password_age=90,
-            hard_expiry=False, opts=child)
-        aws.accessanalyzer.Analyzer(f"{name}-access-analyzer", analyzer_name=f"bakehouse-{name}", type="ACCOUNT",
-                                    region=home, opts=child)
+            f"{name}-password-policy",
+            minimum_password_length=14,
+            require_lowercase_characters=True,
+            require_uppercase_characters=True,
+            require_numbers=True,
+            require_symbols=True,
+            allow_users_to_change_password=True,
+            password_reuse_prevention=24,
+            max_password_age=90,
+            hard_expiry=False,
+            opts=child,
+        )
+        aws.accessanalyzer.Analyzer(
+            f"{name}-access-analyzer", analyzer_name=f"bakehouse-{name}", type="ACCOUNT", region=home, opts=child
+        )
         # The key lives in the home region, and an EBS default key must be in the volume's region.
         aws.ebs.DefaultKmsKey(f"{name}-ebs-key", key_arn=args.kms_key_arn, region=home, opts=child)
         for region in regions:
@@ -189,21 +234,36 @@ class AccountBaseline(pulumi.ComponentResource):
         self.config_role = recording.config_role if recording else None
         self.recorder_status = recording.recorder_status if recording else {}
         self.packs = recording.packs if recording else {}
-        self.register_outputs({"config_recorders": [s.name for s in self.recorder_status.values()],
-                               "conformance_packs": sorted({pack for _, pack in self.packs})})
+        self.register_outputs(
+            {
+                "config_recorders": [s.name for s in self.recorder_status.values()],
+                "conformance_packs": sorted({pack for _, pack in self.packs}),
+            }
+        )
 
-    def _lock_default_vpc(self, name: str, args: AccountBaselineArgs, region: str | None,
-                          child: pulumi.ResourceOptions) -> None:
+    def _lock_default_vpc(self, name: str, args: AccountBaselineArgs, region: str | None, child: pulumi.ResourceOptions) -> None:
         """The default VPC has an internet gateway and public subnets. Adopted, never modified beyond
         emptying its security group and NACL, so nothing launched into it can talk to anything; and VPC
         Block Public Access stops its internet gateway (or any later one) passing traffic in."""
-        default_vpc = aws.ec2.DefaultVpc(f"{name}-default-vpc", force_destroy=False, region=region,
-                                         tags={"bakehouse:purpose": "unused-default-vpc-locked"}, opts=child)
-        aws.ec2.DefaultSecurityGroup(f"{name}-default-vpc-sg", vpc_id=default_vpc.id, ingress=[], egress=[],
-                                     region=region, opts=child)
-        aws.ec2.DefaultNetworkAcl(f"{name}-default-vpc-nacl", default_network_acl_id=default_vpc.default_network_acl_id,
-                                  ingress=[], egress=[], region=region, opts=child)
+        default_vpc = aws.ec2.DefaultVpc(
+            f"{name}-default-vpc",
+            force_destroy=False,
+            region=region,
+            tags={"bakehouse:purpose": "unused-default-vpc-locked"},
+            opts=child,
+        )
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-vpc-sg", vpc_id=default_vpc.id, ingress=[], egress=[], region=region, opts=child
+        )
+        aws.ec2.DefaultNetworkAcl(
+            f"{name}-default-vpc-nacl",
+            default_network_acl_id=default_vpc.default_network_acl_id,
+            ingress=[],
+            egress=[],
+            region=region,
+            opts=child,
+        )
         # Amazon VPC user guide, "Block public access to VPCs and subnets": account-wide in the region.
-        aws.ec2.VpcBlockPublicAccessOptions(f"{name}-vpc-block-public-access",
-                                            internet_gateway_block_mode=args.vpc_block_mode, region=region,
-                                            opts=child)
+        aws.ec2.VpcBlockPublicAccessOptions(
+            f"{name}-vpc-block-public-access", internet_gateway_block_mode=args.vpc_block_mode, region=region, opts=child
+        )

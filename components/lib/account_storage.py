@@ -28,8 +28,7 @@ def logs_grant(cfg: StackConfig) -> ServiceGrant:
         sid="CloudWatchLogsInThisAccount",
         service=f"logs.{cfg.region}.amazonaws.com",
         actions=("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
-        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                f"arn:aws:logs:{cfg.region}:{cfg.account_id}:log-group:*"}},
+        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{cfg.region}:{cfg.account_id}:log-group:*"}},
     )
 
 
@@ -55,7 +54,8 @@ def account_storage(
             services=[logs_grant(cfg), *key_services],
             extra_statements=list(key_statements),
             deployer_use=DeployerUse(region=cfg.region, account_id=cfg.account_id, services=deployer_via)
-            if deployer_via else None,
+            if deployer_via
+            else None,
         ),
         opts=child,
     )
@@ -68,11 +68,15 @@ def account_storage(
             access_log_bucket=None,
             access_log_target=True,
             bucket_name=logs_name,
-            extra_statements=lambda arn: [statement(
-                "S3ServerAccessLogDelivery", ["s3:PutObject"], [f"{arn}/*"],
-                principals={"Service": "logging.s3.amazonaws.com"},
-                conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}},
-            )],
+            extra_statements=lambda arn: [
+                statement(
+                    "S3ServerAccessLogDelivery",
+                    ["s3:PutObject"],
+                    [f"{arn}/*"],
+                    principals={"Service": "logging.s3.amazonaws.com"},
+                    conditions={"StringEquals": {"aws:SourceAccount": cfg.account_id}},
+                )
+            ],
         ),
         opts=child,
     )

@@ -27,17 +27,28 @@ class ManagedRule:
 
 def baseline_rules() -> tuple[ManagedRule, ...]:
     return (
-        ManagedRule("EncryptedVolumes", "ENCRYPTED_VOLUMES", "EBS volumes attached to instances are encrypted",
-                    resource_types=("AWS::EC2::Volume",)),
+        ManagedRule(
+            "EncryptedVolumes",
+            "ENCRYPTED_VOLUMES",
+            "EBS volumes attached to instances are encrypted",
+            resource_types=("AWS::EC2::Volume",),
+        ),
         ManagedRule("EbsEncryptionByDefault", "EC2_EBS_ENCRYPTION_BY_DEFAULT", "new volumes are encrypted by default"),
-        ManagedRule("Imdsv2Required", "EC2_IMDSV2_CHECK", "instances require IMDSv2 tokens",
-                    resource_types=("AWS::EC2::Instance",)),
-        ManagedRule("S3AccountPublicAccessBlocked", "S3_ACCOUNT_LEVEL_PUBLIC_ACCESS_BLOCKS_PERIODIC",
-                    "the account blocks public S3 access",
-                    {"BlockPublicAcls": "true", "BlockPublicPolicy": "true", "IgnorePublicAcls": "true",
-                     "RestrictPublicBuckets": "true"}),
-        ManagedRule("S3BucketPublicAccessProhibited", "S3_BUCKET_LEVEL_PUBLIC_ACCESS_PROHIBITED",
-                    "every bucket blocks public access", resource_types=("AWS::S3::Bucket",)),
+        ManagedRule(
+            "Imdsv2Required", "EC2_IMDSV2_CHECK", "instances require IMDSv2 tokens", resource_types=("AWS::EC2::Instance",)
+        ),
+        ManagedRule(
+            "S3AccountPublicAccessBlocked",
+            "S3_ACCOUNT_LEVEL_PUBLIC_ACCESS_BLOCKS_PERIODIC",
+            "the account blocks public S3 access",
+            {"BlockPublicAcls": "true", "BlockPublicPolicy": "true", "IgnorePublicAcls": "true", "RestrictPublicBuckets": "true"},
+        ),
+        ManagedRule(
+            "S3BucketPublicAccessProhibited",
+            "S3_BUCKET_LEVEL_PUBLIC_ACCESS_PROHIBITED",
+            "every bucket blocks public access",
+            resource_types=("AWS::S3::Bucket",),
+        ),
         ManagedRule("TrailEnabled", "MULTI_REGION_CLOUD_TRAIL_ENABLED", "a multi-region trail records the account"),
         ManagedRule("TrailValidated", "CLOUD_TRAIL_LOG_FILE_VALIDATION_ENABLED", "trail log files are validated"),
     )
@@ -45,16 +56,33 @@ def baseline_rules() -> tuple[ManagedRule, ...]:
 
 def workload_rules() -> tuple[ManagedRule, ...]:
     return (
-        ManagedRule("NoPublicIpOnInstances", "EC2_INSTANCE_NO_PUBLIC_IP", "instances have no public IP",
-                    resource_types=("AWS::EC2::Instance",)),
-        ManagedRule("NoPublicIpOnLaunch", "SUBNET_AUTO_ASSIGN_PUBLIC_IP_DISABLED",
-                    "subnets do not hand out public IPs", resource_types=("AWS::EC2::Subnet",)),
+        ManagedRule(
+            "NoPublicIpOnInstances",
+            "EC2_INSTANCE_NO_PUBLIC_IP",
+            "instances have no public IP",
+            resource_types=("AWS::EC2::Instance",),
+        ),
+        ManagedRule(
+            "NoPublicIpOnLaunch",
+            "SUBNET_AUTO_ASSIGN_PUBLIC_IP_DISABLED",
+            "subnets do not hand out public IPs",
+            resource_types=("AWS::EC2::Subnet",),
+        ),
         # Tags on a shared AMI are per account, so distribution tags each golden image in the
         # workload account; an instance on any other AMI predates the SCP or slipped past it.
-        ManagedRule("ApprovedImagesOnly", "APPROVED_AMIS_BY_TAG", "instances run golden images only",
-                    {"amisByTagKeyAndValue": ":".join(APPROVED_IMAGE_TAG)}, ("AWS::EC2::Instance",)),
-        ManagedRule("NoInternetGatewayAttached", "INTERNET_GATEWAY_AUTHORIZED_VPC_ONLY",
-                    "no VPC has an internet gateway", resource_types=("AWS::EC2::InternetGateway",)),
+        ManagedRule(
+            "ApprovedImagesOnly",
+            "APPROVED_AMIS_BY_TAG",
+            "instances run golden images only",
+            {"amisByTagKeyAndValue": ":".join(APPROVED_IMAGE_TAG)},
+            ("AWS::EC2::Instance",),
+        ),
+        ManagedRule(
+            "NoInternetGatewayAttached",
+            "INTERNET_GATEWAY_AUTHORIZED_VPC_ONLY",
+            "no VPC has an internet gateway",
+            resource_types=("AWS::EC2::InternetGateway",),
+        ),
     )
 
 
@@ -62,8 +90,11 @@ def pack_template(rules: tuple[ManagedRule, ...]) -> str:
     """A conformance pack template (the CloudFormation subset Config accepts) of managed rules."""
     resources = {}
     for rule in rules:
-        props: dict = {"ConfigRuleName": f"bakehouse-{_kebab(rule.key)}", "Description": rule.promise,
-                       "Source": {"Owner": "AWS", "SourceIdentifier": rule.source}}
+        props: dict = {
+            "ConfigRuleName": f"bakehouse-{_kebab(rule.key)}",
+            "Description": rule.promise,
+            "Source": {"Owner": "AWS", "SourceIdentifier": rule.source},
+        }
         if rule.parameters:
             props["InputParameters"] = dict(rule.parameters)
         if rule.resource_types:

@@ -13,15 +13,26 @@ import pulumi_aws as aws
 from .iam import document, statement
 
 ADMIN_ACTIONS = (
-    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
-    "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource",
-    "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
 )
 # What a recreated deploy role needs to take its key back with `pulumi up --refresh`: read the key as
 # refresh does, then put the policy (which names the new role again). Nothing that uses, disables,
 # deletes or grants the key.
-RECOVERY_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags",
-                    "kms:PutKeyPolicy")
+RECOVERY_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:PutKeyPolicy")
 _ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
 USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 
@@ -61,16 +72,22 @@ class DeployerUse:
     def __post_init__(self) -> None:
         for service in self.services:
             if service not in DEPLOYER_SERVICE_ACTIONS:
-                raise ValueError(f"deployer use through {service!r} is not modelled; "
-                                 f"allowed: {', '.join(sorted(DEPLOYER_SERVICE_ACTIONS))}")
+                raise ValueError(
+                    f"deployer use through {service!r} is not modelled; allowed: {', '.join(sorted(DEPLOYER_SERVICE_ACTIONS))}"
+                )
 
 
 def deployer_statements(deployers: Sequence[pulumi.Input[str]], use: DeployerUse) -> list[dict[str, Any]]:
     return [
-        statement(f"DeployerWritesThrough{service.capitalize()}", DEPLOYER_SERVICE_ACTIONS[service], ["*"],
-                  principals={"AWS": list(deployers)},
-                  conditions={"StringEquals": {"kms:ViaService": f"{service}.{use.region}.amazonaws.com",
-                                               "kms:CallerAccount": use.account_id}})
+        statement(
+            f"DeployerWritesThrough{service.capitalize()}",
+            DEPLOYER_SERVICE_ACTIONS[service],
+            ["*"],
+            principals={"AWS": list(deployers)},
+            conditions={
+                "StringEquals": {"kms:ViaService": f"{service}.{use.region}.amazonaws.com", "kms:CallerAccount": use.account_id}
+            },
+        )
         for service in use.services
     ]
 
@@ -92,8 +109,10 @@ class KmsKeyArgs:
             raise ValueError(f"KMS key {self.alias}: at least one administrator ARN is required")
         for arn in self.admin_arns:
             if not (isinstance(arn, str) and _ROLE_ARN.fullmatch(arn)):
-                raise ValueError(f"KMS key {self.alias}: administrator {arn!r} must be a role ARN known when the "
-                                 "program runs (arn:aws:iam::<account>:role/<name>), so the key keeps a recovery path")
+                raise ValueError(
+                    f"KMS key {self.alias}: administrator {arn!r} must be a role ARN known when the "
+                    "program runs (arn:aws:iam::<account>:role/<name>), so the key keeps a recovery path"
+                )
         if not 7 <= self.deletion_window_days <= 30:
             raise ValueError(f"KMS key {self.alias}: deletion window {self.deletion_window_days}; allowed 7-30 days")
 
@@ -115,9 +134,13 @@ def recovery_statements(admin_arns: Sequence[str]) -> list[dict[str, Any]]:
     for arn in admin_arns:
         by_account.setdefault(arn.split(":")[4], []).append(arn)
     return [
-        statement("KeyAdministrationRecovery" + ("" if len(by_account) == 1 else account), RECOVERY_ACTIONS, ["*"],
-                  principals={"AWS": f"arn:aws:iam::{account}:root"},
-                  conditions={"ArnEquals": {"aws:PrincipalArn": arns}})
+        statement(
+            "KeyAdministrationRecovery" + ("" if len(by_account) == 1 else account),
+            RECOVERY_ACTIONS,
+            ["*"],
+            principals={"AWS": f"arn:aws:iam::{account}:root"},
+            conditions={"ArnEquals": {"aws:PrincipalArn": arns}},
+        )
         for account, arns in sorted(by_account.items())
     ]
 
@@ -132,8 +155,9 @@ def key_policy(args: KmsKeyArgs) -> pulumi.Output[str]:
     if args.user_arns:
         statements.append(statement("KeyUse", USE_ACTIONS, ["*"], principals={"AWS": list(args.user_arns)}))
     for grant in args.services:
-        statements.append(statement(grant.sid, grant.actions, ["*"], principals={"Service": grant.service},
-                                    conditions=grant.conditions or None))
+        statements.append(
+            statement(grant.sid, grant.actions, ["*"], principals={"Service": grant.service}, conditions=grant.conditions or None)
+        )
     statements.extend(args.extra_statements)
     # In a key policy "*" means this key; no broader resource exists there.
     return document(*statements)
@@ -154,8 +178,7 @@ class KmsKey(pulumi.ComponentResource):
             policy=key_policy(args),
             opts=child,
         )
-        self.alias = aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=self.key.key_id,
-                                   opts=child)
+        self.alias = aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=self.key.key_id, opts=child)
         self.arn = self.key.arn
         self.key_id = self.key.key_id
         self.register_outputs({"arn": self.arn, "alias": self.alias.name})

@@ -31,8 +31,12 @@ def stack_role_arn(cfg: StackConfig) -> str:
     if override is not None:
         problems = Problems(cfg.stack)
         match = _ROLE_ARN.fullmatch(override) if isinstance(override, str) else None
-        problems.check(match is not None and match.group(1) == cfg.account_id, f"bakehouse:{OVERRIDE_KEY}",
-                       override, f"an IAM role ARN in the stack's account {cfg.account_id}")
+        problems.check(
+            match is not None and match.group(1) == cfg.account_id,
+            f"bakehouse:{OVERRIDE_KEY}",
+            override,
+            f"an IAM role ARN in the stack's account {cfg.account_id}",
+        )
         problems.raise_if_any()
         return override
     if reads_through_preview_role(cfg):

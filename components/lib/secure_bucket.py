@@ -62,21 +62,49 @@ class SecureBucketArgs:
 def bucket_policy_statements(bucket_arn: str, args: SecureBucketArgs) -> list[dict[str, Any]]:
     objects = f"{bucket_arn}/*"
     statements = [
-        statement("DenyInsecureTransport", ["s3:*"], [bucket_arn, objects], effect="Deny", principals="*",
-                  conditions={"Bool": {"aws:SecureTransport": "false"}}),
-        statement("DenyOutdatedTls", ["s3:*"], [bucket_arn, objects], effect="Deny", principals="*",
-                  conditions={"NumericLessThan": {"s3:TlsVersion": "1.2"}}),
+        statement(
+            "DenyInsecureTransport",
+            ["s3:*"],
+            [bucket_arn, objects],
+            effect="Deny",
+            principals="*",
+            conditions={"Bool": {"aws:SecureTransport": "false"}},
+        ),
+        statement(
+            "DenyOutdatedTls",
+            ["s3:*"],
+            [bucket_arn, objects],
+            effect="Deny",
+            principals="*",
+            conditions={"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+        ),
     ]
     if not args.access_log_target:
         # Default encryption applies when no header is sent; these deny only an explicit request for
         # another algorithm or another key (a blanket StringNotEquals would deny header-less uploads).
         statements += [
-            statement("DenyWrongEncryptionAlgorithm", ["s3:PutObject"], [objects], effect="Deny", principals="*",
-                      conditions={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
-                                  "Null": {"s3:x-amz-server-side-encryption": "false"}}),
-            statement("DenyOtherKmsKey", ["s3:PutObject"], [objects], effect="Deny", principals="*",
-                      conditions={"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": args.kms_key_arn},
-                                  "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"}}),
+            statement(
+                "DenyWrongEncryptionAlgorithm",
+                ["s3:PutObject"],
+                [objects],
+                effect="Deny",
+                principals="*",
+                conditions={
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                    "Null": {"s3:x-amz-server-side-encryption": "false"},
+                },
+            ),
+            statement(
+                "DenyOtherKmsKey",
+                ["s3:PutObject"],
+                [objects],
+                effect="Deny",
+                principals="*",
+                conditions={
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": args.kms_key_arn},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+                },
+            ),
         ]
     extra = args.extra_statements(bucket_arn) if args.extra_statements else ()
     return statements + [dict(s) for s in extra]
@@ -102,63 +130,98 @@ class SecureBucket(pulumi.ComponentResource):
         bucket_id = self.bucket.id
 
         aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket_id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"), opts=child)
+            f"{name}-ownership",
+            bucket=bucket_id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
         self.public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket_id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+            f"{name}-public-access",
+            bucket=bucket_id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
         if args.access_log_target:
             rule = aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="AES256"))
+                    sse_algorithm="AES256"
+                )
+            )
         else:
             rule = aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn),
-                bucket_key_enabled=True)
+                    sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn
+                ),
+                bucket_key_enabled=True,
+            )
         aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-encryption", bucket=bucket_id, rules=[rule], opts=child)
         self.versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket_id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=child)
+            f"{name}-versioning",
+            bucket=bucket_id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=child,
+        )
         if args.access_log_bucket is not None:
-            aws.s3.BucketLogging(f"{name}-access-logging", bucket=bucket_id, target_bucket=args.access_log_bucket,
-                                 target_prefix=f"{name}/", opts=child)
+            aws.s3.BucketLogging(
+                f"{name}-access-logging",
+                bucket=bucket_id,
+                target_bucket=args.access_log_bucket,
+                target_prefix=f"{name}/",
+                opts=child,
+            )
         if args.object_lock is not None:
             aws.s3.BucketObjectLockConfiguration(
-                f"{name}-object-lock", bucket=bucket_id,
+                f"{name}-object-lock",
+                bucket=bucket_id,
                 rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
                     default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
-                        mode=args.object_lock.mode, days=args.object_lock.days)),
-                opts=child.merge(pulumi.ResourceOptions(depends_on=[self.versioning])))
+                        mode=args.object_lock.mode, days=args.object_lock.days
+                    )
+                ),
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[self.versioning])),
+            )
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket_id, rules=_lifecycle_rules(args.lifecycle or Lifecycle()),
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.versioning])))
+            f"{name}-lifecycle",
+            bucket=bucket_id,
+            rules=_lifecycle_rules(args.lifecycle or Lifecycle()),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.versioning])),
+        )
         # A fixed name gives an ARN known at preview, so the policy pack can read the whole policy.
         arn = pulumi.Output.from_input(f"arn:aws:s3:::{args.bucket_name}" if args.bucket_name else self.bucket.arn)
         self.policy = aws.s3.BucketPolicy(
-            f"{name}-policy", bucket=bucket_id,
+            f"{name}-policy",
+            bucket=bucket_id,
             policy=arn.apply(lambda a: document(*bucket_policy_statements(a, args))),
             # A policy applied before the block exists could be public for a moment.
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.public_access_block])))
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.public_access_block])),
+        )
         self.register_outputs({"name": self.name, "arn": self.arn})
 
 
 def _lifecycle_rules(lifecycle: Lifecycle) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
     transitions = []
     if lifecycle.glacier_after_days is not None:
-        transitions.append(aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
-            days=lifecycle.glacier_after_days, storage_class="GLACIER"))
+        transitions.append(
+            aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=lifecycle.glacier_after_days, storage_class="GLACIER")
+        )
     expiration = None
     if lifecycle.expire_after_days is not None:
         expiration = aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=lifecycle.expire_after_days)
-    return [aws.s3.BucketLifecycleConfigurationRuleArgs(
-        id="retention",
-        status="Enabled",
-        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-        transitions=transitions or None,
-        expiration=expiration,
-        noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-            noncurrent_days=lifecycle.noncurrent_expire_after_days),
-        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-            days_after_initiation=7),
-    )]
+    return [
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="retention",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            transitions=transitions or None,
+            expiration=expiration,
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=lifecycle.noncurrent_expire_after_days
+            ),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=7
+            ),
+        )
+    ]

@@ -50,9 +50,11 @@ class CiAccessArgs:
 def web_identity_trust(args: CiAccessArgs, subject: str) -> dict:
     # IAM checks :aud and :sub of GitHub's token (IAM User Guide, "Create a role for OpenID Connect federation").
     return statement(
-        "GitHubActionsOfThisRepository", ["sts:AssumeRoleWithWebIdentity"],
+        "GitHubActionsOfThisRepository",
+        ["sts:AssumeRoleWithWebIdentity"],
         principals={"Federated": f"arn:aws:iam::{args.management_account_id}:oidc-provider/{GITHUB_ISSUER}"},
-        conditions={"StringEquals": {f"{GITHUB_ISSUER}:aud": "sts.amazonaws.com", f"{GITHUB_ISSUER}:sub": subject}})
+        conditions={"StringEquals": {f"{GITHUB_ISSUER}:aud": "sts.amazonaws.com", f"{GITHUB_ISSUER}:sub": subject}},
+    )
 
 
 def assume_statement(sid: str, arns: Sequence[pulumi.Input[str]], conditions: dict | None = None) -> dict:
@@ -67,8 +69,11 @@ IN_THIS_ORGANIZATION = {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}
 
 
 def preview_role_policy(args: CiAccessArgs) -> list[dict]:
-    return [assume_statement("AssumeTheReadOnlyPreviewRolesOnly", [f"arn:aws:iam::*:role/{PREVIEW_ROLE}"],
-                             {"StringEquals": IN_THIS_ORGANIZATION})]
+    return [
+        assume_statement(
+            "AssumeTheReadOnlyPreviewRolesOnly", [f"arn:aws:iam::*:role/{PREVIEW_ROLE}"], {"StringEquals": IN_THIS_ORGANIZATION}
+        )
+    ]
 
 
 def deploy_role_policy(args: CiAccessArgs, environment: str) -> list[dict]:
@@ -78,10 +83,13 @@ def deploy_role_policy(args: CiAccessArgs, environment: str) -> list[dict]:
     if "management" in keys:
         # The org stack declares the member accounts' own roles through the access role Organizations
         # created there; whoever deploys the org stack administers the organization anyway.
-        statements.append(assume_statement(
-            "AssumeTheMembersAccessRole", [f"arn:aws:iam::*:role/{args.access_role_name}"],
-            {"StringEquals": IN_THIS_ORGANIZATION,
-             "StringNotEquals": {"aws:ResourceAccount": args.management_account_id}}))
+        statements.append(
+            assume_statement(
+                "AssumeTheMembersAccessRole",
+                [f"arn:aws:iam::*:role/{args.access_role_name}"],
+                {"StringEquals": IN_THIS_ORGANIZATION, "StringNotEquals": {"aws:ResourceAccount": args.management_account_id}},
+            )
+        )
     return statements
 
 
@@ -92,20 +100,31 @@ class CiAccess(pulumi.ComponentResource):
         super().__init__("bakehouse:org:CiAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-github", url=f"https://{GITHUB_ISSUER}", client_id_lists=["sts.amazonaws.com"], opts=child)
+            f"{name}-github", url=f"https://{GITHUB_ISSUER}", client_id_lists=["sts.amazonaws.com"], opts=child
+        )
         after_provider = child.merge(pulumi.ResourceOptions(depends_on=[self.provider]))
-        wanted = {GITHUB_PREVIEW_ROLE: (f"repo:{args.repository}:pull_request", preview_role_policy(args),
-                                        "pull requests: may assume only the read-only preview roles")}
+        wanted = {
+            GITHUB_PREVIEW_ROLE: (
+                f"repo:{args.repository}:pull_request",
+                preview_role_policy(args),
+                "pull requests: may assume only the read-only preview roles",
+            )
+        }
         for environment in args.environments():
             wanted[github_deploy_role(environment)] = (
-                f"repo:{args.repository}:environment:{environment}", deploy_role_policy(args, environment),
-                f"GitHub environment {environment}: may assume only its accounts' deploy roles")
+                f"repo:{args.repository}:environment:{environment}",
+                deploy_role_policy(args, environment),
+                f"GitHub environment {environment}: may assume only its accounts' deploy roles",
+            )
         self.roles: dict[str, aws.iam.Role] = {}
         for role, (subject, permissions, purpose) in wanted.items():
             self.roles[role] = aws.iam.Role(
-                f"{name}-{role}", name=role, assume_role_policy=document(web_identity_trust(args, subject)),
-                description=f"{args.repository} {purpose}", max_session_duration=MAX_SESSION_SECONDS,
-                opts=after_provider)
-            aws.iam.RolePolicy(f"{name}-{role}-policy", role=self.roles[role].id, policy=document(*permissions),
-                               opts=child)
+                f"{name}-{role}",
+                name=role,
+                assume_role_policy=document(web_identity_trust(args, subject)),
+                description=f"{args.repository} {purpose}",
+                max_session_duration=MAX_SESSION_SECONDS,
+                opts=after_provider,
+            )
+            aws.iam.RolePolicy(f"{name}-{role}-policy", role=self.roles[role].id, policy=document(*permissions), opts=child)
         self.register_outputs({role: r.arn for role, r in self.roles.items()})

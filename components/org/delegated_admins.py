@@ -41,36 +41,43 @@ class DelegatedAdmins(pulumi.ComponentResource):
         admin = args.admin_account_id
         self.guardduty = {
             region: aws.guardduty.OrganizationAdminAccount(
-                f"{name}-guardduty-{region}", admin_account_id=admin, region=region, opts=child)
+                f"{name}-guardduty-{region}", admin_account_id=admin, region=region, opts=child
+            )
             for region in args.regions
         }
         self.inspector = {
             region: aws.inspector2.DelegatedAdminAccount(
-                f"{name}-inspector-{region}", account_id=admin, region=region, opts=child)
+                f"{name}-inspector-{region}", account_id=admin, region=region, opts=child
+            )
             for region in args.regions
         }
         # Security Hub central configuration is driven from the home region and reaches the others
         # through its finding aggregator, so one delegation suffices.
         self.securityhub = aws.securityhub.OrganizationAdminAccount(
-            f"{name}-securityhub", admin_account_id=admin, region=args.home_region, opts=child)
+            f"{name}-securityhub", admin_account_id=admin, region=args.home_region, opts=child
+        )
         self.others = {
             key: aws.organizations.DelegatedAdministrator(
-                f"{name}-{key}", account_id=admin, service_principal=principal, opts=child)
+                f"{name}-{key}", account_id=admin, service_principal=principal, opts=child
+            )
             for key, principal in ORGANIZATIONS_DELEGATIONS.items()
         }
         self.catalog = self._catalog(name, args.catalog_admin_account_id, child)
         self.register_outputs({"admin_account_id": admin})
 
     @staticmethod
-    def _catalog(name: str, account_id: pulumi.Input[str] | None,
-                 child: pulumi.ResourceOptions) -> aws.organizations.DelegatedAdministrator | None:
+    def _catalog(
+        name: str, account_id: pulumi.Input[str] | None, child: pulumi.ResourceOptions
+    ) -> aws.organizations.DelegatedAdministrator | None:
         if account_id is None:
             return None
         # Only the management account may call EnableAWSOrganizationsAccess, and sharing to OUs needs it
         # (Service Catalog API Reference, "EnableAWSOrganizationsAccess"; Admin Guide, "Sharing with
         # AWS Organizations"). It also turns on Organizations trusted access for Service Catalog.
-        access = aws.servicecatalog.OrganizationsAccess(f"{name}-catalog-organizations-access", enabled=True,
-                                                        opts=child)
+        access = aws.servicecatalog.OrganizationsAccess(f"{name}-catalog-organizations-access", enabled=True, opts=child)
         return aws.organizations.DelegatedAdministrator(
-            f"{name}-servicecatalog", account_id=account_id, service_principal=CATALOG_PRINCIPAL,
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[access])))
+            f"{name}-servicecatalog",
+            account_id=account_id,
+            service_principal=CATALOG_PRINCIPAL,
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[access])),
+        )

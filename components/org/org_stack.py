@@ -28,8 +28,7 @@ from .scps import org_policies
 SECTION = "org"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 _KEYS = ("accountEmails", "accountAccessRoleName", "prodEnvs", "trailLogRetentionDays", "githubRepository")
 GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 
@@ -50,35 +49,53 @@ def parse_org_settings(cfg: StackConfig) -> OrgSettings:
         require_keys(raw, SECTION, _KEYS, problems)
         emails = raw.get("accountEmails")
         if not isinstance(emails, Mapping):
-            problems.add(f"bakehouse:{SECTION}.accountEmails", emails,
-                         f"an object of account -> owner email for {', '.join(members)}")
+            problems.add(
+                f"bakehouse:{SECTION}.accountEmails", emails, f"an object of account -> owner email for {', '.join(members)}"
+            )
             emails = {}
         for member in members:
-            problems.check(isinstance(emails.get(member), str) and bool(EMAIL.fullmatch(emails.get(member, ""))),
-                           f"bakehouse:{SECTION}.accountEmails.{member}", emails.get(member), "an email address")
+            problems.check(
+                isinstance(emails.get(member), str) and bool(EMAIL.fullmatch(emails.get(member, ""))),
+                f"bakehouse:{SECTION}.accountEmails.{member}",
+                emails.get(member),
+                "an email address",
+            )
         for extra in sorted(set(emails) - set(members)):
-            problems.add(f"bakehouse:{SECTION}.accountEmails.{extra}", emails[extra],
-                         f"only accounts named in bakehouse:accounts ({', '.join(members)})")
+            problems.add(
+                f"bakehouse:{SECTION}.accountEmails.{extra}",
+                emails[extra],
+                f"only accounts named in bakehouse:accounts ({', '.join(members)})",
+            )
         addresses = [e for e in emails.values() if isinstance(e, str)]
         for dupe in sorted({e for e in addresses if addresses.count(e) > 1}):
             problems.add(f"bakehouse:{SECTION}.accountEmails", dupe, "a distinct email per account (AWS requires it)")
 
         role = raw.get("accountAccessRoleName", "OrganizationAccountAccessRole")
-        problems.check(isinstance(role, str) and bool(ROLE_NAME.fullmatch(role)),
-                       f"bakehouse:{SECTION}.accountAccessRoleName", role, "an IAM role name")
+        problems.check(
+            isinstance(role, str) and bool(ROLE_NAME.fullmatch(role)),
+            f"bakehouse:{SECTION}.accountAccessRoleName",
+            role,
+            "an IAM role name",
+        )
         prod = raw.get("prodEnvs", ["prod"])
         workloads = sorted(cfg.estate.accounts.workloads)
         if not (isinstance(prod, list) and all(p in workloads for p in prod)):
             problems.add(f"bakehouse:{SECTION}.prodEnvs", prod, f"a list of workload envs from {', '.join(workloads)}")
             prod = []
         retention = raw.get("trailLogRetentionDays", 365)
-        problems.check(retention in LOG_RETENTION_DAYS and not isinstance(retention, bool),
-                       f"bakehouse:{SECTION}.trailLogRetentionDays", retention,
-                       "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)))
+        problems.check(
+            retention in LOG_RETENTION_DAYS and not isinstance(retention, bool),
+            f"bakehouse:{SECTION}.trailLogRetentionDays",
+            retention,
+            "a CloudWatch Logs retention period: " + ", ".join(map(str, LOG_RETENTION_DAYS)),
+        )
         repository = raw.get("githubRepository")
-        problems.check(isinstance(repository, str) and bool(GITHUB_REPOSITORY.fullmatch(repository)),
-                       f"bakehouse:{SECTION}.githubRepository", repository,
-                       "the GitHub repository whose workflows deploy, as owner/name")
+        problems.check(
+            isinstance(repository, str) and bool(GITHUB_REPOSITORY.fullmatch(repository)),
+            f"bakehouse:{SECTION}.githubRepository",
+            repository,
+            "the GitHub repository whose workflows deploy, as owner/name",
+        )
         if problems.items:
             return None
         return OrgSettings(dict(emails), role, tuple(prod), retention, repository)
@@ -98,31 +115,52 @@ class OrgStack(pulumi.ComponentResource):
         storage = account_storage(name, cfg, self)
         # Everything but Config recording: the central Config bucket does not exist until the security
         # stack, which records this account itself (components/security/management_recording.py).
-        AccountBaseline(f"{name}-baseline", AccountBaselineArgs.for_estate(
-            cfg.estate, cfg.account_id, kms_key_arn=storage.key.arn, record_config=False), opts=child)
+        AccountBaseline(
+            f"{name}-baseline",
+            AccountBaselineArgs.for_estate(cfg.estate, cfg.account_id, kms_key_arn=storage.key.arn, record_config=False),
+            opts=child,
+        )
         members = tuple(
             MemberAccount(key, settings.account_emails[key], ou_for_account(key, settings.prod_envs))
-            for key in ("security", "build", *cfg.estate.accounts.workloads))
+            for key in ("security", "build", *cfg.estate.accounts.workloads)
+        )
         self.organization = Organization(
-            f"{name}-organization",
-            OrganizationArgs(cfg.estate, members, settings.access_role_name, tuple(policies)), opts=child)
+            f"{name}-organization", OrganizationArgs(cfg.estate, members, settings.access_role_name, tuple(policies)), opts=child
+        )
         security_account = self.organization.accounts["security"]
         DelegatedAdmins(
             f"{name}-delegated",
-            DelegatedAdminsArgs(admin_account_id=security_account.id, home_region=cfg.estate.home_region,
-                                regions=cfg.estate.allowed_regions,
-                                catalog_admin_account_id=self.organization.accounts["build"].id),
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization.organization])))
+            DelegatedAdminsArgs(
+                admin_account_id=security_account.id,
+                home_region=cfg.estate.home_region,
+                regions=cfg.estate.allowed_regions,
+                catalog_admin_account_id=self.organization.accounts["build"].id,
+            ),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization.organization])),
+        )
 
         # The pipeline's roles (management) and each member's deploy/preview/read-only roles, made here
         # through the access role Organizations creates with the account: none is made by hand.
         accounts = {"management": cfg.account_id, **{k: a.id for k, a in self.organization.accounts.items()}}
-        self.ci = CiAccess(f"{name}-ci", CiAccessArgs(
-            cfg.account_id, settings.github_repository, cfg.estate.deploy_role_name, accounts,
-            settings.prod_envs, settings.access_role_name), opts=child)
-        self.account_access = AccountAccess(f"{name}-access", member_access_args(
-            cfg, {k: a.id for k, a in self.organization.accounts.items()}, settings.prod_envs,
-            settings.access_role_name), opts=child)
+        self.ci = CiAccess(
+            f"{name}-ci",
+            CiAccessArgs(
+                cfg.account_id,
+                settings.github_repository,
+                cfg.estate.deploy_role_name,
+                accounts,
+                settings.prod_envs,
+                settings.access_role_name,
+            ),
+            opts=child,
+        )
+        self.account_access = AccountAccess(
+            f"{name}-access",
+            member_access_args(
+                cfg, {k: a.id for k, a in self.organization.accounts.items()}, settings.prod_envs, settings.access_role_name
+            ),
+            opts=child,
+        )
 
         self.exports: dict[str, Any] = {
             "accountId": cfg.account_id,
@@ -137,11 +175,9 @@ class OrgStack(pulumi.ComponentResource):
         }
         # Nothing here waits for the log archive: the log group fills once the security stack has
         # created the trail, and the alarms publish to the security topic by its derived ARN.
-        trail_logs = OrgTrailLogs(f"{name}-trail", cfg.estate, storage.key.arn, settings.trail_log_retention_days,
-                                  opts=child)
+        trail_logs = OrgTrailLogs(f"{name}-trail", cfg.estate, storage.key.arn, settings.trail_log_retention_days, opts=child)
         controls = (*CIS_CONTROLS, *role_use_controls(BREAK_GLASS_ROLE, settings.access_role_name))
-        CisAlarms(f"{name}-cis", CisAlarmsArgs(trail_logs.log_group_name, security_topic_arn(cfg.estate), controls),
-                  opts=child)
+        CisAlarms(f"{name}-cis", CisAlarmsArgs(trail_logs.log_group_name, security_topic_arn(cfg.estate), controls), opts=child)
         self.exports["trailLogGroup"] = trail_logs.log_group_name
         self.exports["trailAdminRoleArn"] = trail_logs.admin_role.arn
         self.register_outputs(self.exports)

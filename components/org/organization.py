@@ -78,17 +78,20 @@ class Organization(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         # protect: deleting the organization would detach every account and guardrail at once.
         self.organization = aws.organizations.Organization(
-            f"{name}-org", feature_set="ALL",
+            f"{name}-org",
+            feature_set="ALL",
             aws_service_access_principals=list(SERVICE_ACCESS_PRINCIPALS),
             enabled_policy_types=list(POLICY_TYPES),
-            opts=child.merge(pulumi.ResourceOptions(protect=True)))
+            opts=child.merge(pulumi.ResourceOptions(protect=True)),
+        )
         self.root_id = self.organization.roots.apply(lambda roots: roots[0].id if roots else None)
 
         self.ous: dict[str, aws.organizations.OrganizationalUnit] = {}
         for key, (display, parent_key) in OU_PATHS.items():  # parents precede children in OU_PATHS
             parent_id = self.root_id if parent_key is None else self.ous[parent_key].id
             self.ous[key] = aws.organizations.OrganizationalUnit(
-                f"{name}-ou-{key}", name=display, parent_id=parent_id, opts=child)
+                f"{name}-ou-{key}", name=display, parent_id=parent_id, opts=child
+            )
 
         self.accounts: dict[str, aws.organizations.Account] = {}
         for member in args.members:
@@ -103,25 +106,32 @@ class Organization(pulumi.ComponentResource):
                 iam_user_access_to_billing="DENY",
                 tags={"bakehouse:account": member.key},
                 # AWS cannot re-create an account; role_name is not readable after creation.
-                opts=child.merge(pulumi.ResourceOptions(protect=True, ignore_changes=["roleName"])))
+                opts=child.merge(pulumi.ResourceOptions(protect=True, ignore_changes=["roleName"])),
+            )
 
         self.policies: dict[str, aws.organizations.Policy] = {}
         for policy in args.policies:
             resource = aws.organizations.Policy(
-                f"{name}-policy-{policy.name}", name=policy.name, description=policy.description,
-                type=policy.type, content=policy.minified,
+                f"{name}-policy-{policy.name}",
+                name=policy.name,
+                description=policy.description,
+                type=policy.type,
+                content=policy.minified,
                 # A policy type must be enabled at the root before policies of that type exist.
-                opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization])))
+                opts=child.merge(pulumi.ResourceOptions(depends_on=[self.organization])),
+            )
             self.policies[policy.name] = resource
             for target in policy.targets:
                 target_id = self.root_id if target == "root" else self.ous[target].id
                 aws.organizations.PolicyAttachment(
-                    f"{name}-attach-{policy.name}-{target}", policy_id=resource.id, target_id=target_id,
-                    opts=child)
+                    f"{name}-attach-{policy.name}-{target}", policy_id=resource.id, target_id=target_id, opts=child
+                )
 
-        self.register_outputs({
-            "organization_id": self.organization.id,
-            "root_id": self.root_id,
-            "ou_ids": {key: ou.id for key, ou in self.ous.items()},
-            "account_ids": {key: account.id for key, account in self.accounts.items()},
-        })
+        self.register_outputs(
+            {
+                "organization_id": self.organization.id,
+                "root_id": self.root_id,
+                "ou_ids": {key: ou.id for key, ou in self.ous.items()},
+                "account_ids": {key: account.id for key, account in self.accounts.items()},
+            }
+        )

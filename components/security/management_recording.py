@@ -41,17 +41,26 @@ class ManagementRecording(pulumi.ComponentResource):
     def __init__(self, name: str, args: ManagementRecordingArgs, opts: pulumi.ResourceOptions | None = None):
         estate = args.estate
         management = estate.accounts.management
-        recording_args = AccountBaselineArgs.for_estate(estate, management, kms_key_arn=None,
-                                                        config_bucket_ready=tuple(args.after))
+        recording_args = AccountBaselineArgs.for_estate(
+            estate, management, kms_key_arn=None, config_bucket_ready=tuple(args.after)
+        )
         recording_args.region_list()  # first: bad regions declare nothing
         super().__init__("bakehouse:security:ManagementRecording", name, None, opts)
         self.provider = account_provider(
-            f"{name}-management", account_id=management, region=estate.home_region,
-            role_arn=args.management_role_arn or trail_admin_role_arn(estate), tags=args.tags,
-            session_name="bakehouse-management-recording", opts=pulumi.ResourceOptions(parent=self))
-        recording = record_config(name, recording_args,
-                                  pulumi.ResourceOptions(parent=self, provider=self.provider))
+            f"{name}-management",
+            account_id=management,
+            region=estate.home_region,
+            role_arn=args.management_role_arn or trail_admin_role_arn(estate),
+            tags=args.tags,
+            session_name="bakehouse-management-recording",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        recording = record_config(name, recording_args, pulumi.ResourceOptions(parent=self, provider=self.provider))
         self.recorder_status = recording.recorder_status
         self.packs = recording.packs
-        self.register_outputs({"config_recorders": [s.name for s in self.recorder_status.values()],
-                               "conformance_packs": sorted({pack for _, pack in self.packs})})
+        self.register_outputs(
+            {
+                "config_recorders": [s.name for s in self.recorder_status.values()],
+                "conformance_packs": sorted({pack for _, pack in self.packs}),
+            }
+        )

@@ -58,20 +58,25 @@ def event_selectors(estate: EstateConfig) -> list[aws.cloudtrail.TrailAdvancedEv
     log_objects = [f"{central_bucket_arn(estate, kind)}/" for kind in LOG_BUCKET_KINDS]
     return [
         aws.cloudtrail.TrailAdvancedEventSelectorArgs(
-            name="Management events", field_selectors=[field(field="eventCategory", equals=["Management"])]),
+            name="Management events", field_selectors=[field(field="eventCategory", equals=["Management"])]
+        ),
         # Who read or wrote the audit record itself: data events on the log-archive buckets only
         # (all S3 data events across the estate would cost more than they tell).
         aws.cloudtrail.TrailAdvancedEventSelectorArgs(
-            name="Log-archive object access", field_selectors=[
+            name="Log-archive object access",
+            field_selectors=[
                 field(field="eventCategory", equals=["Data"]),
                 field(field="resources.type", equals=["AWS::S3::Object"]),
                 field(field="resources.ARN", starts_withs=log_objects),
-            ]),
+            ],
+        ),
         aws.cloudtrail.TrailAdvancedEventSelectorArgs(
-            name="Lambda invocations", field_selectors=[
+            name="Lambda invocations",
+            field_selectors=[
                 field(field="eventCategory", equals=["Data"]),
                 field(field="resources.type", equals=["AWS::Lambda::Function"]),
-            ]),
+            ],
+        ),
     ]
 
 
@@ -83,25 +88,54 @@ def trail_admin_statements(estate: EstateConfig) -> list[dict]:
     iam:CreateServiceLinkedRole/GetRole for CloudTrail's service-linked role.
     """
     trail = trail_arn(estate)
-    service_linked = (f"arn:aws:iam::{estate.accounts.management}:role/aws-service-role/"
-                      "cloudtrail.amazonaws.com/AWSServiceRoleForCloudTrail")
+    service_linked = (
+        f"arn:aws:iam::{estate.accounts.management}:role/aws-service-role/cloudtrail.amazonaws.com/AWSServiceRoleForCloudTrail"
+    )
     return [
-        statement("ManageTheOrganizationTrail", [
-            "cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging",
-            "cloudtrail:PutEventSelectors", "cloudtrail:PutInsightSelectors", "cloudtrail:AddTags",
-            "cloudtrail:RemoveTags", "cloudtrail:GetTrail", "cloudtrail:GetTrailStatus",
-            "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors", "cloudtrail:ListTags"], [trail]),
+        statement(
+            "ManageTheOrganizationTrail",
+            [
+                "cloudtrail:CreateTrail",
+                "cloudtrail:UpdateTrail",
+                "cloudtrail:StartLogging",
+                "cloudtrail:PutEventSelectors",
+                "cloudtrail:PutInsightSelectors",
+                "cloudtrail:AddTags",
+                "cloudtrail:RemoveTags",
+                "cloudtrail:GetTrail",
+                "cloudtrail:GetTrailStatus",
+                "cloudtrail:GetEventSelectors",
+                "cloudtrail:GetInsightSelectors",
+                "cloudtrail:ListTags",
+            ],
+            [trail],
+        ),
         # DescribeTrails takes no resource ARN (Service Authorization Reference, AWS CloudTrail).
         statement("ListTrails", ["cloudtrail:DescribeTrails"], ["*"]),
-        statement("HandTrailTheLogsRole", ["iam:PassRole"], [role_arn(estate.accounts.management, TRAIL_LOGS_ROLE)],
-                  conditions={"StringEquals": {"iam:PassedToService": "cloudtrail.amazonaws.com"}}),
-        statement("CloudTrailServiceLinkedRole", ["iam:CreateServiceLinkedRole"], [service_linked],
-                  conditions={"StringEquals": {"iam:AWSServiceName": "cloudtrail.amazonaws.com"}}),
+        statement(
+            "HandTrailTheLogsRole",
+            ["iam:PassRole"],
+            [role_arn(estate.accounts.management, TRAIL_LOGS_ROLE)],
+            conditions={"StringEquals": {"iam:PassedToService": "cloudtrail.amazonaws.com"}},
+        ),
+        statement(
+            "CloudTrailServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            [service_linked],
+            conditions={"StringEquals": {"iam:AWSServiceName": "cloudtrail.amazonaws.com"}},
+        ),
         statement("ReadCloudTrailServiceLinkedRole", ["iam:GetRole"], [service_linked]),
         # These Organizations reads take no resource ARN (Service Authorization Reference; AWS's managed
         # SecurityHubV2 policy lists them as "WithoutResources"). Trusted access is already on (org stack).
-        statement("ReadTheOrganization", ["organizations:DescribeOrganization", "organizations:ListAccounts",
-                                          "organizations:ListAWSServiceAccessForOrganization"], ["*"]),
+        statement(
+            "ReadTheOrganization",
+            [
+                "organizations:DescribeOrganization",
+                "organizations:ListAccounts",
+                "organizations:ListAWSServiceAccessForOrganization",
+            ],
+            ["*"],
+        ),
     ]
 
 
@@ -118,32 +152,61 @@ def management_recording_statements(estate: EstateConfig) -> list[dict]:
     management = estate.accounts.management
     regions = list(estate.allowed_regions)
     config_slr = config_role_arn(management)
-    conforms_slr = (f"arn:aws:iam::{management}:role/aws-service-role/config-conforms.amazonaws.com/"
-                    "AWSServiceRoleForConfigConforms")
+    conforms_slr = (
+        f"arn:aws:iam::{management}:role/aws-service-role/config-conforms.amazonaws.com/AWSServiceRoleForConfigConforms"
+    )
     in_regions = {"StringEquals": {"aws:RequestedRegion": regions}}
     return [
-        statement("RecordTheManagementAccount", [
-            "config:PutConfigurationRecorder", "config:StartConfigurationRecorder",
-            "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus"],
-            [f"arn:aws:config:{r}:{management}:configuration-recorder/{RECORDER_NAME}/*" for r in regions]),
-        statement("DeliverToTheCentralBucket", [
-            "config:PutDeliveryChannel", "config:DescribeDeliveryChannels", "config:DescribeConformancePacks",
-            "config:DescribeConformancePackStatus"], ["*"], conditions=in_regions),
+        statement(
+            "RecordTheManagementAccount",
+            [
+                "config:PutConfigurationRecorder",
+                "config:StartConfigurationRecorder",
+                "config:DescribeConfigurationRecorders",
+                "config:DescribeConfigurationRecorderStatus",
+            ],
+            [f"arn:aws:config:{r}:{management}:configuration-recorder/{RECORDER_NAME}/*" for r in regions],
+        ),
+        statement(
+            "DeliverToTheCentralBucket",
+            [
+                "config:PutDeliveryChannel",
+                "config:DescribeDeliveryChannels",
+                "config:DescribeConformancePacks",
+                "config:DescribeConformancePackStatus",
+            ],
+            ["*"],
+            conditions=in_regions,
+        ),
         # PutConformancePack creates the pack's rules through AWSServiceRoleForConfigConforms, so no
         # config:PutConfigRule here (AWS Config API reference, PutConformancePack).
-        statement("DeployTheBaselinePack", ["config:PutConformancePack"],
-                  [f"arn:aws:config:{r}:{management}:conformance-pack/{pack}/*" for r in regions for pack in CONFIG_PACKS]),
+        statement(
+            "DeployTheBaselinePack",
+            ["config:PutConformancePack"],
+            [f"arn:aws:config:{r}:{management}:conformance-pack/{pack}/*" for r in regions for pack in CONFIG_PACKS],
+        ),
         # PutConformancePack creates AWSServiceRoleForConfigConforms on first use, and the recording
         # declares AWSServiceRoleForConfig (AWS Config developer guide, "Using Service-Linked Roles").
-        statement("ConfigServiceLinkedRoles", ["iam:CreateServiceLinkedRole"], [config_slr, conforms_slr],
-                  conditions={"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com",
-                                                                     "config-conforms.amazonaws.com"]}}),
+        statement(
+            "ConfigServiceLinkedRoles",
+            ["iam:CreateServiceLinkedRole"],
+            [config_slr, conforms_slr],
+            conditions={"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com", "config-conforms.amazonaws.com"]}},
+        ),
         statement("ReadConfigServiceLinkedRoles", ["iam:GetRole"], [config_slr, conforms_slr]),
         # The provider's default tags land on the service-linked role after CreateServiceLinkedRole.
-        statement("TagConfigServiceLinkedRole", ["iam:TagRole", "iam:UntagRole"], [config_slr],
-                  conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*"]}}),
-        statement("HandConfigItsServiceLinkedRole", ["iam:PassRole"], [config_slr],
-                  conditions={"StringEquals": {"iam:PassedToService": "config.amazonaws.com"}}),
+        statement(
+            "TagConfigServiceLinkedRole",
+            ["iam:TagRole", "iam:UntagRole"],
+            [config_slr],
+            conditions={"ForAllValues:StringLike": {"aws:TagKeys": ["bakehouse:*"]}},
+        ),
+        statement(
+            "HandConfigItsServiceLinkedRole",
+            ["iam:PassRole"],
+            [config_slr],
+            conditions={"StringEquals": {"iam:PassedToService": "config.amazonaws.com"}},
+        ),
     ]
 
 
@@ -154,40 +217,69 @@ class OrgTrailLogs(pulumi.ComponentResource):
     account), so the CIS alarms live here too.
     """
 
-    def __init__(self, name: str, estate: EstateConfig, log_group_key_arn: pulumi.Input[str], retention_days: int,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        estate: EstateConfig,
+        log_group_key_arn: pulumi.Input[str],
+        retention_days: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("bakehouse:org:OrgTrailLogs", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         management = estate.accounts.management
         self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=LOG_GROUP, retention_in_days=retention_days, kms_key_id=log_group_key_arn,
-            opts=child)
+            f"{name}-logs", name=LOG_GROUP, retention_in_days=retention_days, kms_key_id=log_group_key_arn, opts=child
+        )
         self.log_group_name = self.log_group.name
 
-        trust = document(statement(
-            "CloudTrailDelivers", ["sts:AssumeRole"], principals={"Service": "cloudtrail.amazonaws.com"},
-            conditions={"StringEquals": {"aws:SourceArn": trail_arn(estate), "aws:SourceAccount": management}}))
-        self.role = aws.iam.Role(f"{name}-to-logs", name=TRAIL_LOGS_ROLE, assume_role_policy=trust,
-                                 description="CloudTrail writes the organization trail to CloudWatch Logs",
-                                 opts=child)
+        trust = document(
+            statement(
+                "CloudTrailDelivers",
+                ["sts:AssumeRole"],
+                principals={"Service": "cloudtrail.amazonaws.com"},
+                conditions={"StringEquals": {"aws:SourceArn": trail_arn(estate), "aws:SourceAccount": management}},
+            )
+        )
+        self.role = aws.iam.Role(
+            f"{name}-to-logs",
+            name=TRAIL_LOGS_ROLE,
+            assume_role_policy=trust,
+            description="CloudTrail writes the organization trail to CloudWatch Logs",
+            opts=child,
+        )
         aws.iam.RolePolicy(
-            f"{name}-trail-logs", role=self.role.id,
-            policy=document(statement("WriteTrailStreams", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                                      [f"{log_group_arn(estate)}:log-stream:*"])),
-            opts=child)
+            f"{name}-trail-logs",
+            role=self.role.id,
+            policy=document(
+                statement(
+                    "WriteTrailStreams", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn(estate)}:log-stream:*"]
+                )
+            ),
+            opts=child,
+        )
 
         # Only the security account's deploy role: the security stack creates the trail once its
         # bucket and key exist (estate/naming-derived ARN, so no live backend is needed).
-        admin_trust = document(statement(
-            "SecurityStackDeploys", ["sts:AssumeRole"],
-            principals={"AWS": estate.deploy_role_arn(estate.accounts.security)}))
-        self.admin_role = aws.iam.Role(f"{name}-admin", name=TRAIL_ADMIN_ROLE, assume_role_policy=admin_trust,
-                                       description="The security stack keeps the organization trail and the "
-                                                   "management account's Config recording",
-                                       max_session_duration=3600, opts=child)
-        aws.iam.RolePolicy(f"{name}-trail-admin", role=self.admin_role.id,
-                           policy=document(*trail_admin_statements(estate),
-                                           *management_recording_statements(estate)), opts=child)
+        admin_trust = document(
+            statement(
+                "SecurityStackDeploys", ["sts:AssumeRole"], principals={"AWS": estate.deploy_role_arn(estate.accounts.security)}
+            )
+        )
+        self.admin_role = aws.iam.Role(
+            f"{name}-admin",
+            name=TRAIL_ADMIN_ROLE,
+            assume_role_policy=admin_trust,
+            description="The security stack keeps the organization trail and the management account's Config recording",
+            max_session_duration=3600,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-trail-admin",
+            role=self.admin_role.id,
+            policy=document(*trail_admin_statements(estate), *management_recording_statements(estate)),
+            opts=child,
+        )
         self.register_outputs({"log_group": self.log_group.name, "admin_role_arn": self.admin_role.arn})
 
 
@@ -208,9 +300,14 @@ class OrgTrail(pulumi.ComponentResource):
         super().__init__("bakehouse:security:OrgTrail", name, None, opts)
         estate = args.estate
         self.provider = account_provider(
-            f"{name}-management", account_id=estate.accounts.management, region=estate.home_region,
-            role_arn=args.management_role_arn or trail_admin_role_arn(estate), tags=args.tags,
-            session_name="bakehouse-organization-trail", opts=pulumi.ResourceOptions(parent=self))
+            f"{name}-management",
+            account_id=estate.accounts.management,
+            region=estate.home_region,
+            role_arn=args.management_role_arn or trail_admin_role_arn(estate),
+            tags=args.tags,
+            session_name="bakehouse-organization-trail",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.trail = aws.cloudtrail.Trail(
             f"{name}-trail",
             name=ORGANIZATION_TRAIL,
@@ -224,9 +321,11 @@ class OrgTrail(pulumi.ComponentResource):
             cloud_watch_logs_group_arn=f"{log_group_arn(estate)}:*",
             cloud_watch_logs_role_arn=role_arn(estate.accounts.management, TRAIL_LOGS_ROLE),
             advanced_event_selectors=event_selectors(estate),
-            insight_selectors=[aws.cloudtrail.TrailInsightSelectorArgs(insight_type="ApiCallRateInsight"),
-                               aws.cloudtrail.TrailInsightSelectorArgs(insight_type="ApiErrorRateInsight")],
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(args.after),
-                                        protect=True))
+            insight_selectors=[
+                aws.cloudtrail.TrailInsightSelectorArgs(insight_type="ApiCallRateInsight"),
+                aws.cloudtrail.TrailInsightSelectorArgs(insight_type="ApiErrorRateInsight"),
+            ],
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(args.after), protect=True),
+        )
         self.arn = self.trail.arn
         self.register_outputs({"trail_arn": self.trail.arn})

@@ -28,12 +28,18 @@ class RespondersArgs:
 
 def trust_statements(args: RespondersArgs) -> list[dict]:
     key, value = RESPONDER_TAG
-    return [statement(
-        "TaggedRespondersWithMfa", ["sts:AssumeRole", "sts:TagSession"],
-        principals={"AWS": f"arn:aws:iam::{args.security_account_id}:root"},
-        conditions={"Bool": {"aws:MultiFactorAuthPresent": "true"},
-                    "NumericLessThan": {"aws:MultiFactorAuthAge": str(MAX_SESSION_SECONDS)},
-                    "StringEquals": {f"aws:PrincipalTag/{key}": value}})]
+    return [
+        statement(
+            "TaggedRespondersWithMfa",
+            ["sts:AssumeRole", "sts:TagSession"],
+            principals={"AWS": f"arn:aws:iam::{args.security_account_id}:root"},
+            conditions={
+                "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                "NumericLessThan": {"aws:MultiFactorAuthAge": str(MAX_SESSION_SECONDS)},
+                "StringEquals": {f"aws:PrincipalTag/{key}": value},
+            },
+        )
+    ]
 
 
 def permission_statements(args: RespondersArgs) -> list[dict]:
@@ -41,9 +47,17 @@ def permission_statements(args: RespondersArgs) -> list[dict]:
     one ARN per workload account passed IAM's 10,240 inline characters at about 190 envs. IAM User
     Guide, "AWS global condition context keys": aws:ResourceOrgID against ${aws:PrincipalOrgID}. Only
     workload stacks declare the role, and each trusts only this one (components/workload/break_glass.py)."""
-    return [statement("AssumeWorkloadBreakGlass", ["sts:AssumeRole"], [role_arn("*", BREAK_GLASS_ROLE)],
-                      conditions={"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"},
-                                  "StringNotEquals": {"aws:ResourceAccount": args.security_account_id}})]
+    return [
+        statement(
+            "AssumeWorkloadBreakGlass",
+            ["sts:AssumeRole"],
+            [role_arn("*", BREAK_GLASS_ROLE)],
+            conditions={
+                "StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"},
+                "StringNotEquals": {"aws:ResourceAccount": args.security_account_id},
+            },
+        )
+    ]
 
 
 class Responders(pulumi.ComponentResource):
@@ -51,13 +65,14 @@ class Responders(pulumi.ComponentResource):
         super().__init__("bakehouse:security:Responders", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.role = aws.iam.Role(
-            f"{name}-role", name=RESPONDER_ROLE,
+            f"{name}-role",
+            name=RESPONDER_ROLE,
             description="Incident responders: read-only here, break-glass into workloads (MFA, one hour)",
             assume_role_policy=document(*trust_statements(args)),
-            max_session_duration=MAX_SESSION_SECONDS, opts=child)
-        aws.iam.RolePolicyAttachment(f"{name}-read-only", role=self.role.name, policy_arn=READ_ONLY_POLICY_ARN,
-                                     opts=child)
-        aws.iam.RolePolicy(f"{name}-break-glass", role=self.role.id,
-                           policy=document(*permission_statements(args)), opts=child)
+            max_session_duration=MAX_SESSION_SECONDS,
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(f"{name}-read-only", role=self.role.name, policy_arn=READ_ONLY_POLICY_ARN, opts=child)
+        aws.iam.RolePolicy(f"{name}-break-glass", role=self.role.id, policy=document(*permission_statements(args)), opts=child)
         self.arn = self.role.arn
         self.register_outputs({"arn": self.arn})

@@ -23,11 +23,13 @@ PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
 FINDINGS_PATTERN = {
     "source": ["aws.securityhub"],
     "detail-type": ["Security Hub Findings - Imported"],
-    "detail": {"findings": {
-        "Severity": {"Label": ["HIGH", "CRITICAL"]},
-        "Workflow": {"Status": ["NEW"]},
-        "RecordState": ["ACTIVE"],
-    }},
+    "detail": {
+        "findings": {
+            "Severity": {"Label": ["HIGH", "CRITICAL"]},
+            "Workflow": {"Status": ["NEW"]},
+            "RecordState": ["ACTIVE"],
+        }
+    },
 }
 
 
@@ -54,12 +56,24 @@ def playbooks_of_the_estate(estate: EstateConfig) -> dict[str, dict[str, str]]:
 def topic_policy_statements(estate: EstateConfig) -> list[dict]:
     arn = security_topic_arn(estate)
     return [
-        statement("AlarmsAndRulesFromTheEstate", ["sns:Publish"], [arn],
-                  principals={"Service": list(PUBLISHING_SERVICES)}, conditions=publisher_sources(estate)),
-        statement("PlaybooksFromTheEstate", ["sns:Publish"], [arn], principals={"AWS": "*"},
-                  conditions=playbooks_of_the_estate(estate)),
-        statement("DenyInsecureTransport", ["sns:Publish"], [arn], effect="Deny", principals="*",
-                  conditions={"Bool": {"aws:SecureTransport": "false"}}),
+        statement(
+            "AlarmsAndRulesFromTheEstate",
+            ["sns:Publish"],
+            [arn],
+            principals={"Service": list(PUBLISHING_SERVICES)},
+            conditions=publisher_sources(estate),
+        ),
+        statement(
+            "PlaybooksFromTheEstate", ["sns:Publish"], [arn], principals={"AWS": "*"}, conditions=playbooks_of_the_estate(estate)
+        ),
+        statement(
+            "DenyInsecureTransport",
+            ["sns:Publish"],
+            [arn],
+            effect="Deny",
+            principals="*",
+            conditions={"Bool": {"aws:SecureTransport": "false"}},
+        ),
     ]
 
 
@@ -70,30 +84,53 @@ class SecurityTopic(pulumi.ComponentResource):
         # Publishing services encrypt messages with the topic's key, so they must be granted its use.
         self.key = KmsKey(
             f"{name}-key",
-            KmsKeyArgs(description="Bakehouse security alerts topic", alias="bakehouse-security-alerts",
-                       admin_arns=[args.deploy_role_arn],
-                       services=[ServiceGrant(f"Publish{service.split('.')[0].capitalize()}", service,
-                                              ("kms:GenerateDataKey*", "kms:Decrypt"), publisher_sources(args.estate))
-                                 for service in PUBLISHING_SERVICES],
-                       extra_statements=[statement(
-                           "PlaybooksPublishThroughSns", ["kms:GenerateDataKey*", "kms:Decrypt"], ["*"],
-                           principals={"AWS": "*"},
-                           conditions={"StringEquals": {
-                               "kms:ViaService": f"sns.{args.estate.home_region}.amazonaws.com",
-                               **playbooks_of_the_estate(args.estate)["StringEquals"]}})]),
-            opts=child)
-        self.topic = aws.sns.Topic(f"{name}-topic", name=security_topic_name(), kms_master_key_id=self.key.arn,
-                                   opts=child)
-        aws.sns.TopicPolicy(f"{name}-policy", arn=self.topic.arn,
-                            policy=document(*topic_policy_statements(args.estate)), opts=child)
+            KmsKeyArgs(
+                description="Bakehouse security alerts topic",
+                alias="bakehouse-security-alerts",
+                admin_arns=[args.deploy_role_arn],
+                services=[
+                    ServiceGrant(
+                        f"Publish{service.split('.')[0].capitalize()}",
+                        service,
+                        ("kms:GenerateDataKey*", "kms:Decrypt"),
+                        publisher_sources(args.estate),
+                    )
+                    for service in PUBLISHING_SERVICES
+                ],
+                extra_statements=[
+                    statement(
+                        "PlaybooksPublishThroughSns",
+                        ["kms:GenerateDataKey*", "kms:Decrypt"],
+                        ["*"],
+                        principals={"AWS": "*"},
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"sns.{args.estate.home_region}.amazonaws.com",
+                                **playbooks_of_the_estate(args.estate)["StringEquals"],
+                            }
+                        },
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.topic = aws.sns.Topic(f"{name}-topic", name=security_topic_name(), kms_master_key_id=self.key.arn, opts=child)
+        aws.sns.TopicPolicy(
+            f"{name}-policy", arn=self.topic.arn, policy=document(*topic_policy_statements(args.estate)), opts=child
+        )
         for email in args.subscriber_emails:
-            aws.sns.TopicSubscription(f"{name}-email-{email.replace('@', '-at-')}", topic=self.topic.arn,
-                                      protocol="email", endpoint=email, opts=child)
+            aws.sns.TopicSubscription(
+                f"{name}-email-{email.replace('@', '-at-')}", topic=self.topic.arn, protocol="email", endpoint=email, opts=child
+            )
         self.findings_rule = aws.cloudwatch.EventRule(
-            f"{name}-findings", name="bakehouse-high-severity-findings",
+            f"{name}-findings",
+            name="bakehouse-high-severity-findings",
             description="New high and critical findings from every account and region, to the security topic",
-            event_pattern=json.dumps(FINDINGS_PATTERN), opts=child)
-        aws.cloudwatch.EventTarget(f"{name}-findings", rule=self.findings_rule.name, arn=self.topic.arn,
-                                   target_id="security-topic", opts=child)
+            event_pattern=json.dumps(FINDINGS_PATTERN),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-findings", rule=self.findings_rule.name, arn=self.topic.arn, target_id="security-topic", opts=child
+        )
         self.arn = self.topic.arn
         self.register_outputs({"arn": self.topic.arn})

@@ -34,8 +34,13 @@ def account_key_statements(role_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     """The account key's statements for the Auto Scaling role: use for EBS, grants only for AWS resources."""
     return [
         statement("AutoScalingRoleEbsUse", EBS_USE_ACTIONS, ["*"], principals={"AWS": role_arn}),
-        statement("AutoScalingRoleEbsGrants", ["kms:CreateGrant"], ["*"], principals={"AWS": role_arn},
-                  conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        statement(
+            "AutoScalingRoleEbsGrants",
+            ["kms:CreateGrant"],
+            ["*"],
+            principals={"AWS": role_arn},
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
     ]
 
 
@@ -54,8 +59,7 @@ class AutoScalingAccess(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         # AWS creates it with the first Auto Scaling group; created here so the key can name it first.
         # An account that already has one: `pulumi import aws:iam/serviceLinkedRole:ServiceLinkedRole`.
-        self.role = aws.iam.ServiceLinkedRole(
-            f"{name}-role", aws_service_name=AUTOSCALING_SERVICE, opts=child)
+        self.role = aws.iam.ServiceLinkedRole(f"{name}-role", aws_service_name=AUTOSCALING_SERVICE, opts=child)
         # The ARN is fixed; taken through the role's URN (known in preview) so whatever names it waits
         # for the role to exist: KMS refuses a key policy or grant naming a principal that does not.
         self.role_arn: pulumi.Output[str] = self.role.urn.apply(lambda _: autoscaling_role_arn(args.account_id))
@@ -63,8 +67,13 @@ class AutoScalingAccess(pulumi.ComponentResource):
         for region, key_arn in sorted(args.image_keys.items()):
             provider = None if region == args.home_region else args.providers[region]
             self.grants[region] = aws.kms.Grant(
-                f"{name}-image-key-{region}", name=f"bakehouse-autoscaling-{region}", key_id=key_arn,
-                grantee_principal=self.role_arn, operations=list(AUTOSCALING_GRANT_OPERATIONS),
-                opts=child.merge(pulumi.ResourceOptions(provider=provider)))
-        self.register_outputs({"role_arn": self.role_arn,
-                               "grants": {region: grant.grant_id for region, grant in self.grants.items()}})
+                f"{name}-image-key-{region}",
+                name=f"bakehouse-autoscaling-{region}",
+                key_id=key_arn,
+                grantee_principal=self.role_arn,
+                operations=list(AUTOSCALING_GRANT_OPERATIONS),
+                opts=child.merge(pulumi.ResourceOptions(provider=provider)),
+            )
+        self.register_outputs(
+            {"role_arn": self.role_arn, "grants": {region: grant.grant_id for region, grant in self.grants.items()}}
+        )

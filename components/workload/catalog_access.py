@@ -58,17 +58,28 @@ def launch_role_statements(args: CatalogAccessArgs) -> list[dict]:
         # Service Catalog admin guide, "AWS Service Catalog launch constraints": the template sits in a
         # service-owned bucket, readable by launch roles only through this tag condition.
         # Any object (the bucket's name is Service Catalog's), only with the tag it puts on templates.
-        statement("ProvisioningTemplates", ["s3:GetObject"], ["arn:aws:s3:::*/*"],
-                  conditions={"StringEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}}),
+        statement(
+            "ProvisioningTemplates",
+            ["s3:GetObject"],
+            ["arn:aws:s3:::*/*"],
+            conditions={"StringEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}},
+        ),
         # EBS uses both keys with the launching role's credentials (the image's to read its snapshots,
         # this account's for the new volumes), and attaches them through grants for AWS resources.
         statement("LaunchKeysThroughEc2", LAUNCH_ACTIONS, keys, conditions={"StringEquals": via_ec2}),
-        statement("LaunchKeyGrantsForEbs", ["kms:CreateGrant"], keys,
-                  conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}}),
+        statement(
+            "LaunchKeyGrantsForEbs",
+            ["kms:CreateGrant"],
+            keys,
+            conditions={"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
         # The product's Auto Scaling group creates the service-linked role if the account has none yet.
-        statement("AutoScalingServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
-                  [autoscaling_role_arn(args.account_id)],
-                  conditions={"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}}),
+        statement(
+            "AutoScalingServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            [autoscaling_role_arn(args.account_id)],
+            conditions={"StringEquals": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+        ),
     ]
 
 
@@ -78,22 +89,40 @@ def deployer_statements(args: CatalogAccessArgs) -> list[dict]:
     products = [f"arn:aws:catalog:{r}:{args.build_account_id}:product/*" for r in args.regions]
     requested = args.region if len(args.regions) == 1 else args.regions
     return [
-        statement("ProvisionFactoryProducts", ["servicecatalog:ProvisionProduct",
-                                               "servicecatalog:DescribeProduct",
-                                               "servicecatalog:DescribeProvisioningParameters",
-                                               "servicecatalog:ListLaunchPaths"], products),
+        statement(
+            "ProvisionFactoryProducts",
+            [
+                "servicecatalog:ProvisionProduct",
+                "servicecatalog:DescribeProduct",
+                "servicecatalog:DescribeProvisioningParameters",
+                "servicecatalog:ListLaunchPaths",
+            ],
+            products,
+        ),
         # Provisioned-product actions take no resource ARN (Service Authorization Reference, AWS Service
         # Catalog): "*", narrowed to what was provisioned through this role ("self" is the only value).
-        statement("ManageOwnProvisionedProducts", ["servicecatalog:UpdateProvisionedProduct",
-                                                   "servicecatalog:TerminateProvisionedProduct",
-                                                   "servicecatalog:DescribeProvisionedProduct",
-                                                   "servicecatalog:DescribeRecord"], ["*"],
-                  conditions={"StringEquals": {"servicecatalog:roleLevel": "self",
-                                               "aws:RequestedRegion": requested}}),
+        statement(
+            "ManageOwnProvisionedProducts",
+            [
+                "servicecatalog:UpdateProvisionedProduct",
+                "servicecatalog:TerminateProvisionedProduct",
+                "servicecatalog:DescribeProvisionedProduct",
+                "servicecatalog:DescribeRecord",
+            ],
+            ["*"],
+            conditions={"StringEquals": {"servicecatalog:roleLevel": "self", "aws:RequestedRegion": requested}},
+        ),
         # Searching the catalog has no resource-level permission.
-        statement("BrowseCatalog", ["servicecatalog:SearchProducts", "servicecatalog:ScanProvisionedProducts",
-                                    "servicecatalog:SearchProvisionedProducts"], ["*"],
-                  conditions={"StringEquals": {"aws:RequestedRegion": requested}}),
+        statement(
+            "BrowseCatalog",
+            [
+                "servicecatalog:SearchProducts",
+                "servicecatalog:ScanProvisionedProducts",
+                "servicecatalog:SearchProvisionedProducts",
+            ],
+            ["*"],
+            conditions={"StringEquals": {"aws:RequestedRegion": requested}},
+        ),
     ]
 
 
@@ -102,24 +131,38 @@ class CatalogAccess(pulumi.ComponentResource):
         super().__init__("bakehouse:workload:CatalogAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.launch_role = aws.iam.Role(
-            f"{name}-launch", name=CATALOG_LAUNCH_ROLE,
+            f"{name}-launch",
+            name=CATALOG_LAUNCH_ROLE,
             description="Service Catalog launch constraint: runs the factory product's stack, nothing else",
-            assume_role_policy=document(statement(
-                "TrustServiceCatalogInThisAccount", ["sts:AssumeRole"],
-                principals={"Service": "servicecatalog.amazonaws.com"},
-                conditions={"StringEquals": {"aws:SourceAccount": args.account_id}})),
-            max_session_duration=MAX_SESSION_SECONDS, opts=child)
-        aws.iam.RolePolicy(f"{name}-launch-policy", role=self.launch_role.id,
-                           policy=document(*launch_role_statements(args)), opts=child)
+            assume_role_policy=document(
+                statement(
+                    "TrustServiceCatalogInThisAccount",
+                    ["sts:AssumeRole"],
+                    principals={"Service": "servicecatalog.amazonaws.com"},
+                    conditions={"StringEquals": {"aws:SourceAccount": args.account_id}},
+                )
+            ),
+            max_session_duration=MAX_SESSION_SECONDS,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-launch-policy", role=self.launch_role.id, policy=document(*launch_role_statements(args)), opts=child
+        )
         self.deployer_role = aws.iam.Role(
-            f"{name}-deployer", name=APP_DEPLOYER_ROLE,
+            f"{name}-deployer",
+            name=APP_DEPLOYER_ROLE,
             description="App teams: provision the factory's hardened products through the catalog only",
             # Delegated to this account's IAM: identities granted sts:AssumeRole on it (people via
             # Identity Center, app pipelines via OIDC) may use it; the role itself can only provision.
-            assume_role_policy=document(statement(
-                "TrustThisAccountsDelegates", ["sts:AssumeRole"],
-                principals={"AWS": f"arn:aws:iam::{args.account_id}:root"})),
-            max_session_duration=MAX_SESSION_SECONDS, opts=child)
-        aws.iam.RolePolicy(f"{name}-deployer-policy", role=self.deployer_role.id,
-                           policy=document(*deployer_statements(args)), opts=child)
+            assume_role_policy=document(
+                statement(
+                    "TrustThisAccountsDelegates", ["sts:AssumeRole"], principals={"AWS": f"arn:aws:iam::{args.account_id}:root"}
+                )
+            ),
+            max_session_duration=MAX_SESSION_SECONDS,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-deployer-policy", role=self.deployer_role.id, policy=document(*deployer_statements(args)), opts=child
+        )
         self.register_outputs({"launch_role": self.launch_role.arn, "deployer_role": self.deployer_role.arn})

@@ -54,27 +54,38 @@ def fleet_settings(workload_section: Any, problems: Problems) -> FleetSettings:
     require_keys(raw, KEY, ("maxInstanceLifetimeDays", "reportSchedule"), problems)
     days = raw.get("maxInstanceLifetimeDays", DEFAULT_LIFETIME_DAYS)
     ok = isinstance(days, int) and not isinstance(days, bool) and MIN_LIFETIME_DAYS <= days <= MAX_LIFETIME_DAYS
-    problems.check(ok, f"bakehouse:{KEY}.maxInstanceLifetimeDays", days,
-                   f"whole days from {MIN_LIFETIME_DAYS} to {MAX_LIFETIME_DAYS} (Auto Scaling's 86,400-31,536,000 s)")
+    problems.check(
+        ok,
+        f"bakehouse:{KEY}.maxInstanceLifetimeDays",
+        days,
+        f"whole days from {MIN_LIFETIME_DAYS} to {MAX_LIFETIME_DAYS} (Auto Scaling's 86,400-31,536,000 s)",
+    )
     schedule = raw.get("reportSchedule", DEFAULT_SCHEDULE)
     good_schedule = isinstance(schedule, str) and schedule.startswith(("cron(", "rate(")) and schedule.endswith(")")
-    problems.check(good_schedule, f"bakehouse:{KEY}.reportSchedule", schedule,
-                   "an EventBridge Scheduler expression, cron(...) or rate(...)")
+    problems.check(
+        good_schedule, f"bakehouse:{KEY}.reportSchedule", schedule, "an EventBridge Scheduler expression, cron(...) or rate(...)"
+    )
     return FleetSettings(days if ok else DEFAULT_LIFETIME_DAYS, schedule if good_schedule else DEFAULT_SCHEDULE)
 
 
-def report_statements(*, env: str, region: str, account_id: str, topic_arn: str, security_account_id: str,
-                      home_region: str) -> list[dict[str, Any]]:
+def report_statements(
+    *, env: str, region: str, account_id: str, topic_arn: str, security_account_id: str, home_region: str
+) -> list[dict[str, Any]]:
     return [
         # DescribeInstances takes no resource ARN (service authorization reference, Amazon EC2); region scope.
-        statement("ListInstances", ["ec2:DescribeInstances"], ["*"],
-                  conditions={"StringEquals": {"aws:RequestedRegion": region}}),
-        statement("ReadApprovedImages", ["ssm:GetParameters"],
-                  [f"arn:aws:ssm:{region}:{account_id}:parameter/bakehouse/{env}/ami/*"]),
+        statement(
+            "ListInstances", ["ec2:DescribeInstances"], ["*"], conditions={"StringEquals": {"aws:RequestedRegion": region}}
+        ),
+        statement(
+            "ReadApprovedImages", ["ssm:GetParameters"], [f"arn:aws:ssm:{region}:{account_id}:parameter/bakehouse/{env}/ami/*"]
+        ),
         statement("AnnounceOnSecurityTopic", ["sns:Publish"], [topic_arn]),
         topic_key_statement(security_account_id, home_region),
-        statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                  [f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{FUNCTION_NAME}:*"]),
+        statement(
+            "OwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{FUNCTION_NAME}:*"],
+        ),
     ]
 
 
@@ -99,51 +110,109 @@ class FleetReport(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         account, region = args.account_id, args.region
         function_arn = f"arn:aws:lambda:{region}:{account}:function:{FUNCTION_NAME}"
-        log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=f"/aws/lambda/{FUNCTION_NAME}",
-                                            kms_key_id=args.kms_key_arn, retention_in_days=365, opts=child)
-        role = aws.iam.Role(f"{name}-role", name=ROLE_NAME, max_session_duration=3600,
-                            description="Lambda: the fleet report (lists and announces instances to replace)",
-                            assume_role_policy=document(statement(
-                                "TrustLambdaInThisAccount", ["sts:AssumeRole"],
-                                principals={"Service": "lambda.amazonaws.com"},
-                                conditions={"StringEquals": {"aws:SourceAccount": account}})), opts=child)
-        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.name, policy=document(*report_statements(
-            env=args.env, region=region, account_id=account, topic_arn=args.topic_arn,
-            security_account_id=args.security_account_id, home_region=args.home_region)), opts=child)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=f"/aws/lambda/{FUNCTION_NAME}", kms_key_id=args.kms_key_arn, retention_in_days=365, opts=child
+        )
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=ROLE_NAME,
+            max_session_duration=3600,
+            description="Lambda: the fleet report (lists and announces instances to replace)",
+            assume_role_policy=document(
+                statement(
+                    "TrustLambdaInThisAccount",
+                    ["sts:AssumeRole"],
+                    principals={"Service": "lambda.amazonaws.com"},
+                    conditions={"StringEquals": {"aws:SourceAccount": account}},
+                )
+            ),
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.name,
+            policy=document(
+                *report_statements(
+                    env=args.env,
+                    region=region,
+                    account_id=account,
+                    topic_arn=args.topic_arn,
+                    security_account_id=args.security_account_id,
+                    home_region=args.home_region,
+                )
+            ),
+            opts=child,
+        )
         code = package(PROJECT_DIR, MEMBERS, "fleet-report")
         self.function = aws.lambda_.Function(
-            f"{name}-function", name=FUNCTION_NAME, role=role.arn, runtime=LAMBDA_RUNTIME,
-            handler="handlers.fleet_report.handler", code=pulumi.FileArchive(str(code.path)),
-            source_code_hash=code.sha256_b64, architectures=["arm64"], memory_size=256, timeout=300,
+            f"{name}-function",
+            name=FUNCTION_NAME,
+            role=role.arn,
+            runtime=LAMBDA_RUNTIME,
+            handler="handlers.fleet_report.handler",
+            code=pulumi.FileArchive(str(code.path)),
+            source_code_hash=code.sha256_b64,
+            architectures=["arm64"],
+            memory_size=256,
+            timeout=300,
             # The decisions (env, lifetime, where to announce) are the stack's, never the schedule's input.
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
-                "FLEET_ENV": args.env, "MAX_LIFETIME_SECONDS": str(args.settings.max_instance_lifetime_seconds),
-                "TOPIC_ARN": args.topic_arn, "APP_FAMILY": args.app_family}),
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "FLEET_ENV": args.env,
+                    "MAX_LIFETIME_SECONDS": str(args.settings.max_instance_lifetime_seconds),
+                    "TOPIC_ARN": args.topic_arn,
+                    "APP_FAMILY": args.app_family,
+                }
+            ),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=log_group.name),
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[log_group, policy])))
+            opts=child.merge(pulumi.ResourceOptions(depends_on=[log_group, policy])),
+        )
 
         scheduler_role = aws.iam.Role(
-            f"{name}-scheduler-role", name=SCHEDULER_ROLE_NAME, max_session_duration=3600,
+            f"{name}-scheduler-role",
+            name=SCHEDULER_ROLE_NAME,
+            max_session_duration=3600,
             description="EventBridge Scheduler: invokes the fleet report",
-            assume_role_policy=document(statement(
-                "TrustSchedulerInThisAccount", ["sts:AssumeRole"], principals={"Service": "scheduler.amazonaws.com"},
-                conditions={"StringEquals": {"aws:SourceAccount": account}})), opts=child)
-        aws.iam.RolePolicy(f"{name}-scheduler-policy", role=scheduler_role.name, policy=document(
-            statement("InvokeFleetReportOnly", ["lambda:InvokeFunction"], [function_arn, f"{function_arn}:*"])),
-            opts=child)
+            assume_role_policy=document(
+                statement(
+                    "TrustSchedulerInThisAccount",
+                    ["sts:AssumeRole"],
+                    principals={"Service": "scheduler.amazonaws.com"},
+                    conditions={"StringEquals": {"aws:SourceAccount": account}},
+                )
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-scheduler-policy",
+            role=scheduler_role.name,
+            policy=document(statement("InvokeFleetReportOnly", ["lambda:InvokeFunction"], [function_arn, f"{function_arn}:*"])),
+            opts=child,
+        )
         self.schedule = aws.scheduler.Schedule(
-            f"{name}-schedule", name="bakehouse-fleet-report",
+            f"{name}-schedule",
+            name="bakehouse-fleet-report",
             description=f"List {args.env} instances past {args.settings.max_instance_lifetime_days} days "
-                        "or off the latest approved image",
-            schedule_expression=args.settings.report_schedule, schedule_expression_timezone="UTC",
-            flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="FLEXIBLE",
-                                                                              maximum_window_in_minutes=60),
+            "or off the latest approved image",
+            schedule_expression=args.settings.report_schedule,
+            schedule_expression_timezone="UTC",
+            flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="FLEXIBLE", maximum_window_in_minutes=60),
             # The input is an empty object: nothing to encrypt with the account key, so no key use to grant.
             state="ENABLED",
             target=aws.scheduler.ScheduleTargetArgs(
-                arn=self.function.arn, role_arn=scheduler_role.arn, input="{}",
-                retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(maximum_event_age_in_seconds=3600,
-                                                                         maximum_retry_attempts=3)),
-            opts=child)
-        self.register_outputs({"function": self.function.name, "schedule": self.schedule.name,
-                               "max_instance_lifetime_seconds": args.settings.max_instance_lifetime_seconds})
+                arn=self.function.arn,
+                role_arn=scheduler_role.arn,
+                input="{}",
+                retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
+                    maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
+                ),
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "function": self.function.name,
+                "schedule": self.schedule.name,
+                "max_instance_lifetime_seconds": args.settings.max_instance_lifetime_seconds,
+            }
+        )

@@ -39,27 +39,42 @@ class ParameterHierarchy(pulumi.ComponentResource):
 
         # Settings use insecure_value so previews show and diff them; only secrets/* is secret and encrypted.
         self.app = {
-            key: aws.ssm.Parameter(f"{name}-app-{_slug(key)}", name=f"{self.prefix}/app/{key}", type="String",
-                                   tier="Standard", insecure_value=value, opts=child)
+            key: aws.ssm.Parameter(
+                f"{name}-app-{_slug(key)}",
+                name=f"{self.prefix}/app/{key}",
+                type="String",
+                tier="Standard",
+                insecure_value=value,
+                opts=child,
+            )
             for key, value in sorted(args.parameters.items())
         }
         self.secrets = {
-            key: aws.ssm.Parameter(f"{name}-secret-{_slug(key)}", name=f"{self.prefix}/secrets/{key}",
-                                   type="SecureString", tier="Standard", key_id=args.kms_key_arn,
-                                   value=pulumi.Output.secret(value), opts=child)
+            key: aws.ssm.Parameter(
+                f"{name}-secret-{_slug(key)}",
+                name=f"{self.prefix}/secrets/{key}",
+                type="SecureString",
+                tier="Standard",
+                key_id=args.kms_key_arn,
+                value=pulumi.Output.secret(value),
+                opts=child,
+            )
             for key, value in sorted(args.secrets.items())
         }
         # Pulumi creates the name; the factory owns the value (ignore_changes keeps `up` from reverting it).
         self.amis = {
             family: aws.ssm.Parameter(
-                f"{name}-ami-{family}", name=env_ami_parameter(args.env, family), type="String", tier="Standard",
+                f"{name}-ami-{family}",
+                name=env_ami_parameter(args.env, family),
+                type="String",
+                tier="Standard",
                 insecure_value=UNPUBLISHED,
                 description=f"Approved {family} AMI id, written by the Bakehouse image factory",
-                opts=child.merge(pulumi.ResourceOptions(ignore_changes=["value", "insecureValue", "dataType"])))
+                opts=child.merge(pulumi.ResourceOptions(ignore_changes=["value", "insecureValue", "dataType"])),
+            )
             for family in args.ami_families
         }
-        self.register_outputs({"prefix": self.prefix,
-                               "ami_parameters": {f: p.name for f, p in self.amis.items()}})
+        self.register_outputs({"prefix": self.prefix, "ami_parameters": {f: p.name for f, p in self.amis.items()}})
 
 
 def _slug(key: str) -> str:

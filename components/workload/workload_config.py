@@ -18,12 +18,30 @@ KEY = "workload"
 # Interface endpoints a private-only instance needs: Session Manager (ssm, ssmmessages,
 # ec2messages), its own APIs, logs and metrics, keys, credentials, secrets and alarms.
 DEFAULT_INTERFACE_ENDPOINTS = (
-    "ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "kms", "sts", "secretsmanager", "sns",
+    "ssm",
+    "ssmmessages",
+    "ec2messages",
+    "ec2",
+    "logs",
+    "monitoring",
+    "kms",
+    "sts",
+    "secretsmanager",
+    "sns",
 )
 # Services an interface endpoint may be configured for; anything else is most likely a typo.
 KNOWN_INTERFACE_ENDPOINTS = DEFAULT_INTERFACE_ENDPOINTS + (
-    "ecr.api", "ecr.dkr", "events", "sqs", "elasticloadbalancing", "autoscaling", "ssm-contacts",
-    "execute-api", "xray", "kinesis-streams", "states",
+    "ecr.api",
+    "ecr.dkr",
+    "events",
+    "sqs",
+    "elasticloadbalancing",
+    "autoscaling",
+    "ssm-contacts",
+    "execute-api",
+    "xray",
+    "kinesis-streams",
+    "states",
 )
 # Always required: without them Session Manager, the only way in, does not work.
 REQUIRED_INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages")
@@ -36,8 +54,7 @@ TGW_ID = re.compile(r"tgw-[0-9a-f]{8,17}")
 PCX_ID = re.compile(r"pcx-[0-9a-f]{8,17}")
 ZONE_ID = re.compile(r"Z[A-Z0-9]{1,32}")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 # A KMS key ARN (CreateGrant takes only a key id or key ARN, and a key ARN for another account's key;
 # an alias is refused: KMS API reference, CreateGrant "KeyId").
 KMS_KEY_ARN = re.compile(r"arn:aws:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(mrk-)?[0-9a-f-]{32,36}")
@@ -104,8 +121,12 @@ def load_workload_config(cfg: StackConfig) -> WorkloadConfig:
         parsed = _parse(raw, problems, cfg)
         for name in parsed.app.secrets if parsed else ():
             # Checked here so a missing secret is reported with the rest, not as a runtime crash.
-            problems.check(secret_config_key(name) in cfg.sections, f"bakehouse:{secret_config_key(name)}", None,
-                           f"a secret value (pulumi config set --secret bakehouse:{secret_config_key(name)} ...)")
+            problems.check(
+                secret_config_key(name) in cfg.sections,
+                f"bakehouse:{secret_config_key(name)}",
+                None,
+                f"a secret value (pulumi config set --secret bakehouse:{secret_config_key(name)} ...)",
+            )
         return parsed
 
     return section(cfg, KEY, parse)
@@ -122,8 +143,14 @@ def _parse(raw: Mapping[str, Any], problems: Problems, cfg: StackConfig) -> Work
     forensic = _forensic_source(raw.get("incidentResponse", {}), problems)
     if problems.items:
         return None
-    return WorkloadConfig(ami_families=families, app=app, image_keys=image_keys, network=network,
-                          isolate_min_severity=severity, forensic_source=forensic)
+    return WorkloadConfig(
+        ami_families=families,
+        app=app,
+        image_keys=image_keys,
+        network=network,
+        isolate_min_severity=severity,
+        forensic_source=forensic,
+    )
 
 
 def _image_keys(raw: Any, cfg: StackConfig, problems: Problems) -> dict[str, str]:
@@ -135,16 +162,22 @@ def _image_keys(raw: Any, cfg: StackConfig, problems: Problems) -> dict[str, str
     if not isinstance(raw, Mapping) or not raw:
         problems.add(key, raw, f"an object of region -> key ARN, from {source}")
         return {}
-    problems.check(home in raw, f"{key}.{home}", raw.get(home),
-                   f"the home region's image key (workloads launch there), from {source}")
+    problems.check(
+        home in raw, f"{key}.{home}", raw.get(home), f"the home region's image key (workloads launch there), from {source}"
+    )
     for region, arn in raw.items():
         # Grants are made in the key's region: a region outside allowedRegions is denied by the region SCP.
-        if not problems.check(region in allowed, f"{key}.{region}", arn, "regions of bakehouse:allowedRegions: "
-                              + ", ".join(allowed)):
+        if not problems.check(
+            region in allowed, f"{key}.{region}", arn, "regions of bakehouse:allowedRegions: " + ", ".join(allowed)
+        ):
             continue
         match = KMS_KEY_ARN.fullmatch(arn) if isinstance(arn, str) else None
-        problems.check(bool(match) and match["region"] == region and match["account"] == build, f"{key}.{region}",
-                       arn, f"a key ARN arn:aws:kms:{region}:{build}:key/<key id> (not an alias), from {source}")
+        problems.check(
+            bool(match) and match["region"] == region and match["account"] == build,
+            f"{key}.{region}",
+            arn,
+            f"a key ARN arn:aws:kms:{region}:{build}:key/<key id> (not an alias), from {source}",
+        )
     return dict(raw)
 
 
@@ -167,20 +200,35 @@ def _app(raw: Any, families: tuple[str, ...], problems: Problems) -> AppOptions 
     family = raw.get("family", families[0] if families else None)
     problems.check(family in families, f"{key}.family", family, ", ".join(families) or "one of amiFamilies")
     instance_type = raw.get("instanceType", "t3.micro")
-    problems.check(isinstance(instance_type, str) and bool(INSTANCE_TYPE.fullmatch(instance_type)),
-                   f"{key}.instanceType", instance_type, "an EC2 instance type like t3.micro")
+    problems.check(
+        isinstance(instance_type, str) and bool(INSTANCE_TYPE.fullmatch(instance_type)),
+        f"{key}.instanceType",
+        instance_type,
+        "an EC2 instance type like t3.micro",
+    )
     parameters = raw.get("parameters", {})
     if not isinstance(parameters, Mapping):
         problems.add(f"{key}.parameters", parameters, "an object of name -> string value")
         parameters = {}
     for name, value in parameters.items():
-        problems.check(bool(PARAM_NAME.fullmatch(str(name))), f"{key}.parameters", name,
-                       "names of letters, digits, _ . - (up to 5 levels separated by /)")
-        problems.check(isinstance(value, str) and 0 < len(value) <= 4096, f"{key}.parameters.{name}", value,
-                       "a non-empty string of at most 4096 characters (Standard tier)")
+        problems.check(
+            bool(PARAM_NAME.fullmatch(str(name))),
+            f"{key}.parameters",
+            name,
+            "names of letters, digits, _ . - (up to 5 levels separated by /)",
+        )
+        problems.check(
+            isinstance(value, str) and 0 < len(value) <= 4096,
+            f"{key}.parameters.{name}",
+            value,
+            "a non-empty string of at most 4096 characters (Standard tier)",
+        )
         if isinstance(value, str) and _looks_secret(str(name)):
-            problems.add(f"{key}.parameters.{name}", "<redacted>",
-                         "no secrets in plain String parameters; list the name under app.secrets instead")
+            problems.add(
+                f"{key}.parameters.{name}",
+                "<redacted>",
+                "no secrets in plain String parameters; list the name under app.secrets instead",
+            )
     secrets = raw.get("secrets", [])
     if not (isinstance(secrets, list) and all(isinstance(s, str) and PARAM_NAME.fullmatch(s) for s in secrets)):
         problems.add(f"{key}.secrets", secrets, "a list of secret names (letters, digits, _ . - /)")
@@ -188,12 +236,21 @@ def _app(raw: Any, families: tuple[str, ...], problems: Problems) -> AppOptions 
     for clash in sorted(set(secrets) & set(parameters)):
         problems.add(f"{key}.secrets", clash, "a name not also used under app.parameters")
     retention = raw.get("logRetentionDays", 365)
-    problems.check(retention in LOG_RETENTION_DAYS and not isinstance(retention, bool), f"{key}.logRetentionDays",
-                   retention, "one of the CloudWatch Logs retention values, e.g. 90, 365, 3653")
+    problems.check(
+        retention in LOG_RETENTION_DAYS and not isinstance(retention, bool),
+        f"{key}.logRetentionDays",
+        retention,
+        "one of the CloudWatch Logs retention values, e.g. 90, 365, 3653",
+    )
     if problems.items:
         return None
-    return AppOptions(family=family, instance_type=instance_type, parameters=dict(parameters),
-                      secrets=tuple(secrets), log_retention_days=retention)
+    return AppOptions(
+        family=family,
+        instance_type=instance_type,
+        parameters=dict(parameters),
+        secrets=tuple(secrets),
+        log_retention_days=retention,
+    )
 
 
 def _looks_secret(name: str) -> bool:
@@ -205,18 +262,20 @@ def _network(raw: Any, problems: Problems) -> NetworkOptions | None:
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object")
         return None
-    require_keys(raw, f"{KEY}.network",
-                 ("interfaceEndpoints", "gatewayEndpoints", "endpointMode", "shared", "egress"), problems)
+    require_keys(raw, f"{KEY}.network", ("interfaceEndpoints", "gatewayEndpoints", "endpointMode", "shared", "egress"), problems)
     interface = raw.get("interfaceEndpoints", list(DEFAULT_INTERFACE_ENDPOINTS))
     if not (isinstance(interface, list) and all(isinstance(s, str) for s in interface)):
         problems.add(f"{key}.interfaceEndpoints", interface, "a list of service names")
         interface = []
     for svc in interface:
-        problems.check(svc in KNOWN_INTERFACE_ENDPOINTS, f"{key}.interfaceEndpoints[]", svc,
-                       ", ".join(KNOWN_INTERFACE_ENDPOINTS))
+        problems.check(svc in KNOWN_INTERFACE_ENDPOINTS, f"{key}.interfaceEndpoints[]", svc, ", ".join(KNOWN_INTERFACE_ENDPOINTS))
     for svc in REQUIRED_INTERFACE_ENDPOINTS:
-        problems.check(svc in interface, f"{key}.interfaceEndpoints", interface,
-                       f"a list including {svc} (Session Manager, the only way onto instances, needs it)")
+        problems.check(
+            svc in interface,
+            f"{key}.interfaceEndpoints",
+            interface,
+            f"a list including {svc} (Session Manager, the only way onto instances, needs it)",
+        )
     if len(set(interface)) != len(interface):
         problems.add(f"{key}.interfaceEndpoints", interface, "each service once")
     gateway = raw.get("gatewayEndpoints", list(GATEWAY_ENDPOINTS))
@@ -235,12 +294,16 @@ def _network(raw: Any, problems: Problems) -> NetworkOptions | None:
         problems.add(f"{key}.shared", raw["shared"], "only with endpointMode: shared")
     egress = _egress(raw["egress"], problems) if "egress" in raw else None
     if shared and egress and egress.mode == "transit-gateway" and egress.target_id != shared.transit_gateway_id:
-        problems.add(f"{key}.egress.targetId", egress.target_id,
-                     f"the shared endpoints' transit gateway {shared.transit_gateway_id} (one attachment per VPC)")
+        problems.add(
+            f"{key}.egress.targetId",
+            egress.target_id,
+            f"the shared endpoints' transit gateway {shared.transit_gateway_id} (one attachment per VPC)",
+        )
     if problems.items:
         return None
-    return NetworkOptions(interface_endpoints=tuple(interface), gateway_endpoints=tuple(gateway),
-                          endpoint_mode=mode, shared=shared, egress=egress)
+    return NetworkOptions(
+        interface_endpoints=tuple(interface), gateway_endpoints=tuple(gateway), endpoint_mode=mode, shared=shared, egress=egress
+    )
 
 
 def _private_cidr(value: Any, problems: Problems, key: str) -> bool:
@@ -248,8 +311,9 @@ def _private_cidr(value: Any, problems: Problems, key: str) -> bool:
         net = ipaddress.ip_network(value, strict=True) if isinstance(value, str) else None
     except ValueError:
         net = None
-    return problems.check(net is not None and net.version == 4 and net.is_private, key, value,
-                          "a private IPv4 network (RFC 1918), never 0.0.0.0/0")
+    return problems.check(
+        net is not None and net.version == 4 and net.is_private, key, value, "a private IPv4 network (RFC 1918), never 0.0.0.0/0"
+    )
 
 
 def _shared(raw: Any, interface: tuple[str, ...], problems: Problems) -> SharedEndpoints | None:
@@ -259,20 +323,32 @@ def _shared(raw: Any, interface: tuple[str, ...], problems: Problems) -> SharedE
         return None
     require_keys(raw, f"{KEY}.network.shared", ("transitGatewayId", "hubCidr", "hostedZoneIds"), problems)
     tgw = raw.get("transitGatewayId")
-    problems.check(isinstance(tgw, str) and bool(TGW_ID.fullmatch(tgw)), f"{key}.transitGatewayId", tgw,
-                   "a transit gateway id like tgw-0123456789abcdef0")
+    problems.check(
+        isinstance(tgw, str) and bool(TGW_ID.fullmatch(tgw)),
+        f"{key}.transitGatewayId",
+        tgw,
+        "a transit gateway id like tgw-0123456789abcdef0",
+    )
     _private_cidr(raw.get("hubCidr"), problems, f"{key}.hubCidr")
     zones = raw.get("hostedZoneIds")
     if not isinstance(zones, Mapping):
         problems.add(f"{key}.hostedZoneIds", zones, "an object of endpoint service -> hosted zone id")
         return None
     for svc in interface:
-        problems.check(svc in zones, f"{key}.hostedZoneIds.{svc}", zones.get(svc),
-                       "the central account's private hosted zone id for that endpoint")
+        problems.check(
+            svc in zones,
+            f"{key}.hostedZoneIds.{svc}",
+            zones.get(svc),
+            "the central account's private hosted zone id for that endpoint",
+        )
     for svc, zone in zones.items():
         problems.check(svc in interface, f"{key}.hostedZoneIds.{svc}", zone, "only services in interfaceEndpoints")
-        problems.check(isinstance(zone, str) and bool(ZONE_ID.fullmatch(zone)), f"{key}.hostedZoneIds.{svc}", zone,
-                       "a Route 53 hosted zone id like Z0123456789ABC")
+        problems.check(
+            isinstance(zone, str) and bool(ZONE_ID.fullmatch(zone)),
+            f"{key}.hostedZoneIds.{svc}",
+            zone,
+            "a Route 53 hosted zone id like Z0123456789ABC",
+        )
     if problems.items:
         return None
     return SharedEndpoints(transit_gateway_id=tgw, hub_cidr=raw["hubCidr"], hosted_zone_ids=dict(zones))
@@ -288,8 +364,9 @@ def _egress(raw: Any, problems: Problems) -> Egress | None:
     if problems.check(mode in EGRESS_MODES, f"{key}.mode", mode, ", ".join(EGRESS_MODES)):
         pattern = TGW_ID if mode == "transit-gateway" else PCX_ID
         example = "tgw-0123456789abcdef0" if mode == "transit-gateway" else "pcx-0123456789abcdef0"
-        problems.check(isinstance(target, str) and bool(pattern.fullmatch(target)), f"{key}.targetId", target,
-                       f"an id like {example}")
+        problems.check(
+            isinstance(target, str) and bool(pattern.fullmatch(target)), f"{key}.targetId", target, f"an id like {example}"
+        )
     _private_cidr(raw.get("destinationCidr"), problems, f"{key}.destinationCidr")
     port = raw.get("proxyPort", 3128)
     port_ok = isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535 and port not in (22, 3389)
@@ -307,8 +384,7 @@ def _severity(raw: Any, problems: Problems) -> float:
     require_keys(raw, f"{KEY}.incidentResponse", ("minSeverity", "forensicSource"), problems)
     value = raw.get("minSeverity", 7.0)
     ok = isinstance(value, int | float) and not isinstance(value, bool) and MIN_SEVERITY <= value <= MAX_SEVERITY
-    problems.check(ok, f"{key}.minSeverity", value,
-                   f"a GuardDuty severity from {MIN_SEVERITY} to {MAX_SEVERITY} (7 = high)")
+    problems.check(ok, f"{key}.minSeverity", value, f"a GuardDuty severity from {MIN_SEVERITY} to {MAX_SEVERITY} (7 = high)")
     return float(value) if ok else 0.0
 
 
@@ -328,6 +404,10 @@ def _forensic_source(raw: Any, problems: Problems) -> str | None:
     except ValueError:
         network = None
     ok = network is not None and network.prefixlen >= 16
-    problems.check(ok, f"bakehouse:{KEY}.incidentResponse.forensicSource", value,
-                   "a CIDR of /16 or narrower (host bits zero) or a security group id (sg-...)")
+    problems.check(
+        ok,
+        f"bakehouse:{KEY}.incidentResponse.forensicSource",
+        value,
+        "a CIDR of /16 or narrower (host bits zero) or a security group id (sg-...)",
+    )
     return value if ok else None

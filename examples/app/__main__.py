@@ -36,7 +36,8 @@ group = aws.autoscaling.Group(
     # Rolls the group when the template changes; after a new image is published, start a refresh
     # (aws autoscaling start-instance-refresh) to move running instances onto it.
     instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
-        strategy="Rolling", preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(min_healthy_percentage=50)),
+        strategy="Rolling", preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(min_healthy_percentage=50)
+    ),
     tags=[aws.autoscaling.GroupTagArgs(key="app", value=pulumi.get_project(), propagate_at_launch=True)],
 )
 
@@ -45,8 +46,7 @@ aws.cloudwatch.LogMetricFilter(
     "app-errors",
     log_group_name=estate.require_output("logGroupName"),
     pattern="ERROR",
-    metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
-        name="AppErrors", namespace="App", value="1"),
+    metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(name="AppErrors", namespace="App", value="1"),
 )
 
 pulumi.export("autoScalingGroupName", group.name)

@@ -18,10 +18,12 @@ SETTINGS = {
     "families": {"al2023": "al2023", "ubuntu2404": "ubuntu2404"},
     "pipelineParameters": {
         "AutomationAssumeRole": "arn:aws:iam::123456789012:role/BakehouseFactoryAutomation",
-        "SubnetId": "subnet-0123456789abcdef0", "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        "SubnetId": "subnet-0123456789abcdef0",
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
         "InstanceProfileName": "BakehouseBuildInstance",
         "FactoryKmsKeyId": "arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-2222-bbbb-3333-cccc4444dddd",
-        "ScriptsBucket": BUCKET, "FindingsBucket": "bakehouse-findings-123456789012-eu-west-1",
+        "ScriptsBucket": BUCKET,
+        "FindingsBucket": "bakehouse-findings-123456789012-eu-west-1",
         "SeverityThreshold": "HIGH",
         "ApproverTopicArn": "arn:aws:sns:eu-west-1:123456789012:bakehouse-image-approvers",
         "Regions": {"eu-west-1": "arn:aws:kms:eu-west-1:123456789012:key/k1"},
@@ -58,6 +60,5 @@ def seed_release_world(settings: Mapping[str, Any]) -> tuple[Any, Any, str]:
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     key = kms.create_key(Description="scripts")["KeyMetadata"]["Arn"]
-    ssm.put_parameter(Name=FACTORY_SETTINGS_PARAMETER, Type="String",
-                      Value=json.dumps({**settings, "scriptsKmsKeyId": key}))
+    ssm.put_parameter(Name=FACTORY_SETTINGS_PARAMETER, Type="String", Value=json.dumps({**settings, "scriptsKmsKeyId": key}))
     return s3, ssm, key

@@ -23,8 +23,11 @@ def factory_section() -> dict:
 def approver(stack_run):
     run = stack_run("build")
     [role] = [r for r in run.of_type("aws:iam/role:Role") if r.inputs.get("name") == "BakehouseImageApprover"]
-    policies = [json.loads(p.inputs["policy"]) for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
-                if p.inputs["role"] == "BakehouseImageApprover"]
+    policies = [
+        json.loads(p.inputs["policy"])
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.inputs["role"] == "BakehouseImageApprover"
+    ]
     statements = [s for p in policies for s in p["Statement"]]
     return json.loads(role.inputs["assumeRolePolicy"]), {"Version": "2012-10-17", "Statement": statements}
 
@@ -39,8 +42,7 @@ def test_only_the_configured_approver_principals_may_assume_the_approver_role(ap
     [statement] = trust["Statement"]
     assert statement["Action"] in ("sts:AssumeRole", ["sts:AssumeRole"])
     principals = statement["Principal"]["AWS"]
-    assert sorted(principals if isinstance(principals, list) else [principals]) == \
-        sorted(factory_section()["approverPrincipals"])
+    assert sorted(principals if isinstance(principals, list) else [principals]) == sorted(factory_section()["approverPrincipals"])
 
 
 def test_the_approver_may_only_answer_automation_approvals(approver):

@@ -32,17 +32,26 @@ def test_memory_capture_pins_reach_the_factory_settings():
     assert factory_config(build_cfg(factory)).as_settings()["memoryCapture"] == PINS
 
 
-@pytest.mark.parametrize("pins, key, allowed", [
-    ({**PINS, "sha256": "ABC"}, "memoryCapture.sha256", "64 lower-case hex digits"),
-    ({**PINS, "sha256": DIGEST.upper()}, "memoryCapture.sha256", "64 lower-case hex digits"),
-    ({**PINS, "version": "latest"}, "memoryCapture.version", "an AVML release version"),
-    ({**PINS, "source": "http://github.com/microsoft/avml/releases/download/v0.14.0/avml"}, "memoryCapture.source",
-     "AVML's GitHub release asset"),
-    ({**PINS, "source": "https://example.com/avml"}, "memoryCapture.source", "AVML's GitHub release asset"),
-    ({**PINS, "source": "https://github.com/microsoft/avml/releases/download/v0.13.0/avml"},
-     "memoryCapture.source", "the asset of the pinned version"),
-    ({**PINS, "url": SOURCE}, "memoryCapture.url", "one of the keys sha256, source, version"),
-])
+@pytest.mark.parametrize(
+    "pins, key, allowed",
+    [
+        ({**PINS, "sha256": "ABC"}, "memoryCapture.sha256", "64 lower-case hex digits"),
+        ({**PINS, "sha256": DIGEST.upper()}, "memoryCapture.sha256", "64 lower-case hex digits"),
+        ({**PINS, "version": "latest"}, "memoryCapture.version", "an AVML release version"),
+        (
+            {**PINS, "source": "http://github.com/microsoft/avml/releases/download/v0.14.0/avml"},
+            "memoryCapture.source",
+            "AVML's GitHub release asset",
+        ),
+        ({**PINS, "source": "https://example.com/avml"}, "memoryCapture.source", "AVML's GitHub release asset"),
+        (
+            {**PINS, "source": "https://github.com/microsoft/avml/releases/download/v0.13.0/avml"},
+            "memoryCapture.source",
+            "the asset of the pinned version",
+        ),
+        ({**PINS, "url": SOURCE}, "memoryCapture.url", "one of the keys sha256, source, version"),
+    ],
+)
 def test_a_malformed_memory_capture_pin_is_refused_naming_key_and_allowed(pins, key, allowed):
     problems = problems_of(memoryCapture=pins)
     assert any(f"bakehouse:factory.{key} is" in p and allowed in p for p in problems), problems
@@ -119,8 +128,9 @@ def test_a_second_release_reuses_the_staged_avml_build_without_downloading(aws):
     again = StubDownload()
     second = rel.release("al2023", "4567def", s3=s3, ssm=ssm, project_dir=PROJECT_DIR, download=again)
     assert again.urls == []
-    meta = [s3.head_object(Bucket=BUCKET, Key=rel.BUNDLE_KEY, VersionId=r["ScriptsVersionId"])["Metadata"]
-            for r in (first, second)]
+    meta = [
+        s3.head_object(Bucket=BUCKET, Key=rel.BUNDLE_KEY, VersionId=r["ScriptsVersionId"])["Metadata"] for r in (first, second)
+    ]
     assert meta[0]["avmlobjectversion"] == meta[1]["avmlobjectversion"]
 
 
@@ -152,16 +162,21 @@ def test_a_packer_release_records_the_avml_pins_on_the_packer_zip(aws):
     s3, ssm, _ = aws
     settings = {**SETTINGS, "engines": {"ubuntu2404": "packer"}, "memoryCapture": PINS}
     ssm._ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps(settings))
-    started = rel.release("ubuntu2404", "0123abc", s3=s3, ssm=ssm, codepipeline=_Pipeline(), project_dir=PROJECT_DIR,
-                          download=StubDownload())
+    started = rel.release(
+        "ubuntu2404", "0123abc", s3=s3, ssm=ssm, codepipeline=_Pipeline(), project_dir=PROJECT_DIR, download=StubDownload()
+    )
     head = s3.head_object(Bucket=BUCKET, Key=rel.PACKER_BUNDLE_KEY, VersionId=started["PackerBundleVersionId"])
     assert head["Metadata"]["avmlsha256"] == DIGEST and head["Metadata"]["avmlversion"] == "0.14.0"
 
 
 # --- who reads the AVML object --------------------------------------------------------------------------
 def _role_policy(run, role: str) -> dict:
-    statements = [s for rp in run.of_type("aws:iam/rolePolicy:RolePolicy") if rp.inputs["role"] == role
-                  for s in json.loads(rp.inputs["policy"])["Statement"]]
+    statements = [
+        s
+        for rp in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if rp.inputs["role"] == role
+        for s in json.loads(rp.inputs["policy"])["Statement"]
+    ]
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -172,8 +187,12 @@ def test_build_instance_may_read_the_pinned_avml_object_version_and_decrypt_it_t
     scripts = "arn:aws:s3:::bakehouse-scripts-333333333333-eu-west-1"  # the build stack's scripts bucket
     # `aws s3api get-object --version-id` needs s3:GetObjectVersion (S3 API reference, GetObject).
     assert allowed(policy, "s3:GetObjectVersion", f"{scripts}/tools/avml/0.14.0/avml")
-    assert allowed(policy, "kms:Decrypt", "arn:aws:kms:eu-west-1:333333333333:key/build-key-key",
-                   {"kms:ViaService": "s3.eu-west-1.amazonaws.com"})
+    assert allowed(
+        policy,
+        "kms:Decrypt",
+        "arn:aws:kms:eu-west-1:333333333333:key/build-key-key",
+        {"kms:ViaService": "s3.eu-west-1.amazonaws.com"},
+    )
     assert not allowed(policy, "s3:PutObject", f"{scripts}/tools/avml/0.14.0/avml")
 
 
@@ -182,8 +201,9 @@ def test_factory_automation_may_read_the_bundle_versions_avml_pins(stack_run):
 
     policy = _role_policy(stack_run("build"), "BakehouseFactoryAutomation")
     # HeadObject of a version is authorized as s3:GetObjectVersion (S3 API reference, HeadObject).
-    assert allowed(policy, "s3:GetObjectVersion",
-                   "arn:aws:s3:::bakehouse-scripts-333333333333-eu-west-1/provisioning/bundle.tar.gz")
+    assert allowed(
+        policy, "s3:GetObjectVersion", "arn:aws:s3:::bakehouse-scripts-333333333333-eu-west-1/provisioning/bundle.tar.gz"
+    )
 
 
 def test_refuse_examples_refuses_the_buildspecs_placeholder_packer_digests_before_a_build_deploy():

@@ -22,8 +22,10 @@ def test_build_account_has_the_secure_account_defaults(stack_run):
 
 
 def test_build_vpcs_block_internet_ingress_but_keep_nat_egress_for_the_firewall(stack_run):
-    modes = {o.inputs["region"]: o.inputs["internetGatewayBlockMode"]
-             for o in stack_run("build").of_type("aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")}
+    modes = {
+        o.inputs["region"]: o.inputs["internetGatewayBlockMode"]
+        for o in stack_run("build").of_type("aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")
+    }
     assert modes == {r: "block-ingress" for r in REGIONS}
 
 

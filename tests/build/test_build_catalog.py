@@ -21,9 +21,18 @@ Resources:
     Type: AWS::EC2::Instance
     Properties: {ImageId: !Ref ImageId}
 """
-RULES = {"Rules": {"ApprovedImage": {"Assertions": [
-    {"Assert": {"Fn::Contains": [["ami-0123456789abcdef0"], {"Ref": "ImageId"}]},
-     "AssertDescription": "only the approved image"}]}}}
+RULES = {
+    "Rules": {
+        "ApprovedImage": {
+            "Assertions": [
+                {
+                    "Assert": {"Fn::Contains": [["ami-0123456789abcdef0"], {"Ref": "ImageId"}]},
+                    "AssertDescription": "only the approved image",
+                }
+            ]
+        }
+    }
+}
 
 
 def catalog_alone(tmp_path, *, template: bool = True, constraint: bool = True, **extra) -> StackRun:
@@ -34,17 +43,33 @@ def catalog_alone(tmp_path, *, template: bool = True, constraint: bool = True, *
         constraint_path.write_text(json.dumps(RULES))
 
     def program():
-        provider = account_provider("unit-account", account_id="333333333333", region="eu-west-1",
-                                    role_arn="arn:aws:iam::333333333333:role/BakehouseDeploy",
-                                    tags={"bakehouse:stack": "unit"}, session_name="unit")
+        provider = account_provider(
+            "unit-account",
+            account_id="333333333333",
+            region="eu-west-1",
+            role_arn="arn:aws:iam::333333333333:role/BakehouseDeploy",
+            tags={"bakehouse:stack": "unit"},
+            session_name="unit",
+        )
         opts = pulumi.ResourceOptions(provider=provider)
         launch = aws.iam.Role("launch", name=CATALOG_LAUNCH_ROLE, assume_role_policy="{}", opts=opts)
-        ServiceCatalog("cat", ServiceCatalogArgs(
-            region="eu-west-1", account_id="333333333333", workload_ous=("ou-ab12-wkld0001", "ou-ab12-wkld0002"),
-            launch_role_names=("BakehouseAppDeployer",), launch_role=launch,
-            templates_bucket="bakehouse-scripts-333333333333-eu-west-1",
-            templates_kms_key_arn="arn:aws:kms:eu-west-1:333333333333:key/k",
-            template_path=template_path, constraint_path=constraint_path, **extra), opts=opts)
+        ServiceCatalog(
+            "cat",
+            ServiceCatalogArgs(
+                region="eu-west-1",
+                account_id="333333333333",
+                workload_ous=("ou-ab12-wkld0001", "ou-ab12-wkld0002"),
+                launch_role_names=("BakehouseAppDeployer",),
+                launch_role=launch,
+                templates_bucket="bakehouse-scripts-333333333333-eu-west-1",
+                templates_kms_key_arn="arn:aws:kms:eu-west-1:333333333333:key/k",
+                template_path=template_path,
+                constraint_path=constraint_path,
+                **extra,
+            ),
+            opts=opts,
+        )
+
     return run_program(program)
 
 
@@ -74,7 +99,8 @@ def test_product_launches_the_uploaded_template_and_ignores_later_artifacts(tmp_
     artifact = product.inputs["provisioningArtifactParameters"]
     assert artifact["type"] == "CLOUD_FORMATION_TEMPLATE"
     assert artifact["templateUrl"] == (
-        f"https://bakehouse-scripts-333333333333-eu-west-1.s3.eu-west-1.amazonaws.com/{template_key(TEMPLATE)}")
+        f"https://bakehouse-scripts-333333333333-eu-west-1.s3.eu-west-1.amazonaws.com/{template_key(TEMPLATE)}"
+    )
     (association,) = run.of_type("aws:servicecatalog/productPortfolioAssociation:ProductPortfolioAssociation")
     assert association.inputs == {"portfolioId": "cat-portfolio-id", "productId": "cat-product-id"}
 
@@ -134,6 +160,7 @@ def test_pulumi_leaves_later_artifacts_and_the_approved_id_to_the_catalog_handle
         def init(self, resource_name, *args, opts=None, **kwargs):
             seen[resource_name] = list((opts.ignore_changes if opts else None) or [])
             original(self, resource_name, *args, opts=opts, **kwargs)
+
         monkeypatch.setattr(cls, "__init__", init)
 
     recording(aws.servicecatalog.Product)
@@ -151,10 +178,11 @@ def test_tag_options_for_env_owner_and_cost_centre_are_on_the_portfolio_and_the_
     run = catalog_alone(tmp_path, tag_options=TAG_OPTIONS)
     options = {r.name: (r.inputs["key"], r.inputs["value"]) for r in run.of_type("aws:servicecatalog/tagOption:TagOption")}
     assert sorted(options.values()) == sorted((k, v) for k, vs in TAG_OPTIONS.items() for v in vs)
-    associated = {(a.inputs["tagOptionId"], a.inputs["resourceId"]) for a in run.of_type(
-        "aws:servicecatalog/tagOptionResourceAssociation:TagOptionResourceAssociation")}
-    assert associated == {(f"{name}-id", target) for name in options
-                          for target in ("cat-portfolio-id", "cat-product-id")}
+    associated = {
+        (a.inputs["tagOptionId"], a.inputs["resourceId"])
+        for a in run.of_type("aws:servicecatalog/tagOptionResourceAssociation:TagOptionResourceAssociation")
+    }
+    assert associated == {(f"{name}-id", target) for name in options for target in ("cat-portfolio-id", "cat-product-id")}
     # Shared with the portfolio, so every recipient account's launches carry them.
     assert all(s.inputs["shareTagOptions"] is True for s in run.of_type("aws:servicecatalog/portfolioShare:PortfolioShare"))
 
@@ -170,18 +198,35 @@ def catalog_with_regions(tmp_path, regions: tuple[str, ...]) -> StackRun:
 
     def program():
         def provider(region):
-            return account_provider(f"unit-{region}", account_id="333333333333", region=region,
-                                    role_arn="arn:aws:iam::333333333333:role/BakehouseDeploy",
-                                    tags={"bakehouse:stack": "unit"}, session_name="unit")
+            return account_provider(
+                f"unit-{region}",
+                account_id="333333333333",
+                region=region,
+                role_arn="arn:aws:iam::333333333333:role/BakehouseDeploy",
+                tags={"bakehouse:stack": "unit"},
+                session_name="unit",
+            )
+
         opts = pulumi.ResourceOptions(provider=provider("eu-west-1"))
         launch = aws.iam.Role("launch", name=CATALOG_LAUNCH_ROLE, assume_role_policy="{}", opts=opts)
-        ServiceCatalog("cat", ServiceCatalogArgs(
-            region="eu-west-1", account_id="333333333333", workload_ous=("ou-ab12-wkld0001",),
-            launch_role_names=("BakehouseAppDeployer",), launch_role=launch,
-            templates_bucket="bakehouse-scripts-333333333333-eu-west-1",
-            templates_kms_key_arn="arn:aws:kms:eu-west-1:333333333333:key/k",
-            template_path=tmp_path / "hardened-instance.yaml", constraint_path=tmp_path / "template-constraint.json",
-            tag_options={"env": ("dev",)}, regional_providers={r: provider(r) for r in regions}), opts=opts)
+        ServiceCatalog(
+            "cat",
+            ServiceCatalogArgs(
+                region="eu-west-1",
+                account_id="333333333333",
+                workload_ous=("ou-ab12-wkld0001",),
+                launch_role_names=("BakehouseAppDeployer",),
+                launch_role=launch,
+                templates_bucket="bakehouse-scripts-333333333333-eu-west-1",
+                templates_kms_key_arn="arn:aws:kms:eu-west-1:333333333333:key/k",
+                template_path=tmp_path / "hardened-instance.yaml",
+                constraint_path=tmp_path / "template-constraint.json",
+                tag_options={"env": ("dev",)},
+                regional_providers={r: provider(r) for r in regions},
+            ),
+            opts=opts,
+        )
+
     return run_program(program)
 
 
@@ -190,12 +235,16 @@ def test_a_portfolio_with_the_product_its_constraints_shares_and_tag_options_in_
     portfolios = sorted(p.name for p in run.of_type("aws:servicecatalog/portfolio:Portfolio"))
     assert portfolios == ["cat-eu-central-1-portfolio", "cat-portfolio"]  # the home names are unchanged
     assert sorted(p.name for p in run.of_type("aws:servicecatalog/product:Product")) == [
-        "cat-eu-central-1-product", "cat-product"]
+        "cat-eu-central-1-product",
+        "cat-product",
+    ]
     constraints = {c.name: c.inputs["type"] for c in run.of_type("aws:servicecatalog/constraint:Constraint")}
     assert constraints["cat-eu-central-1-template-constraint"] == "TEMPLATE"
     assert constraints["cat-eu-central-1-launch-constraint"] == "LAUNCH"
     assert {s.inputs["portfolioId"] for s in run.of_type("aws:servicecatalog/portfolioShare:PortfolioShare")} == {
-        "cat-portfolio-id", "cat-eu-central-1-portfolio-id"}
+        "cat-portfolio-id",
+        "cat-eu-central-1-portfolio-id",
+    }
     assert len(run.of_type("aws:servicecatalog/tagOption:TagOption")) == 2  # TagOptions are regional
     # One template object (home region) for every region's product.
     assert len(run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")) == 1
@@ -212,6 +261,7 @@ def test_no_regional_portfolio_unless_configured(tmp_path):
 def _regional_build():
     from tests.build._build_config_support import shipped_factory
     from tools.mockrun import run_stack
+
     return run_stack("build", overrides={"bakehouse:factory": {**shipped_factory(), "catalogRegionalPortfolios": True}})
 
 
@@ -229,22 +279,32 @@ def _settings(run) -> dict:
 def test_the_settings_name_each_regions_product_and_portfolio_for_the_catalog_step(regional_build):
     regional = _settings(regional_build)["pipelineParameters"]["CatalogRegions"]
     assert regional == [
-        {"Region": region, "ProductId": f"build-catalog-{region}-product-id",
-         "PortfolioId": f"build-catalog-{region}-portfolio-id"} for region in ("eu-central-1", "us-east-1")]
+        {
+            "Region": region,
+            "ProductId": f"build-catalog-{region}-product-id",
+            "PortfolioId": f"build-catalog-{region}-portfolio-id",
+        }
+        for region in ("eu-central-1", "us-east-1")
+    ]
     for entry in regional:  # each declared through a provider of its region
         for kind in ("product:Product", "portfolio:Portfolio"):
-            [declared] = [r for r in regional_build.of_type(f"aws:servicecatalog/{kind}")
-                          if f"{r.name}-id" in (entry["ProductId"], entry["PortfolioId"])]
+            [declared] = [
+                r
+                for r in regional_build.of_type(f"aws:servicecatalog/{kind}")
+                if f"{r.name}-id" in (entry["ProductId"], entry["PortfolioId"])
+            ]
             assert declared.provider_name == f"build-catalog-{entry['Region']}"
 
 
 def test_the_automation_role_may_version_every_regions_product_and_no_other(regional_build):
-    [policy] = [p for p in regional_build.of_type("aws:iam/rolePolicy:RolePolicy")
-                if p.name == "build-factory-automation-policy"]
+    [policy] = [p for p in regional_build.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "build-factory-automation-policy"]
     [versions] = [s for s in json.loads(policy.inputs["policy"])["Statement"] if s.get("Sid") == "CatalogVersions"]
     resources = versions["Resource"] if isinstance(versions["Resource"], list) else [versions["Resource"]]
     assert sorted(r.rsplit("/", 1)[-1] for r in resources) == [
-        "build-catalog-eu-central-1-product", "build-catalog-product", "build-catalog-us-east-1-product"]
+        "build-catalog-eu-central-1-product",
+        "build-catalog-product",
+        "build-catalog-us-east-1-product",
+    ]
     assert {r.split(":")[3] for r in resources} == {"eu-west-1", "eu-central-1", "us-east-1"}
 
 

@@ -12,8 +12,10 @@ def test_portfolio_shares_to_ous_come_from_the_service_catalog_delegated_adminis
     shares = build.of_type("aws:servicecatalog/portfolioShare:PortfolioShare")
     assert shares and {s.inputs["type"] for s in shares} == {"ORGANIZATIONAL_UNIT"}
     org = stack_run("org")
-    admins = {(a.inputs["accountId"], a.inputs["servicePrincipal"])
-              for a in org.of_type("aws:organizations/delegatedAdministrator:DelegatedAdministrator")}
+    admins = {
+        (a.inputs["accountId"], a.inputs["servicePrincipal"])
+        for a in org.of_type("aws:organizations/delegatedAdministrator:DelegatedAdministrator")
+    }
     # The org stack registers the build account it creates (under mocks its id is that resource's id).
     catalog_admins = {account for account, service in admins if service == "servicecatalog.amazonaws.com"}
     assert catalog_admins in ({BUILD}, {"org-organization-account-build-id"})

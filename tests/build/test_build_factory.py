@@ -46,8 +46,11 @@ def handlers_object(run):
 def for_principal(policy: str, principal: str) -> dict:
     """The statements of a resource policy that name the principal (the evaluator does not read Principal)."""
     doc = json.loads(policy)
-    keep = [s for s in doc["Statement"]
-            if principal in (lambda p: p if isinstance(p, list) else [p])((s.get("Principal") or {}).get("AWS", []))]
+    keep = [
+        s
+        for s in doc["Statement"]
+        if principal in (lambda p: p if isinstance(p, list) else [p])((s.get("Principal") or {}).get("AWS", []))
+    ]
     return {"Version": doc["Version"], "Statement": keep}
 
 
@@ -139,13 +142,15 @@ def test_factory_topics_are_encrypted_with_the_factory_key(stack_run):
 
 def test_every_bakehouse_automation_that_fails_notifies_the_topic_and_only_that_rule_may_publish(stack_run):
     run = stack_run("build")
-    (rule,) = [r for r in run.of_type("aws:cloudwatch/eventRule:EventRule")
-               if r.inputs["name"] == "bakehouse-automation-failed"]
+    (rule,) = [r for r in run.of_type("aws:cloudwatch/eventRule:EventRule") if r.inputs["name"] == "bakehouse-automation-failed"]
     pattern = rule.inputs["eventPattern"]
 
     def event(definition, status):
-        return {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
-                "detail": {"Definition": definition, "Status": status}}
+        return {
+            "source": "aws.ssm",
+            "detail-type": "EC2 Automation Execution Status-change Notification",
+            "detail": {"Definition": definition, "Status": status},
+        }
 
     for definition in ("Bakehouse-Pipeline", "Bakehouse-BuildImage", "Bakehouse-RescanImages"):
         for status in ("Failed", "TimedOut", "Cancelled"):
@@ -155,8 +160,7 @@ def test_every_bakehouse_automation_that_fails_notifies_the_topic_and_only_that_
     assert not event_matches(pattern, event("Bakehouse-Pipeline", "InProgress"))
     assert not event_matches(pattern, event("SomeoneElsesRunbook", "Failed"))
 
-    (target,) = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget")
-                 if t.inputs["rule"] == rule.inputs["name"]]
+    (target,) = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.inputs["rule"] == rule.inputs["name"]]
     topic_arn = target.inputs["arn"]
     assert topic_arn.endswith("build-factory-notifications")
     (policy,) = [p for p in run.of_type("aws:sns/topicPolicy:TopicPolicy") if p.inputs["arn"] == topic_arn]
@@ -166,29 +170,33 @@ def test_every_bakehouse_automation_that_fails_notifies_the_topic_and_only_that_
     assert rule_arn.endswith(f"/{rule.name}")  # the rule's own ARN (as the mocks shape it)
     only_events = {"Version": doc["Version"], "Statement": [events]}
     assert allowed(only_events, "sns:Publish", topic_arn, {"aws:SourceArn": rule_arn})
-    assert not allowed(only_events, "sns:Publish", topic_arn,
-                       {"aws:SourceArn": f"arn:aws:events:eu-west-1:{BUILD}:rule/other"})
+    assert not allowed(only_events, "sns:Publish", topic_arn, {"aws:SourceArn": f"arn:aws:events:eu-west-1:{BUILD}:rule/other"})
     # the factory's alarms publish too, as CloudWatch, from this account's bakehouse-* alarms only
     (alarms,) = [s for s in doc["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
     only_alarms = {"Version": doc["Version"], "Statement": [alarms]}
     alarm = f"arn:aws:cloudwatch:eu-west-1:{BUILD}:alarm:bakehouse-image-lifecycle-failed"
     assert allowed(only_alarms, "sns:Publish", topic_arn, {"aws:SourceArn": alarm, "aws:SourceAccount": BUILD})
-    assert not allowed(only_alarms, "sns:Publish", topic_arn, {
-        "aws:SourceArn": alarm.replace(BUILD, "999999999999"), "aws:SourceAccount": "999999999999"})
+    assert not allowed(
+        only_alarms,
+        "sns:Publish",
+        topic_arn,
+        {"aws:SourceArn": alarm.replace(BUILD, "999999999999"), "aws:SourceAccount": "999999999999"},
+    )
 
 
 def for_service(policy: str, service: str) -> dict:
     doc = json.loads(policy)
-    return {"Version": doc["Version"],
-            "Statement": [s for s in doc["Statement"] if (s.get("Principal") or {}).get("Service") == service]}
+    return {
+        "Version": doc["Version"],
+        "Statement": [s for s in doc["Statement"] if (s.get("Principal") or {}).get("Service") == service],
+    }
 
 
 def test_cloudwatch_alarms_may_encrypt_to_the_factory_topics_only_for_this_account(stack_run):
     # An alarm action on a KMS-encrypted topic needs the key to admit cloudwatch.amazonaws.com
     # (Amazon SNS developer guide, "Enable compatibility between event sources from AWS services and
     # encrypted topics"); without it the dead-letter alarms deploy and deliver nothing.
-    cloudwatch = for_service(stack_run("build").named("build-factory-key-key").inputs["policy"],
-                             "cloudwatch.amazonaws.com")
+    cloudwatch = for_service(stack_run("build").named("build-factory-key-key").inputs["policy"], "cloudwatch.amazonaws.com")
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
         assert allowed(cloudwatch, action, "*", {"aws:SourceAccount": BUILD})
         assert not allowed(cloudwatch, action, "*", {"aws:SourceAccount": "999999999999"})
@@ -211,17 +219,21 @@ def test_each_distribution_region_gets_its_own_image_key_through_a_provider_pinn
         assert alias.provider_name == key.provider_name and alias.inputs["name"] == "alias/bakehouse-images"
 
 
-@pytest.mark.parametrize("key_name, region", [("build-factory-key-key", "eu-west-1"),
-                                              *((f"build-images-{r}-key", r) for r in REGIONS)])
+@pytest.mark.parametrize(
+    "key_name, region", [("build-factory-key-key", "eu-west-1"), *((f"build-images-{r}-key", r) for r in REGIONS)]
+)
 def test_workload_accounts_may_use_image_keys_only_through_ec2_in_that_region(stack_run, key_name, region):
     policy = stack_run("build").named(key_name).inputs["policy"]
     # named by OU (Pulumi.build.yaml's workloadOus), the one place AWS puts each account in the organization
     doc = json.loads(policy)
     theirs = {"Version": doc["Version"], "Statement": [s for s in doc["Statement"] if s.get("Principal") == {"AWS": "*"}]}
     for account in WORKLOADS:
-        via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "aws:PrincipalAccount": account,
-                   "aws:PrincipalOrgID": "o-exampleorg01",
-                   "aws:PrincipalOrgPaths": ["o-exampleorg01/r-exam/ou-ab12-wkld0001/"]}
+        via_ec2 = {
+            "kms:ViaService": f"ec2.{region}.amazonaws.com",
+            "aws:PrincipalAccount": account,
+            "aws:PrincipalOrgID": "o-exampleorg01",
+            "aws:PrincipalOrgPaths": ["o-exampleorg01/r-exam/ou-ab12-wkld0001/"],
+        }
         assert allowed(theirs, "kms:Decrypt", "*", via_ec2)
         assert allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "true"})
         assert not allowed(theirs, "kms:CreateGrant", "*", via_ec2 | {"kms:GrantIsForAWSResource": "false"})
@@ -231,15 +243,24 @@ def test_workload_accounts_may_use_image_keys_only_through_ec2_in_that_region(st
         assert not allowed(theirs, "kms:PutKeyPolicy", "*", via_ec2)
     assert for_principal(policy, "arn:aws:iam::999999999999:root")["Statement"] == []
     outside = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "aws:PrincipalAccount": "999999999999"}
-    assert not allowed(theirs, "kms:Decrypt", "*", outside | {
-        "aws:PrincipalOrgID": "o-other0000001", "aws:PrincipalOrgPaths": ["o-other0000001/r-exam/ou-ab12-wkld0001/"]})
-    assert not allowed(theirs, "kms:Decrypt", "*", outside | {
-        "aws:PrincipalOrgID": "o-exampleorg01", "aws:PrincipalOrgPaths": ["o-exampleorg01/r-exam/ou-ab12-core0001/"]})
+    assert not allowed(
+        theirs,
+        "kms:Decrypt",
+        "*",
+        outside | {"aws:PrincipalOrgID": "o-other0000001", "aws:PrincipalOrgPaths": ["o-other0000001/r-exam/ou-ab12-wkld0001/"]},
+    )
+    assert not allowed(
+        theirs,
+        "kms:Decrypt",
+        "*",
+        outside | {"aws:PrincipalOrgID": "o-exampleorg01", "aws:PrincipalOrgPaths": ["o-exampleorg01/r-exam/ou-ab12-core0001/"]},
+    )
 
 
 def test_settings_parameter_carries_the_validated_factory_config(stack_run):
-    (param,) = [p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter")
-                if p.inputs["name"] == "/bakehouse/factory/settings"]
+    (param,) = [
+        p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter") if p.inputs["name"] == "/bakehouse/factory/settings"
+    ]
     value = param.inputs["value"]
     if isinstance(value, dict):  # pulumi-aws marks a parameter's value secret; the engine wraps it
         value = value["value"]
@@ -264,19 +285,25 @@ def test_build_instances_get_a_profile_with_ssm_core(stack_run):
     run = stack_run("build")
     (profile,) = run.of_type("aws:iam/instanceProfile:InstanceProfile")
     assert profile.inputs["role"] == "BakehouseBuildInstance"
-    (attachment,) = [a for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-                     if a.inputs["role"] == "BakehouseBuildInstance"]
+    (attachment,) = [
+        a
+        for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.inputs["role"] == "BakehouseBuildInstance"
+    ]
     assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
 def test_settings_hand_the_pipeline_only_parameters_it_declares(stack_run):
-    (param,) = [p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter")
-                if p.inputs["name"] == "/bakehouse/factory/settings"]
+    (param,) = [
+        p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter") if p.inputs["name"] == "/bakehouse/factory/settings"
+    ]
     params = json.loads(param.inputs["value"]["value"])["pipelineParameters"]
     declared = yaml.safe_load((AUTOMATION_DIR / "pipeline.yaml").read_text())["parameters"]
     assert set(params) <= set(declared), set(params) - set(declared)
-    assert params["Regions"] == {"eu-west-1": f"arn:aws:kms:eu-west-1:{BUILD}:key/build-factory-key-key",
-                                 **{r: f"arn:aws:kms:{r}:{BUILD}:key/build-images-{r}-key" for r in REGIONS}}
+    assert params["Regions"] == {
+        "eu-west-1": f"arn:aws:kms:eu-west-1:{BUILD}:key/build-factory-key-key",
+        **{r: f"arn:aws:kms:{r}:{BUILD}:key/build-images-{r}-key" for r in REGIONS},
+    }
     # who approves and whether a human must come from the settings' approval object, never the caller
     assert not {"ApprovalEnvironment", "AutoApprove", "Approvers", "ApproversTopicArn"} & set(params)
     assert "Accounts" not in params, "the documents default to every env under /bakehouse/factory/targets"

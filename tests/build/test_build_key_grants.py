@@ -27,8 +27,7 @@ def as_principal(policy: str, principal: str) -> dict:
         p = (s.get("Principal") or {}).get("AWS", [])
         return p if isinstance(p, list) else [p]
 
-    return {"Version": doc["Version"],
-            "Statement": [s for s in doc["Statement"] if principal in names(s) or "*" in names(s)]}
+    return {"Version": doc["Version"], "Statement": [s for s in doc["Statement"] if principal in names(s) or "*" in names(s)]}
 
 
 def org_id(_stack_run) -> str:
@@ -45,8 +44,7 @@ def slr(account: str) -> str:
 
 
 @pytest.mark.parametrize("key_name, region", KEYS)
-def test_factory_automation_may_let_ebs_create_grants_on_the_keys_it_launches_and_copies_with(
-        stack_run, key_name, region):
+def test_factory_automation_may_let_ebs_create_grants_on_the_keys_it_launches_and_copies_with(stack_run, key_name, region):
     policy = stack_run("build").named(key_name).inputs["policy"]
     automation = as_principal(policy, AUTOMATION)
     via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "kms:GrantIsForAWSResource": "true"}
@@ -55,32 +53,42 @@ def test_factory_automation_may_let_ebs_create_grants_on_the_keys_it_launches_an
 
 
 @pytest.mark.parametrize("key_name, region", KEYS)
-def test_each_workload_account_may_grant_its_own_auto_scaling_role_the_launch_operations(
-        stack_run, key_name, region):
+def test_each_workload_account_may_grant_its_own_auto_scaling_role_the_launch_operations(stack_run, key_name, region):
     policy = stack_run("build").named(key_name).inputs["policy"]
     org = org_id(stack_run)
     for account in WORKLOADS:
         theirs = as_principal(policy, f"arn:aws:iam::{account}:root")
         # The grant is made by the workload account's deployer, calling KMS directly (no service in
         # between): GrantIsForAWSResource is false and there is no kms:ViaService.
-        request = {"aws:PrincipalAccount": account, "aws:PrincipalOrgID": org,
-                   "aws:PrincipalOrgPaths": workload_ou_path(org),
-                   "kms:GrantIsForAWSResource": "false", "kms:GranteePrincipal": slr(account),
-                   "kms:GrantOperations": list(AUTOSCALING_GRANT_OPERATIONS)}
+        request = {
+            "aws:PrincipalAccount": account,
+            "aws:PrincipalOrgID": org,
+            "aws:PrincipalOrgPaths": workload_ou_path(org),
+            "kms:GrantIsForAWSResource": "false",
+            "kms:GranteePrincipal": slr(account),
+            "kms:GrantOperations": list(AUTOSCALING_GRANT_OPERATIONS),
+        }
         assert allowed(theirs, "kms:CreateGrant", "*", request)
         assert not allowed(theirs, "kms:CreateGrant", "*", request | {"kms:GranteePrincipal": slr(BUILD)})
-        assert not allowed(theirs, "kms:CreateGrant", "*",
-                           request | {"kms:GranteePrincipal": f"arn:aws:iam::{account}:role/Anyone"})
-        assert not allowed(theirs, "kms:CreateGrant", "*",
-                           request | {"kms:GrantOperations": [*AUTOSCALING_GRANT_OPERATIONS, "Encrypt"]})
-        assert not allowed(theirs, "kms:CreateGrant", "*", request | {
-            "aws:PrincipalOrgID": "o-other00000", "aws:PrincipalOrgPaths": workload_ou_path("o-other00000")})
+        assert not allowed(
+            theirs, "kms:CreateGrant", "*", request | {"kms:GranteePrincipal": f"arn:aws:iam::{account}:role/Anyone"}
+        )
+        assert not allowed(
+            theirs, "kms:CreateGrant", "*", request | {"kms:GrantOperations": [*AUTOSCALING_GRANT_OPERATIONS, "Encrypt"]}
+        )
+        assert not allowed(
+            theirs,
+            "kms:CreateGrant",
+            "*",
+            request | {"aws:PrincipalOrgID": "o-other00000", "aws:PrincipalOrgPaths": workload_ou_path("o-other00000")},
+        )
 
 
 def test_auto_scaling_grant_operations_cover_what_ebs_needs_to_launch_from_an_encrypted_image():
     # EC2 Auto Scaling user guide, "Required KMS key policy for use with encrypted volumes".
-    assert {"Decrypt", "DescribeKey", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKeyWithoutPlaintext",
-            "CreateGrant"} == set(AUTOSCALING_GRANT_OPERATIONS)
+    assert {"Decrypt", "DescribeKey", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKeyWithoutPlaintext", "CreateGrant"} == set(
+        AUTOSCALING_GRANT_OPERATIONS
+    )
 
 
 @pytest.mark.parametrize("key_name, region", KEYS)
@@ -88,10 +96,17 @@ def test_workload_use_of_image_keys_stays_inside_the_organization(stack_run, key
     policy = stack_run("build").named(key_name).inputs["policy"]
     theirs = as_principal(policy, f"arn:aws:iam::{WORKLOADS[0]}:root")
     org = org_id(stack_run)
-    via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com", "aws:PrincipalOrgID": org,
-               "aws:PrincipalOrgPaths": workload_ou_path(org)}
+    via_ec2 = {
+        "kms:ViaService": f"ec2.{region}.amazonaws.com",
+        "aws:PrincipalOrgID": org,
+        "aws:PrincipalOrgPaths": workload_ou_path(org),
+    }
     assert allowed(theirs, "kms:Decrypt", "*", via_ec2)
-    assert not allowed(theirs, "kms:Decrypt", "*", via_ec2 | {
-        "aws:PrincipalOrgID": "o-other00000", "aws:PrincipalOrgPaths": workload_ou_path("o-other00000")})
+    assert not allowed(
+        theirs,
+        "kms:Decrypt",
+        "*",
+        via_ec2 | {"aws:PrincipalOrgID": "o-other00000", "aws:PrincipalOrgPaths": workload_ou_path("o-other00000")},
+    )
     # an account of the organization outside the workload OUs (the build or security account's OU)
     assert not allowed(theirs, "kms:Decrypt", "*", via_ec2 | {"aws:PrincipalOrgPaths": [f"{org}/r-exam/ou-ab12-core0001/"]})

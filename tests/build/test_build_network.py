@@ -24,9 +24,14 @@ class FirewallReportsEndpoints(EchoMocks):
         resource_id, outputs = super().new_resource(args)
         if args.typ == FIREWALL:
             azs = [re.search(r"([a-z]{2}-[a-z]+-\d[a-f])", m["subnetId"]).group(1) for m in args.inputs["subnetMappings"]]
-            outputs["firewallStatuses"] = [{"syncStates": [
-                {"availabilityZone": az, "attachments": [{"endpointId": f"vpce-fw-{az}", "status": "READY"}]}
-                for az in azs]}]
+            outputs["firewallStatuses"] = [
+                {
+                    "syncStates": [
+                        {"availabilityZone": az, "attachments": [{"endpointId": f"vpce-fw-{az}", "status": "READY"}]}
+                        for az in azs
+                    ]
+                }
+            ]
         return resource_id, outputs
 
 
@@ -73,8 +78,9 @@ def test_firewall_drops_and_alerts_on_everything_not_allowed(stack_run):
 def test_firewall_alert_and_flow_logs_go_to_kms_encrypted_log_groups(stack_run):
     run = stack_run("build")
     (logging_cfg,) = run.of_type("aws:networkfirewall/loggingConfiguration:LoggingConfiguration")
-    by_type = {d["logType"]: d["logDestination"]["logGroup"]
-               for d in logging_cfg.inputs["loggingConfiguration"]["logDestinationConfigs"]}
+    by_type = {
+        d["logType"]: d["logDestination"]["logGroup"] for d in logging_cfg.inputs["loggingConfiguration"]["logDestinationConfigs"]
+    }
     assert set(by_type) == {"ALERT", "FLOW"}
     groups = {g.inputs["name"]: g.inputs for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")}
     for name in by_type.values():
@@ -84,26 +90,31 @@ def test_firewall_alert_and_flow_logs_go_to_kms_encrypted_log_groups(stack_run):
 
 def test_firewall_configuration_is_encrypted_with_the_factory_key(stack_run):
     run = stack_run("build")
-    for type_token in (FIREWALL, "aws:networkfirewall/firewallPolicy:FirewallPolicy",
-                       "aws:networkfirewall/ruleGroup:RuleGroup"):
+    for type_token in (FIREWALL, "aws:networkfirewall/firewallPolicy:FirewallPolicy", "aws:networkfirewall/ruleGroup:RuleGroup"):
         (res,) = run.of_type(type_token)
         assert res.inputs["encryptionConfiguration"] == {
-            "type": "CUSTOMER_KMS", "keyId": "arn:aws:kms:eu-west-1:333333333333:key/build-factory-key-key"}
+            "type": "CUSTOMER_KMS",
+            "keyId": "arn:aws:kms:eu-west-1:333333333333:key/build-factory-key-key",
+        }
 
 
 @pytest.mark.parametrize("az", AZS)
 def test_build_subnets_leave_only_through_the_firewall_endpoint_of_their_az(routed, az):
     assert subnet_of_table(routed, "build", az) == f"build-network-build-{az}-id"
     assert routes_of(routed, "build", az) == [
-        {"destinationCidrBlock": "0.0.0.0/0", "vpcEndpointId": f"vpce-fw-{az}",
-         "routeTableId": f"build-network-build-rt-{az}-id"}]
+        {"destinationCidrBlock": "0.0.0.0/0", "vpcEndpointId": f"vpce-fw-{az}", "routeTableId": f"build-network-build-rt-{az}-id"}
+    ]
 
 
 @pytest.mark.parametrize("az", AZS)
 def test_firewall_subnets_go_on_to_the_nat_gateway_and_nat_to_the_internet_gateway(routed, az):
     assert routes_of(routed, "firewall", az) == [
-        {"destinationCidrBlock": "0.0.0.0/0", "natGatewayId": f"build-network-nat-{az}-id",
-         "routeTableId": f"build-network-firewall-rt-{az}-id"}]
+        {
+            "destinationCidrBlock": "0.0.0.0/0",
+            "natGatewayId": f"build-network-nat-{az}-id",
+            "routeTableId": f"build-network-firewall-rt-{az}-id",
+        }
+    ]
     nat = routed.named(f"build-network-nat-{az}")
     assert nat.inputs["subnetId"] == f"build-network-egress-{az}-id"
     egress = {r["destinationCidrBlock"]: r for r in routes_of(routed, "egress", az)}
@@ -119,8 +130,7 @@ def test_return_traffic_to_the_build_subnet_crosses_the_firewall_again(routed, a
 
 def test_firewall_sits_in_its_own_subnets_one_per_az(stack_run):
     (firewall,) = stack_run("build").of_type(FIREWALL)
-    assert [m["subnetId"] for m in firewall.inputs["subnetMappings"]] == [
-        f"build-network-firewall-{az}-id" for az in AZS]
+    assert [m["subnetId"] for m in firewall.inputs["subnetMappings"]] == [f"build-network-firewall-{az}-id" for az in AZS]
     assert firewall.inputs["deleteProtection"] is True
 
 
@@ -132,9 +142,14 @@ def test_only_the_egress_subnets_route_to_the_internet_gateway(routed):
 
 
 def test_endpoint_lookup_picks_the_endpoint_of_the_asked_az():
-    statuses = [{"sync_states": [
-        {"availability_zone": "eu-west-1a", "attachments": [{"endpoint_id": "vpce-a"}]},
-        {"availability_zone": "eu-west-1b", "attachments": [{"endpoint_id": "vpce-b"}]}]}]
+    statuses = [
+        {
+            "sync_states": [
+                {"availability_zone": "eu-west-1a", "attachments": [{"endpoint_id": "vpce-a"}]},
+                {"availability_zone": "eu-west-1b", "attachments": [{"endpoint_id": "vpce-b"}]},
+            ]
+        }
+    ]
     assert endpoint_for_az(statuses, "eu-west-1b") == "vpce-b"
     assert endpoint_for_az(statuses, "eu-west-1c") is None
     assert endpoint_for_az(None, "eu-west-1a") is None
@@ -144,7 +159,9 @@ def test_build_security_group_has_no_ingress_and_only_http_and_https_out(stack_r
     sg = stack_run("build").named("build-network-build-sg")
     assert sg.inputs.get("ingress", []) == []
     assert sorted((e["protocol"], e["fromPort"], e["toPort"]) for e in sg.inputs["egress"]) == [
-        ("tcp", 80, 80), ("tcp", 443, 443)]
+        ("tcp", 80, 80),
+        ("tcp", 443, 443),
+    ]
 
 
 def test_ssm_and_s3_traffic_stays_on_vpc_endpoints(stack_run):
@@ -178,7 +195,7 @@ def test_subnet_plan_fits_the_vpc_without_overlap_and_keeps_addresses_when_azs_a
     nets = [ipaddress.ip_network(p.cidr) for p in plan.values()]
     assert len(nets) == 3 * azs
     assert all(n.subnet_of(ipaddress.ip_network(cidr)) and n.prefixlen <= 28 for n in nets)
-    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
     if azs < 6:
         grown = plan_subnets("build", NetworkConfig(cidr, azs + 1), "eu-west-1")
         assert all(grown[key] == plan[key] for key in plan)
@@ -189,6 +206,12 @@ def test_build_flow_logs_land_where_the_log_archive_admits_them(stack_run):
     policy = stack_run("security").named("security-archive-flowlogs-policy").inputs["policy"]
     key = f"{flow.inputs['logDestination']}/AWSLogs/333333333333/vpcflowlogs/eu-west-1/2026/11/23/x.log.gz"
     # the archive admits deliveries by organization (aws:SourceOrgID), not by a list of accounts
-    delivery = {"aws:SourceAccount": "333333333333", "aws:SourceArn": "arn:aws:logs:eu-west-1:333333333333:*",
-                "aws:SourceOrgID": "o-exampleorg01", "s3:x-amz-acl": "bucket-owner-full-control", "aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+    delivery = {
+        "aws:SourceAccount": "333333333333",
+        "aws:SourceArn": "arn:aws:logs:eu-west-1:333333333333:*",
+        "aws:SourceOrgID": "o-exampleorg01",
+        "s3:x-amz-acl": "bucket-owner-full-control",
+        "aws:SecureTransport": "true",
+        "s3:TlsVersion": "1.3",
+    }
     assert allowed(policy, "s3:PutObject", key, delivery)

@@ -93,7 +93,8 @@ def test_build_role_may_start_only_the_release_document(stack_run):
     statements = _build_policy(stack_run("build"))["Statement"]
     starts = [s for s in statements if "ssm:StartAutomationExecution" in s["Action"]]
     assert [r for s in starts for r in s["Resource"]] == [
-        "arn:aws:ssm:eu-west-1:333333333333:automation-definition/Bakehouse-ReleaseImage:*"]
+        "arn:aws:ssm:eu-west-1:333333333333:automation-definition/Bakehouse-ReleaseImage:*"
+    ]
 
 
 def test_build_role_terminates_and_images_only_instances_packer_tagged(stack_run):
@@ -101,17 +102,16 @@ def test_build_role_terminates_and_images_only_instances_packer_tagged(stack_run
     for s in statements:
         if {"ec2:TerminateInstances", "ec2:StopInstances"} & set(s["Action"]):
             assert s["Condition"] == {"StringEquals": {"ec2:ResourceTag/bakehouse:built-by": "packer"}}
-    launches = [s for s in statements if s["Action"] == ["ec2:RunInstances"] and
-                any(":instance/" in r for r in s["Resource"])]
-    assert launches and all(s["Condition"]["StringEquals"]["aws:RequestTag/bakehouse:built-by"] == "packer"
-                            for s in launches)
+    launches = [s for s in statements if s["Action"] == ["ec2:RunInstances"] and any(":instance/" in r for r in s["Resource"])]
+    assert launches and all(s["Condition"]["StringEquals"]["aws:RequestTag/bakehouse:built-by"] == "packer" for s in launches)
 
 
 def test_build_role_pushes_to_the_twin_repository_only(stack_run):
     statements = _build_policy(stack_run("build"))["Statement"]
     pushes = [s for s in statements if "ecr:PutImage" in s["Action"]]
-    assert len(pushes) == 1 and all(r.endswith(":repository/" + TWIN_REPOSITORY) or "repository" in r
-                                    for r in pushes[0]["Resource"])
+    assert len(pushes) == 1 and all(
+        r.endswith(":repository/" + TWIN_REPOSITORY) or "repository" in r for r in pushes[0]["Resource"]
+    )
     assert all("*" not in r for r in pushes[0]["Resource"])
 
 
@@ -125,10 +125,16 @@ def test_factory_key_admits_the_packer_build_role_as_a_launcher(stack_run):
 
 
 SCAN_EVENT = {
-    "source": "aws.inspector2", "detail-type": "Inspector2 Scan", "resources": [REPO_ARN],
-    "detail": {"scan-status": "INITIAL_SCAN_COMPLETE", "repository-name": REPO_ARN,
-               "finding-severity-counts": {"CRITICAL": 1, "HIGH": 2, "MEDIUM": 0, "TOTAL": 3},
-               "image-digest": "sha256:ab", "image-tags": ["ubuntu2404-0123abc-20261130T090000Z"]},
+    "source": "aws.inspector2",
+    "detail-type": "Inspector2 Scan",
+    "resources": [REPO_ARN],
+    "detail": {
+        "scan-status": "INITIAL_SCAN_COMPLETE",
+        "repository-name": REPO_ARN,
+        "finding-severity-counts": {"CRITICAL": 1, "HIGH": 2, "MEDIUM": 0, "TOTAL": 3},
+        "image-digest": "sha256:ab",
+        "image-tags": ["ubuntu2404-0123abc-20261130T090000Z"],
+    },
 }
 
 
@@ -146,8 +152,10 @@ def test_twin_scan_rule_matches_the_twins_first_scan_only():
 def test_codebuild_reaches_ecr_from_the_build_subnets_through_interface_endpoints(stack_run):
     # The twin's docker-push and the gate's ECR calls run in private subnets with no NAT (build_network).
     run = stack_run("build")
-    services = {e.inputs["serviceName"].rsplit(".", 2)[-2] + "." + e.inputs["serviceName"].rsplit(".", 1)[-1]:
-                e.inputs for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    services = {
+        e.inputs["serviceName"].rsplit(".", 2)[-2] + "." + e.inputs["serviceName"].rsplit(".", 1)[-1]: e.inputs
+        for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
     for service in ("ecr.api", "ecr.dkr"):
         endpoint = services[service]
         assert endpoint["vpcEndpointType"] == "Interface" and endpoint["privateDnsEnabled"] is True
@@ -157,8 +165,11 @@ def test_a_failed_release_chain_is_announced_like_the_pipeline():
     from components.build.image_factory import automation_failure_pattern
 
     pattern = json.loads(automation_failure_pattern())
-    event = {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
-             "detail": {"Definition": "Bakehouse-ReleaseImage", "Status": "Failed"}}
+    event = {
+        "source": "aws.ssm",
+        "detail-type": "EC2 Automation Execution Status-change Notification",
+        "detail": {"Definition": "Bakehouse-ReleaseImage", "Status": "Failed"},
+    }
     assert event_matches(pattern, event)
 
 
@@ -168,8 +179,9 @@ def test_the_packer_build_may_fetch_the_staged_memory_capture_tool_and_decrypt_i
     from tests.iam.evaluate import allowed
 
     run = stack_run("build")
-    (policy,) = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-build-policy")
-                 and "packer" in p.name]
+    (policy,) = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-build-policy") and "packer" in p.name
+    ]
     document = policy.inputs["policy"]
     scripts = next(b.inputs["bucket"] for b in run.of_type("aws:s3/bucket:Bucket") if "scripts" in b.inputs["bucket"])
     assert allowed(document, "s3:GetObjectVersion", f"arn:aws:s3:::{scripts}/tools/avml/0.14.0/avml")

@@ -40,20 +40,48 @@ class RecordingPipeline:
 
 
 def create_pipeline(client, iam, family: str) -> None:
-    role = iam.create_role(RoleName="BakehousePackerPipeline", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Principal": {"Service": "codepipeline.amazonaws.com"}}]}))["Role"]["Arn"]
-    client.create_pipeline(pipeline={
-        "name": f"bakehouse-packer-{family}", "roleArn": role,
-        "artifactStore": {"type": "S3", "location": BUCKET},
-        "stages": [
-            {"name": "Source", "actions": [{"name": "Bundle", "actionTypeId": {
-                "category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
-                "outputArtifacts": [{"name": "bundle"}],
-                "configuration": {"S3Bucket": BUCKET, "S3ObjectKey": rel.PACKER_BUNDLE_KEY}}]},
-            {"name": "Build", "actions": [{"name": "Packer", "actionTypeId": {
-                "category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
-                "inputArtifacts": [{"name": "bundle"}], "configuration": {"ProjectName": "bakehouse-packer"}}]}]})
+    role = iam.create_role(
+        RoleName="BakehousePackerPipeline",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "codepipeline.amazonaws.com"}}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    client.create_pipeline(
+        pipeline={
+            "name": f"bakehouse-packer-{family}",
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": BUCKET},
+            "stages": [
+                {
+                    "name": "Source",
+                    "actions": [
+                        {
+                            "name": "Bundle",
+                            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                            "outputArtifacts": [{"name": "bundle"}],
+                            "configuration": {"S3Bucket": BUCKET, "S3ObjectKey": rel.PACKER_BUNDLE_KEY},
+                        }
+                    ],
+                },
+                {
+                    "name": "Build",
+                    "actions": [
+                        {
+                            "name": "Packer",
+                            "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+                            "inputArtifacts": [{"name": "bundle"}],
+                            "configuration": {"ProjectName": "bakehouse-packer"},
+                        }
+                    ],
+                },
+            ],
+        }
+    )
 
 
 @pytest.fixture
@@ -82,8 +110,9 @@ def test_packer_family_starts_its_codepipeline_on_the_uploaded_zip_version_not_t
     assert ssm.started == []
     [call] = cp.started
     assert call["name"] == "bakehouse-packer-ubuntu2404"
-    assert call["sourceRevisions"] == [{"actionName": "Bundle", "revisionType": "S3_OBJECT_VERSION_ID",
-                                        "revisionValue": started["PackerBundleVersionId"]}]
+    assert call["sourceRevisions"] == [
+        {"actionName": "Bundle", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": started["PackerBundleVersionId"]}
+    ]
     assert started["PipelineExecutionId"]
 
 
@@ -120,8 +149,9 @@ def test_packer_zip_is_reproducible_holds_packer_under_its_folder_and_leaves_loc
     with zipfile.ZipFile(io.BytesIO(first)) as zf:
         names = zf.namelist()
         assert names == sorted(names)
-        assert {"packer/buildspec.yml", "packer/build.pkr.hcl", "packer/scripts/provision.sh",
-                "packer/start_release.sh"} <= set(names)
+        assert {"packer/buildspec.yml", "packer/build.pkr.hcl", "packer/scripts/provision.sh", "packer/start_release.sh"} <= set(
+            names
+        )
         assert zf.getinfo("packer/start_release.sh").external_attr >> 16 == 0o100755
 
 

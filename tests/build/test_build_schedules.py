@@ -52,8 +52,13 @@ def test_rescan_schedule_supplies_every_required_parameter_of_the_rescan_documen
 
 
 def test_automation_parameters_send_declared_names_only_and_report_unfillable_ones():
-    declared = {"AutomationAssumeRole": {"type": "String"}, "BatchSize": {"type": "Integer", "default": 5},
-                "Ids": {"type": "StringList"}, "Mystery": {"type": "String"}, "Optional": {"default": "x"}}
+    declared = {
+        "AutomationAssumeRole": {"type": "String"},
+        "BatchSize": {"type": "Integer", "default": 5},
+        "Ids": {"type": "StringList"},
+        "Mystery": {"type": "String"},
+        "Optional": {"default": "x"},
+    }
     known = {"AutomationAssumeRole": "arn:aws:iam::1:role/r", "BatchSize": 10, "Ids": ["a", "b"], "Extra": "e"}
     params, unfilled = automation_parameters(declared, known)
     assert params == {"AutomationAssumeRole": ["arn:aws:iam::1:role/r"], "BatchSize": ["10"], "Ids": ["a", "b"]}
@@ -70,8 +75,12 @@ def test_lifecycle_schedule_sends_the_configured_policy_as_the_handler_parses_it
     request = LifecycleRequest.parse(json.loads(lifecycle["target"]["input"]))
     assert request.copy_regions == ("eu-central-1", "us-east-1")
     assert request.families == ("al2023", "ubuntu2404")
-    assert (request.policy.keep_newest, request.policy.keep_days, request.policy.grace_days,
-            request.policy.prod_retention_years) == (3, 30, 14, 1)
+    assert (
+        request.policy.keep_newest,
+        request.policy.keep_days,
+        request.policy.grace_days,
+        request.policy.prod_retention_years,
+    ) == (3, 30, 14, 1)
     assert request.dry_run is False  # the handler defaults to a dry run; the config decides
 
 
@@ -169,21 +178,24 @@ def _matches(pattern: dict, event: dict) -> bool:
             if not isinstance(got, dict) or not _matches(want, got):
                 return False
             continue
-        if not any((isinstance(w, dict) and isinstance(got, str) and got.startswith(w["prefix"])) or w == got
-                   for w in want):
+        if not any((isinstance(w, dict) and isinstance(got, str) and got.startswith(w["prefix"])) or w == got for w in want):
             return False
     return True
 
 
 def _failure_event(definition: str, status: str) -> dict:
-    return {"source": "aws.ssm", "detail-type": "EC2 Automation Execution Status-change Notification",
-            "detail": {"ExecutionId": "e-1", "Definition": definition, "Status": status}}
+    return {
+        "source": "aws.ssm",
+        "detail-type": "EC2 Automation Execution Status-change Notification",
+        "detail": {"ExecutionId": "e-1", "Definition": definition, "Status": status},
+    }
 
 
 def test_every_bakehouse_automation_that_fails_times_out_or_is_cancelled_is_announced(stack_run):
     run = stack_run("build")
-    [rule] = [r for r in run.of_type("aws:cloudwatch/eventRule:EventRule")
-              if r.inputs.get("name") == "bakehouse-automation-failed"]
+    [rule] = [
+        r for r in run.of_type("aws:cloudwatch/eventRule:EventRule") if r.inputs.get("name") == "bakehouse-automation-failed"
+    ]
     pattern = json.loads(rule.inputs["eventPattern"])
     for definition in ("Bakehouse-Pipeline", "Bakehouse-RescanImages", "Bakehouse-BuildImage", "Bakehouse-ApproveImage"):
         for status in ("Failed", "TimedOut", "Cancelled"):
@@ -197,8 +209,10 @@ def test_every_bakehouse_automation_that_fails_times_out_or_is_cancelled_is_anno
 
 def test_dead_letters_of_the_lifecycle_and_the_schedules_raise_alarms_on_the_notifications_topic(stack_run):
     alarms = {a.inputs["name"]: a.inputs for a in stack_run("build").of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
-    expected = {"bakehouse-factory-schedule-delivery-failed": "bakehouse-factory-schedules-dlq",
-                "bakehouse-image-lifecycle-failed": "bakehouse-image-lifecycle-dlq.fifo"}
+    expected = {
+        "bakehouse-factory-schedule-delivery-failed": "bakehouse-factory-schedules-dlq",
+        "bakehouse-image-lifecycle-failed": "bakehouse-image-lifecycle-dlq.fifo",
+    }
     for name, queue in expected.items():
         alarm = alarms[name]
         assert alarm["namespace"] == "AWS/SQS" and alarm["metricName"] == "ApproximateNumberOfMessagesVisible"
@@ -211,8 +225,9 @@ def test_the_notifications_topic_admits_the_factory_alarms_and_the_failure_rule(
     from tests.iam.evaluate import wildcard_match
 
     run = stack_run("build")
-    [policy] = [json.loads(p.inputs["policy"]) for p in run.of_type("aws:sns/topicPolicy:TopicPolicy")
-                if "notifications" in p.name]
+    [policy] = [
+        json.loads(p.inputs["policy"]) for p in run.of_type("aws:sns/topicPolicy:TopicPolicy") if "notifications" in p.name
+    ]
     [alarms] = [st for st in policy["Statement"] if st["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
     assert alarms["Action"] == ["sns:Publish"] and alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": "333333333333"}
     source = alarms["Condition"]["ArnLike"]["aws:SourceArn"]
@@ -250,8 +265,9 @@ def test_the_rebuild_schedule_starts_the_base_image_check_as_the_automation_role
 def test_the_scheduler_may_start_the_rescan_and_the_base_image_check_and_nothing_else(stack_run):
     from tests.iam.evaluate import allowed
 
-    (policy,) = [p for p in stack_run("build").of_type("aws:iam/rolePolicy:RolePolicy")
-                 if p.name == "build-schedules-scheduler-policy"]
+    (policy,) = [
+        p for p in stack_run("build").of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "build-schedules-scheduler-policy"
+    ]
     doc = policy.inputs["policy"]
     base = "arn:aws:ssm:eu-west-1:333333333333:automation-definition/"
     assert allowed(doc, "ssm:StartAutomationExecution", f"{base}Bakehouse-CheckBaseImages:$DEFAULT")
@@ -265,8 +281,7 @@ def test_a_rebuild_schedule_that_scheduler_would_refuse_is_refused_with_its_key(
     from estate.config import ConfigError
 
     factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
-    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": value}},
-                    raise_errors=False)
+    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "rebuildSchedule": value}}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:factory.rebuildSchedule is" in str(run.error)
     assert "a recurring EventBridge Scheduler expression" in str(run.error)
@@ -313,8 +328,7 @@ def test_a_forced_rebuild_schedule_that_scheduler_would_refuse_is_refused_with_i
     from estate.config import ConfigError
 
     factory = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]
-    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "forcedRebuildSchedule": value}},
-                    raise_errors=False)
+    run = cached_run("build", overrides={"bakehouse:factory": {**factory, "forcedRebuildSchedule": value}}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:factory.forcedRebuildSchedule is" in str(run.error)
-    assert 'a recurring EventBridge Scheduler expression' in str(run.error) and '"off"' in str(run.error)
+    assert "a recurring EventBridge Scheduler expression" in str(run.error) and '"off"' in str(run.error)

@@ -30,8 +30,7 @@ def test_the_rescan_marks_the_orgs_configured_prod_envs(build):
 def test_the_lifecycle_reads_every_envs_pins_through_its_scanner_role(build):
     event = _schedule_input(build, "build-schedules-lifecycle-schedule")
     assert "WorkloadAccounts" not in event, "the handler reads /bakehouse/factory/targets"
-    (policy,) = [p for p in build.of_type("aws:iam/rolePolicy:RolePolicy")
-                 if p.name == "build-schedules-lifecycle-policy"]
+    (policy,) = [p for p in build.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "build-schedules-lifecycle-policy"]
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     assume = statements["ReadWorkloadPins"]
     assert assume["Action"] == ["sts:AssumeRole"] and assume["Resource"] == ["arn:aws:iam::*:role/BakehouseImageScanner"]
@@ -53,14 +52,23 @@ def test_regional_portfolios_are_declared_through_a_provider_of_their_region_whe
 
 
 def test_the_target_envs_are_one_parameter_each_read_by_path_by_automation_and_lifecycle(build):
-    targets = {p.inputs["name"]: p.inputs["value"] for p in build.of_type("aws:ssm/parameter:Parameter")
-               if p.inputs["name"].startswith("/bakehouse/factory/targets/")}
+    targets = {
+        p.inputs["name"]: p.inputs["value"]
+        for p in build.of_type("aws:ssm/parameter:Parameter")
+        if p.inputs["name"].startswith("/bakehouse/factory/targets/")
+    }
     plain = {n: v.get("value") if isinstance(v, dict) else v for n, v in targets.items()}
-    assert plain == {"/bakehouse/factory/targets/dev": "444444444444", "/bakehouse/factory/targets/uat": "555555555555",
-                     "/bakehouse/factory/targets/prod": "666666666666"}
+    assert plain == {
+        "/bakehouse/factory/targets/dev": "444444444444",
+        "/bakehouse/factory/targets/uat": "555555555555",
+        "/bakehouse/factory/targets/prod": "666666666666",
+    }
     path = "arn:aws:ssm:eu-west-1:333333333333:parameter/bakehouse/factory/targets"
     for policy_name in ("build-factory-automation-policy", "build-schedules-lifecycle-policy"):
         (policy,) = [p for p in build.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == policy_name]
-        grants = [s for s in json.loads(policy.inputs["policy"])["Statement"]
-                  if "ssm:GetParametersByPath" in s["Action"] and s["Effect"] == "Allow"]
+        grants = [
+            s
+            for s in json.loads(policy.inputs["policy"])["Statement"]
+            if "ssm:GetParametersByPath" in s["Action"] and s["Effect"] == "Allow"
+        ]
         assert any(fnmatch.fnmatchcase(path, r) for s in grants for r in s["Resource"]), policy_name

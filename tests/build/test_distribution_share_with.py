@@ -13,24 +13,29 @@ MANAGEMENT, ORG = "111111111111", "o-exampleorg01"
 
 
 def _pipeline_parameters(stack_run) -> dict:
-    (param,) = [p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter")
-                if p.inputs["name"] == "/bakehouse/factory/settings"]
+    (param,) = [
+        p for p in stack_run("build").of_type("aws:ssm/parameter:Parameter") if p.inputs["name"] == "/bakehouse/factory/settings"
+    ]
     value = param.inputs["value"]
     return json.loads(value["value"] if isinstance(value, dict) else value)["pipelineParameters"]
 
 
 def test_settings_share_images_with_the_workload_ous_by_arn(stack_run):
     ous = yaml.safe_load((PROJECT_DIR / "Pulumi.build.yaml").read_text())["config"]["bakehouse:factory"]["workloadOus"]
-    assert _pipeline_parameters(stack_run)["ShareWith"] == [
-        f"arn:aws:organizations::{MANAGEMENT}:ou/{ORG}/{ou}" for ou in ous]
+    assert _pipeline_parameters(stack_run)["ShareWith"] == [f"arn:aws:organizations::{MANAGEMENT}:ou/{ORG}/{ou}" for ou in ous]
 
 
 def test_the_distribute_handler_accepts_what_the_stack_passes(stack_run):
     params = _pipeline_parameters(stack_run)
-    request = dist.DistributeRequest.parse({
-        "ImageId": "ami-0123456789abcdef0", "SourceRegion": "eu-west-1", "Family": "al2023",
-        "Regions": {r: f"arn:aws:kms:{r}:333333333333:key/k" for r in params["Regions"]},
-        "ShareWith": params["ShareWith"]})  # no Accounts: the targets are read by path (handlers/targets.py)
+    request = dist.DistributeRequest.parse(
+        {
+            "ImageId": "ami-0123456789abcdef0",
+            "SourceRegion": "eu-west-1",
+            "Family": "al2023",
+            "Regions": {r: f"arn:aws:kms:{r}:333333333333:key/k" for r in params["Regions"]},
+            "ShareWith": params["ShareWith"],
+        }
+    )  # no Accounts: the targets are read by path (handlers/targets.py)
     assert request.share_with == tuple(params["ShareWith"])
     assert "Accounts" not in params  # the settings do not grow with the number of envs
 

@@ -12,11 +12,9 @@ from tests.build._build_config_support import build_cfg, problems_of, shipped_fa
 
 
 def test_catalog_tag_options_are_env_owner_and_cost_centre_from_config():
-    factory = {**copy.deepcopy(shipped_factory()), "catalogTagOptions": {"owner": "platform-team",
-                                                                          "costCentre": "CC-4242"}}
+    factory = {**copy.deepcopy(shipped_factory()), "catalogTagOptions": {"owner": "platform-team", "costCentre": "CC-4242"}}
     parsed = factory_config(build_cfg(factory))
-    assert parsed.catalog_tag_options == {"env": ("dev", "uat", "prod"), "owner": ("platform-team",),
-                                          "cost-centre": ("CC-4242",)}
+    assert parsed.catalog_tag_options == {"env": ("dev", "uat", "prod"), "owner": ("platform-team",), "cost-centre": ("CC-4242",)}
 
 
 def test_without_an_owner_and_cost_centre_only_the_env_tag_option_is_offered():

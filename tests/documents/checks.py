@@ -59,8 +59,10 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 
 def schema_problems(name: str, doc: Document) -> list[str]:
-    return [f"{name}: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
+    return [
+        f"{name}: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    ]
 
 
 # --- flow graph ------------------------------------------------------------------------------
@@ -69,7 +71,7 @@ def _steps(doc: Document) -> list[Mapping[str, Any]]:
 
 
 def _target(value: Any) -> str | None:
-    return value[len("step:"):] if isinstance(value, str) and value.startswith("step:") else None
+    return value[len("step:") :] if isinstance(value, str) and value.startswith("step:") else None
 
 
 def normal_next(doc: Document, index: int) -> list[str]:
@@ -100,8 +102,11 @@ def target_problems(name: str, doc: Document) -> list[str]:
     names = {s.get("name") for s in _steps(doc)}
     problems = []
     for step in _steps(doc):
-        targets = [("nextStep", step.get("nextStep")), ("onFailure", _target(step.get("onFailure"))),
-                   ("onCancel", _target(step.get("onCancel")))]
+        targets = [
+            ("nextStep", step.get("nextStep")),
+            ("onFailure", _target(step.get("onFailure"))),
+            ("onCancel", _target(step.get("onCancel"))),
+        ]
         if step.get("action") == "aws:branch":
             inputs = step.get("inputs") or {}
             targets += [("Choices.NextStep", c.get("NextStep")) for c in inputs.get("Choices", [])]
@@ -171,8 +176,10 @@ def _launches(step: Mapping[str, Any]) -> bool:
     """A step that creates instances: the plugin, or RunInstances called through aws:executeAwsApi."""
     inputs = step.get("inputs") or {}
     return step.get("action") == "aws:runInstances" or (
-        step.get("action") == "aws:executeAwsApi" and str(inputs.get("Service", "")).lower() == "ec2"
-        and inputs.get("Api") == "RunInstances")
+        step.get("action") == "aws:executeAwsApi"
+        and str(inputs.get("Service", "")).lower() == "ec2"
+        and inputs.get("Api") == "RunInstances"
+    )
 
 
 def _terminates(step: Mapping[str, Any], launch: str) -> bool:
@@ -182,8 +189,11 @@ def _terminates(step: Mapping[str, Any], launch: str) -> bool:
     if step.get("action") == "aws:executeScript":
         return bool(re.search(r"from handlers\.factory_cleanup import handler", str(inputs.get("Script", ""))))
     refs = references(inputs.get("InstanceIds"))
-    return (step.get("action") == "aws:changeInstanceState" and inputs.get("DesiredState") == "terminated"
-            and bool({f"{launch}.InstanceIds", f"{launch}.InstanceId"} & set(refs)))
+    return (
+        step.get("action") == "aws:changeInstanceState"
+        and inputs.get("DesiredState") == "terminated"
+        and bool({f"{launch}.InstanceIds", f"{launch}.InstanceId"} & set(refs))
+    )
 
 
 def cleanup_problems(name: str, doc: Document) -> list[str]:
@@ -210,8 +220,10 @@ def cleanup_problems(name: str, doc: Document) -> list[str]:
 
         own_failure = failure_next(doc, li)
         if not own_failure or not all(always_terminates(t) for t in own_failure):
-            problems.append(f"{name}: step {ln} can fail after creating its instances, "
-                            f"but its onFailure ({launch.get('onFailure', 'Abort')}) does not terminate them")
+            problems.append(
+                f"{name}: step {ln} can fail after creating its instances, "
+                f"but its onFailure ({launch.get('onFailure', 'Abort')}) does not terminate them"
+            )
         # Walk the success paths from the launch up to its terminate steps; each step on them must
         # fail into a path that terminates too.
         todo, seen = list(normal_next(doc, li)), set()
@@ -227,8 +239,10 @@ def cleanup_problems(name: str, doc: Document) -> list[str]:
                 continue
             on_failure = failure_next(doc, index[current])
             if not on_failure or not all(always_terminates(t) for t in on_failure):
-                problems.append(f"{name}: step {current} runs while {ln}'s instances live, "
-                                f"but its onFailure ({step.get('onFailure', 'Abort')}) does not terminate them")
+                problems.append(
+                    f"{name}: step {current} runs while {ln}'s instances live, "
+                    f"but its onFailure ({step.get('onFailure', 'Abort')}) does not terminate them"
+                )
             todo.extend(normal_next(doc, index[current]))
     return problems
 

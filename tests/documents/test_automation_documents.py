@@ -44,38 +44,81 @@ def test_document_matches_the_automation_schema(stem):
     assert checks.schema_problems(stem, DOCS[stem]) == []
 
 
-def _drop_schema_version(d): d.pop("schemaVersion")
-def _old_schema(d): d["schemaVersion"] = "0.2"
-def _no_assume_role(d): d["parameters"].pop("AutomationAssumeRole")
-def _unknown_action(d): step(d, "StopBuildInstance")["action"] = "aws:doMagic"
-def _bad_on_failure(d): step(d, "CreateImage")["onFailure"] = "Retry"
-def _sleeps(d): d["mainSteps"].insert(3, {"name": "WaitABit", "action": "aws:sleep", "inputs": {"Duration": "PT5M"}})
-def _imds_v1(d): step(d, "LaunchBuildInstance")["inputs"]["MetadataOptions"]["HttpTokens"] = "optional"
-def _plain_volume(d): step(d, "LaunchBuildInstance")["inputs"]["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] = False
-def _stray_field(d): step(d, "CreateImage")["retries"] = 3
-def _wait_without_selector(d): step(d, "WaitForSsmAgentOnline")["inputs"].pop("PropertySelector")
-def _bad_output_type(d): step(d, "ResolveBaseImage")["outputs"][0]["Type"] = "Text"
-def _plugin_launch(d): step(d, "LaunchBuildInstance")["action"] = "aws:runInstances"
-def _no_client_token(d): step(d, "LaunchBuildInstance")["inputs"].pop("ClientToken")
-def _image_tagged_later(d): step(d, "CreateImage")["inputs"].pop("TagSpecifications")
+def _drop_schema_version(d):
+    d.pop("schemaVersion")
 
 
-@pytest.mark.parametrize(("breakage", "expected"), [
-    (_drop_schema_version, "'schemaVersion' is a required property"),
-    (_old_schema, "'0.3' was expected"),
-    (_no_assume_role, "'AutomationAssumeRole' is a required property"),
-    (_unknown_action, "'aws:doMagic' is not one of"),
-    (_bad_on_failure, "'Retry' does not match"),
-    (_sleeps, "should not be valid"),
-    (_imds_v1, "'required' was expected"),
-    (_plain_volume, "True was expected"),
-    (_stray_field, "Additional properties are not allowed ('retries'"),
-    (_wait_without_selector, "'PropertySelector' is a required property"),
-    (_bad_output_type, "'Text' is not one of"),
-    (_plugin_launch, "should not be valid under {'const': 'aws:runInstances'}"),
-    (_no_client_token, "'ClientToken' is a required property"),
-    (_image_tagged_later, "'TagSpecifications' is a required property"),
-])
+def _old_schema(d):
+    d["schemaVersion"] = "0.2"
+
+
+def _no_assume_role(d):
+    d["parameters"].pop("AutomationAssumeRole")
+
+
+def _unknown_action(d):
+    step(d, "StopBuildInstance")["action"] = "aws:doMagic"
+
+
+def _bad_on_failure(d):
+    step(d, "CreateImage")["onFailure"] = "Retry"
+
+
+def _sleeps(d):
+    d["mainSteps"].insert(3, {"name": "WaitABit", "action": "aws:sleep", "inputs": {"Duration": "PT5M"}})
+
+
+def _imds_v1(d):
+    step(d, "LaunchBuildInstance")["inputs"]["MetadataOptions"]["HttpTokens"] = "optional"
+
+
+def _plain_volume(d):
+    step(d, "LaunchBuildInstance")["inputs"]["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] = False
+
+
+def _stray_field(d):
+    step(d, "CreateImage")["retries"] = 3
+
+
+def _wait_without_selector(d):
+    step(d, "WaitForSsmAgentOnline")["inputs"].pop("PropertySelector")
+
+
+def _bad_output_type(d):
+    step(d, "ResolveBaseImage")["outputs"][0]["Type"] = "Text"
+
+
+def _plugin_launch(d):
+    step(d, "LaunchBuildInstance")["action"] = "aws:runInstances"
+
+
+def _no_client_token(d):
+    step(d, "LaunchBuildInstance")["inputs"].pop("ClientToken")
+
+
+def _image_tagged_later(d):
+    step(d, "CreateImage")["inputs"].pop("TagSpecifications")
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (_drop_schema_version, "'schemaVersion' is a required property"),
+        (_old_schema, "'0.3' was expected"),
+        (_no_assume_role, "'AutomationAssumeRole' is a required property"),
+        (_unknown_action, "'aws:doMagic' is not one of"),
+        (_bad_on_failure, "'Retry' does not match"),
+        (_sleeps, "should not be valid"),
+        (_imds_v1, "'required' was expected"),
+        (_plain_volume, "True was expected"),
+        (_stray_field, "Additional properties are not allowed ('retries'"),
+        (_wait_without_selector, "'PropertySelector' is a required property"),
+        (_bad_output_type, "'Text' is not one of"),
+        (_plugin_launch, "should not be valid under {'const': 'aws:runInstances'}"),
+        (_no_client_token, "'ClientToken' is a required property"),
+        (_image_tagged_later, "'TagSpecifications' is a required property"),
+    ],
+)
 def test_schema_catches_a_broken_copy(breakage, expected):
     doc = broken("build_image")
     breakage(doc)
@@ -134,8 +177,10 @@ def test_cleanup_check_catches_a_step_that_aborts_with_the_build_instance_runnin
     doc = broken("build_image")
     step(doc, "RunProvisioningScripts")["onFailure"] = "Abort"
     problems = checks.cleanup_problems("build_image", doc)
-    assert problems == ["build_image: step RunProvisioningScripts runs while LaunchBuildInstance's instances "
-                        "live, but its onFailure (Abort) does not terminate them"]
+    assert problems == [
+        "build_image: step RunProvisioningScripts runs while LaunchBuildInstance's instances "
+        "live, but its onFailure (Abort) does not terminate them"
+    ]
 
 
 def test_cleanup_check_catches_a_launch_that_aborts_after_creating_its_instance():
@@ -143,21 +188,24 @@ def test_cleanup_check_catches_a_launch_that_aborts_after_creating_its_instance(
     step(doc, "LaunchBuildInstance")["onFailure"] = "Abort"
     assert checks.cleanup_problems("build_image", doc) == [
         "build_image: step LaunchBuildInstance can fail after creating its instances, but its onFailure (Abort) "
-        "does not terminate them"]
+        "does not terminate them"
+    ]
 
 
 def test_cleanup_check_catches_a_success_path_that_skips_termination():
     doc = broken("build_image")
     step(doc, "WaitForImageAvailable")["nextStep"] = "DescribeBuiltImage"
-    assert "build_image: instances of LaunchBuildInstance can end the run without a terminate step" \
-        in checks.cleanup_problems("build_image", doc)
+    assert "build_image: instances of LaunchBuildInstance can end the run without a terminate step" in checks.cleanup_problems(
+        "build_image", doc
+    )
 
 
 def test_cleanup_check_catches_a_failure_path_that_ends_before_terminating():
     doc = broken("validate_image")
     step(doc, "SummarizeInspectorFindings")["onFailure"] = "step:Report"
-    doc["mainSteps"].append({"name": "Report", "action": "aws:executeAwsApi", "isEnd": True,
-                             "inputs": {"Service": "ec2", "Api": "DescribeImages"}})
+    doc["mainSteps"].append(
+        {"name": "Report", "action": "aws:executeAwsApi", "isEnd": True, "inputs": {"Service": "ec2", "Api": "DescribeImages"}}
+    )
     problems = checks.cleanup_problems("validate_image", doc)
     assert any("SummarizeInspectorFindings" in p for p in problems), problems
 
@@ -191,8 +239,8 @@ def test_payload_check_catches_a_misspelt_key():
     payload = step(doc, "SummarizeInspectorFindings")["inputs"]["InputPayload"]
     payload["SeverityTreshold"] = payload.pop("SeverityThreshold")
     assert checks.payload_problems("validate_image", doc) == [
-        "validate_image: step SummarizeInspectorFindings passes SeverityTreshold, "
-        "which handlers/inspector_summary.py never reads"]
+        "validate_image: step SummarizeInspectorFindings passes SeverityTreshold, which handlers/inspector_summary.py never reads"
+    ]
 
 
 @pytest.mark.parametrize("stem", FACTORY)

@@ -27,8 +27,13 @@ def order(stem: str) -> list[str]:
 @pytest.mark.parametrize("stem", CHAINS)
 def test_the_canary_starts_before_validation_and_is_checked_then_terminated_before_approval(stem):
     names = order(stem)
-    assert names.index("StartDevCanary") < names.index("ValidateImage") < names.index("CheckDevCanary") \
-        < names.index("TerminateDevCanary") < names.index("ApproveImage")
+    assert (
+        names.index("StartDevCanary")
+        < names.index("ValidateImage")
+        < names.index("CheckDevCanary")
+        < names.index("TerminateDevCanary")
+        < names.index("ApproveImage")
+    )
     assert steps(stem)["TerminateDevCanary"]["nextStep"] == "ApproveImage"
 
 

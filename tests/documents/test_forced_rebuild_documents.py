@@ -35,8 +35,7 @@ def test_the_pipeline_takes_a_rebuild_token_defaulting_to_reuse_and_hands_it_to_
 
 
 def test_the_built_image_records_its_rebuild_token_at_creation():
-    [image] = [t for t in step(doc("build_image"), "CreateImage")["inputs"]["TagSpecifications"]
-               if t["ResourceType"] == "image"]
+    [image] = [t for t in step(doc("build_image"), "CreateImage")["inputs"]["TagSpecifications"] if t["ResourceType"] == "image"]
     assert {"Key": TAG_REBUILD_TOKEN, "Value": "{{ RebuildToken }}"} in image["Tags"]
 
 

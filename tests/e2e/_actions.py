@@ -180,8 +180,17 @@ def _wait_instances(ctx: StepContext, ids: list[str], state: str) -> list[str]:
 
 
 _RUN_INSTANCES_KEYS = {
-    "ImageId", "InstanceType", "SubnetId", "SecurityGroupIds", "KeyName", "UserData",
-    "MetadataOptions", "BlockDeviceMappings", "TagSpecifications", "Monitoring", "PrivateIpAddress",
+    "ImageId",
+    "InstanceType",
+    "SubnetId",
+    "SecurityGroupIds",
+    "KeyName",
+    "UserData",
+    "MetadataOptions",
+    "BlockDeviceMappings",
+    "TagSpecifications",
+    "Monitoring",
+    "PrivateIpAddress",
 }
 
 
@@ -193,8 +202,11 @@ def run_instances(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]
         params["IamInstanceProfile"] = {"Name": inputs["IamInstanceProfileName"]}
     elif "IamInstanceProfileArn" in inputs:
         params["IamInstanceProfile"] = {"Arn": inputs["IamInstanceProfileArn"]}
-    unknown = set(inputs) - _RUN_INSTANCES_KEYS - {"MinInstanceCount", "MaxInstanceCount",
-                                                   "IamInstanceProfileName", "IamInstanceProfileArn"}
+    unknown = (
+        set(inputs)
+        - _RUN_INSTANCES_KEYS
+        - {"MinInstanceCount", "MaxInstanceCount", "IamInstanceProfileName", "IamInstanceProfileArn"}
+    )
     if unknown:
         raise StepFailed(f"aws:runInstances has no inputs {sorted(unknown)}")
     instances = call_api(ctx, "ec2", "RunInstances", params)["Instances"]
@@ -252,13 +264,23 @@ def run_command(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
         raise StepFailed("aws:runCommand needs a CommandExecutor; this runner has none")
     ids = tuple(inputs.get("InstanceIds") or ())
     # Recorded in moto too, so a test sees the command the way SSM would have it.
-    sent = call_api(ctx, "ssm", "SendCommand", {
-        "DocumentName": inputs["DocumentName"], "InstanceIds": list(ids),
-        "Parameters": {k: v if isinstance(v, list) else [str(v)] for k, v in (inputs.get("Parameters") or {}).items()},
-    })
+    sent = call_api(
+        ctx,
+        "ssm",
+        "SendCommand",
+        {
+            "DocumentName": inputs["DocumentName"],
+            "InstanceIds": list(ids),
+            "Parameters": {k: v if isinstance(v, list) else [str(v)] for k, v in (inputs.get("Parameters") or {}).items()},
+        },
+    )
     result = executor(CommandRequest(inputs["DocumentName"], ids, inputs.get("Parameters") or {}, ctx.step), ctx)
-    outputs = {"CommandId": sent["Command"]["CommandId"], "Status": result.status,
-               "ResponseCode": result.response_code, "Output": result.output}
+    outputs = {
+        "CommandId": sent["Command"]["CommandId"],
+        "Status": result.status,
+        "ResponseCode": result.response_code,
+        "Output": result.output,
+    }
     if result.status != "Success":
         raise StepFailed(f"command {outputs['CommandId']} on {list(ids)}: {result.status}: {result.output}")
     return outputs
@@ -269,15 +291,21 @@ def approve(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
     if approver is None:
         raise StepFailed("aws:approve needs an Approver; this runner has none")
     request = ApprovalRequest(
-        notification_arn=inputs["NotificationArn"], message=inputs.get("Message", ""),
-        approvers=tuple(inputs["Approvers"]), min_required=int(inputs.get("MinRequiredApprovals", 1)), step=ctx.step,
+        notification_arn=inputs["NotificationArn"],
+        message=inputs.get("Message", ""),
+        approvers=tuple(inputs["Approvers"]),
+        min_required=int(inputs.get("MinRequiredApprovals", 1)),
+        step=ctx.step,
     )
     # Automation notifies the approvers through the topic; publishing proves the topic is real.
     call_api(ctx, "sns", "Publish", {"TopicArn": request.notification_arn, "Message": request.message or ctx.step})
     decision = approver(request)
-    outputs = {"ApprovalStatus": "Approved" if decision.approved else "Rejected",
-               "ApproverDecisions": [{"Approver": decision.approver, "Decision": "Approve" if decision.approved else "Reject",
-                                      "Comment": decision.comment}]}
+    outputs = {
+        "ApprovalStatus": "Approved" if decision.approved else "Rejected",
+        "ApproverDecisions": [
+            {"Approver": decision.approver, "Decision": "Approve" if decision.approved else "Reject", "Comment": decision.comment}
+        ],
+    }
     if not decision.approved:
         raise StepFailed(f"approval rejected by {decision.approver}: {decision.comment}")
     return outputs
@@ -285,8 +313,11 @@ def approve(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 def execute_automation(ctx: StepContext, inputs: Mapping[str, Any]) -> dict[str, Any]:
     child = ctx.runner.run(inputs["DocumentName"], dict(inputs.get("RuntimeParameters") or {}), parent=ctx.execution)
-    outputs = {"ExecutionId": child.execution_id, "Status": child.status,
-               "Output": [v for vals in child.outputs.values() for v in (vals if isinstance(vals, list) else [vals])]}
+    outputs = {
+        "ExecutionId": child.execution_id,
+        "Status": child.status,
+        "Output": [v for vals in child.outputs.values() for v in (vals if isinstance(vals, list) else [vals])],
+    }
     if child.status != "Success":
         raise StepFailed(f"{inputs['DocumentName']} execution {child.execution_id} {child.status}: {child.failure}")
     return outputs

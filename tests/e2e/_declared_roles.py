@@ -41,8 +41,16 @@ from tools.mockrun import StackRun
 _ARN_EVALUATED_SERVICES = ("s3", "sqs")
 _ARN_EVALUATED_ACTIONS = ("sts:AssumeRole",)
 # IAM: moto evaluates the role ARN when the request names a RoleName (moto/iam/utils.is_role_resource).
-_IAM_ROLE_ACTIONS = ("iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
-                     "iam:ListRolePolicies", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:PassRole")
+_IAM_ROLE_ACTIONS = (
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PassRole",
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,9 @@ class DeclaredRole:
         unknown = set(sids) - self.sids()
         if unknown:
             raise KeyError(f"{self.name} ({self.stack}) declares no statement {sorted(unknown)}; has {sorted(self.sids())}")
-        inline = tuple((name, {**doc, "Statement": [s for s in _statements(doc) if s.get("Sid") not in sids]})
-                       for name, doc in self.inline)
+        inline = tuple(
+            (name, {**doc, "Statement": [s for s in _statements(doc) if s.get("Sid") not in sids]}) for name, doc in self.inline
+        )
         return replace(self, inline=inline)
 
 
@@ -102,8 +111,9 @@ def declared_roles(run: StackRun) -> dict[str, DeclaredRole]:
         if not account:
             raise ValueError(f"role {name} in {run.stack}: its provider names no allowedAccountIds")
         inline = tuple((f"{role.name}-{p['name']}", _json(p["policy"])) for p in role.inputs.get("inlinePolicies") or ())
-        found[name] = DeclaredRole(run.stack, account, name, role.inputs.get("path") or "/",
-                                   _json(role.inputs["assumeRolePolicy"]), inline, ())
+        found[name] = DeclaredRole(
+            run.stack, account, name, role.inputs.get("path") or "/", _json(role.inputs["assumeRolePolicy"]), inline, ()
+        )
         by_reference[name] = by_reference[f"{role.name}-id"] = name
     for attached in run.of_type("aws:iam/rolePolicy:RolePolicy"):
         name = by_reference[attached.inputs["role"]]
@@ -152,9 +162,15 @@ def moto_view(document: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- sessions in moto -----------------------------------------------------------------------------
 def session(region: str, credentials: Mapping[str, str] | None = None) -> boto3.Session:
-    keys = {} if credentials is None else {
-        "aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretAccessKey"],
-        "aws_session_token": credentials["SessionToken"]}
+    keys = (
+        {}
+        if credentials is None
+        else {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+    )
     return boto3.Session(region_name=region, botocore_session=core_session(), **keys)
 
 
@@ -162,8 +178,7 @@ def admin_session(account_id: str, region: str) -> boto3.Session:
     """Setup credentials inside `account_id` (moto switches account by the assumed role's ARN); only
     usable while enforcement is off, as the role exists nowhere."""
     sts = session(region).client("sts")
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/moto-setup",
-                            RoleSessionName="setup")["Credentials"]
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/moto-setup", RoleSessionName="setup")["Credentials"]
     return session(region, creds)
 
 
@@ -172,8 +187,9 @@ def create(role: DeclaredRole, region: str) -> None:
     iam = admin_session(role.account_id, region).client("iam")
     iam.create_role(RoleName=role.name, Path=role.path, AssumeRolePolicyDocument=json.dumps(role.trust))
     for index, (name, document) in enumerate(role.inline):
-        iam.put_role_policy(RoleName=role.name, PolicyName=f"p{index}-{name}"[:128],
-                            PolicyDocument=json.dumps(moto_view(document)))
+        iam.put_role_policy(
+            RoleName=role.name, PolicyName=f"p{index}-{name}"[:128], PolicyDocument=json.dumps(moto_view(document))
+        )
     for arn in role.managed:
         iam.attach_role_policy(RoleName=role.name, PolicyArn=arn)
 
@@ -226,8 +242,16 @@ class Enforced:
         def call(**params: Any) -> Any:
             if settings.INITIAL_NO_AUTH_ACTION_COUNT == 0 and not moto_allows(self._role, action):
                 from botocore.exceptions import ClientError
-                raise ClientError({"Error": {"Code": "AccessDenied", "Message": (
-                    f"User: {self._role.arn} is not authorized to perform: {action}")}}, name)
+
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "AccessDenied",
+                            "Message": (f"User: {self._role.arn} is not authorized to perform: {action}"),
+                        }
+                    },
+                    name,
+                )
             return attr(**params)
 
         return call

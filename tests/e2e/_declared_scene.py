@@ -30,6 +30,7 @@ def moto(monkeypatch):
 def declared(stack_run):
     def get(stack: str, name: str) -> roles.DeclaredRole:
         return roles.declared_roles(stack_run(stack))[name]
+
     return get
 
 

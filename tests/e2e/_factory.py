@@ -32,25 +32,29 @@ class RecordingApprover:
 def region_keys(world: World) -> dict[str, str]:
     """The factory key in every distribution region (the build stack creates one per region); the home
     region is listed too, with its own key, so workload accounts there get the share and the parameter."""
-    keys = {r: world.client("kms", r).create_key(Description=f"factory {r}")["KeyMetadata"]["Arn"]
-            for r in DISTRIBUTION_REGIONS}
+    keys = {r: world.client("kms", r).create_key(Description=f"factory {r}")["KeyMetadata"]["Arn"] for r in DISTRIBUTION_REGIONS}
     return {world.region: world.kms_key_arn, **keys}
 
 
 def create_image_tagging_snapshots(world: World):
     """CreateImage as EC2 does it: TagSpecifications may tag the image and its snapshots (EC2 API
     reference, CreateImage TagSpecifications); moto 5 raises NotImplementedError for `snapshot`."""
+
     def create(params: dict[str, Any]) -> dict[str, Any]:
         specs = params.pop("TagSpecifications", [])
         ec2 = world.client("ec2")
         images = [s for s in specs if s["ResourceType"] == "image"]
         image_id = ec2.create_image(**params, **({"TagSpecifications": images} if images else {}))["ImageId"]
-        snapshots = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[image_id])["Images"][0]
-                     .get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+        snapshots = [
+            m["Ebs"]["SnapshotId"]
+            for m in ec2.describe_images(ImageIds=[image_id])["Images"][0].get("BlockDeviceMappings", [])
+            if m.get("Ebs", {}).get("SnapshotId")
+        ]
         for spec in (s for s in specs if s["ResourceType"] == "snapshot"):
             if snapshots:
                 ec2.create_tags(Resources=snapshots, Tags=spec["Tags"])
         return {"ImageId": image_id}
+
     return create
 
 
@@ -64,25 +68,50 @@ def make_runner(world: World, shell: BundleShell, approver: RecordingApprover) -
 SETTINGS_PARAMETER = "/bakehouse/factory/settings"
 
 
-def write_approval_settings(world: World, environment: str = "dev", auto_approve: bool = True,
-                            approvers: tuple[str, ...] = (APPROVER,)) -> None:
+def write_approval_settings(
+    world: World, environment: str = "dev", auto_approve: bool = True, approvers: tuple[str, ...] = (APPROVER,)
+) -> None:
     """The `approval` object the build stack writes into the settings (components/build/image_factory.py);
     Bakehouse-ApproveImage reads it, never the caller's parameters."""
-    world.client("ssm").put_parameter(Name=SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps({
-        "approval": {"environment": environment, "autoApprove": auto_approve, "approvers": list(approvers),
-                     "topicArn": world.topic_arn}}))
+    world.client("ssm").put_parameter(
+        Name=SETTINGS_PARAMETER,
+        Type="String",
+        Overwrite=True,
+        Value=json.dumps(
+            {
+                "approval": {
+                    "environment": environment,
+                    "autoApprove": auto_approve,
+                    "approvers": list(approvers),
+                    "topicArn": world.topic_arn,
+                }
+            }
+        ),
+    )
 
 
-def pipeline_parameters(world: World, keys: dict[str, str], product_id: str, family: str = "al2023-base",
-                        environment: str = "dev", auto_approve: bool = True, **overrides: Any) -> dict[str, Any]:
+def pipeline_parameters(
+    world: World,
+    keys: dict[str, str],
+    product_id: str,
+    family: str = "al2023-base",
+    environment: str = "dev",
+    auto_approve: bool = True,
+    **overrides: Any,
+) -> dict[str, Any]:
     """The Pipeline's parameters as the settings hand them over; who approves goes to the settings."""
     write_approval_settings(world, environment, auto_approve)
     params = world.build_parameters(ROLE_ARN, family)
     params.update(
-        FindingsBucket=world.findings_bucket, SeverityThreshold="HIGH",
+        FindingsBucket=world.findings_bucket,
+        SeverityThreshold="HIGH",
         # No Accounts: the handlers read the targets the build stack wrote (handlers/targets.py).
-        Regions=keys, ShareWith=[WORKLOAD_OU], PollSeconds=0,
-        CatalogProductId=product_id, MaxCatalogVersions=3, NotificationTopicArn=world.topic_arn,
+        Regions=keys,
+        ShareWith=[WORKLOAD_OU],
+        PollSeconds=0,
+        CatalogProductId=product_id,
+        MaxCatalogVersions=3,
+        NotificationTopicArn=world.topic_arn,
     )
     params.update(overrides)
     return params

@@ -15,8 +15,14 @@ REF = re.compile(r"\{\{\s*([A-Za-z0-9_:.\-]+)\s*\}\}")
 WHOLE_REF = re.compile(r"^\s*\{\{\s*([A-Za-z0-9_:.\-]+)\s*\}\}\s*$")
 # Variables SSM Automation provides itself (https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-variables.html)
 SYSTEM_VARIABLES = (
-    "global:ACCOUNT_ID", "global:AWS_PARTITION", "global:DATE", "global:DATE_TIME", "global:REGION",
-    "global:AWS_URL_SUFFIX", "automation:EXECUTION_ID", "automation:DOCUMENT_NAME",
+    "global:ACCOUNT_ID",
+    "global:AWS_PARTITION",
+    "global:DATE",
+    "global:DATE_TIME",
+    "global:REGION",
+    "global:AWS_URL_SUFFIX",
+    "automation:EXECUTION_ID",
+    "automation:DOCUMENT_NAME",
 )
 
 

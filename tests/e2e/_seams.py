@@ -57,12 +57,12 @@ class DiscoveringInspector(FakeInspector2):
 
     def list_coverage(self, **params: Any) -> dict[str, Any]:
         known = {c.resource["resourceId"] for c in self.state.coverage}
-        found = self._ec2.describe_instances(
-            Filters=[{"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
+        found = self._ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
         for instance in (i for r in found for i in r["Instances"] if i["InstanceId"] not in known):
             image = instance["ImageId"]
-            self.add_coverage(instance["InstanceId"], ami_id=image, after_polls=1,
-                              tags={t["Key"]: t["Value"] for t in instance.get("Tags", [])})
+            self.add_coverage(
+                instance["InstanceId"], ami_id=image, after_polls=1, tags={t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+            )
             for severity in self.findings_by_image.get(image, []):
                 self.add_finding(instance["InstanceId"], severity, ami_id=image)
         return FakeInspector2.list_coverage(self, **params)
@@ -95,11 +95,17 @@ class Seams:
     def account_client(self, account_id: str, service: str, region: str) -> Any:
         """A client inside a workload account, as moto scopes it: through an assumed role there."""
         sts = self.world.client("sts")
-        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/BakehouseReadOnly",
-                                RoleSessionName="e2e-check")["Credentials"]
-        return boto3.client(service, region_name=region, endpoint_url=self.world.endpoint_url,
-                            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                            aws_session_token=creds["SessionToken"])
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/BakehouseReadOnly", RoleSessionName="e2e-check")[
+            "Credentials"
+        ]
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=self.world.endpoint_url,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
 
     def factory(self, real: Callable[..., Any]) -> Callable[..., Any]:
         """A stand-in for handlers.common.client: fakes for what moto lacks, recorders for EC2."""
@@ -123,8 +129,13 @@ def install(mp: Any, world: World) -> Seams:
     seams = Seams(
         world,
         catalog=FakeServiceCatalog(world.client("servicecatalog")),
-        inspector=DiscoveringInspector(world.client("inspector2"), s3=world.client("s3"), kms=world.client("kms"),
-                                       region=world.region, ec2=world.client("ec2")),
+        inspector=DiscoveringInspector(
+            world.client("inspector2"),
+            s3=world.client("s3"),
+            kms=world.client("kms"),
+            region=world.region,
+            ec2=world.client("ec2"),
+        ),
     )
     stand_in = seams.factory(common.client)
     _let_accounts_tag_shared_images(mp, seams)
@@ -142,14 +153,18 @@ def _seed_catalog_product(seams: Seams, family: str) -> tuple[str, str]:
     """The portfolio's product as the build stack creates it, with one version of the family from an older
     image (versions are named "<family> <ami>", handlers/catalog.py)."""
     product = seams.catalog.create_product(
-        Name=f"bakehouse-{family}", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE",
+        Name=f"bakehouse-{family}",
+        Owner="platform",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
         IdempotencyToken=f"seed-{family}",
         ProvisioningArtifactParameters={
-            "Name": f"{family} ami-0123456789abcdef0", "Description": "previous image",
+            "Name": f"{family} ami-0123456789abcdef0",
+            "Description": "previous image",
             "Type": "CLOUD_FORMATION_TEMPLATE",
-            "Info": {"LoadTemplateFromURL": "https://example-bucket.s3.amazonaws.com/catalog/previous.yaml"}})
-    return (product["ProductViewDetail"]["ProductViewSummary"]["ProductId"],
-            product["ProvisioningArtifactDetail"]["Id"])
+            "Info": {"LoadTemplateFromURL": "https://example-bucket.s3.amazonaws.com/catalog/previous.yaml"},
+        },
+    )
+    return (product["ProductViewDetail"]["ProductViewSummary"]["ProductId"], product["ProvisioningArtifactDetail"]["Id"])
 
 
 Seams.seed_catalog_product = _seed_catalog_product  # type: ignore[attr-defined]
@@ -168,7 +183,6 @@ def _let_accounts_tag_shared_images(mp: Any, seams: Seams) -> None:
         inner = real_target(self, account_id, service, region)
         if service != "ec2":
             return inner
-        return SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), seams.shared_tags,
-                                  member_of=(WORKLOAD_OU,))
+        return SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), seams.shared_tags, member_of=(WORKLOAD_OU,))
 
     mp.setattr(distribute.AwsClients, "target", target)

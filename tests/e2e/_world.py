@@ -28,8 +28,11 @@ TARGET_ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
 TARGETS_PATH = "/bakehouse/factory/targets"
 # The pinned memory-capture build as the release keeps it (tools/release.py; the download is stubbed).
 AVML_BINARY = b"\x7fELF e2e avml"
-AVML_PINS = {"version": "0.14.0", "sha256": hashlib.sha256(AVML_BINARY).hexdigest(),
-             "source": "https://github.com/microsoft/avml/releases/download/v0.14.0/avml"}
+AVML_PINS = {
+    "version": "0.14.0",
+    "sha256": hashlib.sha256(AVML_BINARY).hexdigest(),
+    "source": "https://github.com/microsoft/avml/releases/download/v0.14.0/avml",
+}
 
 
 def set_public_parameter(name: str, value: str, region: str, account_id: str = ACCOUNT_ID) -> None:
@@ -40,11 +43,20 @@ def set_public_parameter(name: str, value: str, region: str, account_id: str = A
     params = ssm_backends[account_id][region]._parameters
     existing = params[name]  # loads moto's bundled /aws/service defaults first
     version = (existing[-1].version + 1) if existing else 1
-    existing.append(Parameter(
-        account_id=account_id, name=name, value=value, parameter_type="String", description=None,
-        allowed_pattern=None, keyid=None, last_modified_date=dt.datetime.now().timestamp(),
-        version=version, data_type="aws:ec2:image",
-    ))
+    existing.append(
+        Parameter(
+            account_id=account_id,
+            name=name,
+            value=value,
+            parameter_type="String",
+            description=None,
+            allowed_pattern=None,
+            keyid=None,
+            last_modified_date=dt.datetime.now().timestamp(),
+            version=version,
+            data_type="aws:ec2:image",
+        )
+    )
 
 
 def bundle_bytes() -> bytes:
@@ -81,11 +93,17 @@ class World:
 
     def build_parameters(self, role_arn: str, family: str = "al2023-base") -> dict[str, Any]:
         return {
-            "AutomationAssumeRole": role_arn, "Family": family, "BaseImageParameter": AL2023_PARAMETER,
-            "SubnetId": self.subnet_id, "SecurityGroupIds": [self.security_group_id],
-            "InstanceProfileName": self.instance_profile, "FactoryKmsKeyId": self.kms_key_arn,
-            "ScriptsBucket": self.scripts_bucket, "ScriptsKey": self.scripts_key,
-            "ScriptsVersionId": self.scripts_version, "ScriptsCommit": self.commit,
+            "AutomationAssumeRole": role_arn,
+            "Family": family,
+            "BaseImageParameter": AL2023_PARAMETER,
+            "SubnetId": self.subnet_id,
+            "SecurityGroupIds": [self.security_group_id],
+            "InstanceProfileName": self.instance_profile,
+            "FactoryKmsKeyId": self.kms_key_arn,
+            "ScriptsBucket": self.scripts_bucket,
+            "ScriptsKey": self.scripts_key,
+            "ScriptsVersionId": self.scripts_version,
+            "ScriptsCommit": self.commit,
         }
 
 
@@ -95,7 +113,9 @@ def seed(endpoint_url: str, region: str = "eu-west-1", commit: str = "0a1b2c3d4e
 
     ec2 = c("ec2")
     base = ec2.register_image(
-        Name="al2023-ami-2023.6-kernel-6.1-x86_64", RootDeviceName="/dev/xvda", Architecture="x86_64",
+        Name="al2023-ami-2023.6-kernel-6.1-x86_64",
+        RootDeviceName="/dev/xvda",
+        Architecture="x86_64",
         BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
     )["ImageId"]
     set_public_parameter(AL2023_PARAMETER, base, region)
@@ -110,32 +130,66 @@ def seed(endpoint_url: str, region: str = "eu-west-1", commit: str = "0a1b2c3d4e
         name = f"bakehouse-{purpose}-{ACCOUNT_ID}-{region}"
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
-            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
-            "BucketKeyEnabled": True}]})
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
+                        "BucketKeyEnabled": True,
+                    }
+                ]
+            },
+        )
         buckets[purpose] = name
     avml = stage_memory_capture(s3, buckets["scripts"], key, AVML_PINS, download=lambda _url: AVML_BINARY)
-    put = s3.put_object(Bucket=buckets["scripts"], Key="provisioning/bundle.tar.gz", Body=bundle_bytes(),
-                        Metadata={"commit": commit, **avml}, ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    put = s3.put_object(
+        Bucket=buckets["scripts"],
+        Key="provisioning/bundle.tar.gz",
+        Body=bundle_bytes(),
+        Metadata={"commit": commit, **avml},
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key,
+    )
     topic = c("sns").create_topic(Name="bakehouse-approvers")["TopicArn"]
     for env, account in TARGET_ACCOUNTS.items():
         c("ssm").put_parameter(Name=f"{TARGETS_PATH}/{env}", Type="String", Value=account)
-    return World(endpoint_url, region, base, subnet, sg, "BakehouseBuildInstance", key, buckets["scripts"],
-                 "provisioning/bundle.tar.gz", put["VersionId"], commit, topic, buckets["findings"],
-                 avml["avmlversion"], avml["avmlsha256"])
+    return World(
+        endpoint_url,
+        region,
+        base,
+        subnet,
+        sg,
+        "BakehouseBuildInstance",
+        key,
+        buckets["scripts"],
+        "provisioning/bundle.tar.gz",
+        put["VersionId"],
+        commit,
+        topic,
+        buckets["findings"],
+        avml["avmlversion"],
+        avml["avmlsha256"],
+    )
 
 
 def ssm_agent_online(world: World):
     """DescribeInstanceInformation (moto lacks it): the agent of a running instance reports Online."""
+
     def describe(params: dict[str, Any]) -> dict[str, Any]:
         ids = [v for f in params.get("Filters", []) if f["Key"] == "InstanceIds" for v in f["Values"]]
         if not ids:
             raise ValueError("DescribeInstanceInformation without an InstanceIds filter")
         found = world.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
-        return {"InstanceInformationList": [
-            {"InstanceId": i["InstanceId"], "PingStatus": "Online", "ResourceType": "EC2Instance"}
-            for r in found for i in r["Instances"] if i["State"]["Name"] == "running"
-        ]}
+        return {
+            "InstanceInformationList": [
+                {"InstanceId": i["InstanceId"], "PingStatus": "Online", "ResourceType": "EC2Instance"}
+                for r in found
+                for i in r["Instances"]
+                if i["State"]["Name"] == "running"
+            ]
+        }
+
     return describe
 
 
@@ -210,8 +264,7 @@ class BundleShell:
         if not (obj and pin):
             return "55-memory-capture.sh: BAKEHOUSE_AVML_VERSION is required: the pinned AVML release"
         try:
-            body = self.world.client("s3").get_object(Bucket=bucket, Key=obj.group(1),
-                                                      VersionId=obj.group(2))["Body"].read()
+            body = self.world.client("s3").get_object(Bucket=bucket, Key=obj.group(1), VersionId=obj.group(2))["Body"].read()
         except Exception as err:  # noqa: BLE001 - the CLI would print the error and exit 1
             return f"get-object {obj.group(1)}: {err}"
         got = hashlib.sha256(body).hexdigest()

@@ -156,10 +156,14 @@ class Runner:
         by_name = {s["name"]: i for i, s in enumerate(steps)}
         now = dt.datetime.now(dt.UTC)
         variables = {
-            "global:ACCOUNT_ID": ACCOUNT_ID, "global:AWS_PARTITION": "aws", "global:REGION": self.region,
-            "global:DATE": now.strftime("%Y-%m-%d"), "global:DATE_TIME": now.strftime("%Y-%m-%d_%H.%M.%S"),
+            "global:ACCOUNT_ID": ACCOUNT_ID,
+            "global:AWS_PARTITION": "aws",
+            "global:REGION": self.region,
+            "global:DATE": now.strftime("%Y-%m-%d"),
+            "global:DATE_TIME": now.strftime("%Y-%m-%d_%H.%M.%S"),
             "global:AWS_URL_SUFFIX": "amazonaws.com",
-            "automation:EXECUTION_ID": execution.execution_id, "automation:DOCUMENT_NAME": document_name,
+            "automation:EXECUTION_ID": execution.execution_id,
+            "automation:DOCUMENT_NAME": document_name,
         }
         assert set(variables) == set(SYSTEM_VARIABLES)
         outputs: dict[str, Any] = {}
@@ -190,7 +194,7 @@ class Runner:
                 if target == "Continue":
                     next_name = step.get("nextStep")
                 elif isinstance(target, str) and target.startswith("step:"):
-                    next_name = target[len("step:"):]
+                    next_name = target[len("step:") :]
                 else:
                     break
             elif str(step.get("isEnd", False)).lower() == "true":

@@ -39,23 +39,38 @@ class Case:
 
 def dev_client(world: World, service: str):
     """A client inside the dev account, as moto scopes it: through a role assumed there."""
-    creds = world.client("sts").assume_role(RoleArn=f"arn:aws:iam::{DEV}:role/BakehouseReadOnly",
-                                            RoleSessionName="e2e-canary")["Credentials"]
-    return boto3.client(service, region_name=world.region, endpoint_url=world.endpoint_url,
-                        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                        aws_session_token=creds["SessionToken"])
+    creds = world.client("sts").assume_role(RoleArn=f"arn:aws:iam::{DEV}:role/BakehouseReadOnly", RoleSessionName="e2e-canary")[
+        "Credentials"
+    ]
+    return boto3.client(
+        service,
+        region_name=world.region,
+        endpoint_url=world.endpoint_url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def seed_dev(world: World) -> None:
     """What the dev workload stack declares: a private subnet and the app launch template (IMDSv2)."""
     ec2 = dev_client(world, "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.16.0.0/16")["Vpc"]["VpcId"]
-    ec2.create_subnet(VpcId=vpc, CidrBlock="10.16.0.0/24", TagSpecifications=[{
-        "ResourceType": "subnet", "Tags": [{"Key": "bakehouse:tier", "Value": "private"}]}])
+    ec2.create_subnet(
+        VpcId=vpc,
+        CidrBlock="10.16.0.0/24",
+        TagSpecifications=[{"ResourceType": "subnet", "Tags": [{"Key": "bakehouse:tier", "Value": "private"}]}],
+    )
     sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-    ec2.create_launch_template(LaunchTemplateName="bakehouse-dev-app", LaunchTemplateData={
-        "ImageId": f"resolve:ssm:/bakehouse/dev/ami/{FAMILY}", "InstanceType": "t3.micro",
-        "SecurityGroupIds": [sg], "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"}})
+    ec2.create_launch_template(
+        LaunchTemplateName="bakehouse-dev-app",
+        LaunchTemplateData={
+            "ImageId": f"resolve:ssm:/bakehouse/dev/ami/{FAMILY}",
+            "InstanceType": "t3.micro",
+            "SecurityGroupIds": [sg],
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        },
+    )
     ssm = world.client("ssm")
     for env, account in TARGETS.items():  # components/build/factory_targets.py
         ssm.put_parameter(Name=f"{dev_canary.TARGETS_PATH}/{env}", Type="String", Value=account, Overwrite=True)
@@ -64,13 +79,23 @@ def seed_dev(world: World) -> None:
 def packer_built_image(world: World) -> str:
     """An encrypted AMI of the build account tagged as packer/sources.pkr.hcl tags it."""
     ec2 = world.client("ec2")
-    instance = ec2.run_instances(ImageId=world.base_ami, MinCount=1, MaxCount=1, SubnetId=world.subnet_id,
-                                 InstanceType="t3.medium")["Instances"][0]["InstanceId"]
+    instance = ec2.run_instances(
+        ImageId=world.base_ami, MinCount=1, MaxCount=1, SubnetId=world.subnet_id, InstanceType="t3.medium"
+    )["Instances"][0]["InstanceId"]
     image = ec2.create_image(InstanceId=instance, Name=f"bakehouse-{FAMILY}-20261130T090000Z")["ImageId"]
     ec2.terminate_instances(InstanceIds=[instance])
-    ec2.create_tags(Resources=[image], Tags=[{"Key": k, "Value": v} for k, v in {
-        "bakehouse:family": FAMILY, "bakehouse:source-ami": world.base_ami, "bakehouse:commit": world.commit,
-        "bakehouse:built-by": "packer"}.items()])
+    ec2.create_tags(
+        Resources=[image],
+        Tags=[
+            {"Key": k, "Value": v}
+            for k, v in {
+                "bakehouse:family": FAMILY,
+                "bakehouse:source-ami": world.base_ami,
+                "bakehouse:commit": world.commit,
+                "bakehouse:built-by": "packer",
+            }.items()
+        ],
+    )
     return image
 
 
@@ -93,9 +118,14 @@ def agents_online() -> Iterator[None]:
             def describe_instance_information(self, Filters: list[dict]) -> dict:  # noqa: N803 - boto3's name
                 ids = [v for f in Filters if f["Key"] == "InstanceIds" for v in f["Values"]]
                 found = ec2.describe_instances(InstanceIds=ids)["Reservations"]
-                return {"InstanceInformationList": [
-                    {"InstanceId": i["InstanceId"], "PingStatus": "Online"} for r in found for i in r["Instances"]
-                    if i["State"]["Name"] == "running"]}
+                return {
+                    "InstanceInformationList": [
+                        {"InstanceId": i["InstanceId"], "PingStatus": "Online"}
+                        for r in found
+                        for i in r["Instances"]
+                        if i["State"]["Name"] == "running"
+                    ]
+                }
 
         return Ssm()
 
@@ -133,9 +163,12 @@ def failed() -> Iterator[Case]:
 
 
 def dev_canaries(case: Case, states: tuple[str, ...]) -> list[dict[str, Any]]:
-    found = dev_client(case.world, "ec2").describe_instances(Filters=[
-        {"Name": "tag:bakehouse:purpose", "Values": ["dev-canary"]},
-        {"Name": "instance-state-name", "Values": list(states)}])["Reservations"]
+    found = dev_client(case.world, "ec2").describe_instances(
+        Filters=[
+            {"Name": "tag:bakehouse:purpose", "Values": ["dev-canary"]},
+            {"Name": "instance-state-name", "Values": list(states)},
+        ]
+    )["Reservations"]
     return [i for r in found for i in r["Instances"]]
 
 
@@ -146,8 +179,9 @@ def test_the_candidate_is_launched_in_dev_from_the_app_template_while_it_is_vali
     assert instance["ImageId"] == passed.image_id
     tags = tags_to_dict(instance["Tags"])
     assert tags["bakehouse:canary-execution"] == passed.execution.execution_id
-    template = dev_client(passed.world, "ec2").describe_launch_templates(
-        LaunchTemplateNames=["bakehouse-dev-app"])["LaunchTemplates"][0]["LaunchTemplateId"]
+    template = dev_client(passed.world, "ec2").describe_launch_templates(LaunchTemplateNames=["bakehouse-dev-app"])[
+        "LaunchTemplates"
+    ][0]["LaunchTemplateId"]
     assert tags["aws:ec2launchtemplate:id"] == template
     order = passed.execution.step_names
     assert order.index("StartDevCanary") < order.index("ValidateImage") < order.index("CheckDevCanary")
@@ -176,13 +210,18 @@ def test_a_failed_validation_terminates_the_canary_and_asks_nobody(failed):
     assert "CheckDevCanary" not in run.step_names and failed.approver.requests == []
     [launched] = dev_canaries(failed, ALL_STATES)
     assert launched["State"]["Name"] in ("terminated", "shutting-down")
-    perms = failed.world.client("ec2").describe_image_attribute(
-        ImageId=failed.image_id, Attribute="launchPermission")["LaunchPermissions"]
+    perms = failed.world.client("ec2").describe_image_attribute(ImageId=failed.image_id, Attribute="launchPermission")[
+        "LaunchPermissions"
+    ]
     assert {"UserId": DEV} not in perms
 
 
 def test_the_e2e_world_reaches_dev_as_its_own_account(passed):
     # guards the checks above: a canary launched into the build account would pass them vacuously
-    assert boto3.client("sts", region_name=passed.world.region, endpoint_url=passed.world.endpoint_url) \
-        .get_caller_identity()["Account"] != DEV
+    assert (
+        boto3.client("sts", region_name=passed.world.region, endpoint_url=passed.world.endpoint_url).get_caller_identity()[
+            "Account"
+        ]
+        != DEV
+    )
     assert dev_canaries(passed, ALL_STATES)

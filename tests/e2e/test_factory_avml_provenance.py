@@ -34,18 +34,25 @@ class Scene:
     def bundle_version(self, metadata: dict[str, str]) -> str:
         """Another upload of the bundle (same commit) carrying `metadata` beside the commit."""
         w = self.world
-        return w.client("s3").put_object(Bucket=w.scripts_bucket, Key=w.scripts_key, Body=bundle_bytes(),
-                                         Metadata={"commit": w.commit, **metadata}, ServerSideEncryption="aws:kms",
-                                         SSEKMSKeyId=w.kms_key_arn)["VersionId"]
+        return w.client("s3").put_object(
+            Bucket=w.scripts_bucket,
+            Key=w.scripts_key,
+            Body=bundle_bytes(),
+            Metadata={"commit": w.commit, **metadata},
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=w.kms_key_arn,
+        )["VersionId"]
 
     def running(self, execution: Execution) -> list[str]:
-        found = self.world.client("ec2").describe_instances(Filters=[
-            {"Name": "tag:bakehouse:build-execution", "Values": [execution.execution_id]}])["Reservations"]
+        found = self.world.client("ec2").describe_instances(
+            Filters=[{"Name": "tag:bakehouse:build-execution", "Values": [execution.execution_id]}]
+        )["Reservations"]
         return [i["InstanceId"] for r in found for i in r["Instances"] if i["State"]["Name"] != "terminated"]
 
     def images(self, execution: Execution) -> list[dict]:
-        return self.world.client("ec2").describe_images(Owners=["self"], Filters=[
-            {"Name": "name", "Values": [f"*{execution.execution_id}*"]}])["Images"]
+        return self.world.client("ec2").describe_images(
+            Owners=["self"], Filters=[{"Name": "name", "Values": [f"*{execution.execution_id}*"]}]
+        )["Images"]
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +97,12 @@ def test_a_bundle_released_without_avml_pins_launches_nothing(scene):
 
 def test_an_avml_object_whose_sha256_is_not_the_pin_fails_provisioning_and_leaves_nothing(scene):
     w = scene.world
-    tampered = w.client("s3").put_object(Bucket=w.scripts_bucket, Key=f"tools/avml/{AVML_PINS['version']}/avml",
-                                         Body=b"not the pinned build")["VersionId"]
-    version = scene.bundle_version({"avmlversion": AVML_PINS["version"], "avmlsha256": AVML_PINS["sha256"],
-                                    "avmlobjectversion": tampered})
+    tampered = w.client("s3").put_object(
+        Bucket=w.scripts_bucket, Key=f"tools/avml/{AVML_PINS['version']}/avml", Body=b"not the pinned build"
+    )["VersionId"]
+    version = scene.bundle_version(
+        {"avmlversion": AVML_PINS["version"], "avmlsha256": AVML_PINS["sha256"], "avmlobjectversion": tampered}
+    )
     run = scene.build("avml-tampered", version)
     assert run.status == "Failed" and run.step("RunProvisioningScripts").status == "Failed"
     assert "not installed" in (run.step("RunProvisioningScripts").error or "")

@@ -28,27 +28,42 @@ class Scene:
     runner: Runner
 
     def build(self, family: str) -> Execution:
-        return self.runner.run("Bakehouse-BuildImage", {
-            **self.world.build_parameters(ROLE_ARN, family), "NotificationTopicArn": self.world.topic_arn})
+        return self.runner.run(
+            "Bakehouse-BuildImage",
+            {**self.world.build_parameters(ROLE_ARN, family), "NotificationTopicArn": self.world.topic_arn},
+        )
 
     def validate(self, image_id: str) -> Execution:
         w = self.world
-        return self.runner.run("Bakehouse-ValidateImage", {
-            "AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": "cleanup-checks",
-            "SubnetId": w.subnet_id, "SecurityGroupIds": [w.security_group_id],
-            "InstanceProfileName": w.instance_profile, "ScriptsBucket": w.scripts_bucket,
-            "ScriptsVersionId": w.scripts_version, "ScriptsCommit": w.commit,
-            "FindingsBucket": w.findings_bucket, "SeverityThreshold": "HIGH", "PollSeconds": 0})
+        return self.runner.run(
+            "Bakehouse-ValidateImage",
+            {
+                "AutomationAssumeRole": ROLE_ARN,
+                "ImageId": image_id,
+                "Family": "cleanup-checks",
+                "SubnetId": w.subnet_id,
+                "SecurityGroupIds": [w.security_group_id],
+                "InstanceProfileName": w.instance_profile,
+                "ScriptsBucket": w.scripts_bucket,
+                "ScriptsVersionId": w.scripts_version,
+                "ScriptsCommit": w.commit,
+                "FindingsBucket": w.findings_bucket,
+                "SeverityThreshold": "HIGH",
+                "PollSeconds": 0,
+            },
+        )
 
     def instance_states(self, execution: Execution, tag: str) -> dict[str, str]:
-        found = self.world.client("ec2").describe_instances(Filters=[
-            {"Name": f"tag:{tag}", "Values": [execution.execution_id]}])["Reservations"]
+        found = self.world.client("ec2").describe_instances(Filters=[{"Name": f"tag:{tag}", "Values": [execution.execution_id]}])[
+            "Reservations"
+        ]
         return {i["InstanceId"]: i["State"]["Name"] for r in found for i in r["Instances"]}
 
     def images_of(self, execution: Execution) -> list[dict]:
         # Named after the execution whether or not its tags were written: an untagged image is found too.
-        return self.world.client("ec2").describe_images(Owners=["self"], Filters=[
-            {"Name": "name", "Values": [f"*{execution.execution_id}*"]}])["Images"]
+        return self.world.client("ec2").describe_images(
+            Owners=["self"], Filters=[{"Name": "name", "Values": [f"*{execution.execution_id}*"]}]
+        )["Images"]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +86,7 @@ def forced_failure(runner: Runner, step: str, after_the_call: bool = True) -> It
             if after_the_call:
                 action(ctx, inputs)
             raise StepFailed(f"forced failure of {step}")
+
         return run
 
     runner.actions = {name: wrap(action) for name, action in real.items()}
@@ -99,8 +115,9 @@ def test_a_create_image_that_fails_after_registering_the_image_deregisters_it(sc
         execution = scene.build(f"image-{step.lower()[:20]}")
     assert execution.status == "Failed" and execution.step(step).status == "Failed"
     assert scene.images_of(execution) == []
-    snapshots = scene.world.client("ec2").describe_snapshots(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{BUILD_TAG}", "Values": [execution.execution_id]}])["Snapshots"]
+    snapshots = scene.world.client("ec2").describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": f"tag:{BUILD_TAG}", "Values": [execution.execution_id]}]
+    )["Snapshots"]
     assert snapshots == []
     assert set(scene.instance_states(execution, BUILD_TAG).values()) == {"terminated"}
 
@@ -147,8 +164,16 @@ def image(scene) -> str:
     return execution.outputs["DescribeBuiltImage.ImageId"]
 
 
-@pytest.mark.parametrize("step", ["LaunchTestInstance", "WaitForTestInstanceRunning", "WaitForSsmAgentOnline",
-                                  "RunValidationScripts", "SummarizeInspectorFindings"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        "LaunchTestInstance",
+        "WaitForTestInstanceRunning",
+        "WaitForSsmAgentOnline",
+        "RunValidationScripts",
+        "SummarizeInspectorFindings",
+    ],
+)
 def test_validation_instances_are_terminated_whatever_step_fails(scene, image, step):
     with forced_failure(scene.runner, step):
         execution = scene.validate(image)

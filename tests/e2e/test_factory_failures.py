@@ -32,33 +32,59 @@ class Factory:
     keys: dict[str, str]
 
     def build(self, family: str) -> Execution:
-        return self.runner.run("Bakehouse-BuildImage", {**self.world.build_parameters(ROLE_ARN, family),
-                                                         "NotificationTopicArn": self.world.topic_arn})
+        return self.runner.run(
+            "Bakehouse-BuildImage",
+            {**self.world.build_parameters(ROLE_ARN, family), "NotificationTopicArn": self.world.topic_arn},
+        )
 
     def validate(self, image_id: str, family: str, threshold: str = "HIGH") -> Execution:
         w = self.world
-        return self.runner.run("Bakehouse-ValidateImage", {
-            "AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": family, "SubnetId": w.subnet_id,
-            "SecurityGroupIds": [w.security_group_id], "InstanceProfileName": w.instance_profile,
-            "ScriptsBucket": w.scripts_bucket, "ScriptsVersionId": w.scripts_version, "ScriptsCommit": w.commit,
-            "FindingsBucket": w.findings_bucket, "SeverityThreshold": threshold, "PollSeconds": 0})
+        return self.runner.run(
+            "Bakehouse-ValidateImage",
+            {
+                "AutomationAssumeRole": ROLE_ARN,
+                "ImageId": image_id,
+                "Family": family,
+                "SubnetId": w.subnet_id,
+                "SecurityGroupIds": [w.security_group_id],
+                "InstanceProfileName": w.instance_profile,
+                "ScriptsBucket": w.scripts_bucket,
+                "ScriptsVersionId": w.scripts_version,
+                "ScriptsCommit": w.commit,
+                "FindingsBucket": w.findings_bucket,
+                "SeverityThreshold": threshold,
+                "PollSeconds": 0,
+            },
+        )
 
     def approve(self, image_id: str, family: str, environment: str, auto: bool, **caller: object) -> Execution:
         """The settings say who approves (the stack writes them); the caller gives only the image."""
         self.write_settings(environment, auto)
-        return self.runner.run("Bakehouse-ApproveImage", {
-            "AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": family, **caller})
+        return self.runner.run(
+            "Bakehouse-ApproveImage", {"AutomationAssumeRole": ROLE_ARN, "ImageId": image_id, "Family": family, **caller}
+        )
 
     def write_settings(self, environment: str, auto: bool, approvers: tuple[str, ...] = (APPROVER,)) -> None:
-        self.world.client("ssm").put_parameter(Name=SETTINGS, Type="String", Overwrite=True, Value=json.dumps({
-            "approval": {"environment": environment, "autoApprove": auto, "approvers": list(approvers),
-                         "topicArn": self.world.topic_arn}}))
+        self.world.client("ssm").put_parameter(
+            Name=SETTINGS,
+            Type="String",
+            Overwrite=True,
+            Value=json.dumps(
+                {
+                    "approval": {
+                        "environment": environment,
+                        "autoApprove": auto,
+                        "approvers": list(approvers),
+                        "topicArn": self.world.topic_arn,
+                    }
+                }
+            ),
+        )
 
     def validated(self, family: str) -> str:
         """A fresh image as validation leaves it (publish requires the PASS verdict)."""
         image = self.build(family).outputs["DescribeBuiltImage.ImageId"]
-        self.world.client("ec2").create_tags(Resources=[image], Tags=[
-            {"Key": "bakehouse:inspector-verdict", "Value": "PASS"}])
+        self.world.client("ec2").create_tags(Resources=[image], Tags=[{"Key": "bakehouse:inspector-verdict", "Value": "PASS"}])
         return image
 
     def image_tags(self, image_id: str) -> dict[str, str]:
@@ -66,10 +92,10 @@ class Factory:
 
     def instances(self, execution: Execution, step: str) -> list[dict]:
         """The step's instances, found by the execution tag they were launched with."""
-        tag = {"LaunchBuildInstance": "bakehouse:build-execution",
-               "LaunchTestInstance": "bakehouse:validation-execution"}[step]
-        found = self.world.client("ec2").describe_instances(Filters=[
-            {"Name": f"tag:{tag}", "Values": [execution.execution_id]}])["Reservations"]
+        tag = {"LaunchBuildInstance": "bakehouse:build-execution", "LaunchTestInstance": "bakehouse:validation-execution"}[step]
+        found = self.world.client("ec2").describe_instances(Filters=[{"Name": f"tag:{tag}", "Values": [execution.execution_id]}])[
+            "Reservations"
+        ]
         return [i for r in found for i in r["Instances"]]
 
     def latest(self, family: str) -> str | None:
@@ -84,8 +110,7 @@ def factory() -> Iterator[Factory]:
     with moto_server() as url, pytest.MonkeyPatch.context() as mp:
         world = seed(url)
         shell, approver = BundleShell(world), RecordingApprover()
-        made = Factory(world, make_runner(world, shell, approver), shell, approver, _seams.install(mp, world),
-                       region_keys(world))
+        made = Factory(world, make_runner(world, shell, approver), shell, approver, _seams.install(mp, world), region_keys(world))
         # The build stack writes the settings before anything runs; no test relies on another to write them.
         made.write_settings("uat", False)
         yield made
@@ -97,8 +122,7 @@ def built(factory) -> str:
     execution = factory.build("gate-checks")
     assert execution.status == "Success", execution.failure
     image = execution.outputs["DescribeBuiltImage.ImageId"]
-    factory.world.client("ec2").create_tags(Resources=[image], Tags=[
-        {"Key": "bakehouse:inspector-verdict", "Value": "PASS"}])
+    factory.world.client("ec2").create_tags(Resources=[image], Tags=[{"Key": "bakehouse:inspector-verdict", "Value": "PASS"}])
     return image
 
 
@@ -114,19 +138,28 @@ def test_failed_provisioning_terminates_the_build_instance_and_leaves_no_image(f
     assert not execution.ran("CreateImage")
     assert {i["State"]["Name"] for i in factory.instances(execution, "LaunchBuildInstance")} == {"terminated"}
     images = factory.world.client("ec2").describe_images(
-        Owners=["self"], Filters=[{"Name": "tag:bakehouse:family", "Values": ["broken-build"]}])["Images"]
+        Owners=["self"], Filters=[{"Name": "tag:bakehouse:family", "Values": ["broken-build"]}]
+    )["Images"]
     assert images == []
 
 
 def test_ubuntu_family_builds_from_the_canonical_public_parameter(factory):
     w = factory.world
     ubuntu = w.client("ec2").register_image(
-        Name="ubuntu-noble-24.04-amd64-server", RootDeviceName="/dev/sda1", Architecture="x86_64",
-        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+        Name="ubuntu-noble-24.04-amd64-server",
+        RootDeviceName="/dev/sda1",
+        Architecture="x86_64",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}],
+    )["ImageId"]
     set_public_parameter(UBUNTU_2404_PARAMETER, ubuntu, w.region)
-    execution = factory.runner.run("Bakehouse-BuildImage", {
-        **w.build_parameters(ROLE_ARN, "ubuntu-base"), "BaseImageParameter": UBUNTU_2404_PARAMETER,
-        "NotificationTopicArn": w.topic_arn})
+    execution = factory.runner.run(
+        "Bakehouse-BuildImage",
+        {
+            **w.build_parameters(ROLE_ARN, "ubuntu-base"),
+            "BaseImageParameter": UBUNTU_2404_PARAMETER,
+            "NotificationTopicArn": w.topic_arn,
+        },
+    )
     assert execution.status == "Success", execution.failure
     assert execution.step("LaunchBuildInstance").inputs["ImageId"] == ubuntu
     image = w.client("ec2").describe_images(ImageIds=[execution.outputs["DescribeBuiltImage.ImageId"]])["Images"][0]
@@ -182,8 +215,14 @@ def test_auto_approve_outside_dev_in_the_settings_still_asks_the_approvers(facto
     asked = len(factory.approver.requests)
     execution = factory.approve(built, "prod-gate", environment="prod", auto=True)
     assert execution.status == "Success", execution.failure
-    assert execution.step_names == ["ReadApprovalSettings", "ChooseApprovalPath", "RequestApproval", "RecordApprover",
-                                    "ReadRecordedApprover", "PublishImage"]
+    assert execution.step_names == [
+        "ReadApprovalSettings",
+        "ChooseApprovalPath",
+        "RequestApproval",
+        "RecordApprover",
+        "ReadRecordedApprover",
+        "PublishImage",
+    ]
     [request] = factory.approver.requests[asked:]
     assert request.notification_arn == factory.world.topic_arn and request.approvers == (APPROVER,)
     assert built in request.message
@@ -207,21 +246,37 @@ def test_rejected_approval_publishes_nothing(factory):
 def test_distribution_refuses_an_image_nobody_approved(factory):
     unapproved = factory.build("unapproved")
     image = unapproved.outputs["DescribeBuiltImage.ImageId"]
-    execution = factory.runner.run("Bakehouse-DistributeImage", {
-        "AutomationAssumeRole": ROLE_ARN, "ImageId": image, "Family": "unapproved",
-        "Regions": factory.keys, "Accounts": [dict(a) for a in ACCOUNTS], "ShareWith": [_seams.WORKLOAD_OU],
-        "PollSeconds": 0})
+    execution = factory.runner.run(
+        "Bakehouse-DistributeImage",
+        {
+            "AutomationAssumeRole": ROLE_ARN,
+            "ImageId": image,
+            "Family": "unapproved",
+            "Regions": factory.keys,
+            "Accounts": [dict(a) for a in ACCOUNTS],
+            "ShareWith": [_seams.WORKLOAD_OU],
+            "PollSeconds": 0,
+        },
+    )
     assert execution.status == "Failed"
     assert execution.step_names == ["AssertImageApproved"]
     for region in factory.keys:
         copies = factory.world.client("ec2", region).describe_images(
-            Owners=["self"], Filters=[{"Name": "tag:bakehouse:source-ami", "Values": [image]}])["Images"]
+            Owners=["self"], Filters=[{"Name": "tag:bakehouse:source-ami", "Values": [image]}]
+        )["Images"]
         assert copies == []
 
 
 def test_the_caller_cannot_choose_the_approvers_or_auto_approval(factory, built):
-    execution = factory.approve(built, "caller-gate", environment="prod", auto=False,
-                                ApprovalEnvironment="dev", AutoApprove=True, Approvers=["arn:aws:iam::123456789012:user/me"])
+    execution = factory.approve(
+        built,
+        "caller-gate",
+        environment="prod",
+        auto=False,
+        ApprovalEnvironment="dev",
+        AutoApprove=True,
+        Approvers=["arn:aws:iam::123456789012:user/me"],
+    )
     assert execution.status == "Failed" and execution.steps == []
     assert "unknown parameter" in execution.failure
     assert factory.latest("caller-gate") is None
@@ -232,8 +287,9 @@ def test_the_approvers_asked_are_the_ones_the_settings_name(factory):
     settings_approver = "arn:aws:iam::123456789012:role/BakehouseImageApprover"
     factory.write_settings("uat", False, approvers=(settings_approver,))
     asked = len(factory.approver.requests)
-    execution = factory.runner.run("Bakehouse-ApproveImage", {
-        "AutomationAssumeRole": ROLE_ARN, "ImageId": built, "Family": "settings-gate"})
+    execution = factory.runner.run(
+        "Bakehouse-ApproveImage", {"AutomationAssumeRole": ROLE_ARN, "ImageId": built, "Family": "settings-gate"}
+    )
     assert execution.status == "Success", execution.failure
     [request] = factory.approver.requests[asked:]
     assert request.approvers == (settings_approver,) and request.notification_arn == factory.world.topic_arn
@@ -274,8 +330,9 @@ def test_dev_auto_approval_from_the_settings_records_that_no_human_was_asked(fac
 
 def test_without_the_stack_settings_nothing_is_approved(factory, built):
     factory.world.client("ssm").delete_parameter(Name=SETTINGS)
-    execution = factory.runner.run("Bakehouse-ApproveImage", {
-        "AutomationAssumeRole": ROLE_ARN, "ImageId": built, "Family": "no-settings"})
+    execution = factory.runner.run(
+        "Bakehouse-ApproveImage", {"AutomationAssumeRole": ROLE_ARN, "ImageId": built, "Family": "no-settings"}
+    )
     assert execution.status == "Failed"
     assert "SettingsUnusable" in execution.step("ReadApprovalSettings").error
     assert factory.latest("no-settings") is None

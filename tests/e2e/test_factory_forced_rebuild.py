@@ -36,8 +36,12 @@ class Forced:
 
 
 def own_images(world: World) -> list[str]:
-    return sorted(i["ImageId"] for i in world.client("ec2").describe_images(
-        Owners=["self"], Filters=[{"Name": "tag:bakehouse:family", "Values": [FAMILY]}])["Images"])
+    return sorted(
+        i["ImageId"]
+        for i in world.client("ec2").describe_images(
+            Owners=["self"], Filters=[{"Name": "tag:bakehouse:family", "Values": [FAMILY]}]
+        )["Images"]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -45,11 +45,17 @@ class Run:
 def seed_portfolio(seams: _seams.Seams, product_id: str) -> tuple[str, str]:
     """The portfolio as the build stack declares it: the product, and the committed template constraint."""
     catalog = seams.catalog
-    portfolio = catalog.create_portfolio(DisplayName="bakehouse", ProviderName="platform",
-                                         IdempotencyToken="e2e-portfolio")["PortfolioDetail"]["Id"]
+    portfolio = catalog.create_portfolio(DisplayName="bakehouse", ProviderName="platform", IdempotencyToken="e2e-portfolio")[
+        "PortfolioDetail"
+    ]["Id"]
     catalog.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
-    constraint = catalog.create_constraint(PortfolioId=portfolio, ProductId=product_id, Type="TEMPLATE",
-                                           Parameters=CONSTRAINT_FILE.read_text(), IdempotencyToken="e2e-template")
+    constraint = catalog.create_constraint(
+        PortfolioId=portfolio,
+        ProductId=product_id,
+        Type="TEMPLATE",
+        Parameters=CONSTRAINT_FILE.read_text(),
+        IdempotencyToken="e2e-template",
+    )
     return portfolio, constraint["ConstraintDetail"]["ConstraintId"]
 
 
@@ -66,9 +72,11 @@ def snapshot(world: World, seams: _seams.Seams, product_id: str) -> dict:
         for region in (world.region, *DISTRIBUTION_REGIONS):
             name = f"/bakehouse/{account['Env']}/ami/{FAMILY}"
             state["params"][(account["AccountId"], region)] = seams.account_client(
-                account["AccountId"], "ssm", region).get_parameter(Name=name)["Parameter"]["Version"]
-    state["artifacts"] = sorted((a["Id"], a.get("Guidance", "DEFAULT"), a.get("Active"))
-                                for a in seams.catalog.state.artifacts.get(product_id, []))
+                account["AccountId"], "ssm", region
+            ).get_parameter(Name=name)["Parameter"]["Version"]
+    state["artifacts"] = sorted(
+        (a["Id"], a.get("Guidance", "DEFAULT"), a.get("Active")) for a in seams.catalog.state.artifacts.get(product_id, [])
+    )
     return state
 
 
@@ -87,8 +95,22 @@ def run() -> Iterator[Run]:
         before = snapshot(world, seams, product_id) if first.status == "Success" else {}
         replay = runner.run("Bakehouse-Pipeline", params)
         after = snapshot(world, seams, product_id) if replay.status == "Success" else {}
-        yield Run(world, runner, shell, approver, seams, keys, product_id, old_artifact, first, before, replay, after,
-                  portfolio_id, constraint_id)
+        yield Run(
+            world,
+            runner,
+            shell,
+            approver,
+            seams,
+            keys,
+            product_id,
+            old_artifact,
+            first,
+            before,
+            replay,
+            after,
+            portfolio_id,
+            constraint_id,
+        )
 
 
 def image_id(run: Run) -> str:
@@ -98,8 +120,7 @@ def image_id(run: Run) -> str:
 def test_pipeline_runs_every_child_to_success(run):
     assert run.first.status == "Success", run.first.failure
     children = [c.document_name for c in run.first.children]
-    assert children == ["Bakehouse-BuildImage", "Bakehouse-ValidateImage", "Bakehouse-ApproveImage",
-                        "Bakehouse-DistributeImage"]
+    assert children == ["Bakehouse-BuildImage", "Bakehouse-ValidateImage", "Bakehouse-ApproveImage", "Bakehouse-DistributeImage"]
     assert all(c.status == "Success" for c in run.first.children)
 
 
@@ -114,8 +135,11 @@ def test_image_exists_with_provenance_tags(run):
     assert tags["bakehouse:build-execution"] == build.execution_id
     assert tags["bakehouse:family"] == FAMILY
     # tagged in the request that registered it (CreateImage TagSpecifications), never afterwards
-    [sent] = [{t["Key"]: t["Value"] for t in spec["Tags"]}
-              for spec in build.step("CreateImage").inputs["TagSpecifications"] if spec["ResourceType"] == "image"]
+    [sent] = [
+        {t["Key"]: t["Value"] for t in spec["Tags"]}
+        for spec in build.step("CreateImage").inputs["TagSpecifications"]
+        if spec["ResourceType"] == "image"
+    ]
     assert tags["bakehouse:build-date"] == sent["bakehouse:build-date"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", tags["bakehouse:build-date"])
     assert tags["bakehouse:vulnerable"] == "false"
@@ -131,8 +155,11 @@ def test_build_instance_was_hardened_at_launch_and_is_terminated(run):
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["SubnetId"] == run.world.subnet_id
     # EC2 drops the profile association on termination; the request the runner sent shows it.
-    [sent] = [c.params for c in run.runner.api_log.calls if c.api == "RunInstances"
-              and c.params["TagSpecifications"][0]["Tags"][1]["Value"] == "build"][:1]
+    [sent] = [
+        c.params
+        for c in run.runner.api_log.calls
+        if c.api == "RunInstances" and c.params["TagSpecifications"][0]["Tags"][1]["Value"] == "build"
+    ][:1]
     assert sent["IamInstanceProfile"] == {"Name": run.world.instance_profile}
     [mapping] = launch.inputs["BlockDeviceMappings"]
     assert mapping["Ebs"] == {**mapping["Ebs"], "Encrypted": True, "KmsKeyId": run.world.kms_key_arn}
@@ -150,7 +177,8 @@ def test_provisioning_and_validation_ran_the_pinned_bundle(run):
 
 def test_no_factory_instance_is_left_running(run):
     reservations = run.world.client("ec2").describe_instances(
-        Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["build", "validation"]}])["Reservations"]
+        Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["build", "validation"]}]
+    )["Reservations"]
     states = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
     assert states and set(states.values()) == {"terminated"}
 
@@ -173,7 +201,12 @@ def test_auto_approval_in_dev_asked_nobody(run):
     approve = run.first.children[2]
     # the settings (dev, autoApprove) chose the path; the record says no human was asked
     assert approve.step_names == [
-        "ReadApprovalSettings", "ChooseApprovalPath", "RecordAutoApproval", "ReadRecordedApprover", "PublishImage"]
+        "ReadApprovalSettings",
+        "ChooseApprovalPath",
+        "RecordAutoApproval",
+        "ReadRecordedApprover",
+        "PublishImage",
+    ]
     assert run.approver.requests == []
 
 
@@ -196,8 +229,9 @@ def test_every_account_can_launch_every_copy_and_reads_its_parameter(run):
         ec2 = run.world.client("ec2", region)
         # Shared once with the workload OU the accounts sit in, not account by account; snapshots
         # need no share to launch (EC2 user guide, "Share an AMI with organizations or OUs").
-        assert ec2.describe_image_attribute(ImageId=copies[region], Attribute="launchPermission")[
-            "LaunchPermissions"] == [{"OrganizationalUnitArn": _seams.WORKLOAD_OU}]
+        assert ec2.describe_image_attribute(ImageId=copies[region], Attribute="launchPermission")["LaunchPermissions"] == [
+            {"OrganizationalUnitArn": _seams.WORKLOAD_OU}
+        ]
         for account in ACCOUNTS:
             ssm = run.seams.account_client(account["AccountId"], "ssm", region)
             value = ssm.get_parameter(Name=f"/bakehouse/{account['Env']}/ami/{FAMILY}")["Parameter"]["Value"]
@@ -211,8 +245,7 @@ def test_every_account_sees_every_copy_tagged_approved_for_its_config_rule(run):
     for region, copy_id in copies.items():
         for account in ACCOUNTS:
             assert run.seams.shared_image_tags(account["AccountId"], region, copy_id).get(key) == value
-        own = run.world.client("ec2", region).describe_tags(
-            Filters=[{"Name": "resource-id", "Values": [copy_id]}])["Tags"]
+        own = run.world.client("ec2", region).describe_tags(Filters=[{"Name": "resource-id", "Values": [copy_id]}])["Tags"]
         assert key not in {t["Key"] for t in own}
 
 
@@ -253,16 +286,19 @@ def failed(run) -> Execution:
     """A new commit whose image fails validation, in the same world as the published one."""
     world = run.world
     world.commit, original = "ffff0000aaaa", world.commit
-    released = world.client("s3").get_object(Bucket=world.scripts_bucket, Key=world.scripts_key,
-                                             VersionId=world.scripts_version)
+    released = world.client("s3").get_object(Bucket=world.scripts_bucket, Key=world.scripts_key, VersionId=world.scripts_version)
     # The new commit's release carries the same memory-capture pins (tools/release.py), only the commit differs.
-    version = world.client("s3").put_object(Bucket=world.scripts_bucket, Key=world.scripts_key,
-                                            Body=released["Body"].read(),
-                                            Metadata={**released["Metadata"], "commit": world.commit})["VersionId"]
+    version = world.client("s3").put_object(
+        Bucket=world.scripts_bucket,
+        Key=world.scripts_key,
+        Body=released["Body"].read(),
+        Metadata={**released["Metadata"], "commit": world.commit},
+    )["VersionId"]
     run.shell.fail_folders.add("validation")
     try:
-        params = pipeline_parameters(world, run.keys, run.product_id, family=FAMILY,
-                                     ScriptsCommit=world.commit, ScriptsVersionId=version)
+        params = pipeline_parameters(
+            world, run.keys, run.product_id, family=FAMILY, ScriptsCommit=world.commit, ScriptsVersionId=version
+        )
         return run.runner.run("Bakehouse-Pipeline", params)
     finally:
         run.shell.fail_folders.discard("validation")
@@ -283,8 +319,10 @@ def test_failing_validation_publishes_nothing_and_leaves_no_instance_running(run
     assert "bakehouse:approved" not in tags_to_dict(image.get("Tags"))
     for region in DISTRIBUTION_REGIONS:
         images = run.world.client("ec2", region).describe_images(
-            Owners=["self"], Filters=[{"Name": "tag:bakehouse:source-ami", "Values": [new_image]}])["Images"]
+            Owners=["self"], Filters=[{"Name": "tag:bakehouse:source-ami", "Values": [new_image]}]
+        )["Images"]
         assert images == []
     running = run.world.client("ec2").describe_instances(
-        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    )
     assert running["Reservations"] == []

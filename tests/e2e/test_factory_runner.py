@@ -31,12 +31,22 @@ def api(name, service, api_name, outputs=None, **extra):
 
 def test_references_resolve_parameters_outputs_and_variables_with_their_types(endpoint):
     document = doc(
-        api("MakeTopic", "sns", "CreateTopic", inputs={"Name": "t-{{ Suffix }}"},
-            outputs=[{"Name": "Arn", "Selector": "$.TopicArn", "Type": "String"}]),
-        api("Tag", "sns", "TagResource", inputs={
-            "ResourceArn": "{{ MakeTopic.Arn }}",
-            "Tags": [{"Key": "run", "Value": "{{ automation:EXECUTION_ID }}"},
-                     {"Key": "count", "Value": "{{ Count }}"}]}),
+        api(
+            "MakeTopic",
+            "sns",
+            "CreateTopic",
+            inputs={"Name": "t-{{ Suffix }}"},
+            outputs=[{"Name": "Arn", "Selector": "$.TopicArn", "Type": "String"}],
+        ),
+        api(
+            "Tag",
+            "sns",
+            "TagResource",
+            inputs={
+                "ResourceArn": "{{ MakeTopic.Arn }}",
+                "Tags": [{"Key": "run", "Value": "{{ automation:EXECUTION_ID }}"}, {"Key": "count", "Value": "{{ Count }}"}],
+            },
+        ),
         parameters={"Suffix": {"type": "String"}, "Count": {"type": "Integer", "default": 3}},
         outputs=["MakeTopic.Arn"],
     )
@@ -57,9 +67,10 @@ def test_unknown_reference_fails_the_step_and_the_execution(endpoint):
 
 
 def test_parameters_are_typed_checked_and_defaulted_before_any_step(endpoint):
-    document = doc(api("A", "sns", "ListTopics"), parameters={
-        "Env": {"type": "String", "allowedValues": ["dev", "prod"]},
-        "Flag": {"type": "Boolean", "default": False}})
+    document = doc(
+        api("A", "sns", "ListTopics"),
+        parameters={"Env": {"type": "String", "allowedValues": ["dev", "prod"]}, "Flag": {"type": "Boolean", "default": False}},
+    )
     runner = Runner(endpoint, documents={"D": document})
     bad = runner.run("D", {"Env": "qa", "Extra": "x"})
     assert bad.status == "Failed" and bad.steps == []
@@ -70,8 +81,13 @@ def test_parameters_are_typed_checked_and_defaulted_before_any_step(endpoint):
 
 def test_on_failure_step_runs_cleanup_and_the_execution_still_fails(endpoint):
     document = doc(
-        api("Break", "sns", "GetTopicAttributes", inputs={"TopicArn": "arn:aws:sns:eu-west-1:123456789012:none"},
-            onFailure="step:Cleanup"),
+        api(
+            "Break",
+            "sns",
+            "GetTopicAttributes",
+            inputs={"TopicArn": "arn:aws:sns:eu-west-1:123456789012:none"},
+            onFailure="step:Cleanup",
+        ),
         api("Skipped", "sns", "ListTopics"),
         api("Cleanup", "sns", "ListTopics", isEnd=True),
     )
@@ -82,10 +98,19 @@ def test_on_failure_step_runs_cleanup_and_the_execution_still_fails(endpoint):
 
 def test_non_critical_failure_follows_on_failure_without_failing_the_execution(endpoint):
     document = doc(
-        {"name": "Check", "action": "aws:assertAwsResourceProperty", "isCritical": False,
-         "onFailure": "step:Else", "nextStep": "Then",
-         "inputs": {"Service": "sns", "Api": "ListTopics", "PropertySelector": "$.Topics[0].TopicArn",
-                    "DesiredValues": ["never"]}},
+        {
+            "name": "Check",
+            "action": "aws:assertAwsResourceProperty",
+            "isCritical": False,
+            "onFailure": "step:Else",
+            "nextStep": "Then",
+            "inputs": {
+                "Service": "sns",
+                "Api": "ListTopics",
+                "PropertySelector": "$.Topics[0].TopicArn",
+                "DesiredValues": ["never"],
+            },
+        },
         api("Then", "sns", "ListTopics", isEnd=True),
         api("Else", "sns", "ListTopics", isEnd=True),
     )
@@ -94,15 +119,32 @@ def test_non_critical_failure_follows_on_failure_without_failing_the_execution(e
     assert execution.status == "Success"
 
 
-@pytest.mark.parametrize(("flag", "env", "expected"), [
-    (True, "dev", ["Choose", "Auto"]), (True, "prod", ["Choose", "Human"]), (False, "dev", ["Choose", "Human"]),
-])
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [
+        (True, "dev", ["Choose", "Auto"]),
+        (True, "prod", ["Choose", "Human"]),
+        (False, "dev", ["Choose", "Human"]),
+    ],
+)
 def test_branch_follows_the_first_choice_that_holds_else_default(endpoint, flag, env, expected):
     document = doc(
-        {"name": "Choose", "action": "aws:branch", "inputs": {
-            "Choices": [{"And": [{"Variable": "{{ Flag }}", "BooleanEquals": True},
-                                 {"Variable": "{{ Env }}", "StringEquals": "dev"}], "NextStep": "Auto"}],
-            "Default": "Human"}},
+        {
+            "name": "Choose",
+            "action": "aws:branch",
+            "inputs": {
+                "Choices": [
+                    {
+                        "And": [
+                            {"Variable": "{{ Flag }}", "BooleanEquals": True},
+                            {"Variable": "{{ Env }}", "StringEquals": "dev"},
+                        ],
+                        "NextStep": "Auto",
+                    }
+                ],
+                "Default": "Human",
+            },
+        },
         api("Human", "sns", "ListTopics", isEnd=True),
         api("Auto", "sns", "ListTopics", isEnd=True),
         parameters={"Flag": {"type": "Boolean"}, "Env": {"type": "String"}},
@@ -111,12 +153,25 @@ def test_branch_follows_the_first_choice_that_holds_else_default(endpoint, flag,
 
 
 def test_execute_automation_runs_the_child_and_passes_its_outputs(endpoint):
-    child = doc(api("Make", "sns", "CreateTopic", inputs={"Name": "{{ Name }}"},
-                    outputs=[{"Name": "Arn", "Selector": "$.TopicArn", "Type": "String"}]),
-                parameters={"Name": {"type": "String"}}, outputs=["Make.Arn"])
-    parent = doc({"name": "Child", "action": "aws:executeAutomation",
-                  "inputs": {"DocumentName": "Child", "RuntimeParameters": {"Name": "from-parent"}}},
-                 api("Read", "sns", "GetTopicAttributes", inputs={"TopicArn": "{{ Child.Output }}"}))
+    child = doc(
+        api(
+            "Make",
+            "sns",
+            "CreateTopic",
+            inputs={"Name": "{{ Name }}"},
+            outputs=[{"Name": "Arn", "Selector": "$.TopicArn", "Type": "String"}],
+        ),
+        parameters={"Name": {"type": "String"}},
+        outputs=["Make.Arn"],
+    )
+    parent = doc(
+        {
+            "name": "Child",
+            "action": "aws:executeAutomation",
+            "inputs": {"DocumentName": "Child", "RuntimeParameters": {"Name": "from-parent"}},
+        },
+        api("Read", "sns", "GetTopicAttributes", inputs={"TopicArn": "{{ Child.Output }}"}),
+    )
     execution = Runner(endpoint, documents={"Child": child, "Parent": parent}).run("Parent", {})
     assert execution.status == "Success", execution.failure
     [kid] = execution.children
@@ -125,10 +180,24 @@ def test_execute_automation_runs_the_child_and_passes_its_outputs(endpoint):
 
 
 def test_wait_polls_until_the_property_changes_and_fails_at_timeout(endpoint):
-    runner = Runner(endpoint, documents={"D": doc(
-        {"name": "Wait", "action": "aws:waitForAwsResourceProperty", "timeoutSeconds": 5,
-         "inputs": {"Service": "ssm", "Api": "DescribeInstanceInformation", "PropertySelector":
-                    "$.InstanceInformationList[0].PingStatus", "DesiredValues": ["Online"]}})})
+    runner = Runner(
+        endpoint,
+        documents={
+            "D": doc(
+                {
+                    "name": "Wait",
+                    "action": "aws:waitForAwsResourceProperty",
+                    "timeoutSeconds": 5,
+                    "inputs": {
+                        "Service": "ssm",
+                        "Api": "DescribeInstanceInformation",
+                        "PropertySelector": "$.InstanceInformationList[0].PingStatus",
+                        "DesiredValues": ["Online"],
+                    },
+                }
+            )
+        },
+    )
     answers = iter([{"InstanceInformationList": []}] * 3 + [{"InstanceInformationList": [{"PingStatus": "Online"}]}])
     runner.api_fakes[("ssm", "DescribeInstanceInformation")] = lambda params: next(answers)
     assert runner.run("D", {}).status == "Success"
@@ -142,14 +211,20 @@ def test_collaborators_and_extra_actions_plug_in_without_editing_the_runner(endp
     topic = Runner(endpoint).client("sns").create_topic(Name="approvers")["TopicArn"]
     document = doc(
         {"name": "Ask", "action": "aws:approve", "inputs": {"NotificationArn": topic, "Approvers": ["me"]}},
-        {"name": "Run", "action": "aws:runCommand", "inputs": {
-            "DocumentName": "AWS-RunShellScript", "InstanceIds": [], "Parameters": {"commands": ["true"]}}},
+        {
+            "name": "Run",
+            "action": "aws:runCommand",
+            "inputs": {"DocumentName": "AWS-RunShellScript", "InstanceIds": [], "Parameters": {"commands": ["true"]}},
+        },
         {"name": "Custom", "action": "test:echo", "inputs": {"Say": "{{ Run.Status }}"}},
     )
     seen = []
-    runner = Runner(endpoint, documents={"D": document},
-                    approver=lambda request: seen.append(request) or ApprovalDecision(True),
-                    command_executor=lambda request, ctx: CommandResult("Success", "ok"))
+    runner = Runner(
+        endpoint,
+        documents={"D": document},
+        approver=lambda request: seen.append(request) or ApprovalDecision(True),
+        command_executor=lambda request, ctx: CommandResult("Success", "ok"),
+    )
     runner.actions["test:echo"] = lambda ctx, inputs: {"Said": inputs["Say"]}
     execution = runner.run("D", {})
     assert execution.status == "Success", execution.failure

@@ -48,8 +48,11 @@ def _as(role: roles.DeclaredRole) -> roles.DeclaredRole:
 
 def _approved_image(account_id: str, approved: bool = False) -> str:
     ec2 = roles.admin_session(account_id, HOME).client("ec2")
-    tags = {"bakehouse:family": "al2023", "bakehouse:inspector-verdict": "PASS",
-            **({"bakehouse:approved": "true"} if approved else {})}
+    tags = {
+        "bakehouse:family": "al2023",
+        "bakehouse:inspector-verdict": "PASS",
+        **({"bakehouse:approved": "true"} if approved else {}),
+    }
     return golden_ami(ec2, "bakehouse-al2023-1", tags)
 
 
@@ -58,8 +61,9 @@ def _publish(factory: roles.DeclaredRole) -> pub.PublishResult:
     image = _approved_image(factory.account_id)
     as_factory = roles.role_session(_as(factory), HOME)
     with roles.iam_enforced():
-        return pub.publish(pub.PublishRequest(image, "al2023", "alice"), ec2=as_factory.client("ec2"),
-                           ssm=as_factory.client("ssm"))
+        return pub.publish(
+            pub.PublishRequest(image, "al2023", "alice"), ec2=as_factory.client("ec2"), ssm=as_factory.client("ssm")
+        )
 
 
 def test_publish_runs_as_the_factory_automation_role(moto, declared):
@@ -91,8 +95,7 @@ class RoleClients(dist.AwsClients):
         inner = super().target(account_id, service, region)
         if service != "ec2":
             return inner
-        fake = SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), self.shared_tags,
-                                  member_of=(WORKLOAD_OU,))
+        fake = SharedImageTagsEc2(inner, account_id, lambda r: self.build("ec2", r), self.shared_tags, member_of=(WORKLOAD_OU,))
         return roles.Enforced(fake, self.publisher, {"create_tags": "ec2:CreateTags"})
 
 
@@ -101,22 +104,31 @@ def _distribute(factory: roles.DeclaredRole, publisher: roles.DeclaredRole) -> d
     as_factory = roles.role_session(_as(factory), HOME)
     _as(publisher)
     keys = tuple((r, f"arn:aws:kms:{r}:{factory.account_id}:key/factory-{r}") for r in (HOME, COPY))
-    request = dist.DistributeRequest(image, HOME, "al2023", keys, (dist.Target(publisher.account_id, "dev"),),
-                                     share_with=(WORKLOAD_OU,), max_workers=2, poll_seconds=0)
+    request = dist.DistributeRequest(
+        image,
+        HOME,
+        "al2023",
+        keys,
+        (dist.Target(publisher.account_id, "dev"),),
+        share_with=(WORKLOAD_OU,),
+        max_workers=2,
+        poll_seconds=0,
+    )
     with roles.iam_enforced():
         return dist.distribute(request, RoleClients(as_factory, publisher), sleep=lambda _: None)
 
 
 def test_distribute_runs_as_the_factory_role_and_the_workload_publisher_role(moto, declared):
-    result = _distribute(declared("build", naming.FACTORY_AUTOMATION_ROLE),
-                         declared("dev", naming.IMAGE_PUBLISHER_ROLE))
+    result = _distribute(declared("build", naming.FACTORY_AUTOMATION_ROLE), declared("dev", naming.IMAGE_PUBLISHER_ROLE))
     assert result.failures == []
     assert {o.action for o in result.accounts.values()} == {"shared"}
 
 
 def test_distribute_without_the_assume_publisher_grant_fails_every_account(moto, declared):
-    result = _distribute(declared("build", naming.FACTORY_AUTOMATION_ROLE).without("AssumeWorkloadPublisherAndScanner"),
-                         declared("dev", naming.IMAGE_PUBLISHER_ROLE))
+    result = _distribute(
+        declared("build", naming.FACTORY_AUTOMATION_ROLE).without("AssumeWorkloadPublisherAndScanner"),
+        declared("dev", naming.IMAGE_PUBLISHER_ROLE),
+    )
     assert {r: o.action for r, o in result.regions.items()} == {HOME: "source", COPY: "copied"}
     errors = [o.error for o in result.accounts.values()]
     assert len(errors) == 2 and all(_denied(e, "sts:AssumeRole") for e in errors), errors
@@ -125,6 +137,7 @@ def test_distribute_without_the_assume_publisher_grant_fails_every_account(moto,
 # --- lifecycle: the lifecycle Lambda's role ------------------------------------------------------------
 def _backdate(account_id: str, region: str, image_id: str, days: int) -> None:
     from moto.ec2.models import ec2_backends
+
     image = ec2_backends[account_id][region].amis[image_id]
     image.creation_date = image.creation_date - timedelta(days=days)
 
@@ -132,14 +145,19 @@ def _backdate(account_id: str, region: str, image_id: str, days: int) -> None:
 def _lifecycle(role: roles.DeclaredRole) -> list[dict]:
     """Two images of a family; the older is deprecated, and after the grace period retired."""
     admin = roles.admin_session(role.account_id, HOME)
-    old, new = (golden_ami(admin.client("ec2"), f"bakehouse-al2023-{n}",
-                           {"bakehouse:family": "al2023", "bakehouse:approved": "true"}) for n in (1, 2))
+    old, new = (
+        golden_ami(admin.client("ec2"), f"bakehouse-al2023-{n}", {"bakehouse:family": "al2023", "bakehouse:approved": "true"})
+        for n in (1, 2)
+    )
     _backdate(role.account_id, HOME, old, 60)
     admin.client("ssm").put_parameter(Name="/bakehouse/images/al2023/latest", Value=new, Type="String")
     as_lifecycle = roles.role_session(_as(role), HOME)
     deprecations: dict = {}
-    ec2 = roles.Enforced(ImageDeprecationEc2(as_lifecycle.client("ec2"), deprecations), role,
-                         {"enable_image_deprecation": "ec2:EnableImageDeprecation"})
+    ec2 = roles.Enforced(
+        ImageDeprecationEc2(as_lifecycle.client("ec2"), deprecations),
+        role,
+        {"enable_image_deprecation": "ec2:EnableImageDeprecation"},
+    )
     request = life.LifecycleRequest((HOME,), life.RetentionPolicy(1, 30, 14, 2), dry_run=False)
     now = datetime.now(UTC)
     with roles.iam_enforced():
@@ -168,17 +186,29 @@ def _isolate(role: roles.DeclaredRole, security_account: str) -> iso.IsolationRe
     vpc = ec2.create_vpc(CidrBlock="10.16.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.16.1.0/24", AvailabilityZone=f"{HOME}a")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-    ami = ec2.register_image(Name="app", RootDeviceName="/dev/xvda",
-                             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
-    iam.create_role(RoleName="bakehouse-dev-app", Path="/bakehouse/app/", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
+    ami = ec2.register_image(
+        Name="app", RootDeviceName="/dev/xvda", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}]
+    )["ImageId"]
+    iam.create_role(
+        RoleName="bakehouse-dev-app",
+        Path="/bakehouse/app/",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+            }
+        ),
+    )
     profile = iam.create_instance_profile(InstanceProfileName="bakehouse-dev-app", Path="/bakehouse/app/")
     iam.add_role_to_instance_profile(InstanceProfileName="bakehouse-dev-app", RoleName="bakehouse-dev-app")
     instance = ec2.run_instances(
-        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
         NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [group]}],
-        IamInstanceProfile={"Arn": profile["InstanceProfile"]["Arn"]})["Instances"][0]["InstanceId"]
+        IamInstanceProfile={"Arn": profile["InstanceProfile"]["Arn"]},
+    )["Instances"][0]["InstanceId"]
     security = roles.admin_session(security_account, HOME)
     bucket = naming.bucket_name("evidence", security_account, HOME)
     security.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": HOME})
@@ -187,8 +217,7 @@ def _isolate(role: roles.DeclaredRole, security_account: str) -> iso.IsolationRe
     clients = iso.Clients(*(as_responder.client(n) for n in ("ec2", "autoscaling", "elbv2", "ssm", "iam", "s3", "sns")))
     request = iso.IsolateRequest(instance, FINDING, bucket, topic)
     with roles.iam_enforced():
-        return iso.isolate(request, clients, now=lambda: datetime(2026, 11, 23, tzinfo=UTC),
-                           sleep=lambda _: None)
+        return iso.isolate(request, clients, now=lambda: datetime(2026, 11, 23, tzinfo=UTC), sleep=lambda _: None)
 
 
 def test_isolation_runs_as_the_incident_response_automation_role(moto, declared, stack_run):
@@ -196,8 +225,14 @@ def test_isolation_runs_as_the_incident_response_automation_role(moto, declared,
     result = _isolate(declared("dev", ISOLATION_ROLE), security)
     assert [s.name for s in result.steps] == list(iso.STEPS)
     assert {s.name for s in result.steps if s.changed} >= {
-        "record-state", "termination-protection", "swap-security-groups", "snapshot-volumes",
-        "revoke-role-sessions", "stop-instance", "publish-manifest"}
+        "record-state",
+        "termination-protection",
+        "swap-security-groups",
+        "snapshot-volumes",
+        "revoke-role-sessions",
+        "stop-instance",
+        "publish-manifest",
+    }
 
 
 def test_isolation_without_the_containment_grant_is_denied_modify_instance_attribute(moto, declared):

@@ -28,17 +28,29 @@ def _scene(role: roles.DeclaredRole, profile_path: str = "/bakehouse/app/") -> t
     vpc = ec2.create_vpc(CidrBlock="10.16.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.16.1.0/24", AvailabilityZone=f"{HOME}a")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-    ami = ec2.register_image(Name="app", RootDeviceName="/dev/xvda",
-                             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
-    iam.create_role(RoleName="app-role", Path=profile_path, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
+    ami = ec2.register_image(
+        Name="app", RootDeviceName="/dev/xvda", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}]
+    )["ImageId"]
+    iam.create_role(
+        RoleName="app-role",
+        Path=profile_path,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+            }
+        ),
+    )
     profile = iam.create_instance_profile(InstanceProfileName="app-profile", Path=profile_path)["InstanceProfile"]
     iam.add_role_to_instance_profile(InstanceProfileName="app-profile", RoleName="app-role")
     instance = ec2.run_instances(
-        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
         NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [group]}],
-        IamInstanceProfile={"Arn": profile["Arn"]})["Instances"][0]["InstanceId"]
+        IamInstanceProfile={"Arn": profile["Arn"]},
+    )["Instances"][0]["InstanceId"]
     admin.client("ssm").put_parameter(Name=iso.FORENSIC_SOURCE_PARAMETER, Value="10.99.0.0/24", Type="String")
     security = roles.admin_session(SECURITY, HOME)
     bucket = naming.bucket_name("evidence", SECURITY, HOME)
@@ -47,8 +59,14 @@ def _scene(role: roles.DeclaredRole, profile_path: str = "/bakehouse/app/") -> t
     roles.create(role, HOME)
     session = roles.role_session(role, HOME)
     clients = iso.Clients(*(session.client(n) for n in ("ec2", "autoscaling", "elbv2", "ssm", "iam", "s3", "sns")))
-    request = iso.IsolateRequest(instance, FINDING, bucket, topic, security_account_id=SECURITY,
-                                 evidence_key_arn=f"arn:aws:kms:{HOME}:{SECURITY}:alias/bakehouse-evidence")
+    request = iso.IsolateRequest(
+        instance,
+        FINDING,
+        bucket,
+        topic,
+        security_account_id=SECURITY,
+        evidence_key_arn=f"arn:aws:kms:{HOME}:{SECURITY}:alias/bakehouse-evidence",
+    )
     return request, clients
 
 
@@ -71,12 +89,15 @@ def test_a_foreign_profile_is_recorded_not_fatal_as_the_declared_role(moto, decl
     assert result["stop-instance"].changed
 
 
-@pytest.mark.parametrize("sid, action", [
-    ("ShareEvidenceCopiesWithSecurityOnly", "ec2:ModifySnapshotAttribute"),
-    ("CopyEvidenceSnapshots", "ec2:CopySnapshot"),
-    ("AdmitForensicSource", "ec2:AuthorizeSecurityGroupIngress"),
-    ("ReadForensicSource", "ssm:GetParameter"),
-])
+@pytest.mark.parametrize(
+    "sid, action",
+    [
+        ("ShareEvidenceCopiesWithSecurityOnly", "ec2:ModifySnapshotAttribute"),
+        ("CopyEvidenceSnapshots", "ec2:CopySnapshot"),
+        ("AdmitForensicSource", "ec2:AuthorizeSecurityGroupIngress"),
+        ("ReadForensicSource", "ssm:GetParameter"),
+    ],
+)
 def test_without_the_statement_the_step_is_denied_and_announced(moto, declared, sid, action):
     with pytest.raises(ClientError) as err:
         _isolate(declared("dev", ISOLATION_ROLE).without(sid))

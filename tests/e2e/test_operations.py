@@ -48,10 +48,17 @@ class Estate:
     def client(self, service: str, account: str = BUILD):
         if account == BUILD:
             return boto3.client(service, region_name=REGION, endpoint_url=self.url)
-        creds = self.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner",
-                                               RoleSessionName="e2e-seed")["Credentials"]
-        return boto3.client(service, region_name=REGION, endpoint_url=self.url, aws_access_key_id=creds["AccessKeyId"],
-                            aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+        creds = self.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="e2e-seed"
+        )["Credentials"]
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
 
     def messages(self) -> list[dict[str, Any]]:
         got = self.client("sqs").receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10)
@@ -69,8 +76,12 @@ def _seed(url: str) -> Estate:
     bucket, plain = f"bakehouse-evidence-{BUILD}-{REGION}", "bakehouse-unencrypted-evidence"
     for name in (bucket, plain):
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]
+        },
+    )
     scripts = f"bakehouse-scripts-{BUILD}-{REGION}"
     s3.create_bucket(Bucket=scripts, CreateBucketConfiguration={"LocationConstraint": REGION})
     seed_factory_settings(c("ssm"), s3, scripts)  # what a quarantine's rebuild starts the Pipeline with
@@ -101,14 +112,14 @@ def world() -> Iterator[World]:
         mp.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # 1,300 stock AMIs would slow every describe
         estate = _seed(url)
         findings: dict[str, list[tuple[str, str]]] = {}
-        inspector = InspectorThatScans(estate.client("inspector2"), estate.client("ec2"), findings, after_polls=0,
-                                       s3=estate.client("s3"))
+        inspector = InspectorThatScans(
+            estate.client("inspector2"), estate.client("ec2"), findings, after_polls=0, s3=estate.client("s3")
+        )
         automation = FakeAutomation(estate.client("ssm"), {"Bakehouse-Pipeline"})
         deprecation = ImageDeprecationEc2(estate.client("ec2"))
         catalog = FakeServiceCatalog(estate.client("servicecatalog"))
         # Each workload account's own Inspector, read through its scanner role (moto has no coverage).
-        member_inspectors = {a: FakeInspector2(estate.client("inspector2", a), account_id=a, region=REGION)
-                             for a in (DEV, PROD)}
+        member_inspectors = {a: FakeInspector2(estate.client("inspector2", a), account_id=a, region=REGION) for a in (DEV, PROD)}
         cached: dict[str, Any] = {}
 
         def own_account(session: Any) -> bool:
@@ -135,22 +146,31 @@ def world() -> Iterator[World]:
             return cached.setdefault(service, estate.client(service))
 
         mp.setattr(handlers.rescan, "client", stand_in)
-        yield World(estate, Runner(url, region=REGION), inspector, automation, deprecation, findings, catalog,
-                    member_inspectors)
+        yield World(estate, Runner(url, region=REGION), inspector, automation, deprecation, findings, catalog, member_inspectors)
 
 
 def _scan_instances(world: World, states: list[str]) -> list[dict[str, Any]]:
-    got = world.estate.client("ec2").describe_instances(Filters=[
-        {"Name": "tag:bakehouse:purpose", "Values": ["rescan"]}, {"Name": "instance-state-name", "Values": states}])
+    got = world.estate.client("ec2").describe_instances(
+        Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["rescan"]}, {"Name": "instance-state-name", "Values": states}]
+    )
     return [i for r in got["Reservations"] for i in r["Instances"]]
 
 
 def _rescan_parameters(world: World, bucket: str | None = None) -> dict[str, Any]:
     e = world.estate
-    return {"AutomationAssumeRole": ROLE, "WorkloadAccounts": [f"dev={DEV}", f"prod={PROD}"], "SubnetId": e.subnet,
-            "SecurityGroupIds": [e.sg], "InstanceProfileName": "bakehouse-scan", "BatchSize": 2,
-            "EvidenceBucket": bucket or e.bucket, "TopicArn": e.topic, "PipelineRoleArn": ROLE,
-            "SeverityThreshold": "HIGH", "WaitSeconds": 600}
+    return {
+        "AutomationAssumeRole": ROLE,
+        "WorkloadAccounts": [f"dev={DEV}", f"prod={PROD}"],
+        "SubnetId": e.subnet,
+        "SecurityGroupIds": [e.sg],
+        "InstanceProfileName": "bakehouse-scan",
+        "BatchSize": 2,
+        "EvidenceBucket": bucket or e.bucket,
+        "TopicArn": e.topic,
+        "PipelineRoleArn": ROLE,
+        "SeverityThreshold": "HIGH",
+        "WaitSeconds": 600,
+    }
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,16 +179,28 @@ ROOT = Path(__file__).resolve().parents[2]
 def _name_catalog_in_settings(world: World) -> None:
     """A portfolio and product with a rule per family, named in the factory settings the rescan reads."""
     e, sc = world.estate, world.catalog
-    portfolio = sc.create_portfolio(DisplayName="bakehouse", ProviderName="bakehouse",
-                                    IdempotencyToken=f"e2e-rescan-{uuid.uuid4()}")["PortfolioDetail"]["Id"]
-    product = sc.create_product(Name="hardened-instance", Owner="bakehouse", ProductType="CLOUD_FORMATION_TEMPLATE",
-                                IdempotencyToken=f"e2e-rescan-{uuid.uuid4()}", ProvisioningArtifactParameters={
-                                    "Name": "v1", "Type": "CLOUD_FORMATION_TEMPLATE",
-                                    "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}},
-                                )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    portfolio = sc.create_portfolio(
+        DisplayName="bakehouse", ProviderName="bakehouse", IdempotencyToken=f"e2e-rescan-{uuid.uuid4()}"
+    )["PortfolioDetail"]["Id"]
+    product = sc.create_product(
+        Name="hardened-instance",
+        Owner="bakehouse",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        IdempotencyToken=f"e2e-rescan-{uuid.uuid4()}",
+        ProvisioningArtifactParameters={
+            "Name": "v1",
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"},
+        },
+    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
-    constraint = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", IdempotencyToken="e2e",
-                                      Parameters=(ROOT / "catalog" / "template-constraint.json").read_text())
+    constraint = sc.create_constraint(
+        PortfolioId=portfolio,
+        ProductId=product,
+        Type="TEMPLATE",
+        IdempotencyToken="e2e",
+        Parameters=(ROOT / "catalog" / "template-constraint.json").read_text(),
+    )
     for family, image in world.published.items():  # as each family's catalog step left it
         approve_in_constraint(sc, portfolio, product, [image], family)
     world.constraint_id = constraint["ConstraintDetail"]["ConstraintId"]
@@ -182,7 +214,10 @@ def _name_catalog_in_settings(world: World) -> None:
 def rescanned(world: World):
     e = world.estate
     ec2, ssm = e.client("ec2"), e.client("ssm")
-    images = {name: golden_ami(ec2, f"bakehouse-{name}-1", {"bakehouse:family": name, "bakehouse:inspector-verdict": "PASS"}) for name in ("al2023", "ubuntu")}
+    images = {
+        name: golden_ami(ec2, f"bakehouse-{name}-1", {"bakehouse:family": name, "bakehouse:inspector-verdict": "PASS"})
+        for name in ("al2023", "ubuntu")
+    }
     for family, image in images.items():
         publish(PublishRequest(image, family, "e2e"), ec2, ssm)
     legacy = golden_ami(ec2, "bakehouse-al2023-0", {"bakehouse:family": "al2023"})  # superseded, still in prod
@@ -192,8 +227,13 @@ def rescanned(world: World):
     world.findings[images["al2023"]] = [("CRITICAL", "CVE-2026-4242"), ("LOW", "CVE-2026-0001")]
     # Inspector already scans prod's ubuntu instances: that image is judged there, without a scan instance.
     prod_inspector = world.member_inspectors[PROD]
-    ubuntu_instances = [i["InstanceId"] for r in e.client("ec2", PROD).describe_instances(Filters=[
-        {"Name": "image-id", "Values": [images["ubuntu"]]}])["Reservations"] for i in r["Instances"]]
+    ubuntu_instances = [
+        i["InstanceId"]
+        for r in e.client("ec2", PROD).describe_instances(Filters=[{"Name": "image-id", "Values": [images["ubuntu"]]}])[
+            "Reservations"
+        ]
+        for i in r["Instances"]
+    ]
     for instance in ubuntu_instances:
         prod_inspector.add_coverage(instance, ami_id=images["ubuntu"])
     prod_inspector.add_finding(ubuntu_instances[0], "MEDIUM", ami_id=images["ubuntu"], vulnerability_id="CVE-2026-0002")
@@ -218,8 +258,10 @@ def test_rescan_document_scans_each_unique_ami_once_and_cleans_up(world, rescann
 def test_rescan_document_records_verdicts_and_feeds_the_vulnerable_ami_back(world, rescanned):
     execution, images, legacy = rescanned
     ec2 = world.estate.client("ec2")
-    tags = {name: tags_to_dict(ec2.describe_images(ImageIds=[i])["Images"][0]["Tags"])
-            for name, i in {**images, "legacy": legacy}.items()}
+    tags = {
+        name: tags_to_dict(ec2.describe_images(ImageIds=[i])["Images"][0]["Tags"])
+        for name, i in {**images, "legacy": legacy}.items()
+    }
     assert tags["al2023"]["bakehouse:cves-critical"] == "1" and tags["al2023"]["bakehouse:vulnerable"] == "true"
     assert tags["ubuntu"]["bakehouse:cves-medium"] == "1" and "bakehouse:vulnerable" not in tags["ubuntu"]
     assert tags["ubuntu"]["bakehouse:ran-in"] == "prod" and tags["legacy"]["bakehouse:ran-in"] == "prod"
@@ -261,7 +303,9 @@ def test_rescan_document_terminates_scan_instances_when_a_step_fails(world, resc
 def test_rescan_document_deprecates_the_quarantined_ami_once_its_replacement_is_published(world, rescanned):
     _, images, _ = rescanned
     e = world.estate
-    replacement = golden_ami(e.client("ec2"), "bakehouse-al2023-2", {"bakehouse:family": "al2023", "bakehouse:inspector-verdict": "PASS"})
+    replacement = golden_ami(
+        e.client("ec2"), "bakehouse-al2023-2", {"bakehouse:family": "al2023", "bakehouse:inspector-verdict": "PASS"}
+    )
     publish(PublishRequest(replacement, "al2023", "e2e"), e.client("ec2"), e.client("ssm"))
     execution = world.runner.run("Bakehouse-RescanImages", _rescan_parameters(world))
     assert execution.status == "Success", execution.failure

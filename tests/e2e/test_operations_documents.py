@@ -55,8 +55,9 @@ def test_isolation_runs_containment_whatever_fails_and_ends_in_the_report():
 def test_isolation_steps_run_the_handler_steps_in_the_handler_s_order():
     from handlers.isolate import DOCUMENT_STEPS
 
-    payload_steps = [s["inputs"]["InputPayload"]["Step"] for s in DOCS["isolate_instance"]["mainSteps"]
-                     if s["action"] == "aws:executeScript"]
+    payload_steps = [
+        s["inputs"]["InputPayload"]["Step"] for s in DOCS["isolate_instance"]["mainSteps"] if s["action"] == "aws:executeScript"
+    ]
     # stop-instance is the document's own aws:changeInstanceState step.
     assert payload_steps == [s for s in DOCUMENT_STEPS if s != "stop-instance"]
 
@@ -79,8 +80,10 @@ def test_moto_still_cannot_produce_guardduty_findings():
     with mock_aws():
         guardduty = boto3.client("guardduty", region_name="eu-west-1")
         detector = guardduty.create_detector(Enable=True)["DetectorId"]
-        for call in (lambda: guardduty.create_sample_findings(DetectorId=detector),
-                     lambda: guardduty.list_findings(DetectorId=detector)):
+        for call in (
+            lambda: guardduty.create_sample_findings(DetectorId=detector),
+            lambda: guardduty.list_findings(DetectorId=detector),
+        ):
             with pytest.raises(ClientError, match="Not yet implemented"):
                 call()
 

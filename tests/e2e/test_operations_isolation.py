@@ -60,22 +60,34 @@ class Scene:
         sqs, found = self.client("sqs"), []
         while got := sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", []):
             found += [json.loads(m["Body"]) for m in got]
-            sqs.delete_message_batch(QueueUrl=self.queue, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+            sqs.delete_message_batch(
+                QueueUrl=self.queue, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            )
         return found
 
     def parameters(self, instance_id: str | None = None, finding: str = FINDING) -> dict[str, Any]:
-        return {"AutomationAssumeRole": ROLE, "InstanceId": instance_id or self.instance_id, "FindingId": finding,
-                "EvidenceBucket": BUCKET, "TopicArn": self.topic, "CaptureTimeoutSeconds": 60,
-                "SecurityAccountId": SECURITY, "EvidenceKeyArn": EVIDENCE_KEY}
+        return {
+            "AutomationAssumeRole": ROLE,
+            "InstanceId": instance_id or self.instance_id,
+            "FindingId": finding,
+            "EvidenceBucket": BUCKET,
+            "TopicArn": self.topic,
+            "CaptureTimeoutSeconds": 60,
+            "SecurityAccountId": SECURITY,
+            "EvidenceKeyArn": EVIDENCE_KEY,
+        }
 
     def instance(self, instance_id: str | None = None) -> dict[str, Any]:
-        return self.client("ec2").describe_instances(InstanceIds=[instance_id or self.instance_id])[
-            "Reservations"][0]["Instances"][0]
+        return self.client("ec2").describe_instances(InstanceIds=[instance_id or self.instance_id])["Reservations"][0][
+            "Instances"
+        ][0]
 
     def new_instance(self) -> str:
         return self.client("ec2").run_instances(
-            ImageId=self.ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+            ImageId=self.ami,
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.micro",
             IamInstanceProfile={"Arn": self.profile_arn},
             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": self.subnet, "Groups": [self.app_sg]}],
         )["Instances"][0]["InstanceId"]
@@ -93,7 +105,8 @@ class Scene:
             "objects": sorted((v["Key"], v["VersionId"]) for v in s3.list_object_versions(Bucket=BUCKET)["Versions"]),
             "commands": len(self.client("ssm").list_commands()["Commands"]),
             "policy": self.client("iam").get_role_policy(RoleName="app", PolicyName=handlers.isolate.REVOKE_POLICY)[
-                "PolicyDocument"],
+                "PolicyDocument"
+            ],
             "tickets": len({json.dumps(i["OperationalData"]["/aws/dedup"]) for i in self.ops_items}),
         }
 
@@ -104,25 +117,46 @@ def _seed(url: str) -> Scene:
     vpc = ec2.create_vpc(CidrBlock="10.16.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.16.1.0/24")["Subnet"]["SubnetId"]
     app_sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-    ami = ec2.register_image(Name="app-image", RootDeviceName="/dev/xvda",
-                             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
-    iam.create_role(RoleName="app", Path="/bakehouse/app/", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
+    ami = ec2.register_image(
+        Name="app-image", RootDeviceName="/dev/xvda", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}]
+    )["ImageId"]
+    iam.create_role(
+        RoleName="app",
+        Path="/bakehouse/app/",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+            }
+        ),
+    )
     profile = iam.create_instance_profile(InstanceProfileName="app", Path="/bakehouse/app/")["InstanceProfile"]
     iam.add_role_to_instance_profile(InstanceProfileName="app", RoleName="app")
     # Groups on the interface: moto reports an interface's groups joined with instance-level ones.
     instance_id = ec2.run_instances(
-        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro", IamInstanceProfile={"Arn": profile["Arn"]},
-        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [app_sg]}])["Instances"][0]["InstanceId"]
-    template = ec2.create_launch_template(LaunchTemplateName="app", LaunchTemplateData={
-        "ImageId": ami, "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        IamInstanceProfile={"Arn": profile["Arn"]},
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [app_sg]}],
+    )["Instances"][0]["InstanceId"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="app", LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
     asg = c("autoscaling")
-    asg.create_auto_scaling_group(AutoScalingGroupName="app", MinSize=0, MaxSize=2, DesiredCapacity=0,
-                                  VPCZoneIdentifier=subnet, LaunchTemplate={"LaunchTemplateId": template})
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="app",
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=subnet,
+        LaunchTemplate={"LaunchTemplateId": template},
+    )
     asg.attach_instances(AutoScalingGroupName="app", InstanceIds=[instance_id])
-    tg = c("elbv2").create_target_group(Name="app", Protocol="HTTP", Port=80, VpcId=vpc,
-                                        TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    tg = c("elbv2").create_target_group(Name="app", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")["TargetGroups"][
+        0
+    ]["TargetGroupArn"]
     c("elbv2").register_targets(TargetGroupArn=tg, Targets=[{"Id": instance_id, "Port": 80}])
     c("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     c("s3").put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -164,8 +198,13 @@ class Instances:
 
     def run(self, commands: list[str]) -> int:
         path = [str(self.root / "bin"), *([str(self.root / "avml")] if self.with_avml else []), "/usr/bin", "/bin"]
-        env = {"PATH": os.pathsep.join(path), "AWS_ENDPOINT_URL": self.url, "AWS_DEFAULT_REGION": REGION,
-               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        env = {
+            "PATH": os.pathsep.join(path),
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
         return subprocess.run(["bash", "-c", "\n".join(commands)], env=env, capture_output=True, timeout=60).returncode
 
 
@@ -181,7 +220,8 @@ class Ssm:
     def send_command(self, **kw):
         sent = self._real.send_command(**kw)
         self._instances.status[sent["Command"]["CommandId"]] = (
-            "Success" if self._instances.run(kw["Parameters"]["commands"]) == 0 else "Failed")
+            "Success" if self._instances.run(kw["Parameters"]["commands"]) == 0 else "Failed"
+        )
         return sent
 
     def get_command_invocation(self, **kw):
@@ -189,9 +229,14 @@ class Ssm:
 
     def get_automation_execution(self, AutomationExecutionId: str):  # noqa: N803 - boto3's keyword
         [execution] = [e for e in self._runner.executions if e.execution_id == AutomationExecutionId]
-        return {"AutomationExecution": {"StepExecutions": [
-            {"StepName": s.name, "StepStatus": s.status, **({"FailureMessage": s.error} if s.error else {})}
-            for s in execution.steps]}}
+        return {
+            "AutomationExecution": {
+                "StepExecutions": [
+                    {"StepName": s.name, "StepStatus": s.status, **({"FailureMessage": s.error} if s.error else {})}
+                    for s in execution.steps
+                ]
+            }
+        }
 
 
 @dataclass
@@ -213,8 +258,11 @@ def world(tmp_path_factory) -> Iterator[World]:
         instances = Instances(url, tmp_path_factory.mktemp("instance"))
         cached: dict[str, Any] = {"ssm": Ssm(scene.client("ssm"), instances, runner)}
         # One client per service for the whole run: a fresh one per step would parse its model again.
-        mp.setattr(handlers.isolate, "client", lambda service, region=None, session=None:
-                   cached.setdefault(service, scene.client(service)))
+        mp.setattr(
+            handlers.isolate,
+            "client",
+            lambda service, region=None, session=None: cached.setdefault(service, scene.client(service)),
+        )
 
         def create_ops_item(params: dict[str, Any]) -> dict[str, Any]:
             dedup = params["OperationalData"]["/aws/dedup"]
@@ -250,9 +298,21 @@ def run(world) -> Run:
 
 
 DOCUMENT_STEPS = [
-    "ReadInstance", "RecordInstanceState", "EnableTerminationProtection", "DetachFromAutoScalingGroup",
-    "DeregisterFromTargetGroups", "CaptureMemory", "SwapSecurityGroups", "RevokeRoleSessions", "SnapshotVolumes",
-    "StopInstance", "ShareSnapshots", "PublishManifest", "OpenTicket", "ReportOutcome"]
+    "ReadInstance",
+    "RecordInstanceState",
+    "EnableTerminationProtection",
+    "DetachFromAutoScalingGroup",
+    "DeregisterFromTargetGroups",
+    "CaptureMemory",
+    "SwapSecurityGroups",
+    "RevokeRoleSessions",
+    "SnapshotVolumes",
+    "StopInstance",
+    "ShareSnapshots",
+    "PublishManifest",
+    "OpenTicket",
+    "ReportOutcome",
+]
 
 
 def test_isolation_document_runs_every_step_in_order(run):
@@ -267,15 +327,16 @@ def test_isolation_document_leaves_the_instance_contained(run):
     instance = scene.instance()
     assert instance["State"]["Name"] == "stopped"
     ec2 = scene.client("ec2")
-    assert ec2.describe_instance_attribute(InstanceId=scene.instance_id,
-                                           Attribute="disableApiTermination")["DisableApiTermination"]["Value"]
+    assert ec2.describe_instance_attribute(InstanceId=scene.instance_id, Attribute="disableApiTermination")[
+        "DisableApiTermination"
+    ]["Value"]
     [eni] = instance["NetworkInterfaces"]
-    [group] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0][
-        "Groups"]
+    [group] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0]["Groups"]
     isolation = ec2.describe_security_groups(GroupIds=[group["GroupId"]])["SecurityGroups"][0]
     assert group["GroupId"] != scene.app_sg and isolation["IpPermissions"] == isolation["IpPermissionsEgress"] == []
-    assert scene.client("autoscaling").describe_auto_scaling_instances(
-        InstanceIds=[scene.instance_id])["AutoScalingInstances"] == []
+    assert (
+        scene.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[scene.instance_id])["AutoScalingInstances"] == []
+    )
     health = scene.client("elbv2").describe_target_health(TargetGroupArn=scene.target_group)
     assert scene.instance_id not in [h["Target"]["Id"] for h in health["TargetHealthDescriptions"]]
     policy = scene.client("iam").get_role_policy(RoleName="app", PolicyName=handlers.isolate.REVOKE_POLICY)
@@ -288,8 +349,13 @@ def test_memory_capture_runs_the_real_command_path_into_the_instance_s_own_prefi
     [command] = scene.client("ssm").list_commands(InstanceId=scene.instance_id)["Commands"]
     assert command["DocumentName"] == "AWS-RunShellScript"
     image = scene.client("s3").get_object(Bucket=BUCKET, Key=scene.prefix() + "memory.lime.compressed")["Body"].read()
-    recorded = scene.client("s3").get_object(Bucket=BUCKET, Key=scene.prefix() + "memory.lime.compressed.sha256")[
-        "Body"].read().decode().strip()
+    recorded = (
+        scene.client("s3")
+        .get_object(Bucket=BUCKET, Key=scene.prefix() + "memory.lime.compressed.sha256")["Body"]
+        .read()
+        .decode()
+        .strip()
+    )
     assert image == b"LiME-stub-memory-image" and recorded == hashlib.sha256(image).hexdigest()
     assert command["OutputS3KeyPrefix"].startswith(scene.prefix())
 
@@ -359,11 +425,18 @@ def _fail_handler_step(mp, name: str) -> None:
 
 # Document step -> how the test makes it fail (a handler function raising, or the runner's action failing).
 FORCE = {
-    "RecordInstanceState": "record_state", "EnableTerminationProtection": "protect_from_termination",
-    "DetachFromAutoScalingGroup": "detach_from_auto_scaling", "DeregisterFromTargetGroups": "deregister_from_target_groups",
-    "CaptureMemory": "no-avml", "SwapSecurityGroups": "swap_security_groups",
-    "RevokeRoleSessions": "revoke_role_sessions", "SnapshotVolumes": "snapshot_volumes", "StopInstance": "vanish",
-    "ShareSnapshots": "share_snapshots", "PublishManifest": "publish_manifest", "OpenTicket": "no-opscenter",
+    "RecordInstanceState": "record_state",
+    "EnableTerminationProtection": "protect_from_termination",
+    "DetachFromAutoScalingGroup": "detach_from_auto_scaling",
+    "DeregisterFromTargetGroups": "deregister_from_target_groups",
+    "CaptureMemory": "no-avml",
+    "SwapSecurityGroups": "swap_security_groups",
+    "RevokeRoleSessions": "revoke_role_sessions",
+    "SnapshotVolumes": "snapshot_volumes",
+    "StopInstance": "vanish",
+    "ShareSnapshots": "share_snapshots",
+    "PublishManifest": "publish_manifest",
+    "OpenTicket": "no-opscenter",
 }
 
 
@@ -380,15 +453,19 @@ def test_a_forced_failure_still_ends_contained_stopped_announced_and_published(r
         if how == "no-avml":
             mp.setattr(world.instances, "with_avml", False)
         elif how == "no-opscenter":
+
             def unavailable(params):
                 raise StepFailed("ssm:CreateOpsItem failed: ThrottlingException")
+
             mp.setitem(world.runner.api_fakes, ("ssm", "CreateOpsItem"), unavailable)
         elif how == "vanish":  # the instance is terminated by someone else just before the stop
+
             def vanish(ctx, inputs):
                 ec2 = scene.client("ec2")
                 ec2.modify_instance_attribute(InstanceId=instance_id, DisableApiTermination={"Value": False})
                 ec2.terminate_instances(InstanceIds=[instance_id])
                 raise StepFailed(f"{instance_id} is terminated")
+
             mp.setitem(world.runner.actions, "aws:changeInstanceState", vanish)
         else:
             _fail_handler_step(mp, how)
@@ -399,8 +476,12 @@ def test_a_forced_failure_still_ends_contained_stopped_announced_and_published(r
     assert state == ("terminated" if how == "vanish" else "stopped")
     if failing != "SwapSecurityGroups" and how != "vanish":
         [eni] = scene.instance(instance_id)["NetworkInterfaces"]
-        assert scene.client("ec2").describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])[
-            "NetworkInterfaces"][0]["Groups"][0]["GroupId"] != scene.app_sg
+        assert (
+            scene.client("ec2").describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][
+                0
+            ]["Groups"][0]["GroupId"]
+            != scene.app_sg
+        )
     messages = scene.messages()
     [page] = [m for m in messages if "failed_steps" in m]
     assert list(page["failed_steps"]) == [failing]
@@ -428,8 +509,16 @@ def from_guardduty(run, stack_run):
     target = _declared(stack_run, "aws:cloudwatch/eventTarget:EventTarget", "dev-incident-response-guardduty-isolate")
     events.put_rule(Name="isolate-on-guardduty", EventPattern=rule["eventPattern"])
     transformer = target["inputTransformer"]
-    events.put_targets(Rule="isolate-on-guardduty", Targets=[{"Id": "isolate", "Arn": queue_arn, "InputTransformer": {
-        "InputPathsMap": transformer["inputPaths"], "InputTemplate": transformer["inputTemplate"]}}])
+    events.put_targets(
+        Rule="isolate-on-guardduty",
+        Targets=[
+            {
+                "Id": "isolate",
+                "Arn": queue_arn,
+                "InputTransformer": {"InputPathsMap": transformer["inputPaths"], "InputTemplate": transformer["inputTemplate"]},
+            }
+        ],
+    )
 
     def deliver(entry: dict[str, str]) -> list[dict[str, list[str]]]:
         assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
@@ -450,8 +539,13 @@ def test_a_high_severity_guardduty_finding_isolates_the_instance_it_names(run, w
 
     scene = run.scene
     ec2 = scene.client("ec2")
-    victim = ec2.run_instances(ImageId=scene.instance()["ImageId"], MinCount=1, MaxCount=1,
-                               InstanceType="t3.micro", SubnetId=scene.instance()["SubnetId"])["Instances"][0]["InstanceId"]
+    victim = ec2.run_instances(
+        ImageId=scene.instance()["ImageId"],
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        SubnetId=scene.instance()["SubnetId"],
+    )["Instances"][0]["InstanceId"]
     [started] = from_guardduty(finding_entry(victim, 8.0, finding_id="7bd3a1c9e2f84d6a9b0c1d2e3f405162"))
     assert started["InstanceId"] == [victim] and started["FindingId"] == ["7bd3a1c9e2f84d6a9b0c1d2e3f405162"]
     # The dev stack's evidence bucket and topic live in other accounts of the estate; this one-account

@@ -34,14 +34,25 @@ def packer_built_image(world: World, family: str, commit: str) -> str:
     """What `packer build -only=amazon-ebs.golden` leaves: an encrypted AMI of this account with the
     provenance tags of packer/sources.pkr.hcl (`bakehouse:built-by = packer`)."""
     ec2 = world.client("ec2")
-    instance = ec2.run_instances(ImageId=world.base_ami, MinCount=1, MaxCount=1, SubnetId=world.subnet_id,
-                                 InstanceType="t3.medium")["Instances"][0]["InstanceId"]
+    instance = ec2.run_instances(
+        ImageId=world.base_ami, MinCount=1, MaxCount=1, SubnetId=world.subnet_id, InstanceType="t3.medium"
+    )["Instances"][0]["InstanceId"]
     image = ec2.create_image(InstanceId=instance, Name=f"bakehouse-{family}-20261130T090000Z")["ImageId"]
     ec2.terminate_instances(InstanceIds=[instance])
-    ec2.create_tags(Resources=[image], Tags=[{"Key": k, "Value": v} for k, v in {
-        "bakehouse:family": family, "bakehouse:source-ami": world.base_ami, "bakehouse:commit": commit,
-        "bakehouse:build-date": "20261130T090000Z", "bakehouse:build-execution": "packer-20261130T090000Z",
-        "bakehouse:built-by": "packer"}.items()])
+    ec2.create_tags(
+        Resources=[image],
+        Tags=[
+            {"Key": k, "Value": v}
+            for k, v in {
+                "bakehouse:family": family,
+                "bakehouse:source-ami": world.base_ami,
+                "bakehouse:commit": commit,
+                "bakehouse:build-date": "20261130T090000Z",
+                "bakehouse:build-execution": "packer-20261130T090000Z",
+                "bakehouse:built-by": "packer",
+            }.items()
+        ],
+    )
     return image
 
 
@@ -71,7 +82,10 @@ def test_release_runs_validate_approve_distribute_then_catalog_for_the_packer_im
     run = release.execution
     assert run.status == "Success", run.failure
     assert [c.document_name for c in run.children] == [
-        "Bakehouse-ValidateImage", "Bakehouse-ApproveImage", "Bakehouse-DistributeImage"]
+        "Bakehouse-ValidateImage",
+        "Bakehouse-ApproveImage",
+        "Bakehouse-DistributeImage",
+    ]
     assert all(c.status == "Success" and c.parameters["ImageId"] == release.image_id for c in run.children)
     order = run.step_names
     assert order.index("DistributeImage") < order.index("AddCatalogVersion") < order.index("NotifySuccess")
@@ -84,7 +98,8 @@ def test_release_publishes_and_distributes_the_packer_image_itself(release):
     assert tags_to_dict(image["Tags"])["bakehouse:approved"] == "true"
     for account in ACCOUNTS:
         param = release.seams.account_client(account["AccountId"], "ssm", release.world.region).get_parameter(
-            Name=f"/bakehouse/{account['Env']}/ami/{FAMILY}")["Parameter"]["Value"]
+            Name=f"/bakehouse/{account['Env']}/ami/{FAMILY}"
+        )["Parameter"]["Value"]
         assert param == release.image_id
 
 

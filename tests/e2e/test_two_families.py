@@ -80,44 +80,70 @@ def _seed_catalog(sc: Any, product_id: str | None = None) -> tuple[str, str, str
     them (the product created here unless given)."""
     if product_id is None:
         product_id = sc.create_product(
-            Name="bakehouse", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE", IdempotencyToken="e2e-product",
-            ProvisioningArtifactParameters={"Name": "initial", "Type": "CLOUD_FORMATION_TEMPLATE",
-                                            "Info": {"LoadTemplateFromURL": TEMPLATE_URL}}
+            Name="bakehouse",
+            Owner="platform",
+            ProductType="CLOUD_FORMATION_TEMPLATE",
+            IdempotencyToken="e2e-product",
+            ProvisioningArtifactParameters={
+                "Name": "initial",
+                "Type": "CLOUD_FORMATION_TEMPLATE",
+                "Info": {"LoadTemplateFromURL": TEMPLATE_URL},
+            },
         )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-    portfolio = sc.create_portfolio(DisplayName="bakehouse", ProviderName="platform",
-                                    IdempotencyToken="e2e-portfolio")["PortfolioDetail"]["Id"]
+    portfolio = sc.create_portfolio(DisplayName="bakehouse", ProviderName="platform", IdempotencyToken="e2e-portfolio")[
+        "PortfolioDetail"
+    ]["Id"]
     sc.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
-    constraint = sc.create_constraint(PortfolioId=portfolio, ProductId=product_id, Type="TEMPLATE",
-                                      Parameters=CONSTRAINT_FILE.read_text(),
-                                      IdempotencyToken="e2e-template")["ConstraintDetail"]["ConstraintId"]
+    constraint = sc.create_constraint(
+        PortfolioId=portfolio,
+        ProductId=product_id,
+        Type="TEMPLATE",
+        Parameters=CONSTRAINT_FILE.read_text(),
+        IdempotencyToken="e2e-template",
+    )["ConstraintDetail"]["ConstraintId"]
     return product_id, portfolio, constraint
 
 
-def _settings(world: World, keys: dict[str, str], product_id: str, portfolio_id: str,
-              regional: tuple[str, str, str]) -> dict[str, Any]:
+def _settings(
+    world: World, keys: dict[str, str], product_id: str, portfolio_id: str, regional: tuple[str, str, str]
+) -> dict[str, Any]:
     """What components/build/image_factory.py writes: families, a uat approval a human must give, and the
     Pipeline's parameters."""
     return {
-        "families": {f: f for f in FAMILIES}, "engines": {f: "pipeline" for f in FAMILIES},
-        "scriptsKmsKeyId": world.kms_key_arn, "memoryCapture": dict(AVML_PINS),
-        "approval": {"environment": "uat", "autoApprove": False, "approvers": [APPROVER],
-                     "topicArn": world.topic_arn},
+        "families": {f: f for f in FAMILIES},
+        "engines": {f: "pipeline" for f in FAMILIES},
+        "scriptsKmsKeyId": world.kms_key_arn,
+        "memoryCapture": dict(AVML_PINS),
+        "approval": {"environment": "uat", "autoApprove": False, "approvers": [APPROVER], "topicArn": world.topic_arn},
         "pipelineParameters": {
-            "AutomationAssumeRole": ROLE_ARN, "SubnetId": world.subnet_id,
-            "SecurityGroupIds": [world.security_group_id], "InstanceProfileName": world.instance_profile,
-            "FactoryKmsKeyId": world.kms_key_arn, "ScriptsBucket": world.scripts_bucket,
-            "FindingsBucket": world.findings_bucket, "SeverityThreshold": "HIGH", "Regions": keys,
-            "Accounts": [dict(a) for a in ACCOUNTS], "ShareWith": [_seams.WORKLOAD_OU], "MaxCatalogVersions": 3,
-            "NotificationTopicArn": world.topic_arn, "CatalogProductId": product_id,
-            "CatalogPortfolioId": portfolio_id, "PollSeconds": 0,
-            "CatalogRegions": [{"Region": REGIONAL, "ProductId": regional[0], "PortfolioId": regional[1]}]},
+            "AutomationAssumeRole": ROLE_ARN,
+            "SubnetId": world.subnet_id,
+            "SecurityGroupIds": [world.security_group_id],
+            "InstanceProfileName": world.instance_profile,
+            "FactoryKmsKeyId": world.kms_key_arn,
+            "ScriptsBucket": world.scripts_bucket,
+            "FindingsBucket": world.findings_bucket,
+            "SeverityThreshold": "HIGH",
+            "Regions": keys,
+            "Accounts": [dict(a) for a in ACCOUNTS],
+            "ShareWith": [_seams.WORKLOAD_OU],
+            "MaxCatalogVersions": 3,
+            "NotificationTopicArn": world.topic_arn,
+            "CatalogProductId": product_id,
+            "CatalogPortfolioId": portfolio_id,
+            "PollSeconds": 0,
+            "CatalogRegions": [{"Region": REGIONAL, "ProductId": regional[0], "PortfolioId": regional[1]}],
+        },
     }
 
 
 def _seed_ubuntu_base(world: World) -> None:
     base = world.client("ec2").register_image(
-        Name="ubuntu-noble-24.04-amd64-server-20260101", RootDeviceName="/dev/sda1", Architecture="x86_64",
-        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+        Name="ubuntu-noble-24.04-amd64-server-20260101",
+        RootDeviceName="/dev/sda1",
+        Architecture="x86_64",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}],
+    )["ImageId"]
     set_public_parameter(release_tool.BASE_IMAGE_PARAMETERS["ubuntu2404"], base, world.region)
 
 
@@ -136,16 +162,19 @@ def two() -> Iterator[TwoFamilies]:
         product_id, _ = seams.seed_catalog_product("al2023")
         _, portfolio, constraint = _seed_catalog(seams.catalog, product_id)
         regional = _seed_catalog(seams.catalog_in(REGIONAL))
-        world.client("ssm").put_parameter(Name=SETTINGS_PARAMETER, Type="String", Overwrite=True,
-                                          Value=json.dumps(_settings(world, keys, product_id, portfolio, regional)))
+        world.client("ssm").put_parameter(
+            Name=SETTINGS_PARAMETER,
+            Type="String",
+            Overwrite=True,
+            Value=json.dumps(_settings(world, keys, product_id, portfolio, regional)),
+        )
         approver = RecordingApprover()
         runner = make_runner(world, BundleShell(world), approver)
         out = TwoFamilies(world, seams, approver, product_id, portfolio, constraint, regional)
         declared = release_tool.declared_parameters()
         for family in FAMILIES:
             ssm = StartRecorder(world.client("ssm"))
-            release_tool.release(family, world.commit, s3=world.client("s3"), ssm=ssm,
-                                 download=lambda _url: AVML_BINARY)
+            release_tool.release(family, world.commit, s3=world.client("s3"), ssm=ssm, download=lambda _url: AVML_BINARY)
             [started] = ssm.started
             out.started[family] = started
             out.runs[family] = runner.run(started["DocumentName"], as_runner_values(started["Parameters"], declared))
@@ -175,7 +204,11 @@ def test_each_family_runs_release_to_catalog_to_success(two, family):
     run = two.runs[family]
     assert run.status == "Success", run.failure
     assert [c.document_name for c in run.children] == [
-        "Bakehouse-BuildImage", "Bakehouse-ValidateImage", "Bakehouse-ApproveImage", "Bakehouse-DistributeImage"]
+        "Bakehouse-BuildImage",
+        "Bakehouse-ValidateImage",
+        "Bakehouse-ApproveImage",
+        "Bakehouse-DistributeImage",
+    ]
     assert run.step("AddCatalogVersion").status == "Success"
     assert run.step("NotifySuccess").status == "Success"
 
@@ -199,8 +232,10 @@ def test_each_family_is_published_distributed_and_offered_as_its_own_version(two
     for region, copy_id in copies.items():
         for account in ACCOUNTS:
             name = f"/bakehouse/{account['Env']}/ami/{family}"
-            assert two.seams.account_client(account["AccountId"], "ssm", region).get_parameter(
-                Name=name)["Parameter"]["Value"] == copy_id
+            assert (
+                two.seams.account_client(account["AccountId"], "ssm", region).get_parameter(Name=name)["Parameter"]["Value"]
+                == copy_id
+            )
     artifact = two.runs[family].outputs["AddCatalogVersion.ArtifactId"]
     [version] = [a for a in two.seams.catalog.state.artifacts[two.product_id] if a["Id"] == artifact]
     assert version["Name"] == f"{family} {image}"

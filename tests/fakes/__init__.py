@@ -9,5 +9,15 @@ from .inspector2 import SEVERITIES, FakeInspector2, Inspector2State
 from .servicecatalog import FakeServiceCatalog, ServiceCatalogState
 from .shared_image_tags import SharedImageTagsEc2, SharedTags
 
-__all__ = ["Call", "RecordingFake", "ImageDeprecationEc2", "FakeInspector2", "Inspector2State",
-           "SEVERITIES", "FakeServiceCatalog", "ServiceCatalogState", "SharedImageTagsEc2", "SharedTags"]
+__all__ = [
+    "Call",
+    "RecordingFake",
+    "ImageDeprecationEc2",
+    "FakeInspector2",
+    "Inspector2State",
+    "SEVERITIES",
+    "FakeServiceCatalog",
+    "ServiceCatalogState",
+    "SharedImageTagsEc2",
+    "SharedTags",
+]

@@ -88,8 +88,9 @@ class RecordingFake:
         if op.output_shape is not None:
             report = self._validator.validate(response, op.output_shape)
             if report.has_errors():  # a bug in the fake, never in the code under test
-                raise AssertionError(f"fake {self.SERVICE}.{method} returned a shape the model rejects: "
-                                     + report.generate_report())
+                raise AssertionError(
+                    f"fake {self.SERVICE}.{method} returned a shape the model rejects: " + report.generate_report()
+                )
         response["ResponseMetadata"] = {"HTTPStatusCode": 200, "RequestId": "fake"}
         return response
 

@@ -27,8 +27,7 @@ class ImageDeprecationEc2(RecordingFake):
     SERVICE = "ec2"
     FAKED = frozenset({"enable_image_deprecation", "disable_image_deprecation", "describe_images"})
 
-    def __init__(self, inner: Any, deprecations: dict[str, dt.datetime] | None = None,
-                 now: Any = None):
+    def __init__(self, inner: Any, deprecations: dict[str, dt.datetime] | None = None, now: Any = None):
         super().__init__(inner)
         self.deprecations: dict[str, dt.datetime] = {} if deprecations is None else deprecations
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
@@ -45,11 +44,17 @@ class ImageDeprecationEc2(RecordingFake):
         when = _parse(DeprecateAt)
         now = self._now()
         if when <= now:
-            raise self._error("enable_image_deprecation", "InvalidParameterValue",
-                              f"DeprecateAt {when.isoformat()} for {ImageId} is in the past")
+            raise self._error(
+                "enable_image_deprecation",
+                "InvalidParameterValue",
+                f"DeprecateAt {when.isoformat()} for {ImageId} is in the past",
+            )
         if when > now + _MAX_AHEAD:
-            raise self._error("enable_image_deprecation", "InvalidParameterValue",
-                              f"DeprecateAt {when.isoformat()} for {ImageId} is more than 10 years ahead")
+            raise self._error(
+                "enable_image_deprecation",
+                "InvalidParameterValue",
+                f"DeprecateAt {when.isoformat()} for {ImageId} is more than 10 years ahead",
+            )
         # EC2 rounds to the minute.
         if when.second or when.microsecond:
             when = when.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)

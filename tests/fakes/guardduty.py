@@ -23,28 +23,57 @@ EC2_FINDING_TYPES = (
 )
 
 
-def finding_detail(instance_id: str, severity: float, *, finding_type: str = EC2_FINDING_TYPES[0],
-                   account: str = "123456789012", region: str = "eu-west-1", finding_id: str | None = None,
-                   image_id: str = "ami-0b0a5e0000000000a") -> dict[str, Any]:
+def finding_detail(
+    instance_id: str,
+    severity: float,
+    *,
+    finding_type: str = EC2_FINDING_TYPES[0],
+    account: str = "123456789012",
+    region: str = "eu-west-1",
+    finding_id: str | None = None,
+    image_id: str = "ami-0b0a5e0000000000a",
+) -> dict[str, Any]:
     finding_id = finding_id or uuid.uuid4().hex
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return {
-        "schemaVersion": "2.0", "accountId": account, "region": region, "partition": "aws",
-        "id": finding_id, "type": finding_type, "severity": severity,
+        "schemaVersion": "2.0",
+        "accountId": account,
+        "region": region,
+        "partition": "aws",
+        "id": finding_id,
+        "type": finding_type,
+        "severity": severity,
         "arn": f"arn:aws:guardduty:{region}:{account}:detector/d0example/finding/{finding_id}",
-        "title": f"{finding_type} on {instance_id}", "description": f"{finding_type} involving {instance_id}.",
-        "createdAt": now, "updatedAt": now,
+        "title": f"{finding_type} on {instance_id}",
+        "description": f"{finding_type} involving {instance_id}.",
+        "createdAt": now,
+        "updatedAt": now,
         "resource": {
             "resourceType": "Instance",
-            "instanceDetails": {"instanceId": instance_id, "imageId": image_id, "instanceState": "running",
-                                "instanceType": "t3.medium", "networkInterfaces": []},
+            "instanceDetails": {
+                "instanceId": instance_id,
+                "imageId": image_id,
+                "instanceState": "running",
+                "instanceType": "t3.medium",
+                "networkInterfaces": [],
+            },
         },
-        "service": {"serviceName": "guardduty", "detectorId": "d0example", "count": 1, "archived": False,
-                    "eventFirstSeen": now, "eventLastSeen": now, "resourceRole": "TARGET"},
+        "service": {
+            "serviceName": "guardduty",
+            "detectorId": "d0example",
+            "count": 1,
+            "archived": False,
+            "eventFirstSeen": now,
+            "eventLastSeen": now,
+            "resourceRole": "TARGET",
+        },
     }
 
 
 def finding_entry(instance_id: str, severity: float, **kw: Any) -> dict[str, str]:
     """A PutEvents entry carrying the finding, with GuardDuty's source and detail type."""
-    return {"Source": "aws.guardduty", "DetailType": "GuardDuty Finding",
-            "Detail": json.dumps(finding_detail(instance_id, severity, **kw))}
+    return {
+        "Source": "aws.guardduty",
+        "DetailType": "GuardDuty Finding",
+        "Detail": json.dumps(finding_detail(instance_id, severity, **kw)),
+    }

@@ -34,8 +34,9 @@ def deployed_pipeline_parameters() -> dict[str, Any]:
     """The Pipeline's standing parameters exactly as the build stack deploys them in its settings."""
     from tools.mockrun import run_stack
 
-    [settings] = [p for p in run_stack("build").of_type("aws:ssm/parameter:Parameter")
-                  if p.inputs["name"] == FACTORY_SETTINGS_PARAMETER]
+    [settings] = [
+        p for p in run_stack("build").of_type("aws:ssm/parameter:Parameter") if p.inputs["name"] == FACTORY_SETTINGS_PARAMETER
+    ]
     value = settings.inputs["value"]
     # Parameter values are secret-wrapped on the wire ({sig, value}); the settings hold no secret.
     return json.loads(value["value"] if isinstance(value, dict) else value)
@@ -48,8 +49,9 @@ def seed_factory_settings(ssm: Any, s3: Any, scripts_bucket: str, commit: str = 
     settings = {**settings, "pipelineParameters": {**settings["pipelineParameters"], "ScriptsBucket": scripts_bucket}}
     ssm.put_parameter(Name=FACTORY_SETTINGS_PARAMETER, Type="String", Value=json.dumps(settings), Overwrite=True)
     s3.put_bucket_versioning(Bucket=scripts_bucket, VersioningConfiguration={"Status": "Enabled"})
-    return s3.put_object(Bucket=scripts_bucket, Key="provisioning/bundle.tar.gz", Body=b"bundle",
-                         Metadata={"commit": commit})["VersionId"]
+    return s3.put_object(Bucket=scripts_bucket, Key="provisioning/bundle.tar.gz", Body=b"bundle", Metadata={"commit": commit})[
+        "VersionId"
+    ]
 
 
 class FakeAutomation(RecordingFake):
@@ -63,19 +65,24 @@ class FakeAutomation(RecordingFake):
         self.known_documents = known_documents
 
     @faked
-    def _start_automation_execution(self, DocumentName: str, Parameters: dict[str, list[str]] | None = None,
-                                    **params: Any) -> dict:
+    def _start_automation_execution(
+        self, DocumentName: str, Parameters: dict[str, list[str]] | None = None, **params: Any
+    ) -> dict:
         declared = document_parameters(DocumentName)
         if DocumentName not in self.known_documents or declared is None:
-            raise self._error("start_automation_execution", "AutomationDefinitionNotFoundException",
-                              f"document {DocumentName} does not exist")
+            raise self._error(
+                "start_automation_execution", "AutomationDefinitionNotFoundException", f"document {DocumentName} does not exist"
+            )
         given = Parameters or {}
         # As the service does: every parameter must be declared, every one without a default given.
         unknown = sorted(set(given) - set(declared))
         missing = sorted(n for n, spec in declared.items() if "default" not in (spec or {}) and n not in given)
         if unknown or missing:
-            raise self._error("start_automation_execution", "InvalidAutomationExecutionParametersException",
-                              f"{DocumentName}: unknown parameters {unknown}, missing required {missing}")
+            raise self._error(
+                "start_automation_execution",
+                "InvalidAutomationExecutionParametersException",
+                f"{DocumentName}: unknown parameters {unknown}, missing required {missing}",
+            )
         return {"AutomationExecutionId": str(uuid.uuid4())}
 
 
@@ -83,8 +90,7 @@ class InspectorThatScans(FakeInspector2):
     """Inspector covers each scan instance it finds running (as its SSM-based scanning does a few
     polls after launch) and reports the findings seeded per AMI."""
 
-    def __init__(self, inner, ec2, findings_by_ami: dict[str, list[tuple[str, str]]], after_polls: int = 1,
-                 **kw):
+    def __init__(self, inner, ec2, findings_by_ami: dict[str, list[tuple[str, str]]], after_polls: int = 1, **kw):
         super().__init__(inner, **kw)
         self.ec2, self.findings_by_ami, self.after_polls = ec2, findings_by_ami, after_polls
         self.seen: set[str] = set()
@@ -92,16 +98,18 @@ class InspectorThatScans(FakeInspector2):
 
     def list_coverage(self, **params):
         if self.scanning:
-            running = self.ec2.describe_instances(Filters=[
-                {"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
-                {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
+            running = self.ec2.describe_instances(
+                Filters=[
+                    {"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
+                    {"Name": "instance-state-name", "Values": ["running"]},
+                ]
+            )["Reservations"]
             for instance in [i for r in running for i in r["Instances"]]:
                 if instance["InstanceId"] not in self.seen:
                     self.seen.add(instance["InstanceId"])
                     self.add_coverage(instance["InstanceId"], ami_id=instance["ImageId"], after_polls=self.after_polls)
                     for severity, cve in self.findings_by_ami.get(instance["ImageId"], []):
-                        self.add_finding(instance["InstanceId"], severity, ami_id=instance["ImageId"],
-                                         vulnerability_id=cve)
+                        self.add_finding(instance["InstanceId"], severity, ami_id=instance["ImageId"], vulnerability_id=cve)
         return super().list_coverage(**params)
 
 
@@ -118,8 +126,10 @@ class LaunchLog:
     def run_instances(self, **params):
         self.launches += 1
         if self.launches == self.fail_on_launch:
-            raise ClientError({"Error": {"Code": "InsufficientInstanceCapacity",
-                                         "Message": "We currently do not have sufficient capacity"}}, "RunInstances")
+            raise ClientError(
+                {"Error": {"Code": "InsufficientInstanceCapacity", "Message": "We currently do not have sufficient capacity"}},
+                "RunInstances",
+            )
         response = self._inner.run_instances(**params)
         self.alive.update(i["InstanceId"] for i in response["Instances"])
         self.peak = max(self.peak, len(self.alive))

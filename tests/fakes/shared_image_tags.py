@@ -33,8 +33,14 @@ class SharedImageTagsEc2(RecordingFake):
     SERVICE = "ec2"
     FAKED = frozenset({"create_tags", "describe_tags"})
 
-    def __init__(self, inner: Any, account_id: str, owner_ec2: Callable[[str], Any], state: SharedTags | None = None,
-                 member_of: Collection[str] = ()):
+    def __init__(
+        self,
+        inner: Any,
+        account_id: str,
+        owner_ec2: Callable[[str], Any],
+        state: SharedTags | None = None,
+        member_of: Collection[str] = (),
+    ):
         super().__init__(inner)
         self.account_id = account_id
         self.member_of = frozenset(member_of)
@@ -46,8 +52,7 @@ class SharedImageTagsEc2(RecordingFake):
         if not image_id.startswith("ami-"):
             return False
         try:
-            launch = self._owner_ec2(self._region).describe_image_attribute(
-                ImageId=image_id, Attribute="launchPermission")
+            launch = self._owner_ec2(self._region).describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
         except ClientError:
             return False
         for permission in launch.get("LaunchPermissions", []):
@@ -76,7 +81,8 @@ class SharedImageTagsEc2(RecordingFake):
             self._inner.create_tags(Resources=own, Tags=Tags, **params)
         for resource in shared:
             self.state.setdefault((self.account_id, self._region, resource), {}).update(
-                {t["Key"]: t.get("Value", "") for t in Tags})
+                {t["Key"]: t.get("Value", "") for t in Tags}
+            )
         return {}
 
     @faked
@@ -91,9 +97,10 @@ class SharedImageTagsEc2(RecordingFake):
                 continue
             for key, value in sorted(values.items()):
                 if (
-                        ("resource-id" not in filters or image_id in filters["resource-id"])
-                        and ("key" not in filters or key in filters["key"])
-                        and ("value" not in filters or value in filters["value"])
-                        and ("resource-type" not in filters or "image" in filters["resource-type"])):
+                    ("resource-id" not in filters or image_id in filters["resource-id"])
+                    and ("key" not in filters or key in filters["key"])
+                    and ("value" not in filters or value in filters["value"])
+                    and ("resource-type" not in filters or "image" in filters["resource-type"])
+                ):
                     tags.append({"Key": key, "Value": value, "ResourceId": image_id, "ResourceType": "image"})
         return {"Tags": tags}

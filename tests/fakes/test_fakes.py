@@ -18,7 +18,8 @@ def test_moto_still_lacks_image_deprecation(ami):
     # If moto grows the call, the fake must go (never fake what moto implements).
     with pytest.raises(NotImplementedError):
         boto3.client("ec2", region_name=REGION).enable_image_deprecation(
-            ImageId=ami, DeprecateAt=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+            ImageId=ami, DeprecateAt=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        )
 
 
 def test_deprecation_shows_in_describe_images_and_can_be_disabled(ami):
@@ -34,14 +35,15 @@ def test_deprecation_shows_in_describe_images_and_can_be_disabled(ami):
     ec2.disable_image_deprecation(ImageId=ami)
     assert "DeprecationTime" not in ec2.describe_images(ImageIds=[ami])["Images"][0]
     assert [c.operation for c in ec2.calls if c.operation.endswith("deprecation")] == [
-        "enable_image_deprecation", "disable_image_deprecation"]
+        "enable_image_deprecation",
+        "disable_image_deprecation",
+    ]
 
 
 def test_deprecating_an_unknown_image_is_invalid_ami_id_not_found(aws):
     ec2 = ImageDeprecationEc2(boto3.client("ec2", region_name=REGION))
     with pytest.raises(ClientError) as err:
-        ec2.enable_image_deprecation(ImageId="ami-0123456789abcdef0",
-                                     DeprecateAt=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        ec2.enable_image_deprecation(ImageId="ami-0123456789abcdef0", DeprecateAt=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 
@@ -64,13 +66,18 @@ def test_calls_moto_implements_are_forwarded(ami):
     ec2 = ImageDeprecationEc2(boto3.client("ec2", region_name=REGION))
     ec2.create_tags(Resources=[ami], Tags=[{"Key": "k", "Value": "v"}])
     assert boto3.client("ec2", region_name=REGION).describe_images(ImageIds=[ami])["Images"][0]["Tags"] == [
-        {"Key": "k", "Value": "v"}]
+        {"Key": "k", "Value": "v"}
+    ]
 
 
 # --- Inspector v2 ---------------------------------------------------------------------------------
 def _inspector(**kw):
-    return FakeInspector2(boto3.client("inspector2", region_name=REGION),
-                          s3=boto3.client("s3", region_name=REGION), kms=boto3.client("kms", region_name=REGION), **kw)
+    return FakeInspector2(
+        boto3.client("inspector2", region_name=REGION),
+        s3=boto3.client("s3", region_name=REGION),
+        kms=boto3.client("kms", region_name=REGION),
+        **kw,
+    )
 
 
 def test_moto_still_lacks_inspector_coverage_and_reports(aws):
@@ -93,14 +100,12 @@ def test_coverage_filters_by_instance_tag_and_status(aws):
     insp = _inspector()
     insp.add_coverage("i-0000000000000000a", tags={"bakehouse:role": "validate"})
     insp.add_coverage("i-0000000000000000b", tags={"other": "x"})
-    insp.add_coverage("i-0000000000000000c", tags={"bakehouse:role": "validate"}, status="INACTIVE",
-                      reason="NO_INVENTORY")
+    insp.add_coverage("i-0000000000000000c", tags={"bakehouse:role": "validate"}, status="INACTIVE", reason="NO_INVENTORY")
     tagged = {"ec2InstanceTags": [{"comparison": "EQUALS", "key": "bakehouse:role", "value": "validate"}]}
     ids = [r["resourceId"] for r in insp.list_coverage(filterCriteria=tagged)["coveredResources"]]
     assert ids == ["i-0000000000000000a", "i-0000000000000000c"]
     active = dict(tagged, scanStatusCode=[{"comparison": "EQUALS", "value": "ACTIVE"}])
-    assert [r["resourceId"] for r in insp.list_coverage(filterCriteria=active)["coveredResources"]] == [
-        "i-0000000000000000a"]
+    assert [r["resourceId"] for r in insp.list_coverage(filterCriteria=active)["coveredResources"]] == ["i-0000000000000000a"]
 
 
 def test_findings_are_filtered_and_paginated(aws):
@@ -127,8 +132,9 @@ def test_findings_report_writes_json_into_the_bucket_with_the_key(aws):
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
     insp = _inspector()
     insp.add_finding("i-0000000000000000a", "HIGH")
-    rid = insp.create_findings_report(reportFormat="JSON",
-                                      s3Destination={"bucketName": "reports", "keyPrefix": "inspector", "kmsKeyArn": key})["reportId"]
+    rid = insp.create_findings_report(
+        reportFormat="JSON", s3Destination={"bucketName": "reports", "keyPrefix": "inspector", "kmsKeyArn": key}
+    )["reportId"]
     assert insp.get_findings_report_status(reportId=rid)["status"] == "IN_PROGRESS"
     assert insp.get_findings_report_status(reportId=rid)["status"] == "SUCCEEDED"
     obj = s3.get_object(Bucket="reports", Key=insp.report_key(rid))
@@ -136,19 +142,24 @@ def test_findings_report_writes_json_into_the_bucket_with_the_key(aws):
     assert [f["severity"] for f in json.loads(obj["Body"].read())["findings"]] == ["HIGH"]
 
 
-@pytest.mark.parametrize("bucket,key,code", [
-    ("missing", None, "BUCKET_NOT_FOUND"),
-    ("reports", "not-an-arn", "MALFORMED_KMS_KEY"),
-    ("reports", "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000", "MALFORMED_KMS_KEY"),
-])
+@pytest.mark.parametrize(
+    "bucket,key,code",
+    [
+        ("missing", None, "BUCKET_NOT_FOUND"),
+        ("reports", "not-an-arn", "MALFORMED_KMS_KEY"),
+        ("reports", "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000", "MALFORMED_KMS_KEY"),
+    ],
+)
 def test_findings_report_fails_on_a_bad_destination(aws, bucket, key, code):
     boto3.client("s3", region_name=REGION).create_bucket(
-        Bucket="reports", CreateBucketConfiguration={"LocationConstraint": REGION})
+        Bucket="reports", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
     real_key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
     insp = _inspector(report_polls=0)
     insp.add_finding("i-0000000000000000a", "HIGH")
-    rid = insp.create_findings_report(reportFormat="JSON",
-                                      s3Destination={"bucketName": bucket, "kmsKeyArn": key or real_key})["reportId"]
+    rid = insp.create_findings_report(reportFormat="JSON", s3Destination={"bucketName": bucket, "kmsKeyArn": key or real_key})[
+        "reportId"
+    ]
     status = insp.get_findings_report_status(reportId=rid)
     assert (status["status"], status["errorCode"]) == ("FAILED", code)
 
@@ -167,10 +178,16 @@ def test_moto_still_lacks_provisioning_artifacts_and_constraints(aws):
 
 def test_product_keeps_its_initial_artifact_and_new_versions(aws):
     sc, _, product = catalog()
-    created = sc.create_provisioning_artifact(ProductId=product, IdempotencyToken="v2", Parameters={
-        "Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
-    again = sc.create_provisioning_artifact(ProductId=product, IdempotencyToken="v2", Parameters={
-        "Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
+    created = sc.create_provisioning_artifact(
+        ProductId=product,
+        IdempotencyToken="v2",
+        Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}},
+    )
+    again = sc.create_provisioning_artifact(
+        ProductId=product,
+        IdempotencyToken="v2",
+        Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}},
+    )
     assert again["ProvisioningArtifactDetail"]["Id"] == created["ProvisioningArtifactDetail"]["Id"]
     names = [d["Name"] for d in sc.list_provisioning_artifacts(ProductId=product)["ProvisioningArtifactDetails"]]
     assert names == ["v1", "v2"]
@@ -179,10 +196,14 @@ def test_product_keeps_its_initial_artifact_and_new_versions(aws):
 def test_deactivated_artifacts_disappear_from_describe_product(aws):
     sc, _, product = catalog()
     first = sc.list_provisioning_artifacts(ProductId=product)["ProvisioningArtifactDetails"][0]["Id"]
-    sc.create_provisioning_artifact(ProductId=product, IdempotencyToken="v2", Parameters={
-        "Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
-    updated = sc.update_provisioning_artifact(ProductId=product, ProvisioningArtifactId=first,
-                                              Active=False, Guidance="DEPRECATED")
+    sc.create_provisioning_artifact(
+        ProductId=product,
+        IdempotencyToken="v2",
+        Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}},
+    )
+    updated = sc.update_provisioning_artifact(
+        ProductId=product, ProvisioningArtifactId=first, Active=False, Guidance="DEPRECATED"
+    )
     assert updated["ProvisioningArtifactDetail"]["Guidance"] == "DEPRECATED"
     assert [a["Name"] for a in sc.describe_product(Id=product)["ProvisioningArtifacts"]] == ["v2"]
 
@@ -197,19 +218,20 @@ def test_the_last_artifact_cannot_be_deleted(aws):
 def test_artifact_of_an_unknown_product_is_resource_not_found(aws):
     sc, _, _ = catalog()
     with pytest.raises(sc.exceptions.ResourceNotFoundException):
-        sc.create_provisioning_artifact(ProductId="prod-doesnotexist1", IdempotencyToken="x", Parameters={
-            "Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}})
+        sc.create_provisioning_artifact(
+            ProductId="prod-doesnotexist1",
+            IdempotencyToken="x",
+            Parameters={"Info": {"LoadTemplateFromURL": "https://s3.amazonaws.com/b/t.yaml"}},
+        )
 
 
 def test_constraint_needs_the_product_in_the_portfolio(aws):
     sc, portfolio, product = catalog()
     rules = json.dumps({"Rules": {}})
     with pytest.raises(sc.exceptions.ResourceNotFoundException):
-        sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", Parameters=rules,
-                             IdempotencyToken="c")
+        sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", Parameters=rules, IdempotencyToken="c")
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
-    sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", Parameters=rules,
-                         IdempotencyToken="c")
+    sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", Parameters=rules, IdempotencyToken="c")
     listed = sc.list_constraints_for_portfolio(PortfolioId=portfolio)["ConstraintDetails"]
     assert [(c["Type"], c["ProductId"]) for c in listed] == [("TEMPLATE", product)]
     assert sc.calls_to("associate_product_with_portfolio") == [{"ProductId": product, "PortfolioId": portfolio}]
@@ -221,12 +243,19 @@ def _shared(ami, account="111111111111", snapshots=True):
     owner.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"UserId": account}]})
     if snapshots:
         for m in owner.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"]:
-            owner.modify_snapshot_attribute(SnapshotId=m["Ebs"]["SnapshotId"], Attribute="createVolumePermission",
-                                            OperationType="add", UserIds=[account])
-    creds = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="test")["Credentials"]
-    return boto3.client("ec2", region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+            owner.modify_snapshot_attribute(
+                SnapshotId=m["Ebs"]["SnapshotId"], Attribute="createVolumePermission", OperationType="add", UserIds=[account]
+            )
+    creds = boto3.client("sts", region_name=REGION).assume_role(RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="test")[
+        "Credentials"
+    ]
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def test_moto_still_cannot_tag_a_shared_image_in_the_account_it_is_shared_with(ami):
@@ -249,8 +278,7 @@ def test_an_account_tags_an_image_shared_with_it_and_only_it_sees_the_tag(ami):
     assert "bakehouse-approved" not in {t["Key"] for t in owners}  # the owner's tags are its own
     other = SharedImageTagsEc2(_shared(ami, account="222222222222"), "222222222222", _owner, state)
     assert other.describe_tags(Filters=[{"Name": "resource-id", "Values": [ami]}])["Tags"] == []
-    assert target.calls_to("create_tags") == [{"Resources": [ami], "Tags": [{"Key": "bakehouse-approved",
-                                                                             "Value": "true"}]}]
+    assert target.calls_to("create_tags") == [{"Resources": [ami], "Tags": [{"Key": "bakehouse-approved", "Value": "true"}]}]
 
 
 def test_tagging_an_image_not_shared_with_the_account_is_not_found(ami):
@@ -265,18 +293,25 @@ _ORG = "arn:aws:organizations::999999999999:organization/o-abcdefghij"
 
 
 def _account_ec2(account):
-    creds = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="test")["Credentials"]
-    return boto3.client("ec2", region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    creds = boto3.client("sts", region_name=REGION).assume_role(RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="test")[
+        "Credentials"
+    ]
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def test_moto_still_keeps_an_image_shared_with_an_ou_invisible_to_its_accounts(ami):
     # moto records the OU launch permission but resolves no membership: if this starts passing, the
     # fake's member_of must go.
     _owner(REGION).modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"OrganizationalUnitArn": _OU}]})
-    assert _owner(REGION).describe_image_attribute(ImageId=ami, Attribute="launchPermission")[
-        "LaunchPermissions"] == [{"OrganizationalUnitArn": _OU}]
+    assert _owner(REGION).describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"] == [
+        {"OrganizationalUnitArn": _OU}
+    ]
     with pytest.raises(ClientError) as err:
         _account_ec2("111111111111").create_tags(Resources=[ami], Tags=[{"Key": "k", "Value": "v"}])
     assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
@@ -302,8 +337,13 @@ def test_an_account_outside_the_ou_an_image_is_shared_with_cannot_tag_it(ami):
 def test_a_template_constraint_can_be_read_back_and_rewritten(aws):
     sc, portfolio, product = catalog()
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
-    created = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE",
-                                   Parameters=json.dumps({"Rules": {"A": {}}}), IdempotencyToken="c")
+    created = sc.create_constraint(
+        PortfolioId=portfolio,
+        ProductId=product,
+        Type="TEMPLATE",
+        Parameters=json.dumps({"Rules": {"A": {}}}),
+        IdempotencyToken="c",
+    )
     cid = created["ConstraintDetail"]["ConstraintId"]
     sc.update_constraint(Id=cid, Parameters=json.dumps({"Rules": {"B": {}}}))
     assert json.loads(sc.describe_constraint(Id=cid)["ConstraintParameters"]) == {"Rules": {"B": {}}}

@@ -23,8 +23,9 @@ def test_the_fake_lists_and_updates_what_a_repin_reads_and_writes(aws):
     sc, portfolio, product = catalog()
     assert isinstance(sc, FakeServiceCatalog)
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
-    created = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", IdempotencyToken="c",
-                                   Parameters='{"Rules": {}}')["ConstraintDetail"]["ConstraintId"]
+    created = sc.create_constraint(
+        PortfolioId=portfolio, ProductId=product, Type="TEMPLATE", IdempotencyToken="c", Parameters='{"Rules": {}}'
+    )["ConstraintDetail"]["ConstraintId"]
     [listed] = sc.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product)["ConstraintDetails"]
     assert listed["ConstraintId"] == created and listed["Type"] == "TEMPLATE"
     sc.update_constraint(Id=created, Parameters='{"Rules": {"R": {}}}')

@@ -37,8 +37,9 @@ class Estate:
         self.automation = FakeAutomation(self.ssm, {"Bakehouse-Pipeline"})
 
     def image(self, name: str) -> str:
-        return self.ec2.register_image(Name=name, RootDeviceName="/dev/xvda", BlockDeviceMappings=[
-            {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+        return self.ec2.register_image(
+            Name=name, RootDeviceName="/dev/xvda", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}]
+        )["ImageId"]
 
     def publish_base(self, base: str) -> str:
         ami = self.image(f"public-{base}-{len(self.ec2.describe_images(Owners=['self'])['Images'])}")
@@ -48,8 +49,7 @@ class Estate:
     def built_from(self, family: str, base_ami: str) -> str:
         golden = self.image(f"bakehouse-{family}-{base_ami}")
         self.ec2.create_tags(Resources=[golden], Tags=[{"Key": "bakehouse:source-ami", "Value": base_ami}])
-        self.ssm.put_parameter(Name=f"/bakehouse/images/{family}/latest", Type="String", Value=golden,
-                               Overwrite=True)
+        self.ssm.put_parameter(Name=f"/bakehouse/images/{family}/latest", Type="String", Value=golden, Overwrite=True)
         return golden
 
     def run(self, day: date = DAY) -> dict:
@@ -131,8 +131,7 @@ TICK = "2026-11-30T03:00:00Z"
 
 
 def forced(estate, at: str = TICK) -> dict:
-    return bic.execute(bic.plan_forced(estate.ssm, estate.ec2, at), estate.ssm, estate.s3, estate.automation,
-                       ROLE, DAY)
+    return bic.execute(bic.plan_forced(estate.ssm, estate.ec2, at), estate.ssm, estate.s3, estate.automation, ROLE, DAY)
 
 
 def test_a_forced_rebuild_starts_every_published_family_with_a_token_from_the_scheduled_time(estate):

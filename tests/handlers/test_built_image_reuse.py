@@ -22,10 +22,18 @@ def ec2():
 
 
 def built(ec2, created: str, token: str = "", vulnerable: str = "false") -> str:
-    image = ec2.register_image(Name=f"bakehouse-{created}-{token}", RootDeviceName="/dev/xvda", BlockDeviceMappings=[
-        {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
-    tags = {"bakehouse:family": FAMILY, "bakehouse:source-ami": BASE, "bakehouse:commit": COMMIT,
-            "bakehouse:vulnerable": vulnerable, built_image.TAG_REBUILD_TOKEN: token}
+    image = ec2.register_image(
+        Name=f"bakehouse-{created}-{token}",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+    )["ImageId"]
+    tags = {
+        "bakehouse:family": FAMILY,
+        "bakehouse:source-ami": BASE,
+        "bakehouse:commit": COMMIT,
+        "bakehouse:vulnerable": vulnerable,
+        built_image.TAG_REBUILD_TOKEN: token,
+    }
     ec2.create_tags(Resources=[image], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     return image
 
@@ -36,8 +44,10 @@ def test_without_a_token_the_newest_image_of_the_base_and_commit_is_chosen(ec2):
     found = built_image.newest_built_image(_dated(ec2, dates), FAMILY, BASE, COMMIT)
     assert found == new
     # the older one listed first still loses (EC2 documents no order for DescribeImages)
-    assert built_image.newest_built_image(_dated(ec2, {old: "2026-12-01T00:00:00.000Z", new: dates[new]}),
-                                          FAMILY, BASE, COMMIT) == old
+    assert (
+        built_image.newest_built_image(_dated(ec2, {old: "2026-12-01T00:00:00.000Z", new: dates[new]}), FAMILY, BASE, COMMIT)
+        == old
+    )
 
 
 def test_with_a_token_only_the_image_built_for_it_is_reused(ec2):
@@ -58,8 +68,7 @@ def test_a_vulnerable_image_is_never_reused(ec2):
 @pytest.mark.parametrize("token", ["not-a-uuid", 7])
 def test_a_malformed_token_is_refused_before_any_call(token):
     with pytest.raises(MalformedEvent, match="RebuildToken"):
-        built_image.handler({"Family": FAMILY, "BaseImageId": BASE, "ScriptsCommit": COMMIT, "RebuildToken": token},
-                            None)
+        built_image.handler({"Family": FAMILY, "BaseImageId": BASE, "ScriptsCommit": COMMIT, "RebuildToken": token}, None)
 
 
 class _dated:
@@ -77,4 +86,5 @@ class _dated:
                     for image in page["Images"]:
                         image["CreationDate"] = dates.get(image["ImageId"], image["CreationDate"])
                     yield page
+
         return Pages()

@@ -24,9 +24,16 @@ def catalog():
     with mock_aws():
         sc = FakeServiceCatalog(boto3.client("servicecatalog", region_name=REGION))
         product = sc.create_product(
-            Name="hardened-instance", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE", IdempotencyToken="p",
-            ProvisioningArtifactParameters={"Name": "initial", "Type": "CLOUD_FORMATION_TEMPLATE",
-                                            "Info": {"LoadTemplateFromURL": TEMPLATE}})
+            Name="hardened-instance",
+            Owner="platform",
+            ProductType="CLOUD_FORMATION_TEMPLATE",
+            IdempotencyToken="p",
+            ProvisioningArtifactParameters={
+                "Name": "initial",
+                "Type": "CLOUD_FORMATION_TEMPLATE",
+                "Info": {"LoadTemplateFromURL": TEMPLATE},
+            },
+        )
         yield sc, product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
 
 
@@ -76,8 +83,7 @@ def test_replaying_the_same_ami_changes_nothing(catalog):
     again = _add(sc, product, AMIS[0])
     new_calls = {c.operation for c in sc.calls[before:]}
     assert new_calls == {"list_provisioning_artifacts"}
-    assert (again.artifact_id, again.created, again.deprecated, again.deactivated) == (
-        first.artifact_id, False, (), ())
+    assert (again.artifact_id, again.created, again.deprecated, again.deactivated) == (first.artifact_id, False, (), ())
 
 
 def test_an_explicit_template_url_wins(catalog):
@@ -95,8 +101,7 @@ def test_rolling_back_to_an_older_ami_makes_its_version_current_again(catalog):
     result = _add(sc, product, AMIS[0], max_versions=2)
     versions = _versions(sc, product)
     assert not result.created
-    assert versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEFAULT" and result.active[0] == versions[
-        f"al2023 {AMIS[0]}"]["Id"]
+    assert versions[f"al2023 {AMIS[0]}"]["Guidance"] == "DEFAULT" and result.active[0] == versions[f"al2023 {AMIS[0]}"]["Id"]
 
 
 def test_one_familys_versions_never_prune_or_deprecate_anothers(catalog):
@@ -125,15 +130,18 @@ def test_handler_parses_the_pipelines_payload(catalog, monkeypatch):
     assert out["Created"] is True and out["ArtifactId"].startswith("pa-")
 
 
-@pytest.mark.parametrize("change,problem", [
-    ({"ImageId": "ami-1"}, "ImageId"),
-    ({"ProductId": "prod abc"}, "ProductId"),
-    ({"MaxVersions": 0}, "MaxVersions"),
-    ({"TemplateUrl": "ftp://x/y.yaml"}, "TemplateUrl"),
-    ({"Family": ""}, "Family"),
-    ({"ApprovedImageIds": ["snap-1"]}, "ApprovedImageIds"),
-    ({"PortfolioId": "port fail"}, "PortfolioId"),
-])
+@pytest.mark.parametrize(
+    "change,problem",
+    [
+        ({"ImageId": "ami-1"}, "ImageId"),
+        ({"ProductId": "prod abc"}, "ProductId"),
+        ({"MaxVersions": 0}, "MaxVersions"),
+        ({"TemplateUrl": "ftp://x/y.yaml"}, "TemplateUrl"),
+        ({"Family": ""}, "Family"),
+        ({"ApprovedImageIds": ["snap-1"]}, "ApprovedImageIds"),
+        ({"PortfolioId": "port fail"}, "PortfolioId"),
+    ],
+)
 def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, problem):
     monkeypatch.setattr(cat, "client", NoAwsCalls("client"))
     with pytest.raises(MalformedEvent, match=problem):
@@ -151,8 +159,13 @@ def portfolio(catalog):
     portfolio_id = portfolio["PortfolioDetail"]["Id"]
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio_id)
     # The very rules the build stack deploys (catalog/template-constraint.json).
-    created = sc.create_constraint(PortfolioId=portfolio_id, ProductId=product, Type="TEMPLATE",
-                                   Parameters=CONSTRAINT_FILE.read_text(), IdempotencyToken="tc")
+    created = sc.create_constraint(
+        PortfolioId=portfolio_id,
+        ProductId=product,
+        Type="TEMPLATE",
+        Parameters=CONSTRAINT_FILE.read_text(),
+        IdempotencyToken="tc",
+    )
     return sc, product, portfolio_id, created["ConstraintDetail"]["ConstraintId"]
 
 
@@ -170,12 +183,13 @@ def test_the_template_constraint_is_pinned_to_the_approved_regional_ids(portfoli
     sc, product, portfolio_id, constraint_id = portfolio
     before = _rules(sc, constraint_id)
     regional = {"eu-west-1": AMIS[0], "us-east-1": AMIS[1]}
-    result = cat.offer(cat.CatalogRequest(AMIS[0], "al2023", product, 3, portfolio_id=portfolio_id,
-                                          approved_image_ids=tuple(regional.values())), sc)
+    result = cat.offer(
+        cat.CatalogRequest(AMIS[0], "al2023", product, 3, portfolio_id=portfolio_id, approved_image_ids=tuple(regional.values())),
+        sc,
+    )
     assert (result.constraint_id, result.constraint_updated) == (constraint_id, True)
     rules = _rules(sc, constraint_id)
-    assert rules[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"] == [sorted(regional.values()),
-                                                                                   {"Ref": "ImageId"}]
+    assert rules[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"] == [sorted(regional.values()), {"Ref": "ImageId"}]
     assert rules["ApprovedAl2023"]["Assertions"][0]["Assert"]["Fn::Contains"][0] == sorted(regional.values())
     other_rules = {k: v for k, v in rules.items() if k not in (cat.APPROVED_RULE, "ApprovedAl2023")}
     assert other_rules == {k: v for k, v in before.items() if k != cat.APPROVED_RULE}
@@ -230,8 +244,13 @@ def test_a_portfolio_without_the_rule_is_reported(catalog):
     sc, product = catalog
     portfolio_id = sc.create_portfolio(DisplayName="p", ProviderName="x", IdempotencyToken="p2")["PortfolioDetail"]["Id"]
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio_id)
-    sc.create_constraint(PortfolioId=portfolio_id, ProductId=product, Type="TEMPLATE", IdempotencyToken="t",
-                         Parameters=json.dumps({"Rules": {"Other": {"Assertions": []}}}))
+    sc.create_constraint(
+        PortfolioId=portfolio_id,
+        ProductId=product,
+        Type="TEMPLATE",
+        IdempotencyToken="t",
+        Parameters=json.dumps({"Rules": {"Other": {"Assertions": []}}}),
+    )
     with pytest.raises(cat.ConstraintNotFound, match=portfolio_id):
         cat.offer(cat.CatalogRequest(AMIS[0], "al2023", product, 3, portfolio_id=portfolio_id), sc)
 
@@ -239,11 +258,17 @@ def test_a_portfolio_without_the_rule_is_reported(catalog):
 def test_handler_takes_the_distributions_region_map(portfolio, monkeypatch):
     sc, product, portfolio_id, constraint_id = portfolio
     monkeypatch.setattr(cat, "client", lambda service: sc)
-    out = cat.handler({**GOOD, "ProductId": product, "PortfolioId": portfolio_id,
-                       "ApprovedImageIds": {"eu-west-1": AMIS[0], "eu-central-1": AMIS[2]}}, None)
+    out = cat.handler(
+        {
+            **GOOD,
+            "ProductId": product,
+            "PortfolioId": portfolio_id,
+            "ApprovedImageIds": {"eu-west-1": AMIS[0], "eu-central-1": AMIS[2]},
+        },
+        None,
+    )
     assert out["ConstraintUpdated"] is True and out["ConstraintId"] == constraint_id
-    assert _rules(sc, constraint_id)[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"][0] == [
-        AMIS[0], AMIS[2]]
+    assert _rules(sc, constraint_id)[cat.APPROVED_RULE]["Assertions"][0]["Assert"]["Fn::Contains"][0] == [AMIS[0], AMIS[2]]
 
 
 # --- a portfolio in each distribution region (bakehouse:factory.catalogRegionalPortfolios) -----------
@@ -257,28 +282,47 @@ def regions(portfolio):
     sc, product, portfolio_id, constraint_id = portfolio
     there = FakeServiceCatalog(boto3.client("servicecatalog", region_name=OTHER))
     regional_product = there.create_product(
-        Name="hardened-instance", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE", IdempotencyToken="p",
-        ProvisioningArtifactParameters={"Name": "initial", "Type": "CLOUD_FORMATION_TEMPLATE",
-                                        "Info": {"LoadTemplateFromURL": TEMPLATE}}
+        Name="hardened-instance",
+        Owner="platform",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        IdempotencyToken="p",
+        ProvisioningArtifactParameters={
+            "Name": "initial",
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": TEMPLATE},
+        },
     )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-    regional_portfolio = there.create_portfolio(DisplayName="golden", ProviderName="platform",
-                                                IdempotencyToken="pf")["PortfolioDetail"]["Id"]
+    regional_portfolio = there.create_portfolio(DisplayName="golden", ProviderName="platform", IdempotencyToken="pf")[
+        "PortfolioDetail"
+    ]["Id"]
     there.associate_product_with_portfolio(ProductId=regional_product, PortfolioId=regional_portfolio)
     regional_constraint = there.create_constraint(
-        PortfolioId=regional_portfolio, ProductId=regional_product, Type="TEMPLATE",
-        Parameters=CONSTRAINT_FILE.read_text(), IdempotencyToken="tc")["ConstraintDetail"]["ConstraintId"]
+        PortfolioId=regional_portfolio,
+        ProductId=regional_product,
+        Type="TEMPLATE",
+        Parameters=CONSTRAINT_FILE.read_text(),
+        IdempotencyToken="tc",
+    )["ConstraintDetail"]["ConstraintId"]
     ec2 = boto3.client("ec2", region_name=OTHER)
     copies = {}
     for source in AMIS[:3]:
         copies[source] = ec2.register_image(
-            Name=f"copy-of-{source}", RootDeviceName="/dev/xvda",
-            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+            Name=f"copy-of-{source}",
+            RootDeviceName="/dev/xvda",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+        )["ImageId"]
         ec2.create_tags(Resources=[copies[source]], Tags=[{"Key": "bakehouse:source-ami", "Value": source}])
-    return {"home": (sc, product, portfolio_id, constraint_id), "sc": there, "product": regional_product,
-            "portfolio": regional_portfolio, "constraint": regional_constraint, "copies": copies,
-            "regional": (cat.RegionalCatalog(OTHER, regional_product, regional_portfolio),),
-            "sc_for": lambda region: there if region == OTHER else sc,
-            "ec2_for": lambda region: boto3.client("ec2", region_name=region)}
+    return {
+        "home": (sc, product, portfolio_id, constraint_id),
+        "sc": there,
+        "product": regional_product,
+        "portfolio": regional_portfolio,
+        "constraint": regional_constraint,
+        "copies": copies,
+        "regional": (cat.RegionalCatalog(OTHER, regional_product, regional_portfolio),),
+        "sc_for": lambda region: there if region == OTHER else sc,
+        "ec2_for": lambda region: boto3.client("ec2", region_name=region),
+    }
 
 
 def _everywhere(r, image, family="al2023"):
@@ -331,20 +375,33 @@ def test_a_quarantine_pins_every_regions_rule_to_the_fallbacks_copy_or_to_none(r
 
 def test_handler_offers_in_every_region_the_settings_name(regions, monkeypatch):
     sc, product, portfolio_id, _ = regions["home"]
-    monkeypatch.setattr(cat, "client", lambda service, region=None: (
-        regions["sc_for"](region) if service == "servicecatalog" else regions["ec2_for"](region)))
-    out = cat.handler({**GOOD, "ProductId": product, "PortfolioId": portfolio_id, "RegionalCatalogs": [
-        {"Region": OTHER, "ProductId": regions["product"], "PortfolioId": regions["portfolio"]}]}, None)
+    monkeypatch.setattr(
+        cat,
+        "client",
+        lambda service, region=None: regions["sc_for"](region) if service == "servicecatalog" else regions["ec2_for"](region),
+    )
+    out = cat.handler(
+        {
+            **GOOD,
+            "ProductId": product,
+            "PortfolioId": portfolio_id,
+            "RegionalCatalogs": [{"Region": OTHER, "ProductId": regions["product"], "PortfolioId": regions["portfolio"]}],
+        },
+        None,
+    )
     assert out["Regions"][OTHER]["ImageId"] == regions["copies"][AMIS[0]]
     assert out["Regions"][OTHER]["ConstraintUpdated"] is True
 
 
-@pytest.mark.parametrize("regional", [
-    [{"Region": "moon-1", "ProductId": "prod-a", "PortfolioId": "port-a"}],
-    [{"Region": OTHER, "ProductId": "prod a", "PortfolioId": "port-a"}],
-    [{"Region": OTHER, "ProductId": "prod-a"}],
-    "eu-central-1",
-])
+@pytest.mark.parametrize(
+    "regional",
+    [
+        [{"Region": "moon-1", "ProductId": "prod-a", "PortfolioId": "port-a"}],
+        [{"Region": OTHER, "ProductId": "prod a", "PortfolioId": "port-a"}],
+        [{"Region": OTHER, "ProductId": "prod-a"}],
+        "eu-central-1",
+    ],
+)
 def test_a_malformed_regional_catalog_is_rejected_before_any_aws_call(monkeypatch, regional):
     monkeypatch.setattr(cat, "client", NoAwsCalls("client"))
     with pytest.raises(MalformedEvent, match="RegionalCatalogs"):

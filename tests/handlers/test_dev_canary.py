@@ -49,22 +49,37 @@ class PingingClients(canary.AwsClients):
 
 def in_account(account: str, service: str):
     creds = boto3.client("sts", region_name=HOME).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/Seed", RoleSessionName="seed")["Credentials"]
-    return boto3.client(service, region_name=HOME, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+        RoleArn=f"arn:aws:iam::{account}:role/Seed", RoleSessionName="seed"
+    )["Credentials"]
+    return boto3.client(
+        service,
+        region_name=HOME,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def seed_dev(account: str = DEV, env: str = "dev") -> dict[str, str]:
     """What the workload stack declares in dev: a private subnet and the app launch template (IMDSv2)."""
     ec2 = in_account(account, "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.16.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.16.0.0/24", TagSpecifications=[{
-        "ResourceType": "subnet", "Tags": [{"Key": "bakehouse:tier", "Value": "private"}]}])["Subnet"]["SubnetId"]
+    subnet = ec2.create_subnet(
+        VpcId=vpc,
+        CidrBlock="10.16.0.0/24",
+        TagSpecifications=[{"ResourceType": "subnet", "Tags": [{"Key": "bakehouse:tier", "Value": "private"}]}],
+    )["Subnet"]["SubnetId"]
     ec2.create_subnet(VpcId=vpc, CidrBlock="10.16.1.0/24")  # untagged: never the canary's
     sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-    template = ec2.create_launch_template(LaunchTemplateName=f"bakehouse-{env}-app", LaunchTemplateData={
-        "ImageId": "resolve:ssm:/bakehouse/dev/ami/al2023", "InstanceType": "t3.micro",
-        "SecurityGroupIds": [sg], "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"}})
+    template = ec2.create_launch_template(
+        LaunchTemplateName=f"bakehouse-{env}-app",
+        LaunchTemplateData={
+            "ImageId": "resolve:ssm:/bakehouse/dev/ami/al2023",
+            "InstanceType": "t3.micro",
+            "SecurityGroupIds": [sg],
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        },
+    )
     return {"subnet": subnet, "template": template["LaunchTemplate"]["LaunchTemplateId"]}
 
 
@@ -90,8 +105,15 @@ def aws(monkeypatch):
 
 
 def event(action: str, image: str, **more: Any) -> dict[str, Any]:
-    return {"Action": action, "ImageId": image, "Family": "al2023", "ExecutionId": EXECUTION, "Region": HOME,
-            "WaitSeconds": 0, **more}
+    return {
+        "Action": action,
+        "ImageId": image,
+        "Family": "al2023",
+        "ExecutionId": EXECUTION,
+        "Region": HOME,
+        "WaitSeconds": 0,
+        **more,
+    }
 
 
 def run(action: str, image: str, clients: canary.AwsClients | None = None, **more: Any) -> dict[str, Any]:
@@ -107,12 +129,14 @@ def run(action: str, image: str, clients: canary.AwsClients | None = None, **mor
 
 
 def dev_instances(states=("pending", "running")) -> list[dict]:
-    found = in_account(DEV, "ec2").describe_instances(
-        Filters=[{"Name": "instance-state-name", "Values": list(states)}])["Reservations"]
+    found = in_account(DEV, "ec2").describe_instances(Filters=[{"Name": "instance-state-name", "Values": list(states)}])[
+        "Reservations"
+    ]
     return [i for r in found for i in r["Instances"]]
 
 
 # --- Start ---------------------------------------------------------------------------------------------
+
 
 def test_start_launches_one_canary_of_the_candidate_from_the_dev_app_template_tagged_at_launch(aws):
     out = run("Start", aws["image"])
@@ -127,8 +151,9 @@ def test_start_launches_one_canary_of_the_candidate_from_the_dev_app_template_ta
 
 def test_the_launch_names_the_app_template_and_tags_instance_and_volume():
     request = canary.CanaryRequest.parse(event("Start", "ami-0123456789abcdef0"))
-    launch = canary.launch_request(request, canary.CanaryTarget("dev", DEV), ["subnet-0bbbbbbbbbbbbbbbb",
-                                                                             "subnet-0aaaaaaaaaaaaaaaa"])
+    launch = canary.launch_request(
+        request, canary.CanaryTarget("dev", DEV), ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"]
+    )
     assert launch["LaunchTemplate"] == {"LaunchTemplateName": "bakehouse-dev-app", "Version": "$Default"}
     assert launch["SubnetId"] == "subnet-0aaaaaaaaaaaaaaaa" and launch["ClientToken"] == f"canary-{EXECUTION}"
     assert {s["ResourceType"] for s in launch["TagSpecifications"]} == {"instance", "volume"}
@@ -136,8 +161,9 @@ def test_the_launch_names_the_app_template_and_tags_instance_and_volume():
 
 def test_start_shares_the_candidate_with_dev_and_writes_the_dev_candidate_parameter(aws):
     run("Start", aws["image"])
-    perms = boto3.client("ec2", region_name=HOME).describe_image_attribute(
-        ImageId=aws["image"], Attribute="launchPermission")["LaunchPermissions"]
+    perms = boto3.client("ec2", region_name=HOME).describe_image_attribute(ImageId=aws["image"], Attribute="launchPermission")[
+        "LaunchPermissions"
+    ]
     assert {"UserId": DEV} in perms
     value = in_account(DEV, "ssm").get_parameter(Name="/bakehouse/dev/ami-candidate/al2023")["Parameter"]["Value"]
     assert value == aws["image"]
@@ -175,12 +201,12 @@ def test_start_without_a_private_subnet_fails_naming_the_account_and_launches_no
 
 # --- Check ---------------------------------------------------------------------------------------------
 
+
 def test_check_reports_healthy_when_status_checks_pass_and_the_agent_is_online_and_tags_the_image(aws):
     run("Start", aws["image"])
     out = run("Check", aws["image"])
     assert out["Result"] == "healthy" and "SSM agent Online" in out["Health"]
-    tags = tags_to_dict(boto3.client("ec2", region_name=HOME).describe_images(
-        ImageIds=[aws["image"]])["Images"][0]["Tags"])
+    tags = tags_to_dict(boto3.client("ec2", region_name=HOME).describe_images(ImageIds=[aws["image"]])["Images"][0]["Tags"])
     assert tags[canary.TAG_RESULT] == "healthy"
 
 
@@ -195,30 +221,45 @@ def test_check_reports_not_launched_when_no_canary_runs(aws):
     assert out["Result"] == "not-launched" and DEV in out["Health"]
 
 
-@pytest.mark.parametrize(("status", "ping", "result"), [
-    ({"InstanceState": {"Name": "running"}, "SystemStatus": {"Status": "ok"}, "InstanceStatus": {"Status": "ok"}},
-     "Online", "healthy"),
-    ({"InstanceState": {"Name": "running"}, "SystemStatus": {"Status": "ok"},
-      "InstanceStatus": {"Status": "impaired"}}, "Online", "unhealthy"),
-    ({"InstanceState": {"Name": "running"}, "SystemStatus": {"Status": "ok"}, "InstanceStatus": {"Status": "ok"}},
-     "ConnectionLost", "unhealthy"),
-    ({"InstanceState": {"Name": "stopped"}}, None, "unhealthy"),
-    (None, None, "unhealthy"),
-])
+@pytest.mark.parametrize(
+    ("status", "ping", "result"),
+    [
+        (
+            {"InstanceState": {"Name": "running"}, "SystemStatus": {"Status": "ok"}, "InstanceStatus": {"Status": "ok"}},
+            "Online",
+            "healthy",
+        ),
+        (
+            {"InstanceState": {"Name": "running"}, "SystemStatus": {"Status": "ok"}, "InstanceStatus": {"Status": "impaired"}},
+            "Online",
+            "unhealthy",
+        ),
+        (
+            {"InstanceState": {"Name": "running"}, "SystemStatus": {"Status": "ok"}, "InstanceStatus": {"Status": "ok"}},
+            "ConnectionLost",
+            "unhealthy",
+        ),
+        ({"InstanceState": {"Name": "stopped"}}, None, "unhealthy"),
+        (None, None, "unhealthy"),
+    ],
+)
 def test_judge_calls_healthy_only_a_running_instance_with_both_checks_ok_and_its_agent_online(status, ping, result):
     assert canary.judge("i-0123456789abcdef0", status, ping).result == result
 
 
 def test_check_waits_while_status_checks_initialize():
-    initializing = {"InstanceState": {"Name": "running"}, "SystemStatus": {"Status": "initializing"},
-                    "InstanceStatus": {"Status": "initializing"}}
+    initializing = {
+        "InstanceState": {"Name": "running"},
+        "SystemStatus": {"Status": "initializing"},
+        "InstanceStatus": {"Status": "initializing"},
+    }
     assert not canary.settled(initializing, "Online")
     assert not canary.settled({"InstanceState": {"Name": "pending"}}, None)
-    assert canary.settled({**initializing, "SystemStatus": {"Status": "ok"}, "InstanceStatus": {"Status": "ok"}},
-                          "Online")
+    assert canary.settled({**initializing, "SystemStatus": {"Status": "ok"}, "InstanceStatus": {"Status": "ok"}}, "Online")
 
 
 # --- Terminate -----------------------------------------------------------------------------------------
+
 
 def test_terminate_removes_the_canary_its_parameter_and_the_share(aws):
     started = run("Start", aws["image"])
@@ -227,16 +268,16 @@ def test_terminate_removes_the_canary_its_parameter_and_the_share(aws):
     assert not dev_instances(("pending", "running", "stopping", "stopped"))
     with pytest.raises(in_account(DEV, "ssm").exceptions.ParameterNotFound):
         in_account(DEV, "ssm").get_parameter(Name="/bakehouse/dev/ami-candidate/al2023")
-    perms = boto3.client("ec2", region_name=HOME).describe_image_attribute(
-        ImageId=aws["image"], Attribute="launchPermission")["LaunchPermissions"]
+    perms = boto3.client("ec2", region_name=HOME).describe_image_attribute(ImageId=aws["image"], Attribute="launchPermission")[
+        "LaunchPermissions"
+    ]
     assert {"UserId": DEV} not in perms
 
 
 def test_terminate_leaves_a_later_candidate_parameter_alone(aws):
     run("Start", aws["image"])
     later = golden_ami(boto3.client("ec2", region_name=HOME), name="bakehouse-al2023-2")
-    in_account(DEV, "ssm").put_parameter(Name="/bakehouse/dev/ami-candidate/al2023", Value=later, Type="String",
-                                         Overwrite=True)
+    in_account(DEV, "ssm").put_parameter(Name="/bakehouse/dev/ami-candidate/al2023", Value=later, Type="String", Overwrite=True)
     assert run("Terminate", aws["image"])["ParameterDeleted"] is False
     assert in_account(DEV, "ssm").get_parameter(Name="/bakehouse/dev/ami-candidate/al2023")["Parameter"]["Value"] == later
 
@@ -266,8 +307,8 @@ def test_terminate_that_cannot_reach_dev_fails_naming_the_account(aws):
 
                 def terminate_instances(self, **params: Any) -> Any:
                     from botocore.exceptions import ClientError
-                    raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}},
-                                      "TerminateInstances")
+
+                    raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "TerminateInstances")
 
             return Ec2()
 
@@ -276,6 +317,7 @@ def test_terminate_that_cannot_reach_dev_fails_naming_the_account(aws):
 
 
 # --- the event -----------------------------------------------------------------------------------------
+
 
 def test_a_malformed_event_fails_listing_every_problem_before_any_aws_call(monkeypatch):
     def no_client(*args: Any, **kwargs: Any) -> Any:

@@ -96,13 +96,13 @@ class RecordingClients(dist.AwsClients):
         with self._count:
             if (account_id, region) not in self.tag_fakes:
                 self.tag_fakes[(account_id, region)] = SharedImageTagsEc2(
-                    c, account_id, lambda r: self.build("ec2", r), SHARED_TAGS, self.member_of.get(account_id, ()))
+                    c, account_id, lambda r: self.build("ec2", r), SHARED_TAGS, self.member_of.get(account_id, ())
+                )
             return self.tag_fakes[(account_id, region)]
 
     def writes(self, who: str | None = None) -> list[tuple[str, str, str]]:
         # Tags on a shared image never reach moto: the fakes' own log holds them.
-        shared = [(a, r, "CreateTags") for (a, r), fake in sorted(self.tag_fakes.items())
-                  for _ in fake.calls_to("create_tags")]
+        shared = [(a, r, "CreateTags") for (a, r), fake in sorted(self.tag_fakes.items()) for _ in fake.calls_to("create_tags")]
         return [c for c in [*self.calls, *shared] if c[2] in WRITES and who in (None, c[0])]
 
 
@@ -112,9 +112,15 @@ def seed_request() -> tuple[dist.DistributeRequest, dict[str, str]]:
     image = golden_ami(ec2, tags={pub.TAG_APPROVED: "true", "bakehouse:commit": "abc123"})
     keys = {r: boto3.client("kms", region_name=r).create_key()["KeyMetadata"]["Arn"] for r in REGIONS}
     request = dist.DistributeRequest(
-        image_id=image, source_region=HOME, family="al2023", region_keys=tuple(sorted(keys.items())),
-        targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS, strict=True)), share_with=(WORKLOAD_OU,), max_workers=4,
-        poll_seconds=0)
+        image_id=image,
+        source_region=HOME,
+        family="al2023",
+        region_keys=tuple(sorted(keys.items())),
+        targets=tuple(dist.Target(a, e) for a, e in zip(ACCOUNTS, ENVS, strict=True)),
+        share_with=(WORKLOAD_OU,),
+        max_workers=4,
+        poll_seconds=0,
+    )
     return request, keys
 
 
@@ -130,8 +136,13 @@ def estate(monkeypatch):
 def _account_ssm(account: str, region: str):
     sts = boto3.client("sts", region_name=HOME)
     creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/x", RoleSessionName="check")["Credentials"]
-    return boto3.client("ssm", region_name=region, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    return boto3.client(
+        "ssm",
+        region_name=region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def test_names_match_estate_naming_and_publish():
@@ -153,8 +164,9 @@ class SpyClients(RecordingClients):
             known = ("", service, region) in self._clients
         c = super().build(service, region)
         if service == "ec2" and not known:
-            c.meta.events.register("provide-client-params.ec2.CopyImage",
-                                   lambda params, **_: self.copy_params.__setitem__(region, dict(params)))
+            c.meta.events.register(
+                "provide-client-params.ec2.CopyImage", lambda params, **_: self.copy_params.__setitem__(region, dict(params))
+            )
         return c
 
 
@@ -181,8 +193,9 @@ class TestAFullDistribution:
         request, _, result, clients = distributed
         assert result.regions[HOME].image_id == request.image_id  # the source region serves the source itself
         for region in REGIONS[1:]:
-            copies = boto3.client("ec2", region_name=region).describe_images(Owners=["self"], Filters=[
-                {"Name": "tag:bakehouse:source-ami", "Values": [request.image_id]}])["Images"]
+            copies = boto3.client("ec2", region_name=region).describe_images(
+                Owners=["self"], Filters=[{"Name": "tag:bakehouse:source-ami", "Values": [request.image_id]}]
+            )["Images"]
             assert [c["ImageId"] for c in copies] == [result.regions[region].image_id]
             assert {t["Key"]: t["Value"] for t in copies[0]["Tags"]}["bakehouse:commit"] == "abc123"
         assert sorted(r for _, r, op in clients.calls if op == "CopyImage") == sorted(REGIONS[1:])
@@ -209,10 +222,13 @@ class TestAFullDistribution:
         assert [c for c in clients.calls if c[2] == "ModifySnapshotAttribute"] == []
         for region in REGIONS:
             ec2 = boto3.client("ec2", region_name=region)
-            for mapping in ec2.describe_images(ImageIds=[result.regions[region].image_id])["Images"][0][
-                    "BlockDeviceMappings"]:
-                assert ec2.describe_snapshot_attribute(SnapshotId=mapping["Ebs"]["SnapshotId"],
-                                                       Attribute="createVolumePermission")["CreateVolumePermissions"] == []
+            for mapping in ec2.describe_images(ImageIds=[result.regions[region].image_id])["Images"][0]["BlockDeviceMappings"]:
+                assert (
+                    ec2.describe_snapshot_attribute(SnapshotId=mapping["Ebs"]["SnapshotId"], Attribute="createVolumePermission")[
+                        "CreateVolumePermissions"
+                    ]
+                    == []
+                )
 
     def test_the_factory_makes_one_share_call_per_region_whatever_the_number_of_accounts(self, distributed):
         _, _, _, clients = distributed
@@ -223,8 +239,7 @@ class TestAFullDistribution:
         _, _, result, _ = distributed
         for account, env in zip(ACCOUNTS, ENVS, strict=True):
             for region in REGIONS:
-                parameter = _account_ssm(account, region).get_parameter(
-                    Name=f"/bakehouse/{env}/ami/al2023")["Parameter"]
+                parameter = _account_ssm(account, region).get_parameter(Name=f"/bakehouse/{env}/ami/al2023")["Parameter"]
                 assert (parameter["Value"], parameter["DataType"]) == (result.regions[region].image_id, "aws:ec2:image")
         # nothing is written in the factory's own account
         assert boto3.client("ssm", region_name=HOME).describe_parameters()["Parameters"] == []
@@ -242,7 +257,8 @@ class TestAFullDistribution:
                 (call,) = ec2.calls_to("create_tags")
                 assert call == {"Resources": [image_id], "Tags": [{"Key": key, "Value": value}]}
         owners = boto3.client("ec2", region_name=HOME).describe_tags(
-            Filters=[{"Name": "resource-id", "Values": [result.regions[HOME].image_id]}])["Tags"]
+            Filters=[{"Name": "resource-id", "Values": [result.regions[HOME].image_id]}]
+        )["Tags"]
         assert key not in {t["Key"] for t in owners}  # written in the workload accounts, not the factory's
 
     def test_parameters_are_written_through_each_accounts_publisher_role(self, distributed):
@@ -265,7 +281,8 @@ def test_replaying_a_distribution_writes_nothing(estate):
 def test_a_permission_already_granted_is_not_granted_again(estate):
     request, _ = estate
     boto3.client("ec2", region_name=HOME).modify_image_attribute(
-        ImageId=request.image_id, LaunchPermission={"Add": [{"OrganizationalUnitArn": WORKLOAD_OU}]})
+        ImageId=request.image_id, LaunchPermission={"Add": [{"OrganizationalUnitArn": WORKLOAD_OU}]}
+    )
     clients = RecordingClients()
     dist.distribute(request, clients)
     assert sorted(r for _, r, op in clients.calls if op == "ModifyImageAttribute") == sorted(REGIONS[1:])
@@ -273,11 +290,13 @@ def test_a_permission_already_granted_is_not_granted_again(estate):
 
 def test_sharing_with_the_whole_organization_admits_every_member_account(estate):
     request, _ = estate
-    result = dist.distribute(replace(request, share_with=(ORG_ARN,)),
-                             RecordingClients(member_of={a: (ORG_ARN,) for a in ACCOUNTS}))
+    result = dist.distribute(
+        replace(request, share_with=(ORG_ARN,)), RecordingClients(member_of={a: (ORG_ARN,) for a in ACCOUNTS})
+    )
     assert result.failures == []
     launch = boto3.client("ec2", region_name=HOME).describe_image_attribute(
-        ImageId=request.image_id, Attribute="launchPermission")["LaunchPermissions"]
+        ImageId=request.image_id, Attribute="launchPermission"
+    )["LaunchPermissions"]
     assert launch == [{"OrganizationArn": ORG_ARN}]
 
 
@@ -311,8 +330,14 @@ def test_an_untagged_copy_left_by_a_crash_is_adopted_not_duplicated(estate):
     request, keys = estate
     ec2 = boto3.client("ec2", region_name="us-east-1")
     name = boto3.client("ec2", region_name=HOME).describe_images(ImageIds=[request.image_id])["Images"][0]["Name"]
-    orphan = ec2.copy_image(SourceImageId=request.image_id, SourceRegion=HOME, Name=name, Encrypted=True,
-                            KmsKeyId=keys["us-east-1"], Description=f"bakehouse al2023 copy of {request.image_id}")["ImageId"]
+    orphan = ec2.copy_image(
+        SourceImageId=request.image_id,
+        SourceRegion=HOME,
+        Name=name,
+        Encrypted=True,
+        KmsKeyId=keys["us-east-1"],
+        Description=f"bakehouse al2023 copy of {request.image_id}",
+    )["ImageId"]
     clients = RecordingClients()
     result = dist.distribute(request, clients)
     assert result.regions["us-east-1"].image_id == orphan
@@ -325,8 +350,9 @@ def test_an_unrelated_image_with_the_same_name_is_not_adopted(estate):
     request, keys = estate
     ec2 = boto3.client("ec2", region_name="us-east-1")
     name = boto3.client("ec2", region_name=HOME).describe_images(ImageIds=[request.image_id])["Images"][0]["Name"]
-    stranger = ec2.copy_image(SourceImageId=request.image_id, SourceRegion=HOME, Name=name,
-                              Description="someone else's image")["ImageId"]
+    stranger = ec2.copy_image(SourceImageId=request.image_id, SourceRegion=HOME, Name=name, Description="someone else's image")[
+        "ImageId"
+    ]
     result = dist.distribute(request, RecordingClients())
     assert result.regions["us-east-1"].image_id != stranger and result.regions["us-east-1"].action == "copied"
 
@@ -362,9 +388,10 @@ def test_a_failed_region_copy_skips_its_accounts_and_the_step_fails(estate, monk
         def build(self, service, region):
             c = super().build(service, region)
             if service == "ec2" and region == "eu-central-1":
+
                 def refuse(**_):
-                    raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": "too many copies"}},
-                                      "CopyImage")
+                    raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": "too many copies"}}, "CopyImage")
+
                 c.meta.events.register("before-call.ec2.CopyImage", refuse)
             return c
 
@@ -375,8 +402,15 @@ def test_a_failed_region_copy_skips_its_accounts_and_the_step_fails(estate, monk
     assert {o.action for (a, r), o in result.accounts.items() if r != "eu-central-1"} == {"shared"}
 
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: BrokenCopy())
-    event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
-             "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU], "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS, strict=True)]}
+    event = {
+        "ImageId": request.image_id,
+        "SourceRegion": HOME,
+        "Family": "al2023",
+        "PollSeconds": 0,
+        "Regions": dict(request.region_keys),
+        "ShareWith": [WORKLOAD_OU],
+        "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS, strict=True)],
+    }
     with pytest.raises(dist.DistributionIncomplete, match="eu-central-1"):
         dist.handler(event, None)
 
@@ -385,9 +419,16 @@ def test_handler_output_carries_region_image_ids_and_account_outcomes(estate, mo
     request, _ = estate
     # The handler's own clients, with workload EC2 able to tag shared images (see RecordingClients).
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: RecordingClients())
-    event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
-             "MaxWorkers": 4, "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU],
-             "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS, strict=True)]}
+    event = {
+        "ImageId": request.image_id,
+        "SourceRegion": HOME,
+        "Family": "al2023",
+        "PollSeconds": 0,
+        "MaxWorkers": 4,
+        "Regions": dict(request.region_keys),
+        "ShareWith": [WORKLOAD_OU],
+        "Accounts": [{"AccountId": a, "Env": e} for a, e in zip(ACCOUNTS, ENVS, strict=True)],
+    }
     out = dist.handler(event, None)
     assert sorted(out["RegionImageIds"]) == sorted(REGIONS) and out["Failures"] == []
     assert {r: o["Action"] for r, o in out["Accounts"][ACCOUNTS[0]].items()} == {r: "shared" for r in REGIONS}
@@ -429,9 +470,14 @@ def test_poll_gives_up_after_its_timeout_naming_the_resource():
         poll(lambda: None, "copy ami-1", first_delay=10, timeout=60, sleep=lambda s: None, clock=lambda: next(clock))
 
 
-GOOD = {"ImageId": "ami-0123456789abcdef0", "SourceRegion": HOME, "Family": "al2023",
-        "Regions": {"us-east-1": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
-        "Accounts": [{"AccountId": "111111111111", "Env": "dev"}], "ShareWith": [WORKLOAD_OU]}
+GOOD = {
+    "ImageId": "ami-0123456789abcdef0",
+    "SourceRegion": HOME,
+    "Family": "al2023",
+    "Regions": {"us-east-1": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+    "Accounts": [{"AccountId": "111111111111", "Env": "dev"}],
+    "ShareWith": [WORKLOAD_OU],
+}
 
 
 def test_a_good_event_parses():
@@ -441,23 +487,28 @@ def test_a_good_event_parses():
     assert dist.DistributeRequest.parse({**GOOD, "ShareWith": [ORG_ARN]}).share_with == (ORG_ARN,)
 
 
-@pytest.mark.parametrize("change,problem", [
-    ({"Regions": {"us-east-1": "arn:aws:kms:eu-west-1:123456789012:key/abc"}}, "need a key in us-east-1"),
-    ({"Regions": {}}, "Regions"),
-    ({"Accounts": [{"AccountId": "1111", "Env": "dev"}]}, "AccountId"),
-    ({"Accounts": [{"AccountId": "111111111111", "Env": "dev"}] * 2}, "more than once"),
-    ({"Mode": "copy"}, "copy distribution was removed"),
-    ({"Mode": "share"}, "copy distribution was removed"),
-    ({"AccountKmsKey": "alias/bakehouse-ami"}, "copy distribution was removed"),
-    ({"MaxWorkers": 0}, "MaxWorkers"),
-    ({"ImageId": "snap-1"}, "ImageId"),
-    ({"ShareWith": None}, "ShareWith is None, expected a non-empty list of organization or OU ARNs"),
-    ({"ShareWith": []}, "ShareWith is \\[\\], expected a non-empty list"),
-    ({"ShareWith": ["ou-ab12-wkld0001"]}, "ShareWith\\[0\\] is 'ou-ab12-wkld0001', expected an organization or OU ARN"),
-    ({"ShareWith": [WORKLOAD_OU, "arn:aws:organizations::999999999999:ou/o-zzzzzzzzzz/ou-ab12-wkld0002"]},
-     "ShareWith names more than one organization"),
-    ({"ShareWith": [WORKLOAD_OU, WORKLOAD_OU]}, "ShareWith lists .* more than once"),
-])
+@pytest.mark.parametrize(
+    "change,problem",
+    [
+        ({"Regions": {"us-east-1": "arn:aws:kms:eu-west-1:123456789012:key/abc"}}, "need a key in us-east-1"),
+        ({"Regions": {}}, "Regions"),
+        ({"Accounts": [{"AccountId": "1111", "Env": "dev"}]}, "AccountId"),
+        ({"Accounts": [{"AccountId": "111111111111", "Env": "dev"}] * 2}, "more than once"),
+        ({"Mode": "copy"}, "copy distribution was removed"),
+        ({"Mode": "share"}, "copy distribution was removed"),
+        ({"AccountKmsKey": "alias/bakehouse-ami"}, "copy distribution was removed"),
+        ({"MaxWorkers": 0}, "MaxWorkers"),
+        ({"ImageId": "snap-1"}, "ImageId"),
+        ({"ShareWith": None}, "ShareWith is None, expected a non-empty list of organization or OU ARNs"),
+        ({"ShareWith": []}, "ShareWith is \\[\\], expected a non-empty list"),
+        ({"ShareWith": ["ou-ab12-wkld0001"]}, "ShareWith\\[0\\] is 'ou-ab12-wkld0001', expected an organization or OU ARN"),
+        (
+            {"ShareWith": [WORKLOAD_OU, "arn:aws:organizations::999999999999:ou/o-zzzzzzzzzz/ou-ab12-wkld0002"]},
+            "ShareWith names more than one organization",
+        ),
+        ({"ShareWith": [WORKLOAD_OU, WORKLOAD_OU]}, "ShareWith lists .* more than once"),
+    ],
+)
 def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, problem):
     monkeypatch.setattr(dist, "AwsClients", NoAwsCalls("AwsClients"))
     monkeypatch.setattr(dist, "client", NoAwsCalls("client"))
@@ -471,18 +522,25 @@ def test_without_accounts_the_handler_serves_every_env_under_the_target_path(est
     for account, env in zip(ACCOUNTS, ENVS, strict=True):
         ssm.put_parameter(Name=f"/bakehouse/factory/targets/{env}", Value=account, Type="String")
     monkeypatch.setattr(dist, "AwsClients", lambda role, home: RecordingClients())
-    event = {"ImageId": request.image_id, "SourceRegion": HOME, "Family": "al2023", "PollSeconds": 0,
-             "Regions": dict(request.region_keys), "ShareWith": [WORKLOAD_OU], "Accounts": []}
+    event = {
+        "ImageId": request.image_id,
+        "SourceRegion": HOME,
+        "Family": "al2023",
+        "PollSeconds": 0,
+        "Regions": dict(request.region_keys),
+        "ShareWith": [WORKLOAD_OU],
+        "Accounts": [],
+    }
     out = dist.handler(event, None)
     assert sorted(out["Accounts"]) == sorted(ACCOUNTS) and out["Failures"] == []
 
 
 def test_a_malformed_target_parameter_stops_distribution_before_any_copy(estate):
     request, _ = estate
-    boto3.client("ssm", region_name=HOME).put_parameter(Name="/bakehouse/factory/targets/dev", Value="dev-account",
-                                                        Type="String")
+    boto3.client("ssm", region_name=HOME).put_parameter(Name="/bakehouse/factory/targets/dev", Value="dev-account", Type="String")
     copies = RecordingClients()
     with pytest.raises(MalformedTarget, match="/bakehouse/factory/targets/dev is 'dev-account'"):
         dist.distribute(replace(request, targets=None), copies)
-    assert not [i for r in REGIONS if r != HOME
-                for i in boto3.client("ec2", region_name=r).describe_images(Owners=["self"])["Images"]]
+    assert not [
+        i for r in REGIONS if r != HOME for i in boto3.client("ec2", region_name=r).describe_images(Owners=["self"])["Images"]
+    ]

@@ -25,18 +25,26 @@ def ec2(monkeypatch):
 
 
 def base_image(ec2) -> str:
-    return ec2.register_image(Name="base", RootDeviceName="/dev/xvda",
-                              BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+    return ec2.register_image(
+        Name="base", RootDeviceName="/dev/xvda", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}]
+    )["ImageId"]
 
 
 def launch(ec2, tag_key: str, execution: str) -> str:
-    return ec2.run_instances(ImageId=base_image(ec2), MinCount=1, MaxCount=1, TagSpecifications=[
-        {"ResourceType": "instance", "Tags": [{"Key": tag_key, "Value": execution}]}])["Instances"][0]["InstanceId"]
+    return ec2.run_instances(
+        ImageId=base_image(ec2),
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": tag_key, "Value": execution}]}],
+    )["Instances"][0]["InstanceId"]
 
 
 def image_of(ec2, instance: str, execution: str) -> str:
-    return ec2.create_image(InstanceId=instance, Name=f"bakehouse-{execution}", TagSpecifications=[
-        {"ResourceType": "image", "Tags": [{"Key": fc.TAG_BUILD_EXECUTION, "Value": execution}]}])["ImageId"]
+    return ec2.create_image(
+        InstanceId=instance,
+        Name=f"bakehouse-{execution}",
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": fc.TAG_BUILD_EXECUTION, "Value": execution}]}],
+    )["ImageId"]
 
 
 def state(ec2, instance: str) -> str:
@@ -65,9 +73,17 @@ def test_another_runs_instance_and_image_are_left_alone(ec2):
 def test_validation_cleanup_terminates_its_instance_and_never_deregisters_the_image_under_test(ec2):
     built = launch(ec2, fc.TAG_BUILD_EXECUTION, OTHER)
     image = image_of(ec2, built, OTHER)
-    tester = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[
-        {"ResourceType": "instance", "Tags": [{"Key": fc.TAG_VALIDATION_EXECUTION, "Value": RUN},
-                                              {"Key": fc.TAG_BUILD_EXECUTION, "Value": OTHER}]}])["Instances"][0]
+    tester = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [{"Key": fc.TAG_VALIDATION_EXECUTION, "Value": RUN}, {"Key": fc.TAG_BUILD_EXECUTION, "Value": OTHER}],
+            }
+        ],
+    )["Instances"][0]
     cleanup = fc.plan(ec2, fc.TAG_VALIDATION_EXECUTION, RUN)
     assert cleanup.instances == (tester["InstanceId"],) and cleanup.images == ()
     fc.execute(cleanup, ec2)
@@ -82,11 +98,14 @@ def test_a_second_cleanup_finds_nothing_left(ec2):
     assert (again.instances, again.images, again.snapshots) == ((), (), ())
 
 
-@pytest.mark.parametrize("event, problem", [
-    ({"Tag": "Name", "ExecutionId": RUN}, "Tag is 'Name'"),
-    ({"Tag": fc.TAG_BUILD_EXECUTION, "ExecutionId": "*"}, "ExecutionId is '*'"),
-    ({"Tag": fc.TAG_BUILD_EXECUTION}, "ExecutionId is None"),
-])
+@pytest.mark.parametrize(
+    "event, problem",
+    [
+        ({"Tag": "Name", "ExecutionId": RUN}, "Tag is 'Name'"),
+        ({"Tag": fc.TAG_BUILD_EXECUTION, "ExecutionId": "*"}, "ExecutionId is '*'"),
+        ({"Tag": fc.TAG_BUILD_EXECUTION}, "ExecutionId is None"),
+    ],
+)
 def test_a_malformed_event_is_refused_before_any_call(event, problem):
     with pytest.raises(MalformedEvent, match=problem):
         fc.handler(event, None)

@@ -23,8 +23,7 @@ def inst(iid: str, image: str, days: float, family: str | None = "al2023") -> fr
 
 
 def test_instance_older_than_the_lifetime_is_listed_with_its_age():
-    result = fr.plan([inst("i-old", "ami-new", 8), inst("i-fresh", "ami-new", 6)], {"al2023": "ami-new"}, WEEK,
-                     NOW, "dev")
+    result = fr.plan([inst("i-old", "ami-new", 8), inst("i-fresh", "ami-new", 6)], {"al2023": "ami-new"}, WEEK, NOW, "dev")
     assert [f.instance_id for f in result.findings] == ["i-old"]
     assert "running 8 days, longer than the 7-day lifetime" in result.findings[0].reasons[0]
     assert result.checked == 2
@@ -37,10 +36,12 @@ def test_instance_on_a_superseded_image_is_listed_naming_the_approved_one():
 
 
 def test_instance_without_a_family_passes_only_on_an_approved_image():
-    result = fr.plan([inst("i-ok", "ami-new", 1, None), inst("i-odd", "ami-foreign", 1, None)],
-                     {"al2023": "ami-new"}, WEEK, NOW, "dev")
+    result = fr.plan(
+        [inst("i-ok", "ami-new", 1, None), inst("i-odd", "ami-foreign", 1, None)], {"al2023": "ami-new"}, WEEK, NOW, "dev"
+    )
     assert [(f.instance_id, f.reasons) for f in result.findings] == [
-        ("i-odd", ("image ami-foreign is not an approved image (no image family)",))]
+        ("i-odd", ("image ami-foreign is not an approved image (no image family)",))
+    ]
 
 
 def test_settings_refuse_a_lifetime_auto_scaling_would_refuse():
@@ -69,9 +70,12 @@ def account(monkeypatch):
 
 
 def launch(ec2, image: str, tags: dict[str, str]) -> str:
-    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[{
-        "ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])["Instances"][0][
-        "InstanceId"]
+    return ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
+    )["Instances"][0]["InstanceId"]
 
 
 def test_report_reads_the_envs_approved_image_and_announces_app_and_catalog_instances(account):
@@ -101,8 +105,7 @@ def test_report_past_the_lifetime_lists_even_current_images(account):
 def test_a_fresh_current_fleet_is_not_announced(account):
     ec2, ssm, sns, sqs, queue, topic, old, new = account
     launch(ec2, new, {"bakehouse:family": "al2023"})
-    result = fr.report(fr.Settings("dev", WEEK, topic), ec2=ec2, ssm=ssm, sns=sns,
-                       now=dt.datetime.now(dt.UTC))
+    result = fr.report(fr.Settings("dev", WEEK, topic), ec2=ec2, ssm=ssm, sns=sns, now=dt.datetime.now(dt.UTC))
     assert result.findings == [] and "Messages" not in sqs.receive_message(QueueUrl=queue)
 
 

@@ -53,26 +53,47 @@ def estate(monkeypatch):
         vpc = ec2.create_vpc(CidrBlock="10.16.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.16.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
         app_sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-        ami = ec2.register_image(Name="app-image", RootDeviceName="/dev/xvda", BlockDeviceMappings=[
-            {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
-        clients.iam.create_role(RoleName="app", Path="/bakehouse/app/", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                    "Action": "sts:AssumeRole"}]}))
+        ami = ec2.register_image(
+            Name="app-image",
+            RootDeviceName="/dev/xvda",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+        )["ImageId"]
+        clients.iam.create_role(
+            RoleName="app",
+            Path="/bakehouse/app/",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+                }
+            ),
+        )
         profile = clients.iam.create_instance_profile(InstanceProfileName="app", Path="/bakehouse/app/")["InstanceProfile"]
         clients.iam.add_role_to_instance_profile(InstanceProfileName="app", RoleName="app")
-        tg = clients.elbv2.create_target_group(Name="app", Protocol="HTTP", Port=80, VpcId=vpc,
-                                               TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+        tg = clients.elbv2.create_target_group(Name="app", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")[
+            "TargetGroups"
+        ][0]["TargetGroupArn"]
         # Groups given on the interface, not the instance: moto reports an interface's groups as the
         # union with the instance-level groups, which would hide a real replacement.
         instance_id = ec2.run_instances(
-            ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+            ImageId=ami,
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.micro",
             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [app_sg]}],
-            IamInstanceProfile={"Arn": profile["Arn"]})["Instances"][0]["InstanceId"]
-        template = ec2.create_launch_template(LaunchTemplateName="app", LaunchTemplateData={
-            "ImageId": ami, "InstanceType": "t3.micro"})["LaunchTemplate"]["LaunchTemplateId"]
+            IamInstanceProfile={"Arn": profile["Arn"]},
+        )["Instances"][0]["InstanceId"]
+        template = ec2.create_launch_template(
+            LaunchTemplateName="app", LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"}
+        )["LaunchTemplate"]["LaunchTemplateId"]
         clients.autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName="app", MinSize=0, MaxSize=2, DesiredCapacity=0, VPCZoneIdentifier=subnet,
-            LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"})
+            AutoScalingGroupName="app",
+            MinSize=0,
+            MaxSize=2,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=subnet,
+            LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        )
         clients.autoscaling.attach_instances(AutoScalingGroupName="app", InstanceIds=[instance_id])
         clients.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance_id, "Port": 80}])
         clients.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -80,12 +101,28 @@ def estate(monkeypatch):
         sqs = session.client("sqs")
         queue = sqs.create_queue(QueueName="security-inbox")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        clients.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
-                              Attributes={"RawMessageDelivery": "true"})
-        request = IsolateRequest(instance_id, FINDING, BUCKET, topic, region=REGION, account_id=ACCOUNT,
-                                 security_account_id=SECURITY, evidence_key_arn=EVIDENCE_KEY)
-        yield {"clients": clients, "request": request, "vpc": vpc, "tg": tg, "app_sg": app_sg, "sqs": sqs,
-               "queue": queue, "ami": ami, "subnet": subnet}
+        clients.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        request = IsolateRequest(
+            instance_id,
+            FINDING,
+            BUCKET,
+            topic,
+            region=REGION,
+            account_id=ACCOUNT,
+            security_account_id=SECURITY,
+            evidence_key_arn=EVIDENCE_KEY,
+        )
+        yield {
+            "clients": clients,
+            "request": request,
+            "vpc": vpc,
+            "tg": tg,
+            "app_sg": app_sg,
+            "sqs": sqs,
+            "queue": queue,
+            "ami": ami,
+            "subnet": subnet,
+        }
 
 
 def _run(estate):
@@ -122,13 +159,19 @@ def test_isolation_enables_termination_protection_and_stops_the_instance(estate)
 def test_every_interface_ends_in_one_isolation_group_without_rules(estate):
     ec2 = estate["clients"].ec2
     extra = ec2.create_network_interface(SubnetId=estate["subnet"], Groups=[estate["app_sg"]])["NetworkInterface"]
-    ec2.attach_network_interface(NetworkInterfaceId=extra["NetworkInterfaceId"],
-                                 InstanceId=estate["request"].instance_id, DeviceIndex=1)
+    ec2.attach_network_interface(
+        NetworkInterfaceId=extra["NetworkInterfaceId"], InstanceId=estate["request"].instance_id, DeviceIndex=1
+    )
     _run(estate)
     enis = _instance(estate)["NetworkInterfaces"]
     assert len(enis) == 2
-    groups = {g["GroupId"] for eni in enis for g in ec2.describe_network_interfaces(
-        NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0]["Groups"]}
+    groups = {
+        g["GroupId"]
+        for eni in enis
+        for g in ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0][
+            "Groups"
+        ]
+    }
     assert len(groups) == 1 and estate["app_sg"] not in groups
     isolation = ec2.describe_security_groups(GroupIds=list(groups))["SecurityGroups"][0]
     assert isolation["IpPermissions"] == [] and isolation["IpPermissionsEgress"] == []
@@ -137,11 +180,16 @@ def test_every_interface_ends_in_one_isolation_group_without_rules(estate):
 
 def test_isolation_group_is_created_once_per_vpc_and_reused(estate):
     ec2 = estate["clients"].ec2
-    other = ec2.run_instances(ImageId=estate["ami"], MinCount=1, MaxCount=1, SubnetId=estate["subnet"],
-                              SecurityGroupIds=[estate["app_sg"]])["Instances"][0]["InstanceId"]
+    other = ec2.run_instances(
+        ImageId=estate["ami"], MinCount=1, MaxCount=1, SubnetId=estate["subnet"], SecurityGroupIds=[estate["app_sg"]]
+    )["Instances"][0]["InstanceId"]
     _run(estate)
-    isolate(IsolateRequest(other, "second-finding", BUCKET, estate["request"].topic_arn),
-            estate["clients"], now=lambda: NOW, sleep=_no_sleep)
+    isolate(
+        IsolateRequest(other, "second-finding", BUCKET, estate["request"].topic_arn),
+        estate["clients"],
+        now=lambda: NOW,
+        sleep=_no_sleep,
+    )
     found = ec2.describe_security_groups(Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["isolation"]}])
     assert len(found["SecurityGroups"]) == 1
 
@@ -196,14 +244,20 @@ def test_revocation_denies_the_sessions_of_this_instance_only(estate):
 def test_revocation_of_a_second_instance_of_the_role_keeps_the_first(estate):
     ec2 = estate["clients"].ec2
     profile = _instance(estate)["IamInstanceProfile"]["Arn"]
-    other = ec2.run_instances(ImageId=estate["ami"], MinCount=1, MaxCount=1, SubnetId=estate["subnet"],
-                              IamInstanceProfile={"Arn": profile})["Instances"][0]["InstanceId"]
+    other = ec2.run_instances(
+        ImageId=estate["ami"], MinCount=1, MaxCount=1, SubnetId=estate["subnet"], IamInstanceProfile={"Arn": profile}
+    )["Instances"][0]["InstanceId"]
     _run(estate)
-    isolate(IsolateRequest(other, "second-finding", BUCKET, estate["request"].topic_arn), estate["clients"],
-            now=lambda: NOW, sleep=_no_sleep)
+    isolate(
+        IsolateRequest(other, "second-finding", BUCKET, estate["request"].topic_arn),
+        estate["clients"],
+        now=lambda: NOW,
+        sleep=_no_sleep,
+    )
     doc = estate["clients"].iam.get_role_policy(RoleName="app", PolicyName=REVOKE_POLICY)["PolicyDocument"]
     assert doc["Statement"][0]["Condition"]["ArnEquals"]["ec2:SourceInstanceARN"] == sorted(
-        f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{i}" for i in (estate["request"].instance_id, other))
+        f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{i}" for i in (estate["request"].instance_id, other)
+    )
 
 
 def test_a_foreign_instance_profile_is_recorded_and_containment_goes_on(estate):
@@ -211,10 +265,10 @@ def test_a_foreign_instance_profile_is_recorded_and_containment_goes_on(estate):
     c.iam.create_role(RoleName="vendor", Path="/vendor/", AssumeRolePolicyDocument="{}")
     profile = c.iam.create_instance_profile(InstanceProfileName="vendor", Path="/vendor/")["InstanceProfile"]
     c.iam.add_role_to_instance_profile(InstanceProfileName="vendor", RoleName="vendor")
-    vendor = c.ec2.run_instances(ImageId=estate["ami"], MinCount=1, MaxCount=1, SubnetId=estate["subnet"],
-                                 IamInstanceProfile={"Arn": profile["Arn"]})["Instances"][0]["InstanceId"]
-    result = isolate(IsolateRequest(vendor, FINDING, BUCKET, estate["request"].topic_arn), c, now=lambda: NOW,
-                     sleep=_no_sleep)
+    vendor = c.ec2.run_instances(
+        ImageId=estate["ami"], MinCount=1, MaxCount=1, SubnetId=estate["subnet"], IamInstanceProfile={"Arn": profile["Arn"]}
+    )["Instances"][0]["InstanceId"]
+    result = isolate(IsolateRequest(vendor, FINDING, BUCKET, estate["request"].topic_arn), c, now=lambda: NOW, sleep=_no_sleep)
     revoke = {s.name: s for s in result.steps}["revoke-role-sessions"]
     assert not revoke.failed and revoke.detail["foreign_profile"] == profile["Arn"]
     assert "vendor" not in [p for p in c.iam.list_role_policies(RoleName="vendor")["PolicyNames"]]
@@ -245,8 +299,10 @@ def test_a_second_run_changes_nothing(estate):
         c = estate["clients"]
         return (
             _instance(estate)["State"]["Name"],
-            sorted(s["SnapshotId"] for s in c.ec2.describe_snapshots(
-                Filters=[{"Name": "tag-key", "Values": [TAG_FINDING]}])["Snapshots"]),
+            sorted(
+                s["SnapshotId"]
+                for s in c.ec2.describe_snapshots(Filters=[{"Name": "tag-key", "Values": [TAG_FINDING]}])["Snapshots"]
+            ),
             sorted(g["GroupId"] for g in c.ec2.describe_security_groups()["SecurityGroups"]),
             len(c.ssm.list_commands()["Commands"]),
             c.iam.get_role_policy(RoleName="app", PolicyName=REVOKE_POLICY)["PolicyDocument"],
@@ -255,8 +311,7 @@ def test_a_second_run_changes_nothing(estate):
 
     before = snapshot_of_state()
     _messages(estate)
-    second = isolate(estate["request"], estate["clients"], now=lambda: datetime(2027, 1, 1, tzinfo=UTC),
-                     sleep=_no_sleep)
+    second = isolate(estate["request"], estate["clients"], now=lambda: datetime(2027, 1, 1, tzinfo=UTC), sleep=_no_sleep)
     assert not second.changed, [s.name for s in second.steps if s.changed]
     assert snapshot_of_state() == before
     assert _messages(estate) == []
@@ -268,8 +323,10 @@ def test_a_missing_instance_fails_naming_it_pages_at_once_and_changes_nothing(es
         isolate(missing, estate["clients"], now=lambda: NOW, sleep=_no_sleep)
     c = estate["clients"]
     assert "Contents" not in c.s3.list_objects_v2(Bucket=BUCKET)
-    assert c.ec2.describe_security_groups(Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["isolation"]}])[
-        "SecurityGroups"] == []
+    assert (
+        c.ec2.describe_security_groups(Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["isolation"]}])["SecurityGroups"]
+        == []
+    )
     assert c.ec2.describe_snapshots(Filters=[{"Name": "tag-key", "Values": [TAG_FINDING]}])["Snapshots"] == []
     [page] = _messages(estate)
     assert list(page["failed_steps"]) == ["read-instance"] and "i-0123456789abcdef0" in page["failed_steps"]["read-instance"]
@@ -295,8 +352,12 @@ def test_one_step_at_a_time_runs_only_that_step(estate):
 def test_the_manifest_of_a_step_by_step_run_records_what_aws_shows(estate):
     request = estate["request"]
     for name in STEPS:
-        isolate(IsolateRequest(request.instance_id, FINDING, BUCKET, request.topic_arn, step=name),
-                estate["clients"], now=lambda: NOW, sleep=_no_sleep)
+        isolate(
+            IsolateRequest(request.instance_id, FINDING, BUCKET, request.topic_arn, step=name),
+            estate["clients"],
+            now=lambda: NOW,
+            sleep=_no_sleep,
+        )
     manifest = json.loads(estate["clients"].s3.get_object(Bucket=BUCKET, Key=request.prefix + "manifest.json")["Body"].read())
     observed = manifest["observed"]
     assert observed["state"] in ("stopping", "stopped") and observed["termination_protection"] is True
@@ -310,18 +371,31 @@ def test_the_manifest_of_a_step_by_step_run_records_what_aws_shows(estate):
 
 def test_an_unknown_step_is_a_malformed_event():
     with pytest.raises(MalformedEvent, match="Step"):
-        IsolateRequest.parse({"InstanceId": "i-0123456789abcdef0", "FindingId": FINDING, "EvidenceBucket": BUCKET,
-                              "TopicArn": "arn:aws:sns:eu-west-1:123456789012:bakehouse-security", "Step": "reboot"})
+        IsolateRequest.parse(
+            {
+                "InstanceId": "i-0123456789abcdef0",
+                "FindingId": FINDING,
+                "EvidenceBucket": BUCKET,
+                "TopicArn": "arn:aws:sns:eu-west-1:123456789012:bakehouse-security",
+                "Step": "reboot",
+            }
+        )
 
 
 # --- containment first: a failure anywhere still contains, stops, announces and publishes -----------
 # The function each step calls, by the name isolate() looks it up under (module globals, at call time).
 STEP_FUNCTIONS = {
-    "record-state": "record_state", "termination-protection": "protect_from_termination",
-    "detach-auto-scaling": "detach_from_auto_scaling", "deregister-targets": "deregister_from_target_groups",
-    "capture-memory": "capture_memory", "swap-security-groups": "swap_security_groups",
-    "revoke-role-sessions": "revoke_role_sessions", "snapshot-volumes": "snapshot_volumes",
-    "stop-instance": "stop_instance", "share-snapshots": "share_snapshots", "publish-manifest": "publish_manifest",
+    "record-state": "record_state",
+    "termination-protection": "protect_from_termination",
+    "detach-auto-scaling": "detach_from_auto_scaling",
+    "deregister-targets": "deregister_from_target_groups",
+    "capture-memory": "capture_memory",
+    "swap-security-groups": "swap_security_groups",
+    "revoke-role-sessions": "revoke_role_sessions",
+    "snapshot-volumes": "snapshot_volumes",
+    "stop-instance": "stop_instance",
+    "share-snapshots": "share_snapshots",
+    "publish-manifest": "publish_manifest",
 }
 
 
@@ -347,8 +421,9 @@ def test_a_failing_step_still_leaves_the_instance_contained_stopped_announced_an
         assert instance["State"]["Name"] in ("stopping", "stopped")
     if failing != "swap-security-groups":
         [eni] = instance["NetworkInterfaces"]
-        groups = c.ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])[
-            "NetworkInterfaces"][0]["Groups"]
+        groups = c.ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0][
+            "Groups"
+        ]
         assert [g["GroupId"] for g in groups] != [estate["app_sg"]]
     messages = _messages(estate)
     [page] = [m for m in messages if "failed_steps" in m]
@@ -394,7 +469,7 @@ def test_a_request_without_region_and_account_takes_them_from_the_instance(estat
 
 def test_the_manifest_lands_even_when_the_instance_vanished_mid_run(estate):
     request, c = estate["request"], estate["clients"]
-    for name in STEPS[:STEPS.index("stop-instance")]:
+    for name in STEPS[: STEPS.index("stop-instance")]:
         isolate(IsolateRequest(**{**request.__dict__, "step": name}), c, now=lambda: NOW, sleep=_no_sleep)
     c.ec2.modify_instance_attribute(InstanceId=request.instance_id, DisableApiTermination={"Value": False})
     c.ec2.terminate_instances(InstanceIds=[request.instance_id])
@@ -421,8 +496,9 @@ def test_snapshots_are_copied_under_the_evidence_key_and_shared_with_the_securit
         assert tags["bakehouse:copy-of"] == original and tags[TAG_FINDING] == FINDING
         shared = ec2.describe_snapshot_attribute(SnapshotId=copy, Attribute="createVolumePermission")
         assert shared["CreateVolumePermissions"] == [{"UserId": SECURITY}]
-    manifest = json.loads(estate["clients"].s3.get_object(
-        Bucket=BUCKET, Key=estate["request"].prefix + "manifest.json")["Body"].read())
+    manifest = json.loads(
+        estate["clients"].s3.get_object(Bucket=BUCKET, Key=estate["request"].prefix + "manifest.json")["Body"].read()
+    )
     assert manifest["evidence_copies"] == copies
 
 
@@ -454,9 +530,14 @@ def test_a_concurrent_run_that_loses_the_race_reuses_the_winner_s_group(estate, 
         calls["n"] += 1
         if calls["n"] == 1:  # the other run creates the group between our look and our create
             got = real_describe(**kw)
-            ec2.create_security_group(GroupName=f"bakehouse-isolation-{estate['vpc']}", Description="other run",
-                                      VpcId=estate["vpc"], TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-                                          {"Key": "bakehouse:purpose", "Value": "isolation"}]}])
+            ec2.create_security_group(
+                GroupName=f"bakehouse-isolation-{estate['vpc']}",
+                Description="other run",
+                VpcId=estate["vpc"],
+                TagSpecifications=[
+                    {"ResourceType": "security-group", "Tags": [{"Key": "bakehouse:purpose", "Value": "isolation"}]}
+                ],
+            )
             return got
         return real_describe(**kw)
 
@@ -495,13 +576,19 @@ def test_a_forensic_source_that_is_neither_cidr_nor_group_fails_the_swap_and_the
 # --- the document's last step ----------------------------------------------------------------------------
 def test_report_outcome_names_the_failed_steps_of_the_execution(estate, monkeypatch):
     ssm = estate["clients"].ssm
-    execution = {"AutomationExecution": {"StepExecutions": [
-        {"StepName": "RecordInstanceState", "StepStatus": "Success"},
-        {"StepName": "CaptureMemory", "StepStatus": "Failed", "FailureMessage": "no avml in the image"},
-        {"StepName": "StopInstance", "StepStatus": "TimedOut"}]}}
+    execution = {
+        "AutomationExecution": {
+            "StepExecutions": [
+                {"StepName": "RecordInstanceState", "StepStatus": "Success"},
+                {"StepName": "CaptureMemory", "StepStatus": "Failed", "FailureMessage": "no avml in the image"},
+                {"StepName": "StopInstance", "StepStatus": "TimedOut"},
+            ]
+        }
+    }
     monkeypatch.setattr(ssm, "get_automation_execution", lambda **kw: execution, raising=False)
-    request = IsolateRequest(**{**estate["request"].__dict__, "step": "report-outcome",
-                                "execution_id": "0d6f1c2e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"})
+    request = IsolateRequest(
+        **{**estate["request"].__dict__, "step": "report-outcome", "execution_id": "0d6f1c2e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"}
+    )
     result = isolate(request, estate["clients"], now=lambda: NOW, sleep=_no_sleep)
     assert result.steps[0].detail["failed"] == ["CaptureMemory", "StopInstance"]
     [page] = _messages(estate)

@@ -39,41 +39,64 @@ def deprecated(days_ago: float) -> datetime:
 
 
 CASES = [
-    ("newest_n_approved_are_kept_the_rest_deprecated",
-     [img("a", 100), img("b", 200), img("c", 300)], {"a": K, "b": K, "c": D}),
-    ("unapproved_images_hold_no_newest_place",
-     [img("a", 100, approved=False), img("b", 200), img("c", 300), img("d", 400)], {"a": D, "b": K, "c": K, "d": D}),
-    ("vulnerable_images_hold_no_newest_place",
-     [img("a", 50, vulnerable=True), img("b", 100), img("c", 200)], {"a": D, "b": K, "c": K}),
-    ("younger_than_keep_days_is_kept_even_beyond_n",
-     [img("a", 1), img("b", 2), img("c", 29.99)], {"a": K, "b": K, "c": K}),
-    ("exactly_keep_days_old_is_no_longer_young",
-     [img("a", 1), img("b", 2), img("c", 30)], {"a": K, "b": K, "c": D}),
-    ("the_published_latest_is_kept_whatever_its_age",
-     [img("a", 10), img("b", 20), img("old", 900, current=True, deprecation_time=deprecated(800))],
-     {"a": K, "b": K, "old": K}),
-    ("deprecated_within_grace_waits",
-     [img("a", 1), img("b", 2), img("c", 100, deprecation_time=deprecated(13.99))], {"a": K, "b": K, "c": W}),
-    ("deprecated_exactly_grace_days_ago_is_deregistered",
-     [img("a", 1), img("b", 2), img("c", 100, deprecation_time=deprecated(14))], {"a": K, "b": K, "c": R}),
-    ("ran_in_prod_is_kept_within_retention_even_if_deprecated_long_ago",
-     [img("a", 1), img("b", 2), img("p", 700, ran_in_prod=True, deprecation_time=deprecated(600))],
-     {"a": K, "b": K, "p": K}),
-    ("ran_in_prod_is_released_once_retention_has_passed",
-     [img("a", 1), img("b", 2), img("p", 731, ran_in_prod=True)], {"a": K, "b": K, "p": D}),
-    ("ran_in_prod_retention_counts_from_the_last_prod_sighting",
-     [img("a", 1), img("b", 2), img("p", 1500, ran_in_prod=True, prod_last_seen=NOW - timedelta(days=400))],
-     {"a": K, "b": K, "p": K}),
-    ("ran_in_prod_after_retention_with_old_deprecation_is_deregistered",
-     [img("a", 1), img("b", 2), img("p", 1000, ran_in_prod=True, deprecation_time=deprecated(30))],
-     {"a": K, "b": K, "p": R}),
-    ("a_prod_mark_is_ignored_for_images_that_are_not_the_issue",
-     [img("p", 1000, ran_in_prod=True), img("q", 1001, ran_in_prod=True), img("r", 1002)],
-     {"p": K, "q": K, "r": D}),
-    ("families_are_counted_separately",
-     [img("a1", 100), img("a2", 200), img("a3", 300),
-      img("u1", 100, family="ubuntu"), img("u2", 400, family="ubuntu")],
-     {"a1": K, "a2": K, "a3": D, "u1": K, "u2": K}),
+    ("newest_n_approved_are_kept_the_rest_deprecated", [img("a", 100), img("b", 200), img("c", 300)], {"a": K, "b": K, "c": D}),
+    (
+        "unapproved_images_hold_no_newest_place",
+        [img("a", 100, approved=False), img("b", 200), img("c", 300), img("d", 400)],
+        {"a": D, "b": K, "c": K, "d": D},
+    ),
+    (
+        "vulnerable_images_hold_no_newest_place",
+        [img("a", 50, vulnerable=True), img("b", 100), img("c", 200)],
+        {"a": D, "b": K, "c": K},
+    ),
+    ("younger_than_keep_days_is_kept_even_beyond_n", [img("a", 1), img("b", 2), img("c", 29.99)], {"a": K, "b": K, "c": K}),
+    ("exactly_keep_days_old_is_no_longer_young", [img("a", 1), img("b", 2), img("c", 30)], {"a": K, "b": K, "c": D}),
+    (
+        "the_published_latest_is_kept_whatever_its_age",
+        [img("a", 10), img("b", 20), img("old", 900, current=True, deprecation_time=deprecated(800))],
+        {"a": K, "b": K, "old": K},
+    ),
+    (
+        "deprecated_within_grace_waits",
+        [img("a", 1), img("b", 2), img("c", 100, deprecation_time=deprecated(13.99))],
+        {"a": K, "b": K, "c": W},
+    ),
+    (
+        "deprecated_exactly_grace_days_ago_is_deregistered",
+        [img("a", 1), img("b", 2), img("c", 100, deprecation_time=deprecated(14))],
+        {"a": K, "b": K, "c": R},
+    ),
+    (
+        "ran_in_prod_is_kept_within_retention_even_if_deprecated_long_ago",
+        [img("a", 1), img("b", 2), img("p", 700, ran_in_prod=True, deprecation_time=deprecated(600))],
+        {"a": K, "b": K, "p": K},
+    ),
+    (
+        "ran_in_prod_is_released_once_retention_has_passed",
+        [img("a", 1), img("b", 2), img("p", 731, ran_in_prod=True)],
+        {"a": K, "b": K, "p": D},
+    ),
+    (
+        "ran_in_prod_retention_counts_from_the_last_prod_sighting",
+        [img("a", 1), img("b", 2), img("p", 1500, ran_in_prod=True, prod_last_seen=NOW - timedelta(days=400))],
+        {"a": K, "b": K, "p": K},
+    ),
+    (
+        "ran_in_prod_after_retention_with_old_deprecation_is_deregistered",
+        [img("a", 1), img("b", 2), img("p", 1000, ran_in_prod=True, deprecation_time=deprecated(30))],
+        {"a": K, "b": K, "p": R},
+    ),
+    (
+        "a_prod_mark_is_ignored_for_images_that_are_not_the_issue",
+        [img("p", 1000, ran_in_prod=True), img("q", 1001, ran_in_prod=True), img("r", 1002)],
+        {"p": K, "q": K, "r": D},
+    ),
+    (
+        "families_are_counted_separately",
+        [img("a1", 100), img("a2", 200), img("a3", 300), img("u1", 100, family="ubuntu"), img("u2", 400, family="ubuntu")],
+        {"a1": K, "a2": K, "a3": D, "u1": K, "u2": K},
+    ),
 ]
 
 
@@ -133,10 +156,10 @@ def world(monkeypatch):
         ssm = boto3.client("ssm", region_name=HOME)
         images = {}
         for n in (1, 2, 3):
-            source = golden_ami(ec2[HOME], f"bakehouse-al2023-{n}",
-                                {"bakehouse:family": "al2023", "bakehouse:approved": "true"})
-            copy = ec2[COPY].copy_image(SourceImageId=source, SourceRegion=HOME, Name=f"bakehouse-al2023-{n}",
-                                        Encrypted=True)["ImageId"]
+            source = golden_ami(ec2[HOME], f"bakehouse-al2023-{n}", {"bakehouse:family": "al2023", "bakehouse:approved": "true"})
+            copy = ec2[COPY].copy_image(SourceImageId=source, SourceRegion=HOME, Name=f"bakehouse-al2023-{n}", Encrypted=True)[
+                "ImageId"
+            ]
             ec2[COPY].create_tags(Resources=[copy], Tags=[{"Key": "bakehouse:source-ami", "Value": source}])
             images[n] = (source, copy)
             _backdate(HOME, source, 10 * (3 - n))  # 1 is the oldest, 3 the newest
@@ -155,9 +178,13 @@ def _later(days: int) -> datetime:
 
 
 def _state(world):
-    return {r: (sorted(i["ImageId"] for i in c.describe_images(Owners=["self"])["Images"]),
-                sorted(s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]))
-            for r, c in world["ec2"].items()}, dict(world["deprecations"])
+    return {
+        r: (
+            sorted(i["ImageId"] for i in c.describe_images(Owners=["self"])["Images"]),
+            sorted(s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]),
+        )
+        for r, c in world["ec2"].items()
+    }, dict(world["deprecations"])
 
 
 def test_dry_run_reports_the_plan_and_changes_nothing(world):
@@ -192,14 +219,15 @@ def test_a_second_run_deprecates_nothing_again(world):
 
 def test_after_the_grace_period_images_and_snapshots_are_removed_in_every_region(world):
     (s1, c1), (s2, c2), (s3, c3) = (world["images"][n] for n in (1, 2, 3))
-    snaps = {r: {i["ImageId"]: i["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
-                 for i in c.describe_images(Owners=["self"])["Images"]} for r, c in world["ec2"].items()}
+    snaps = {
+        r: {i["ImageId"]: i["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] for i in c.describe_images(Owners=["self"])["Images"]}
+        for r, c in world["ec2"].items()
+    }
     run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400))
     run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(415))
     remaining = {r: {i["ImageId"] for i in c.describe_images(Owners=["self"])["Images"]} for r, c in world["ec2"].items()}
     assert remaining == {HOME: {s3}, COPY: {c3}}
-    left = {r: {s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
-            for r, c in world["ec2"].items()}
+    left = {r: {s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]} for r, c in world["ec2"].items()}
     assert left[HOME] >= {snaps[HOME][s3]} and not left[HOME] & {snaps[HOME][s1], snaps[HOME][s2]}
     assert left[COPY] >= {snaps[COPY][c3]} and not left[COPY] & {snaps[COPY][c1], snaps[COPY][c2]}
 
@@ -223,20 +251,31 @@ def test_the_published_latest_is_never_retired_even_when_older(world):
 
 
 def test_the_handler_defaults_to_dry_run_and_rejects_malformed_events_listing_every_problem():
-    request = LifecycleRequest.parse({"CopyRegions": ["eu-west-1"], "KeepNewest": 3, "KeepDays": 30,
-                                      "GraceDays": 14, "ProdRetentionYears": 2})
+    request = LifecycleRequest.parse(
+        {"CopyRegions": ["eu-west-1"], "KeepNewest": 3, "KeepDays": 30, "GraceDays": 14, "ProdRetentionYears": 2}
+    )
     assert request.dry_run is True
     with pytest.raises(MalformedEvent) as err:
-        handler({"CopyRegions": ["mars-1"], "KeepNewest": 0, "KeepDays": -1, "GraceDays": "soon",
-                 "ProdRetentionYears": 2, "DryRun": "maybe"}, None)
+        handler(
+            {
+                "CopyRegions": ["mars-1"],
+                "KeepNewest": 0,
+                "KeepDays": -1,
+                "GraceDays": "soon",
+                "ProdRetentionYears": 2,
+                "DryRun": "maybe",
+            },
+            None,
+        )
     for key in ("CopyRegions", "KeepNewest", "KeepDays", "GraceDays", "DryRun"):
         assert key in str(err.value)
 
 
 def test_the_handler_prints_the_dry_run_plan_and_changes_nothing(world, capsys):
     before = _state(world)
-    result = handler({"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 0, "GraceDays": 14,
-                      "ProdRetentionYears": 2}, None)
+    result = handler(
+        {"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 0, "GraceDays": 14, "ProdRetentionYears": 2}, None
+    )
     out = capsys.readouterr().out
     s1, c1 = world["images"][1]
     assert result["DryRun"] is True and result["Counts"]["deprecate"] == 2
@@ -247,9 +286,18 @@ def test_the_handler_prints_the_dry_run_plan_and_changes_nothing(world, capsys):
 def test_a_run_queued_on_the_lifecycle_fifo_queue_is_parsed_from_its_record_body(world, capsys):
     # The schedule sends to the FIFO queue; the event source mapping delivers one record a batch.
     import json as _json
+
     body = {"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 0, "GraceDays": 14, "ProdRetentionYears": 2}
-    event = {"Records": [{"messageId": "m-1", "eventSource": "aws:sqs", "body": _json.dumps(body),
-                          "attributes": {"MessageGroupId": "image-lifecycle"}}]}
+    event = {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "eventSource": "aws:sqs",
+                "body": _json.dumps(body),
+                "attributes": {"MessageGroupId": "image-lifecycle"},
+            }
+        ]
+    }
     assert LifecycleRequest.from_event(event) == LifecycleRequest.parse(body)
     before = _state(world)
     assert handler(event, None)["Counts"]["deprecate"] == 2
@@ -271,23 +319,31 @@ DEV = "222222222222"
 def _scanner(account: str, region: str):
     """The workload account's BakehouseImageScanner session (moto keys state by the role's account)."""
     from tests.handlers._sessions import session
+
     creds = boto3.client("sts", region_name=HOME).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="lifecycle")["Credentials"]
-    s = session(region, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"])
+        RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="lifecycle"
+    )["Credentials"]
+    s = session(
+        region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
     return s.client("ec2"), s.client("ssm")
 
 
 def _with_accounts(request: LifecycleRequest) -> LifecycleRequest:
     from dataclasses import replace
+
     return replace(request, accounts=(("dev", DEV),))
 
 
 def test_an_image_an_envs_parameter_still_names_is_kept_however_old(world):
     (s1, c1), (s2, _) = world["images"][1], world["images"][2]
     _scanner(DEV, COPY)[1].put_parameter(Name="/bakehouse/dev/ami/al2023", Value=c1, Type="String")
-    result = run(_with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME,
-                 now=_later(400), workload=_scanner)
+    result = run(
+        _with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400), workload=_scanner
+    )
     decisions = {i["ImageId"]: i for i in result["Images"]}
     assert decisions[s1]["Action"] == "keep" and "/bakehouse/dev/ami/al2023" in decisions[s1]["Reason"]
     assert s1 not in world["deprecations"] and c1 not in world["deprecations"]
@@ -299,8 +355,9 @@ def test_an_envs_own_copy_named_by_its_parameter_keeps_the_source(world):
     dev_ec2, dev_ssm = _scanner(DEV, HOME)
     own = golden_ami(dev_ec2, "bakehouse-al2023-1", {"bakehouse:source-ami": s1})  # copy-mode distribution
     dev_ssm.put_parameter(Name="/bakehouse/dev/ami/al2023", Value=own, Type="String")
-    result = run(_with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME,
-                 now=_later(400), workload=_scanner)
+    result = run(
+        _with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400), workload=_scanner
+    )
     assert {i["ImageId"]: i["Action"] for i in result["Images"]}[s1] == "keep"
 
 
@@ -312,8 +369,14 @@ def test_an_env_whose_parameters_cannot_be_read_blocks_retirement_and_is_reporte
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
 
     with pytest.raises(LifecycleIncomplete) as raised:
-        run(_with_accounts(_request(dry_run=False)), world["ec2"].__getitem__, world["ssm"], HOME,
-            now=_later(415), workload=unreadable)
+        run(
+            _with_accounts(_request(dry_run=False)),
+            world["ec2"].__getitem__,
+            world["ssm"],
+            HOME,
+            now=_later(415),
+            workload=unreadable,
+        )
     remaining = {i["ImageId"] for i in world["ec2"][HOME].describe_images(Owners=["self"])["Images"]}
     assert {s1, s2} <= remaining  # nothing deregistered while an env's pins are unknown
     assert DEV in str(raised.value) and raised.value.result["Counts"]["deregister"] == 0
@@ -349,8 +412,9 @@ def test_without_workload_accounts_the_pins_of_every_env_under_the_target_path_a
     (s1, c1), (s2, _) = world["images"][1], world["images"][2]
     world["ssm"].put_parameter(Name="/bakehouse/factory/targets/dev", Value=DEV, Type="String")
     _scanner(DEV, COPY)[1].put_parameter(Name="/bakehouse/dev/ami/al2023", Value=c1, Type="String")
-    request = LifecycleRequest.parse({"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 30, "GraceDays": 14,
-                                      "ProdRetentionYears": 2, "DryRun": False})
+    request = LifecycleRequest.parse(
+        {"CopyRegions": [HOME, COPY], "KeepNewest": 1, "KeepDays": 30, "GraceDays": 14, "ProdRetentionYears": 2, "DryRun": False}
+    )
     assert request.accounts is None
     result = run(request, world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400), workload=_scanner)
     decisions = {i["ImageId"]: i["Action"] for i in result["Images"]}
@@ -359,6 +423,7 @@ def test_without_workload_accounts_the_pins_of_every_env_under_the_target_path_a
 
 def test_a_malformed_target_parameter_retires_nothing(world):
     from handlers.targets import MalformedTarget
+
     world["ssm"].put_parameter(Name="/bakehouse/factory/targets/dev", Value="22222222222", Type="String")
     with pytest.raises(MalformedTarget, match="/bakehouse/factory/targets/dev is '22222222222'"):
         run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400), workload=_scanner)

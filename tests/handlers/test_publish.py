@@ -77,8 +77,7 @@ def test_a_half_done_publish_is_completed_on_retry(aws):
     ec2, ssm = aws
     image = golden_ami(ec2)
     # A previous attempt wrote the history and died before `latest`.
-    ssm.put_parameter(Name="/bakehouse/images/al2023/history", Value=image, Type="String",
-                      DataType="aws:ec2:image")
+    ssm.put_parameter(Name="/bakehouse/images/al2023/history", Value=image, Type="String", DataType="aws:ec2:image")
     result = _publish(ec2, ssm, image)
     assert result.changed == ("latest", "tag")
     assert len(pub.history(ssm, "al2023")) == 1
@@ -195,12 +194,15 @@ def test_publishing_a_deregistered_image_fails(aws):
         _publish(ec2, ssm, image)
 
 
-@pytest.mark.parametrize("event,problem", [
-    (None, "expected an object"),
-    ({"Family": "al2023"}, "ImageId"),
-    ({"ImageId": "ami-xyz", "Family": "al2023"}, "ImageId"),
-    ({"ImageId": "ami-0123456789abcdef0", "Family": "Bad Family!"}, "Family"),
-])
+@pytest.mark.parametrize(
+    "event,problem",
+    [
+        (None, "expected an object"),
+        ({"Family": "al2023"}, "ImageId"),
+        ({"ImageId": "ami-xyz", "Family": "al2023"}, "ImageId"),
+        ({"ImageId": "ami-0123456789abcdef0", "Family": "Bad Family!"}, "Family"),
+    ],
+)
 def test_malformed_event_is_rejected_before_any_aws_call(monkeypatch, event, problem):
     monkeypatch.setattr(pub, "client", NoAwsCalls("client"))
     with pytest.raises(MalformedEvent, match=problem):

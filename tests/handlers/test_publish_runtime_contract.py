@@ -35,9 +35,11 @@ def _shipped(name: str) -> bool:
 
 @pytest.mark.parametrize("module", MINE)
 def test_handler_imports_only_stdlib_boto3_and_the_handlers_package(module):
-    bad = {name for name in _imports(module)
-           if name.split(".")[0] not in sys.stdlib_module_names | ALLOWED_THIRD_PARTY | {"__future__"}
-           and not _shipped(name)}
+    bad = {
+        name
+        for name in _imports(module)
+        if name.split(".")[0] not in sys.stdlib_module_names | ALLOWED_THIRD_PARTY | {"__future__"} and not _shipped(name)
+    }
     assert bad == set()
 
 

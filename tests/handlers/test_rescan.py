@@ -42,9 +42,14 @@ SCRIPTS = "bakehouse-scripts-333333333333-eu-west-1"
 def _session(account: str) -> boto3.Session:
     """The scanner role's session in a workload account (moto keys its state by the role's account)."""
     creds = boto3.client("sts", region_name=REGION).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="rescan-test")["Credentials"]
-    return session(REGION, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                   aws_session_token=creds["SessionToken"])
+        RoleArn=f"arn:aws:iam::{account}:role/BakehouseImageScanner", RoleSessionName="rescan-test"
+    )["Credentials"]
+    return session(
+        REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 class World:
@@ -55,8 +60,12 @@ class World:
         self.s3 = boto3.client("s3", region_name=REGION)
         self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         key = boto3.client("kms", region_name=REGION).create_key(Description="evidence")["KeyMetadata"]["Arn"]
-        self.s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})
+        self.s3.put_bucket_encryption(
+            Bucket=BUCKET,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]
+            },
+        )
         sns = boto3.client("sns", region_name=REGION)
         self.topic = sns.create_topic(Name="bakehouse-security")["TopicArn"]
         self.sqs = boto3.client("sqs", region_name=REGION)
@@ -69,8 +78,9 @@ class World:
         self.sg = self.ec2_raw.create_security_group(GroupName="scan", Description="scan", VpcId=vpc)["GroupId"]
         boto3.client("iam").create_instance_profile(InstanceProfileName="bakehouse-scan")
         self.findings: dict[str, list[tuple[str, str]]] = {}
-        self.inspector = InspectorThatScans(boto3.client("inspector2", region_name=REGION), self.ec2_raw,
-                                            self.findings, s3=self.s3)
+        self.inspector = InspectorThatScans(
+            boto3.client("inspector2", region_name=REGION), self.ec2_raw, self.findings, s3=self.s3
+        )
         self.automation = FakeAutomation(self.ssm, {"Bakehouse-Pipeline"})
         self.s3.create_bucket(Bucket=SCRIPTS, CreateBucketConfiguration={"LocationConstraint": REGION})
         self.bundle_version = seed_factory_settings(self.ssm, self.s3, SCRIPTS)
@@ -78,15 +88,20 @@ class World:
         self.workload_clients = {a: (s.client("ec2"), s.client("ssm")) for a, s in sessions.items()}
         # Each member account's own Inspector (read through its scanner role): coverage and findings of
         # the instances it runs, seeded per test with cover().
-        self.workload_inspectors = {a: FakeInspector2(s.client("inspector2"), account_id=a, region=REGION)
-                                    for a, s in sessions.items()}
+        self.workload_inspectors = {
+            a: FakeInspector2(s.client("inspector2"), account_id=a, region=REGION) for a, s in sessions.items()
+        }
         self.ec2_client: Any = self.ec2
         self.counter = itertools.count(1)
 
     def image(self, family: str = "al2023", publish_it: bool = True, **later_tags) -> str:
         """A golden AMI, published; `later_tags` arrive after publication (e.g. a rescan's verdict),
         since publish refuses an image already marked vulnerable."""
-        image = golden_ami(self.ec2_raw, f"bakehouse-{family}-{next(self.counter)}", {"bakehouse:family": family, "bakehouse:inspector-verdict": "PASS"})
+        image = golden_ami(
+            self.ec2_raw,
+            f"bakehouse-{family}-{next(self.counter)}",
+            {"bakehouse:family": family, "bakehouse:inspector-verdict": "PASS"},
+        )
         if publish_it:
             publish(PublishRequest(image, family, "tester"), self.ec2_raw, self.ssm)
         if later_tags:
@@ -97,25 +112,42 @@ class World:
         self.workload_clients[account][0].run_instances(ImageId=image, MinCount=count, MaxCount=count)
 
     def clients(self) -> Clients:
-        return Clients(self.ec2_client, self.ssm, self.s3, self.sns, self.inspector, self.automation,
-                       self.workload_clients.__getitem__, findings=self.workload_inspectors.__getitem__)
+        return Clients(
+            self.ec2_client,
+            self.ssm,
+            self.s3,
+            self.sns,
+            self.inspector,
+            self.automation,
+            self.workload_clients.__getitem__,
+            findings=self.workload_inspectors.__getitem__,
+        )
 
     def cover(self, account: str, image: str, findings: tuple[tuple[str, str], ...] = ()) -> None:
         """Inspector in `account` covers every instance running `image` there and reports `findings` on
         each (as it does for every running instance of a member account, in place)."""
         inspector = self.workload_inspectors[account]
-        pages = self.workload_clients[account][0].describe_instances(Filters=[
-            {"Name": "image-id", "Values": [image]}, {"Name": "instance-state-name", "Values": ["running"]}])
+        pages = self.workload_clients[account][0].describe_instances(
+            Filters=[{"Name": "image-id", "Values": [image]}, {"Name": "instance-state-name", "Values": ["running"]}]
+        )
         for instance in [i for r in pages["Reservations"] for i in r["Instances"]]:
             inspector.add_coverage(instance["InstanceId"], ami_id=image)
             for severity, cve in findings:
                 inspector.add_finding(instance["InstanceId"], severity, ami_id=image, vulnerability_id=cve)
 
     def request(self, **kw) -> RescanRequest:
-        values = dict(accounts=(("dev", DEV), ("prod", PROD)), subnet_id=self.subnet, security_group_ids=(self.sg,),
-                      instance_profile="bakehouse-scan", evidence_bucket=BUCKET, topic_arn=self.topic,
-                      pipeline_role_arn=f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation",
-                      execution_id="exec-1", batch_size=10, wait_seconds=600)
+        values = dict(
+            accounts=(("dev", DEV), ("prod", PROD)),
+            subnet_id=self.subnet,
+            security_group_ids=(self.sg,),
+            instance_profile="bakehouse-scan",
+            evidence_bucket=BUCKET,
+            topic_arn=self.topic,
+            pipeline_role_arn=f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation",
+            execution_id="exec-1",
+            batch_size=10,
+            wait_seconds=600,
+        )
         values.update(kw)
         return RescanRequest(**values)
 
@@ -126,8 +158,12 @@ class World:
         return [i["ImageId"] for i in self.ec2_raw.describe_images(Owners=["self"])["Images"]]
 
     def scan_instances(self, states=("pending", "running", "stopping", "stopped")):
-        r = self.ec2_raw.describe_instances(Filters=[{"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
-                                                     {"Name": "instance-state-name", "Values": list(states)}])
+        r = self.ec2_raw.describe_instances(
+            Filters=[
+                {"Name": "tag:bakehouse:purpose", "Values": ["rescan"]},
+                {"Name": "instance-state-name", "Values": list(states)},
+            ]
+        )
         return [i for res in r["Reservations"] for i in res["Instances"]]
 
     def tags(self, image: str) -> dict[str, str]:
@@ -264,8 +300,7 @@ def test_an_ami_above_the_threshold_is_quarantined_notified_and_rebuilt(world):
     # the rebuild takes the factory's standing parameters and the scripts bundle as it is now
     assert start["Parameters"]["ScriptsVersionId"] == [world.bundle_version]
     assert start["Parameters"]["ScriptsCommit"] == ["0123abc"]
-    assert start["Parameters"]["BaseImageParameter"] == [
-        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"]
+    assert start["Parameters"]["BaseImageParameter"] == ["/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"]
     tags = world.tags(image)
     assert tags["bakehouse:vulnerable"] == "true"
     assert tags["bakehouse:rebuild-execution"] == result.rebuilds[image]
@@ -315,10 +350,27 @@ def test_amis_the_build_account_does_not_own_are_reported_not_launched(world):
 
 def test_a_malformed_event_lists_every_problem_before_any_call():
     with pytest.raises(MalformedEvent) as err:
-        handler({"WorkloadAccounts": ["prod:333"], "SubnetId": "net-1", "SecurityGroupIds": [],
-                 "BatchSize": 0, "SeverityThreshold": "SEVERE"}, None)
-    for key in ("WorkloadAccounts", "SubnetId", "SecurityGroupIds", "InstanceProfileName", "EvidenceBucket",
-                "TopicArn", "PipelineRoleArn", "BatchSize", "SeverityThreshold"):
+        handler(
+            {
+                "WorkloadAccounts": ["prod:333"],
+                "SubnetId": "net-1",
+                "SecurityGroupIds": [],
+                "BatchSize": 0,
+                "SeverityThreshold": "SEVERE",
+            },
+            None,
+        )
+    for key in (
+        "WorkloadAccounts",
+        "SubnetId",
+        "SecurityGroupIds",
+        "InstanceProfileName",
+        "EvidenceBucket",
+        "TopicArn",
+        "PipelineRoleArn",
+        "BatchSize",
+        "SeverityThreshold",
+    ):
         assert key in str(err.value)
 
 
@@ -355,8 +407,9 @@ def _param(ssm, name):
 def test_a_quarantine_moves_latest_and_every_envs_parameter_back_to_the_last_good_image(world):
     good, bad = world.image("al2023"), world.image("al2023")
     for account, env in ((DEV, "dev"), (PROD, "prod")):
-        world.workload_clients[account][1].put_parameter(Name=f"/bakehouse/{env}/ami/al2023", Value=bad,
-                                                         Type="String", DataType="aws:ec2:image")
+        world.workload_clients[account][1].put_parameter(
+            Name=f"/bakehouse/{env}/ami/al2023", Value=bad, Type="String", DataType="aws:ec2:image"
+        )
     world.findings[bad] = [("CRITICAL", "CVE-2026-1111")]
     world.findings[good] = []
     world.rescan(severity_threshold="HIGH")
@@ -367,8 +420,9 @@ def test_a_quarantine_moves_latest_and_every_envs_parameter_back_to_the_last_goo
 
 def test_a_quarantine_with_no_good_image_left_removes_every_pointer_so_nothing_launches_it(world):
     bad = world.image("al2023")
-    world.workload_clients[DEV][1].put_parameter(Name="/bakehouse/dev/ami/al2023", Value=bad, Type="String",
-                                                 DataType="aws:ec2:image")
+    world.workload_clients[DEV][1].put_parameter(
+        Name="/bakehouse/dev/ami/al2023", Value=bad, Type="String", DataType="aws:ec2:image"
+    )
     world.findings[bad] = [("CRITICAL", "CVE-2026-1111")]
     world.rescan(severity_threshold="HIGH")
     assert _param(world.ssm, "/bakehouse/images/al2023/latest") is None
@@ -383,6 +437,7 @@ def test_one_accounts_failure_is_reported_and_the_others_are_still_scanned(world
         if account == DEV:
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no scanner role"}}, "AssumeRole")
         return real[account]
+
     clients = world.clients()
     clients = Clients(clients.ec2, clients.ssm, clients.s3, clients.sns, clients.inspector2, clients.automation, workload)
     with pytest.raises(RescanIncomplete, match=f"account {DEV} \\(dev\\).*AccessDenied"):
@@ -418,7 +473,9 @@ def test_two_concurrent_rescans_launch_one_instance_per_image_and_the_second_rep
         launch(second, world.clients(), RescanResult())
     assert len(world.scan_instances()) == 1
 
+
 # --- item 15.7: judge in place what Inspector already scans; launch only for what nothing runs --------
+
 
 def test_an_image_inspector_covers_where_it_runs_is_judged_there_and_only_unrun_images_get_a_scan_instance(world):
     running, idle = world.image("al2023"), world.image("ubuntu")
@@ -445,8 +502,9 @@ def test_findings_read_in_place_above_the_threshold_quarantine_the_image_without
     [message] = world.messages()
     assert message["cves"] == ["CVE-2026-4444"] and "running:prod" in message["in_use"]
     assert world.tags(image)["bakehouse:vulnerable"] == "true"
-    summary = json.loads(world.s3.get_object(Bucket=BUCKET, Key=f"rescans/{datetime.now(UTC):%Y-%m-%d}/"
-                                                             f"{image}.json")["Body"].read())
+    summary = json.loads(
+        world.s3.get_object(Bucket=BUCKET, Key=f"rescans/{datetime.now(UTC):%Y-%m-%d}/{image}.json")["Body"].read()
+    )
     assert summary["context"]["inPlace"] == [f"{PROD}:{image}"]
 
 
@@ -483,10 +541,16 @@ def test_every_configured_prod_env_marks_the_images_it_runs_not_only_one_named_p
 
 
 def test_the_prod_envs_are_parsed_from_the_event_as_a_list():
-    event = {"WorkloadAccounts": [f"prod={PROD}", f"live={DEV}"], "SubnetId": "subnet-0123456789abcdef0",
-             "SecurityGroupIds": ["sg-0123456789abcdef0"], "InstanceProfileName": "scan", "EvidenceBucket": BUCKET,
-             "TopicArn": "arn:aws:sns:eu-west-1:123456789012:t", "PipelineRoleArn": f"arn:aws:iam::{BUILD}:role/r",
-             "ProdEnvs": ["prod", "live"]}
+    event = {
+        "WorkloadAccounts": [f"prod={PROD}", f"live={DEV}"],
+        "SubnetId": "subnet-0123456789abcdef0",
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        "InstanceProfileName": "scan",
+        "EvidenceBucket": BUCKET,
+        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:t",
+        "PipelineRoleArn": f"arn:aws:iam::{BUILD}:role/r",
+        "ProdEnvs": ["prod", "live"],
+    }
     assert RescanRequest.parse(event).prod_envs == ("prod", "live")
     assert RescanRequest.parse({**event, "ProdEnvs": []}).prod_envs == ()
 
@@ -512,10 +576,17 @@ def test_without_workload_accounts_every_env_under_the_target_path_is_rescanned(
     world.run(PROD, running_in_prod, 1)
     for env, account in (("dev", DEV), ("prod", PROD)):
         world.ssm.put_parameter(Name=f"/bakehouse/factory/targets/{env}", Value=account, Type="String")
-    request = RescanRequest.parse({"SubnetId": world.subnet, "SecurityGroupIds": [world.sg],
-                                   "InstanceProfileName": "bakehouse-scan", "EvidenceBucket": BUCKET,
-                                   "TopicArn": world.topic, "WorkloadAccounts": [],
-                                   "PipelineRoleArn": f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation"})
+    request = RescanRequest.parse(
+        {
+            "SubnetId": world.subnet,
+            "SecurityGroupIds": [world.sg],
+            "InstanceProfileName": "bakehouse-scan",
+            "EvidenceBucket": BUCKET,
+            "TopicArn": world.topic,
+            "WorkloadAccounts": [],
+            "PipelineRoleArn": f"arn:aws:iam::{BUILD}:role/BakehouseFactoryAutomation",
+        }
+    )
     assert request.accounts is None
     result = world.rescan(accounts=None)
     assert running_in_prod in result.scanned
@@ -523,6 +594,7 @@ def test_without_workload_accounts_every_env_under_the_target_path_is_rescanned(
 
 def test_a_malformed_target_parameter_fails_the_rescan_naming_it_before_any_launch(world):
     from handlers.targets import MalformedTarget
+
     world.image("al2023")
     world.ssm.put_parameter(Name="/bakehouse/factory/targets/prod", Value="prod", Type="String")
     with pytest.raises(MalformedTarget, match="/bakehouse/factory/targets/prod is 'prod'"):

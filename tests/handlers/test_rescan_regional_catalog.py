@@ -20,8 +20,9 @@ TEMPLATE = "https://bakehouse-templates.s3.eu-west-1.amazonaws.com/catalog/harde
 
 
 def _image(ec2, name: str, **tags: str) -> str:
-    image = ec2.register_image(Name=name, RootDeviceName="/dev/xvda",
-                               BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}])["ImageId"]
+    image = ec2.register_image(
+        Name=name, RootDeviceName="/dev/xvda", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}]
+    )["ImageId"]
     if tags:
         ec2.create_tags(Resources=[image], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     return image
@@ -41,38 +42,65 @@ def factory(monkeypatch):
         copies = {src: _image(there_ec2, f"copy-{src}", **{"bakehouse:source-ami": src}) for src in (good, bad)}
         sc = FakeServiceCatalog(boto3.client("servicecatalog", region_name=OTHER))
         product = sc.create_product(
-            Name="hardened-instance", Owner="platform", ProductType="CLOUD_FORMATION_TEMPLATE", IdempotencyToken="p",
-            ProvisioningArtifactParameters={"Name": "initial", "Type": "CLOUD_FORMATION_TEMPLATE",
-                                            "Info": {"LoadTemplateFromURL": TEMPLATE}}
+            Name="hardened-instance",
+            Owner="platform",
+            ProductType="CLOUD_FORMATION_TEMPLATE",
+            IdempotencyToken="p",
+            ProvisioningArtifactParameters={
+                "Name": "initial",
+                "Type": "CLOUD_FORMATION_TEMPLATE",
+                "Info": {"LoadTemplateFromURL": TEMPLATE},
+            },
         )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-        portfolio = sc.create_portfolio(DisplayName="golden", ProviderName="platform",
-                                        IdempotencyToken="pf")["PortfolioDetail"]["Id"]
+        portfolio = sc.create_portfolio(DisplayName="golden", ProviderName="platform", IdempotencyToken="pf")["PortfolioDetail"][
+            "Id"
+        ]
         sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
-        constraint = sc.create_constraint(PortfolioId=portfolio, ProductId=product, Type="TEMPLATE",
-                                          Parameters=CONSTRAINT_FILE.read_text(),
-                                          IdempotencyToken="tc")["ConstraintDetail"]["ConstraintId"]
+        constraint = sc.create_constraint(
+            PortfolioId=portfolio,
+            ProductId=product,
+            Type="TEMPLATE",
+            Parameters=CONSTRAINT_FILE.read_text(),
+            IdempotencyToken="tc",
+        )["ConstraintDetail"]["ConstraintId"]
         cat.approve_in_constraint(sc, portfolio, product, [copies[bad]], "al2023")  # the catalog step's pin
         ssm = boto3.client("ssm", region_name=HOME)
-        ssm.put_parameter(Name=feedback.SETTINGS_PARAMETER, Type="String", Value=json.dumps({"pipelineParameters": {
-            "CatalogRegions": [{"Region": OTHER, "ProductId": product, "PortfolioId": portfolio}]}}))
+        ssm.put_parameter(
+            Name=feedback.SETTINGS_PARAMETER,
+            Type="String",
+            Value=json.dumps(
+                {"pipelineParameters": {"CatalogRegions": [{"Region": OTHER, "ProductId": product, "PortfolioId": portfolio}]}}
+            ),
+        )
         for image in (good, bad):
             ssm.put_parameter(Name="/bakehouse/images/al2023/history", Type="String", Value=image, Overwrite=True)
         ssm.put_parameter(Name="/bakehouse/images/al2023/latest", Type="String", Value=bad)
         # The deployed quarantine builds its regional clients through handlers.catalog.client.
-        monkeypatch.setattr(cat, "client", lambda service, region=None: (
-            sc if service == "servicecatalog" else boto3.client(service, region_name=region)))
-        yield {"ec2": home_ec2, "ssm": ssm, "sc": sc, "constraint": constraint, "good": good, "bad": bad,
-               "copies": copies}
+        monkeypatch.setattr(
+            cat,
+            "client",
+            lambda service, region=None: sc if service == "servicecatalog" else boto3.client(service, region_name=region),
+        )
+        yield {"ec2": home_ec2, "ssm": ssm, "sc": sc, "constraint": constraint, "good": good, "bad": bad, "copies": copies}
 
 
 def _quarantine(f, repinned: list):
     topic = boto3.client("sns", region_name=HOME).create_topic(Name="security")["TopicArn"]
     return feedback.quarantine(
-        f["ec2"], f["ssm"], boto3.client("s3", region_name=HOME), boto3.client("sns", region_name=HOME), None,
-        image_id=f["bad"], tags={"bakehouse:family": "al2023", "bakehouse:rebuild-execution": "already-started"},
-        cves=["CVE-2026-0001"], topic_arn=topic, threshold="HIGH", pipeline_document="Bakehouse-Pipeline",
+        f["ec2"],
+        f["ssm"],
+        boto3.client("s3", region_name=HOME),
+        boto3.client("sns", region_name=HOME),
+        None,
+        image_id=f["bad"],
+        tags={"bakehouse:family": "al2023", "bakehouse:rebuild-execution": "already-started"},
+        cves=["CVE-2026-0001"],
+        topic_arn=topic,
+        threshold="HIGH",
+        pipeline_document="Bakehouse-Pipeline",
         pipeline_role_arn="arn:aws:iam::123456789012:role/x",
-        repin_catalog=lambda family, fallback: repinned.append((family, fallback)))
+        repin_catalog=lambda family, fallback: repinned.append((family, fallback)),
+    )
 
 
 def test_a_quarantine_repins_every_regional_catalog_to_that_regions_copy_of_the_last_good_image(factory):
@@ -90,17 +118,18 @@ def test_a_quarantine_with_no_good_image_left_blocks_launches_in_every_region(fa
 
 
 def test_a_regional_catalog_that_cannot_be_pinned_fails_the_quarantine_by_region(factory):
-    settings = {"pipelineParameters": {"CatalogRegions": [
-        {"Region": OTHER, "ProductId": "prod-gone", "PortfolioId": "port-gone"}]}}
-    factory["ssm"].put_parameter(Name=feedback.SETTINGS_PARAMETER, Type="String", Overwrite=True,
-                                 Value=json.dumps(settings))
+    settings = {
+        "pipelineParameters": {"CatalogRegions": [{"Region": OTHER, "ProductId": "prod-gone", "PortfolioId": "port-gone"}]}
+    }
+    factory["ssm"].put_parameter(Name=feedback.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps(settings))
     with pytest.raises(cat.CatalogIncomplete, match=f"{OTHER}.*port-gone"):
         _quarantine(factory, [])
 
 
 def test_without_regional_catalogs_in_the_settings_only_the_home_catalog_is_repinned(factory):
-    factory["ssm"].put_parameter(Name=feedback.SETTINGS_PARAMETER, Type="String", Overwrite=True,
-                                 Value=json.dumps({"pipelineParameters": {}}))
+    factory["ssm"].put_parameter(
+        Name=feedback.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps({"pipelineParameters": {}})
+    )
     repinned: list = []
     _quarantine(factory, repinned)
     assert repinned == [("al2023", factory["good"])]

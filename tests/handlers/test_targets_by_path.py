@@ -34,11 +34,14 @@ def test_no_target_parameters_means_no_accounts(ssm):
     assert read_targets(ssm) == ()
 
 
-@pytest.mark.parametrize("env, value, named", [
-    ("dev", "1234", f"{TARGETS_PATH}/dev is '1234'"),
-    ("dev", "arn:aws:iam::111111111111:root", f"{TARGETS_PATH}/dev"),
-    ("Dev_1", "111111111111", f"{TARGETS_PATH}/Dev_1: the env name"),
-])
+@pytest.mark.parametrize(
+    "env, value, named",
+    [
+        ("dev", "1234", f"{TARGETS_PATH}/dev is '1234'"),
+        ("dev", "arn:aws:iam::111111111111:root", f"{TARGETS_PATH}/dev"),
+        ("Dev_1", "111111111111", f"{TARGETS_PATH}/Dev_1: the env name"),
+    ],
+)
 def test_a_malformed_target_parameter_fails_naming_it(ssm, env, value, named):
     _put(ssm, "uat", "222222222222")
     _put(ssm, env, value)
@@ -55,4 +58,5 @@ def test_one_account_named_by_two_envs_is_refused(ssm):
 
 def test_the_handlers_read_the_path_the_build_stack_writes():
     from components.build.factory_targets import TARGETS_PATH as written
+
     assert TARGETS_PATH == written

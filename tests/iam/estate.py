@@ -53,9 +53,15 @@ class AwsShapedMocks(EchoMocks):
             region, account = self._provider_scope.get(provider_name, ("mock-region", "000000000000"))
             name = str(args.inputs.get("name") or args.name)
             outputs["arn"] = shape.format(
-                account=account, region=region, name=name, id=resource_id, path=args.inputs.get("path") or "/",
-                bucket=args.inputs.get("bucket") or args.name, url=str(args.inputs.get("url", "")).removeprefix("https://"),
-                param=name.lstrip("/"))
+                account=account,
+                region=region,
+                name=name,
+                id=resource_id,
+                path=args.inputs.get("path") or "/",
+                bucket=args.inputs.get("bucket") or args.name,
+                url=str(args.inputs.get("url", "")).removeprefix("https://"),
+                param=name.lstrip("/"),
+            )
         return [resource_id, outputs]
 
 
@@ -63,6 +69,7 @@ class AwsShapedMocks(EchoMocks):
 def shaped_run(stack: str) -> StackRun:
     # The rehearsal is the same AWS-shaped run (its monitor only also keeps dependencies): one run serves both.
     from tests.iam.first_deployment import rehearsed
+
     return rehearsed(stack).run
 
 
@@ -104,8 +111,7 @@ def _documents(value: Any, where: str) -> Iterator[tuple[str, Mapping[str, Any]]
 def documents(run: StackRun) -> list[Declared]:
     found = []
     for resource in run.resources:
-        if resource.type == "aws:organizations/policy:Policy" and \
-                resource.inputs.get("type") != "SERVICE_CONTROL_POLICY":
+        if resource.type == "aws:organizations/policy:Policy" and resource.inputs.get("type") != "SERVICE_CONTROL_POLICY":
             continue
         for where, doc in _documents(dict(resource.inputs), ""):
             found.append(Declared(run.stack, resource.type, resource.name, where, doc))

@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).with_name("simulate.cjs")
 ALLOW, DENY, IMPLICIT_DENY = "Allow", "Deny", "ImplicitDeny"
 DEFAULT_ACCOUNT = "123456789012"
-FULL_AWS_ACCESS = {"Version": "2012-10-17",
-                   "Statement": [{"Sid": "FullAWSAccess", "Effect": "Allow", "Action": "*", "Resource": "*"}]}
+FULL_AWS_ACCESS = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "FullAWSAccess", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
 
 Document = Mapping[str, Any]
 
@@ -56,25 +58,33 @@ class Simulation:
     def as_json(self) -> dict[str, Any]:
         account = self.resource_account or account_of(self.resource) or account_of(self.principal)
         body: dict[str, Any] = {
-            "request": {"principal": self.principal, "action": self.action,
-                        "resource": {"resource": self.resource, "accountId": account},
-                        "contextVariables": {k: _context_value(v) for k, v in self.context.items()}},
+            "request": {
+                "principal": self.principal,
+                "action": self.action,
+                "resource": {"resource": self.resource, "accountId": account},
+                "contextVariables": {k: _context_value(v) for k, v in self.context.items()},
+            },
             "identityPolicies": [{"name": f"identity-{i}", "policy": _doc(d)} for i, d in enumerate(self.identity)],
             "serviceControlPolicies": [
-                {"orgIdentifier": name, "policies": [{"name": _name(d, f"{name}-{i}"), "policy": _doc(d)}
-                                                     for i, d in enumerate(docs)]}
-                for name, docs in self.scps],
+                {
+                    "orgIdentifier": name,
+                    "policies": [{"name": _name(d, f"{name}-{i}"), "policy": _doc(d)} for i, d in enumerate(docs)],
+                }
+                for name, docs in self.scps
+            ],
             "resourceControlPolicies": [],
             "lenient": self.lenient,
         }
         if self.resource_policy is not None:
             body["resourcePolicy"] = _doc(self.resource_policy)
         if self.boundaries:
-            body["permissionBoundaryPolicies"] = [{"name": f"boundary-{i}", "policy": _doc(d)}
-                                                  for i, d in enumerate(self.boundaries)]
+            body["permissionBoundaryPolicies"] = [
+                {"name": f"boundary-{i}", "policy": _doc(d)} for i, d in enumerate(self.boundaries)
+            ]
         if self.endpoint_policies:
-            body["vpcEndpointPolicies"] = [{"name": f"endpoint-{i}", "policy": _doc(d)}
-                                           for i, d in enumerate(self.endpoint_policies)]
+            body["vpcEndpointPolicies"] = [
+                {"name": f"endpoint-{i}", "policy": _doc(d)} for i, d in enumerate(self.endpoint_policies)
+            ]
         return body
 
 
@@ -134,10 +144,10 @@ class _Node:
             raise RuntimeError("node is not installed: the IAM evaluator (@cloud-copilot/iam-simulate) runs under node")
         if not (ROOT / "node_modules" / "@cloud-copilot" / "iam-simulate").exists():
             # package-lock.json pins it; the registry is reachable wherever the suite runs
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True, capture_output=True,
-                           timeout=300)
-        proc = subprocess.Popen([node, str(HARNESS)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, bufsize=1)
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+        proc = subprocess.Popen(
+            [node, str(HARNESS)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
         atexit.register(proc.kill)
         return proc
 
@@ -166,11 +176,16 @@ def simulate(batch: Sequence[Simulation]) -> list[Verdict]:
     for simulation, answer in zip(batch, answers, strict=True):
         if answer["result"] == "Error":
             raise ValueError(f"the evaluator refused {simulation.action} on {simulation.resource}: {answer['errors']}")
-        verdicts.append(Verdict(answer["result"],
-                                tuple((d["part"], d["policy"], d["sid"]) for d in answer["deny"]),
-                                tuple(answer.get("ignoredContextKeys", ())), bool(answer.get("untypedResource")),
-                                answer.get("parts", {}),
-                                tuple((a["part"], a["policy"], a["sid"]) for a in answer.get("allow", ()))))
+        verdicts.append(
+            Verdict(
+                answer["result"],
+                tuple((d["part"], d["policy"], d["sid"]) for d in answer["deny"]),
+                tuple(answer.get("ignoredContextKeys", ())),
+                bool(answer.get("untypedResource")),
+                answer.get("parts", {}),
+                tuple((a["part"], a["policy"], a["sid"]) for a in answer.get("allow", ())),
+            )
+        )
     return verdicts
 
 
@@ -181,37 +196,52 @@ def with_full_aws_access(levels: Sequence[tuple[str, Sequence[Document]]]) -> li
 
 # --- the single-document question the stack tests ask -------------------------------------------
 
+
 def _without_principal(policy: str | Document) -> dict[str, Any]:
     doc = _doc(policy)
     statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
     # A trust policy's statements name no Resource: the role they are attached to is the resource.
-    return {**doc, "Statement": [{**({} if "Resource" in s or "NotResource" in s else {"Resource": "*"}),
-                                  **{k: v for k, v in s.items() if k not in ("Principal", "NotPrincipal")}}
-                                 for s in statements]}
+    return {
+        **doc,
+        "Statement": [
+            {
+                **({} if "Resource" in s or "NotResource" in s else {"Resource": "*"}),
+                **{k: v for k, v in s.items() if k not in ("Principal", "NotPrincipal")},
+            }
+            for s in statements
+        ],
+    }
 
 
-def _single(policy: str | Document, action: str, resource: str, context: Mapping[str, Any] | None,
-            principal: str | None) -> Simulation:
+def _single(
+    policy: str | Document, action: str, resource: str, context: Mapping[str, Any] | None, principal: str | None
+) -> Simulation:
     context = dict(context or {})
-    who = principal or context.get("aws:PrincipalArn") or \
-        f"arn:aws:iam::{account_of(resource) or DEFAULT_ACCOUNT}:role/bakehouse-evaluated-principal"
+    who = (
+        principal
+        or context.get("aws:PrincipalArn")
+        or f"arn:aws:iam::{account_of(resource) or DEFAULT_ACCOUNT}:role/bakehouse-evaluated-principal"
+    )
     if principal is None:
         # The document alone, as an identity policy of a principal in the resource's account.
-        return Simulation(who, action, resource, context, identity=(_without_principal(policy),),
-                          resource_account=account_of(who), lenient=True)
+        return Simulation(
+            who, action, resource, context, identity=(_without_principal(policy),), resource_account=account_of(who), lenient=True
+        )
     return Simulation(who, action, resource, context, resource_policy=_doc(policy), lenient=True)
 
 
-def evaluate(policy: str | Document, action: str, resource: str, context: Mapping[str, Any] | None = None,
-             principal: str | None = None) -> str:
+def evaluate(
+    policy: str | Document, action: str, resource: str, context: Mapping[str, Any] | None = None, principal: str | None = None
+) -> str:
     verdict = simulate([_single(policy, action, resource, context, principal)])[0]
     # The document's own answer: AWS would also want a key policy for KMS, a trust policy for STS...
     result = verdict.parts.get("identity" if principal is None else "resource", verdict.result)
     return {"Allowed": ALLOW, "ExplicitlyDenied": DENY}.get(result, IMPLICIT_DENY)
 
 
-def allowed(policy: str | Document, action: str, resource: str, context: Mapping[str, Any] | None = None,
-            principal: str | None = None) -> bool:
+def allowed(
+    policy: str | Document, action: str, resource: str, context: Mapping[str, Any] | None = None, principal: str | None = None
+) -> bool:
     return evaluate(policy, action, resource, context, principal) == ALLOW
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from moto.events.models import EventPattern
 
-OPERATORS = frozenset({"prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists", "cidr",
-                       "wildcard"})
+OPERATORS = frozenset({"prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists", "cidr", "wildcard"})
 
 
 def event_matches(pattern: str | Mapping[str, Any], event: Mapping[str, Any]) -> bool:

@@ -108,6 +108,7 @@ def rehearse() -> list[Rehearsed]:
 
 # --- what the bootstrap template declares -----------------------------------------------------------
 
+
 class _CfnLoader(yaml.SafeLoader):
     """YAML with CloudFormation's short-form tags (!Ref, !Sub...) read as plain values."""
 

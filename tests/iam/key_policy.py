@@ -44,8 +44,12 @@ class Caller:
     def context(self) -> dict[str, Any]:
         if self.service:
             return {}
-        return {"aws:PrincipalArn": self.arn, "aws:PrincipalAccount": self.account,
-                "kms:CallerAccount": self.account, "aws:PrincipalType": "AssumedRole"}
+        return {
+            "aws:PrincipalArn": self.arn,
+            "aws:PrincipalAccount": self.account,
+            "kms:CallerAccount": self.account,
+            "aws:PrincipalType": "AssumedRole",
+        }
 
 
 @dataclass(frozen=True)
@@ -79,13 +83,25 @@ def _as_after_recreation(policy: Mapping[str, Any], role_arn: str) -> dict[str, 
         return _unique_id(role_arn) if value == role_arn else value
 
     statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
-    return {**policy, "Statement": [
-        {**s, "Principal": {k: principal(v) for k, v in s["Principal"].items()}}
-        if isinstance(s.get("Principal"), Mapping) else s for s in statements]}
+    return {
+        **policy,
+        "Statement": [
+            {**s, "Principal": {k: principal(v) for k, v in s["Principal"].items()}}
+            if isinstance(s.get("Principal"), Mapping)
+            else s
+            for s in statements
+        ],
+    }
 
 
-def evaluate(policy: str | Mapping[str, Any], caller: Caller, action: str, context: Mapping[str, Any] | None = None,
-             key_account: str | None = None, region: str = REGION) -> KeyVerdict:
+def evaluate(
+    policy: str | Mapping[str, Any],
+    caller: Caller,
+    action: str,
+    context: Mapping[str, Any] | None = None,
+    key_account: str | None = None,
+    region: str = REGION,
+) -> KeyVerdict:
     doc = json.loads(policy) if isinstance(policy, str) else dict(policy)
     if caller.recreated:
         doc = _as_after_recreation(doc, caller.arn)
@@ -93,8 +109,11 @@ def evaluate(policy: str | Mapping[str, Any], caller: Caller, action: str, conte
     request = {**caller.context(), **(context or {})}
     alone = Simulation(caller.arn, action, resource, request, resource_policy=doc)
     # A service principal has no IAM policy to add.
-    with_iam = alone if caller.service else Simulation(caller.arn, action, resource, request,
-                                                       identity=(ALLOW_EVERYTHING,), resource_policy=doc)
+    with_iam = (
+        alone
+        if caller.service
+        else Simulation(caller.arn, action, resource, request, identity=(ALLOW_EVERYTHING,), resource_policy=doc)
+    )
     first, second = simulate([alone, with_iam])
     for verdict in (first, second):
         if verdict.denied_by("resource"):

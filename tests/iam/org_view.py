@@ -13,13 +13,20 @@ import pytest
 
 from tests.iam.evaluate import Simulation, Verdict, simulate, with_full_aws_access
 
-MGMT, SECURITY, BUILD, DEV, UAT, PROD = ("111111111111", "222222222222", "333333333333",
-                                         "444444444444", "555555555555", "666666666666")
+MGMT, SECURITY, BUILD, DEV, UAT, PROD = (
+    "111111111111",
+    "222222222222",
+    "333333333333",
+    "444444444444",
+    "555555555555",
+    "666666666666",
+)
 ACCOUNT_KEYS = {"security": SECURITY, "build": BUILD, "dev": DEV, "uat": UAT, "prod": PROD}
 ROOT = "root"
 
 
 # --- requests, judged by the one evaluator (tests/iam/evaluate.py) ----------------------------------
+
 
 @dataclass(frozen=True)
 class Request:
@@ -36,8 +43,12 @@ class Request:
 def scp_verdicts(levels: list[tuple[str, list[dict[str, Any]]]], request: Request) -> list[Verdict]:
     """One verdict per resource (AWS authorizes each resource of a request on its own), FullAWSAccess
     attached at every level beside the estate's deny lists, as in the organization."""
-    return simulate([Simulation(request.principal, request.action, resource, request.keys(),
-                                scps=with_full_aws_access(levels)) for resource in request.resources])
+    return simulate(
+        [
+            Simulation(request.principal, request.action, resource, request.keys(), scps=with_full_aws_access(levels))
+            for resource in request.resources
+        ]
+    )
 
 
 def denied_by(levels: list[tuple[str, list[dict[str, Any]]]], request: Request) -> list[str]:
@@ -53,6 +64,7 @@ def statement_applies(stmt: dict[str, Any], request: Request) -> bool:
 
 # --- the recorded organization ---------------------------------------------------------------------
 
+
 class OrgView:
     def __init__(self, run):
         self.run = run
@@ -61,8 +73,7 @@ class OrgView:
         self.policies = {r.name: r for r in run.of_type("aws:organizations/policy:Policy")}
         self.policy_by_id = {f"{name}-id": r for name, r in self.policies.items()}
         self.attachments = run.of_type("aws:organizations/policyAttachment:PolicyAttachment")
-        self.accounts = {r.inputs["tags"]["bakehouse:account"]: r
-                         for r in run.of_type("aws:organizations/account:Account")}
+        self.accounts = {r.inputs["tags"]["bakehouse:account"]: r for r in run.of_type("aws:organizations/account:Account")}
 
     def target_of(self, attachment) -> str:
         # The mocks leave the organization's root id unknown; the attachment's own name says root.
@@ -79,14 +90,19 @@ class OrgView:
             parent = self.ous[ou].inputs.get("parentId")
         return [*chain, ROOT]
 
-    def levels(self, account_key: str, policy_type: str = "SERVICE_CONTROL_POLICY",
-               ) -> list[tuple[str, list[dict[str, Any]]]]:
+    def levels(
+        self,
+        account_key: str,
+        policy_type: str = "SERVICE_CONTROL_POLICY",
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
         """The documents attached at each level of the account's chain, root first, as AWS walks it."""
         levels = []
         for target in reversed(self.chain(account_key)):
-            docs = [json.loads(self.policy_by_id[a.inputs["policyId"]].inputs["content"]) for a in self.attachments
-                    if self.target_of(a) == target
-                    and self.policy_by_id[a.inputs["policyId"]].inputs["type"] == policy_type]
+            docs = [
+                json.loads(self.policy_by_id[a.inputs["policyId"]].inputs["content"])
+                for a in self.attachments
+                if self.target_of(a) == target and self.policy_by_id[a.inputs["policyId"]].inputs["type"] == policy_type
+            ]
             levels.append((target, docs))
         return levels
 

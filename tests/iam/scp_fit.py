@@ -43,8 +43,7 @@ GLOBAL_REGION = "us-east-1"
 @cache
 def project_config() -> Mapping[str, Any]:
     config = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
-    return {key: spec["value"] if isinstance(spec, Mapping) and "value" in spec else spec
-            for key, spec in config.items()}
+    return {key: spec["value"] if isinstance(spec, Mapping) and "value" in spec else spec for key, spec in config.items()}
 
 
 def accounts() -> dict[str, str]:
@@ -69,6 +68,7 @@ def account_key(account_id: str) -> str:
 
 # --- IAM's authorization data --------------------------------------------------------------------
 
+
 @cache
 def _services() -> frozenset[str]:
     return frozenset(s.lower() for s in load_json("services.json"))
@@ -87,13 +87,26 @@ def action_exists(action: str) -> bool:
 # --- resource type -> create API action(s) ---------------------------------------------------------
 
 # pulumi-aws module -> IAM service prefix, where they differ.
-MODULE_PREFIX = {"cfg": "config", "ebs": "ec2", "accessanalyzer": "access-analyzer",
-                 "networkfirewall": "network-firewall", "cloudwatch": "cloudwatch"}
+MODULE_PREFIX = {
+    "cfg": "config",
+    "ebs": "ec2",
+    "accessanalyzer": "access-analyzer",
+    "networkfirewall": "network-firewall",
+    "cloudwatch": "cloudwatch",
+}
 # aws:cloudwatch/* holds three services.
-CLOUDWATCH_PREFIX = {"logGroup": "logs", "logMetricFilter": "logs", "logStream": "logs",
-                     "logSubscriptionFilter": "logs", "logResourcePolicy": "logs", "metricAlarm": "cloudwatch",
-                     "eventRule": "events", "eventTarget": "events", "eventBus": "events",
-                     "eventBusPolicy": "events"}
+CLOUDWATCH_PREFIX = {
+    "logGroup": "logs",
+    "logMetricFilter": "logs",
+    "logStream": "logs",
+    "logSubscriptionFilter": "logs",
+    "logResourcePolicy": "logs",
+    "metricAlarm": "cloudwatch",
+    "eventRule": "events",
+    "eventTarget": "events",
+    "eventBus": "events",
+    "eventBusPolicy": "events",
+}
 
 # The provider's create for these types calls an API whose name is not Create<Type>.
 CREATE_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -116,8 +129,7 @@ CREATE_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aws:ebs/encryptionByDefault:EncryptionByDefault": ("ec2:EnableEbsEncryptionByDefault",),
     # Adopted, not created: the provider strips what the default holds and writes what is declared.
     "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl": ("ec2:DeleteNetworkAclEntry", "ec2:CreateNetworkAclEntry"),
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ("ec2:RevokeSecurityGroupIngress",
-                                                          "ec2:RevokeSecurityGroupEgress"),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ("ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"),
     "aws:ec2/defaultRouteTable:DefaultRouteTable": ("ec2:DeleteRoute",),
     "aws:ec2/defaultVpc:DefaultVpc": ("ec2:CreateDefaultVpc",),
     "aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions": ("ec2:ModifyVpcBlockPublicAccessOptions",),
@@ -131,8 +143,9 @@ CREATE_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aws:guardduty/detectorFeature:DetectorFeature": ("guardduty:UpdateDetector",),
     "aws:guardduty/organizationAdminAccount:OrganizationAdminAccount": ("guardduty:EnableOrganizationAdminAccount",),
     "aws:guardduty/organizationConfiguration:OrganizationConfiguration": ("guardduty:UpdateOrganizationConfiguration",),
-    "aws:guardduty/organizationConfigurationFeature:OrganizationConfigurationFeature":
-        ("guardduty:UpdateOrganizationConfiguration",),
+    "aws:guardduty/organizationConfigurationFeature:OrganizationConfigurationFeature": (
+        "guardduty:UpdateOrganizationConfiguration",
+    ),
     "aws:iam/accountPasswordPolicy:AccountPasswordPolicy": ("iam:UpdateAccountPasswordPolicy",),
     "aws:iam/instanceProfile:InstanceProfile": ("iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("iam:CreateOpenIDConnectProvider",),
@@ -146,9 +159,11 @@ CREATE_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aws:networkfirewall/loggingConfiguration:LoggingConfiguration": ("network-firewall:UpdateLoggingConfiguration",),
     "aws:organizations/account:Account": ("organizations:CreateAccount",),
     "aws:organizations/delegatedAdministrator:DelegatedAdministrator": ("organizations:RegisterDelegatedAdministrator",),
-    "aws:organizations/organization:Organization": ("organizations:CreateOrganization",
-                                                    "organizations:EnableAWSServiceAccess",
-                                                    "organizations:EnablePolicyType"),
+    "aws:organizations/organization:Organization": (
+        "organizations:CreateOrganization",
+        "organizations:EnableAWSServiceAccess",
+        "organizations:EnablePolicyType",
+    ),
     "aws:organizations/policyAttachment:PolicyAttachment": ("organizations:AttachPolicy",),
     "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock": ("s3:PutAccountPublicAccessBlock",),
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ("s3:PutLifecycleConfiguration",),
@@ -158,21 +173,24 @@ CREATE_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ("s3:PutBucketOwnershipControls",),
     "aws:s3/bucketPolicy:BucketPolicy": ("s3:PutBucketPolicy",),
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ("s3:PutBucketPublicAccessBlock",),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
-        ("s3:PutEncryptionConfiguration",),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": ("s3:PutEncryptionConfiguration",),
     "aws:s3/bucketVersioning:BucketVersioning": ("s3:PutBucketVersioning",),
     "aws:securityhub/account:Account": ("securityhub:EnableSecurityHub",),
-    "aws:securityhub/configurationPolicyAssociation:ConfigurationPolicyAssociation":
-        ("securityhub:StartConfigurationPolicyAssociation",),
+    "aws:securityhub/configurationPolicyAssociation:ConfigurationPolicyAssociation": (
+        "securityhub:StartConfigurationPolicyAssociation",
+    ),
     "aws:securityhub/organizationAdminAccount:OrganizationAdminAccount": ("securityhub:EnableOrganizationAdminAccount",),
     "aws:securityhub/organizationConfiguration:OrganizationConfiguration": ("securityhub:UpdateOrganizationConfiguration",),
     "aws:servicecatalog/organizationsAccess:OrganizationsAccess": ("servicecatalog:EnableAWSOrganizationsAccess",),
-    "aws:servicecatalog/principalPortfolioAssociation:PrincipalPortfolioAssociation":
-        ("servicecatalog:AssociatePrincipalWithPortfolio",),
-    "aws:servicecatalog/productPortfolioAssociation:ProductPortfolioAssociation":
-        ("servicecatalog:AssociateProductWithPortfolio",),
-    "aws:servicecatalog/tagOptionResourceAssociation:TagOptionResourceAssociation":
-        ("servicecatalog:AssociateTagOptionWithResource",),
+    "aws:servicecatalog/principalPortfolioAssociation:PrincipalPortfolioAssociation": (
+        "servicecatalog:AssociatePrincipalWithPortfolio",
+    ),
+    "aws:servicecatalog/productPortfolioAssociation:ProductPortfolioAssociation": (
+        "servicecatalog:AssociateProductWithPortfolio",
+    ),
+    "aws:servicecatalog/tagOptionResourceAssociation:TagOptionResourceAssociation": (
+        "servicecatalog:AssociateTagOptionWithResource",
+    ),
     "aws:sns/topicPolicy:TopicPolicy": ("sns:SetTopicAttributes",),
     "aws:sns/topicSubscription:TopicSubscription": ("sns:Subscribe",),
     "aws:ssm/parameter:Parameter": ("ssm:PutParameter",),
@@ -203,6 +221,7 @@ def create_actions(resource: Declared) -> tuple[str, ...]:
 
 
 # --- the request each action is --------------------------------------------------------------------
+
 
 def _resource_arn(resource: Declared, action: str, region: str, account: str) -> str:
     """The ARN AWS authorizes the action on, where the SCPs could single it out; "*" elsewhere."""
@@ -237,7 +256,7 @@ def _resource_arn(resource: Declared, action: str, region: str, account: str) ->
 class Request:
     """One API call as IAM sees it, and who makes it where."""
 
-    origin: str          # "<stack>:<resource name>" or "<document>/<step>" or "handlers/<module>.py"
+    origin: str  # "<stack>:<resource name>" or "<document>/<step>" or "handlers/<module>.py"
     action: str
     principal: str
     account: str
@@ -252,11 +271,23 @@ class Request:
 
     def simulation(self) -> Simulation:
         region = GLOBAL_REGION if self.action.split(":")[0] in GLOBAL_SERVICES else self.region
-        context = {"aws:PrincipalArn": self.principal, "aws:RequestedRegion": region,
-                   "aws:PrincipalAccount": self.account, **self.context}
+        context = {
+            "aws:PrincipalArn": self.principal,
+            "aws:RequestedRegion": region,
+            "aws:PrincipalAccount": self.account,
+            **self.context,
+        }
         # The caller's own policies allow it: the verdict is the SCP chain's alone.
-        return Simulation(self.principal, self.action, self.resource, context, identity=(FULL_AWS_ACCESS,),
-                          scps=scp_levels(self.account), resource_account=self.account, lenient=True)
+        return Simulation(
+            self.principal,
+            self.action,
+            self.resource,
+            context,
+            identity=(FULL_AWS_ACCESS,),
+            scps=scp_levels(self.account),
+            resource_account=self.account,
+            lenient=True,
+        )
 
 
 @cache
@@ -278,10 +309,16 @@ def scp_result(verdict: Verdict) -> str:
 def judge(requests: Sequence[Request]) -> list[tuple[Request, str, tuple[str, ...]]]:
     """(request, the SCP chain's result, Sids of the SCP Denys that matched) for each request subject to SCPs."""
     subject = [r for r in requests if r.subject_to_scps]
-    unique = list(dict.fromkeys((r.action, r.principal, r.account, r.region, r.resource,
-                                 tuple(sorted(r.context.items()))) for r in subject))
-    verdicts = dict(zip(unique, simulate([Request("", a, p, acc, reg, res, dict(ctx)).simulation()
-                                          for a, p, acc, reg, res, ctx in unique]), strict=True))
+    unique = list(
+        dict.fromkeys((r.action, r.principal, r.account, r.region, r.resource, tuple(sorted(r.context.items()))) for r in subject)
+    )
+    verdicts = dict(
+        zip(
+            unique,
+            simulate([Request("", a, p, acc, reg, res, dict(ctx)).simulation() for a, p, acc, reg, res, ctx in unique]),
+            strict=True,
+        )
+    )
     judged = []
     for r in subject:
         verdict = verdicts[(r.action, r.principal, r.account, r.region, r.resource, tuple(sorted(r.context.items())))]
@@ -290,6 +327,7 @@ def judge(requests: Sequence[Request]) -> list[tuple[Request, str, tuple[str, ..
 
 
 # --- the stacks' create calls ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -339,8 +377,16 @@ def stack_requests(stack: str) -> list[Request]:
             continue
         scope = scope_of(resource, run)
         for action in create_actions(resource):
-            found.append(Request(f"{stack}:{resource.name}", action, scope.role or "", scope.account, scope.region,
-                                 _resource_arn(resource, action, scope.region, scope.account)))
+            found.append(
+                Request(
+                    f"{stack}:{resource.name}",
+                    action,
+                    scope.role or "",
+                    scope.account,
+                    scope.region,
+                    _resource_arn(resource, action, scope.region, scope.account),
+                )
+            )
     return found
 
 
@@ -377,14 +423,35 @@ PLUGIN_ACTIONS = {
     "aws:executeAutomation": ("ssm:StartAutomationExecution",),
     "aws:approve": ("sns:Publish",),
 }
-RUN_INSTANCES_PLUGIN_INPUTS = frozenset({
-    "ImageId", "InstanceType", "MinInstanceCount", "MaxInstanceCount", "AdditionalInfo", "BlockDeviceMappings",
-    "ClientToken", "DisableApiTermination", "EbsOptimized", "IamInstanceProfileArn", "IamInstanceProfileName",
-    "InstanceInitiatedShutdownBehavior", "KernelId", "KeyName", "Monitoring", "NetworkInterfaces", "Placement",
-    "PrivateIpAddress", "RamdiskId", "SecurityGroupIds", "SecurityGroups", "SubnetId", "TagSpecifications",
-    "UserData"})
-STATE_ACTIONS = {"running": "ec2:StartInstances", "stopped": "ec2:StopInstances",
-                 "terminated": "ec2:TerminateInstances"}
+RUN_INSTANCES_PLUGIN_INPUTS = frozenset(
+    {
+        "ImageId",
+        "InstanceType",
+        "MinInstanceCount",
+        "MaxInstanceCount",
+        "AdditionalInfo",
+        "BlockDeviceMappings",
+        "ClientToken",
+        "DisableApiTermination",
+        "EbsOptimized",
+        "IamInstanceProfileArn",
+        "IamInstanceProfileName",
+        "InstanceInitiatedShutdownBehavior",
+        "KernelId",
+        "KeyName",
+        "Monitoring",
+        "NetworkInterfaces",
+        "Placement",
+        "PrivateIpAddress",
+        "RamdiskId",
+        "SecurityGroupIds",
+        "SecurityGroups",
+        "SubnetId",
+        "TagSpecifications",
+        "UserData",
+    }
+)
+STATE_ACTIONS = {"running": "ec2:StartInstances", "stopped": "ec2:StopInstances", "terminated": "ec2:TerminateInstances"}
 
 
 @cache
@@ -403,9 +470,13 @@ def iam_prefix(service: str) -> str:
 
 # Operations whose IAM action is named otherwise (Service Authorization Reference, Amazon S3:
 # "Actions defined by Amazon S3" lists the operation(s) each action authorizes).
-API_TO_IAM = {"s3:HeadObject": "s3:GetObject", "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
-              "s3:ListObjectsV2": "s3:ListBucket", "s3:HeadBucket": "s3:ListBucket",
-              "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration"}
+API_TO_IAM = {
+    "s3:HeadObject": "s3:GetObject",
+    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+}
 
 
 def api_action(service: str, operation: str) -> str:
@@ -444,8 +515,7 @@ def document_calls(stem: str) -> list[Call]:
             calls.append(Call(origin, STATE_ACTIONS[str(inputs.get("DesiredState", "")).lower()]))
         else:
             for action in PLUGIN_ACTIONS.get(step["action"], ()):
-                calls.append(Call(origin, action, _launch_context(step, inputs) if action == "ec2:RunInstances"
-                                  else {}))
+                calls.append(Call(origin, action, _launch_context(step, inputs) if action == "ec2:RunInstances" else {}))
     return calls
 
 
@@ -458,10 +528,17 @@ def document_handlers(stem: str) -> set[str]:
 # --- the handlers' boto3 calls -----------------------------------------------------------------------
 
 # Receivers the handlers name other than by their botocore service name.
-RECEIVER_SERVICE = {"sc": "servicecatalog", "inspector": "inspector2", "ec2_for": "ec2", "home": "ec2",
-                    "home_ec2": "ec2"}
-NOT_OPERATIONS = {"get_paginator", "get_waiter", "can_paginate", "close", "generate_presigned_url",
-                  "generate_presigned_post", "exceptions", "meta"}
+RECEIVER_SERVICE = {"sc": "servicecatalog", "inspector": "inspector2", "ec2_for": "ec2", "home": "ec2", "home_ec2": "ec2"}
+NOT_OPERATIONS = {
+    "get_paginator",
+    "get_waiter",
+    "can_paginate",
+    "close",
+    "generate_presigned_url",
+    "generate_presigned_post",
+    "exceptions",
+    "meta",
+}
 
 
 def _receiver(node: ast.expr) -> str | None:
@@ -570,9 +647,9 @@ def handler_calls(module: str) -> tuple[list[HandlerCall], list[str]]:
 
 # --- who runs what, where ----------------------------------------------------------------------------
 
+
 def workload_accounts() -> list[str]:
-    return [accounts()[s] for s in STACKS if shaped_run(s).of_type("aws:ec2/vpc:Vpc")
-            and s not in ("org", "security", "build")]
+    return [accounts()[s] for s in STACKS if shaped_run(s).of_type("aws:ec2/vpc:Vpc") and s not in ("org", "security", "build")]
 
 
 def _accounts_of(kind: str) -> list[str]:
@@ -600,8 +677,17 @@ def runtime_requests() -> list[Request]:
     found: list[Request] = []
 
     def add(origin: str, action: str, account: str, role: str, context: Mapping[str, Any] | None = None) -> None:
-        found.append(Request(origin, action, f"arn:aws:iam::{account}:role/{role}", account, _region_of(account),
-                             _runtime_resource(action, account), dict(context or {})))
+        found.append(
+            Request(
+                origin,
+                action,
+                f"arn:aws:iam::{account}:role/{role}",
+                account,
+                _region_of(account),
+                _runtime_resource(action, account),
+                dict(context or {}),
+            )
+        )
 
     runners: dict[str, list[tuple[str, str]]] = {}
     for stem, (kind, role) in DOCUMENT_RUNNERS.items():

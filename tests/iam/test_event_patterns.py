@@ -5,13 +5,15 @@ import pytest
 
 from tests.iam.event_patterns import event_matches
 
-FINDING = {"source": "aws.guardduty", "detail-type": "GuardDuty Finding",
-           "detail": {"severity": 7.5, "resource": {"resourceType": "Instance"}, "tags": ["a", "b"]}}
+FINDING = {
+    "source": "aws.guardduty",
+    "detail-type": "GuardDuty Finding",
+    "detail": {"severity": 7.5, "resource": {"resourceType": "Instance"}, "tags": ["a", "b"]},
+}
 
 
 def test_exact_values_match_a_nested_field_and_any_element_of_a_list():
-    assert event_matches({"source": ["aws.guardduty"], "detail": {"resource": {"resourceType": ["Instance"]}}},
-                         FINDING)
+    assert event_matches({"source": ["aws.guardduty"], "detail": {"resource": {"resourceType": ["Instance"]}}}, FINDING)
     assert event_matches({"detail": {"tags": ["b"]}}, FINDING)
     assert not event_matches({"detail": {"resource": {"resourceType": ["S3Bucket"]}}}, FINDING)
 
@@ -33,8 +35,7 @@ def test_anything_but_exists_wildcard_and_or_follow_eventbridge():
     assert event_matches({"detail": {"missing": [{"exists": False}]}}, FINDING)
     assert not event_matches({"detail": {"severity": [{"exists": False}]}}, FINDING)
     assert event_matches({"detail-type": [{"wildcard": "Guard*Finding"}]}, FINDING)
-    assert event_matches({"$or": [{"source": ["aws.ec2"]}, {"detail": {"severity": [{"numeric": [">", 7]}]}}]},
-                         FINDING)
+    assert event_matches({"$or": [{"source": ["aws.ec2"]}, {"detail": {"severity": [{"numeric": [">", 7]}]}}]}, FINDING)
 
 
 def test_a_missing_field_does_not_match():

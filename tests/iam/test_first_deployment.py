@@ -55,11 +55,10 @@ def _delegated(stacks: list[Rehearsed], before: int) -> set[tuple[str, str, str 
     for _, _, d in _each(stacks[:before], DELEGATED):
         found.add((d.inputs["servicePrincipal"], member_account_id(d.inputs["accountId"]), None))
     for token, principal, key in (
-            ("aws:guardduty/organizationAdminAccount:OrganizationAdminAccount", "guardduty.amazonaws.com",
-             "adminAccountId"),
-            ("aws:securityhub/organizationAdminAccount:OrganizationAdminAccount", "securityhub.amazonaws.com",
-             "adminAccountId"),
-            ("aws:inspector2/delegatedAdminAccount:DelegatedAdminAccount", "inspector2.amazonaws.com", "accountId")):
+        ("aws:guardduty/organizationAdminAccount:OrganizationAdminAccount", "guardduty.amazonaws.com", "adminAccountId"),
+        ("aws:securityhub/organizationAdminAccount:OrganizationAdminAccount", "securityhub.amazonaws.com", "adminAccountId"),
+        ("aws:inspector2/delegatedAdminAccount:DelegatedAdminAccount", "inspector2.amazonaws.com", "accountId"),
+    ):
         for _, stack, r in _each(stacks[:before], token):
             scope = stack.scope(r)
             found.add((principal, member_account_id(r.inputs[key]), scope.region if scope else None))
@@ -85,11 +84,13 @@ def _organization_features(stack: Rehearsed) -> Iterator[tuple[Declared, str, bo
             yield r, per_region[r.type], True
         elif r.type in home_region:
             yield r, home_region[r.type], False
-        elif r.type == "aws:cfg/configurationAggregator:ConfigurationAggregator" \
-                and r.inputs.get("organizationAggregationSource"):
+        elif r.type == "aws:cfg/configurationAggregator:ConfigurationAggregator" and r.inputs.get(
+            "organizationAggregationSource"
+        ):
             yield r, "config.amazonaws.com", False
-        elif r.type == "aws:servicecatalog/portfolioShare:PortfolioShare" and str(r.inputs.get("type", "")) \
-                .startswith("ORGANIZATION"):
+        elif r.type == "aws:servicecatalog/portfolioShare:PortfolioShare" and str(r.inputs.get("type", "")).startswith(
+            "ORGANIZATION"
+        ):
             yield r, "servicecatalog.amazonaws.com", False
         elif r.type == "aws:accessanalyzer/analyzer:Analyzer" and str(r.inputs.get("type", "")).startswith("ORGANIZATION"):
             yield r, "access-analyzer.amazonaws.com", False
@@ -116,8 +117,10 @@ def organization_feature_problems(stacks: list[Rehearsed]) -> list[str]:
                 continue
             admins = {(p, a) for p, a, r in delegated if not regional or r in (None, scope.region)}
             if (principal, scope.account) not in admins:
-                problems.append(f"{stack.stack}:{resource.name}: account {scope.account} is not {principal}'s delegated "
-                                f"administrator{' in ' + scope.region if regional else ''} before this stack")
+                problems.append(
+                    f"{stack.stack}:{resource.name}: account {scope.account} is not {principal}'s delegated "
+                    f"administrator{' in ' + scope.region if regional else ''} before this stack"
+                )
     return problems
 
 
@@ -129,8 +132,11 @@ def test_organization_features_are_enabled_and_delegated_in_a_stack_that_runs_be
 def test_portfolio_shares_to_ous_without_catalog_delegation_are_refused(stacks):
     # Known bad (issue 11.4): the org stack without the build account's Service Catalog delegation.
     org = stacks[0]
-    without = [r for r in org.run.resources if not (r.type == DELEGATED and
-                                                    r.inputs["servicePrincipal"] == "servicecatalog.amazonaws.com")]
+    without = [
+        r
+        for r in org.run.resources
+        if not (r.type == DELEGATED and r.inputs["servicePrincipal"] == "servicecatalog.amazonaws.com")
+    ]
     doctored = [Rehearsed(org.stack, replace(org.run, resources=without), org.waits_for), *stacks[1:]]
     problems = organization_feature_problems(doctored)
     assert problems and all("servicecatalog.amazonaws.com's delegated administrator" in p for p in problems)
@@ -139,8 +145,13 @@ def test_portfolio_shares_to_ous_without_catalog_delegation_are_refused(stacks):
 
 def test_the_rehearsal_sees_the_organization_features_the_estate_uses(stacks):
     used = {principal for stack in stacks for _, principal, _ in _organization_features(stack)}
-    assert {"guardduty.amazonaws.com", "securityhub.amazonaws.com", "inspector2.amazonaws.com",
-            "servicecatalog.amazonaws.com", "cloudtrail.amazonaws.com"} <= used
+    assert {
+        "guardduty.amazonaws.com",
+        "securityhub.amazonaws.com",
+        "inspector2.amazonaws.com",
+        "servicecatalog.amazonaws.com",
+        "cloudtrail.amazonaws.com",
+    } <= used
 
 
 # Organizations API Reference, "RegisterDelegatedAdministrator" and "EnablePolicyType": the service must
@@ -155,9 +166,15 @@ def test_delegations_and_policy_attachments_wait_for_the_organization_that_enabl
     for d in org_stack.run.of_type(DELEGATED):
         if d.inputs["servicePrincipal"] not in trusted:
             problems.append(f"{d.name}: {d.inputs['servicePrincipal']} has no trusted access")
-        enabler = [r.urn for r in org_stack.run.resources if r.type == ORG_TYPE or
-                   (r.type.endswith("organizationsAccess:OrganizationsAccess")
-                    and d.inputs["servicePrincipal"] == "servicecatalog.amazonaws.com")]
+        enabler = [
+            r.urn
+            for r in org_stack.run.resources
+            if r.type == ORG_TYPE
+            or (
+                r.type.endswith("organizationsAccess:OrganizationsAccess")
+                and d.inputs["servicePrincipal"] == "servicecatalog.amazonaws.com"
+            )
+        ]
         if not set(enabler) & org_stack.closure(d.urn):
             problems.append(f"{d.name} does not wait for the trusted access it needs")
     for a in org_stack.run.of_type("aws:organizations/policyAttachment:PolicyAttachment"):
@@ -179,15 +196,20 @@ def test_every_conformance_pack_waits_for_a_recording_recorder_in_its_account_an
             packs += 1
             where = stack.scope(pack)
             waits = stack.closure(pack.urn)
-            started = [s for s in stack.run.of_type("aws:cfg/recorderStatus:RecorderStatus")
-                       if s.urn in waits and s.inputs.get("isEnabled") and stack.scope(s) == where]
-            recorders = [r for r in stack.run.of_type("aws:cfg/recorder:Recorder")
-                         if r.urn in waits and stack.scope(r) == where]
+            started = [
+                s
+                for s in stack.run.of_type("aws:cfg/recorderStatus:RecorderStatus")
+                if s.urn in waits and s.inputs.get("isEnabled") and stack.scope(s) == where
+            ]
+            recorders = [r for r in stack.run.of_type("aws:cfg/recorder:Recorder") if r.urn in waits and stack.scope(r) == where]
             if not started or not recorders:
                 problems.append(f"{stack.stack}:{pack.name} ({where}) does not wait for a started recorder there")
             for status in started:
-                channels = [c for c in stack.run.of_type("aws:cfg/deliveryChannel:DeliveryChannel")
-                            if c.urn in stack.closure(status.urn) and stack.scope(c) == where]
+                channels = [
+                    c
+                    for c in stack.run.of_type("aws:cfg/deliveryChannel:DeliveryChannel")
+                    if c.urn in stack.closure(status.urn) and stack.scope(c) == where
+                ]
                 if not channels:
                     problems.append(f"{stack.stack}:{status.name} starts recording before a delivery channel exists")
     assert packs, "the rehearsal found no conformance pack"
@@ -197,10 +219,20 @@ def test_every_conformance_pack_waits_for_a_recording_recorder_in_its_account_an
 # Issue 11.2: every account records, in every allowed Region (the organization's Config rules and the
 # aggregator see nothing from an account that does not).
 def test_every_account_records_in_every_allowed_region(stacks):
-    recording = {(s.scope(r).account, s.scope(r).region) for s in stacks
-                 for r in s.run.of_type("aws:cfg/recorderStatus:RecorderStatus") if r.inputs.get("isEnabled")}
-    missing = sorted({(key, region) for key, account in accounts().items() for region in allowed_regions()
-                      if (account, region) not in recording})
+    recording = {
+        (s.scope(r).account, s.scope(r).region)
+        for s in stacks
+        for r in s.run.of_type("aws:cfg/recorderStatus:RecorderStatus")
+        if r.inputs.get("isEnabled")
+    }
+    missing = sorted(
+        {
+            (key, region)
+            for key, account in accounts().items()
+            for region in allowed_regions()
+            if (account, region) not in recording
+        }
+    )
     assert not missing
 
 
@@ -208,8 +240,11 @@ def test_every_account_records_in_every_allowed_region(stacks):
 # member account, each of which must already record): no stack that declares a recorder runs after one.
 def test_organization_conformance_packs_come_after_every_accounts_recorder(stacks):
     last_recorder = max(i for i, _, _ in _each(stacks, "aws:cfg/recorderStatus:RecorderStatus"))
-    early = [(s.stack, p.name) for i, s, p in _each(stacks, "aws:cfg/organizationConformancePack:OrganizationConformancePack")
-             if i < last_recorder]
+    early = [
+        (s.stack, p.name)
+        for i, s, p in _each(stacks, "aws:cfg/organizationConformancePack:OrganizationConformancePack")
+        if i < last_recorder
+    ]
     assert not early
 
 
@@ -217,23 +252,31 @@ def test_organization_conformance_packs_come_after_every_accounts_recorder(stack
 # administrator enables GuardDuty (its detector) there in that Region, and auto-enable creates members'
 # detectors; a second CreateDetector fails ("The request is rejected because a detector already exists").
 def test_no_stack_creates_a_guardduty_detector_that_delegation_or_auto_enable_already_made(stacks):
-    made_by_aws = {(account, region) for principal, account, region in _delegated(stacks, len(stacks))
-                   if principal == "guardduty.amazonaws.com"}
+    made_by_aws = {
+        (account, region)
+        for principal, account, region in _delegated(stacks, len(stacks))
+        if principal == "guardduty.amazonaws.com"
+    }
     for _, stack, config in _each(stacks, "aws:guardduty/organizationConfiguration:OrganizationConfiguration"):
         if config.inputs.get("autoEnableOrganizationMembers") in ("ALL", "NEW") or config.inputs.get("autoEnable"):
             made_by_aws |= {(a, stack.scope(config).region) for a in accounts().values()}
     assert made_by_aws
-    created = [(s.stack, d.name) for _, s, d in _each(stacks, "aws:guardduty/detector:Detector")
-               if (s.scope(d).account, s.scope(d).region) in made_by_aws]
+    created = [
+        (s.stack, d.name)
+        for _, s, d in _each(stacks, "aws:guardduty/detector:Detector")
+        if (s.scope(d).account, s.scope(d).region) in made_by_aws
+    ]
     assert not created
 
 
 # Lambda Developer Guide, "Configuring reserved concurrency for a function": an account keeps at least
 # 100 unreserved; a new account's concurrency quota can be lower than that, leaving nothing to reserve.
 def test_no_lambda_function_reserves_concurrency(stacks):
-    reserving = [(s.stack, f.name, f.inputs["reservedConcurrentExecutions"])
-                 for _, s, f in _each(stacks, "aws:lambda/function:Function")
-                 if f.inputs.get("reservedConcurrentExecutions") not in (None, -1)]
+    reserving = [
+        (s.stack, f.name, f.inputs["reservedConcurrentExecutions"])
+        for _, s, f in _each(stacks, "aws:lambda/function:Function")
+        if f.inputs.get("reservedConcurrentExecutions") not in (None, -1)
+    ]
     assert not reserving
 
 
@@ -241,23 +284,23 @@ def test_no_lambda_function_reserves_concurrency(stacks):
 # CreateAccount makes OrganizationAccountAccessRole in the new account. Every other role a provider
 # assumes must exist before the stack runs: declared by an earlier stack or the bootstrap template.
 def test_every_provider_assumes_a_role_that_exists_before_its_stack_runs(stacks):
-    bootstrap = {f"arn:aws:iam::{accounts()['management']}:role/{n}" for names in bootstrap_roles().values()
-                 for n in names}
+    bootstrap = {f"arn:aws:iam::{accounts()['management']}:role/{n}" for names in bootstrap_roles().values() for n in names}
     assert bootstrap, "bootstrap/ declares no role"
     declared: set[str] = set(bootstrap)
     created_accounts: set[str] = set()
     problems = []
     for stack in stacks:
-        created_accounts |= {accounts()[a.inputs["tags"]["bakehouse:account"]]
-                             for a in stack.run.of_type("aws:organizations/account:Account")}
+        created_accounts |= {
+            accounts()[a.inputs["tags"]["bakehouse:account"]] for a in stack.run.of_type("aws:organizations/account:Account")
+        }
         for name, scope in stack.scopes.items():
             if scope.role is None:
                 problems.append(f"{stack.stack}: provider {name} assumes no role (ambient credentials)")
             elif scope.role not in declared and not (
-                    scope.role.endswith(f":role/{CREATED_BY_ORGANIZATIONS}") and scope.account in created_accounts):
+                scope.role.endswith(f":role/{CREATED_BY_ORGANIZATIONS}") and scope.account in created_accounts
+            ):
                 problems.append(f"{stack.stack}: provider {name} assumes {scope.role}, which no earlier stack declares")
-        declared |= {role_arn_of(r, stack.scope(r)) for r in stack.run.of_type("aws:iam/role:Role")
-                     if stack.scope(r) is not None}
+        declared |= {role_arn_of(r, stack.scope(r)) for r in stack.run.of_type("aws:iam/role:Role") if stack.scope(r) is not None}
     assert not problems, "\n".join(problems)
 
 
@@ -271,8 +314,12 @@ def test_every_resource_is_created_through_an_explicit_provider(stacks):
 # Organizations User Guide, "Service control policies": the region SCP denies every regional call
 # outside bakehouse:allowedRegions, so a resource there fails to create.
 def test_every_resource_lands_in_an_allowed_region(stacks):
-    outside = sorted((s.stack, r.name, s.scope(r).region) for s in stacks for r in s.custom()
-                     if s.scope(r) is not None and s.scope(r).region not in allowed_regions())
+    outside = sorted(
+        (s.stack, r.name, s.scope(r).region)
+        for s in stacks
+        for r in s.custom()
+        if s.scope(r) is not None and s.scope(r).region not in allowed_regions()
+    )
     assert not outside
 
 

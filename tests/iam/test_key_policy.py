@@ -35,11 +35,19 @@ def test_a_recreated_role_no_longer_matches_its_old_statement():
 
 def test_a_service_principal_is_judged_on_the_key_policy_alone_and_a_deny_names_its_statement():
     logs = "logs.eu-west-1.amazonaws.com"
-    policy = _policy({"Principal": {"Service": logs}, "Action": "kms:GenerateDataKey"},
-                     {"Sid": "NotThere", "Effect": "Deny", "Principal": "*", "Action": "kms:GenerateDataKey",
-                      "Condition": {"StringNotEquals": {"aws:SourceAccount": DEV}}})
-    assert evaluate(policy, Caller(logs, service=True), "kms:GenerateDataKey", {"aws:SourceAccount": DEV},
-                    key_account=DEV).decision == ALLOW
-    denied = evaluate(policy, Caller(logs, service=True), "kms:GenerateDataKey", {"aws:SourceAccount": PROD},
-                      key_account=DEV)
+    policy = _policy(
+        {"Principal": {"Service": logs}, "Action": "kms:GenerateDataKey"},
+        {
+            "Sid": "NotThere",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:GenerateDataKey",
+            "Condition": {"StringNotEquals": {"aws:SourceAccount": DEV}},
+        },
+    )
+    assert (
+        evaluate(policy, Caller(logs, service=True), "kms:GenerateDataKey", {"aws:SourceAccount": DEV}, key_account=DEV).decision
+        == ALLOW
+    )
+    denied = evaluate(policy, Caller(logs, service=True), "kms:GenerateDataKey", {"aws:SourceAccount": PROD}, key_account=DEV)
     assert (denied.decision, denied.sids) == (DENY, ("NotThere",))

@@ -10,9 +10,18 @@ from tests.iam.authz import check_document
 from tests.iam.estate import documents, shaped_run
 from tools.mockrun import STACKS
 
-KINDS = ("iam/role.assumeRolePolicy", "iam/role.inlinePolicies", "iam/policy.policy", "iam/rolePolicy.policy",
-         "organizations/policy.content", "kms/key.policy", "s3/bucketPolicy.policy", "sns/topicPolicy.policy",
-         "ec2/vpcEndpoint.policy", "sqs/queuePolicy.policy")
+KINDS = (
+    "iam/role.assumeRolePolicy",
+    "iam/role.inlinePolicies",
+    "iam/policy.policy",
+    "iam/rolePolicy.policy",
+    "organizations/policy.content",
+    "kms/key.policy",
+    "s3/bucketPolicy.policy",
+    "sns/topicPolicy.policy",
+    "ec2/vpcEndpoint.policy",
+    "sqs/queuePolicy.policy",
+)
 
 # Findings other helpers are fixing, each with its owner. A fixed one fails the test until it is removed
 # here; a new one fails it too.
@@ -25,8 +34,7 @@ KNOWN_FINDINGS = {
 
 def findings(stack: str, kind: str) -> tuple[list[str], int]:
     declared = [d for d in documents(shaped_run(stack)) if d.kind == kind]
-    return [f"{stack} {kind} {d.resource} {problem}" for d in declared for problem in check_document(d.document)], \
-        len(declared)
+    return [f"{stack} {kind} {d.resource} {problem}" for d in declared for problem in check_document(d.document)], len(declared)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -43,44 +51,82 @@ def test_every_statement_fits_aws_authorization_reference(stack, kind):
 
 
 def test_every_declared_document_is_of_a_kind_checked_here():
-    unchecked = {f"{d.stack} {d.type} {d.resource} {d.where}" for stack in STACKS
-                 for d in documents(shaped_run(stack)) if d.kind not in KINDS}
+    unchecked = {
+        f"{d.stack} {d.type} {d.resource} {d.where}"
+        for stack in STACKS
+        for d in documents(shaped_run(stack))
+        if d.kind not in KINDS
+    }
     assert not unchecked, sorted(unchecked)
 
 
 def test_the_estate_declares_the_documents_this_checks():
     # guards the checks above against passing vacuously on an empty record
     kinds = {d.kind for stack in STACKS for d in documents(shaped_run(stack))}
-    assert {"iam/role.assumeRolePolicy", "iam/rolePolicy.policy", "organizations/policy.content", "kms/key.policy",
-            "s3/bucketPolicy.policy", "sns/topicPolicy.policy", "ec2/vpcEndpoint.policy"} <= kinds
+    assert {
+        "iam/role.assumeRolePolicy",
+        "iam/rolePolicy.policy",
+        "organizations/policy.content",
+        "kms/key.policy",
+        "s3/bucketPolicy.policy",
+        "sns/topicPolicy.policy",
+        "ec2/vpcEndpoint.policy",
+    } <= kinds
 
 
-@pytest.mark.parametrize("statement, expected", [
-    ({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket"},
-     "action s3:GetObject accepts none of ['arn:aws:s3:::bucket']: it wants resource types accesspointobject, object"),
-    ({"Effect": "Allow", "Action": "servicecatalog:DescribeProvisionedProduct",
-      "Resource": "arn:aws:cloudformation:eu-west-1:444444444444:stack/*"},
-     "it wants \"*\" (it takes no resource ARN)"),
-    ({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::evidence/${ec2:InstanceID}/*"},
-     "policy variable ec2:InstanceID is not in the request context of s3:PutObject"),
-    ({"Effect": "Deny", "NotAction": "ec2:AttachEgressOnlyInternetGateway", "Resource": "*"},
-     "action ec2:AttachEgressOnlyInternetGateway does not exist"),
-    ({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"s3:prefix": "x"}}},
-     "condition key s3:prefix is not in the request context of kms:Decrypt"),
-])
+@pytest.mark.parametrize(
+    "statement, expected",
+    [
+        (
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket"},
+            "action s3:GetObject accepts none of ['arn:aws:s3:::bucket']: it wants resource types accesspointobject, object",
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Action": "servicecatalog:DescribeProvisionedProduct",
+                "Resource": "arn:aws:cloudformation:eu-west-1:444444444444:stack/*",
+            },
+            'it wants "*" (it takes no resource ARN)',
+        ),
+        (
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::evidence/${ec2:InstanceID}/*"},
+            "policy variable ec2:InstanceID is not in the request context of s3:PutObject",
+        ),
+        (
+            {"Effect": "Deny", "NotAction": "ec2:AttachEgressOnlyInternetGateway", "Resource": "*"},
+            "action ec2:AttachEgressOnlyInternetGateway does not exist",
+        ),
+        (
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*", "Condition": {"StringEquals": {"s3:prefix": "x"}}},
+            "condition key s3:prefix is not in the request context of kms:Decrypt",
+        ),
+    ],
+)
 def test_the_checker_catches_what_aws_would_not_honour(statement, expected):
     problems = [str(p) for p in check_document({"Statement": [statement]})]
     assert any(expected in p for p in problems), problems
 
 
 def test_the_checker_passes_well_formed_statements():
-    doc = {"Statement": [
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]},
-        {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:eu-west-1::parameter/aws/service/x"},
-        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
-         "Condition": {"StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com",
-                                        "kms:EncryptionContext:PARAMETER_ARN": "x"}}},
-        {"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity", "Principal": {"Federated": "x"},
-         "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:o/r:*"}}},
-    ]}
+    doc = {
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"]},
+            {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:eu-west-1::parameter/aws/service/x"},
+            {
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": "x"}
+                },
+            },
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Principal": {"Federated": "x"},
+                "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:o/r:*"}},
+            },
+        ]
+    }
     assert check_document(doc) == []

@@ -25,8 +25,11 @@ KNOWN_RUNTIME_FINDINGS: dict[tuple[str, str], str] = {}
 
 
 def _denied(requests: list[Request]) -> dict[tuple[str, str], str]:
-    return {(r.origin, r.action): f"{result} by {', '.join(sids) or 'no Allow'} as {r.principal} in {r.region}"
-            for r, result, sids in judge(requests) if result != "Allowed"}
+    return {
+        (r.origin, r.action): f"{result} by {', '.join(sids) or 'no Allow'} as {r.principal} in {r.region}"
+        for r, result, sids in judge(requests)
+        if result != "Allowed"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +44,16 @@ def runtime_requests() -> list[Request]:
 
 # --- the tables cannot drift -------------------------------------------------------------------------
 
+
 def test_every_create_action_the_stacks_need_exists_in_aws_authorization_data(stack_requests):
-    unknown = sorted({(r.origin.split(":")[0], r.action) for rs in stack_requests.values() for r in rs
-                      if not scp_fit.action_exists(r.action)})
+    unknown = sorted(
+        {(r.origin.split(":")[0], r.action) for rs in stack_requests.values() for r in rs if not scp_fit.action_exists(r.action)}
+    )
     assert not unknown, f"derived create actions that IAM does not define (add an override): {unknown}"
 
 
 def test_every_create_override_names_actions_that_exist():
-    unknown = sorted(a for actions in scp_fit.CREATE_OVERRIDES.values() for a in actions
-                     if not scp_fit.action_exists(a))
+    unknown = sorted(a for actions in scp_fit.CREATE_OVERRIDES.values() for a in actions if not scp_fit.action_exists(a))
     assert not unknown
 
 
@@ -101,6 +105,7 @@ def test_every_runtime_action_exists_in_aws_authorization_data(runtime_requests)
 
 # --- nothing the estate needs is denied ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_create_call_of_the_stack_is_denied_by_its_accounts_scps(stack, stack_requests):
     denied = _denied(stack_requests[stack])
@@ -118,30 +123,39 @@ def test_the_management_account_is_judged_without_scps(stack_requests):
     management = [r for r in stack_requests["org"] if r.account == scp_fit.accounts()["management"]]
     assert management and not any(r.subject_to_scps for r in management)
     members = [r for r in stack_requests["org"] if r.account != scp_fit.accounts()["management"]]
-    assert members and all(r.subject_to_scps and r.principal.endswith(":role/OrganizationAccountAccessRole")
-                           for r in members)
+    assert members and all(r.subject_to_scps and r.principal.endswith(":role/OrganizationAccountAccessRole") for r in members)
 
 
 # --- the attack cases stay denied ---------------------------------------------------------------------
 
+
 def _one(requests: list[Request]) -> tuple[str, tuple[str, ...]]:
-    (_, result, sids), = judge(requests)
+    ((_, result, sids),) = judge(requests)
     return result, sids
 
 
 def test_a_non_deploy_role_cannot_stop_the_organization_trail():
     security = scp_fit.accounts()["security"]
-    stop = Request("attack", "cloudtrail:StopLogging", f"arn:aws:iam::{security}:role/{READ_ONLY_ROLE}", security,
-                   "eu-west-1", f"arn:aws:cloudtrail:eu-west-1:{security}:trail/bakehouse-organization")
+    stop = Request(
+        "attack",
+        "cloudtrail:StopLogging",
+        f"arn:aws:iam::{security}:role/{READ_ONLY_ROLE}",
+        security,
+        "eu-west-1",
+        f"arn:aws:cloudtrail:eu-west-1:{security}:trail/bakehouse-organization",
+    )
     assert _one([stop]) == ("ExplicitlyDenied", ("DenySecurityServiceTampering",))
 
 
 @pytest.mark.parametrize("stack", [s for s in STACKS if s != "org"])
 def test_the_stacks_creates_are_denied_outside_allowed_regions(stack, stack_requests):
     # IAM, KMS, Config and account-level S3 settings are exempt from the region SCP by design.
-    regional = [r for r in stack_requests[stack]
-                if r.action.split(":")[0] not in scp_fit.GLOBAL_SERVICES | {"kms", "config"}
-                and not r.action.startswith("s3:PutAccountPublic")]
+    regional = [
+        r
+        for r in stack_requests[stack]
+        if r.action.split(":")[0] not in scp_fit.GLOBAL_SERVICES | {"kms", "config"}
+        and not r.action.startswith("s3:PutAccountPublic")
+    ]
     assert regional
     moved = [replace(r, region="ap-southeast-2") for r in regional[:5]]
     assert "ap-southeast-2" not in scp_fit.allowed_regions()
@@ -150,8 +164,9 @@ def test_the_stacks_creates_are_denied_outside_allowed_regions(stack, stack_requ
 
 
 def test_the_factorys_launches_without_imdsv2_are_denied(runtime_requests):
-    launches = [r for r in runtime_requests if r.action == "ec2:RunInstances"
-                and r.context.get("ec2:MetadataHttpTokens") == "required"]
+    launches = [
+        r for r in runtime_requests if r.action == "ec2:RunInstances" and r.context.get("ec2:MetadataHttpTokens") == "required"
+    ]
     assert launches
     for launch in launches[:1]:
         assert _one([launch])[0] == "Allowed"
@@ -161,6 +176,12 @@ def test_the_factorys_launches_without_imdsv2_are_denied(runtime_requests):
 
 def test_the_factory_role_cannot_rewrite_the_deploy_roles_policy():
     build = scp_fit.accounts()["build"]
-    tamper = Request("attack", "iam:PutRolePolicy", f"arn:aws:iam::{build}:role/{FACTORY_AUTOMATION_ROLE}", build,
-                     "eu-west-1", f"arn:aws:iam::{build}:role/BakehouseDeploy")
+    tamper = Request(
+        "attack",
+        "iam:PutRolePolicy",
+        f"arn:aws:iam::{build}:role/{FACTORY_AUTOMATION_ROLE}",
+        build,
+        "eu-west-1",
+        f"arn:aws:iam::{build}:role/BakehouseDeploy",
+    )
     assert _one([tamper]) == ("ExplicitlyDenied", ("DenyChangingTheRolesTheEstateIsEnteredThrough",))

@@ -19,9 +19,11 @@ HOME = "eu-west-1"
 KEY = "arn:aws:kms:eu-west-1:444444444444:key/k"
 BUCKET = "bakehouse-config-222222222222-eu-west-1"
 # Settings the organization's EC2 declarative policy owns; an account-level copy is a second owner.
-DECLARATIVE_POLICY_OWNED = ("aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
-                            "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
-                            "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess")
+DECLARATIVE_POLICY_OWNED = (
+    "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
+    "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
+    "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess",
+)
 
 
 @pytest.fixture
@@ -40,9 +42,14 @@ def dependencies(monkeypatch):
 
 def _baseline(**options):
     def program():
-        AccountBaseline("acct", AccountBaselineArgs(
-            account_id="444444444444", kms_key_arn=KEY, config_bucket=BUCKET, home_region=HOME,
-            regions=REGIONS, **options), opts=pulumi.ResourceOptions())
+        AccountBaseline(
+            "acct",
+            AccountBaselineArgs(
+                account_id="444444444444", kms_key_arn=KEY, config_bucket=BUCKET, home_region=HOME, regions=REGIONS, **options
+            ),
+            opts=pulumi.ResourceOptions(),
+        )
+
     return run_program(program)
 
 
@@ -81,7 +88,8 @@ def test_conformance_packs_are_account_level_and_wait_for_their_regions_recorder
     assert not run.of_type("aws:cfg/organizationConformancePack:OrganizationConformancePack")
     packs = run.of_type("aws:cfg/conformancePack:ConformancePack")
     assert {(p.inputs["region"], p.inputs["name"]) for p in packs} == {
-        (r, n) for r in REGIONS for n in ("bakehouse-baseline", "bakehouse-workloads")}
+        (r, n) for r in REGIONS for n in ("bakehouse-baseline", "bakehouse-workloads")
+    }
     statuses = {s.inputs["region"]: s.urn for s in run.of_type("aws:cfg/recorderStatus:RecorderStatus")}
     for pack in packs:
         assert statuses[pack.inputs["region"]] in dependencies[pack.name], pack.name
@@ -97,9 +105,19 @@ def test_only_workload_accounts_get_the_workload_pack():
 def test_delivery_channels_wait_for_the_bucket_they_deliver_to(dependencies):
     def program():
         bucket = aws.s3.Bucket("central-config", bucket=BUCKET)
-        AccountBaseline("acct", AccountBaselineArgs(
-            account_id="222222222222", kms_key_arn=KEY, config_bucket=BUCKET, home_region=HOME, regions=REGIONS,
-            config_bucket_ready=[bucket]), opts=pulumi.ResourceOptions())
+        AccountBaseline(
+            "acct",
+            AccountBaselineArgs(
+                account_id="222222222222",
+                kms_key_arn=KEY,
+                config_bucket=BUCKET,
+                home_region=HOME,
+                regions=REGIONS,
+                config_bucket_ready=[bucket],
+            ),
+            opts=pulumi.ResourceOptions(),
+        )
+
     run = run_program(program)
     bucket = run.named("central-config").urn
     channels = run.of_type("aws:cfg/deliveryChannel:DeliveryChannel")
@@ -120,18 +138,30 @@ def test_default_vpc_is_locked_and_public_access_blocked_in_every_allowed_region
 
 
 def test_an_account_that_needs_nat_egress_blocks_ingress_only():
-    blocks = _by_region(_baseline(vpc_block_mode="block-ingress"),
-                        "aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")
+    blocks = _by_region(
+        _baseline(vpc_block_mode="block-ingress"), "aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions"
+    )
     assert {b.inputs["internetGatewayBlockMode"] for b in blocks.values()} == {"block-ingress"}
 
 
 def test_unknown_block_mode_or_home_outside_the_regions_is_refused_before_declaring_anything():
-    for bad, message in (({"vpc_block_mode": "off"}, "vpc_block_mode"),
-                         ({"home_region": "ap-south-1"}, "home_region")):
+    for bad, message in (({"vpc_block_mode": "off"}, "vpc_block_mode"), ({"home_region": "ap-south-1"}, "home_region")):
+
         def program(bad=bad):
-            AccountBaseline("acct", AccountBaselineArgs(**{
-                "account_id": "444444444444", "kms_key_arn": KEY, "config_bucket": BUCKET, "home_region": HOME,
-                "regions": REGIONS, **bad}))
+            AccountBaseline(
+                "acct",
+                AccountBaselineArgs(
+                    **{
+                        "account_id": "444444444444",
+                        "kms_key_arn": KEY,
+                        "config_bucket": BUCKET,
+                        "home_region": HOME,
+                        "regions": REGIONS,
+                        **bad,
+                    }
+                ),
+            )
+
         run = run_program(program, raise_errors=False)
         assert isinstance(run.error, ValueError) and message in str(run.error)
         assert not run.resources
@@ -145,8 +175,9 @@ def test_secure_account_defaults_hold_in_every_region():
     [key] = run.of_type("aws:ebs/defaultKmsKey:DefaultKmsKey")
     assert key.inputs["keyArn"] == KEY and key.inputs["region"] == HOME
     [block] = run.of_type("aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock")
-    assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                                 "restrictPublicBuckets"))
+    assert all(
+        block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     [password] = run.of_type("aws:iam/accountPasswordPolicy:AccountPasswordPolicy")
     assert password.inputs["minimumPasswordLength"] >= 14 and password.inputs["passwordReusePrevention"] >= 24
     [analyzer] = run.of_type("aws:accessanalyzer/analyzer:Analyzer")
@@ -154,10 +185,13 @@ def test_secure_account_defaults_hold_in_every_region():
 
 
 def test_the_estate_arguments_name_the_central_bucket_and_every_allowed_region():
-    estate = EstateConfig("o-exampleorg01", Accounts("111111111111", "222222222222", "333333333333",
-                                                     {"dev": "444444444444"}),
-                          allowed_regions=("eu-central-1", "eu-west-1"), home_region="eu-west-1",
-                          deploy_role_name="BakehouseDeploy")
+    estate = EstateConfig(
+        "o-exampleorg01",
+        Accounts("111111111111", "222222222222", "333333333333", {"dev": "444444444444"}),
+        allowed_regions=("eu-central-1", "eu-west-1"),
+        home_region="eu-west-1",
+        deploy_role_name="BakehouseDeploy",
+    )
     args = AccountBaselineArgs.for_estate(estate, "444444444444", kms_key_arn=KEY, workload=True)
     assert args.config_bucket == BUCKET and args.workload is True
     assert args.region_list() == ["eu-west-1", "eu-central-1"]
@@ -165,8 +199,9 @@ def test_the_estate_arguments_name_the_central_bucket_and_every_allowed_region()
 
 def test_an_account_recorded_from_another_stack_gets_every_default_but_no_config_recording():
     run = _baseline(record_config=False)
-    assert not [r.name for r in run.resources if r.type.startswith("aws:cfg/")
-                or r.type == "aws:iam/serviceLinkedRole:ServiceLinkedRole"]
+    assert not [
+        r.name for r in run.resources if r.type.startswith("aws:cfg/") or r.type == "aws:iam/serviceLinkedRole:ServiceLinkedRole"
+    ]
     assert set(_by_region(run, "aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions")) == set(REGIONS)
     assert set(_by_region(run, "aws:ebs/encryptionByDefault:EncryptionByDefault")) == set(REGIONS)
     assert run.of_type("aws:iam/accountPasswordPolicy:AccountPasswordPolicy")
@@ -176,6 +211,7 @@ def test_recorders_name_configs_service_linked_role_by_its_fixed_arn_and_wait_fo
     run = _baseline()
     [role] = run.of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole")
     for recorder in run.of_type("aws:cfg/recorder:Recorder"):
-        assert recorder.inputs["roleArn"] == ("arn:aws:iam::444444444444:role/aws-service-role/"
-                                              "config.amazonaws.com/AWSServiceRoleForConfig")
+        assert recorder.inputs["roleArn"] == (
+            "arn:aws:iam::444444444444:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
+        )
         assert role.urn in dependencies[recorder.name]

@@ -36,12 +36,14 @@ def test_config_may_name_another_role_in_the_stacks_account():
     assert _assumed(_stack_provider(run)) == [admin]
 
 
-@pytest.mark.parametrize("override", ["arn:aws:iam::999999999999:role/Admin", "BakehouseDeploy",
-                                      "arn:aws:iam::444444444444:user/alice"])
+@pytest.mark.parametrize(
+    "override", ["arn:aws:iam::999999999999:role/Admin", "BakehouseDeploy", "arn:aws:iam::444444444444:user/alice"]
+)
 def test_an_override_outside_the_stacks_account_is_refused_before_any_provider(override):
     run = cached_run("dev", overrides={"bakehouse:providerRoleArn": override}, raise_errors=False)
-    assert f"bakehouse:providerRoleArn is '{override}'; allowed: an IAM role ARN in the stack's account " \
-           "444444444444" in str(run.error)
+    assert f"bakehouse:providerRoleArn is '{override}'; allowed: an IAM role ARN in the stack's account 444444444444" in str(
+        run.error
+    )
     assert not [r for r in run.resources if r.is_provider]
 
 
@@ -51,5 +53,7 @@ def test_every_provider_of_a_preview_reads_through_a_preview_role_regional_ones_
     providers = [r for r in run.resources if r.is_provider and r.inputs.get("assumeRoles")]
     assert len(providers) > 1  # the account provider and at least one regional or cross-account one
     for provider in providers:
-        assert all(hop["roleArn"].split("/")[-1] == "BakehousePreview"
-                   for hop in provider.inputs["assumeRoles"]), (provider.name, _assumed(provider))
+        assert all(hop["roleArn"].split("/")[-1] == "BakehousePreview" for hop in provider.inputs["assumeRoles"]), (
+            provider.name,
+            _assumed(provider),
+        )

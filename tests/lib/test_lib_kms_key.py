@@ -11,8 +11,14 @@ from tests.iam.key_policy import ALLOW, Caller, evaluate
 from tools.mockrun import run_program
 
 REGION = "eu-west-1"
-ACCOUNTS = {"org": "111111111111", "security": "222222222222", "build": "333333333333",
-            "dev": "444444444444", "uat": "555555555555", "prod": "666666666666"}
+ACCOUNTS = {
+    "org": "111111111111",
+    "security": "222222222222",
+    "build": "333333333333",
+    "dev": "444444444444",
+    "uat": "555555555555",
+    "prod": "666666666666",
+}
 
 
 def _deploy(account: str) -> Caller:
@@ -56,18 +62,26 @@ def test_deploy_role_may_generate_data_keys_only_via_s3_and_ssm(stack, stack_run
 
 
 def test_deployer_data_key_use_is_scoped_to_its_account_and_region():
-    run = run_program(lambda: KmsKey("data", KmsKeyArgs(
-        description="d", alias="bakehouse-data", admin_arns=["arn:aws:iam::444444444444:role/BakehouseDeploy"],
-        deployer_use=DeployerUse(region=REGION, account_id="444444444444"))))
+    run = run_program(
+        lambda: KmsKey(
+            "data",
+            KmsKeyArgs(
+                description="d",
+                alias="bakehouse-data",
+                admin_arns=["arn:aws:iam::444444444444:role/BakehouseDeploy"],
+                deployer_use=DeployerUse(region=REGION, account_id="444444444444"),
+            ),
+        )
+    )
     [key] = run.of_type("aws:kms/key:Key")
     statements = {s["Sid"]: s for s in json.loads(key.inputs["policy"])["Statement"]}
     s3 = statements["DeployerWritesThroughS3"]
     assert s3["Principal"] == {"AWS": ["arn:aws:iam::444444444444:role/BakehouseDeploy"]}
     assert sorted(s3["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert s3["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com",
-                                                "kms:CallerAccount": "444444444444"}}
-    assert statements["DeployerWritesThroughSsm"]["Condition"]["StringEquals"]["kms:ViaService"] \
-        == "ssm.eu-west-1.amazonaws.com"
+    assert s3["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:CallerAccount": "444444444444"}
+    }
+    assert statements["DeployerWritesThroughSsm"]["Condition"]["StringEquals"]["kms:ViaService"] == "ssm.eu-west-1.amazonaws.com"
 
 
 def test_deployer_use_through_an_unknown_service_is_refused():
@@ -96,8 +110,7 @@ def test_a_recreated_deploy_role_regains_control_of_every_key_policy(stack_run):
 def test_the_recovery_path_admits_no_data_use_deletion_or_grants(stack_run):
     for stack, account, name, policy in _every_key(stack_run):
         again = Caller(f"arn:aws:iam::{account}:role/BakehouseDeploy", recreated=True)
-        for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:ScheduleKeyDeletion",
-                       "kms:DisableKey"):
+        for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:ScheduleKeyDeletion", "kms:DisableKey"):
             assert not evaluate(policy, again, action).allowed_with_iam, f"{stack} {name}: recovery allows {action}"
 
 
@@ -111,8 +124,12 @@ def test_no_other_principal_of_the_account_may_rewrite_a_key_policy(stack_run):
 
 
 def test_recovery_names_the_administrators_account_principal_constrained_to_their_arns():
-    run = run_program(lambda: KmsKey("data", KmsKeyArgs(
-        description="d", alias="bakehouse-data", admin_arns=["arn:aws:iam::444444444444:role/BakehouseDeploy"])))
+    run = run_program(
+        lambda: KmsKey(
+            "data",
+            KmsKeyArgs(description="d", alias="bakehouse-data", admin_arns=["arn:aws:iam::444444444444:role/BakehouseDeploy"]),
+        )
+    )
     [key] = run.of_type("aws:kms/key:Key")
     [recovery] = [s for s in json.loads(key.inputs["policy"])["Statement"] if s["Sid"] == "KeyAdministrationRecovery"]
     assert recovery["Principal"] == {"AWS": "arn:aws:iam::444444444444:root"}

@@ -24,10 +24,14 @@ BOOTSTRAP = Path(__file__).resolve().parents[2] / "bootstrap" / "management.yaml
 # What the two AWS managed policies the estate attaches allow, as far as assuming roles goes.
 MANAGED = {
     "arn:aws:iam::aws:policy/AdministratorAccess": {
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    },
     # ReadOnlyAccess grants Get/List/Describe-style reads and no sts:AssumeRole.
-    "arn:aws:iam::aws:policy/ReadOnlyAccess": {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["iam:Get*", "iam:List*", "ec2:Describe*"], "Resource": "*"}]},
+    "arn:aws:iam::aws:policy/ReadOnlyAccess": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["iam:Get*", "iam:List*", "ec2:Describe*"], "Resource": "*"}],
+    },
 }
 
 
@@ -72,12 +76,25 @@ class IdentityGraph:
         self.roles = {r.arn: r for r in roles}
         pairs = [(a, b) for a in self.roles for b in self.roles if a != b]
         # every role of the estate is in its one organization: the org keys a cross-account call carries
-        verdicts = simulate([Simulation(a, "sts:AssumeRole", b, context={
-                                            "aws:PrincipalArn": a, "aws:PrincipalAccount": _account(a),
-                                            "aws:PrincipalOrgID": organization_id, "aws:ResourceAccount": _account(b),
-                                            "aws:ResourceOrgID": organization_id},
-                                        identity=self.roles[a].policies, resource_policy=self.roles[b].trust)
-                             for a, b in pairs])
+        verdicts = simulate(
+            [
+                Simulation(
+                    a,
+                    "sts:AssumeRole",
+                    b,
+                    context={
+                        "aws:PrincipalArn": a,
+                        "aws:PrincipalAccount": _account(a),
+                        "aws:PrincipalOrgID": organization_id,
+                        "aws:ResourceAccount": _account(b),
+                        "aws:ResourceOrgID": organization_id,
+                    },
+                    identity=self.roles[a].policies,
+                    resource_policy=self.roles[b].trust,
+                )
+                for a, b in pairs
+            ]
+        )
         self.edges = {pair for pair, verdict in zip(pairs, verdicts, strict=True) if verdict.allowed}
 
     def web_identity(self, subject: str, management: str) -> set[str]:
@@ -88,9 +105,13 @@ class IdentityGraph:
         for arn, role in self.roles.items():
             for stmt in _as_list(role.trust["Statement"]):
                 principal = stmt.get("Principal", {})
-                if (stmt["Effect"] == "Allow" and "sts:AssumeRoleWithWebIdentity" in _as_list(stmt["Action"])
-                        and isinstance(principal, Mapping) and provider in _as_list(principal.get("Federated", []))
-                        and _token_matches(stmt.get("Condition", {}), claims)):
+                if (
+                    stmt["Effect"] == "Allow"
+                    and "sts:AssumeRoleWithWebIdentity" in _as_list(stmt["Action"])
+                    and isinstance(principal, Mapping)
+                    and provider in _as_list(principal.get("Federated", []))
+                    and _token_matches(stmt.get("Condition", {}), claims)
+                ):
                     found.add(arn)
         return found
 
@@ -117,13 +138,13 @@ def _account_of_provider(run) -> dict[str, str]:
 
 def _real_ids(run, ids: Mapping[str, str]):
     """The mocks name a new account by its resource ("<name>-id"); put the configured ids back."""
-    swaps = {f"{r.name}-id": ids[r.inputs["tags"]["bakehouse:account"]]
-             for r in run.of_type("aws:organizations/account:Account")}
+    swaps = {f"{r.name}-id": ids[r.inputs["tags"]["bakehouse:account"]] for r in run.of_type("aws:organizations/account:Account")}
 
     def fix(text: str) -> str:
         for mock, real in swaps.items():
             text = text.replace(mock, real)
         return text
+
     return fix
 
 
@@ -190,10 +211,12 @@ def roles_of_bootstrap(management: str, operators: list[str]) -> list[Role]:
 
 def access_roles(management: str, members: Iterable[str], name: str = "OrganizationAccountAccessRole") -> list[Role]:
     """What Organizations creates in an account it creates: admin, trusted by the management account."""
-    trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{management}:root"},
-                            "Action": "sts:AssumeRole"}]}
-    return [Role(f"arn:aws:iam::{m}:role/{name}", trust, [MANAGED["arn:aws:iam::aws:policy/AdministratorAccess"]])
-            for m in members]
+    trust = {
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{management}:root"}, "Action": "sts:AssumeRole"}]
+    }
+    return [
+        Role(f"arn:aws:iam::{m}:role/{name}", trust, [MANAGED["arn:aws:iam::aws:policy/AdministratorAccess"]]) for m in members
+    ]
 
 
 def estate_graph(run, ids: Mapping[str, str], operators: list[str]) -> IdentityGraph:

@@ -37,7 +37,8 @@ def test_each_member_gets_its_deploy_preview_and_read_only_roles_inside_its_own_
         provider = _provider(run, role)
         assert provider.inputs["allowedAccountIds"] == [account]
         assert [hop["roleArn"] for hop in provider.inputs["assumeRoles"]] == [
-            f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"]
+            f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+        ]
 
 
 def test_a_preview_enters_members_through_their_preview_role_only():
@@ -45,12 +46,16 @@ def test_a_preview_enters_members_through_their_preview_role_only():
     for key in MEMBERS:
         provider = _provider(run, _member_roles(run, key)["BakehousePreview"])
         assert [hop["roleArn"] for hop in provider.inputs["assumeRoles"]] == [
-            f"arn:aws:iam::org-organization-account-{key}-id:role/BakehousePreview"]
+            f"arn:aws:iam::org-organization-account-{key}-id:role/BakehousePreview"
+        ]
 
 
 def _attached(run, key, role):
-    return {a.inputs["policyArn"] for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-            if a.name.startswith(f"org-access-{key}-{role}-")}
+    return {
+        a.inputs["policyArn"]
+        for a in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.name.startswith(f"org-access-{key}-{role}-")
+    }
 
 
 def test_preview_role_reads_configuration_but_not_the_estates_data(stack_run):
@@ -66,9 +71,18 @@ def _people_may_assume(run, context):
     trust = json.loads(_member_roles(run, "prod")["BakehouseReadOnly"].inputs["assumeRolePolicy"])
     person = f"arn:aws:iam::{MGMT}:role/Analyst"
     allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
-    [verdict] = simulate([Simulation(person, "sts:AssumeRole", "arn:aws:iam::666666666666:role/BakehouseReadOnly",
-                                     {"aws:PrincipalArn": person, **context}, identity=[allow_all],
-                                     resource_policy=trust)])
+    [verdict] = simulate(
+        [
+            Simulation(
+                person,
+                "sts:AssumeRole",
+                "arn:aws:iam::666666666666:role/BakehouseReadOnly",
+                {"aws:PrincipalArn": person, **context},
+                identity=[allow_all],
+                resource_policy=trust,
+            )
+        ]
+    )
     return verdict.allowed
 
 
@@ -80,6 +94,7 @@ def test_people_read_only_role_requires_mfa_from_the_management_account(stack_ru
 
 
 # --- the management account's one-time bootstrap ----------------------------------------------------
+
 
 def _lint(text: str) -> list[str]:
     return [str(m) for m in cfnlint.lint(text, config=cfnlint.ManualArgs(regions=["eu-west-1"], include_checks=["I"]))]
@@ -95,14 +110,20 @@ def test_cfn_lint_catches_a_broken_bootstrap_template():
 
 
 def test_bootstrap_makes_the_management_roles_the_code_names():
-    roles = {r["Properties"]["RoleName"] if isinstance(r["Properties"]["RoleName"], str) else "deploy"
-             for r in bootstrap_template()["Resources"].values() if r["Type"] == "AWS::IAM::Role"}
+    roles = {
+        r["Properties"]["RoleName"] if isinstance(r["Properties"]["RoleName"], str) else "deploy"
+        for r in bootstrap_template()["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+    }
     assert roles == {"deploy", "BakehousePreview", "BakehouseReadOnly"}
     assert bootstrap_template()["Parameters"]["DeployRoleName"]["Default"] == "BakehouseDeploy"
 
 
 def test_bootstrap_preview_role_denies_the_same_data_reads_as_the_members():
-    [preview] = [r for r in bootstrap_template()["Resources"].values()
-                 if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"] == "BakehousePreview"]
+    [preview] = [
+        r
+        for r in bootstrap_template()["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"] == "BakehousePreview"
+    ]
     [stmt] = preview["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert stmt["Effect"] == "Deny" and tuple(stmt["Action"]) == PREVIEW_DATA_READS

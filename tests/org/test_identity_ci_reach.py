@@ -19,8 +19,14 @@ def _env(environment: str, repo: str = REPO) -> str:
     return f"repo:{repo}:environment:{environment}"
 
 
-IDS = {"management": MANAGEMENT, "security": "222222222222", "build": "333333333333", "dev": "444444444444",
-       "uat": "555555555555", "prod": "666666666666"}
+IDS = {
+    "management": MANAGEMENT,
+    "security": "222222222222",
+    "build": "333333333333",
+    "dev": "444444444444",
+    "uat": "555555555555",
+    "prod": "666666666666",
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +57,15 @@ def test_pull_request_tokens_cannot_reach_any_deploy_role(graph, key):
 
 def test_prod_deploy_role_is_reachable_only_from_the_production_environment(graph):
     prod = _deploy_role(graph, "prod")
-    subjects = [PULL_REQUEST, *(_env(e) for e in ENVIRONMENTS), _env("management"), _env("production", "someone/else"),
-                f"repo:{REPO}:ref:refs/heads/main", _env("Production"), _env("production-copy")]
+    subjects = [
+        PULL_REQUEST,
+        *(_env(e) for e in ENVIRONMENTS),
+        _env("management"),
+        _env("production", "someone/else"),
+        f"repo:{REPO}:ref:refs/heads/main",
+        _env("Production"),
+        _env("production-copy"),
+    ]
     reaching = {s for s in subjects if prod in graph.from_subject(s, MANAGEMENT)}
     # The org stack, which administers every account through OrganizationAccountAccessRole, deploys from
     # the production environment too: no other environment leads to prod (docs/identity.md).
@@ -63,8 +76,9 @@ def test_prod_deploy_role_is_reachable_only_from_the_production_environment(grap
     assert direct >= {f"arn:aws:iam::{MANAGEMENT}:role/BakehouseGitHubDeploy-production"}
 
 
-@pytest.mark.parametrize("environment,keys", [("security", {"security"}), ("build", {"build"}), ("dev", {"dev"}),
-                                              ("uat", {"uat"})])
+@pytest.mark.parametrize(
+    "environment,keys", [("security", {"security"}), ("build", {"build"}), ("dev", {"dev"}), ("uat", {"uat"})]
+)
 def test_each_environment_reaches_only_its_own_accounts_deploy_role(graph, environment, keys):
     reached = graph.from_subject(_env(environment), MANAGEMENT)
     deploy_roles = {a for a in reached if a.endswith(":role/BakehouseDeploy")}

@@ -23,11 +23,14 @@ REGIONS = ("eu-west-1", "eu-central-1", "us-east-1")
 HOME = "eu-west-1"
 CONFIG_BUCKET = f"bakehouse-config-{SECURITY}-{HOME}"
 CONFIG_SLR = f"arn:aws:iam::{MGMT}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
-CONFORMS_SLR = (f"arn:aws:iam::{MGMT}:role/aws-service-role/config-conforms.amazonaws.com/"
-                "AWSServiceRoleForConfigConforms")
-CONFIG_TYPES = ("aws:cfg/recorder:Recorder", "aws:cfg/deliveryChannel:DeliveryChannel",
-                "aws:cfg/recorderStatus:RecorderStatus", "aws:cfg/conformancePack:ConformancePack",
-                "aws:iam/serviceLinkedRole:ServiceLinkedRole")
+CONFORMS_SLR = f"arn:aws:iam::{MGMT}:role/aws-service-role/config-conforms.amazonaws.com/AWSServiceRoleForConfigConforms"
+CONFIG_TYPES = (
+    "aws:cfg/recorder:Recorder",
+    "aws:cfg/deliveryChannel:DeliveryChannel",
+    "aws:cfg/recorderStatus:RecorderStatus",
+    "aws:cfg/conformancePack:ConformancePack",
+    "aws:iam/serviceLinkedRole:ServiceLinkedRole",
+)
 DEPENDENCIES: dict[str, tuple[str, ...]] = {}
 
 
@@ -72,15 +75,15 @@ def _by_region(resources) -> dict:
 
 
 def _waits_for(resource) -> set[str]:
-    return set(DEPENDENCIES.get(resource.urn, ())) | {u for urns in resource.property_dependencies.values()
-                                                      for u in urns}
+    return set(DEPENDENCIES.get(resource.urn, ())) | {u for urns in resource.property_dependencies.values() for u in urns}
 
 
 # --- the org stack: secure defaults for the management account -------------------------------------
 def test_management_account_gets_the_account_wide_secure_defaults_from_the_org_stack(org):
     [block] = _in(org, MGMT, "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock")
-    assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                                 "restrictPublicBuckets"))
+    assert all(
+        block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     [password] = _in(org, MGMT, "aws:iam/accountPasswordPolicy:AccountPasswordPolicy")
     assert password.inputs["minimumPasswordLength"] >= 14 and password.inputs["passwordReusePrevention"] >= 24
     [analyzer] = _in(org, MGMT, "aws:accessanalyzer/analyzer:Analyzer")
@@ -128,8 +131,7 @@ def test_security_stack_records_the_management_account_in_every_region_global_ty
 
 def test_management_delivery_waits_for_the_central_bucket_and_its_policy_in_the_same_run(security):
     bucket = next(r for r in security.of_type("aws:s3/bucket:Bucket") if r.inputs.get("bucket") == CONFIG_BUCKET)
-    policy = next(p for p in security.of_type("aws:s3/bucketPolicy:BucketPolicy")
-                  if bucket.urn in _waits_for(p))
+    policy = next(p for p in security.of_type("aws:s3/bucketPolicy:BucketPolicy") if bucket.urn in _waits_for(p))
     channels = _in(security, MGMT, "aws:cfg/deliveryChannel:DeliveryChannel")
     assert len(channels) == len(REGIONS)
     for channel in channels:
@@ -147,16 +149,14 @@ def test_management_baseline_pack_follows_its_regions_recorder_status(security):
 def test_management_recording_provider_assumes_the_trail_admin_role_for_updates(security):
     [recorder] = [r for r in _in(security, MGMT, "aws:cfg/recorder:Recorder") if r.inputs["region"] == HOME]
     provider = next(r for r in security.resources if r.is_provider and r.name == recorder.provider_name)
-    assert [hop["roleArn"] for hop in provider.inputs["assumeRoles"]] == \
-        [f"arn:aws:iam::{MGMT}:role/BakehouseOrgTrailAdmin"]
+    assert [hop["roleArn"] for hop in provider.inputs["assumeRoles"]] == [f"arn:aws:iam::{MGMT}:role/BakehouseOrgTrailAdmin"]
 
 
 def test_management_recording_preview_reads_through_the_management_preview_role():
     run = _run("security", preview=True)
     [recorder] = [r for r in _in(run, MGMT, "aws:cfg/recorder:Recorder") if r.inputs["region"] == HOME]
     provider = next(r for r in run.resources if r.is_provider and r.name == recorder.provider_name)
-    assert [hop["roleArn"] for hop in provider.inputs["assumeRoles"]] == \
-        [f"arn:aws:iam::{MGMT}:role/BakehousePreview"]
+    assert [hop["roleArn"] for hop in provider.inputs["assumeRoles"]] == [f"arn:aws:iam::{MGMT}:role/BakehousePreview"]
 
 
 # --- the role the security stack assumes in the management account --------------------------------
@@ -170,42 +170,53 @@ RECORDER = f"arn:aws:config:{HOME}:{MGMT}:configuration-recorder/default/abc123"
 PACK = f"arn:aws:config:eu-central-1:{MGMT}:conformance-pack/bakehouse-baseline/conformance-pack-abc123"
 
 
-@pytest.mark.parametrize("action,resource,context", [
-    ("config:PutConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
-    ("config:StartConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
-    ("config:DescribeConfigurationRecorders", RECORDER, {"aws:RequestedRegion": HOME}),
-    ("config:DescribeConfigurationRecorderStatus", RECORDER, {"aws:RequestedRegion": HOME}),
-    ("config:PutDeliveryChannel", "*", {"aws:RequestedRegion": "us-east-1"}),
-    ("config:DescribeDeliveryChannels", "*", {"aws:RequestedRegion": "us-east-1"}),
-    ("config:PutConformancePack", PACK, {"aws:RequestedRegion": "eu-central-1"}),
-    ("config:DescribeConformancePacks", "*", {"aws:RequestedRegion": "eu-central-1"}),
-    ("config:DescribeConformancePackStatus", "*", {"aws:RequestedRegion": "eu-central-1"}),
-    ("iam:CreateServiceLinkedRole", CONFIG_SLR, {"iam:AWSServiceName": "config.amazonaws.com"}),
-    ("iam:CreateServiceLinkedRole", CONFORMS_SLR, {"iam:AWSServiceName": "config-conforms.amazonaws.com"}),
-    ("iam:GetRole", CONFIG_SLR, {}),
-    ("iam:GetRole", CONFORMS_SLR, {}),
-    ("iam:PassRole", CONFIG_SLR, {"iam:PassedToService": "config.amazonaws.com"}),
-])
+@pytest.mark.parametrize(
+    "action,resource,context",
+    [
+        ("config:PutConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
+        ("config:StartConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
+        ("config:DescribeConfigurationRecorders", RECORDER, {"aws:RequestedRegion": HOME}),
+        ("config:DescribeConfigurationRecorderStatus", RECORDER, {"aws:RequestedRegion": HOME}),
+        ("config:PutDeliveryChannel", "*", {"aws:RequestedRegion": "us-east-1"}),
+        ("config:DescribeDeliveryChannels", "*", {"aws:RequestedRegion": "us-east-1"}),
+        ("config:PutConformancePack", PACK, {"aws:RequestedRegion": "eu-central-1"}),
+        ("config:DescribeConformancePacks", "*", {"aws:RequestedRegion": "eu-central-1"}),
+        ("config:DescribeConformancePackStatus", "*", {"aws:RequestedRegion": "eu-central-1"}),
+        ("iam:CreateServiceLinkedRole", CONFIG_SLR, {"iam:AWSServiceName": "config.amazonaws.com"}),
+        ("iam:CreateServiceLinkedRole", CONFORMS_SLR, {"iam:AWSServiceName": "config-conforms.amazonaws.com"}),
+        ("iam:GetRole", CONFIG_SLR, {}),
+        ("iam:GetRole", CONFORMS_SLR, {}),
+        ("iam:PassRole", CONFIG_SLR, {"iam:PassedToService": "config.amazonaws.com"}),
+    ],
+)
 def test_trail_admin_role_may_make_each_call_the_management_recording_takes(admin_policy, action, resource, context):
     assert allowed(admin_policy, action, resource, context)
 
 
-@pytest.mark.parametrize("action,resource,context", [
-    ("config:StopConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
-    ("config:DeleteConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
-    ("config:DeleteDeliveryChannel", "*", {"aws:RequestedRegion": HOME}),
-    ("config:DeleteConformancePack", PACK, {"aws:RequestedRegion": "eu-central-1"}),
-    ("config:PutConfigurationRecorder", RECORDER.replace(HOME, "ap-south-1"), {"aws:RequestedRegion": "ap-south-1"}),
-    ("config:PutDeliveryChannel", "*", {"aws:RequestedRegion": "ap-south-1"}),
-    ("config:PutConformancePack", PACK.replace("bakehouse-baseline", "someone-elses"),
-     {"aws:RequestedRegion": "eu-central-1"}),
-    ("iam:CreateServiceLinkedRole", f"arn:aws:iam::{MGMT}:role/aws-service-role/ec2.amazonaws.com/X",
-     {"iam:AWSServiceName": "ec2.amazonaws.com"}),
-    ("iam:PassRole", CONFIG_SLR, {"iam:PassedToService": "ec2.amazonaws.com"}),
-    ("iam:PassRole", f"arn:aws:iam::{MGMT}:role/BakehouseDeploy", {"iam:PassedToService": "config.amazonaws.com"}),
-])
-def test_trail_admin_role_may_not_stop_delete_or_reach_beyond_the_management_recording(admin_policy, action,
-                                                                                        resource, context):
+@pytest.mark.parametrize(
+    "action,resource,context",
+    [
+        ("config:StopConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
+        ("config:DeleteConfigurationRecorder", RECORDER, {"aws:RequestedRegion": HOME}),
+        ("config:DeleteDeliveryChannel", "*", {"aws:RequestedRegion": HOME}),
+        ("config:DeleteConformancePack", PACK, {"aws:RequestedRegion": "eu-central-1"}),
+        ("config:PutConfigurationRecorder", RECORDER.replace(HOME, "ap-south-1"), {"aws:RequestedRegion": "ap-south-1"}),
+        ("config:PutDeliveryChannel", "*", {"aws:RequestedRegion": "ap-south-1"}),
+        (
+            "config:PutConformancePack",
+            PACK.replace("bakehouse-baseline", "someone-elses"),
+            {"aws:RequestedRegion": "eu-central-1"},
+        ),
+        (
+            "iam:CreateServiceLinkedRole",
+            f"arn:aws:iam::{MGMT}:role/aws-service-role/ec2.amazonaws.com/X",
+            {"iam:AWSServiceName": "ec2.amazonaws.com"},
+        ),
+        ("iam:PassRole", CONFIG_SLR, {"iam:PassedToService": "ec2.amazonaws.com"}),
+        ("iam:PassRole", f"arn:aws:iam::{MGMT}:role/BakehouseDeploy", {"iam:PassedToService": "config.amazonaws.com"}),
+    ],
+)
+def test_trail_admin_role_may_not_stop_delete_or_reach_beyond_the_management_recording(admin_policy, action, resource, context):
     assert not allowed(admin_policy, action, resource, context)
 
 
@@ -218,5 +229,10 @@ def test_central_config_bucket_admits_the_management_accounts_delivery(security)
     source = {"aws:SourceAccount": MGMT, "aws:SourceOrgID": "o-exampleorg01"}
     assert allowed(document, "s3:GetBucketAcl", arn, source, principal="config.amazonaws.com")
     assert allowed(document, "s3:ListBucket", arn, source, principal="config.amazonaws.com")
-    assert allowed(document, "s3:PutObject", f"{arn}/config/AWSLogs/{MGMT}/Config/{HOME}/x.json.gz",
-                   {**source, "s3:x-amz-acl": "bucket-owner-full-control"}, principal="config.amazonaws.com")
+    assert allowed(
+        document,
+        "s3:PutObject",
+        f"{arn}/config/AWSLogs/{MGMT}/Config/{HOME}/x.json.gz",
+        {**source, "s3:x-amz-acl": "bucket-owner-full-control"},
+        principal="config.amazonaws.com",
+    )

@@ -48,9 +48,15 @@ def _one(run, type_token):
 def test_organization_has_all_features_and_trusts_the_security_services(org):
     organization = _one(org, "aws:organizations/organization:Organization")
     assert organization.inputs["featureSet"] == "ALL"
-    assert {"cloudtrail.amazonaws.com", "guardduty.amazonaws.com", "securityhub.amazonaws.com",
-            "config.amazonaws.com", "config-multiaccountsetup.amazonaws.com", "inspector2.amazonaws.com",
-            "access-analyzer.amazonaws.com"} <= set(organization.inputs["awsServiceAccessPrincipals"])
+    assert {
+        "cloudtrail.amazonaws.com",
+        "guardduty.amazonaws.com",
+        "securityhub.amazonaws.com",
+        "config.amazonaws.com",
+        "config-multiaccountsetup.amazonaws.com",
+        "inspector2.amazonaws.com",
+        "access-analyzer.amazonaws.com",
+    } <= set(organization.inputs["awsServiceAccessPrincipals"])
     assert "SERVICE_CONTROL_POLICY" in organization.inputs["enabledPolicyTypes"]
 
 
@@ -70,8 +76,7 @@ def test_ous_form_the_estate_tree(org):
 
 
 def test_member_accounts_sit_in_their_ous_and_are_never_closed_by_a_delete(org):
-    ou_name = {f"{r.name}-id": r.inputs["name"]
-               for r in org.of_type("aws:organizations/organizationalUnit:OrganizationalUnit")}
+    ou_name = {f"{r.name}-id": r.inputs["name"] for r in org.of_type("aws:organizations/organizationalUnit:OrganizationalUnit")}
     accounts = {r.inputs["tags"]["bakehouse:account"]: r for r in org.of_type("aws:organizations/account:Account")}
     expected = {"security": "Security", "build": "Infrastructure", "dev": "NonProd", "uat": "NonProd", "prod": "Prod"}
     assert {k: ou_name[a.inputs["parentId"]] for k, a in accounts.items()} == expected
@@ -97,8 +102,11 @@ def test_trail_log_group_is_encrypted_and_its_role_writes_only_there(org):
 
 
 def test_security_account_is_delegated_administrator_of_every_security_service(org):
-    security_id = next(f"{r.name}-id" for r in org.of_type("aws:organizations/account:Account")
-                       if r.inputs["tags"]["bakehouse:account"] == "security")
+    security_id = next(
+        f"{r.name}-id"
+        for r in org.of_type("aws:organizations/account:Account")
+        if r.inputs["tags"]["bakehouse:account"] == "security"
+    )
     guardduty = org.of_type("aws:guardduty/organizationAdminAccount:OrganizationAdminAccount")
     inspector = org.of_type("aws:inspector2/delegatedAdminAccount:DelegatedAdminAccount")
     assert {g.inputs["region"] for g in guardduty} == {"eu-west-1", "eu-central-1", "us-east-1"}
@@ -107,11 +115,16 @@ def test_security_account_is_delegated_administrator_of_every_security_service(o
     assert all(i.inputs["accountId"] == security_id for i in inspector)
     hub = _one(org, "aws:securityhub/organizationAdminAccount:OrganizationAdminAccount")
     assert hub.inputs["adminAccountId"] == security_id
-    delegated = {d.inputs["servicePrincipal"]: d.inputs["accountId"]
-                 for d in org.of_type("aws:organizations/delegatedAdministrator:DelegatedAdministrator")
-                 if d.inputs["servicePrincipal"] != "servicecatalog.amazonaws.com"}
-    assert delegated == {"config.amazonaws.com": security_id, "config-multiaccountsetup.amazonaws.com": security_id,
-                         "access-analyzer.amazonaws.com": security_id}
+    delegated = {
+        d.inputs["servicePrincipal"]: d.inputs["accountId"]
+        for d in org.of_type("aws:organizations/delegatedAdministrator:DelegatedAdministrator")
+        if d.inputs["servicePrincipal"] != "servicecatalog.amazonaws.com"
+    }
+    assert delegated == {
+        "config.amazonaws.com": security_id,
+        "config-multiaccountsetup.amazonaws.com": security_id,
+        "access-analyzer.amazonaws.com": security_id,
+    }
 
 
 def test_org_stack_declares_no_trail_itself_the_security_stack_creates_it_after_its_bucket_and_key(org):
@@ -125,8 +138,7 @@ def test_first_org_run_needs_no_flip_the_trail_log_group_and_cis_alarms_are_decl
 
 
 def test_log_archive_ready_flip_is_gone_and_a_leftover_key_is_refused():
-    run = run_stack("org", overrides={"bakehouse:org": {**GOOD_SECTION, "logArchiveReady": False}},
-                    raise_errors=False)
+    run = run_stack("org", overrides={"bakehouse:org": {**GOOD_SECTION, "logArchiveReady": False}}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     assert "bakehouse:org.logArchiveReady" in str(run.error)
 
@@ -139,10 +151,16 @@ def test_service_catalog_organizations_access_is_enabled_from_the_management_acc
 
 
 def test_build_account_is_the_service_catalog_delegated_administrator_after_organizations_access(org):
-    build_id = next(f"{r.name}-id" for r in org.of_type("aws:organizations/account:Account")
-                    if r.inputs["tags"]["bakehouse:account"] == "build")
-    (catalog,) = [d for d in org.of_type("aws:organizations/delegatedAdministrator:DelegatedAdministrator")
-                  if d.inputs["servicePrincipal"] == "servicecatalog.amazonaws.com"]
+    build_id = next(
+        f"{r.name}-id"
+        for r in org.of_type("aws:organizations/account:Account")
+        if r.inputs["tags"]["bakehouse:account"] == "build"
+    )
+    (catalog,) = [
+        d
+        for d in org.of_type("aws:organizations/delegatedAdministrator:DelegatedAdministrator")
+        if d.inputs["servicePrincipal"] == "servicecatalog.amazonaws.com"
+    ]
     assert catalog.inputs["accountId"] == build_id
     access = _one(org, "aws:servicecatalog/organizationsAccess:OrganizationsAccess")
     assert access.urn in _dependencies(org, catalog)
@@ -171,16 +189,29 @@ def _dependencies(run, resource) -> set[str]:
 
 
 def test_bad_org_section_lists_every_problem_and_declares_nothing():
-    bad = {"accountEmails": {"security": "not-an-email", "build": "aws+build@example.com",
-                             "dev": "aws+build@example.com", "staging": "x@example.com"},
-           "prodEnvs": ["production"], "trailLogRetentionDays": 42, "colour": "blue"}
+    bad = {
+        "accountEmails": {
+            "security": "not-an-email",
+            "build": "aws+build@example.com",
+            "dev": "aws+build@example.com",
+            "staging": "x@example.com",
+        },
+        "prodEnvs": ["production"],
+        "trailLogRetentionDays": 42,
+        "colour": "blue",
+    }
     run = run_stack("org", overrides={"bakehouse:org": bad}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     message = str(run.error)
-    for expected in ("bakehouse:org.accountEmails.security is 'not-an-email'", "bakehouse:org.accountEmails.uat",
-                     "bakehouse:org.accountEmails.staging", "a distinct email per account",
-                     "bakehouse:org.prodEnvs", "bakehouse:org.trailLogRetentionDays is 42",
-                     "bakehouse:org.colour"):
+    for expected in (
+        "bakehouse:org.accountEmails.security is 'not-an-email'",
+        "bakehouse:org.accountEmails.uat",
+        "bakehouse:org.accountEmails.staging",
+        "a distinct email per account",
+        "bakehouse:org.prodEnvs",
+        "bakehouse:org.trailLogRetentionDays is 42",
+        "bakehouse:org.colour",
+    ):
         assert expected in message, expected
     assert message.startswith("stack org has ")
     assert [r for r in run.resources if not r.is_provider] == []

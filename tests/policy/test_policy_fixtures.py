@@ -52,8 +52,12 @@ def test_pack_config_can_lower_a_policy_to_advisory():
 def test_bucket_companions_are_linked_by_literal_name_when_no_dependency_is_recorded():
     named = [r for r in bucket_set("org", "named", fixed_name="bakehouse-named-1") if r.type == "aws:s3/bucket:Bucket"]
     companions = [
-        res("org", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "enc",
-            {"bucket": "bakehouse-named-1", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}),
+        res(
+            "org",
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            "enc",
+            {"bucket": "bakehouse-named-1", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+        ),
     ]
     verdict = judge(run_of("org", *named, *companions), pack_config={})
     assert [v.resource for v in verdict.by_policy("s3-bucket-kms-encryption")] == ["named"]

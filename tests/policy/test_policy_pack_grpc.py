@@ -28,8 +28,7 @@ MANDATORY = analyzer_pb2.EnforcementLevel.Value("MANDATORY")
 @pytest.fixture(scope="module")
 def analyzer():
     # The CLI runs the pack from its own directory; so does this.
-    proc = subprocess.Popen([sys.executable, "__main__.py"], cwd=ROOT / "policy", stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "__main__.py"], cwd=ROOT / "policy", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         port = int(proc.stdout.readline().decode().strip() or 0)
         if not port:
@@ -53,8 +52,9 @@ def _provider_message(stack: str) -> analyzer_pb2.AnalyzerProviderResource:
     declared = provider(stack)
     # Provider inputs reach the analyzer as the engine holds them: structured values as JSON text.
     props = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in declared.inputs.items()}
-    return analyzer_pb2.AnalyzerProviderResource(type=declared.type, properties=_struct(props),
-                                                 urn=provider_urn(stack), name=declared.name)
+    return analyzer_pb2.AnalyzerProviderResource(
+        type=declared.type, properties=_struct(props), urn=provider_urn(stack), name=declared.name
+    )
 
 
 def test_the_served_pack_lists_every_policy_with_its_level(analyzer):
@@ -69,8 +69,11 @@ def test_the_served_pack_lists_every_policy_with_its_level(analyzer):
 
 def test_analyze_flags_a_key_without_rotation_as_mandatory(analyzer):
     request = analyzer_pb2.AnalyzeRequest(
-        type="aws:kms/key:Key", name="static", urn="urn:pulumi:org::bakehouse::aws:kms/key:Key::static",
-        properties=_struct({"enableKeyRotation": False}), provider=_provider_message("org"),
+        type="aws:kms/key:Key",
+        name="static",
+        urn="urn:pulumi:org::bakehouse::aws:kms/key:Key::static",
+        properties=_struct({"enableKeyRotation": False}),
+        provider=_provider_message("org"),
     )
     found = [d for d in analyzer.Analyze(request).diagnostics if d.policyName == "kms-key-rotation"]
     assert len(found) == 1
@@ -80,7 +83,9 @@ def test_analyze_flags_a_key_without_rotation_as_mandatory(analyzer):
 
 def test_analyze_passes_a_rotating_key_and_tolerates_unknowns(analyzer):
     request = analyzer_pb2.AnalyzeRequest(
-        type="aws:kms/key:Key", name="rotating", urn="urn:pulumi:org::bakehouse::aws:kms/key:Key::rotating",
+        type="aws:kms/key:Key",
+        name="rotating",
+        urn="urn:pulumi:org::bakehouse::aws:kms/key:Key::rotating",
         properties=_struct({"enableKeyRotation": True, "policy": UNKNOWN_STRING_VALUE}),
         provider=_provider_message("org"),
     )
@@ -96,12 +101,19 @@ def test_analyze_stack_joins_a_bucket_with_its_configuration_by_property_depende
         deps = {"bucket": analyzer_pb2.AnalyzerPropertyDependencies(urns=[bucket_urn])} if item.urn != bucket_urn else {}
         # In a real preview the bucket id is unknown; only the recorded dependency links them.
         props = {**item.inputs, "bucket": UNKNOWN_STRING_VALUE} if item.urn != bucket_urn else dict(item.inputs)
-        resources.append(analyzer_pb2.AnalyzerResource(
-            type=item.type, name=item.name, urn=item.urn, properties=_struct(props),
-            provider=_provider_message("org"), propertyDependencies=deps,
-        ))
+        resources.append(
+            analyzer_pb2.AnalyzerResource(
+                type=item.type,
+                name=item.name,
+                urn=item.urn,
+                properties=_struct(props),
+                provider=_provider_message("org"),
+                propertyDependencies=deps,
+            )
+        )
     diagnostics = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources)).diagnostics
     flagged = {(d.policyName, d.urn) for d in diagnostics}
     assert ("s3-bucket-kms-encryption", bucket_urn) in flagged
-    assert not any(name in ("s3-bucket-versioned", "s3-bucket-public-access-blocked", "s3-bucket-tls-only")
-                   for name, _ in flagged)
+    assert not any(
+        name in ("s3-bucket-versioned", "s3-bucket-public-access-blocked", "s3-bucket-tls-only") for name, _ in flagged
+    )

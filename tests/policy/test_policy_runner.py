@@ -46,8 +46,7 @@ def test_dependencies_recorded_by_the_run_win_over_inference():
 def test_stack_policies_see_parents_and_providers_as_crossguard_builds_them():
     parent = "urn:pulumi:org::bakehouse::bakehouse:lib:SecureBucket::data"
     declared = [dataclasses.replace(r, parent=parent) for r in bucket_set("org", "data")]
-    component = dataclasses.replace(res("org", "bakehouse:lib:SecureBucket", "data"), urn=parent, custom=False,
-                                    provider=None)
+    component = dataclasses.replace(res("org", "bakehouse:lib:SecureBucket", "data"), urn=parent, custom=False, provider=None)
     run = run_of("org", component, *declared)
     providers = {r.urn: r for r in run.resources if r.is_provider}
     built = {r.urn: r for r in policy_resources(run.resources, providers)}
@@ -63,35 +62,82 @@ def test_a_resource_without_an_explicit_provider_gets_the_default_one():
     found = judge(run, pack_config={}).by_policy("default-tags")
     assert [str(v) for v in found] == [
         "default-tags: ambient: ambient is missing tags bakehouse:stack, bakehouse:env, bakehouse:managed-by "
-        "(its provider sets no default tags)"]
+        "(its provider sets no default tags)"
+    ]
 
 
-@pytest.mark.parametrize("stack,policy,type_token,change", [
-    ("security", "cloudtrail-multi-region-validated-kms", "aws:cloudtrail/trail:Trail",
-     lambda i: {**i, "isMultiRegionTrail": False}),
-    ("security", "messaging-kms-encrypted", "aws:sns/topic:Topic", lambda i: {**i, "kmsMasterKeyId": "alias/aws/sns"}),
-    ("build", "messaging-kms-encrypted", "aws:sqs/queue:Queue", lambda i: {k: v for k, v in i.items() if k != "kmsMasterKeyId"}),
-    ("build", "lambda-runtime-supported", "aws:lambda/function:Function", lambda i: {**i, "runtime": "python3.8"}),
-    ("build", "ssm-document-not-public", "aws:ssm/document:Document",
-     lambda i: {**i, "permissions": {"type": "Share", "accountIds": "All"}}),
-    ("build", "no-secrets-in-lambda-environment", "aws:lambda/function:Function",
-     lambda i: {**i, "environment": {"variables": {"DB_PASSWORD": "hunter22"}}}),
-    ("dev", "workload-approved-ami", "aws:ec2/launchTemplate:LaunchTemplate",
-     lambda i: {**i, "imageId": "ami-0123456789abcdef0"}),
-    ("dev", "ec2-imdsv2-required", "aws:ec2/launchTemplate:LaunchTemplate",
-     lambda i: {**i, "metadataOptions": {**i["metadataOptions"], "httpTokens": "optional"}}),
-    ("dev", "ec2-storage-encrypted", "aws:ec2/launchTemplate:LaunchTemplate",
-     lambda i: {**i, "blockDeviceMappings": [{**m, "ebs": {**m["ebs"], "encrypted": "false"}}
-                                             for m in i["blockDeviceMappings"]]}),
-    ("dev", "no-world-ingress", "aws:ec2/securityGroup:SecurityGroup",
-     lambda i: {**i, "ingress": [{"protocol": "tcp", "fromPort": 443.0, "toPort": 443.0, "cidrBlocks": ["0.0.0.0/0"]}]}),
-    ("dev", "kms-key-rotation", "aws:kms/key:Key", lambda i: {**i, "enableKeyRotation": False}),
-    ("dev", "s3-bucket-versioned", "aws:s3/bucketVersioning:BucketVersioning",
-     lambda i: {**i, "versioningConfiguration": {"status": "Suspended"}}),
-    ("dev", "s3-bucket-tls-only", "aws:s3/bucketPolicy:BucketPolicy",
-     lambda i: {**i, "policy": json.dumps({"Version": "2012-10-17", "Statement": []})}),
-    ("dev", "default-tags", "pulumi:providers:aws", lambda i: {**i, "defaultTags": {"tags": {}}}),
-])
+@pytest.mark.parametrize(
+    "stack,policy,type_token,change",
+    [
+        (
+            "security",
+            "cloudtrail-multi-region-validated-kms",
+            "aws:cloudtrail/trail:Trail",
+            lambda i: {**i, "isMultiRegionTrail": False},
+        ),
+        ("security", "messaging-kms-encrypted", "aws:sns/topic:Topic", lambda i: {**i, "kmsMasterKeyId": "alias/aws/sns"}),
+        (
+            "build",
+            "messaging-kms-encrypted",
+            "aws:sqs/queue:Queue",
+            lambda i: {k: v for k, v in i.items() if k != "kmsMasterKeyId"},
+        ),
+        ("build", "lambda-runtime-supported", "aws:lambda/function:Function", lambda i: {**i, "runtime": "python3.8"}),
+        (
+            "build",
+            "ssm-document-not-public",
+            "aws:ssm/document:Document",
+            lambda i: {**i, "permissions": {"type": "Share", "accountIds": "All"}},
+        ),
+        (
+            "build",
+            "no-secrets-in-lambda-environment",
+            "aws:lambda/function:Function",
+            lambda i: {**i, "environment": {"variables": {"DB_PASSWORD": "hunter22"}}},
+        ),
+        (
+            "dev",
+            "workload-approved-ami",
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            lambda i: {**i, "imageId": "ami-0123456789abcdef0"},
+        ),
+        (
+            "dev",
+            "ec2-imdsv2-required",
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            lambda i: {**i, "metadataOptions": {**i["metadataOptions"], "httpTokens": "optional"}},
+        ),
+        (
+            "dev",
+            "ec2-storage-encrypted",
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            lambda i: {
+                **i,
+                "blockDeviceMappings": [{**m, "ebs": {**m["ebs"], "encrypted": "false"}} for m in i["blockDeviceMappings"]],
+            },
+        ),
+        (
+            "dev",
+            "no-world-ingress",
+            "aws:ec2/securityGroup:SecurityGroup",
+            lambda i: {**i, "ingress": [{"protocol": "tcp", "fromPort": 443.0, "toPort": 443.0, "cidrBlocks": ["0.0.0.0/0"]}]},
+        ),
+        ("dev", "kms-key-rotation", "aws:kms/key:Key", lambda i: {**i, "enableKeyRotation": False}),
+        (
+            "dev",
+            "s3-bucket-versioned",
+            "aws:s3/bucketVersioning:BucketVersioning",
+            lambda i: {**i, "versioningConfiguration": {"status": "Suspended"}},
+        ),
+        (
+            "dev",
+            "s3-bucket-tls-only",
+            "aws:s3/bucketPolicy:BucketPolicy",
+            lambda i: {**i, "policy": json.dumps({"Version": "2012-10-17", "Statement": []})},
+        ),
+        ("dev", "default-tags", "pulumi:providers:aws", lambda i: {**i, "defaultTags": {"tags": {}}}),
+    ],
+)
 def test_tampering_a_real_stack_record_is_caught(stack_run, stack, policy, type_token, change):
     # proves the real record reaches each policy in the shape it reads (camelCase, JSON documents)
     run = stack_run(stack)

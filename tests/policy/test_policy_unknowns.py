@@ -47,7 +47,7 @@ def _variants(resources: list[Declared]):
         for key, value in declared.inputs.items():
             for replacement in (_sentinel_for(value), None):
                 changed = dataclasses.replace(declared, inputs={**declared.inputs, key: replacement})
-                yield f"{declared.name}.{key}={replacement!r}", resources[:i] + [changed] + resources[i + 1:]
+                yield f"{declared.name}.{key}={replacement!r}", resources[:i] + [changed] + resources[i + 1 :]
     yield "all leaves unknown", [dataclasses.replace(d, inputs=_unknown_leaves(dict(d.inputs))) for d in resources]
 
 
@@ -70,21 +70,49 @@ def test_unknown_provider_default_tags_are_not_a_violation():
     assert judge(run, pack_config={}).by_policy("default-tags") == []
 
 
-@pytest.mark.parametrize("policy,resource", [
-    ("ec2-imdsv2-required", res("dev", "aws:ec2/instance:Instance", "i", {
-        "rootBlockDevice": {"encrypted": True}, "metadataOptions": {"httpTokens": UNKNOWN_STRING_VALUE}})),
-    ("ec2-storage-encrypted", res("dev", "aws:ec2/instance:Instance", "i", {"rootBlockDevice": UNKNOWN_OBJECT_VALUE})),
-    ("workload-approved-ami", res("dev", "aws:ec2/instance:Instance", "i", {"ami": UNKNOWN_STRING_VALUE})),
-    ("iam-no-wildcards", res("dev", "aws:iam/rolePolicy:RolePolicy", "p", {"policy": UNKNOWN_STRING_VALUE})),
-    ("no-world-ingress", res("dev", "aws:ec2/securityGroup:SecurityGroup", "sg", {"ingress": [
-        {"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": UNKNOWN_ARRAY_VALUE}]})),
-    ("no-secrets-in-lambda-environment", res("dev", "aws:lambda/function:Function", "f", {
-        "environment": {"variables": {"DB_PASSWORD": UNKNOWN_STRING_VALUE}}})),
-    ("kms-key-rotation", res("dev", "aws:kms/key:Key", "k", {"enableKeyRotation": UNKNOWN_BOOLEAN_VALUE})),
-    ("cloudtrail-multi-region-validated-kms", res("org", "aws:cloudtrail/trail:Trail", "t", {
-        "isMultiRegionTrail": True, "enableLogFileValidation": True, "kmsKeyId": UNKNOWN_STRING_VALUE})),
-    ("messaging-kms-encrypted", res("security", "aws:sns/topic:Topic", "t", {"kmsMasterKeyId": UNKNOWN_STRING_VALUE})),
-])
+@pytest.mark.parametrize(
+    "policy,resource",
+    [
+        (
+            "ec2-imdsv2-required",
+            res(
+                "dev",
+                "aws:ec2/instance:Instance",
+                "i",
+                {"rootBlockDevice": {"encrypted": True}, "metadataOptions": {"httpTokens": UNKNOWN_STRING_VALUE}},
+            ),
+        ),
+        ("ec2-storage-encrypted", res("dev", "aws:ec2/instance:Instance", "i", {"rootBlockDevice": UNKNOWN_OBJECT_VALUE})),
+        ("workload-approved-ami", res("dev", "aws:ec2/instance:Instance", "i", {"ami": UNKNOWN_STRING_VALUE})),
+        ("iam-no-wildcards", res("dev", "aws:iam/rolePolicy:RolePolicy", "p", {"policy": UNKNOWN_STRING_VALUE})),
+        (
+            "no-world-ingress",
+            res(
+                "dev",
+                "aws:ec2/securityGroup:SecurityGroup",
+                "sg",
+                {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": UNKNOWN_ARRAY_VALUE}]},
+            ),
+        ),
+        (
+            "no-secrets-in-lambda-environment",
+            res(
+                "dev", "aws:lambda/function:Function", "f", {"environment": {"variables": {"DB_PASSWORD": UNKNOWN_STRING_VALUE}}}
+            ),
+        ),
+        ("kms-key-rotation", res("dev", "aws:kms/key:Key", "k", {"enableKeyRotation": UNKNOWN_BOOLEAN_VALUE})),
+        (
+            "cloudtrail-multi-region-validated-kms",
+            res(
+                "org",
+                "aws:cloudtrail/trail:Trail",
+                "t",
+                {"isMultiRegionTrail": True, "enableLogFileValidation": True, "kmsKeyId": UNKNOWN_STRING_VALUE},
+            ),
+        ),
+        ("messaging-kms-encrypted", res("security", "aws:sns/topic:Topic", "t", {"kmsMasterKeyId": UNKNOWN_STRING_VALUE})),
+    ],
+)
 def test_an_unknown_deciding_value_is_judged_later_not_flagged(policy, resource):
     verdict = judge(run_of(stack_of(resource.urn), resource), pack_config=load_pack_config())
     assert verdict.by_policy(policy) == []
@@ -97,7 +125,14 @@ def test_an_unknown_bucket_policy_is_not_a_tls_violation():
 
 def test_the_same_bucket_policy_known_and_permissive_is_a_tls_violation():
     # the control for the test above: only the unknown-ness made it pass
-    permissive = doc({"Sid": "A", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"},
-                      "Action": "s3:GetObject", "Resource": "arn:aws:s3:::autonamed/*"})
+    permissive = doc(
+        {
+            "Sid": "A",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::1:root"},
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::autonamed/*",
+        }
+    )
     resources = bucket_set("org", "autonamed", policy=permissive)
     assert [v.resource for v in judge(run_of("org", *resources), pack_config={}).by_policy("s3-bucket-tls-only")] == ["autonamed"]

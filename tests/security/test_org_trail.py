@@ -13,8 +13,13 @@ from estate.config import Accounts, EstateConfig
 from tools.mockrun import run_program
 
 MGMT, SECURITY = "111111111111", "222222222222"
-ESTATE = EstateConfig("o-abcdefghij", Accounts(MGMT, SECURITY, "333333333333", {"dev": "444444444444"}),
-                      ("eu-west-1", "eu-central-1"), "eu-west-1", "BakehouseDeploy")
+ESTATE = EstateConfig(
+    "o-abcdefghij",
+    Accounts(MGMT, SECURITY, "333333333333", {"dev": "444444444444"}),
+    ("eu-west-1", "eu-central-1"),
+    "eu-west-1",
+    "BakehouseDeploy",
+)
 LOG_BUCKETS = ("trail", "config", "flowlogs", "evidence", "sessions")
 
 
@@ -26,8 +31,11 @@ def run():
         key = aws.kms.Key("trail-key", opts=opts)
         bucket = aws.s3.Bucket("trail-bucket", bucket=f"bakehouse-trail-{SECURITY}-eu-west-1", opts=opts)
         policy = aws.s3.BucketPolicy("trail-bucket-policy", bucket=bucket.id, policy="{}", opts=opts)
-        OrgTrail("security-trail", OrgTrailArgs(ESTATE, key.arn, bucket.bucket, {"bakehouse:stack": "security"}),
-                 opts=pulumi.ResourceOptions(providers=[security], depends_on=[key, policy]))
+        OrgTrail(
+            "security-trail",
+            OrgTrailArgs(ESTATE, key.arn, bucket.bucket, {"bakehouse:stack": "security"}),
+            opts=pulumi.ResourceOptions(providers=[security], depends_on=[key, policy]),
+        )
 
     return run_program(program, stack="security")
 
@@ -68,17 +76,16 @@ def test_trail_is_organization_wide_validated_and_delivers_to_the_management_log
     assert inputs["includeGlobalServiceEvents"] is True
     assert inputs["enableLogFileValidation"] is True
     assert inputs["s3BucketName"] == f"bakehouse-trail-{SECURITY}-eu-west-1"
-    assert inputs["cloudWatchLogsGroupArn"] == \
-        f"arn:aws:logs:eu-west-1:{MGMT}:log-group:/bakehouse/cloudtrail/organization:*"
+    assert inputs["cloudWatchLogsGroupArn"] == f"arn:aws:logs:eu-west-1:{MGMT}:log-group:/bakehouse/cloudtrail/organization:*"
     assert inputs["cloudWatchLogsRoleArn"] == f"arn:aws:iam::{MGMT}:role/BakehouseOrgTrailToLogs"
 
 
 def test_trail_records_management_events_and_data_events_on_log_buckets_and_lambda(run):
-    selectors = {s["name"]: {f["field"]: f for f in s["fieldSelectors"]}
-                 for s in _trail(run).inputs["advancedEventSelectors"]}
+    selectors = {s["name"]: {f["field"]: f for f in s["fieldSelectors"]} for s in _trail(run).inputs["advancedEventSelectors"]}
     assert selectors["Management events"]["eventCategory"]["equals"] == ["Management"]
     s3 = selectors["Log-archive object access"]
     assert s3["eventCategory"]["equals"] == ["Data"] and s3["resources.type"]["equals"] == ["AWS::S3::Object"]
     assert sorted(s3["resources.ARN"]["startsWiths"]) == sorted(
-        f"arn:aws:s3:::bakehouse-{kind}-{SECURITY}-eu-west-1/" for kind in LOG_BUCKETS)
+        f"arn:aws:s3:::bakehouse-{kind}-{SECURITY}-eu-west-1/" for kind in LOG_BUCKETS
+    )
     assert selectors["Lambda invocations"]["resources.type"]["equals"] == ["AWS::Lambda::Function"]

@@ -27,12 +27,23 @@ def _field_matches(expected: Any, actual: Any) -> bool:
     return any(c in expected for c in candidates)
 
 
-def finding(label: str = "HIGH", status: str = "NEW", state: str = "ACTIVE",
-            source: str = "aws.securityhub") -> dict[str, Any]:
-    return {"source": source, "detail-type": "Security Hub Findings - Imported", "account": "222222222222",
-            "detail": {"findings": [{"ProductName": "GuardDuty", "AwsAccountId": "444444444444",
-                                     "Severity": {"Label": label}, "Workflow": {"Status": status},
-                                     "RecordState": state}]}}
+def finding(label: str = "HIGH", status: str = "NEW", state: str = "ACTIVE", source: str = "aws.securityhub") -> dict[str, Any]:
+    return {
+        "source": source,
+        "detail-type": "Security Hub Findings - Imported",
+        "account": "222222222222",
+        "detail": {
+            "findings": [
+                {
+                    "ProductName": "GuardDuty",
+                    "AwsAccountId": "444444444444",
+                    "Severity": {"Label": label},
+                    "Workflow": {"Status": status},
+                    "RecordState": state,
+                }
+            ]
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +63,9 @@ def test_new_high_and_critical_findings_reach_the_security_topic(rule):
     assert target.inputs["rule"] == declared.inputs["name"]
 
 
-@pytest.mark.parametrize("event", [finding("MEDIUM"), finding("LOW"), finding(status="RESOLVED"),
-                                   finding(state="ARCHIVED"), finding(source="aws.guardduty")])
+@pytest.mark.parametrize(
+    "event",
+    [finding("MEDIUM"), finding("LOW"), finding(status="RESOLVED"), finding(state="ARCHIVED"), finding(source="aws.guardduty")],
+)
 def test_quiet_findings_do_not_page(rule, event):
     assert not pattern_matches(json.loads(rule[0].inputs["eventPattern"]), event)

@@ -35,8 +35,7 @@ def test_guardduty_detectors_are_looked_up_never_created(traced):
     run, _ = traced
     assert not run.of_type("aws:guardduty/detector:Detector")
     configs = run.of_type("aws:guardduty/organizationConfiguration:OrganizationConfiguration")
-    assert {c.inputs["region"]: c.inputs["detectorId"] for c in configs} == {
-        r: f"mock-detector-{r}" for r in REGIONS}
+    assert {c.inputs["region"]: c.inputs["detectorId"] for c in configs} == {r: f"mock-detector-{r}" for r in REGIONS}
     features = run.of_type("aws:guardduty/detectorFeature:DetectorFeature")
     assert features and all(f.inputs["detectorId"] == f"mock-detector-{f.inputs['region']}" for f in features)
 
@@ -59,8 +58,11 @@ def test_security_account_runs_the_baseline_pack_after_its_recorder_and_no_organ
     # the security account's own; the management account's, recorded from this stack too, are tested apart
     packs = [p for p in run.of_type("aws:cfg/conformancePack:ConformancePack") if p.name.startswith("security-baseline-")]
     assert {(p.inputs["region"], p.inputs["name"]) for p in packs} == {(r, "bakehouse-baseline") for r in REGIONS}
-    statuses = {s.inputs["region"]: s.urn for s in run.of_type("aws:cfg/recorderStatus:RecorderStatus")
-                if s.name.startswith("security-baseline-")}
+    statuses = {
+        s.inputs["region"]: s.urn
+        for s in run.of_type("aws:cfg/recorderStatus:RecorderStatus")
+        if s.name.startswith("security-baseline-")
+    }
     assert all(statuses[p.inputs["region"]] in deps[p.name] for p in packs)
 
 

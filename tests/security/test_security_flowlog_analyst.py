@@ -41,13 +41,13 @@ def key_arn(name: str) -> str:
     return f"arn:aws:kms:{REGION}:{SECURITY}:key/{name}"
 
 
-def key_use_allowed(key_policy: dict[str, Any], role_policy: dict[str, Any], key: str, caller: str, action: str,
-                    context: dict[str, str]) -> bool:
+def key_use_allowed(
+    key_policy: dict[str, Any], role_policy: dict[str, Any], key: str, caller: str, action: str, context: dict[str, str]
+) -> bool:
     """KMS's verdict: the key policy judges the caller, and where it names the account root (delegation)
     the caller's IAM policy must allow too. AWS puts the caller's ARN and account in every request."""
     request = {"aws:PrincipalArn": caller, "kms:CallerAccount": caller.split(":")[4], **context}
-    [verdict] = simulate([Simulation(caller, action, key, request,
-                                     identity=(role_policy,), resource_policy=key_policy)])
+    [verdict] = simulate([Simulation(caller, action, key, request, identity=(role_policy,), resource_policy=key_policy)])
     return verdict.allowed
 
 
@@ -66,8 +66,9 @@ def test_results_key_admits_no_one_else_and_no_other_path(sec):
     key = key_arn("security-key-key")
     assert not key_use_allowed(policy, role, key, ANALYST, "kms:Decrypt", {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"})
     assert not key_use_allowed(policy, role, key, RESPONDER, "kms:Decrypt", {"kms:ViaService": VIA_S3})
-    assert not key_use_allowed(policy, role, key, "arn:aws:iam::444444444444:role/BakehouseFlowLogAnalyst",
-                               "kms:Decrypt", {"kms:ViaService": VIA_S3})
+    assert not key_use_allowed(
+        policy, role, key, "arn:aws:iam::444444444444:role/BakehouseFlowLogAnalyst", "kms:Decrypt", {"kms:ViaService": VIA_S3}
+    )
 
 
 def test_analyst_reads_flow_log_objects_through_the_flowlog_key(sec):
@@ -80,9 +81,12 @@ def test_analyst_may_run_the_query_and_read_what_it_touches(sec):
     role = _analyst_policy(sec)
     glue = f"arn:aws:glue:{REGION}:{SECURITY}"
     calls = [
-        ("athena:StartQueryExecution", WORKGROUP), ("athena:GetQueryExecution", WORKGROUP),
-        ("athena:GetQueryResults", WORKGROUP), ("athena:GetNamedQuery", WORKGROUP),
-        ("glue:GetDatabase", f"{glue}:catalog"), ("glue:GetDatabase", f"{glue}:database/bakehouse_logs"),
+        ("athena:StartQueryExecution", WORKGROUP),
+        ("athena:GetQueryExecution", WORKGROUP),
+        ("athena:GetQueryResults", WORKGROUP),
+        ("athena:GetNamedQuery", WORKGROUP),
+        ("glue:GetDatabase", f"{glue}:catalog"),
+        ("glue:GetDatabase", f"{glue}:database/bakehouse_logs"),
         ("glue:GetTable", f"{glue}:table/bakehouse_logs/vpc_flow_logs"),
         ("s3:ListBucket", f"arn:aws:s3:::{FLOWLOGS}"),
         ("s3:GetObject", f"arn:aws:s3:::{FLOWLOGS}/AWSLogs/444444444444/vpcflowlogs/eu-west-1/2026/11/23/x.log.gz"),
@@ -102,8 +106,12 @@ def test_workgroup_writes_results_where_the_analyst_may_and_the_bucket_accepts_t
     assert result["outputLocation"] == f"s3://{RESULTS}/bakehouse-security/"
     assert result["encryptionConfiguration"]["kmsKeyArn"] == key_arn("security-key-key")
     bucket_policy = json.loads(sec.named("security-athena-results-policy").inputs["policy"])
-    put = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3", "s3:x-amz-server-side-encryption": "aws:kms",
-           "s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn("security-key-key")}
+    put = {
+        "aws:SecureTransport": "true",
+        "s3:TlsVersion": "1.3",
+        "s3:x-amz-server-side-encryption": "aws:kms",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn("security-key-key"),
+    }
     assert evaluate(bucket_policy, "s3:PutObject", f"arn:aws:s3:::{RESULTS}/bakehouse-security/a.csv", put) != DENY
 
 

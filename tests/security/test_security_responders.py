@@ -27,8 +27,7 @@ def test_responder_role_trusts_only_tagged_security_account_identities_with_mfa(
 
 
 def _in(account: str, org: str = ORG) -> dict:
-    return {"aws:PrincipalAccount": SECURITY, "aws:PrincipalOrgID": ORG, "aws:ResourceAccount": account,
-            "aws:ResourceOrgID": org}
+    return {"aws:PrincipalAccount": SECURITY, "aws:PrincipalOrgID": ORG, "aws:ResourceAccount": account, "aws:ResourceOrgID": org}
 
 
 def test_responders_may_assume_exactly_the_workloads_break_glass_roles(stack_run):
@@ -41,9 +40,11 @@ def test_responders_may_assume_exactly_the_workloads_break_glass_roles(stack_run
     for account in WORKLOADS:
         assert allowed(document, "sts:AssumeRole", f"arn:aws:iam::{account}:role/BakehouseBreakGlass", _in(account))
         assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{account}:role/BakehouseDeploy", _in(account))
-    assert not allowed(document, "sts:AssumeRole", "arn:aws:iam::999999999999:role/BakehouseBreakGlass",
-                       _in("999999999999", "o-other0000001"))
+    assert not allowed(
+        document, "sts:AssumeRole", "arn:aws:iam::999999999999:role/BakehouseBreakGlass", _in("999999999999", "o-other0000001")
+    )
     assert not allowed(document, "sts:AssumeRole", f"arn:aws:iam::{SECURITY}:role/BakehouseBreakGlass", _in(SECURITY))
-    [attachment] = [r for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-                    if r.name.endswith("responders-read-only")]
+    [attachment] = [
+        r for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.endswith("responders-read-only")
+    ]
     assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/SecurityAudit"

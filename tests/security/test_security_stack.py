@@ -15,15 +15,25 @@ from tests.iam.evaluate import FULL_AWS_ACCESS, Simulation, Verdict, simulate
 from tests.iam.org_view import Request
 from tools.mockrun import cached_run
 
-MGMT, SECURITY, BUILD, DEV, UAT, PROD = ("111111111111", "222222222222", "333333333333",
-                                         "444444444444", "555555555555", "666666666666")
+MGMT, SECURITY, BUILD, DEV, UAT, PROD = (
+    "111111111111",
+    "222222222222",
+    "333333333333",
+    "444444444444",
+    "555555555555",
+    "666666666666",
+)
 ESTATE = {MGMT, SECURITY, BUILD, DEV, UAT, PROD}
 ORG_ID = "o-exampleorg01"
 TRAIL = f"arn:aws:cloudtrail:eu-west-1:{MGMT}:trail/bakehouse-organization"
 KINDS = ("trail", "config", "flowlogs", "evidence", "sessions")
 REGIONS = {"eu-west-1", "eu-central-1", "us-east-1"}
-SECTION = {"objectLockMode": "COMPLIANCE", "objectLockDays": 365, "organizationRootId": "r-exam",
-           "alertEmails": ["security-team@example.com"]}
+SECTION = {
+    "objectLockMode": "COMPLIANCE",
+    "objectLockDays": 365,
+    "organizationRootId": "r-exam",
+    "alertEmails": ["security-team@example.com"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +65,21 @@ def _verdicts(policy: dict[str, Any], principal: dict[str, str], request: Reques
     caller = _caller(principal)
     context = {**({"aws:PrincipalArn": caller} if caller.startswith("arn:") else {}), **request.context}
     # The caller's own IAM side allows everything, so the verdict is the resource policy's to give.
-    return simulate([Simulation(caller, request.action, resource, context, identity=(FULL_AWS_ACCESS,),
-                                resource_policy=policy, resource_account=SECURITY, lenient=True)
-                     for resource in request.resources])
+    return simulate(
+        [
+            Simulation(
+                caller,
+                request.action,
+                resource,
+                context,
+                identity=(FULL_AWS_ACCESS,),
+                resource_policy=policy,
+                resource_account=SECURITY,
+                lenient=True,
+            )
+            for resource in request.resources
+        ]
+    )
 
 
 def allowed(policy: dict[str, Any], principal: dict[str, str], request: Request) -> bool:
@@ -70,6 +92,7 @@ def _delivery(action: str, resource: str, **context: str) -> Request:
 
 
 # --- buckets -------------------------------------------------------------------------------------
+
 
 def test_log_buckets_keep_their_estate_names_and_all_but_config_are_object_locked(sec):
     for kind in KINDS:
@@ -91,8 +114,12 @@ def test_config_bucket_has_no_object_lock_which_config_delivery_does_not_support
 
 
 def test_object_lock_mode_and_retention_come_from_the_security_section():
-    run = cached_run("security", overrides={"bakehouse:security": {**SECTION, "objectLockMode": "GOVERNANCE",
-                                                                  "objectLockDays": 30, "expireAfterDays": 400}})
+    run = cached_run(
+        "security",
+        overrides={
+            "bakehouse:security": {**SECTION, "objectLockMode": "GOVERNANCE", "objectLockDays": 30, "expireAfterDays": 400}
+        },
+    )
     for kind in KINDS:
         if kind != "config":
             lock = run.named(f"security-archive-{kind}-object-lock").inputs["rule"]["defaultRetention"]
@@ -135,20 +162,30 @@ def test_trail_bucket_admits_only_the_organization_trail(sec):
     assert not allowed(policy, {"Service": "config.amazonaws.com"}, _delivery("s3:PutObject", org_object, **ours))
 
 
-@pytest.mark.parametrize("kind,service,path", [
-    ("config", "config.amazonaws.com", "AWSLogs/{account}/Config/eu-west-1/x.json.gz"),
-    # the workload baseline's delivery channel uses the key prefix "config"
-    ("config", "config.amazonaws.com", "config/AWSLogs/{account}/Config/eu-west-1/x.json.gz"),
-    ("flowlogs", "delivery.logs.amazonaws.com", "AWSLogs/{account}/vpcflowlogs/eu-west-1/2026/11/23/x.log.gz"),
-])
+@pytest.mark.parametrize(
+    "kind,service,path",
+    [
+        ("config", "config.amazonaws.com", "AWSLogs/{account}/Config/eu-west-1/x.json.gz"),
+        # the workload baseline's delivery channel uses the key prefix "config"
+        ("config", "config.amazonaws.com", "config/AWSLogs/{account}/Config/eu-west-1/x.json.gz"),
+        ("flowlogs", "delivery.logs.amazonaws.com", "AWSLogs/{account}/vpcflowlogs/eu-west-1/2026/11/23/x.log.gz"),
+    ],
+)
 def test_config_and_flow_log_buckets_admit_only_the_estates_accounts(sec, kind, service, path):
     policy = _bucket_policy(sec, kind)
     bucket = f"arn:aws:s3:::bakehouse-{kind}-{SECURITY}-eu-west-1"
 
     def put(account: str, source_account: str, org: str = ORG_ID, acl: str = "bucket-owner-full-control") -> Request:
-        return _delivery("s3:PutObject", f"{bucket}/{path.format(account=account)}",
-                         **{"aws:SourceAccount": source_account, "aws:SourceOrgID": org, "s3:x-amz-acl": acl,
-                            "aws:SourceArn": f"arn:aws:logs:eu-west-1:{source_account}:*"})
+        return _delivery(
+            "s3:PutObject",
+            f"{bucket}/{path.format(account=account)}",
+            **{
+                "aws:SourceAccount": source_account,
+                "aws:SourceOrgID": org,
+                "s3:x-amz-acl": acl,
+                "aws:SourceArn": f"arn:aws:logs:eu-west-1:{source_account}:*",
+            },
+        )
 
     # by organization (aws:SourceOrgID), so the policy does not grow with the accounts: any member's delivery
     for account in [*ESTATE, "777700000042"]:
@@ -166,17 +203,20 @@ def test_evidence_and_session_buckets_admit_only_workload_principals_of_the_orga
     put = Request("s3:PutObject", (f"{bucket}/incidents/f-1/i-0abc/manifest.json",), context=in_org)
     assert allowed(evidence, writer, put)
     assert not allowed(evidence, writer, Request("s3:PutObject", (f"{bucket}/elsewhere",), context=in_org))
-    assert not allowed(evidence, writer, Request("s3:PutObject", put.resources,
-                                                 context={"aws:PrincipalOrgID": "o-someoneelse1"}))
+    assert not allowed(evidence, writer, Request("s3:PutObject", put.resources, context={"aws:PrincipalOrgID": "o-someoneelse1"}))
     assert not allowed(evidence, writer, Request("s3:DeleteObject", put.resources, context=in_org))
     # the other core accounts are not workloads: named by organization minus them, not one principal per
     # workload (the security account's own principals answer to their IAM policies, not to this one)
     for core in (MGMT, BUILD):
-        assert not allowed(evidence, {"AWS": f"arn:aws:iam::{core}:root"}, Request(
-            "s3:PutObject", put.resources, context={**in_org, "aws:PrincipalAccount": core}))
+        assert not allowed(
+            evidence,
+            {"AWS": f"arn:aws:iam::{core}:root"},
+            Request("s3:PutObject", put.resources, context={**in_org, "aws:PrincipalAccount": core}),
+        )
     sessions = _bucket_policy(sec, "sessions")
     assert [s["Resource"] for s in sessions["Statement"] if s["Sid"] == "SessionLogsPerAccount"] == [
-        [f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1/${{aws:PrincipalAccount}}/*"]]
+        [f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1/${{aws:PrincipalAccount}}/*"]
+    ]
     sessions_bucket = f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1"
     assert allowed(sessions, writer, Request("s3:GetEncryptionConfiguration", (sessions_bucket,), context=in_org))
     assert not allowed(sessions, writer, Request("s3:GetObject", (f"{sessions_bucket}/{PROD}/s.log",), context=in_org))
@@ -193,6 +233,7 @@ def test_every_log_bucket_refuses_requests_without_tls(sec, kind):
 
 # --- keys ----------------------------------------------------------------------------------------
 
+
 def _grants(policy: dict[str, Any], service: str) -> list[dict[str, Any]]:
     return [s for s in policy["Statement"] if s.get("Principal") == {"Service": service}]
 
@@ -201,8 +242,9 @@ def test_log_keys_admit_each_service_only_for_the_estates_deliveries(sec):
     trail = _grants(_key_policy(sec, "trail"), "cloudtrail.amazonaws.com")
     encrypt = next(s for s in trail if "kms:GenerateDataKey*" in s["Action"])
     assert encrypt["Condition"]["StringEquals"]["aws:SourceArn"] == TRAIL
-    assert encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"] == \
-        f"arn:aws:cloudtrail:*:{MGMT}:trail/*"
+    assert (
+        encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:cloudtrail:arn"] == f"arn:aws:cloudtrail:*:{MGMT}:trail/*"
+    )
     assert all(s["Condition"]["StringEquals"]["aws:SourceArn"] == TRAIL for s in trail)
     (config,) = _grants(_key_policy(sec, "config"), "config.amazonaws.com")
     assert config["Condition"] == {"StringEquals": {"aws:SourceOrgID": ORG_ID}}
@@ -214,8 +256,7 @@ def test_log_keys_admit_each_service_only_for_the_estates_deliveries(sec):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_log_keys_admit_a_wildcard_principal_only_from_the_organizations_workload_accounts_through_s3_or_ebs(
-        sec, kind):
+def test_log_keys_admit_a_wildcard_principal_only_from_the_organizations_workload_accounts_through_s3_or_ebs(sec, kind):
     for stmt in _key_policy(sec, kind)["Statement"]:
         if stmt.get("Principal") in ("*", {"AWS": "*"}):
             # the workload accounts by organization, not one principal per account (KMS's 32 KB)
@@ -230,6 +271,7 @@ def test_log_keys_admit_a_wildcard_principal_only_from_the_organizations_workloa
 
 
 # --- security topic ------------------------------------------------------------------------------
+
 
 def test_security_topic_is_kms_encrypted_at_the_address_the_other_stacks_notify(sec):
     topic = _one(sec, "aws:sns/topic:Topic")
@@ -246,18 +288,43 @@ def test_security_topic_accepts_alarms_and_rules_from_the_estate_only(sec):
     topic = f"arn:aws:sns:eu-west-1:{SECURITY}:bakehouse-security"
     for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
         for account in (MGMT, DEV, PROD):
-            assert allowed(policy, {"Service": service}, Request("sns:Publish", (topic,), context={
-                "aws:SourceAccount": account, "aws:SourceOrgID": ORG_ID, "aws:SecureTransport": "true"}))
-        assert not allowed(policy, {"Service": service}, Request("sns:Publish", (topic,), context={
-            "aws:SourceAccount": "999999999999", "aws:SourceOrgID": "o-other0000001", "aws:SecureTransport": "true"}))
-    assert not allowed(policy, {"Service": "cloudwatch.amazonaws.com"}, Request("sns:Publish", (topic,), context={
-        "aws:SourceAccount": MGMT, "aws:SourceOrgID": ORG_ID, "aws:SecureTransport": "false"}))
+            assert allowed(
+                policy,
+                {"Service": service},
+                Request(
+                    "sns:Publish",
+                    (topic,),
+                    context={"aws:SourceAccount": account, "aws:SourceOrgID": ORG_ID, "aws:SecureTransport": "true"},
+                ),
+            )
+        assert not allowed(
+            policy,
+            {"Service": service},
+            Request(
+                "sns:Publish",
+                (topic,),
+                context={"aws:SourceAccount": "999999999999", "aws:SourceOrgID": "o-other0000001", "aws:SecureTransport": "true"},
+            ),
+        )
+    assert not allowed(
+        policy,
+        {"Service": "cloudwatch.amazonaws.com"},
+        Request(
+            "sns:Publish",
+            (topic,),
+            context={"aws:SourceAccount": MGMT, "aws:SourceOrgID": ORG_ID, "aws:SecureTransport": "false"},
+        ),
+    )
     # playbooks' roles, by organization
     playbook = {"AWS": f"arn:aws:iam::{PROD}:root"}
-    assert allowed(policy, playbook, Request("sns:Publish", (topic,), context={
-        "aws:PrincipalOrgID": ORG_ID, "aws:SecureTransport": "true"}))
-    assert not allowed(policy, {"AWS": "arn:aws:iam::999999999999:root"}, Request("sns:Publish", (topic,), context={
-        "aws:PrincipalOrgID": "o-other0000001", "aws:SecureTransport": "true"}))
+    assert allowed(
+        policy, playbook, Request("sns:Publish", (topic,), context={"aws:PrincipalOrgID": ORG_ID, "aws:SecureTransport": "true"})
+    )
+    assert not allowed(
+        policy,
+        {"AWS": "arn:aws:iam::999999999999:root"},
+        Request("sns:Publish", (topic,), context={"aws:PrincipalOrgID": "o-other0000001", "aws:SecureTransport": "true"}),
+    )
     key = json.loads(sec.named("security-alerts-key-key").inputs["policy"])
     cloudwatch = _grants(key, "cloudwatch.amazonaws.com")
     assert cloudwatch and cloudwatch[0]["Condition"]["StringEquals"] == {"aws:SourceOrgID": ORG_ID}
@@ -265,13 +332,20 @@ def test_security_topic_accepts_alarms_and_rules_from_the_estate_only(sec):
 
 # --- detection services --------------------------------------------------------------------------
 
+
 def test_guardduty_enables_every_protection_plan_for_all_members_in_every_region(sec):
     configs = sec.of_type("aws:guardduty/organizationConfiguration:OrganizationConfiguration")
     assert {c.inputs["region"] for c in configs} == REGIONS
     assert all(c.inputs["autoEnableOrganizationMembers"] == "ALL" for c in configs)
     features = sec.of_type("aws:guardduty/organizationConfigurationFeature:OrganizationConfigurationFeature")
-    plans = {"S3_DATA_EVENTS", "EKS_AUDIT_LOGS", "EBS_MALWARE_PROTECTION", "RDS_LOGIN_EVENTS",
-             "LAMBDA_NETWORK_LOGS", "RUNTIME_MONITORING"}
+    plans = {
+        "S3_DATA_EVENTS",
+        "EKS_AUDIT_LOGS",
+        "EBS_MALWARE_PROTECTION",
+        "RDS_LOGIN_EVENTS",
+        "LAMBDA_NETWORK_LOGS",
+        "RUNTIME_MONITORING",
+    }
     for region in REGIONS:
         here = {f.inputs["name"]: f for f in features if f.inputs["region"] == region}
         assert set(here) == plans
@@ -288,7 +362,8 @@ def test_security_hub_uses_central_configuration_with_cis_3_and_fsbp_for_the_who
     assert policy["serviceEnabled"] is True
     assert sorted(policy["enabledStandardArns"]) == [
         "arn:aws:securityhub:eu-west-1::standards/aws-foundational-security-best-practices/v/1.0.0",
-        "arn:aws:securityhub:eu-west-1::standards/cis-aws-foundations-benchmark/v/3.0.0"]
+        "arn:aws:securityhub:eu-west-1::standards/cis-aws-foundations-benchmark/v/3.0.0",
+    ]
     association = _one(sec, "aws:securityhub/configurationPolicyAssociation:ConfigurationPolicyAssociation")
     assert association.inputs["targetId"] == "r-exam"
     aggregator = _one(sec, "aws:securityhub/findingAggregator:FindingAggregator")
@@ -325,13 +400,19 @@ def test_conformance_packs_check_what_the_estate_promises():
         declared = yaml.safe_load(template)["Resources"].values()
         sources[name] = {r["Properties"]["Source"]["SourceIdentifier"]: r["Properties"] for r in declared}
     baseline, workloads = sources["bakehouse-baseline"], sources["bakehouse-workloads"]
-    assert {"ENCRYPTED_VOLUMES", "EC2_IMDSV2_CHECK", "S3_BUCKET_LEVEL_PUBLIC_ACCESS_PROHIBITED",
-            "S3_ACCOUNT_LEVEL_PUBLIC_ACCESS_BLOCKS_PERIODIC", "MULTI_REGION_CLOUD_TRAIL_ENABLED"} <= set(baseline)
+    assert {
+        "ENCRYPTED_VOLUMES",
+        "EC2_IMDSV2_CHECK",
+        "S3_BUCKET_LEVEL_PUBLIC_ACCESS_PROHIBITED",
+        "S3_ACCOUNT_LEVEL_PUBLIC_ACCESS_BLOCKS_PERIODIC",
+        "MULTI_REGION_CLOUD_TRAIL_ENABLED",
+    } <= set(baseline)
     assert {"EC2_INSTANCE_NO_PUBLIC_IP", "APPROVED_AMIS_BY_TAG"} <= set(workloads)
     assert workloads["APPROVED_AMIS_BY_TAG"]["InputParameters"] == {"amisByTagKeyAndValue": "bakehouse-approved:true"}
 
 
 # --- flow-log analytics --------------------------------------------------------------------------
+
 
 def test_flow_log_table_projects_the_layout_flow_logs_deliver(sec):
     table = _one(sec, "aws:glue/catalogTable:CatalogTable")
@@ -339,8 +420,9 @@ def test_flow_log_table_projects_the_layout_flow_logs_deliver(sec):
     assert params["projection.enabled"] == "true"
     template = params["storage.location.template"]
     # A VPC flow log delivering to S3 writes AWSLogs/<account>/vpcflowlogs/<region>/<yyyy>/<MM>/<dd>/.
-    filled = (template.replace("${source_account}", DEV).replace("${source_region}", "eu-central-1")
-              .replace("${day}", "2026/11/23"))
+    filled = (
+        template.replace("${source_account}", DEV).replace("${source_region}", "eu-central-1").replace("${day}", "2026/11/23")
+    )
     assert filled == f"s3://bakehouse-flowlogs-{SECURITY}-eu-west-1/AWSLogs/{DEV}/vpcflowlogs/eu-central-1/2026/11/23"
     assert set(params["projection.source_account.values"].split(",")) == ESTATE
     assert set(params["projection.source_region.values"].split(",")) == REGIONS
@@ -364,14 +446,27 @@ def test_rejected_traffic_query_reads_the_table_within_a_day_partition(sec):
 
 # --- config --------------------------------------------------------------------------------------
 
+
 def test_bad_security_section_lists_every_problem_and_declares_nothing():
-    bad = {"objectLockMode": "governance", "objectLockDays": 0, "glacierAfterDays": 0, "organizationRootId": "root", "alertEmails": ["nobody"], "lockMode": "x"}
+    bad = {
+        "objectLockMode": "governance",
+        "objectLockDays": 0,
+        "glacierAfterDays": 0,
+        "organizationRootId": "root",
+        "alertEmails": ["nobody"],
+        "lockMode": "x",
+    }
     run = cached_run("security", overrides={"bakehouse:security": bad}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
     message = str(run.error)
-    for expected in ("bakehouse:security.objectLockMode is 'governance'", "bakehouse:security.objectLockDays is 0",
-                     "bakehouse:security.glacierAfterDays is 0", "bakehouse:security.organizationRootId is 'root'",
-                     "bakehouse:security.alertEmails", "bakehouse:security.lockMode"):
+    for expected in (
+        "bakehouse:security.objectLockMode is 'governance'",
+        "bakehouse:security.objectLockDays is 0",
+        "bakehouse:security.glacierAfterDays is 0",
+        "bakehouse:security.organizationRootId is 'root'",
+        "bakehouse:security.alertEmails",
+        "bakehouse:security.lockMode",
+    ):
         assert expected in message, expected
     assert [r for r in run.resources if not r.is_provider] == []
 

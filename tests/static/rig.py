@@ -22,13 +22,48 @@ VALIDATION = REPO / "packer" / "validation"
 STUB = Path(__file__).resolve().parent / "stubs" / "stub"
 
 REAL_TOOLS = (
-    "bash", "cat", "grep", "sed", "awk", "find", "mkdir", "chmod", "rm", "mv", "cp", "cmp", "stat",
-    "date", "tee", "tr", "head", "tail", "id", "basename", "dirname", "mktemp", "sort", "wc", "touch",
-    "ln", "cut", "env",
+    "bash",
+    "cat",
+    "grep",
+    "sed",
+    "awk",
+    "find",
+    "mkdir",
+    "chmod",
+    "rm",
+    "mv",
+    "cp",
+    "cmp",
+    "stat",
+    "date",
+    "tee",
+    "tr",
+    "head",
+    "tail",
+    "id",
+    "basename",
+    "dirname",
+    "mktemp",
+    "sort",
+    "wc",
+    "touch",
+    "ln",
+    "cut",
+    "env",
 )
 STUBBED = (
-    "systemctl", "sysctl", "modprobe", "augenrules", "auditctl", "aide", "aideinit", "freshclam",
-    "gpg", "ss", "chown", "curl",
+    "systemctl",
+    "sysctl",
+    "modprobe",
+    "augenrules",
+    "auditctl",
+    "aide",
+    "aideinit",
+    "freshclam",
+    "gpg",
+    "ss",
+    "chown",
+    "curl",
 )
 DISTRO_TOOLS = {"dnf": ("dnf", "rpm"), "apt": ("apt-get", "dpkg-query", "dpkg", "snap")}
 
@@ -38,17 +73,22 @@ PREINSTALLED = {
     "apt": ("openssh-server",),
 }
 UNITS = {
-    "dnf": {"sshd.service": "enabled", "amazon-ssm-agent.service": "enabled",
-            "auditd.service": "enabled", "chronyd.service": "enabled"},
-    "apt": {"ssh.socket": "enabled", "ssh.service": "disabled",
-            "systemd-timesyncd.service": "enabled"},
+    "dnf": {
+        "sshd.service": "enabled",
+        "amazon-ssm-agent.service": "enabled",
+        "auditd.service": "enabled",
+        "chronyd.service": "enabled",
+    },
+    "apt": {"ssh.socket": "enabled", "ssh.service": "disabled", "systemd-timesyncd.service": "enabled"},
 }
 PROVIDES = {
-    "dnf": {"amazon-cloudwatch-agent": "amazon-cloudwatch-agent.service",
-            "clamav-update": "clamav-freshclam.service"},
-    "apt": {"auditd": "auditd.service", "chrony": "chrony.service",
-            "amazon-cloudwatch-agent": "amazon-cloudwatch-agent.service",
-            "clamav-freshclam": "clamav-freshclam.service"},
+    "dnf": {"amazon-cloudwatch-agent": "amazon-cloudwatch-agent.service", "clamav-update": "clamav-freshclam.service"},
+    "apt": {
+        "auditd": "auditd.service",
+        "chrony": "chrony.service",
+        "amazon-cloudwatch-agent": "amazon-cloudwatch-agent.service",
+        "clamav-freshclam": "clamav-freshclam.service",
+    },
 }
 
 # Calls that change a system; a converged second run issues none of them.
@@ -62,7 +102,7 @@ CHANGING = {
     "modprobe": {"-r"},
     "augenrules": {"--load"},
     "aide": {"--init"},
-    "aideinit": None,   # any call
+    "aideinit": None,  # any call
     "freshclam": None,
     "chown": None,
     "gpg": {"--import"},
@@ -75,7 +115,7 @@ def is_changing(call: str) -> bool:
     if name not in CHANGING:
         return False
     verbs = CHANGING[name]
-    if name == "apt-get" and "-s" in args:   # a simulation changes nothing
+    if name == "apt-get" and "-s" in args:  # a simulation changes nothing
         return False
     return verbs is None or any(a in verbs for a in args)
 
@@ -89,8 +129,14 @@ class Rig:
     tmp: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {"PATH": str(self.bin), "BAKEHOUSE_ROOT": str(self.root), "STUB_STATE": str(self.state),
-               "TMPDIR": str(self.tmp), "LC_ALL": "C", "HOME": str(self.tmp)}
+        env = {
+            "PATH": str(self.bin),
+            "BAKEHOUSE_ROOT": str(self.root),
+            "STUB_STATE": str(self.state),
+            "TMPDIR": str(self.tmp),
+            "LC_ALL": "C",
+            "HOME": str(self.tmp),
+        }
         env.update(extra)
         return env
 
@@ -177,8 +223,12 @@ def build_rig(base: Path, pkg: str, systemd: bool = True) -> Rig:
         (state / "provides" / package).write_text(unit + "\n")
     (state / "pending").write_text("openssl\nkernel\n")
     (state / "sysctl").mkdir()
-    for key, value in {"net.ipv4.conf.all.accept_redirects": "1", "net.ipv4.conf.all.send_redirects": "1",
-                       "kernel.randomize_va_space": "2", "net.ipv4.tcp_syncookies": "1"}.items():
+    for key, value in {
+        "net.ipv4.conf.all.accept_redirects": "1",
+        "net.ipv4.conf.all.send_redirects": "1",
+        "kernel.randomize_va_space": "2",
+        "net.ipv4.tcp_syncookies": "1",
+    }.items():
         (state / "sysctl" / key).write_text(value + "\n")
 
     # A root filesystem with the usual sins of a fresh image.
@@ -187,8 +237,10 @@ def build_rig(base: Path, pkg: str, systemd: bool = True) -> Rig:
     if pkg == "dnf":
         _write(root / "etc" / "amazon-linux-release", "Amazon Linux release 2023.6.20241010 (Amazon Linux)\n")
     _write(root / "proc" / "modules", "cramfs 16384 0 - Live 0x0\next4 1003520 1 - Live 0x0\n")
-    _write(root / "etc" / "login.defs", "MAIL_DIR\t/var/spool/mail\nPASS_MAX_DAYS\t99999\nPASS_MIN_DAYS\t0\n"
-                                         "PASS_WARN_AGE\t7\nUMASK\t\t022\n")
+    _write(
+        root / "etc" / "login.defs",
+        "MAIL_DIR\t/var/spool/mail\nPASS_MAX_DAYS\t99999\nPASS_MIN_DAYS\t0\nPASS_WARN_AGE\t7\nUMASK\t\t022\n",
+    )
     _write(root / "etc" / "default" / "useradd", "GROUP=100\nINACTIVE=-1\n")
     _write(root / "etc" / "passwd", "root:x:0:0:root:/root:/bin/bash\n")
     _write(root / "etc" / "group", "root:x:0:\n")

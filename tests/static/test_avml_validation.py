@@ -30,8 +30,12 @@ def rig(tmp_path):
     (rig.bin / "sha256sum").symlink_to(shutil.which("sha256sum"))
     staged = tmp_path / f"avml-{VERSION}"
     staged.write_bytes(BINARY)
-    installed = rig.run(SCRIPTS / "55-memory-capture.sh", BAKEHOUSE_AVML_VERSION=VERSION,
-                        BAKEHOUSE_AVML_SHA256=DIGEST, BAKEHOUSE_AVML_SOURCE=str(staged))
+    installed = rig.run(
+        SCRIPTS / "55-memory-capture.sh",
+        BAKEHOUSE_AVML_VERSION=VERSION,
+        BAKEHOUSE_AVML_SHA256=DIGEST,
+        BAKEHOUSE_AVML_SOURCE=str(staged),
+    )
     assert installed.returncode == 0, installed.stderr
     return rig
 
@@ -46,8 +50,10 @@ def test_validation_passes_when_avml_is_installed_with_the_recorded_sha256(rig):
 def test_validation_fails_when_the_installed_avml_is_not_the_recorded_build(rig):
     (rig.root / "usr/local/bin/avml").write_bytes(b"swapped after install")
     result = rig.run(CHECK, BAKEHOUSE_CONTEXT="image")
-    assert f"FAIL avml-sha256: /usr/local/bin/avml has SHA-256 '{hashlib.sha256(b'swapped after install').hexdigest()}'" \
+    assert (
+        f"FAIL avml-sha256: /usr/local/bin/avml has SHA-256 '{hashlib.sha256(b'swapped after install').hexdigest()}'"
         in result.stdout
+    )
     assert f"the image records '{DIGEST}'" in result.stdout
 
 
@@ -84,8 +90,9 @@ def test_packer_avml_variables_have_no_default_and_validate_their_shape():
     variables = {n: b for block in _load("variables.pkr.hcl")["variable"] for n, b in block.items()}
     for name in ("avml_version", "avml_sha256"):
         assert "default" not in variables[name], f"{name} must come from the release, not a default"
-    sha = re.compile(re.search(r'regex\("(.+?)",', variables["avml_sha256"]["validation"][0]["condition"])
-                     .group(1).replace("\\\\", "\\"))
+    sha = re.compile(
+        re.search(r'regex\("(.+?)",', variables["avml_sha256"]["validation"][0]["condition"]).group(1).replace("\\\\", "\\")
+    )
     assert sha.search(DIGEST) and not sha.search(DIGEST.upper()) and not sha.search("abc")
 
 
@@ -97,8 +104,11 @@ def test_packer_ami_and_snapshots_are_tagged_with_the_avml_pins():
 
 def test_both_packer_builders_pass_the_avml_pins_to_provisioning():
     [build] = _load("build.pkr.hcl")["build"]
-    runs = [p["shell"] for p in build["provisioner"] if "shell" in p
-            and any("provision.sh" in line for line in p["shell"].get("inline", []))]
+    runs = [
+        p["shell"]
+        for p in build["provisioner"]
+        if "shell" in p and any("provision.sh" in line for line in p["shell"].get("inline", []))
+    ]
     assert len(runs) == 2
     for run in runs:
         assert "BAKEHOUSE_AVML_VERSION=${var.avml_version}" in run["environment_vars"]
@@ -109,7 +119,7 @@ def _buildspec_avml_lines() -> list[str]:
     commands = yaml.safe_load((PACKER / "buildspec.yml").read_text())["phases"]["pre_build"]["commands"]
     start = next(i for i, c in enumerate(commands) if "AVML_VERSION=" in c)
     end = next(i for i, c in enumerate(commands) if "sha256sum -c" in c)
-    return commands[start:end + 1]
+    return commands[start : end + 1]
 
 
 def _run_buildspec_staging(tmp_path, metadata: dict, body: bytes) -> subprocess.CompletedProcess:
@@ -122,9 +132,14 @@ def _run_buildspec_staging(tmp_path, metadata: dict, body: bytes) -> subprocess.
     aws.chmod(0o755)
     head = json.dumps({"Metadata": {"commit": "0123abc", "bundle-version": "v1", **metadata}})
     script = "set -euo pipefail\n" + f"head='{head}'\n" + "\n".join(_buildspec_avml_lines()) + "\n"
-    return subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "SCRIPTS_BUCKET": "bakehouse-scripts",
-                               "BUNDLE_VERSION_ID": "v1"})
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "SCRIPTS_BUCKET": "bakehouse-scripts", "BUNDLE_VERSION_ID": "v1"},
+    )
 
 
 PINS = {"avmlversion": VERSION, "avmlsha256": DIGEST, "avmlobjectversion": "objv1"}

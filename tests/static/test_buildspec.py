@@ -53,8 +53,11 @@ def test_packer_and_plugins_are_pinned_and_checked_before_use(spec):
     assert all("https://releases.hashicorp.com/" in install[i] for i in downloads)
 
 
-@pytest.mark.xfail(strict=True, reason="published SHA-256 values cannot be fetched offline; pin them from "
-                                       "releases.hashicorp.com SHA256SUMS (fails closed until then)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="published SHA-256 values cannot be fetched offline; pin them from "
+    "releases.hashicorp.com SHA256SUMS (fails closed until then)",
+)
 def test_pinned_checksums_are_real_values_not_the_fail_closed_placeholder(spec):
     env = spec["env"]["variables"]
     assert all(set(env[f"{n}_SHA256"]) != {"0"} for n in ("PACKER", "AMAZON_PLUGIN", "DOCKER_PLUGIN"))
@@ -105,28 +108,42 @@ printf '%s\\n' "$@" > {tmp_path}/call
 def run_start_release(tmp_path: Path, settings: dict, manifest: dict) -> tuple[subprocess.CompletedProcess, list[str]]:
     bin_dir = fake_aws(tmp_path, settings)
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAMILY": "ubuntu2404",
-           "SCRIPTS_COMMIT": "0123abc", "SCRIPTS_BUNDLE_VERSION": "v-17",
-           "RELEASE_DOCUMENT": "Bakehouse-ReleaseImage"}
-    result = subprocess.run(["bash", str(PACKER / "start_release.sh"), str(tmp_path / "manifest.json")],
-                            capture_output=True, text=True, env=env)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAMILY": "ubuntu2404",
+        "SCRIPTS_COMMIT": "0123abc",
+        "SCRIPTS_BUNDLE_VERSION": "v-17",
+        "RELEASE_DOCUMENT": "Bakehouse-ReleaseImage",
+    }
+    result = subprocess.run(
+        ["bash", str(PACKER / "start_release.sh"), str(tmp_path / "manifest.json")], capture_output=True, text=True, env=env
+    )
     call = (tmp_path / "call").read_text().splitlines() if (tmp_path / "call").exists() else []
     return result, call
 
 
-MANIFEST = {"last_run_uuid": "run-2", "builds": [
-    {"builder_type": "amazon-ebs", "packer_run_uuid": "run-1", "artifact_id": "eu-west-1:ami-0000000000000000a"},
-    {"builder_type": "docker", "packer_run_uuid": "run-2", "artifact_id": "sha256:abc"},
-    {"builder_type": "amazon-ebs", "packer_run_uuid": "run-2", "artifact_id": "eu-west-1:ami-0123456789abcdef0"},
-]}
+MANIFEST = {
+    "last_run_uuid": "run-2",
+    "builds": [
+        {"builder_type": "amazon-ebs", "packer_run_uuid": "run-1", "artifact_id": "eu-west-1:ami-0000000000000000a"},
+        {"builder_type": "docker", "packer_run_uuid": "run-2", "artifact_id": "sha256:abc"},
+        {"builder_type": "amazon-ebs", "packer_run_uuid": "run-2", "artifact_id": "eu-west-1:ami-0123456789abcdef0"},
+    ],
+}
 
 
 def test_start_release_passes_this_runs_ami_and_the_settings_parameters(tmp_path):
-    settings = {"pipelineParameters": {"AutomationAssumeRole": "arn:aws:iam::333333333333:role/X",
-                                       "FactoryKmsKeyId": "arn:aws:kms:eu-west-1:333333333333:key/k",
-                                       "SecurityGroupIds": ["sg-1"], "Regions": {"eu-west-1": "k"},
-                                       "Accounts": [{"AccountId": "444444444444", "Env": "dev"}],
-                                       "MaxCatalogVersions": 3}}
+    settings = {
+        "pipelineParameters": {
+            "AutomationAssumeRole": "arn:aws:iam::333333333333:role/X",
+            "FactoryKmsKeyId": "arn:aws:kms:eu-west-1:333333333333:key/k",
+            "SecurityGroupIds": ["sg-1"],
+            "Regions": {"eu-west-1": "k"},
+            "Accounts": [{"AccountId": "444444444444", "Env": "dev"}],
+            "MaxCatalogVersions": 3,
+        }
+    }
     result, call = run_start_release(tmp_path, settings, MANIFEST)
     assert result.returncode == 0, result.stderr
     assert call[:4] == ["ssm", "start-automation-execution", "--document-name", "Bakehouse-ReleaseImage"]

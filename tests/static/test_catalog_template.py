@@ -27,17 +27,33 @@ CONSTRAINT_SCHEMA = {
     "type": "object",
     "required": ["Rules"],
     "additionalProperties": False,
-    "properties": {"Rules": {
-        "type": "object", "minProperties": 1,
-        "additionalProperties": {
-            "type": "object", "required": ["Assertions"], "additionalProperties": False,
-            "properties": {
-                "RuleCondition": {"type": "object"},
-                "Assertions": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["Assert"], "additionalProperties": False,
-                    "properties": {"Assert": {"type": "object", "minProperties": 1, "maxProperties": 1},
-                                   "AssertDescription": {"type": "string", "minLength": 1}}}},
-            }}}},
+    "properties": {
+        "Rules": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["Assertions"],
+                "additionalProperties": False,
+                "properties": {
+                    "RuleCondition": {"type": "object"},
+                    "Assertions": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["Assert"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "Assert": {"type": "object", "minProperties": 1, "maxProperties": 1},
+                                "AssertDescription": {"type": "string", "minLength": 1},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
 }
 
 
@@ -45,7 +61,7 @@ CONSTRAINT_SCHEMA = {
 def template() -> dict:
     decoded, matches = decode_str(TEMPLATE.read_text())
     assert not matches, matches
-    return json.loads(json.dumps(decoded))   # plain dicts, !Ref etc. as {"Ref": ...}
+    return json.loads(json.dumps(decoded))  # plain dicts, !Ref etc. as {"Ref": ...}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +78,7 @@ def _lint(text: str) -> list[str]:
 
 
 # --- a tiny evaluator for the rule functions Service Catalog and CloudFormation accept -------------------
+
 
 def _eval(node: Any, params: dict[str, Any]) -> Any:
     if isinstance(node, dict):
@@ -103,11 +120,15 @@ def _with_image(constraint: dict, image_id: str) -> dict:
     return json.loads(json.dumps(constraint).replace(SENTINEL_IMAGE, image_id))
 
 
-GOOD_PARAMS = {"ImageId": "ami-0123456789abcdef0", "AppPort": "443",
-               "KmsKeyArn": "arn:aws:kms:eu-west-1:444444444444:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
+GOOD_PARAMS = {
+    "ImageId": "ami-0123456789abcdef0",
+    "AppPort": "443",
+    "KmsKeyArn": "arn:aws:kms:eu-west-1:444444444444:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
 
 
 # --- lint -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", sorted((REPO / "catalog").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_catalog_template_is_cfn_lint_clean(path):
@@ -127,6 +148,7 @@ def test_lint_catches_a_broken_template():
 
 
 # --- the instances ----------------------------------------------------------------------------------------
+
 
 def test_launch_template_requires_imdsv2_with_hop_limit_one(template):
     (lt,) = _of_type(template, "AWS::EC2::LaunchTemplate").values()
@@ -171,6 +193,7 @@ def test_instances_run_the_image_parameter_in_an_auto_scaling_group(template):
 
 # --- the security group -----------------------------------------------------------------------------------
 
+
 def test_security_group_has_no_ingress_from_anywhere_and_no_remote_shell_port(template):
     (sg,) = _of_type(template, "AWS::EC2::SecurityGroup").values()
     ingress = sg["Properties"]["SecurityGroupIngress"]
@@ -182,10 +205,18 @@ def test_security_group_has_no_ingress_from_anywhere_and_no_remote_shell_port(te
             assert port == {"Ref": "AppPort"} or port not in (22, 23, 3389)
 
 
-@pytest.mark.parametrize("cidr, allowed", [
-    ("10.0.0.0/16", True), ("172.16.0.0/12", True), ("192.168.10.0/24", True),
-    ("0.0.0.0/0", False), ("8.8.8.0/24", False), ("10.0.0.0/1", False), ("172.32.0.0/16", False),
-])
+@pytest.mark.parametrize(
+    "cidr, allowed",
+    [
+        ("10.0.0.0/16", True),
+        ("172.16.0.0/12", True),
+        ("192.168.10.0/24", True),
+        ("0.0.0.0/0", False),
+        ("8.8.8.0/24", False),
+        ("10.0.0.0/1", False),
+        ("172.32.0.0/16", False),
+    ],
+)
 def test_private_cidr_parameter_admits_private_ranges_only(template, cidr, allowed):
     pattern = template["Parameters"]["PrivateCidr"]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, cidr)) is allowed
@@ -207,6 +238,7 @@ def test_egress_is_https_to_the_private_range_only(template):
 
 
 # --- the template constraint ------------------------------------------------------------------------------
+
 
 def test_constraint_has_the_shape_service_catalog_accepts(constraint):
     jsonschema.validate(constraint, CONSTRAINT_SCHEMA)
@@ -246,7 +278,9 @@ def test_product_template_passes_yamllint():
     from yamllint.config import YamlLintConfig
 
     # CloudFormation's short tags and long descriptions are normal; everything else at yamllint's defaults.
-    config = YamlLintConfig("extends: default\nrules:\n  line-length: {max: 160}\n  document-start: disable\n"
-                            "  braces: {max-spaces-inside: 1}\n  brackets: {max-spaces-inside: 1}\n")
+    config = YamlLintConfig(
+        "extends: default\nrules:\n  line-length: {max: 160}\n  document-start: disable\n"
+        "  braces: {max-spaces-inside: 1}\n  brackets: {max-spaces-inside: 1}\n"
+    )
     problems = [f"{p.line}:{p.column} {p.message}" for p in linter.run(TEMPLATE.read_text(), config)]
     assert problems == []

@@ -30,8 +30,12 @@ def rig(tmp_path):
 
 
 def _pins(rig, digest=None, **more):
-    return {"BAKEHOUSE_AVML_VERSION": VERSION, "BAKEHOUSE_AVML_SHA256": digest or hashlib.sha256(BINARY).hexdigest(),
-            "BAKEHOUSE_AVML_SOURCE": str(rig.staged), **more}
+    return {
+        "BAKEHOUSE_AVML_VERSION": VERSION,
+        "BAKEHOUSE_AVML_SHA256": digest or hashlib.sha256(BINARY).hexdigest(),
+        "BAKEHOUSE_AVML_SOURCE": str(rig.staged),
+        **more,
+    }
 
 
 def test_avml_is_installed_executable_from_the_staged_artifact_and_recorded(rig):
@@ -61,7 +65,7 @@ def test_a_second_run_changes_nothing(rig):
 
 def test_an_artifact_in_the_scripts_bucket_is_fetched_with_the_cli_then_verified(rig, tmp_path):
     cli = rig.bin / "aws"  # the stand-in CLI copies the "bucket" object from a local mirror
-    cli.write_text(f"#!/bin/bash\n[ \"$1 $2\" = 's3 cp' ] || exit 2\ncp {rig.staged} \"$5\"\n")
+    cli.write_text(f'#!/bin/bash\n[ "$1 $2" = \'s3 cp\' ] || exit 2\ncp {rig.staged} "$5"\n')
     cli.chmod(0o755)
     result = rig.run(SCRIPT, **_pins(rig, BAKEHOUSE_AVML_SOURCE=f"s3://bakehouse-scripts/tools/avml/{VERSION}/avml"))
     assert result.returncode == 0, result.stderr
@@ -78,8 +82,7 @@ def test_a_real_build_without_pins_fails_and_a_rehearsal_skips(rig):
     env = {k: v for k, v in rig.env().items() if k != "BAKEHOUSE_ROOT"}
     import subprocess
 
-    real = subprocess.run(["bash", "-c", f"BAKEHOUSE_ROOT= {SCRIPT}"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    real = subprocess.run(["bash", "-c", f"BAKEHOUSE_ROOT= {SCRIPT}"], env=env, capture_output=True, text=True, timeout=60)
     assert real.returncode != 0 and "BAKEHOUSE_AVML_VERSION is required" in real.stderr
     rehearsal = rig.run(SCRIPT)
     assert rehearsal.returncode == 0 and "rehearsal without AVML pins" in rehearsal.stderr

@@ -18,8 +18,6 @@ VALIDATE_IMAGE_DOC = REPO / "automation" / "validate_image.yaml"
 SOURCES = ("amazon-ebs.golden", "docker.local")
 
 
-
-
 @pytest.fixture(scope="module")
 def variables() -> dict[str, dict]:
     return {name: body for block in _load("variables.pkr.hcl")["variable"] for name, body in block.items()}
@@ -66,6 +64,7 @@ def _base_parameters(sources_file: dict) -> set[str]:
 
 # --- variables ---------------------------------------------------------------------------------------
 
+
 def test_every_variable_is_typed_described_and_validated(variables):
     assert len(variables) >= 8
     for name, body in variables.items():
@@ -81,15 +80,21 @@ def test_variables_have_no_default_where_the_account_must_choose(variables):
         assert "default" not in variables[name], f"{name} must be given, not defaulted"
 
 
-@pytest.mark.parametrize("name, good, bad", [
-    ("kms_key_id", ["arn:aws:kms:eu-west-1:333333333333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
-     ["alias/aws/ebs", "alias/bakehouse-factory", "1234abcd-12ab-34cd-56ef-1234567890ab"]),
-    ("subnet_id", ["subnet-0123456789abcdef0"], ["subnet-XYZ", "sn-01234567"]),
-    ("security_group_id", ["sg-0123456789abcdef0"], ["sg-", "default"]),
-    ("family", ["al2023-base", "ubuntu2404-web"], ["AL2023", "2023-base", "a" * 40]),
-    ("scripts_commit", ["0123abc", "unversioned", "a" * 40], ["main", "HEAD~1", "a" * 41]),
-    ("region", ["eu-west-1", "us-gov-west-1"], ["eu-west", "EU-WEST-1"]),
-])
+@pytest.mark.parametrize(
+    "name, good, bad",
+    [
+        (
+            "kms_key_id",
+            ["arn:aws:kms:eu-west-1:333333333333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+            ["alias/aws/ebs", "alias/bakehouse-factory", "1234abcd-12ab-34cd-56ef-1234567890ab"],
+        ),
+        ("subnet_id", ["subnet-0123456789abcdef0"], ["subnet-XYZ", "sn-01234567"]),
+        ("security_group_id", ["sg-0123456789abcdef0"], ["sg-", "default"]),
+        ("family", ["al2023-base", "ubuntu2404-web"], ["AL2023", "2023-base", "a" * 40]),
+        ("scripts_commit", ["0123abc", "unversioned", "a" * 40], ["main", "HEAD~1", "a" * 41]),
+        ("region", ["eu-west-1", "us-gov-west-1"], ["eu-west", "EU-WEST-1"]),
+    ],
+)
 def test_variable_validation_accepts_good_values_and_rejects_bad_ones(variables, name, good, bad):
     pattern = re.compile(_regex_of(variables[name]["validation"][0]["condition"]))
     for value in good:
@@ -99,6 +104,7 @@ def test_variable_validation_accepts_good_values_and_rejects_bad_ones(variables,
 
 
 # --- the amazon-ebs builder ----------------------------------------------------------------------------
+
 
 def test_ebs_build_requires_imdsv2_with_hop_limit_one(ebs):
     (options,) = ebs["metadata_options"]
@@ -133,8 +139,13 @@ def test_ebs_build_starts_from_the_public_base_parameter(ebs, sources_file):
 
 def test_ebs_image_and_snapshots_carry_provenance_tags(ebs, sources_file):
     provenance = sources_file["locals"][0]["provenance"]
-    for key in ("bakehouse:family", "bakehouse:source-ami", "bakehouse:commit", "bakehouse:build-date",
-                "bakehouse:build-execution"):
+    for key in (
+        "bakehouse:family",
+        "bakehouse:source-ami",
+        "bakehouse:commit",
+        "bakehouse:build-date",
+        "bakehouse:build-execution",
+    ):
         assert key in provenance, f"provenance lacks {key}"
     assert "base_ami.value" in provenance["bakehouse:source-ami"]
     for attribute in ("tags", "snapshot_tags", "run_volume_tags"):
@@ -142,6 +153,7 @@ def test_ebs_image_and_snapshots_carry_provenance_tags(ebs, sources_file):
 
 
 # --- both builders run the same scripts ----------------------------------------------------------------
+
 
 def test_build_uses_both_builders(build):
     assert sorted(build["sources"]) == sorted(f"source.{s}" for s in SOURCES)
@@ -161,25 +173,31 @@ def test_each_builder_uploads_the_scripts_then_provisions_then_validates(build, 
 
 @pytest.mark.parametrize("source, context", [("amazon-ebs.golden", "build"), ("docker.local", "container")])
 def test_each_builder_validates_in_its_own_context(build, source, context):
-    validating = [body for kind, body in _provisioners_for(build, source)
-                  if kind == "shell" and "/tmp/bakehouse/validation/validate.sh" in body.get("inline", [])]
+    validating = [
+        body
+        for kind, body in _provisioners_for(build, source)
+        if kind == "shell" and "/tmp/bakehouse/validation/validate.sh" in body.get("inline", [])
+    ]
     (body,) = validating
     assert f"BAKEHOUSE_CONTEXT={context}" in body["environment_vars"]
 
 
 def test_packer_records_the_scripts_commit_like_the_ssm_build(build):
-    provisioning = [body for entry in build["provisioner"] for kind, body in entry.items()
-                    if kind == "shell" and "/tmp/bakehouse/scripts/provision.sh" in body.get("inline", [])]
-    assert provisioning and all("BAKEHOUSE_SCRIPTS_VERSION=${var.scripts_commit}" in b["environment_vars"]
-                                for b in provisioning)
+    provisioning = [
+        body
+        for entry in build["provisioner"]
+        for kind, body in entry.items()
+        if kind == "shell" and "/tmp/bakehouse/scripts/provision.sh" in body.get("inline", [])
+    ]
+    assert provisioning and all("BAKEHOUSE_SCRIPTS_VERSION=${var.scripts_commit}" in b["environment_vars"] for b in provisioning)
 
 
 # --- the same base and scripts as the SSM BuildImage document -----------------------------------------
 
+
 def _run_command_lines(doc: Path) -> list[str]:
     steps = yaml.safe_load(doc.read_text())["mainSteps"]
-    return [line for step in steps if step["action"] == "aws:runCommand"
-            for line in step["inputs"]["Parameters"]["commands"]]
+    return [line for step in steps if step["action"] == "aws:runCommand" for line in step["inputs"]["Parameters"]["commands"]]
 
 
 def test_ssm_build_runs_the_same_step_scripts_in_the_same_order():
@@ -237,6 +255,7 @@ def test_ebs_shell_steps_stop_at_the_first_failing_line(build):
 
 # --- the container twin goes to ECR --------------------------------------------------------------------
 
+
 def test_container_twin_is_tagged_and_pushed_to_the_ecr_repository_only(build):
     (chain,) = build["post-processors"]
     steps = [next(iter(p.items())) for p in chain["post-processor"]]
@@ -245,8 +264,9 @@ def test_container_twin_is_tagged_and_pushed_to_the_ecr_repository_only(build):
         assert body["only"] == ["docker.local"], "the AMI build has nothing to push"
     tag, push = steps[0][1], steps[1][1]
     assert tag["repository"] == "${var.twin_repository}"
-    assert all("${var.scripts_commit}" in t and "${var.family}" in t for t in tag["tags"]), \
+    assert all("${var.scripts_commit}" in t and "${var.family}" in t for t in tag["tags"]), (
         "an immutable repository needs a tag unique to the family, commit and build"
+    )
     assert push["ecr_login"] is True
 
 

@@ -15,7 +15,9 @@ from tests.static.rig import SCRIPTS, is_changing
 
 
 def _ok(result):
-    assert result.returncode == 0, f"exit {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -114,10 +116,14 @@ def test_cleanup_leaves_nothing_instance_specific(provisioned, pkg):
     assert "=== 90-cleanup.sh: done" in log, "the provisioning log survives the cleanup"
 
 
-@pytest.mark.parametrize("stub_env, message", [
-    ({"STUB_GPG_FPR": "0000000000000000000000000000000000000000"}, "CloudWatch agent signing key has fingerprint"),
-    ({"STUB_GPG_VERIFY_RC": "1"}, "CloudWatch agent package signature does not verify"),
-], ids=["foreign-key", "bad-signature"])
+@pytest.mark.parametrize(
+    "stub_env, message",
+    [
+        ({"STUB_GPG_FPR": "0000000000000000000000000000000000000000"}, "CloudWatch agent signing key has fingerprint"),
+        ({"STUB_GPG_VERIFY_RC": "1"}, "CloudWatch agent package signature does not verify"),
+    ],
+    ids=["foreign-key", "bad-signature"],
+)
 def test_cloudwatch_agent_is_refused_unless_signed_by_the_aws_key(rig_for, stub_env, message):
     rig = rig_for("apt")
     result = rig.provision(**stub_env)
@@ -150,7 +156,7 @@ def test_provisioning_refuses_a_system_without_dnf_or_apt(rig_for):
 def test_container_build_installs_packages_but_leaves_services_to_boot(rig_for, pkg, audit_package):
     rig = rig_for(pkg, systemd=False)
     if pkg == "apt":
-        (rig.bin / "snap").unlink()       # containers have no snapd
+        (rig.bin / "snap").unlink()  # containers have no snapd
     _ok(rig.provision())
     calls = rig.calls()
     assert {"clamav", "aide", "chrony", audit_package, "amazon-cloudwatch-agent"} <= rig.installed()
@@ -161,10 +167,12 @@ def test_container_build_installs_packages_but_leaves_services_to_boot(rig_for, 
 
 # --- validation ------------------------------------------------------------------------------------
 
+
 def _world_writable(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("x")
     path.chmod(0o666)
+
 
 @pytest.mark.parametrize("pkg", ["dnf", "apt"])
 def test_validation_passes_on_the_build_instance_after_provisioning(provisioned, pkg):
@@ -185,18 +193,32 @@ def test_validation_passes_on_a_booted_image(provisioned, pkg):
     assert "PASS service-active:amazon-cloudwatch-agent.service" in result.stdout
 
 
-@pytest.mark.parametrize("sabotage, failure", [
-    (lambda r: (r.state / "listening").write_text("LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n"), "FAIL no-remote-shell-listening"),
-    (lambda r: (r.state / "imds-v1-code").write_text("200"), "FAIL imdsv2-required"),
-    (lambda r: (r.state / "sysctl" / "net.ipv4.ip_forward").write_text("1\n"), "FAIL sysctl:net.ipv4.ip_forward"),
-    (lambda r: (r.root / "etc/shadow").chmod(0o644), "FAIL mode:/etc/shadow"),
-    (lambda r: (r.root / "var/lib/aide/aide.db").unlink(), "FAIL aide-baseline"),
-    (lambda r: (r.state / "active" / "auditd.service").unlink(), "FAIL service-active:auditd.service"),
-    (lambda r: (r.root / "etc/ssh/sshd_config.d/00-bakehouse-cis.conf").write_text("PermitRootLogin yes\n"),
-     "FAIL sshd:PermitRootLogin"),
-    (lambda r: _world_writable(r.root / "srv" / "drop.txt"), "FAIL no-world-writable-files"),
-], ids=["ssh-listening", "imdsv1-answers", "ip-forward-on", "shadow-readable", "no-aide-db",
-        "auditd-stopped", "root-login", "world-writable"])
+@pytest.mark.parametrize(
+    "sabotage, failure",
+    [
+        (lambda r: (r.state / "listening").write_text("LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n"), "FAIL no-remote-shell-listening"),
+        (lambda r: (r.state / "imds-v1-code").write_text("200"), "FAIL imdsv2-required"),
+        (lambda r: (r.state / "sysctl" / "net.ipv4.ip_forward").write_text("1\n"), "FAIL sysctl:net.ipv4.ip_forward"),
+        (lambda r: (r.root / "etc/shadow").chmod(0o644), "FAIL mode:/etc/shadow"),
+        (lambda r: (r.root / "var/lib/aide/aide.db").unlink(), "FAIL aide-baseline"),
+        (lambda r: (r.state / "active" / "auditd.service").unlink(), "FAIL service-active:auditd.service"),
+        (
+            lambda r: (r.root / "etc/ssh/sshd_config.d/00-bakehouse-cis.conf").write_text("PermitRootLogin yes\n"),
+            "FAIL sshd:PermitRootLogin",
+        ),
+        (lambda r: _world_writable(r.root / "srv" / "drop.txt"), "FAIL no-world-writable-files"),
+    ],
+    ids=[
+        "ssh-listening",
+        "imdsv1-answers",
+        "ip-forward-on",
+        "shadow-readable",
+        "no-aide-db",
+        "auditd-stopped",
+        "root-login",
+        "world-writable",
+    ],
+)
 def test_validation_fails_and_names_the_broken_setting(provisioned, sabotage, failure):
     rig = provisioned("apt")
     rig.boot()

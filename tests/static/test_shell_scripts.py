@@ -19,7 +19,7 @@ IDS = [str(p.relative_to(REPO)) for p in ALL_SCRIPTS]
 
 def _listed(entrypoint: Path, variable: str) -> list[str]:
     match = re.search(rf'^{variable}="([^"]+)"', entrypoint.read_text(), re.MULTILINE)
-    assert match, f"{entrypoint.name} has no {variable}=\"...\" list"
+    assert match, f'{entrypoint.name} has no {variable}="..." list'
     return match.group(1).split()
 
 
@@ -30,8 +30,9 @@ def test_there_are_scripts_to_check():
 @pytest.mark.parametrize("script", ALL_SCRIPTS, ids=IDS)
 def test_script_is_shellcheck_clean(script):
     # -x follows `. lib.sh`; SCRIPTDIR resolves it relative to the script, as the scripts do at run time.
-    result = subprocess.run([str(SHELLCHECK), "--severity=style", "-x", "-P", "SCRIPTDIR", str(script)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(SHELLCHECK), "--severity=style", "-x", "-P", "SCRIPTDIR", str(script)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

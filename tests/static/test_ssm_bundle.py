@@ -22,8 +22,13 @@ def _bundle_lines(doc) -> list[str]:
     if not doc.exists():
         pytest.skip(f"{doc.relative_to(REPO)} is written by the factory-documents engineer; not there yet")
     steps = yaml.safe_load(doc.read_text())["mainSteps"]
-    lines = [line for step in steps if step["action"] == "aws:runCommand"
-             for line in step["inputs"]["Parameters"]["commands"] if BUNDLE_LINE.search(line)]
+    lines = [
+        line
+        for step in steps
+        if step["action"] == "aws:runCommand"
+        for line in step["inputs"]["Parameters"]["commands"]
+        if BUNDLE_LINE.search(line)
+    ]
     assert lines, f"{doc.name} runs nothing from the unpacked bundle"
     # The document's parameters and earlier steps' outputs, as a rehearsal without memory-capture pins
     # has them (55-memory-capture.sh then skips, as provision.sh does without them).
@@ -32,8 +37,12 @@ def _bundle_lines(doc) -> list[str]:
 
 
 PARAMETER = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
-REHEARSAL_VALUES = {"ScriptsBucket": "bakehouse-scripts", "ReadMemoryCapturePins.AvmlVersion": "",
-                    "ReadMemoryCapturePins.AvmlSha256": "", "ReadMemoryCapturePins.AvmlObjectVersion": ""}
+REHEARSAL_VALUES = {
+    "ScriptsBucket": "bakehouse-scripts",
+    "ReadMemoryCapturePins.AvmlVersion": "",
+    "ReadMemoryCapturePins.AvmlSha256": "",
+    "ReadMemoryCapturePins.AvmlObjectVersion": "",
+}
 
 
 def _resolve(doc, name: str) -> str:

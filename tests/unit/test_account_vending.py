@@ -59,8 +59,13 @@ def test_a_staging_env_is_previewed_and_judged_as_a_workload(project):
     assert verdict.mandatory == [], [str(v) for v in verdict.mandatory]
     # judged as a workload: an internet gateway added to its record is refused by the workload-only rule
     vpc = next(r for r in run.resources if r.type == "aws:ec2/vpc:Vpc")
-    igw = replace(vpc, type="aws:ec2/internetGateway:InternetGateway", name="staging-igw",
-                  urn=vpc.urn.rsplit("::", 1)[0] + "::staging-igw", inputs={})
+    igw = replace(
+        vpc,
+        type="aws:ec2/internetGateway:InternetGateway",
+        name="staging-igw",
+        urn=vpc.urn.rsplit("::", 1)[0] + "::staging-igw",
+        inputs={},
+    )
     tampered = replace(run, resources=[*run.resources, igw])
     assert [v.resource for v in judge(tampered).by_policy("workload-no-internet-path")] == ["staging-igw"]
 

@@ -30,8 +30,9 @@ def _benchmark():
 
 def _parsed(stack: str, project_dir: Path, siblings: dict | None = None):
     text, _ = stack_config(stack, project_dir)
-    values = {k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v
-              for k, v in text.items() if k.startswith("bakehouse:")}
+    values = {
+        k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v for k, v in text.items() if k.startswith("bakehouse:")
+    }
     return parse_stack_config(stack, values, siblings, deploying=False, project_dir=project_dir)
 
 

@@ -18,9 +18,11 @@ RUNS_ELSEWHERE = {"OrgTrailLogs": "org"}
 
 
 def _tokens() -> list[tuple[str, str, str]]:
-    return [(path.parent.name, account, name)
-            for path in sorted(COMPONENTS.glob("*/*.py"))
-            for account, name in TOKEN.findall(path.read_text())]
+    return [
+        (path.parent.name, account, name)
+        for path in sorted(COMPONENTS.glob("*/*.py"))
+        for account, name in TOKEN.findall(path.read_text())
+    ]
 
 
 def test_components_live_only_in_account_folders():
@@ -31,8 +33,9 @@ def test_components_live_only_in_account_folders():
 def test_every_type_token_names_the_account_folder():
     tokens = _tokens()
     assert len(tokens) > 30
-    wrong = [(folder, f"bakehouse:{account}:{name}") for folder, account, name in tokens
-             if account != RUNS_ELSEWHERE.get(name, folder)]
+    wrong = [
+        (folder, f"bakehouse:{account}:{name}") for folder, account, name in tokens if account != RUNS_ELSEWHERE.get(name, folder)
+    ]
     assert wrong == []
 
 

@@ -16,8 +16,12 @@ ESTATE = {
     "allowedRegions": ["eu-west-1", "eu-central-1"],
     "deployRoleName": "BakehouseDeploy",
     "accounts": {
-        "management": "111111111111", "security": "222222222222", "build": "333333333333",
-        "dev": "444444444444", "uat": "555555555555", "prod": "666666666666",
+        "management": "111111111111",
+        "security": "222222222222",
+        "build": "333333333333",
+        "dev": "444444444444",
+        "uat": "555555555555",
+        "prod": "666666666666",
     },
 }
 DEV = {**ESTATE, "role": "workload", "env": "dev", "network": {"cidr": "10.16.0.0/16", "azs": 2}}
@@ -53,12 +57,12 @@ def test_shared_stacks_take_their_core_account():
 
 
 def test_unknown_role_is_rejected_with_stack_key_value_and_allowed():
-    assert problems_of(role="warehouse") == [
-        "stack dev: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"]
+    assert problems_of(role="warehouse") == ["stack dev: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"]
 
 
-@pytest.mark.parametrize("cidr", ["10.16.0.0/33", "10.16.0.1/16", "not-a-cidr", "8.8.0.0/16", "10.0.0.0/8",
-                                  "10.16.0.0/28", "fd00::/48"])
+@pytest.mark.parametrize(
+    "cidr", ["10.16.0.0/33", "10.16.0.1/16", "not-a-cidr", "8.8.0.0/16", "10.0.0.0/8", "10.16.0.0/28", "fd00::/48"]
+)
 def test_bad_cidr_is_rejected(cidr):
     [problem] = problems_of(network={"cidr": cidr, "azs": 2})
     assert problem.startswith(f"stack dev: bakehouse:network.cidr is '{cidr}'; allowed: a private IPv4 network")
@@ -73,8 +77,8 @@ def test_az_count_out_of_range_is_rejected(azs):
 def test_cidrs_overlapping_another_workload_stack_file_are_rejected():
     siblings = {"dev": {"cidr": "10.16.0.0/16"}, "uat": {"cidr": "10.16.128.0/17"}, "prod": {"cidr": "10.48.0.0/16"}}
     assert problems_of(siblings=siblings) == [
-        "stack dev: bakehouse:network.cidr is '10.16.0.0/16'; allowed: a range that does not overlap "
-        "stack uat's 10.16.128.0/17"]
+        "stack dev: bakehouse:network.cidr is '10.16.0.0/16'; allowed: a range that does not overlap stack uat's 10.16.128.0/17"
+    ]
 
 
 @pytest.mark.parametrize("bad", ["12345", "4444444444444", "44444444444a", 444444444444])
@@ -82,12 +86,12 @@ def test_account_id_that_is_not_twelve_digits_is_rejected(bad):
     accounts = {**ESTATE["accounts"], "dev": bad}
     shown = f"'{bad}'" if isinstance(bad, str) else str(bad)
     assert problems_of(accounts=accounts) == [
-        f"stack dev: bakehouse:accounts.dev is {shown}; allowed: a 12-digit account id (quoted)"]
+        f"stack dev: bakehouse:accounts.dev is {shown}; allowed: a 12-digit account id (quoted)"
+    ]
 
 
 def test_region_outside_the_allowed_list_is_rejected():
-    assert problems_of(region="ap-south-1") == [
-        "stack dev: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1"]
+    assert problems_of(region="ap-south-1") == ["stack dev: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1"]
 
 
 def test_every_problem_is_reported_together_in_one_message():
@@ -105,8 +109,7 @@ def test_workload_env_must_name_an_account():
 
 def test_duplicate_account_ids_are_rejected():
     accounts = {**ESTATE["accounts"], "uat": "444444444444"}
-    assert "stack dev: bakehouse:accounts is '444444444444'; allowed: each account id once" in problems_of(
-        accounts=accounts)[0]
+    assert "stack dev: bakehouse:accounts is '444444444444'; allowed: each account id once" in problems_of(accounts=accounts)[0]
 
 
 def test_network_section_on_a_stack_without_a_network_is_rejected():
@@ -152,8 +155,11 @@ from tools.mockrun import PROJECT_DIR, cached_run, run_stack  # noqa: E402
 
 def _project(tmp_path: Path, accounts: dict, org_id: str, stack_config: dict) -> Path:
     import yaml
-    project = {"name": "bakehouse", "config": {"bakehouse:organizationId": {"value": org_id},
-                                               "bakehouse:accounts": {"value": accounts}}}
+
+    project = {
+        "name": "bakehouse",
+        "config": {"bakehouse:organizationId": {"value": org_id}, "bakehouse:accounts": {"value": accounts}},
+    }
     (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
     (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": stack_config}))
     return tmp_path
@@ -175,15 +181,26 @@ def test_previewing_the_example_estate_is_not_refused():
 
 
 def test_a_real_estate_deploys_and_only_its_example_leftovers_are_named(tmp_path):
-    real = {"management": "210987654321", "security": "310987654321", "build": "410987654321",
-            "dev": "510987654321", "uat": "610987654321", "prod": "710987654321"}
-    clean = _project(tmp_path, real, "o-k3j4h5g6f7", {"bakehouse:secret.db-password": {"secure": "v1:Zm9vYmFy:c2VjcmV0"},
-                                                     "bakehouse:workload": {"alerts": ["ops@bakery.io"]}})
+    real = {
+        "management": "210987654321",
+        "security": "310987654321",
+        "build": "410987654321",
+        "dev": "510987654321",
+        "uat": "610987654321",
+        "prod": "710987654321",
+    }
+    clean = _project(
+        tmp_path,
+        real,
+        "o-k3j4h5g6f7",
+        {"bakehouse:secret.db-password": {"secure": "v1:Zm9vYmFy:c2VjcmV0"}, "bakehouse:workload": {"alerts": ["ops@bakery.io"]}},
+    )
     values = {**copy.deepcopy(DEV), "organizationId": "o-k3j4h5g6f7", "accounts": real}
     assert parse_stack_config("dev", values, deploying=True, project_dir=clean).account_id == "510987654321"
 
-    leftover = _project(tmp_path, {**real, "uat": "123456789012"}, "o-k3j4h5g6f7",
-                        {"bakehouse:alerts": {"emails": ["team@example.com"]}})
+    leftover = _project(
+        tmp_path, {**real, "uat": "123456789012"}, "o-k3j4h5g6f7", {"bakehouse:alerts": {"emails": ["team@example.com"]}}
+    )
     with pytest.raises(ConfigError) as caught:
         parse_stack_config("dev", values, deploying=True, project_dir=leftover)
     assert caught.value.problems == [
@@ -196,6 +213,7 @@ def test_a_real_estate_deploys_and_only_its_example_leftovers_are_named(tmp_path
 
 def test_only_a_real_engines_update_counts_as_deploying_not_previews_or_mock_runs(monkeypatch):
     from pulumi.runtime import settings
+
     assert config_module.deploying_for_real() is False  # no Pulumi program running
     monkeypatch.setattr(settings, "get_monitor", lambda: object())
     monkeypatch.setattr(settings, "is_dry_run", lambda: False)
@@ -215,6 +233,7 @@ def test_an_update_of_the_example_estate_stops_before_declaring_anything(monkeyp
 
 def test_ci_refuses_the_example_stack_files_before_pulumi_up(capsys):
     from tools.refuse_examples import main
+
     assert main(["dev"]) == 1
     err = capsys.readouterr().err
     assert "Pulumi.dev.yaml: bakehouse:secret.db-password is a placeholder ciphertext" in err

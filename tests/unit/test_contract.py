@@ -36,9 +36,16 @@ def _literal(node: ast.expr | None) -> str | None:
     """A module-level value's literal: a string, or the pattern of re.compile("...")."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile"
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "re" and node.args
-            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "compile"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "re"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
         return node.args[0].value
     return None
 
@@ -55,8 +62,7 @@ def _redeclared(path: Path) -> list[str]:
             if value in CONTRACT_STRINGS:
                 found.append(f"{path.name}:{node.lineno} {name} = {value!r} (contract.{CONTRACT_STRINGS[value]})")
             elif value in CONTRACT_PATTERNS:
-                found.append(f"{path.name}:{node.lineno} {name} = re.compile({value!r}) "
-                             f"(contract.{CONTRACT_PATTERNS[value]})")
+                found.append(f"{path.name}:{node.lineno} {name} = re.compile({value!r}) (contract.{CONTRACT_PATTERNS[value]})")
     return found
 
 
@@ -72,9 +78,13 @@ def test_no_handler_redeclares_a_contract_value(path):
 
 def _inline(path: Path) -> list[str]:
     """Contract values written out anywhere in a module (a tag key in a dict, a pattern in a call)."""
-    return [f"{path.name}:{node.lineno} {node.value!r}" for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and (node.value in CONTRACT_STRINGS or node.value in CONTRACT_PATTERNS)]
+    return [
+        f"{path.name}:{node.lineno} {node.value!r}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and (node.value in CONTRACT_STRINGS or node.value in CONTRACT_PATTERNS)
+    ]
 
 
 @pytest.mark.parametrize("path", HANDLER_MODULES, ids=lambda p: p.name)
@@ -84,8 +94,10 @@ def test_no_handler_writes_a_contract_value_inline(path):
 
 def test_the_scan_catches_a_copy(tmp_path):
     copy = tmp_path / "copy.py"
-    copy.write_text('import re\nROLE = "BakehouseImagePublisher"\nAMI: re.Pattern[str] = re.compile(r"ami-[0-9a-f]{8,17}")\n'
-                    'OTHER = "unrelated"\n')
+    copy.write_text(
+        'import re\nROLE = "BakehouseImagePublisher"\nAMI: re.Pattern[str] = re.compile(r"ami-[0-9a-f]{8,17}")\n'
+        'OTHER = "unrelated"\n'
+    )
     found = _redeclared(copy)
     assert len(found) == 2
     assert "ROLE" in found[0] and "IMAGE_PUBLISHER_ROLE" in found[0]
@@ -149,8 +161,11 @@ def _handler_imports(module: str) -> set[str]:
     return {f"handlers/{name}.py" for name in seen}
 
 
-@pytest.mark.parametrize(("members", "entry"), [(factory_schedules.LIFECYCLE_MEMBERS, "lifecycle"),
-                                                (fleet_lifetime.MEMBERS, "fleet_report")], ids=["lifecycle", "fleet_report"])
+@pytest.mark.parametrize(
+    ("members", "entry"),
+    [(factory_schedules.LIFECYCLE_MEMBERS, "lifecycle"), (fleet_lifetime.MEMBERS, "fleet_report")],
+    ids=["lifecycle", "fleet_report"],
+)
 def test_hand_picked_zips_ship_the_contract(members, entry):
     assert "handlers/contract.py" in members
     assert _handler_imports(entry) <= set(members), "a module the handler imports is missing from its zip"

@@ -13,8 +13,14 @@ from components.lib.secure_bucket import Lifecycle, ObjectLock, SecureBucket, Se
 from estate.config import ConfigError
 from tools.mockrun import STACKS, EchoMocks, StackRun, run_program, run_stack
 
-ACCOUNTS = {"org": "111111111111", "security": "222222222222", "build": "333333333333",
-            "dev": "444444444444", "uat": "555555555555", "prod": "666666666666"}
+ACCOUNTS = {
+    "org": "111111111111",
+    "security": "222222222222",
+    "build": "333333333333",
+    "dev": "444444444444",
+    "uat": "555555555555",
+    "prod": "666666666666",
+}
 TAG_KEYS = {"bakehouse:stack", "bakehouse:env", "bakehouse:managed-by"}
 
 
@@ -63,19 +69,36 @@ def test_every_provider_applies_the_default_tags(stack, stack_run):
 
 
 BAD_CONFIG = {
-    "role": ({"bakehouse:role": "warehouse"},
-             "stack dev: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"),
-    "cidr": ({"bakehouse:network": {"cidr": "10.16.0.0/33", "azs": 2}},
-             "stack dev: bakehouse:network.cidr is '10.16.0.0/33'; allowed: a private IPv4 network"),
-    "overlap": ({"bakehouse:network": {"cidr": "10.32.0.0/16", "azs": 2}},
-                "stack dev: bakehouse:network.cidr is '10.32.0.0/16'; allowed: a range that does not overlap stack uat's"),
-    "azs": ({"bakehouse:network": {"cidr": "10.16.0.0/16", "azs": 9}},
-            "stack dev: bakehouse:network.azs is 9; allowed: an integer from 1 to 6"),
-    "account": ({"bakehouse:accounts": {**{k: v for k, v in ACCOUNTS.items() if k != "org"},
-                                        "management": "111111111111", "dev": "4444"}},
-                "stack dev: bakehouse:accounts.dev is '4444'; allowed: a 12-digit account id"),
-    "region": ({"bakehouse:region": "ap-south-1"},
-               "stack dev: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1, us-east-1"),
+    "role": (
+        {"bakehouse:role": "warehouse"},
+        "stack dev: bakehouse:role is 'warehouse'; allowed: org, security, build, workload",
+    ),
+    "cidr": (
+        {"bakehouse:network": {"cidr": "10.16.0.0/33", "azs": 2}},
+        "stack dev: bakehouse:network.cidr is '10.16.0.0/33'; allowed: a private IPv4 network",
+    ),
+    "overlap": (
+        {"bakehouse:network": {"cidr": "10.32.0.0/16", "azs": 2}},
+        "stack dev: bakehouse:network.cidr is '10.32.0.0/16'; allowed: a range that does not overlap stack uat's",
+    ),
+    "azs": (
+        {"bakehouse:network": {"cidr": "10.16.0.0/16", "azs": 9}},
+        "stack dev: bakehouse:network.azs is 9; allowed: an integer from 1 to 6",
+    ),
+    "account": (
+        {
+            "bakehouse:accounts": {
+                **{k: v for k, v in ACCOUNTS.items() if k != "org"},
+                "management": "111111111111",
+                "dev": "4444",
+            }
+        },
+        "stack dev: bakehouse:accounts.dev is '4444'; allowed: a 12-digit account id",
+    ),
+    "region": (
+        {"bakehouse:region": "ap-south-1"},
+        "stack dev: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1, us-east-1",
+    ),
 }
 
 
@@ -90,12 +113,19 @@ def test_bad_config_stops_the_program_before_any_resource_is_declared(case):
 
 # --- the shared building blocks, declared alone --------------------------------------------------
 
+
 def _alone(build) -> StackRun:
     def program():
-        provider = account_provider("unit-account", account_id="444444444444", region="eu-west-1",
-                                    role_arn="arn:aws:iam::444444444444:role/BakehouseDeploy",
-                                    tags={"bakehouse:stack": "unit"}, session_name="unit")
+        provider = account_provider(
+            "unit-account",
+            account_id="444444444444",
+            region="eu-west-1",
+            role_arn="arn:aws:iam::444444444444:role/BakehouseDeploy",
+            tags={"bakehouse:stack": "unit"},
+            session_name="unit",
+        )
         build(pulumi.ResourceOptions(provider=provider))
+
     return run_program(program)
 
 
@@ -106,39 +136,54 @@ def _sibling(run: StackRun, component: str, type_token: str):
 
 def test_secure_bucket_is_kms_encrypted_versioned_private_logged_and_tls_only():
     key = "arn:aws:kms:eu-west-1:444444444444:key/abc"
-    run = _alone(lambda opts: SecureBucket("data", SecureBucketArgs(
-        purpose="data", kms_key_arn=key, access_log_bucket="logs-bucket", bucket_name="bakehouse-data-x"), opts))
+    run = _alone(
+        lambda opts: SecureBucket(
+            "data",
+            SecureBucketArgs(purpose="data", kms_key_arn=key, access_log_bucket="logs-bucket", bucket_name="bakehouse-data-x"),
+            opts,
+        )
+    )
     sse = _sibling(run, "data", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     rule = sse.inputs["rules"][0]
     assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key}
     assert rule["bucketKeyEnabled"] is True
-    assert _sibling(run, "data", "aws:s3/bucketVersioning:BucketVersioning").inputs[
-        "versioningConfiguration"]["status"] == "Enabled"
+    assert (
+        _sibling(run, "data", "aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"]["status"] == "Enabled"
+    )
     block = _sibling(run, "data", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
-    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                          "restrictPublicBuckets"))
-    assert _sibling(run, "data", "aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs[
-        "rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert (
+        _sibling(run, "data", "aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs["rule"]["objectOwnership"]
+        == "BucketOwnerEnforced"
+    )
     assert _sibling(run, "data", "aws:s3/bucketLogging:BucketLogging").inputs["targetBucket"] == "logs-bucket"
     policy = json.loads(_sibling(run, "data", "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert by_sid["DenyInsecureTransport"]["Effect"] == "Deny"
     assert by_sid["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert by_sid["DenyInsecureTransport"]["Resource"] == ["arn:aws:s3:::bakehouse-data-x",
-                                                           "arn:aws:s3:::bakehouse-data-x/*"]
+    assert by_sid["DenyInsecureTransport"]["Resource"] == ["arn:aws:s3:::bakehouse-data-x", "arn:aws:s3:::bakehouse-data-x/*"]
     wrong_algo = by_sid["DenyWrongEncryptionAlgorithm"]["Condition"]
     assert wrong_algo["StringNotEquals"] == {"s3:x-amz-server-side-encryption": "aws:kms"}
     # header-less uploads fall to default encryption, so only an explicit other header is denied
     assert wrong_algo["Null"] == {"s3:x-amz-server-side-encryption": "false"}
-    assert by_sid["DenyOtherKmsKey"]["Condition"]["StringNotEquals"] == {
-        "s3:x-amz-server-side-encryption-aws-kms-key-id": key}
+    assert by_sid["DenyOtherKmsKey"]["Condition"]["StringNotEquals"] == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key}
     assert not run.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
 
 
 def test_secure_bucket_with_object_lock_enables_it_at_creation_and_sets_default_retention():
-    run = _alone(lambda opts: SecureBucket("evidence", SecureBucketArgs(
-        purpose="evidence", kms_key_arn="arn:aws:kms:eu-west-1:444444444444:key/abc", access_log_bucket="logs",
-        object_lock=ObjectLock("COMPLIANCE", 365), lifecycle=Lifecycle(glacier_after_days=30)), opts))
+    run = _alone(
+        lambda opts: SecureBucket(
+            "evidence",
+            SecureBucketArgs(
+                purpose="evidence",
+                kms_key_arn="arn:aws:kms:eu-west-1:444444444444:key/abc",
+                access_log_bucket="logs",
+                object_lock=ObjectLock("COMPLIANCE", 365),
+                lifecycle=Lifecycle(glacier_after_days=30),
+            ),
+            opts,
+        )
+    )
     bucket = _sibling(run, "evidence", "aws:s3/bucket:Bucket")
     assert bucket.inputs["objectLockEnabled"] is True
     lock = _sibling(run, "evidence", "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
@@ -155,16 +200,18 @@ def test_secure_bucket_refuses_to_be_declared_without_a_key_or_log_target():
     with pytest.raises(ValueError, match="access_log_bucket is required"):
         SecureBucketArgs(purpose="data", kms_key_arn="arn:aws:kms:eu-west-1:1:key/a", access_log_bucket=None)
     with pytest.raises(ValueError, match="SSE-S3"):
-        SecureBucketArgs(purpose="access-logs", kms_key_arn="arn:aws:kms:eu-west-1:1:key/a",
-                         access_log_bucket=None, access_log_target=True)
+        SecureBucketArgs(
+            purpose="access-logs", kms_key_arn="arn:aws:kms:eu-west-1:1:key/a", access_log_bucket=None, access_log_target=True
+        )
     with pytest.raises(ValueError, match="allowed: GOVERNANCE, COMPLIANCE"):
         ObjectLock("LEGAL", 1)
 
 
 def test_access_log_bucket_uses_sse_s3_and_admits_only_log_delivery_from_its_account(stack_run):
     run = stack_run("dev")
-    sse = _sibling(run, "dev-access-logs",
-                   "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    sse = _sibling(
+        run, "dev-access-logs", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
     assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
     policy = json.loads(_sibling(run, "dev-access-logs", "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
     [delivery] = [s for s in policy["Statement"] if s["Sid"] == "S3ServerAccessLogDelivery"]
@@ -173,11 +220,22 @@ def test_access_log_bucket_uses_sse_s3_and_admits_only_log_delivery_from_its_acc
 
 
 def test_kms_key_rotates_and_its_policy_names_principals_and_scopes_services():
-    grant = ServiceGrant("Logs", "logs.eu-west-1.amazonaws.com",
-                         conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:*"}})
-    run = _alone(lambda opts: KmsKey("data", KmsKeyArgs(
-        description="d", alias="bakehouse-data", admin_arns=["arn:aws:iam::444444444444:role/BakehouseDeploy"],
-        user_arns=["arn:aws:iam::444444444444:role/App"], services=[grant]), opts))
+    grant = ServiceGrant(
+        "Logs", "logs.eu-west-1.amazonaws.com", conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:*"}}
+    )
+    run = _alone(
+        lambda opts: KmsKey(
+            "data",
+            KmsKeyArgs(
+                description="d",
+                alias="bakehouse-data",
+                admin_arns=["arn:aws:iam::444444444444:role/BakehouseDeploy"],
+                user_arns=["arn:aws:iam::444444444444:role/App"],
+                services=[grant],
+            ),
+            opts,
+        )
+    )
     [key] = run.of_type("aws:kms/key:Key")
     assert key.inputs["enableKeyRotation"] is True
     assert key.inputs["deletionWindowInDays"] == 30

@@ -83,8 +83,7 @@ def over_quota(stack_run: StackRun) -> Iterator[str]:
                 yield f"{r.name} managed policy: {size} > {MANAGED_POLICY_CHARS} characters"
         elif kind == "aws:organizations/policy:Policy":
             size = _minified(_doc(r.inputs["content"])[0])
-            limit = SCP_CHARS if r.inputs.get("type", "SERVICE_CONTROL_POLICY") == "SERVICE_CONTROL_POLICY" \
-                else DECLARATIVE_CHARS
+            limit = SCP_CHARS if r.inputs.get("type", "SERVICE_CONTROL_POLICY") == "SERVICE_CONTROL_POLICY" else DECLARATIVE_CHARS
             if size > limit:
                 yield f"{r.name} organization policy: {size} > {limit} characters"
         elif kind == "aws:s3/bucketPolicy:BucketPolicy":
@@ -129,19 +128,31 @@ def test_the_generated_estate_is_what_the_stacks_see():
 
 def test_the_quota_check_catches_a_document_past_its_quota():
     from tools.mockrun import Declared
-    fat = {"Version": "2012-10-17", "Statement": [{"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject",
-                                                   "Resource": [f"arn:aws:s3:::b/{i:05d}" for i in range(600)]}]}
-    fake = StackRun("x", resources=[Declared("u", "aws:iam/rolePolicy:RolePolicy", "p",
-                                             {"role": "r", "policy": json.dumps(fat)}, True, None, None)])
+
+    fat = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [f"arn:aws:s3:::b/{i:05d}" for i in range(600)]}
+        ],
+    }
+    fake = StackRun(
+        "x",
+        resources=[
+            Declared("u", "aws:iam/rolePolicy:RolePolicy", "p", {"role": "r", "policy": json.dumps(fat)}, True, None, None)
+        ],
+    )
     assert [p for p in over_quota(fake) if "role r inline policies" in p]
 
 
-@pytest.mark.parametrize("stack, resource, field", [
-    # the three that stopped the estate first: at 15, 57 and about 90 envs
-    ("build", "build-factory-automation-policy", "policy"),
-    ("org", "org-organization-policy-bakehouse-workload-network", "content"),
-    ("security", "security-archive-config-policy", "policy"),
-])
+@pytest.mark.parametrize(
+    "stack, resource, field",
+    [
+        # the three that stopped the estate first: at 15, 57 and about 90 envs
+        ("build", "build-factory-automation-policy", "policy"),
+        ("org", "org-organization-policy-bakehouse-workload-network", "content"),
+        ("security", "security-archive-config-policy", "policy"),
+    ],
+)
 def test_the_documents_that_named_each_account_are_the_same_size_at_3_and_500_envs(stack, resource, field):
     sizes = {count: _minified(_doc(run(stack, count).named(resource).inputs[field])[0]) for count in (3, 500)}
     assert sizes[3] == sizes[500], sizes
@@ -157,8 +168,7 @@ ADVANCED_PARAMETER_CHARS = 8_192
 def test_the_factory_settings_parameter_stays_within_its_tier(count):
     [settings] = [p for p in run("build", count).of_type("aws:ssm/parameter:Parameter") if p.name.endswith("-settings")]
     value = settings.inputs["value"] if isinstance(settings.inputs["value"], str) else json.dumps(settings.inputs["value"])
-    limit = STANDARD_PARAMETER_CHARS if settings.inputs.get("tier", "Standard") == "Standard" \
-        else ADVANCED_PARAMETER_CHARS
+    limit = STANDARD_PARAMETER_CHARS if settings.inputs.get("tier", "Standard") == "Standard" else ADVANCED_PARAMETER_CHARS
     assert len(value) <= limit, f"{len(value)} > {limit}"
 
 
@@ -175,16 +185,20 @@ def test_the_factory_settings_parameter_is_the_same_size_at_3_and_500_envs():
 def test_every_target_env_has_its_own_parameter_holding_its_account():
     def plain(value: Any) -> Any:  # account ids from config arrive as secrets in the mock run
         return value.get("value") if isinstance(value, dict) else value
-    targets = {p.inputs["name"]: plain(p.inputs["value"]) for p in run("build", 500).of_type(
-        "aws:ssm/parameter:Parameter") if p.inputs["name"].startswith("/bakehouse/factory/targets/")}
+
+    targets = {
+        p.inputs["name"]: plain(p.inputs["value"])
+        for p in run("build", 500).of_type("aws:ssm/parameter:Parameter")
+        if p.inputs["name"].startswith("/bakehouse/factory/targets/")
+    }
     accounts = scale_estate.accounts(500)
-    assert len(targets) == 500 and all(targets[f"/bakehouse/factory/targets/{env}"] == accounts[env]
-                                       for env in (n.rsplit("/", 1)[1] for n in targets))
+    assert len(targets) == 500 and all(
+        targets[f"/bakehouse/factory/targets/{env}"] == accounts[env] for env in (n.rsplit("/", 1)[1] for n in targets)
+    )
 
 
 def _schedule_inputs(count: int) -> dict[str, str]:
-    return {s.inputs["name"]: s.inputs["target"]["input"] for s in run("build", count).of_type(
-        "aws:scheduler/schedule:Schedule")}
+    return {s.inputs["name"]: s.inputs["target"]["input"] for s in run("build", count).of_type("aws:scheduler/schedule:Schedule")}
 
 
 def test_every_schedule_input_is_the_same_size_at_3_and_500_envs():
@@ -197,8 +211,13 @@ def test_the_scheduled_automations_parameters_are_within_what_start_automation_e
     # The SSM API model (botocore's copy of it): AutomationParameterMap values are lists of at most 50
     # strings of at most 512 characters (SSM API reference, StartAutomationExecution).
     import botocore.session
-    shape = botocore.session.get_session().get_service_model("ssm").operation_model(
-        "StartAutomationExecution").input_shape.members["Parameters"]
+
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("ssm")
+        .operation_model("StartAutomationExecution")
+        .input_shape.members["Parameters"]
+    )
     most, longest = shape.value.metadata["max"], shape.value.member.metadata["max"]
     for name, text in _schedule_inputs(500).items():
         params = json.loads(text).get("Parameters")

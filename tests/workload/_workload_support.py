@@ -12,9 +12,13 @@ from estate.config import ConfigError, parse_stack_config
 from tools.mockrun import StackRun, stack_config
 
 INTERNET_TYPES = {
-    "aws:ec2/internetGateway:InternetGateway", "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway",
-    "aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip", "aws:ec2/eipAssociation:EipAssociation",
-    "aws:ec2/internetGatewayAttachment:InternetGatewayAttachment", "aws:ec2/vpnGateway:VpnGateway",
+    "aws:ec2/internetGateway:InternetGateway",
+    "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway",
+    "aws:ec2/natGateway:NatGateway",
+    "aws:ec2/eip:Eip",
+    "aws:ec2/eipAssociation:EipAssociation",
+    "aws:ec2/internetGatewayAttachment:InternetGatewayAttachment",
+    "aws:ec2/vpnGateway:VpnGateway",
     "aws:ec2/customerGateway:CustomerGateway",
 }
 DEFAULT_ROUTES = {"0.0.0.0/0", "::/0"}
@@ -35,8 +39,12 @@ def assert_no_route_to_the_internet(run: StackRun) -> None:
     assert not run.types & INTERNET_TYPES, f"internet-facing resources: {run.types & INTERNET_TYPES}"
     assert run.of_type("aws:ec2/routeTable:RouteTable"), "no route table was checked"
     for route in _all_routes(run):
-        destination = route.get("cidrBlock") or route.get("destinationCidrBlock") or route.get("ipv6CidrBlock") \
+        destination = (
+            route.get("cidrBlock")
+            or route.get("destinationCidrBlock")
+            or route.get("ipv6CidrBlock")
             or route.get("destinationIpv6CidrBlock")
+        )
         assert destination not in DEFAULT_ROUTES, f"default route in {route['table']}: {route}"
         for via in ("gatewayId", "natGatewayId", "egressOnlyGatewayId"):
             assert not route.get(via), f"route through {via} in {route['table']}: {route}"
@@ -58,8 +66,11 @@ DEV_SECTION = {
     "imageKeys": {"eu-west-1": "arn:aws:kms:eu-west-1:333333333333:key/0f0e0d0c-1111-4aaa-8bbb-000000000001"},
     "incidentResponse": {"minSeverity": 5.0},
 }
-HUB = {"transitGatewayId": "tgw-0123456789abcdef0", "hubCidr": "10.0.0.0/16",
-       "hostedZoneIds": {s: f"Z0HUB{i:04d}ABC" for i, s in enumerate(DEFAULT_INTERFACE_ENDPOINTS)}}
+HUB = {
+    "transitGatewayId": "tgw-0123456789abcdef0",
+    "hubCidr": "10.0.0.0/16",
+    "hostedZoneIds": {s: f"Z0HUB{i:04d}ABC" for i, s in enumerate(DEFAULT_INTERFACE_ENDPOINTS)},
+}
 
 
 def workload_cfg(section, **more):

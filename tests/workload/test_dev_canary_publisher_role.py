@@ -16,9 +16,15 @@ from tests.iam.evaluate import allowed
 DEV, BUILD, REGION = "444444444444", "333333333333", "eu-west-1"
 TEMPLATE = f"arn:aws:ec2:{REGION}:{DEV}:launch-template/lt-0123456789abcdef0"
 OTHER_TEMPLATE = f"arn:aws:ec2:{REGION}:{DEV}:launch-template/lt-0fedcba9876543210"
-ARGS = FactoryAccessArgs(env="dev", account_id=DEV, region=REGION, build_account_id=BUILD,
-                         organization_id="o-abcdef1234", regions=("eu-central-1",),
-                         canary_launch_template_arn=TEMPLATE)
+ARGS = FactoryAccessArgs(
+    env="dev",
+    account_id=DEV,
+    region=REGION,
+    build_account_id=BUILD,
+    organization_id="o-abcdef1234",
+    regions=("eu-central-1",),
+    canary_launch_template_arn=TEMPLATE,
+)
 POLICY = {"Version": VERSION, "Statement": publisher_statements(ARGS)}
 INSTANCE = f"arn:aws:ec2:{REGION}:{DEV}:instance/i-0123456789abcdef0"
 CANDIDATE = f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0"
@@ -38,13 +44,16 @@ def test_canary_publisher_writes_and_removes_only_the_candidate_parameter(action
 
 
 def test_canary_launches_only_from_the_app_template_tagged_as_a_canary():
-    for resource in (INSTANCE, f"arn:aws:ec2:{REGION}:{DEV}:volume/vol-0123456789abcdef0",
-                     f"arn:aws:ec2:{REGION}:{DEV}:subnet/subnet-0123456789abcdef0",
-                     f"arn:aws:ec2:{REGION}:{DEV}:security-group/sg-0123456789abcdef0",
-                     f"arn:aws:ec2:{REGION}:{DEV}:network-interface/eni-0123456789abcdef0", TEMPLATE):
+    for resource in (
+        INSTANCE,
+        f"arn:aws:ec2:{REGION}:{DEV}:volume/vol-0123456789abcdef0",
+        f"arn:aws:ec2:{REGION}:{DEV}:subnet/subnet-0123456789abcdef0",
+        f"arn:aws:ec2:{REGION}:{DEV}:security-group/sg-0123456789abcdef0",
+        f"arn:aws:ec2:{REGION}:{DEV}:network-interface/eni-0123456789abcdef0",
+        TEMPLATE,
+    ):
         assert allowed(POLICY, "ec2:RunInstances", resource, {**LAUNCH, **CANARY_TAGS}), resource
-    assert not allowed(POLICY, "ec2:RunInstances", INSTANCE, {**LAUNCH, "ec2:LaunchTemplate": OTHER_TEMPLATE,
-                                                              **CANARY_TAGS})
+    assert not allowed(POLICY, "ec2:RunInstances", INSTANCE, {**LAUNCH, "ec2:LaunchTemplate": OTHER_TEMPLATE, **CANARY_TAGS})
     assert not allowed(POLICY, "ec2:RunInstances", INSTANCE, {"aws:RequestedRegion": REGION, **CANARY_TAGS})
     assert not allowed(POLICY, "ec2:RunInstances", INSTANCE, LAUNCH)  # untagged: not a canary
 
@@ -67,12 +76,14 @@ def test_canary_passes_only_the_envs_app_role_to_ec2():
     app_role = f"arn:aws:iam::{DEV}:role/bakehouse/app/bakehouse-dev-app"
     assert allowed(POLICY, "iam:PassRole", app_role, {"iam:PassedToService": "ec2.amazonaws.com"})
     assert not allowed(POLICY, "iam:PassRole", app_role, {"iam:PassedToService": "lambda.amazonaws.com"})
-    assert not allowed(POLICY, "iam:PassRole", f"arn:aws:iam::{DEV}:role/BakehouseDeploy",
-                       {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not allowed(
+        POLICY, "iam:PassRole", f"arn:aws:iam::{DEV}:role/BakehouseDeploy", {"iam:PassedToService": "ec2.amazonaws.com"}
+    )
 
 
-@pytest.mark.parametrize("action", ["ec2:DescribeInstanceStatus", "ssm:DescribeInstanceInformation",
-                                    "ec2:DescribeSubnets", "ec2:DescribeInstances"])
+@pytest.mark.parametrize(
+    "action", ["ec2:DescribeInstanceStatus", "ssm:DescribeInstanceInformation", "ec2:DescribeSubnets", "ec2:DescribeInstances"]
+)
 def test_canary_reads_health_and_network_in_its_region(action):
     # None of these takes a resource type (service authorization reference, EC2 and Systems Manager).
     assert allowed(POLICY, action, "*", {"aws:RequestedRegion": REGION})
@@ -90,8 +101,7 @@ def test_publishers_of_other_envs_get_no_canary_rights():
     prod = replace(ARGS, env="prod")
     assert canary_statements(prod) == []
     policy = {"Version": VERSION, "Statement": publisher_statements(prod)}
-    assert not allowed(policy, "ec2:RunInstances", INSTANCE.replace(DEV, prod.account_id),
-                       {**LAUNCH, **CANARY_TAGS})
+    assert not allowed(policy, "ec2:RunInstances", INSTANCE.replace(DEV, prod.account_id), {**LAUNCH, **CANARY_TAGS})
 
 
 def test_the_canary_env_follows_the_factory_setting():
@@ -108,8 +118,11 @@ def test_the_dev_stack_gives_its_publisher_the_canary_statements_and_prod_does_n
     import json
 
     def sids(env):
-        (policy,) = [p for p in stack_run(env).of_type("aws:iam/rolePolicy:RolePolicy")
-                     if p.name == f"{env}-factory-access-publisher-policy"]
+        (policy,) = [
+            p
+            for p in stack_run(env).of_type("aws:iam/rolePolicy:RolePolicy")
+            if p.name == f"{env}-factory-access-publisher-policy"
+        ]
         return {s.get("Sid") for s in json.loads(policy.inputs["policy"])["Statement"]}
 
     assert any("Canary" in (sid or "") for sid in sids("dev"))

@@ -18,16 +18,28 @@ def _policy() -> str:
     from components.workload.app_access import AppAccessArgs, instance_role_statements
 
     args = AppAccessArgs(
-        env="dev", region=REGION, account_id=ACCOUNT, security_account_id=SECURITY, home_region=REGION,
-        kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k", ami_parameter="/bakehouse/dev/ami/al2023",
-        parameter_names=(), instance_type="t3.micro", log_retention_days=30, vpc_id="vpc-1", vpc_cidr="10.0.0.0/16",
-        gateway_prefix_list_ids=(), extra_https_cidrs=(), sessions_bucket="sessions", evidence_bucket=BUCKET)
+        env="dev",
+        region=REGION,
+        account_id=ACCOUNT,
+        security_account_id=SECURITY,
+        home_region=REGION,
+        kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k",
+        ami_parameter="/bakehouse/dev/ami/al2023",
+        parameter_names=(),
+        instance_type="t3.micro",
+        log_retention_days=30,
+        vpc_id="vpc-1",
+        vpc_cidr="10.0.0.0/16",
+        gateway_prefix_list_ids=(),
+        extra_https_cidrs=(),
+        sessions_bucket="sessions",
+        evidence_bucket=BUCKET,
+    )
     return json.dumps({"Version": "2012-10-17", "Statement": instance_role_statements(args)})
 
 
 def _request(instance_id: str) -> IsolateRequest:
-    return IsolateRequest(instance_id, "f-1", BUCKET, f"arn:aws:sns:{REGION}:{SECURITY}:t", region=REGION,
-                          account_id=ACCOUNT)
+    return IsolateRequest(instance_id, "f-1", BUCKET, f"arn:aws:sns:{REGION}:{SECURITY}:t", region=REGION, account_id=ACCOUNT)
 
 
 def _as(instance_id: str) -> dict[str, str]:

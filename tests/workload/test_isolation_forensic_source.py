@@ -39,14 +39,31 @@ def _component(source):
     account, region, security = "666666666666", "eu-west-1", "222222222222"
 
     def program():
-        provider = account_provider("unit-account", account_id=account, region=region,
-                                    role_arn=f"arn:aws:iam::{account}:role/BakehouseDeploy", tags={}, session_name="u")
-        IncidentResponse("ir", IncidentResponseArgs(
-            account_id=account, region=region, home_region=region, security_account_id=security, min_severity=7.0,
-            evidence_bucket=f"bakehouse-evidence-{security}-{region}",
-            security_topic_arn=f"arn:aws:sns:{region}:{security}:bakehouse-security",
-            kms_key_arn=f"arn:aws:kms:{region}:{account}:key/k", access_log_bucket="access-logs",
-            forensic_source=source), opts=pulumi.ResourceOptions(provider=provider))
+        provider = account_provider(
+            "unit-account",
+            account_id=account,
+            region=region,
+            role_arn=f"arn:aws:iam::{account}:role/BakehouseDeploy",
+            tags={},
+            session_name="u",
+        )
+        IncidentResponse(
+            "ir",
+            IncidentResponseArgs(
+                account_id=account,
+                region=region,
+                home_region=region,
+                security_account_id=security,
+                min_severity=7.0,
+                evidence_bucket=f"bakehouse-evidence-{security}-{region}",
+                security_topic_arn=f"arn:aws:sns:{region}:{security}:bakehouse-security",
+                kms_key_arn=f"arn:aws:kms:{region}:{account}:key/k",
+                access_log_bucket="access-logs",
+                forensic_source=source,
+            ),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+
     return run_program(program)
 
 
@@ -62,6 +79,7 @@ def test_the_configured_forensic_source_is_written_where_the_playbook_reads_it()
 
 def test_the_workload_stack_hands_its_configured_forensic_source_to_the_playbook():
     from tools.mockrun import cached_run
+
     run = cached_run("dev", overrides={"bakehouse:workload": _with("10.99.0.0/24")})
     [parameter] = [p for p in run.of_type("aws:ssm/parameter:Parameter") if p.name.endswith("-forensic-source")]
     value = parameter.inputs["value"]

@@ -46,6 +46,7 @@ def test_the_role_reads_its_own_executions_and_the_forensic_source_only(stack_ru
     own = re.search(r'"ec2:DescribeInstanceAttribute".*?arn:aws:ec2:[a-z0-9-]+:(\d{12}):instance', policy).group(1)
     assert allowed(policy, "ssm:GetAutomationExecution", f"arn:aws:ssm:{REGION}:{own}:automation-execution/e-1")
     assert not allowed(policy, "ssm:GetAutomationExecution", f"arn:aws:ssm:{REGION}:999999999999:automation-execution/e-1")
-    assert allowed(policy, "ssm:GetParameter",
-                   f"arn:aws:ssm:{REGION}:{own}:parameter/bakehouse/incident-response/forensic-source")
+    assert allowed(
+        policy, "ssm:GetParameter", f"arn:aws:ssm:{REGION}:{own}:parameter/bakehouse/incident-response/forensic-source"
+    )
     assert not allowed(policy, "ssm:GetParameter", f"arn:aws:ssm:{REGION}:{own}:parameter/bakehouse/prod/secrets/db")

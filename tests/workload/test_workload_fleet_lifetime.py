@@ -31,9 +31,17 @@ def test_a_lifetime_auto_scaling_would_refuse_is_a_config_problem(days):
 
 
 def test_a_bad_fleet_section_stops_the_stack_with_the_other_problems():
-    run = cached_run("dev", overrides={"bakehouse:workload": {
-        **DEV_SECTION, "amiFamilies": [], "fleet": {"maxInstanceLifetimeDays": 400, "reportSchedule": "daily"}}},
-        raise_errors=False)
+    run = cached_run(
+        "dev",
+        overrides={
+            "bakehouse:workload": {
+                **DEV_SECTION,
+                "amiFamilies": [],
+                "fleet": {"maxInstanceLifetimeDays": 400, "reportSchedule": "daily"},
+            }
+        },
+        raise_errors=False,
+    )
     assert isinstance(run.error, ConfigError)
     text = str(run.error)
     assert "fleet.maxInstanceLifetimeDays" in text and "fleet.reportSchedule" in text and "amiFamilies" in text
@@ -66,8 +74,9 @@ def test_fleet_report_may_read_only_its_envs_image_parameters_and_publish_only_t
     assert statements["ListInstances"]["Action"] == ["ec2:DescribeInstances"]
     assert statements["ListInstances"]["Condition"] == {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}
     [topic] = statements["AnnounceOnSecurityTopic"]["Resource"]
-    fn_env = [f for f in run.of_type("aws:lambda/function:Function")
-              if f.inputs["name"] == "bakehouse-fleet-report"][0].inputs["environment"]["variables"]
+    fn_env = [f for f in run.of_type("aws:lambda/function:Function") if f.inputs["name"] == "bakehouse-fleet-report"][0].inputs[
+        "environment"
+    ]["variables"]
     assert topic == fn_env["TOPIC_ARN"]
     actions = {a for s in statements.values() for a in s["Action"]}
     assert not any(a.startswith(("ec2:Terminate", "ec2:Stop", "autoscaling:")) for a in actions), "it only reports"

@@ -31,21 +31,30 @@ TOPIC = f"arn:aws:sns:{REGION}:{SECURITY}:bakehouse-security"
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 # boto3 client name -> IAM service prefix, and the odd calls whose action is not their PascalCase name
 IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
-ACTION_OF = {"s3.head_object": "s3:GetObject", "s3.list_objects_v2": "s3:ListBucket",
-             "elbv2.describe_target_groups": "elasticloadbalancing:DescribeTargetGroups"}
+ACTION_OF = {
+    "s3.head_object": "s3:GetObject",
+    "s3.list_objects_v2": "s3:ListBucket",
+    "elbv2.describe_target_groups": "elasticloadbalancing:DescribeTargetGroups",
+}
 
 
 def _finding(severity: float, resource_type: str = "Instance") -> dict:
-    return {"source": "aws.guardduty", "detail-type": "GuardDuty Finding", "id": "evt-1",
-            "detail": {"id": "f0c1a2b3", "severity": severity, "type": "Backdoor:EC2/C&CActivity.B",
-                       "resource": {"resourceType": resource_type,
-                                    "instanceDetails": {"instanceId": "i-0123456789abcdef0"}}}}
+    return {
+        "source": "aws.guardduty",
+        "detail-type": "GuardDuty Finding",
+        "id": "evt-1",
+        "detail": {
+            "id": "f0c1a2b3",
+            "severity": severity,
+            "type": "Backdoor:EC2/C&CActivity.B",
+            "resource": {"resourceType": resource_type, "instanceDetails": {"instanceId": "i-0123456789abcdef0"}},
+        },
+    }
 
 
 def _rule(run: StackRun, suffix: str):
     [rule] = [r for r in run.of_type("aws:cloudwatch/eventRule:EventRule") if r.name.endswith(suffix)]
-    [target] = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget")
-                if t.inputs.get("rule") == rule.inputs["name"]]
+    [target] = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.inputs.get("rule") == rule.inputs["name"]]
     return rule, target
 
 
@@ -67,16 +76,23 @@ def test_guardduty_ec2_findings_at_or_above_the_configured_severity_start_isolat
 
 def test_manual_isolate_event_starts_isolation(stack_run):
     rule, _ = _rule(stack_run("uat"), "-manual-isolate")
-    event = {"source": "bakehouse.incident", "detail-type": "Isolate instance", "id": "e-1",
-             "detail": {"instanceId": "i-0123456789abcdef0"}}
+    event = {
+        "source": "bakehouse.incident",
+        "detail-type": "Isolate instance",
+        "id": "e-1",
+        "detail": {"instanceId": "i-0123456789abcdef0"},
+    }
     assert event_matches(rule.inputs["eventPattern"], event)
     assert not event_matches(rule.inputs["eventPattern"], {**event, "source": "aws.ec2"})
 
 
-@pytest.mark.parametrize("suffix, values", [
-    ("-guardduty-ec2", {"instance": "i-0123456789abcdef0", "finding": "f0c1a2b3d4"}),
-    ("-manual-isolate", {"instance": "i-0123456789abcdef0", "event": "6a7e8f2c-1d3b-4c5e-9f0a-123456789abc"}),
-])
+@pytest.mark.parametrize(
+    "suffix, values",
+    [
+        ("-guardduty-ec2", {"instance": "i-0123456789abcdef0", "finding": "f0c1a2b3d4"}),
+        ("-manual-isolate", {"instance": "i-0123456789abcdef0", "event": "6a7e8f2c-1d3b-4c5e-9f0a-123456789abc"}),
+    ],
+)
 def test_isolation_target_hands_the_playbook_a_request_its_handler_accepts(suffix, values, stack_run):
     run = stack_run("prod")
     _, target = _rule(run, suffix)
@@ -109,8 +125,9 @@ def test_events_role_may_start_only_the_isolation_automation_and_pass_only_its_r
     assert not allowed(policy, "ssm:StartAutomationExecution", f"{definition}/AWS-RunShellScript:$DEFAULT")
     assert allowed(policy, "iam:PassRole", role, {"iam:PassedToService": "ssm.amazonaws.com"})
     assert not allowed(policy, "iam:PassRole", role, {"iam:PassedToService": "ec2.amazonaws.com"})
-    assert not allowed(policy, "iam:PassRole", "arn:aws:iam::444444444444:role/BakehouseBreakGlass",
-                       {"iam:PassedToService": "ssm.amazonaws.com"})
+    assert not allowed(
+        policy, "iam:PassRole", "arn:aws:iam::444444444444:role/BakehouseBreakGlass", {"iam:PassedToService": "ssm.amazonaws.com"}
+    )
 
 
 def _playbook_actions() -> set[str]:
@@ -121,8 +138,9 @@ def _playbook_actions() -> set[str]:
     actions = set()
     for client, method in calls:
         name = f"{client}.{method}"
-        actions.add(ACTION_OF.get(name) or
-                    f"{IAM_PREFIX.get(client, client)}:{''.join(p.capitalize() for p in method.split('_'))}")
+        actions.add(
+            ACTION_OF.get(name) or f"{IAM_PREFIX.get(client, client)}:{''.join(p.capitalize() for p in method.split('_'))}"
+        )
     return actions
 
 
@@ -165,27 +183,58 @@ def test_automation_role_is_scoped_to_app_roles_evidence_and_the_security_topic(
     assert allowed(policy, "sns:Publish", TOPIC)
     assert not allowed(policy, "sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:anything")
     assert not allowed(policy, "ec2:TerminateInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-1")
-    assert not allowed(policy, "ec2:RevokeSecurityGroupIngress", f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/sg-1",
-                       {"aws:ResourceTag/bakehouse:purpose": "app"})
-    assert allowed(policy, "ec2:CreateSnapshot", f"arn:aws:ec2:{REGION}::snapshot/*",
-                   {"aws:RequestTag/bakehouse:finding-id": "f1"})
+    assert not allowed(
+        policy,
+        "ec2:RevokeSecurityGroupIngress",
+        f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/sg-1",
+        {"aws:ResourceTag/bakehouse:purpose": "app"},
+    )
+    assert allowed(
+        policy, "ec2:CreateSnapshot", f"arn:aws:ec2:{REGION}::snapshot/*", {"aws:RequestTag/bakehouse:finding-id": "f1"}
+    )
     assert not allowed(policy, "ec2:CreateSnapshot", f"arn:aws:ec2:{REGION}::snapshot/*")
-    assert allowed(policy, "kms:GenerateDataKey", f"arn:aws:kms:{REGION}:{SECURITY}:key/k",
-                   {"kms:ResourceAliases": ["alias/bakehouse-evidence"]})
-    assert not allowed(policy, "kms:GenerateDataKey", f"arn:aws:kms:{REGION}:{SECURITY}:key/k",
-                       {"kms:ResourceAliases": ["alias/bakehouse-trail"]})
+    assert allowed(
+        policy,
+        "kms:GenerateDataKey",
+        f"arn:aws:kms:{REGION}:{SECURITY}:key/k",
+        {"kms:ResourceAliases": ["alias/bakehouse-evidence"]},
+    )
+    assert not allowed(
+        policy,
+        "kms:GenerateDataKey",
+        f"arn:aws:kms:{REGION}:{SECURITY}:key/k",
+        {"kms:ResourceAliases": ["alias/bakehouse-trail"]},
+    )
 
 
 # --- the component alone: how the document is deployed ---------------------------------------------
 def _alone(document_path: Path) -> StackRun:
     def program():
-        provider = account_provider("unit-account", account_id=ACCOUNT, region=REGION,
-                                    role_arn=f"arn:aws:iam::{ACCOUNT}:role/BakehouseDeploy", tags={}, session_name="u")
-        IncidentResponse("ir", IncidentResponseArgs(
-            account_id=ACCOUNT, region=REGION, home_region=REGION, security_account_id=SECURITY, min_severity=7.0,
-            evidence_bucket=EVIDENCE, security_topic_arn=TOPIC, kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k",
-            access_log_bucket="access-logs", document_path=document_path),
-            opts=pulumi.ResourceOptions(provider=provider))
+        provider = account_provider(
+            "unit-account",
+            account_id=ACCOUNT,
+            region=REGION,
+            role_arn=f"arn:aws:iam::{ACCOUNT}:role/BakehouseDeploy",
+            tags={},
+            session_name="u",
+        )
+        IncidentResponse(
+            "ir",
+            IncidentResponseArgs(
+                account_id=ACCOUNT,
+                region=REGION,
+                home_region=REGION,
+                security_account_id=SECURITY,
+                min_severity=7.0,
+                evidence_bucket=EVIDENCE,
+                security_topic_arn=TOPIC,
+                kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k",
+                access_log_bucket="access-logs",
+                document_path=document_path,
+            ),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+
     return run_program(program)
 
 
@@ -200,12 +249,27 @@ def test_missing_document_is_reported_and_the_rules_still_wait_for_it(tmp_path):
 
 def test_document_with_handler_steps_is_deployed_with_the_handlers_attachment(tmp_path):
     path = tmp_path / "isolate_instance.yaml"
-    path.write_text(yaml.safe_dump({
-        "schemaVersion": "0.3", "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": {"AutomationAssumeRole": {"type": "String"}, "InstanceId": {"type": "String"}},
-        "mainSteps": [{"name": "Isolate", "action": "aws:executeScript", "inputs": {
-            "Runtime": "python3.11", "Handler": "run", "Attachment": HANDLERS_ATTACHMENT,
-            "Script": "from handlers.isolate import handler\n\ndef run(e, c):\n    return handler(e, c)\n"}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "schemaVersion": "0.3",
+                "assumeRole": "{{ AutomationAssumeRole }}",
+                "parameters": {"AutomationAssumeRole": {"type": "String"}, "InstanceId": {"type": "String"}},
+                "mainSteps": [
+                    {
+                        "name": "Isolate",
+                        "action": "aws:executeScript",
+                        "inputs": {
+                            "Runtime": "python3.11",
+                            "Handler": "run",
+                            "Attachment": HANDLERS_ATTACHMENT,
+                            "Script": "from handlers.isolate import handler\n\ndef run(e, c):\n    return handler(e, c)\n",
+                        },
+                    }
+                ],
+            }
+        )
+    )
     run = _alone(path)
     [doc] = run.of_type("aws:ssm/document:Document")
     assert doc.inputs["name"] == ISOLATE_DOCUMENT and doc.inputs["documentType"] == "Automation"

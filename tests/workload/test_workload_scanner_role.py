@@ -11,8 +11,14 @@ from components.workload.factory_access import FactoryAccessArgs, scanner_statem
 from tests.iam.evaluate import allowed
 
 PROD = "666666666666"
-ARGS = FactoryAccessArgs(env="prod", account_id=PROD, region="eu-west-1", build_account_id="333333333333",
-                         organization_id="o-abcdef1234", regions=("eu-central-1",))
+ARGS = FactoryAccessArgs(
+    env="prod",
+    account_id=PROD,
+    region="eu-west-1",
+    build_account_id="333333333333",
+    organization_id="o-abcdef1234",
+    regions=("eu-central-1",),
+)
 POLICY = {"Version": VERSION, "Statement": scanner_statements(ARGS)}
 IMAGE = "arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0"
 PARAMETER = f"arn:aws:ssm:eu-west-1:{PROD}:parameter/bakehouse/prod/ami/al2023"
@@ -34,21 +40,33 @@ def test_scanner_moves_the_envs_ami_parameters_on_quarantine(action):
 def test_scanner_tags_images_only_with_the_quarantined_tag():
     quarantine = {"aws:TagKeys": ["bakehouse:quarantined"], "aws:RequestTag/bakehouse:quarantined": "true"}
     assert allowed(POLICY, "ec2:CreateTags", IMAGE, quarantine)
-    assert not allowed(POLICY, "ec2:CreateTags", IMAGE, {"aws:TagKeys": ["bakehouse:approved"],
-                                                         "aws:RequestTag/bakehouse:approved": "true"})
-    assert not allowed(POLICY, "ec2:CreateTags", IMAGE, {"aws:TagKeys": ["bakehouse:quarantined", "Name"],
-                                                         "aws:RequestTag/bakehouse:quarantined": "true",
-                                                         "aws:RequestTag/Name": "x"})
+    assert not allowed(
+        POLICY, "ec2:CreateTags", IMAGE, {"aws:TagKeys": ["bakehouse:approved"], "aws:RequestTag/bakehouse:approved": "true"}
+    )
+    assert not allowed(
+        POLICY,
+        "ec2:CreateTags",
+        IMAGE,
+        {
+            "aws:TagKeys": ["bakehouse:quarantined", "Name"],
+            "aws:RequestTag/bakehouse:quarantined": "true",
+            "aws:RequestTag/Name": "x",
+        },
+    )
     # Un-quarantining is not the rescan's business.
-    assert not allowed(POLICY, "ec2:CreateTags", IMAGE, {"aws:TagKeys": ["bakehouse:quarantined"],
-                                                         "aws:RequestTag/bakehouse:quarantined": "false"})
+    assert not allowed(
+        POLICY,
+        "ec2:CreateTags",
+        IMAGE,
+        {"aws:TagKeys": ["bakehouse:quarantined"], "aws:RequestTag/bakehouse:quarantined": "false"},
+    )
     assert not allowed(POLICY, "ec2:DeleteTags", IMAGE, {"aws:TagKeys": ["bakehouse:quarantined"]})
-    assert not allowed(POLICY, "ec2:CreateTags", f"arn:aws:ec2:eu-west-1:{PROD}:instance/i-0123456789abcdef0",
-                       quarantine)
+    assert not allowed(POLICY, "ec2:CreateTags", f"arn:aws:ec2:eu-west-1:{PROD}:instance/i-0123456789abcdef0", quarantine)
 
 
 def test_the_build_accounts_lifecycle_function_may_read_the_envs_pins_through_the_scanner_but_not_publish():
     from components.workload.factory_access import factory_trust, scanner_trust
+
     lifecycle = "arn:aws:iam::333333333333:role/BakehouseImageLifecycle"
     automation = "arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"
     in_org = {"aws:PrincipalOrgID": "o-abcdef1234"}

@@ -33,8 +33,6 @@ def _role_policy(run: StackRun, role_resource_name: str) -> str:
     return policies[0].inputs["policy"]
 
 
-
-
 def test_dev_has_no_route_to_the_internet(stack_run):
     assert_no_route_to_the_internet(stack_run("dev"))
 
@@ -50,12 +48,30 @@ def test_prod_has_no_route_to_the_internet(stack_run):
 def test_the_route_check_catches_a_default_route():
     """The check above must be able to fail: a run with a NAT-style default route is rejected."""
     from tools.mockrun import Declared
-    bad = StackRun("bad", resources=[
-        Declared("urn:rt", "aws:ec2/routeTable:RouteTable", "rt",
-                 {"routes": [{"cidrBlock": "0.0.0.0/0", "natGatewayId": "nat-1"}]}, True, None, None),
-        Declared("urn:bpa", "aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions", "bpa",
-                 {"internetGatewayBlockMode": "block-bidirectional"}, True, None, None),
-    ])
+
+    bad = StackRun(
+        "bad",
+        resources=[
+            Declared(
+                "urn:rt",
+                "aws:ec2/routeTable:RouteTable",
+                "rt",
+                {"routes": [{"cidrBlock": "0.0.0.0/0", "natGatewayId": "nat-1"}]},
+                True,
+                None,
+                None,
+            ),
+            Declared(
+                "urn:bpa",
+                "aws:ec2/vpcBlockPublicAccessOptions:VpcBlockPublicAccessOptions",
+                "bpa",
+                {"internetGatewayBlockMode": "block-bidirectional"},
+                True,
+                None,
+                None,
+            ),
+        ],
+    )
     with pytest.raises(AssertionError, match="default route"):
         assert_no_route_to_the_internet(bad)
 
@@ -66,8 +82,11 @@ def test_dev_uat_and_prod_declare_the_same_resource_types(stack_run):
 
 
 def test_subnets_span_exactly_the_configured_azs(stack_run):
-    expected = {"dev": ["eu-west-1a", "eu-west-1b"], "uat": ["eu-west-1a", "eu-west-1b"],
-                "prod": ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}
+    expected = {
+        "dev": ["eu-west-1a", "eu-west-1b"],
+        "uat": ["eu-west-1a", "eu-west-1b"],
+        "prod": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+    }
     for env in ENVS:
         azs = sorted(s.inputs["availabilityZone"] for s in stack_run(env).of_type("aws:ec2/subnet:Subnet"))
         assert azs == expected[env]
@@ -85,8 +104,7 @@ def test_every_endpoint_policy_is_scoped_to_the_organization(env, stack_run):
 
 
 def test_endpoint_policy_refuses_principals_outside_the_organization(stack_run):
-    [ssm] = [e for e in stack_run("dev").of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
-             if e.inputs["serviceName"].endswith(".ssm")]
+    [ssm] = [e for e in stack_run("dev").of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if e.inputs["serviceName"].endswith(".ssm")]
     resource = "arn:aws:ssm:eu-west-1:444444444444:parameter/bakehouse/dev/app/log-level"
     assert allowed(_policy(ssm), "ssm:GetParameter", resource, {"aws:PrincipalOrgID": ORG})
     assert not allowed(_policy(ssm), "ssm:GetParameter", resource, {"aws:PrincipalOrgID": "o-someoneelse1"})
@@ -94,8 +112,11 @@ def test_endpoint_policy_refuses_principals_outside_the_organization(stack_run):
 
 
 def test_s3_endpoint_reaches_only_estate_and_aws_agent_and_repository_buckets(stack_run):
-    [s3] = [e for e in stack_run("prod").of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
-            if e.inputs["serviceName"] == "com.amazonaws.eu-west-1.s3"]
+    [s3] = [
+        e
+        for e in stack_run("prod").of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+        if e.inputs["serviceName"] == "com.amazonaws.eu-west-1.s3"
+    ]
     policy, ctx = _policy(s3), {"aws:PrincipalOrgID": ORG}
     assert s3.inputs["vpcEndpointType"] == "Gateway"
     assert allowed(policy, "s3:PutObject", f"arn:aws:s3:::bakehouse-sessions-{SECURITY}-eu-west-1/666666666666/x", ctx)
@@ -112,7 +133,8 @@ def test_interface_endpoints_use_private_dns_and_the_https_only_group(env, stack
     endpoints = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
     interface = [e for e in endpoints if e.inputs["vpcEndpointType"] == "Interface"]
     assert sorted(e.inputs["serviceName"].rsplit(".", 1)[-1] for e in interface) == sorted(
-        ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "kms", "sts", "secretsmanager", "sns"])
+        ["ssm", "ssmmessages", "ec2messages", "ec2", "logs", "monitoring", "kms", "sts", "secretsmanager", "sns"]
+    )
     for endpoint in interface:
         assert endpoint.inputs["privateDnsEnabled"] is True
         assert endpoint.inputs["securityGroupIds"] == [f"{env}-network-endpoints-id"]
@@ -120,14 +142,16 @@ def test_interface_endpoints_use_private_dns_and_the_https_only_group(env, stack
     group = run.named(f"{env}-network-endpoints")
     cidr = run.named(f"{env}-network-vpc").inputs["cidrBlock"]
     assert [(r["protocol"], r["fromPort"], r["toPort"], r["cidrBlocks"]) for r in group.inputs["ingress"]] == [
-        ("tcp", 443, 443, [cidr])]
+        ("tcp", 443, 443, [cidr])
+    ]
     assert group.inputs.get("egress") in ([], None)
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_no_security_group_opens_ssh_rdp_or_the_internet(env, stack_run):
-    for group in stack_run(env).of_type("aws:ec2/securityGroup:SecurityGroup") + \
-            stack_run(env).of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"):
+    for group in stack_run(env).of_type("aws:ec2/securityGroup:SecurityGroup") + stack_run(env).of_type(
+        "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+    ):
         for rule in (group.inputs.get("ingress") or []) + (group.inputs.get("egress") or []):
             assert "0.0.0.0/0" not in (rule.get("cidrBlocks") or []), group.name
             assert "::/0" not in (rule.get("ipv6CidrBlocks") or []), group.name
@@ -139,8 +163,10 @@ def test_no_security_group_opens_ssh_rdp_or_the_internet(env, stack_run):
 def test_default_security_groups_and_default_nacl_are_adopted_empty(stack_run):
     run = stack_run("dev")
     defaults = run.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
-    assert {g.inputs["vpcId"] for g in defaults} == {"dev-network-vpc-id",
-                                                     *(f"dev-baseline-{r}-default-vpc-id" for r in ALLOWED_REGIONS)}
+    assert {g.inputs["vpcId"] for g in defaults} == {
+        "dev-network-vpc-id",
+        *(f"dev-baseline-{r}-default-vpc-id" for r in ALLOWED_REGIONS),
+    }
     for res in defaults + run.of_type("aws:ec2/defaultNetworkAcl:DefaultNetworkAcl"):
         assert not res.inputs.get("ingress") and not res.inputs.get("egress"), res.name
 
@@ -150,8 +176,9 @@ def test_subnet_nacl_admits_the_vpc_and_only_https_beyond_it(stack_run):
     [nacl] = run.of_type("aws:ec2/networkAcl:NetworkAcl")
     assert sorted(nacl.inputs["subnetIds"]) == ["uat-network-private-a-id", "uat-network-private-b-id"]
     for rule in nacl.inputs["egress"]:
-        assert rule["cidrBlock"] == "10.32.0.0/16" or (rule["protocol"], rule["fromPort"], rule["toPort"]) == (
-            "tcp", 443, 443), rule
+        assert rule["cidrBlock"] == "10.32.0.0/16" or (rule["protocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 443, 443), (
+            rule
+        )
     for rule in nacl.inputs["ingress"]:
         assert rule["cidrBlock"] == "10.32.0.0/16" or (rule["protocol"], rule["fromPort"]) == ("tcp", 1024), rule
 
@@ -205,8 +232,13 @@ def test_instance_role_policy_cannot_read_another_envs_path(stack_run):
     assert allowed(policy, "ssm:GetParameter", f"{arn}/bakehouse/dev/app/log-level")
     assert allowed(policy, "ssm:GetParametersByPath", f"{arn}/bakehouse/dev")
     assert allowed(policy, "ssm:GetParameter", f"{arn}/bakehouse/dev/secrets/db-password")
-    for other in ("/bakehouse/uat/app/log-level", "/bakehouse/prod/secrets/db-password", "/bakehouse/dev2/app/x",
-                  "/bakehouse/images/al2023/latest", "/other/dev/app/x"):
+    for other in (
+        "/bakehouse/uat/app/log-level",
+        "/bakehouse/prod/secrets/db-password",
+        "/bakehouse/dev2/app/x",
+        "/bakehouse/images/al2023/latest",
+        "/other/dev/app/x",
+    ):
         assert not allowed(policy, "ssm:GetParameter", f"{arn}{other}"), other
     assert not allowed(policy, "ssm:GetParameter", "arn:aws:ssm:eu-west-1:555555555555:parameter/bakehouse/dev/app/x")
     assert not allowed(policy, "ssm:PutParameter", f"{arn}/bakehouse/dev/app/log-level")
@@ -218,8 +250,12 @@ def test_instance_role_decrypts_only_its_env_secrets_through_ssm(stack_run):
     secret = "arn:aws:ssm:eu-west-1:666666666666:parameter/bakehouse/prod/secrets/db-password"
     via_ssm = {"kms:ViaService": "ssm.eu-west-1.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": secret}
     assert allowed(policy, "kms:Decrypt", key, via_ssm)
-    assert not allowed(policy, "kms:Decrypt", key, {**via_ssm, "kms:ViaService": "s3.eu-west-1.amazonaws.com",
-                                                     "kms:EncryptionContext:PARAMETER_ARN": "x"})
+    assert not allowed(
+        policy,
+        "kms:Decrypt",
+        key,
+        {**via_ssm, "kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": "x"},
+    )
     assert not allowed(policy, "kms:Decrypt", key, {})  # direct use of the key, outside SSM
     assert not allowed(policy, "kms:Decrypt", "arn:aws:kms:eu-west-1:666666666666:key/another-key", via_ssm)
 
@@ -232,8 +268,7 @@ def test_instance_role_writes_only_its_log_group_and_its_own_evidence_prefix(sta
     assert not allowed(policy, "logs:PutLogEvents", f"{logs}:/bakehouse/prod/app:log-stream:i-0abc")
     assert not allowed(policy, "logs:DeleteLogGroup", f"{logs}:/bakehouse/uat/app")
     evidence = f"arn:aws:s3:::bakehouse-evidence-{SECURITY}-eu-west-1/incidents/f-1"
-    mine, other = (f"arn:aws:ec2:eu-west-1:555555555555:instance/{i}" for i in ("i-0123456789abcdef0",
-                                                                                "i-0fedcba9876543210"))
+    mine, other = (f"arn:aws:ec2:eu-west-1:555555555555:instance/{i}" for i in ("i-0123456789abcdef0", "i-0fedcba9876543210"))
     me = {"ec2:SourceInstanceARN": mine}  # what instance-profile credentials carry (not ec2:InstanceID)
     assert allowed(policy, "s3:PutObject", f"{evidence}/{mine}/memory.lime.compressed", me)
     assert not allowed(policy, "s3:PutObject", f"{evidence}/{other}/memory.lime.compressed", me)
@@ -259,8 +294,7 @@ def test_user_data_names_the_parameters_it_reads_and_holds_no_values(stack_run):
     script = base64.b64decode(template.inputs["userData"]).decode()
     assert "/bakehouse/dev/secrets/db-password" in script and "/bakehouse/dev/app/log-level" in script
     assert MOCK_SECRET not in script
-    values = {p.inputs["insecureValue"] for p in run.of_type("aws:ssm/parameter:Parameter")
-              if "insecureValue" in p.inputs}
+    values = {p.inputs["insecureValue"] for p in run.of_type("aws:ssm/parameter:Parameter") if "insecureValue" in p.inputs}
     assert not any(f"={v}" in script or f" {v}\n" in script for v in values - {"on", "off"})
 
 
@@ -277,24 +311,36 @@ def test_export_contract_is_complete_and_exact(env, stack_run):
 @pytest.mark.parametrize("env", ENVS)
 def test_account_baseline_sets_the_secure_account_defaults(env, stack_run):
     run = stack_run(env)
-    one = {t: run.of_type(t) for t in (
-        "aws:ebs/defaultKmsKey:DefaultKmsKey", "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
-        "aws:iam/accountPasswordPolicy:AccountPasswordPolicy", "aws:accessanalyzer/analyzer:Analyzer")}
+    one = {
+        t: run.of_type(t)
+        for t in (
+            "aws:ebs/defaultKmsKey:DefaultKmsKey",
+            "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
+            "aws:iam/accountPasswordPolicy:AccountPasswordPolicy",
+            "aws:accessanalyzer/analyzer:Analyzer",
+        )
+    }
     assert all(len(v) == 1 for v in one.values()), {t: len(v) for t, v in one.items()}
     inputs = {t.split(":")[-1]: v[0].inputs for t, v in one.items()}
-    per_region = {t: run.of_type(t) for t in ("aws:ebs/encryptionByDefault:EncryptionByDefault",
-                                              "aws:ec2/serialConsoleAccess:SerialConsoleAccess")}
+    per_region = {
+        t: run.of_type(t)
+        for t in ("aws:ebs/encryptionByDefault:EncryptionByDefault", "aws:ec2/serialConsoleAccess:SerialConsoleAccess")
+    }
     for kind, found in per_region.items():
         assert {r.inputs["region"] for r in found} == set(ALLOWED_REGIONS), kind
     assert all(r.inputs["enabled"] is True for r in per_region["aws:ebs/encryptionByDefault:EncryptionByDefault"])
     assert all(r.inputs["enabled"] is False for r in per_region["aws:ec2/serialConsoleAccess:SerialConsoleAccess"])
     assert inputs["DefaultKmsKey"]["keyArn"] == run.exports["kmsKeyArn"]
-    assert all(inputs["AccountPublicAccessBlock"][k] is True for k in (
-        "blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(
+        inputs["AccountPublicAccessBlock"][k] is True
+        for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     # One owner: the organization's EC2 declarative policy sets IMDS defaults and image/snapshot blocks.
-    for owned_by_the_org in ("aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
-                             "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
-                             "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess"):
+    for owned_by_the_org in (
+        "aws:ec2/instanceMetadataDefaults:InstanceMetadataDefaults",
+        "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess",
+        "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess",
+    ):
         assert not run.of_type(owned_by_the_org), owned_by_the_org
     assert inputs["AccountPasswordPolicy"]["minimumPasswordLength"] >= 14
     assert inputs["AccountPasswordPolicy"]["passwordReusePrevention"] >= 24
@@ -346,16 +392,21 @@ def test_break_glass_role_trusts_only_security_responders_with_mfa_for_one_hour(
 def test_break_glass_use_alarms_the_security_topic(stack_run):
     run = stack_run("uat")
     rule = run.named("uat-break-glass-used")
-    event = {"source": "aws.sts", "detail-type": "AWS API Call via CloudTrail",
-             "detail": {"eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
-                        "requestParameters": {"roleArn": "arn:aws:iam::555555555555:role/BakehouseBreakGlass"}}}
+    event = {
+        "source": "aws.sts",
+        "detail-type": "AWS API Call via CloudTrail",
+        "detail": {
+            "eventSource": "sts.amazonaws.com",
+            "eventName": "AssumeRole",
+            "requestParameters": {"roleArn": "arn:aws:iam::555555555555:role/BakehouseBreakGlass"},
+        },
+    }
     assert event_matches(rule.inputs["eventPattern"], event)
     other_role = json.loads(json.dumps(event))
     other_role["detail"]["requestParameters"]["roleArn"] = "arn:aws:iam::555555555555:role/bakehouse/app/x"
     assert not event_matches(rule.inputs["eventPattern"], other_role)
     assert rule.inputs["state"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
-    [target] = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget")
-                if t.inputs.get("rule") == rule.inputs["name"]]
+    [target] = [t for t in run.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.inputs.get("rule") == rule.inputs["name"]]
     assert target.inputs["arn"] == f"arn:aws:sns:eu-west-1:{SECURITY}:bakehouse-security"
     delivery = _role_policy(run, "uat-break-glass-alarm-delivery")
     assert allowed(delivery, "sns:Publish", target.inputs["arn"])
@@ -395,8 +446,10 @@ def delegated_to_account(key_policy: str, account: str) -> dict:
     conditions): what a role of the account gets from the key; statements naming another principal
     (the Auto Scaling service-linked role, the deployer) give it nothing."""
     root = f"arn:aws:iam::{account}:root"
-    return {"Version": "2012-10-17", "Statement": [
-        s for s in json.loads(key_policy)["Statement"] if (s.get("Principal") or {}).get("AWS") in (root, [root])]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [s for s in json.loads(key_policy)["Statement"] if (s.get("Principal") or {}).get("AWS") in (root, [root])],
+    }
 
 
 def test_kms_key_lets_app_roles_decrypt_only_through_ssm_or_for_a_session(stack_run):
@@ -406,12 +459,13 @@ def test_kms_key_lets_app_roles_decrypt_only_through_ssm_or_for_a_session(stack_
     app = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/bakehouse/app/bakehouse-dev-app"}
     assert allowed(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "ssm.eu-west-1.amazonaws.com"})
     assert evaluate(policy, "kms:Decrypt", "*", {**app, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}) != "Allow"
-    session = {"kms:EncryptionContext:aws:ssm:SessionId": "responder-0abc",
-               "kms:EncryptionContext:aws:ssm:TargetId": "i-0123456789abcdef0"}
+    session = {
+        "kms:EncryptionContext:aws:ssm:SessionId": "responder-0abc",
+        "kms:EncryptionContext:aws:ssm:TargetId": "i-0123456789abcdef0",
+    }
     assert allowed(policy, "kms:Decrypt", "*", {**app, **session})
     assert not allowed(policy, "kms:Encrypt", "*", {**app, **session})
-    other = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/SomeoneElse",
-             "kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
+    other = {"aws:PrincipalArn": "arn:aws:iam::444444444444:role/SomeoneElse", "kms:ViaService": "ssm.eu-west-1.amazonaws.com"}
     assert not allowed(policy, "kms:Decrypt", "*", other)
 
 
@@ -441,8 +495,10 @@ def test_break_glass_may_make_session_keys_with_the_account_key_and_nothing_else
 def test_instance_decrypts_only_its_own_session_keys(stack_run):
     run = stack_run("dev")
     policy, key = _role_policy(run, "dev-app-role"), run.exports["kmsKeyArn"]
-    me = {"ec2:SourceInstanceARN": "arn:aws:ec2:eu-west-1:444444444444:instance/i-0123456789abcdef0",
-          "kms:EncryptionContext:aws:ssm:SessionId": "responder-1"}
+    me = {
+        "ec2:SourceInstanceARN": "arn:aws:ec2:eu-west-1:444444444444:instance/i-0123456789abcdef0",
+        "kms:EncryptionContext:aws:ssm:SessionId": "responder-1",
+    }
     assert allowed(policy, "kms:Decrypt", key, {**me, "kms:EncryptionContext:aws:ssm:TargetId": "i-0123456789abcdef0"})
     other = {**me, "kms:EncryptionContext:aws:ssm:TargetId": "i-0fedcba987654321f"}
     assert not allowed(policy, "kms:Decrypt", key, other)

@@ -33,9 +33,10 @@ test: $(VENV)/.installed node_modules/.installed
 test-fast: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
 
-## lint: ruff over the project's Python, then mypy (strict on estate/ and handlers/); settings in pyproject.toml
+## lint: ruff (lint and format check) over the project's Python, then mypy (strict on estate/ and handlers/); settings in pyproject.toml
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## lock: recompile both lock files from requirements.in / requirements-dev.in (then commit them)

@@ -68,6 +68,8 @@ class StackRun:
     seconds: float = 0.0
     error: BaseException | None = None
     logs: list[str] = field(default_factory=list)  # pulumi.log messages, e.g. cost estimates
+    # Values the mocks made up (ids, arns): a real preview knows none of them, so readers mark them computed.
+    computed: frozenset[str] = frozenset()
 
     def of_type(self, type_token: str) -> list[Declared]:
         return [r for r in self.resources if r.type == type_token]
@@ -92,6 +94,7 @@ class EchoMocks(pulumi.runtime.Mocks):
     def __init__(self, synthesize_arn: bool = True):
         self.synthesize_arn = synthesize_arn
         self._provider_scope: dict[str, tuple[str, str]] = {}  # provider name -> (region, account)
+        self.invented: set[str] = set()  # every id and arn made up here, none of which AWS would return
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -103,7 +106,10 @@ class EchoMocks(pulumi.runtime.Mocks):
         elif self.synthesize_arn and args.custom:
             provider_name = args.provider.split("::")[-2] if args.provider else ""
             region, account = self._provider_scope.get(provider_name, ("mock-region", "000000000000"))
-            outputs.setdefault("arn", _arn_for(args.typ, args.name, region, account))
+            if "arn" not in outputs:
+                outputs["arn"] = _arn_for(args.typ, args.name, region, account)
+                self.invented.add(outputs["arn"])
+        self.invented.add(f"{args.name}-id")
         return [f"{args.name}-id", outputs]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -292,6 +298,7 @@ def run_program(
         os.chdir(previous)
     run.seconds = time.perf_counter() - started
     run.resources = list(monitor.declared)
+    run.computed = frozenset(getattr(monitor.mocks, "invented", ()))
     if run.error is not None and raise_errors:
         raise run.error
     return run

@@ -194,6 +194,25 @@ def print_problems(result: StackResult, console: Console) -> None:
         console.print(f"[red]MANDATORY[/red] {line}")
 
 
+COMPUTED = "<computed>"
+
+
+def mark_computed(value: Any, computed: frozenset[str]) -> Any:
+    """The value with every id and arn the mocks made up shown as <computed>: `pulumi preview` knows
+    none of them before the resource exists, and a made-up id read as real would mislead."""
+    if isinstance(value, dict):
+        return {key: mark_computed(inner, computed) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [mark_computed(inner, computed) for inner in value]
+    if isinstance(value, str):
+        if value in computed:
+            return COMPUTED
+        # an invented value inside a string the program built (an arn with a suffix, a url)
+        for made_up in sorted((c for c in computed if c in value), key=len, reverse=True):
+            value = value.replace(made_up, COMPUTED)
+    return value
+
+
 def print_details(result: StackResult, console: Console) -> None:
     run = result.run
     if run is None:
@@ -202,7 +221,7 @@ def print_details(result: StackResult, console: Console) -> None:
     console.print(component_tree(run))
     console.print(counts_table(run))
     console.print("[bold]exports[/bold]")
-    console.print_json(json.dumps(run.exports, default=str))
+    console.print_json(json.dumps(mark_computed(run.exports, run.computed), default=str))
     for line in run.logs:
         console.print(f"[blue]note[/blue] {line}")
     for line in result.advisory:

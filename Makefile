@@ -39,11 +39,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## lock: recompile both lock files from requirements.in / requirements-dev.in (then commit them)
+## lock: compile pyproject.toml's pins into requirements.txt (runtime), requirements-dev.txt (runtime + dev) and policy/requirements.txt (the pack), keeping every version already locked (then commit them)
+LOCK := $(BIN)/uv pip compile --quiet --python-version 3.11 --custom-compile-command "make lock"
 lock: $(VENV)/.installed
 	$(BIN)/pip install --disable-pip-version-check -q uv==0.13.8
-	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.txt
-	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(LOCK) pyproject.toml -o requirements.txt
+	$(LOCK) pyproject.toml --group dev -c requirements.txt -o requirements-dev.txt
+	$(LOCK) --group pyproject.toml:policy -c requirements-dev.txt -o policy/requirements.txt
 
 ## bench: the benchmarks (not timed tests); BENCH_SIZES=1 10 50 200 for the figures in docs/benchmarks.md
 BENCH_SIZES ?= 1 10 50

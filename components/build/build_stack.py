@@ -208,6 +208,7 @@ class BuildStack(pulumi.ComponentResource):
                     build_instance_role_arn=roles.arns["build_instance"],
                     build_instance_profile=roles.build_instance_profile.name,
                     automation_role_arn=roles.arns["automation"],
+                    notifications_topic_arn=self.factory.notifications_topic.arn,
                 ),
                 opts=child.merge(pulumi.ResourceOptions(depends_on=[self.factory])),
             )

@@ -38,6 +38,7 @@ from ..lib.iam import document, statement
 from ..lib.org_paths import ou_path_patterns
 from .factory_config import FactoryConfig
 from .factory_targets import target_parameters, target_path_arns
+from .packer_pipeline import PACKER_PIPELINE_FAILED_RULE
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 AUTOMATION_DIR = PROJECT_DIR / "automation"
@@ -529,6 +530,13 @@ class ImageFactory(pulumi.ComponentResource):
                 opts=child.merge(pulumi.ResourceOptions(depends_on=([handlers_object] if attach else []) + callees)),
             )
 
+        # The Packer engine's failed runs come here too (components/build/packer_pipeline.py), by the rule's
+        # name: that rule is declared after this policy, by the component that owns the pipelines.
+        packer_failure_rules = (
+            [f"arn:aws:events:{cfg.region}:{cfg.account_id}:rule/{PACKER_PIPELINE_FAILED_RULE}"]
+            if factory.packer_families
+            else []
+        )
         rule = aws.cloudwatch.EventRule(
             f"{name}-pipeline-outcome",
             name="bakehouse-automation-failed",
@@ -545,7 +553,7 @@ class ImageFactory(pulumi.ComponentResource):
                     ["sns:Publish"],
                     [self.notifications_topic.arn],
                     principals={"Service": "events.amazonaws.com"},
-                    conditions={"ArnEquals": {"aws:SourceArn": rule.arn}},
+                    conditions={"ArnEquals": {"aws:SourceArn": [rule.arn, *packer_failure_rules]}},
                 ),
                 # The factory's alarms (lifecycle and schedule dead letters, components/build/factory_schedules.py).
                 statement(

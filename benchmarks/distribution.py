@@ -1,6 +1,6 @@
 """Distribution at estate scale: the real handler against a model of AWS, on a scaled clock.
 
-    .venv/bin/python benchmarks/distribution.py [--accounts 200] [--regions 4] [--scale 60] [--seed 13]
+    .venv/bin/python -m benchmarks.distribution [--accounts 200] [--regions 4] [--scale 60] [--seed 13]
 
 handlers.distribute.distribute runs unchanged (its thread pool, polling and back-off) against
 in-process clients that model what decides the wall time on AWS, all in modelled seconds that pass
@@ -37,14 +37,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from botocore.exceptions import ClientError
 
-from botocore.exceptions import ClientError  # noqa: E402
-
-from handlers import distribute as dist  # noqa: E402
+from handlers import distribute as dist
 
 REGIONS = ("eu-west-1", "us-east-1", "eu-central-1", "ap-southeast-2", "us-west-2", "eu-north-1")
 BUILD = "333333333333"

@@ -13,8 +13,8 @@ Each size runs twice, as a pair, each in its own process (so a freeze cannot lea
 SDK imported, then `gc.collect(); gc.freeze()`), the order alternating between sizes. A benchmark, not
 a timed test; the figures depend on the machine and on what else runs on it.
 
-    python benchmarks/preview_time.py                  # sizes 1 10 50 200
-    python benchmarks/preview_time.py --sizes 500      # about 10 minutes on 2 cores
+    python -m benchmarks.preview_time                  # sizes 1 10 50 200
+    python -m benchmarks.preview_time --sizes 500      # about 10 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str,
 
     yaml.safe_load = counting_safe_load
 
-    # The copy's modules, not this checkout's: they read the stack files beside them.
-    sys.path.insert(0, str(project_dir))
+    # The copy's modules, not this checkout's (they read the stack files beside them): run_worker puts the
+    # copy on this process's PYTHONPATH.
     import pulumi_aws  # noqa: F401
 
     from estate import stack_files as stack_files_module
@@ -212,7 +212,8 @@ def run_worker(
         str(out),
         *(["--only", *only] if only else []),
     ]
-    subprocess.run(command, check=True, timeout=timeout, cwd=project_dir, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(project_dir)}
+    subprocess.run(command, check=True, timeout=timeout, cwd=project_dir, env=env)
     return json.loads(out.read_text())
 
 

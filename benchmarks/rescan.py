@@ -3,7 +3,7 @@ published AMIs nothing runs. Inspector already scans the running instances in pl
 reads their findings and launches scan instances only for the I idle AMIs - against one scan
 instance per published AMI (K + I), and against one per running instance (N).
 
-    .venv/bin/python benchmarks/rescan.py [--instances 500] [--amis 12] [--idle 4] [--uncovered 0]
+    .venv/bin/python -m benchmarks.rescan [--instances 500] [--amis 12] [--idle 4] [--uncovered 0]
                                           [--batch 10] [--scan-minutes 30]
 
 Runs the real rescan (discover -> launch -> collect -> cleanup) in-process against moto: each
@@ -23,9 +23,6 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 BUILD_REGION = "eu-west-1"
 ACCOUNTS = {"dev": "222222222222", "uat": "333333333333", "prod": "444444444444"}

@@ -228,6 +228,9 @@ def run_stack(
     """Run `__main__.py` for `stack`; raises whatever the program raises (e.g. ConfigError), or with
     raise_errors=False returns the run with `error` set and whatever was declared before it."""
     config, secret_keys = stack_config(stack, project_dir, overrides)
+    # Library code, not an entry point: like the Pulumi language host (which runs the project directory
+    # with runpy.run_path), it makes the program's own packages importable from `project_dir`, which
+    # need not be this checkout (tests run temporary projects).
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
 

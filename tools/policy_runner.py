@@ -6,8 +6,8 @@ the policy's config) and each stack policy a `StackValidationArgs` of `PolicyRes
 parent and property dependencies. This runner builds exactly those objects from a `StackRun`, so
 the validators run here unchanged; violations come back by enforcement level.
 
-    python tools/policy_runner.py [stack ...]           # print verdicts (exit 1 on a mandatory one)
-    python tools/policy_runner.py --write-workload-types # regenerate policy/workload_types.json
+    python -m tools.policy_runner [stack ...]           # print verdicts (exit 1 on a mandatory one)
+    python -m tools.policy_runner --write-workload-types # regenerate policy/workload_types.json
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import pulumi  # noqa: E402
-from pulumi_policy import (  # noqa: E402
+import pulumi
+from pulumi_policy import (
     EnforcementLevel,
     Policy,
     PolicyCustomTimeouts,
@@ -37,10 +35,10 @@ from pulumi_policy import (  # noqa: E402
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy  # noqa: E402
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from estate.stack_files import workload_stacks  # noqa: E402
-from tools.mockrun import STACKS, Declared, StackRun, run_stack  # noqa: E402
+from estate.stack_files import workload_stacks
+from tools.mockrun import STACKS, Declared, StackRun, run_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PACK_CONFIG = PROJECT_DIR / "policy" / "config.json"

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from estate.stack_files import stack_files
-from tools import diagram
-from tools.diagram import Estate, EstateIds, build_estate, quote, to_dot
+from tools import diagram, diagram_dot
+from tools.diagram import Estate, EstateIds, build_estate
+from tools.diagram_dot import quote, to_dot
 from tools.mockrun import STACKS, Declared, StackRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +164,7 @@ def test_labels_are_escaped_for_dot():
 def test_rendered_svg_is_valid_and_shows_every_account(dot):
     if shutil.which("node") is None or not (ROOT / "node_modules" / "@viz-js" / "viz").exists():
         pytest.skip("node or @viz-js/viz is missing: `npm ci` installs the renderer")
-    svg = ET.fromstring(diagram.render_svg(dot, ROOT))
+    svg = ET.fromstring(diagram_dot.render_svg(dot, ROOT))
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"
     texts = {t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")}
     for stack in STACKS:
@@ -173,7 +174,7 @@ def test_rendered_svg_is_valid_and_shows_every_account(dot):
 
 
 def test_without_node_the_dot_file_is_still_written_and_the_reason_said(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(diagram.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(diagram_dot.shutil, "which", lambda _name: None)
     assert diagram.main(["-o", str(tmp_path / "estate.svg")]) == 1
     assert (tmp_path / "estate.dot").read_text().startswith("digraph estate {")
     assert not (tmp_path / "estate.svg").exists()

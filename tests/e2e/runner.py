@@ -327,16 +327,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_live_world: str | None = None  # the endpoint of the moto world open in this process, if any
+
+
 @contextlib.contextmanager
 def moto_server(load_default_amis: bool = False) -> Iterator[str]:
     """A ThreadedMotoServer on 127.0.0.1 and a free port; yields its endpoint URL.
 
     moto keeps its backends per process, not per server: state is reset when the server starts and
-    when it stops, so runs in one pytest process never see each other's resources. Without the
+    when it stops, so runs in one pytest process never see each other's resources, and one world at a
+    time may be open (a second would reset the first under its tests). Without the
     ~1,300 stock AMIs (the default here) every DescribeImages stays fast.
     """
     from moto.server import ThreadedMotoServer
 
+    global _live_world
+    if _live_world is not None:
+        raise RuntimeError(
+            f"one moto world per process: {_live_world} is still live, and opening another would reset it "
+            "(moto keeps its backends per process); give each world its own test module"
+        )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per call drowns failures
     saved = os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS")
     os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "true" if load_default_amis else "false"
@@ -344,10 +354,12 @@ def moto_server(load_default_amis: bool = False) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
+    _live_world = url
     try:
         _reset(url)
         yield url
     finally:
+        _live_world = None
         _reset(url)
         server.stop()
         if saved is None:

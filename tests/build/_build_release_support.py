@@ -1,4 +1,4 @@
-"""The build stack's release settings and a recording SSM client, shared by the release tool's tests."""
+"""The build stack's release settings and a seeded moto world, shared by the release tool's tests."""
 
 from __future__ import annotations
 
@@ -7,50 +7,30 @@ from collections.abc import Mapping
 from typing import Any
 
 import boto3
-from botocore.validate import validate_parameters
 
 from handlers.contract import FACTORY_SETTINGS_PARAMETER
+from tests.fakes.operations import deployed_pipeline_parameters
 
 REGION = "eu-west-1"
 BUCKET = "bakehouse-scripts-123456789012-eu-west-1"
 APPROVER = "arn:aws:iam::123456789012:role/BakehouseImageApprover"
-SETTINGS = {
-    "families": {"al2023": "al2023", "ubuntu2404": "ubuntu2404"},
-    "pipelineParameters": {
-        "AutomationAssumeRole": "arn:aws:iam::123456789012:role/BakehouseFactoryAutomation",
-        "SubnetId": "subnet-0123456789abcdef0",
-        "SecurityGroupIds": ["sg-0123456789abcdef0"],
-        "InstanceProfileName": "BakehouseBuildInstance",
-        "FactoryKmsKeyId": "arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-2222-bbbb-3333-cccc4444dddd",
-        "ScriptsBucket": BUCKET,
-        "FindingsBucket": "bakehouse-findings-123456789012-eu-west-1",
-        "SeverityThreshold": "HIGH",
-        "ApproverTopicArn": "arn:aws:sns:eu-west-1:123456789012:bakehouse-image-approvers",
-        "Regions": {"eu-west-1": "arn:aws:kms:eu-west-1:123456789012:key/k1"},
-        "Accounts": [{"AccountId": "111111111111", "Env": "dev"}, {"AccountId": "222222222222", "Env": "prod"}],
-        "MaxCatalogVersions": 3,
-        "NotificationTopicArn": "arn:aws:sns:eu-west-1:123456789012:bakehouse-factory-notifications",
-        "CatalogProductId": "prod-abcdefghijklm",
-    },
+# What the build stack writes to its settings parameter (its real program under mocks), pointed at this
+# test's bucket: a hand-typed copy went stale once already (it still had the Pipeline's retired Accounts).
+# Memory capture is left to the tests that give their own pins (test_build_avml.py): the shipped sha256 is a
+# placeholder the release refuses, and staging it would download AVML.
+_DEPLOYED = {k: v for k, v in deployed_pipeline_parameters().items() if k != "memoryCapture"}
+# The ids the mocks make up (subnet, security group, key, topic) are given AWS's shapes, which the
+# Pipeline's allowedPatterns check; every other setting is the deployed one.
+AWS_SHAPED_IDS = {
+    "SubnetId": "subnet-0123456789abcdef0",
+    "SecurityGroupIds": ["sg-0123456789abcdef0"],
+    "FactoryKmsKeyId": "arn:aws:kms:eu-west-1:333333333333:key/1111aaaa-2222-bbbb-3333-cccc4444dddd",
+    "NotificationTopicArn": "arn:aws:sns:eu-west-1:333333333333:bakehouse-factory-notifications",
 }
-
-
-class RecordingSsm:
-    """moto's SSM for parameters; StartAutomationExecution (which moto lacks) recorded and checked
-    against botocore's model of the API, so a malformed request fails as AWS would refuse it."""
-
-    def __init__(self, ssm):
-        self._ssm, self.started = ssm, []
-        self.exceptions = ssm.exceptions
-
-    def get_parameter(self, **kw):
-        return self._ssm.get_parameter(**kw)
-
-    def start_automation_execution(self, **kw):
-        shape = self._ssm.meta.service_model.operation_model("StartAutomationExecution").input_shape
-        validate_parameters(kw, shape)
-        self.started.append(kw)
-        return {"AutomationExecutionId": f"exec-{len(self.started)}"}
+SETTINGS = {
+    **_DEPLOYED,
+    "pipelineParameters": {**_DEPLOYED["pipelineParameters"], **AWS_SHAPED_IDS, "ScriptsBucket": BUCKET},
+}
 
 
 def seed_release_world(settings: Mapping[str, Any]) -> tuple[Any, Any, str]:

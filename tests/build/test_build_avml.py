@@ -14,7 +14,8 @@ from moto import mock_aws
 
 from components.build.factory_config import factory_config
 from tests.build._build_config_support import build_cfg, problems_of, shipped_factory
-from tests.build._build_release_support import BUCKET, SETTINGS, RecordingSsm, seed_release_world
+from tests.build._build_release_support import BUCKET, SETTINGS, seed_release_world
+from tests.fakes.operations import FakeAutomation
 from tools import refuse_examples
 from tools import release as rel
 from tools.mockrun import PROJECT_DIR
@@ -89,7 +90,7 @@ def test_refuse_examples_main_fails_on_the_shipped_placeholder(capsys):
 def aws():
     with mock_aws():
         s3, ssm, key = seed_release_world({**SETTINGS, "memoryCapture": PINS})
-        yield s3, RecordingSsm(ssm), key
+        yield s3, FakeAutomation(ssm, {"Bakehouse-Pipeline"}), key
 
 
 class StubDownload:
@@ -119,7 +120,7 @@ def test_release_refuses_an_avml_asset_whose_sha256_is_not_the_pinned_one_and_up
     with pytest.raises(rel.ReleaseError, match=f"has SHA-256 .*but bakehouse:factory.memoryCapture.sha256 pins {DIGEST}"):
         rel.release("al2023", "0123abc", s3=s3, ssm=ssm, project_dir=PROJECT_DIR, download=StubDownload(b"tampered"))
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
-    assert ssm.started == []
+    assert ssm.calls_to("start_automation_execution") == []
 
 
 def test_a_second_release_reuses_the_staged_avml_build_without_downloading(aws):
@@ -137,7 +138,7 @@ def test_a_second_release_reuses_the_staged_avml_build_without_downloading(aws):
 def test_release_refuses_settings_whose_avml_source_is_not_the_github_asset(aws):
     s3, ssm, _ = aws
     settings = {**SETTINGS, "memoryCapture": {**PINS, "source": "https://mirror.example.com/avml"}}
-    ssm._ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps(settings))
+    ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps(settings))
     download = StubDownload()
     with pytest.raises(rel.ReleaseError, match="memoryCapture.source"):
         rel.release("al2023", "0123abc", s3=s3, ssm=ssm, project_dir=PROJECT_DIR, download=download)
@@ -161,7 +162,7 @@ class _Pipeline:
 def test_a_packer_release_records_the_avml_pins_on_the_packer_zip(aws):
     s3, ssm, _ = aws
     settings = {**SETTINGS, "engines": {"ubuntu2404": "packer"}, "memoryCapture": PINS}
-    ssm._ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps(settings))
+    ssm.put_parameter(Name=rel.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps(settings))
     started = rel.release(
         "ubuntu2404", "0123abc", s3=s3, ssm=ssm, codepipeline=_Pipeline(), project_dir=PROJECT_DIR, download=StubDownload()
     )

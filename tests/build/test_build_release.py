@@ -16,7 +16,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from tests.build._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm, seed_release_world
+from tests.build._build_release_support import BUCKET, REGION, SETTINGS, seed_release_world
+from tests.fakes.operations import FakeAutomation
 from tools import release as rel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def aws():
     with mock_aws():
         s3, ssm, key = seed_release_world(SETTINGS)
-        yield s3, RecordingSsm(ssm), key
+        yield s3, FakeAutomation(ssm, {"Bakehouse-Pipeline"}), key
 
 
 def test_bundle_is_byte_identical_across_builds_and_sorted_with_fixed_mtimes(tmp_path):
@@ -56,16 +57,16 @@ def test_release_uploads_the_bundle_versioned_kms_encrypted_with_its_commit(aws)
 
 def test_release_starts_the_pipeline_with_the_stack_settings_only(aws):
     s3, ssm, _ = aws
-    started = rel.release("ubuntu2404", "0123abc", s3=s3, ssm=ssm, project_dir=ROOT)
-    [call] = ssm.started
+    started = rel.release("al2023", "0123abc", s3=s3, ssm=ssm, project_dir=ROOT)  # the shipped SSM-engine family
+    [call] = ssm.calls_to("start_automation_execution")
     assert call["DocumentName"] == "Bakehouse-Pipeline"
     params = call["Parameters"]
-    assert params["Family"] == ["ubuntu2404"]
-    assert params["BaseImageParameter"] == [rel.BASE_IMAGE_PARAMETERS["ubuntu2404"]]
+    assert params["Family"] == ["al2023"]
+    assert params["BaseImageParameter"] == [rel.BASE_IMAGE_PARAMETERS["al2023"]]
     assert params["ScriptsVersionId"] == [started["ScriptsVersionId"]] and params["ScriptsCommit"] == ["0123abc"]
-    assert params["SecurityGroupIds"] == ["sg-0123456789abcdef0"]
+    assert params["SecurityGroupIds"] == SETTINGS["pipelineParameters"]["SecurityGroupIds"]
     assert json.loads(params["Regions"][0]) == SETTINGS["pipelineParameters"]["Regions"]
-    assert [json.loads(a) for a in params["Accounts"]] == SETTINGS["pipelineParameters"]["Accounts"]
+    assert params["ShareWith"] == SETTINGS["pipelineParameters"]["ShareWith"]
     declared = yaml.safe_load((ROOT / "automation" / "pipeline.yaml").read_text())["parameters"]
     assert set(params) <= set(declared)
     # Whatever the approval inputs are, the caller does not choose them.
@@ -84,8 +85,8 @@ def test_release_starts_the_pipeline_with_the_stack_settings_only(aws):
 def test_a_retried_release_of_the_same_bundle_reuses_its_idempotency_token(aws):
     s3, ssm, _ = aws
     rel.release("al2023", "0123abc", s3=s3, ssm=ssm, project_dir=ROOT)
-    first = ssm.started[-1]["ClientToken"]
-    ssm_versions = ssm.started[-1]["Parameters"]["ScriptsVersionId"]
+    first = ssm.calls_to("start_automation_execution")[-1]["ClientToken"]
+    ssm_versions = ssm.calls_to("start_automation_execution")[-1]["Parameters"]["ScriptsVersionId"]
     assert first == rel.uuid.uuid5(rel.RELEASE_NAMESPACE, f"al2023:0123abc:{ssm_versions[0]}").__str__()
 
 
@@ -93,7 +94,7 @@ def test_release_refuses_a_family_the_stack_does_not_build(aws):
     s3, ssm, _ = aws
     with pytest.raises(rel.ReleaseError, match="al2023, ubuntu2404"):
         rel.release("centos", "0123abc", s3=s3, ssm=ssm, project_dir=ROOT)
-    assert ssm.started == []
+    assert ssm.calls_to("start_automation_execution") == []
     assert "Versions" not in s3.list_object_versions(Bucket=BUCKET)
 
 
@@ -102,12 +103,12 @@ def test_release_refuses_an_unversioned_scripts_bucket(aws):
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
     with pytest.raises(rel.ReleaseError, match="must be versioned"):
         rel.release("al2023", "0123abc", s3=s3, ssm=ssm, project_dir=ROOT)
-    assert ssm.started == []
+    assert ssm.calls_to("start_automation_execution") == []
 
 
 def test_release_refuses_without_the_settings_the_stack_writes():
     with mock_aws():
-        ssm = RecordingSsm(boto3.client("ssm", region_name=REGION))
+        ssm = FakeAutomation(boto3.client("ssm", region_name=REGION), {"Bakehouse-Pipeline"})
         with pytest.raises(rel.ReleaseError, match="deploy the build stack first"):
             rel.release("al2023", "0123abc", s3=boto3.client("s3", region_name=REGION), ssm=ssm, project_dir=ROOT)
 

@@ -11,32 +11,18 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.validate import validate_parameters
 from moto import mock_aws
 
 from components.build import packer_pipeline
 from components.build.factory_config import factory_config
 from tests.build._build_config_support import build_cfg, shipped_factory
-from tests.build._build_release_support import BUCKET, REGION, SETTINGS, RecordingSsm, seed_release_world
+from tests.build._build_release_support import BUCKET, REGION, SETTINGS, seed_release_world
+from tests.fakes import PipelineRevisionStarts
+from tests.fakes.operations import FakeAutomation
 from tools import release as rel
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKER_SETTINGS = {**SETTINGS, "engines": {"al2023": "ssm", "ubuntu2404": "packer"}}
-
-
-class RecordingPipeline:
-    """moto's CodePipeline has no sourceRevisions; the request is checked against botocore's model and
-    recorded, then started in moto so a missing pipeline fails as AWS would."""
-
-    def __init__(self, inner):
-        self._inner, self.started = inner, []
-        self.exceptions = inner.exceptions
-
-    def start_pipeline_execution(self, **kw):
-        shape = self._inner.meta.service_model.operation_model("StartPipelineExecution").input_shape
-        validate_parameters(kw, shape)
-        self.started.append(kw)
-        return self._inner.start_pipeline_execution(name=kw["name"])
 
 
 def create_pipeline(client, iam, family: str) -> None:
@@ -90,7 +76,7 @@ def aws():
         s3, ssm, key = seed_release_world(PACKER_SETTINGS)
         cp, iam = (boto3.client(s, region_name=REGION) for s in ("codepipeline", "iam"))
         create_pipeline(cp, iam, "ubuntu2404")
-        yield s3, RecordingSsm(ssm), RecordingPipeline(cp), key
+        yield s3, FakeAutomation(ssm, {"Bakehouse-Pipeline"}), PipelineRevisionStarts(cp), key
 
 
 def test_packer_family_uploads_the_packer_zip_with_commit_and_bundle_version(aws):
@@ -107,8 +93,8 @@ def test_packer_family_uploads_the_packer_zip_with_commit_and_bundle_version(aws
 def test_packer_family_starts_its_codepipeline_on_the_uploaded_zip_version_not_the_ssm_pipeline(aws):
     s3, ssm, cp, _ = aws
     started = rel.release("ubuntu2404", "0123abc", s3=s3, ssm=ssm, codepipeline=cp, project_dir=ROOT)
-    assert ssm.started == []
-    [call] = cp.started
+    assert ssm.calls_to("start_automation_execution") == []
+    [call] = cp.calls_to("start_pipeline_execution")
     assert call["name"] == "bakehouse-packer-ubuntu2404"
     assert call["sourceRevisions"] == [
         {"actionName": "Bundle", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": started["PackerBundleVersionId"]}
@@ -121,15 +107,17 @@ def test_each_packer_zip_version_starts_with_its_own_request_token(aws):
     rel.release("ubuntu2404", "0123abc", s3=s3, ssm=ssm, codepipeline=cp, project_dir=ROOT)
     rel.release("ubuntu2404", "0123abc", s3=s3, ssm=ssm, codepipeline=cp, project_dir=ROOT)
     # a token per (family, commit, zip version): a retried start of one version is one execution
-    tokens = [c["clientRequestToken"] for c in cp.started]
-    versions = [c["sourceRevisions"][0]["revisionValue"] for c in cp.started]
+    tokens = [c["clientRequestToken"] for c in cp.calls_to("start_pipeline_execution")]
+    versions = [c["sourceRevisions"][0]["revisionValue"] for c in cp.calls_to("start_pipeline_execution")]
     assert len(set(tokens)) == len(set(versions)) == 2
 
 
 def test_ssm_family_still_starts_bakehouse_pipeline(aws):
     s3, ssm, cp, _ = aws
     rel.release("al2023", "0123abc", s3=s3, ssm=ssm, codepipeline=cp, project_dir=ROOT)
-    assert [c["DocumentName"] for c in ssm.started] == ["Bakehouse-Pipeline"] and cp.started == []
+    assert [c["DocumentName"] for c in ssm.calls_to("start_automation_execution")] == ["Bakehouse-Pipeline"] and cp.calls_to(
+        "start_pipeline_execution"
+    ) == []
 
 
 def test_packer_family_without_its_pipeline_is_refused_naming_it(aws):

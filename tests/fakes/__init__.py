@@ -4,6 +4,7 @@ See README.md for what each covers, why, and how to seed it.
 """
 
 from ._base import Call, RecordingFake
+from .codepipeline import PipelineRevisionStarts
 from .ec2_deprecation import ImageDeprecationEc2
 from .inspector2 import SEVERITIES, FakeInspector2, Inspector2State
 from .servicecatalog import FakeServiceCatalog, ServiceCatalogState
@@ -13,6 +14,7 @@ __all__ = [
     "Call",
     "RecordingFake",
     "ImageDeprecationEc2",
+    "PipelineRevisionStarts",
     "FakeInspector2",
     "Inspector2State",
     "SEVERITIES",

@@ -63,11 +63,34 @@ class FakeAutomation(RecordingFake):
     def __init__(self, inner: Any, known_documents: set[str]):
         super().__init__(inner)
         self.known_documents = known_documents
+        self._by_token: dict[str, tuple[dict[str, Any], str]] = {}  # client token -> (request, execution id)
 
     @faked
     def _start_automation_execution(
         self, DocumentName: str, Parameters: dict[str, list[str]] | None = None, **params: Any
     ) -> dict:
+        # ClientToken: "must be unique, is case insensitive, enforces the UUID format, and can't be reused"
+        # (SSM API reference, StartAutomationExecution); a retry of the same request gets the same execution,
+        # a different request under a used token IdempotentParameterMismatch.
+        token = params.get("ClientToken")
+        request = {"DocumentName": DocumentName, "Parameters": Parameters or {}, **params}
+        if token is not None:
+            try:
+                token = str(uuid.UUID(token)).lower()
+            except ValueError:
+                raise self._error(
+                    "start_automation_execution", "ValidationException", f"ClientToken {token} is not a UUID"
+                ) from None
+            request["ClientToken"] = token
+            if token in self._by_token:
+                first, execution_id = self._by_token[token]
+                if first != request:
+                    raise self._error(
+                        "start_automation_execution",
+                        "IdempotentParameterMismatch",
+                        f"ClientToken {token} was used for another request",
+                    )
+                return {"AutomationExecutionId": execution_id}
         declared = document_parameters(DocumentName)
         if DocumentName not in self.known_documents or declared is None:
             raise self._error(
@@ -83,7 +106,10 @@ class FakeAutomation(RecordingFake):
                 "InvalidAutomationExecutionParametersException",
                 f"{DocumentName}: unknown parameters {unknown}, missing required {missing}",
             )
-        return {"AutomationExecutionId": str(uuid.uuid4())}
+        execution_id = str(uuid.uuid4())
+        if token is not None:
+            self._by_token[token] = (request, execution_id)
+        return {"AutomationExecutionId": execution_id}
 
 
 class InspectorThatScans(FakeInspector2):

@@ -351,3 +351,45 @@ def test_a_template_constraint_can_be_read_back_and_rewritten(aws):
         sc.update_constraint(Id=cid, Parameters="{not json")
     with pytest.raises(sc.exceptions.ResourceNotFoundException):
         sc.describe_constraint(Id="cons-doesnotexist1")
+
+
+# --- SSM StartAutomationExecution's ClientToken, CodePipeline's sourceRevisions ------------------------------
+def _automation():
+    from moto import mock_aws
+
+    from tests.fakes.operations import FakeAutomation
+
+    with mock_aws():
+        yield FakeAutomation(boto3.client("ssm", region_name=REGION), {"Bakehouse-CheckBaseImages"})
+
+
+def test_a_retry_under_the_same_client_token_gets_the_same_execution_and_a_different_request_is_refused():
+    for ssm in _automation():
+        token = "0b7f6e0e-6c1b-4c1e-9a55-1f2d3c4b5a69"
+        role = {"AutomationAssumeRole": ["arn:aws:iam::333333333333:role/BakehouseFactoryAutomation"]}
+        first = ssm.start_automation_execution(DocumentName="Bakehouse-CheckBaseImages", ClientToken=token, Parameters=role)
+        again = ssm.start_automation_execution(
+            DocumentName="Bakehouse-CheckBaseImages", ClientToken=token.upper(), Parameters=role
+        )
+        assert again["AutomationExecutionId"] == first["AutomationExecutionId"]  # tokens are case-insensitive
+        with pytest.raises(ClientError) as err:
+            ssm.start_automation_execution(
+                DocumentName="Bakehouse-CheckBaseImages", ClientToken=token, Parameters={**role, "Families": ["al2023"]}
+            )
+        assert err.value.response["Error"]["Code"] == "IdempotentParameterMismatch"
+
+
+def test_a_client_token_that_is_not_a_uuid_is_refused():
+    for ssm in _automation():
+        with pytest.raises(ClientError) as err:
+            ssm.start_automation_execution(DocumentName="Bakehouse-CheckBaseImages", ClientToken="release-al2023-" + "x" * 22)
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_moto_still_drops_the_source_revisions_of_a_pipeline_start():
+    """Why tools/release.py's Packer starts are checked through PipelineRevisionStarts (tests/fakes/codepipeline.py)."""
+    import inspect
+
+    from moto.codepipeline.models import CodePipelineBackend
+
+    assert "source_revisions" not in inspect.signature(CodePipelineBackend.start_pipeline_execution).parameters

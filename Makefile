@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?=
 PYTEST_ARGS ?=
 
-.PHONY: preview test test-fast lint lock bench clean release
+.PHONY: preview test test-fast lint lock bench clean release diagram schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,11 +47,16 @@ lock: $(VENV)/.installed
 	$(LOCK) pyproject.toml --group dev -c requirements.txt -o requirements-dev.txt
 	$(LOCK) --group pyproject.toml:policy -c requirements-dev.txt -o policy/requirements.txt
 
+## diagram: the estate (accounts, VPCs, endpoints, log flows) from the mock run as estate.svg and estate.dot; DIAGRAM_ARGS=-o FILE
+diagram: $(VENV)/.installed node_modules/.installed
+	$(BIN)/python -m tools.diagram $(DIAGRAM_ARGS)
+
 ## bench: the benchmarks (not timed tests); BENCH_SIZES=1 10 50 200 for the figures in docs/benchmarks.md
 BENCH_SIZES ?= 1 10 50
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/preview_time.py --sizes $(BENCH_SIZES)
-	@for b in benchmarks/distribution.py benchmarks/rescan.py; do [ ! -f $$b ] || $(BIN)/python $$b; done
+	$(BIN)/python -m benchmarks.preview_time --sizes $(BENCH_SIZES)
+	$(BIN)/python -m benchmarks.distribution
+	$(BIN)/python -m benchmarks.rescan
 
 ## release: FAMILY=al2023 — bundle packer/scripts, upload it (versioned, KMS) and start Bakehouse-Pipeline with the stack's settings
 release: $(VENV)/.installed

@@ -129,7 +129,7 @@ POLICIES = [
         "workload-stacks-identical",
         "dev, uat and prod declare the same resource types (they differ only in configuration).",
         "Make the difference a config value, not a code path; then run "
-        "`python tools/policy_runner.py --write-workload-types` and commit policy/workload_types.json.",
+        "`python -m tools.policy_runner --write-workload-types` and commit policy/workload_types.json.",
         check_workload_parity,
     ),
 ]

@@ -27,7 +27,7 @@ from estate.naming import FACTORY_TARGETS_PATH
 from estate.stack_files import project_config, stack_files
 from tools.diagram_dot import RenderUnavailable, render_svg, to_dot
 from tools.mockrun import PROJECT_DIR, STACKS, Declared, StackRun, cached_run
-from tools.preview import _where, freeze_imports
+from tools.preview import freeze_imports, where
 
 COMPUTED = "<computed>"
 
@@ -208,7 +208,7 @@ class _Builder:
 
     def build(self) -> Estate:
         for stack, run in self.runs.items():
-            role, account, region = _where(run)
+            role, account, region = where(run)
             if account in self.ids.accounts.values():
                 self.homes.setdefault(account, (role, stack, region))
             else:

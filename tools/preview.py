@@ -86,7 +86,7 @@ def judge(run: StackRun):
     return judge_run(run)
 
 
-def _where(run: StackRun) -> tuple[str, str, str]:
+def where(run: StackRun) -> tuple[str, str, str]:
     """Role (from the root component), account and region (from the stack's account provider)."""
     # The root's type is bakehouse:<role>:Stack (components/roots.py)
     role = next(
@@ -107,7 +107,7 @@ def evaluate(stack: str) -> StackResult:
     except Exception as err:  # noqa: BLE001 - any program failure fails the preview, loudly
         return StackResult(stack, "ERROR", problems=[f"{type(err).__name__}: {err}"])
     verdict = judge(run)
-    role, account, region = _where(run)
+    role, account, region = where(run)
     costs = [float(m.group(1).replace(",", "")) for line in run.logs for m in [COST.search(line)] if m]
     return StackResult(
         stack,

@@ -23,7 +23,7 @@ def test_committed_manifest_matches_the_workload_stacks(stack_run):
     expected = workload_types([stack_run("dev")])["dev"]
     committed = stack_rules.load_manifest()
     assert committed["types"] == expected, (
-        "policy/workload_types.json is stale; run `python tools/policy_runner.py --write-workload-types`: "
+        "policy/workload_types.json is stale; run `python -m tools.policy_runner --write-workload-types`: "
         f"missing {sorted(set(expected) - set(committed['types']))}, extra {sorted(set(committed['types']) - set(expected))}"
     )
 

@@ -5,16 +5,19 @@ find their files through `Path(__file__).resolve()`, so symlinks would read this
 files instead), a `Pulumi.yaml` naming an account for every env, one `Pulumi.<env>.yaml` per env made
 from dev's file with its own /20 out of 10.64.0.0/10, and org, security and build files that name every
 env. Then it previews org, security, build and every workload stack in one fresh process, the way
-`tools.preview` does (`evaluate`: the real program under the mocks, then the policy pack), and reports
-seconds per stack, the total, CPU seconds spent in garbage collection and peak RSS.
+`make preview` does (`tools.preview.evaluate`: the real program under the mocks, then the policy pack;
+each verdict kept, each run's record dropped as without --details), and reports seconds per stack, the
+total, CPU seconds spent in garbage collection and peak RSS.
 
 Each size runs twice, as a pair, each in its own process (so a freeze cannot leak into the other):
-`baseline` (the collector as Python sets it) and `freeze` (`tools.preview.freeze_imports`: the provider
-SDK imported, then `gc.collect(); gc.freeze()`), the order alternating between sizes. A benchmark, not
-a timed test; the figures depend on the machine and on what else runs on it.
+`baseline` (the collector as Python sets it: thresholds 700/10/10, nothing frozen) and `freeze` (exactly
+`tools.preview.freeze_imports`, as `make preview` calls it: the provider SDK imported, `gc.collect();
+gc.freeze()`, then `gc.set_threshold(*GC_THRESHOLDS)`), the order alternating between sizes. Each run
+records the thresholds and frozen-object count its stacks ran under. A benchmark, not a timed test; the
+figures depend on the machine and on what else runs on it.
 
     python -m benchmarks.preview_time                  # sizes 1 10 50 200
-    python -m benchmarks.preview_time --sizes 500      # about 10 minutes on 2 cores
+    python -m benchmarks.preview_time --sizes 500      # measured; otherwise extrapolated, labelled ESTIMATE
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str,
     imports = time.perf_counter() - started
     if variant == "freeze":
         freeze_imports()
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()  # what the stacks then ran under
     parses_at_start = parses["calls"]
 
     stacks = stack_files_module.stacks_in_deploy_order(project_dir)
@@ -175,7 +179,8 @@ def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str,
                 "problems": result.problems[:3] + result.mandatory[:3],
             }
         )
-        results.append(result)  # tools.preview keeps every result (and its run) for --details
+        result.run = None  # as `make preview` without --details: the verdict stays, the run's record goes
+        results.append(result)
     import resource
 
     return {
@@ -187,6 +192,9 @@ def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str,
         "cpu_s": time.process_time() - cpu_started,
         "gc_cpu_s": gc_state["cpu"],
         "gc_collections": gc_state["collections"],
+        "gc_threshold": threshold,
+        "gc_frozen": frozen,
+        "runs_kept": sum(1 for r in results if r.run is not None),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "stack_file_parses": len(stack_files_module._CACHE),
         "yaml_parses": parses["calls"] - parses_at_start,
@@ -237,6 +245,11 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _gc_setting(run: dict[str, Any]) -> str:
+    threshold = run.get("gc_threshold")  # absent from runs saved before it was recorded
+    return f"{'/'.join(map(str, threshold))},{run['gc_frozen']}" if threshold else "-"
+
+
 def print_size(size: int, runs: dict[str, dict[str, Any]]) -> None:
     base, frozen = runs["baseline"], runs["freeze"]
     sb, sf = summarise(base), summarise(frozen)
@@ -258,6 +271,7 @@ def print_size(size: int, runs: dict[str, dict[str, Any]]) -> None:
     line("GC CPU (s)", base["gc_cpu_s"], frozen["gc_cpu_s"])
     line("GC share of CPU", base["gc_cpu_s"] / base["cpu_s"], frozen["gc_cpu_s"] / frozen["cpu_s"])
     line("peak RSS (MB)", base["peak_rss_mb"], frozen["peak_rss_mb"], "{:10.0f}")
+    print(f"  {'GC thresholds, frozen':<28} {_gc_setting(base):>10} {_gc_setting(frozen):>10}")
     print(
         f"  {'gen0/1/2 collections':<28} {'/'.join(map(str, base['gc_collections'])):>10} "
         f"{'/'.join(map(str, frozen['gc_collections'])):>10}"

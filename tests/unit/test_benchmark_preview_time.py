@@ -86,3 +86,19 @@ def test_the_worker_previews_org_and_a_workload_of_a_generated_estate_parsing_ea
     assert run["files"] == len(stack_files(tmp_path)) == 5
     # two stacks, one parse per stack file, and one of Pulumi.yaml (cached the same way)
     assert run["stack_file_parses"] == run["files"] + 1
+
+
+@pytest.mark.slow  # two fresh processes, one stack each (about 6 s of CPU)
+def test_the_freeze_variant_is_what_make_preview_does_thresholds_included_and_the_baseline_is_pythons_collector(tmp_path):
+    from tools.preview import GC_THRESHOLDS
+
+    bench = _benchmark()
+    bench.generate_project(tmp_path, 2)
+
+    frozen = bench.run_worker(tmp_path, "freeze", only=["w001"], timeout=120)
+    baseline = bench.run_worker(tmp_path, "baseline", only=["w001"], timeout=120)
+
+    assert tuple(frozen["gc_threshold"]) == GC_THRESHOLDS and frozen["gc_frozen"] > 0
+    assert tuple(baseline["gc_threshold"]) == (700, 10, 10) and baseline["gc_frozen"] == 0  # CPython's defaults
+    # `make preview` without --details keeps each stack's verdict, not its run (the declared resources)
+    assert frozen["runs_kept"] == baseline["runs_kept"] == 0

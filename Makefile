@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?=
 PYTEST_ARGS ?=
 
-.PHONY: preview test test-fast lint lock bench clean release
+.PHONY: preview test test-fast lint lock bench clean release schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## schema: the JSON schema of Pulumi.<stack>.yaml config for editors, from estate/models.py (commit it)
+schema: $(VENV)/.installed
+	$(BIN)/python -m estate.schema schema/bakehouse-stack.schema.json
 
 ## lock: recompile both lock files from requirements.in / requirements-dev.in (then commit them)
 lock: $(VENV)/.installed

@@ -35,7 +35,10 @@ RATE = re.compile(r"rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)")
 CRON = re.compile(r"cron\(([^()\s]+(?: [^()\s]+){5})\)")
 AT = re.compile(r"at\(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\)")
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*?,/#-]+")
-RECURRING_SCHEDULE = "rate(N minutes|hours|days) or cron(minutes hours day-of-month month day-of-week year)"
+RECURRING_SCHEDULE = (
+    "rate(N minutes|hours|days) or cron(minutes hours day-of-month month day-of-week year), with ? in exactly one "
+    "of the two day fields"
+)
 
 
 def is_recurring_schedule(value: object) -> bool:

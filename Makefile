@@ -39,6 +39,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## schema: the JSON schema of Pulumi.<stack>.yaml config for editors, from estate/models.py (commit it)
+schema: $(VENV)/.installed
+	$(BIN)/python -m estate.schema schema/bakehouse-stack.schema.json
+
 ## lock: compile pyproject.toml's pins into requirements.txt (runtime), requirements-dev.txt (runtime + dev) and policy/requirements.txt (the pack), keeping every version already locked (then commit them)
 LOCK := $(BIN)/uv pip compile --quiet --python-version 3.11 --custom-compile-command "make lock"
 lock: $(VENV)/.installed

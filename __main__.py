@@ -4,11 +4,11 @@ import pulumi
 
 from components.lib.providers import account_provider, stack_role_arn
 from components.roots import build_root, role_settings
-from estate.pulumi_config import load_stack_config
+from estate.pulumi_config import load_validated_config
 
-# Both raise with every problem of the stack's config before any resource, the provider included, is declared.
-config = load_stack_config()
-settings = role_settings(config)
+# One pass: every problem of the stack's config (project keys, stack keys, the role's section, the other
+# stack files) in one ConfigError, before any resource, the provider included, is declared.
+config, settings = load_validated_config(role_settings)
 
 provider = account_provider(
     f"{config.stack}-account",

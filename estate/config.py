@@ -7,6 +7,7 @@ together, each naming the stack, the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -23,6 +24,8 @@ from handlers.contract import ENV_NAME as ENV_NAME
 from handlers.contract import REGION as REGION
 from handlers.contract import ROLE_NAME as ROLE_NAME
 
+from .aws_rules import az_letters, rfc1918_network
+
 ROLES = ("org", "security", "build", "workload")
 Role = Literal["org", "security", "build", "workload"]
 CORE_ACCOUNTS = ("management", "security", "build")
@@ -30,6 +33,10 @@ ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 MIN_AZS, MAX_AZS = 1, 6
 # /16 leaves room for per-AZ /20s; smaller than /24 cannot hold subnets for endpoints in several AZs.
 MIN_PREFIX, MAX_PREFIX = 16, 24
+# The build VPC holds three subnet tiers (build, firewall, egress) for up to six AZs: a quarter per tier,
+# an eighth of that per AZ, each at least /28 (the smallest subnet AWS allows), so /23 or larger
+# (components/build/build_network.py plan_subnets carves it).
+BUILD_MAX_PREFIX = 28 - 5
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # What the example estate ships and no real estate holds: account ids of one repeated digit and AWS's
@@ -52,6 +59,25 @@ class ConfigError(ValueError):
         super().__init__(f"stack {stack} has {count} {noun}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class SecretText(str):
+    """A config value read as a secret: validated like any text, never shown in a problem."""
+
+
+class EncryptedText(SecretText):
+    """A secret value that was set with `pulumi config set --secret` (encrypted in its stack file)."""
+
+
+# Keys set in Pulumi.yaml (project-level config, shared by every stack); every other key lives in the
+# stack's own file.
+_PROJECT_KEYS = {"accounts", "organizationId", "allowedRegions", "homeRegion", "deployRoleName"}
+
+
+def file_for(stack: str, key: str) -> str:
+    """The file a `bakehouse:` key is set in: Pulumi.yaml for the project-level keys, else the stack's."""
+    top = re.split(r"[.\[]", key.removeprefix("bakehouse:"), maxsplit=1)[0]
+    return "Pulumi.yaml" if top in _PROJECT_KEYS else f"Pulumi.{stack}.yaml"
+
+
 class Problems:
     """Collects validation problems for one stack; `raise_if_any` raises them together."""
 
@@ -60,7 +86,7 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, key: str, value: Any, allowed: str) -> None:
-        self.items.append(f"stack {self.stack}: {key} is {_show(value)}; allowed: {allowed}")
+        self.items.append(f"stack {self.stack}: {file_for(self.stack, key)}: {key} is {_show(value)}; allowed: {allowed}")
 
     def check(self, ok: bool, key: str, value: Any, allowed: str) -> bool:
         if not ok:
@@ -75,6 +101,8 @@ class Problems:
 def _show(value: Any) -> str:
     if value is None:
         return "missing"
+    if isinstance(value, SecretText):
+        return "a secret (not shown)"
     if isinstance(value, str):
         return f"'{value}'"
     return json.dumps(value, default=str)
@@ -103,8 +131,9 @@ class NetworkConfig:
     azs: int
 
     def az_names(self, region: str) -> tuple[str, ...]:
-        # Pinned by letter so adding AZs later appends rather than reorders (reordering replaces subnets).
-        return tuple(f"{region}{letter}" for letter in "abcdef"[: self.azs])
+        # Pinned by letter so adding AZs later appends rather than reorders (reordering replaces subnets);
+        # the region's own letters, which config checked the count against.
+        return tuple(f"{region}{letter}" for letter in (az_letters(region) or "abcdef")[: self.azs])
 
 
 @dataclass(frozen=True)
@@ -149,7 +178,6 @@ class StackConfig:
 
 # Keys the loader reads; everything else under `bakehouse:` is a role section.
 _COMMON_KEYS = {"role", "region", "env", "network"}
-_PROJECT_KEYS = {"accounts", "organizationId", "allowedRegions", "homeRegion", "deployRoleName"}
 
 
 def parse_stack_config(
@@ -193,7 +221,7 @@ def parse_stack_config(
 
     network = None
     if role in ("workload", "build"):
-        network = _parse_network(values.get("network"), problems)
+        network = _parse_network(values.get("network"), problems, role, region if isinstance(region, str) else None)
         if network is not None:
             _check_overlaps(stack, network, sibling_networks or {}, problems)
     elif role_ok and "network" in values:
@@ -305,29 +333,54 @@ def _account_for(role: str, env: Any, accounts: Accounts, problems: Problems) ->
     return accounts.workloads[env]
 
 
-def _parse_network(raw: Any, problems: Problems) -> NetworkConfig | None:
+def _parse_network(raw: Any, problems: Problems, role: str = "workload", region: str | None = None) -> NetworkConfig | None:
     if not isinstance(raw, Mapping):
         problems.add("bakehouse:network", raw, "an object with cidr and azs")
         return None
+    require_keys(raw, "network", ("cidr", "azs"), problems)
     cidr, azs = raw.get("cidr"), raw.get("azs", 2)
     ok = _check_cidr(cidr, problems)
+    if ok and role == "build" and isinstance(cidr, str):
+        ok = problems.check(
+            ipaddress.ip_network(cidr).prefixlen <= BUILD_MAX_PREFIX,
+            "bakehouse:network.cidr",
+            cidr,
+            f"a /{BUILD_MAX_PREFIX} or larger range on the build stack: it holds three subnet tiers for up to six AZs, "
+            "each at least /28",
+        )
     ok &= problems.check(
         isinstance(azs, int) and not isinstance(azs, bool) and MIN_AZS <= azs <= MAX_AZS,
         "bakehouse:network.azs",
         azs,
         f"an integer from {MIN_AZS} to {MAX_AZS}",
     )
+    letters = az_letters(region) if region else None
+    if ok and region and letters is None:
+        ok = problems.check(
+            False,
+            "bakehouse:region",
+            region,
+            "a region in estate/aws_rules.py AZ_LETTERS: that table lacks it, so its Availability Zones cannot be "
+            "checked (add its zone letters from the AWS page Regions and Availability Zones)",
+        )
+    elif ok and region and letters is not None and isinstance(azs, int):
+        ok = problems.check(
+            azs <= len(letters),
+            "bakehouse:network.azs",
+            azs,
+            f"at most {len(letters)} in {region} (its zones are {', '.join(region + x for x in letters)})",
+        )
     # _check_cidr accepts strings only; the isinstance says so to the type checker.
     return NetworkConfig(cidr, azs) if ok and isinstance(cidr, str) else None
 
 
 def _check_cidr(cidr: Any, problems: Problems) -> bool:
-    allowed = f"a private IPv4 network (RFC 1918) with a prefix from /{MIN_PREFIX} to /{MAX_PREFIX}, e.g. 10.20.0.0/16"
-    try:
-        net = ipaddress.ip_network(cidr, strict=True) if isinstance(cidr, str) else None
-    except ValueError:
-        net = None
-    ok = net is not None and net.version == 4 and net.is_private and MIN_PREFIX <= net.prefixlen <= MAX_PREFIX
+    allowed = (
+        f"a private IPv4 network (RFC 1918: inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) with a prefix "
+        f"from /{MIN_PREFIX} to /{MAX_PREFIX}, e.g. 10.20.0.0/16"
+    )
+    net = rfc1918_network(cidr)
+    ok = net is not None and MIN_PREFIX <= net.prefixlen <= MAX_PREFIX
     return problems.check(ok, "bakehouse:network.cidr", cidr, allowed)
 
 
@@ -356,7 +409,17 @@ def require_keys(raw: Mapping[str, Any], key: str, allowed: Iterable[str], probl
     """Reject unknown keys in a section so a typo is an error, not a silently ignored setting."""
     allowed = set(allowed)
     for unknown in sorted(set(raw) - allowed):
-        problems.add(f"bakehouse:{key}.{unknown}", raw[unknown], "one of the keys " + ", ".join(sorted(allowed)))
+        problems.add(
+            f"bakehouse:{key}.{unknown}",
+            raw[unknown],
+            "one of the keys " + ", ".join(sorted(allowed)) + did_you_mean(unknown, allowed),
+        )
+
+
+def did_you_mean(unknown: object, allowed: Iterable[str]) -> str:
+    """' (did you mean X?)' for a near miss of one of `allowed`, else ''."""
+    close = difflib.get_close_matches(str(unknown), sorted(allowed), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 # --- the example estate deploys nowhere ------------------------------------------------------------

@@ -14,7 +14,6 @@ from handlers.contract import CATALOG_LAUNCH_ROLE as CATALOG_LAUNCH_ROLE
 from handlers.contract import ENV_AMI_PARAMETER as ENV_AMI_PARAMETER
 from handlers.contract import ENV_NAME as ENV_NAME
 from handlers.contract import FACTORY_AUTOMATION_ROLE as FACTORY_AUTOMATION_ROLE
-from handlers.contract import FACTORY_FAMILY as FACTORY_FAMILY
 from handlers.contract import FACTORY_SETTINGS_PARAMETER as FACTORY_SETTINGS_PARAMETER
 from handlers.contract import FACTORY_TARGETS_PATH as FACTORY_TARGETS_PATH
 from handlers.contract import FAMILY as FAMILY

@@ -1,32 +1,32 @@
-"""Read `bakehouse:` config from the Pulumi runtime and the stack files beside it, then validate."""
+"""Read `bakehouse:` config from the Pulumi runtime and validate it, with the stack files beside it, in one pass."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from .config import ConfigError, StackConfig, parse_stack_config
-from .stack_files import cross_file_problems, stack_files
+from .config import StackConfig
+from .validate import NAMESPACE, validate_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-NAMESPACE = "bakehouse:"
+
+
+def load_validated_config(
+    role_settings: Callable[[StackConfig], Any], project_dir: Path = PROJECT_DIR
+) -> tuple[StackConfig, Any]:
+    """(StackConfig, the role's settings), or one ConfigError with every problem; declares nothing."""
+    values = {key: raw for key, raw in _runtime_values().items() if key.startswith(NAMESPACE)}
+    secret_keys = set(runtime_config.get_config_secret_keys_env()) | {k for k in values if runtime_config.is_config_secret(k)}
+    return validate_stack(pulumi.get_stack(), values, project_dir, role_settings=role_settings, secret_keys=secret_keys)
 
 
 def load_stack_config(project_dir: Path = PROJECT_DIR) -> StackConfig:
-    stack = pulumi.get_stack()
-    values = {key[len(NAMESPACE) :]: _decode(raw) for key, raw in _runtime_values().items() if key.startswith(NAMESPACE)}
-    estate_problems = cross_file_problems(project_dir)
-    try:
-        parsed = parse_stack_config(stack, values, sibling_networks(project_dir))
-    except ConfigError as err:
-        raise ConfigError(stack, [*err.problems, *estate_problems]) from None
-    if estate_problems:
-        raise ConfigError(stack, estate_problems)
-    return parsed
+    """The stack keys alone (no role section parsed), for tools that need only the StackConfig."""
+    return load_validated_config(lambda cfg: None, project_dir)[0]
 
 
 def _runtime_values() -> dict[str, Any]:
@@ -34,19 +34,3 @@ def _runtime_values() -> dict[str, Any]:
     merged = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     return merged
-
-
-def _decode(raw: Any) -> Any:
-    # Pulumi passes structured values as JSON text and scalars as plain text.
-    if isinstance(raw, str) and raw[:1] in ("{", "["):
-        return json.loads(raw)
-    return raw
-
-
-def sibling_networks(project_dir: Path) -> dict[str, Any]:
-    """The `bakehouse:network` of every stack file, to catch CIDRs overlapping across the estate."""
-    return {
-        stack: config["bakehouse:network"]
-        for stack, config in stack_files(project_dir).items()
-        if config.get("bakehouse:network") is not None
-    }

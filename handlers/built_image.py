@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from .common import TAG_COMMIT, TAG_FAMILY, TAG_SOURCE_AMI, AwsClient, EventReader, MalformedEvent, client
-from .contract import AMI_ID, FACTORY_FAMILY, TAG_VULNERABLE
+from .contract import AMI_ID, FAMILY, TAG_VULNERABLE
 
 TAG_REBUILD_TOKEN = "bakehouse:rebuild-token"
 TOKEN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -48,7 +48,7 @@ def newest_built_image(ec2: AwsClient, family: str, base_ami: str, commit: str, 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """aws:executeScript entry. Event: Family, BaseImageId, ScriptsCommit, RebuildToken ('' = any)."""
     read = EventReader("built_image", event)
-    family = read.string("Family", FACTORY_FAMILY)
+    family = read.string("Family", FAMILY)
     base = read.string("BaseImageId", AMI_ID)
     commit = read.string("ScriptsCommit", re.compile(r"[0-9a-f]{7,40}"))
     token = event.get("RebuildToken", "") if isinstance(event, dict) else ""

@@ -119,16 +119,18 @@ AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 ACCOUNT_ID = re.compile(r"\d{12}")
 REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
-ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
-ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+# IAM names are ASCII (a str pattern's \w also matches non-ASCII letters, hence re.ASCII): letters, digits
+# and +=,.@_-; roles (like users) up to 64 characters (IAM user guide, "IAM and AWS STS quotas": IAM name
+# requirements and character limits).
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", re.ASCII)
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-# A workload env's name as config declares it (estate/config.py).
+# A workload env's name, as config declares it and every handler accepts it in an event: it becomes a
+# Pulumi stack name, part of SSM paths (/bakehouse/<env>/...), account e-mail tags and TagOption values.
 ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,15}")
-# The looser env name distribution, the canary and the lifecycle accept in an event (ENV_NAME's superset).
-ENV_LABEL = re.compile(r"[a-z][a-z0-9-]{0,31}")
-# An image family as the handlers accept it in an event or a parameter name.
-FAMILY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-# An image family as the factory's config declares it (components/build/factory_config.py; the canary).
-FACTORY_FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
+# An image family, as the factory's config declares it, workload stacks read it and handlers accept it:
+# 2-31 lower-case letters, digits and dashes, starting with a letter (it names SSM parameters
+# /bakehouse/images/<family>/..., AMIs bakehouse-<family>-<date> and the pipeline bakehouse-packer-<family>).
+FAMILY = re.compile(r"[a-z][a-z0-9-]{1,30}")
 # A Step Functions / Automation execution reference, as a tag value.
 EXECUTION_REF = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

@@ -37,14 +37,13 @@ from .common import (
     dict_to_tags,
     factory_settings,
 )
-from .contract import ENV_LABEL as ENV
-from .contract import FACTORY_FAMILY as FAMILY
+from .contract import ENV_NAME as ENV
 from .contract import FACTORY_TARGETS_PATH as TARGETS_PATH
+from .contract import FAMILY, TAG_FAMILY, TAG_TIER
 from .contract import IMAGE_PUBLISHER_ROLE as PUBLISHER_ROLE
 from .contract import TAG_CANARY_EXECUTION as TAG_EXECUTION
 from .contract import TAG_CANARY_IMAGE as TAG_IMAGE
 from .contract import TAG_DEV_CANARY as TAG_RESULT
-from .contract import TAG_FAMILY, TAG_TIER
 from .contract import TAG_PURPOSE as PURPOSE_TAG
 
 SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER

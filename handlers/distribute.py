@@ -51,7 +51,7 @@ from handlers.contract import (
     TAG_APPROVED,
     TAG_PREFIX,
 )
-from handlers.contract import ENV_LABEL as ENV
+from handlers.contract import ENV_NAME as ENV
 from handlers.targets import read_targets
 
 # APPROVED_IMAGE_TAG (handlers/contract.py): what the workload accounts' approved-AMI Config rule looks for.

@@ -42,12 +42,12 @@ from handlers.common import (
     parameter_value,
     tags_to_dict,
 )
-from handlers.contract import ACCOUNT_ID, ENV_LABEL, FAMILY, TAG_APPROVED, TAG_PROD_LAST_SEEN, TAG_VULNERABLE, env_ami_path
+from handlers.contract import ACCOUNT_ID, ENV_NAME, FAMILY, TAG_APPROVED, TAG_PROD_LAST_SEEN, TAG_VULNERABLE, env_ami_path
 from handlers.contract import IMAGE_PARAMETER as LATEST_PARAMETER
 from handlers.contract import IMAGE_SCANNER_ROLE as SCANNER_ROLE
 from handlers.targets import read_targets
 
-ACCOUNT_ENV = re.compile(f"{ENV_LABEL.pattern}={ACCOUNT_ID.pattern}")
+ACCOUNT_ENV = re.compile(f"{ENV_NAME.pattern}={ACCOUNT_ID.pattern}")
 # EC2 refuses a deprecation time in the past; a minute ahead takes effect at once in practice.
 DEPRECATION_LEAD = timedelta(minutes=1)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from components.org.org_stack import parse_org_settings
-from estate.config import parse_stack_config
 from estate.naming import (
     GITHUB_PREVIEW_ROLE,
     PRODUCTION_ENVIRONMENT,
@@ -30,6 +29,7 @@ from estate.naming import (
     github_environment,
     role_arn,
 )
+from estate.validate import validate_stack
 from tools.mockrun import PROJECT_DIR, stack_config
 
 CORE_STACKS = (("org", "management"), ("security", "security"), ("build", "build"))
@@ -83,11 +83,9 @@ def deploy_waves(workloads: Sequence[Mapping[str, str]], jobs: int = MAX_JOBS) -
 
 def plan(project_dir: Path = PROJECT_DIR, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     text, _ = stack_config("org", project_dir, overrides)
-    values = {
-        k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v for k, v in text.items() if k.startswith("bakehouse:")
-    }
-    cfg = parse_stack_config("org", values)
-    prod_envs = parse_org_settings(cfg).prod_envs
+    values = {k: v for k, v in text.items() if k.startswith("bakehouse:")}
+    cfg, org = validate_stack("org", values, project_dir, role_settings=parse_org_settings)
+    prod_envs = org.prod_envs
     management = cfg.estate.accounts.management
 
     def deploy(stack: str, account_key: str) -> dict[str, str]:

@@ -364,7 +364,7 @@ def head_commit(project_dir: Path = PROJECT_DIR) -> str:
 
 def plan(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     """What the release workflow needs: the families, the build environment, its role and the build account's."""
-    from estate.config import parse_stack_config
+    from estate.validate import validate_stack
     from tools.ci_plan import plan as ci_plan
     from tools.mockrun import stack_config
 
@@ -372,7 +372,7 @@ def plan(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     values = {
         k.removeprefix("bakehouse:"): json.loads(v) if v[:1] in "[{" else v for k, v in text.items() if k.startswith("bakehouse:")
     }
-    cfg = parse_stack_config("build", values)
+    cfg, _ = validate_stack("build", values, project_dir)
     families = sorted((values.get("factory") or {}).get("families") or {})
     build = ci_plan(project_dir)["core"]["build"]
     return {

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from estate import naming
+from estate.aws_rules import RECURRING_SCHEDULE, is_recurring_schedule
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
 from estate.stack_files import stack_files
 
@@ -31,15 +32,14 @@ DEFAULT_FORCED_REBUILD = "rate(7 days)"
 # Where each candidate runs as a canary while it is validated (handlers/dev_canary.py); never the
 # protected env, whose images wait for approval.
 DEFAULT_CANARY_ENV = "dev"
-FAMILY = naming.FACTORY_FAMILY
+FAMILY = naming.FAMILY
 OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
 DOMAIN = re.compile(r"\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-# EventBridge Scheduler accepts rate(), cron() (six fields) and at(); a factory schedule recurs.
-SCHEDULE = re.compile(r"rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\((\S+ ){5}\S+\)")
 MAX_BATCH = 50  # scan instances launched at once; keeps well inside default EC2 vCPU quotas
 # The role people assume to answer the factory's aws:approve steps (components/build/factory_roles.py).
 APPROVER_ROLE = "BakehouseImageApprover"
-PRINCIPAL = re.compile(r"arn:aws:iam::(\d{12}):(role|user)/[\w+=,.@/-]+")
+# IAM names are ASCII (IAM user guide, "IAM and AWS STS quotas"); \w alone would admit any letter.
+PRINCIPAL = re.compile(r"arn:aws:iam::(\d{12}):(role|user)/[\w+=,.@/-]+", re.ASCII)
 # SNS protocols a factory topic may deliver to, and what their endpoints look like.
 SUBSCRIPTION_ENDPOINTS = {
     "email": re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,63}"),
@@ -296,7 +296,7 @@ def parse_factory(
         f"{key}.approvers",
         problems,
         allowed=f"IAM role or user ARNs in the build account, e.g. arn:aws:iam::{cfg.account_id}:role/BakehouseImageApprover",
-        valid=lambda a: bool(re.fullmatch(rf"arn:aws:iam::{cfg.account_id}:(role|user)/[\w+=,.@/-]+", a)),
+        valid=lambda a: bool(re.fullmatch(rf"arn:aws:iam::{cfg.account_id}:(role|user)/[\w+=,.@/-]+", a, re.ASCII)),
     )
 
     approver_role = f"arn:aws:iam::{cfg.account_id}:role/{APPROVER_ROLE}"
@@ -557,11 +557,10 @@ def _lifecycle(raw: Any, key: str, problems: Problems) -> LifecycleSettings | No
 
 def _schedule(value: Any, key: str, problems: Problems, also: str = "") -> str:
     problems.check(
-        isinstance(value, str) and bool(SCHEDULE.fullmatch(value)),
+        is_recurring_schedule(value),
         key,
         value,
-        "a recurring EventBridge Scheduler expression: rate(N days|hours|minutes) or cron(6 fields)"
-        + (f" {also}" if also else ""),
+        f"a recurring EventBridge Scheduler expression: {RECURRING_SCHEDULE}" + (f" {also}" if also else ""),
     )
     return value if isinstance(value, str) else ""
 

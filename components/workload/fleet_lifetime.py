@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from estate.aws_rules import RECURRING_SCHEDULE, is_recurring_schedule
 from estate.config import Problems, require_keys
 
 from ..lib.handler_package import package
@@ -61,9 +62,12 @@ def fleet_settings(workload_section: Any, problems: Problems) -> FleetSettings:
         f"whole days from {MIN_LIFETIME_DAYS} to {MAX_LIFETIME_DAYS} (Auto Scaling's 86,400-31,536,000 s)",
     )
     schedule = raw.get("reportSchedule", DEFAULT_SCHEDULE)
-    good_schedule = isinstance(schedule, str) and schedule.startswith(("cron(", "rate(")) and schedule.endswith(")")
+    good_schedule = is_recurring_schedule(schedule)
     problems.check(
-        good_schedule, f"bakehouse:{KEY}.reportSchedule", schedule, "an EventBridge Scheduler expression, cron(...) or rate(...)"
+        good_schedule,
+        f"bakehouse:{KEY}.reportSchedule",
+        schedule,
+        f"a recurring EventBridge Scheduler expression: {RECURRING_SCHEDULE}",
     )
     return FleetSettings(days if ok else DEFAULT_LIFETIME_DAYS, schedule if good_schedule else DEFAULT_SCHEDULE)
 

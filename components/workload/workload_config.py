@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from estate.aws_rules import rfc1918_network
 from estate.config import Problems, StackConfig, require_keys, section
+from handlers.contract import FAMILY
 
 KEY = "workload"
 # Interface endpoints a private-only instance needs: Session Manager (ssm, ssmmessages,
@@ -48,7 +50,6 @@ REQUIRED_INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages")
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
 ENDPOINT_MODES = ("per-vpc", "shared")
 EGRESS_MODES = ("transit-gateway", "peering")
-FAMILY = re.compile(r"[a-z][a-z0-9-]{1,31}")
 PARAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,64}(/[a-zA-Z0-9_.-]{1,64}){0,4}")
 TGW_ID = re.compile(r"tgw-[0-9a-f]{8,17}")
 PCX_ID = re.compile(r"pcx-[0-9a-f]{8,17}")
@@ -307,12 +308,11 @@ def _network(raw: Any, problems: Problems) -> NetworkOptions | None:
 
 
 def _private_cidr(value: Any, problems: Problems, key: str) -> bool:
-    try:
-        net = ipaddress.ip_network(value, strict=True) if isinstance(value, str) else None
-    except ValueError:
-        net = None
     return problems.check(
-        net is not None and net.version == 4 and net.is_private, key, value, "a private IPv4 network (RFC 1918), never 0.0.0.0/0"
+        rfc1918_network(value) is not None,
+        key,
+        value,
+        "a private IPv4 network (RFC 1918: inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), never 0.0.0.0/0",
     )
 
 

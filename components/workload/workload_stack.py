@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from estate.config import ConfigError, Problems, StackConfig
+from estate.config import ConfigError, EncryptedText, Problems, StackConfig
 from estate.naming import (
     BREAK_GLASS_ROLE,
     central_bucket,
@@ -303,10 +304,22 @@ class WorkloadStack(pulumi.ComponentResource):
         for name in settings.app.secrets if settings else ():
             key = f"bakehouse:{secret_config_key(name)}"
             problems.check(
-                runtime_config.is_config_secret(key) or key in encrypted,
+                runtime_config.is_config_secret(key)
+                or key in encrypted
+                or isinstance(cfg.sections.get(secret_config_key(name)), EncryptedText),
                 key,
                 "<plain text, redacted>",
                 f"an encrypted value: pulumi config set --secret {key} ... (never plain text)",
+            )
+        # The hub and the egress proxy are other networks reached over a transit gateway or peering: a range
+        # inside this VPC's own would be routed locally and never leave it.
+        own = ipaddress.ip_network(cfg.network.cidr) if cfg.network else None
+        for key, peer in _peer_ranges(settings) if settings and own else ():
+            problems.check(
+                not ipaddress.ip_network(peer).overlaps(own),
+                key,
+                peer,
+                f"a range outside this VPC's own {own} (bakehouse:network.cidr)",
             )
         # Egress is a network option of the workload section; a top-level key would be silently ignored.
         if "egress" in cfg.sections:
@@ -326,6 +339,15 @@ class WorkloadStack(pulumi.ComponentResource):
         problems.raise_if_any()
         assert settings is not None  # any problem in the section raised above
         return settings
+
+
+def _peer_ranges(settings: WorkloadConfig) -> list[tuple[str, str]]:
+    ranges = []
+    if settings.network.shared:
+        ranges.append(("bakehouse:workload.network.shared.hubCidr", settings.network.shared.hub_cidr))
+    if settings.network.egress:
+        ranges.append(("bakehouse:workload.network.egress.destinationCidr", settings.network.egress.destination_cidr))
+    return ranges
 
 
 def _peer_cidrs(settings: WorkloadConfig) -> list[str]:

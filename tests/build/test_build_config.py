@@ -47,7 +47,7 @@ def test_missing_section_reports_the_required_keys_and_defaults_the_rest():
 def test_auto_approve_for_prod_is_refused():
     problems = problems_of(autoApproveEnvs=["dev", "prod"])
     assert problems == [
-        "stack build: bakehouse:factory.autoApproveEnvs[] is 'prod'; allowed: dev, uat "
+        "stack build: Pulumi.build.yaml: bakehouse:factory.autoApproveEnvs[] is 'prod'; allowed: dev, uat "
         "(never prod: its images always need a human approval)"
     ]
 
@@ -76,7 +76,7 @@ def test_auto_approve_for_prod_is_refused():
             "'cdn.amazonlinux.com'",
             "each entry once",
         ),
-        ({"rescan__schedule": "every day"}, "rescan.schedule", "'every day'", "rate(N days|hours|minutes)"),
+        ({"rescan__schedule": "every day"}, "rescan.schedule", "'every day'", "rate(N minutes|hours|days)"),
         ({"rescan__schedule": "at(2026-01-01T00:00:00)"}, "rescan.schedule", "'at(2026-01-01T00:00:00)'", "recurring"),
         ({"rescan__batchSize": 500}, "rescan.batchSize", "500", "an integer from 1 to 50"),
         ({"rescan__parallel": 3}, "rescan.parallel", "3", "one of the keys batchSize, schedule"),
@@ -96,14 +96,14 @@ def test_auto_approve_for_prod_is_refused():
 )
 def test_each_bad_value_is_reported_with_its_key_value_and_what_is_allowed(changes, key, value, allowed):
     problems = problems_of(**changes)
-    expected = f"stack build: bakehouse:factory.{key} is {value}; allowed: "
+    expected = f"stack build: Pulumi.build.yaml: bakehouse:factory.{key} is {value}; allowed: "
     assert any(p.startswith(expected) and allowed in p for p in problems), problems
 
 
 def test_every_problem_of_the_section_is_reported_at_once():
     problems = problems_of(severityThreshold="LOW", autoApproveEnvs=["prod"], regions=["sa-east-1"], rescan={"batchSize": 0})
     assert len(problems) == 4
-    assert {p.split(" is ")[0].split(".", 1)[1] for p in problems} == {
+    assert {p.split(" is ")[0].split("bakehouse:factory.", 1)[1] for p in problems} == {
         "severityThreshold",
         "autoApproveEnvs[]",
         "regions[]",
@@ -134,7 +134,7 @@ def test_every_family_a_target_env_reads_must_be_built():
             lambda raw, problems: parse_factory(raw, cfg, problems, consumers={"dev": ("al2023", "rhel9"), "qa": ("windows",)}),
         )
     assert err.value.problems == [
-        'stack build: bakehouse:factory.families is ["al2023", "ubuntu2404"]; '
+        'stack build: Pulumi.build.yaml: bakehouse:factory.families is ["al2023", "ubuntu2404"]; '
         "allowed: every family the target envs read; stack dev reads rhel9"
     ]
 
@@ -175,7 +175,9 @@ def test_subscriptions_are_read_from_config_per_topic():
 )
 def test_a_subscriber_of_an_unknown_protocol_or_malformed_endpoint_is_refused(entry):
     problems = problems_of(subscriptions__notifications=[entry])
-    assert any(p.startswith("stack build: bakehouse:factory.subscriptions.notifications[] is") for p in problems)
+    assert any(
+        p.startswith("stack build: Pulumi.build.yaml: bakehouse:factory.subscriptions.notifications[] is") for p in problems
+    )
 
 
 def test_approver_principals_are_required_and_must_be_estate_principals():

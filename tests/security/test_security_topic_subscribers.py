@@ -19,7 +19,9 @@ def test_the_security_topic_refuses_an_empty_subscriber_list(emails, shown):
         section["alertEmails"] = emails
     run = cached_run("security", overrides={"bakehouse:security": section}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
-    assert f"stack security: bakehouse:security.alertEmails is {shown}; allowed: a non-empty list" in str(run.error)
+    assert f"stack security: Pulumi.security.yaml: bakehouse:security.alertEmails is {shown}; allowed: a non-empty list" in str(
+        run.error
+    )
     assert [r for r in run.resources if not r.is_provider] == []
 
 

@@ -13,8 +13,8 @@ import pytest
 from components.build.factory_config import factory_config
 from components.org.org_stack import parse_org_settings
 from estate.config import parse_stack_config
-from estate.pulumi_config import sibling_networks
 from estate.stack_files import cross_file_problems, stack_files, workload_stacks
+from estate.validate import sibling_networks
 from tools.mockrun import stack_config
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "preview_time.py"

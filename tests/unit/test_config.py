@@ -57,7 +57,9 @@ def test_shared_stacks_take_their_core_account():
 
 
 def test_unknown_role_is_rejected_with_stack_key_value_and_allowed():
-    assert problems_of(role="warehouse") == ["stack dev: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"]
+    assert problems_of(role="warehouse") == [
+        "stack dev: Pulumi.dev.yaml: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -65,7 +67,7 @@ def test_unknown_role_is_rejected_with_stack_key_value_and_allowed():
 )
 def test_bad_cidr_is_rejected(cidr):
     [problem] = problems_of(network={"cidr": cidr, "azs": 2})
-    assert problem.startswith(f"stack dev: bakehouse:network.cidr is '{cidr}'; allowed: a private IPv4 network")
+    assert problem.startswith(f"stack dev: Pulumi.dev.yaml: bakehouse:network.cidr is '{cidr}'; allowed: a private IPv4 network")
 
 
 @pytest.mark.parametrize("azs", [0, 7, "3", True, 2.5])
@@ -77,7 +79,7 @@ def test_az_count_out_of_range_is_rejected(azs):
 def test_cidrs_overlapping_another_workload_stack_file_are_rejected():
     siblings = {"dev": {"cidr": "10.16.0.0/16"}, "uat": {"cidr": "10.16.128.0/17"}, "prod": {"cidr": "10.48.0.0/16"}}
     assert problems_of(siblings=siblings) == [
-        "stack dev: bakehouse:network.cidr is '10.16.0.0/16'; allowed: a range that does not overlap stack uat's 10.16.128.0/17"
+        "stack dev: Pulumi.dev.yaml: bakehouse:network.cidr is '10.16.0.0/16'; allowed: a range that does not overlap stack uat's 10.16.128.0/17"
     ]
 
 
@@ -86,12 +88,14 @@ def test_account_id_that_is_not_twelve_digits_is_rejected(bad):
     accounts = {**ESTATE["accounts"], "dev": bad}
     shown = f"'{bad}'" if isinstance(bad, str) else str(bad)
     assert problems_of(accounts=accounts) == [
-        f"stack dev: bakehouse:accounts.dev is {shown}; allowed: a 12-digit account id (quoted)"
+        f"stack dev: Pulumi.yaml: bakehouse:accounts.dev is {shown}; allowed: a 12-digit account id (quoted)"
     ]
 
 
 def test_region_outside_the_allowed_list_is_rejected():
-    assert problems_of(region="ap-south-1") == ["stack dev: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1"]
+    assert problems_of(region="ap-south-1") == [
+        "stack dev: Pulumi.dev.yaml: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1"
+    ]
 
 
 def test_every_problem_is_reported_together_in_one_message():
@@ -104,12 +108,15 @@ def test_every_problem_is_reported_together_in_one_message():
 
 
 def test_workload_env_must_name_an_account():
-    assert problems_of(env="staging") == ["stack dev: bakehouse:env is 'staging'; allowed: dev, prod, uat"]
+    assert problems_of(env="staging") == ["stack dev: Pulumi.dev.yaml: bakehouse:env is 'staging'; allowed: dev, prod, uat"]
 
 
 def test_duplicate_account_ids_are_rejected():
     accounts = {**ESTATE["accounts"], "uat": "444444444444"}
-    assert "stack dev: bakehouse:accounts is '444444444444'; allowed: each account id once" in problems_of(accounts=accounts)[0]
+    assert (
+        "stack dev: Pulumi.yaml: bakehouse:accounts is '444444444444'; allowed: each account id once"
+        in problems_of(accounts=accounts)[0]
+    )
 
 
 def test_network_section_on_a_stack_without_a_network_is_rejected():
@@ -125,7 +132,9 @@ def test_role_sections_are_validated_with_the_same_collector():
         require_keys(raw, "workload", {"families"}, problems)
         return tuple(raw.get("families", ()))
 
-    with pytest.raises(ConfigError, match=r"stack dev: bakehouse:workload.typo is 1; allowed: one of the keys families"):
+    with pytest.raises(
+        ConfigError, match=r"stack dev: Pulumi.dev.yaml: bakehouse:workload.typo is 1; allowed: one of the keys families"
+    ):
         section(cfg, "workload", parse_workload)
 
 

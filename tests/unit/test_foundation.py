@@ -71,19 +71,19 @@ def test_every_provider_applies_the_default_tags(stack, stack_run):
 BAD_CONFIG = {
     "role": (
         {"bakehouse:role": "warehouse"},
-        "stack dev: bakehouse:role is 'warehouse'; allowed: org, security, build, workload",
+        "stack dev: Pulumi.dev.yaml: bakehouse:role is 'warehouse'; allowed: org, security, build, workload",
     ),
     "cidr": (
         {"bakehouse:network": {"cidr": "10.16.0.0/33", "azs": 2}},
-        "stack dev: bakehouse:network.cidr is '10.16.0.0/33'; allowed: a private IPv4 network",
+        "stack dev: Pulumi.dev.yaml: bakehouse:network.cidr is '10.16.0.0/33'; allowed: a private IPv4 network",
     ),
     "overlap": (
         {"bakehouse:network": {"cidr": "10.32.0.0/16", "azs": 2}},
-        "stack dev: bakehouse:network.cidr is '10.32.0.0/16'; allowed: a range that does not overlap stack uat's",
+        "stack dev: Pulumi.dev.yaml: bakehouse:network.cidr is '10.32.0.0/16'; allowed: a range that does not overlap stack uat's",
     ),
     "azs": (
         {"bakehouse:network": {"cidr": "10.16.0.0/16", "azs": 9}},
-        "stack dev: bakehouse:network.azs is 9; allowed: an integer from 1 to 6",
+        "stack dev: Pulumi.dev.yaml: bakehouse:network.azs is 9; allowed: an integer from 1 to 6",
     ),
     "account": (
         {
@@ -93,11 +93,11 @@ BAD_CONFIG = {
                 "dev": "4444",
             }
         },
-        "stack dev: bakehouse:accounts.dev is '4444'; allowed: a 12-digit account id",
+        "stack dev: Pulumi.yaml: bakehouse:accounts.dev is '4444'; allowed: a 12-digit account id",
     ),
     "region": (
         {"bakehouse:region": "ap-south-1"},
-        "stack dev: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1, us-east-1",
+        "stack dev: Pulumi.dev.yaml: bakehouse:region is 'ap-south-1'; allowed: eu-west-1, eu-central-1, us-east-1",
     ),
 }
 
@@ -269,5 +269,5 @@ ROLE_SECTION_ERRORS = {
 def test_a_bad_role_section_is_rejected_before_even_the_provider_is_declared(stack):
     run = run_stack(stack, overrides=ROLE_SECTION_ERRORS[stack], raise_errors=False)
     assert isinstance(run.error, ConfigError)
-    assert f"stack {stack}: bakehouse:" in str(run.error) and ".unexpected is 1" in str(run.error)
+    assert f"stack {stack}: Pulumi.{stack}.yaml: bakehouse:" in str(run.error) and ".unexpected is 1" in str(run.error)
     assert run.resources == []

@@ -45,7 +45,10 @@ def test_preview_exits_non_zero_and_puts_a_rejected_stack_on_top(capsys, monkeyp
 
     def rejecting_dev(stack):
         if stack == "dev":
-            raise ConfigError(stack, [f"stack {stack}: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"])
+            raise ConfigError(
+                stack,
+                [f"stack {stack}: Pulumi.{stack}.yaml: bakehouse:role is 'warehouse'; allowed: org, security, build, workload"],
+            )
         return real(stack)
 
     monkeypatch.setenv("COLUMNS", "160")

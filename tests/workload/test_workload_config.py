@@ -30,16 +30,16 @@ def test_a_bad_section_reports_every_problem_at_once_naming_stack_key_value_and_
     }
     problems = workload_problems(bad)
     expected = [
-        "stack dev: bakehouse:workload.colour is 'blue'; allowed: one of the keys",
-        'stack dev: bakehouse:workload.amiFamilies is ["AL 2023"]; allowed: a non-empty list of AMI family names',
-        "stack dev: bakehouse:workload.app.family is 'ubuntu'; allowed: one of amiFamilies",
-        "stack dev: bakehouse:workload.app.instanceType is 'huge'; allowed: an EC2 instance type",
-        "stack dev: bakehouse:workload.app.logRetentionDays is 42; allowed: one of the CloudWatch Logs retention",
-        "stack dev: bakehouse:workload.network.interfaceEndpoints[] is 's3x'; allowed: ssm, ssmmessages",
-        'stack dev: bakehouse:workload.network.interfaceEndpoints is ["ssm", "ec2messages", "s3x"]; allowed: '
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.colour is 'blue'; allowed: one of the keys",
+        'stack dev: Pulumi.dev.yaml: bakehouse:workload.amiFamilies is ["AL 2023"]; allowed: a non-empty list of AMI family names',
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.app.family is 'ubuntu'; allowed: one of amiFamilies",
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.app.instanceType is 'huge'; allowed: an EC2 instance type",
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.app.logRetentionDays is 42; allowed: one of the CloudWatch Logs retention",
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.network.interfaceEndpoints[] is 's3x'; allowed: ssm, ssmmessages",
+        'stack dev: Pulumi.dev.yaml: bakehouse:workload.network.interfaceEndpoints is ["ssm", "ec2messages", "s3x"]; allowed: '
         "a list including ssmmessages",
-        "stack dev: bakehouse:workload.network.endpointMode is 'mesh'; allowed: per-vpc, shared",
-        "stack dev: bakehouse:workload.incidentResponse.minSeverity is 11; allowed: a GuardDuty severity",
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.network.endpointMode is 'mesh'; allowed: per-vpc, shared",
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.incidentResponse.minSeverity is 11; allowed: a GuardDuty severity",
     ]
     for line in expected:
         assert any(p.startswith(line) for p in problems), f"missing: {line}\ngot:\n" + "\n".join(problems)
@@ -56,7 +56,7 @@ def test_a_listed_secret_without_a_secret_value_is_a_config_problem_not_a_crash(
     section = {**DEV_SECTION, "app": {**DEV_SECTION["app"], "secrets": ["db-password", "api-token"]}}
     problems = workload_problems(section)
     assert problems == [
-        "stack dev: bakehouse:secret.api-token is missing; allowed: a secret value "
+        "stack dev: Pulumi.dev.yaml: bakehouse:secret.api-token is missing; allowed: a secret value "
         "(pulumi config set --secret bakehouse:secret.api-token ...)"
     ]
 
@@ -85,7 +85,7 @@ def test_shared_endpoints_need_a_hosted_zone_for_every_endpoint_service():
     shared = {**HUB, "hostedZoneIds": zones}
     problems = workload_problems({**DEV_SECTION, "network": {"endpointMode": "shared", "shared": shared}})
     assert problems == [
-        "stack dev: bakehouse:workload.network.shared.hostedZoneIds.kms is missing; allowed: the "
+        "stack dev: Pulumi.dev.yaml: bakehouse:workload.network.shared.hostedZoneIds.kms is missing; allowed: the "
         "central account's private hosted zone id for that endpoint"
     ]
 
@@ -171,7 +171,7 @@ def test_a_secret_written_in_plain_text_in_the_stack_file_is_refused_without_ech
 def test_a_workload_stack_outside_the_home_region_is_refused():
     run = cached_run("uat", overrides={"bakehouse:region": "eu-central-1"}, raise_errors=False)
     assert isinstance(run.error, ConfigError)
-    assert "stack uat: bakehouse:region is 'eu-central-1'; allowed: the home region eu-west-1" in str(run.error)
+    assert "stack uat: Pulumi.uat.yaml: bakehouse:region is 'eu-central-1'; allowed: the home region eu-west-1" in str(run.error)
 
 
 def test_a_top_level_egress_key_is_pointed_to_the_workload_network_section_not_ignored():
@@ -189,9 +189,9 @@ def test_section_problems_and_stack_level_problems_arrive_in_one_error():
     )
     assert isinstance(run.error, ConfigError)
     assert [p.split(" is ")[0] for p in run.error.problems] == [
-        "stack uat: bakehouse:workload.amiFamilies",
-        "stack uat: bakehouse:workload.app.family",
-        "stack uat: bakehouse:region",
+        "stack uat: Pulumi.uat.yaml: bakehouse:workload.amiFamilies",
+        "stack uat: Pulumi.uat.yaml: bakehouse:workload.app.family",
+        "stack uat: Pulumi.uat.yaml: bakehouse:region",
     ]
 
 

@@ -79,7 +79,7 @@ def test_an_image_key_in_a_region_outside_allowed_regions_is_refused_naming_key_
             },
         )
     [problem] = err.value.problems
-    assert problem.startswith("stack dev: bakehouse:workload.imageKeys.us-east-1 is 'arn:aws:kms:us-east-1:")
+    assert problem.startswith("stack dev: Pulumi.dev.yaml: bakehouse:workload.imageKeys.us-east-1 is 'arn:aws:kms:us-east-1:")
     assert "allowed: regions of bakehouse:allowedRegions: eu-west-1, eu-central-1" in problem
 
 
@@ -116,7 +116,7 @@ def test_image_keys_must_be_build_key_arns_of_their_region_including_home(image_
     with pytest.raises(ConfigError) as err:
         cached_run("dev", overrides={"bakehouse:workload": section})
     [problem] = err.value.problems
-    assert problem.startswith(f"stack dev: {key}") and allowed_text in problem, problem
+    assert problem.startswith(f"stack dev: Pulumi.dev.yaml: {key}") and allowed_text in problem, problem
 
 
 # --- item 11: the Auto Scaling role, named by the account key and granted the image keys ------------

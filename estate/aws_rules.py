@@ -9,6 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
+# The retention periods CloudWatch Logs accepts (CloudWatch Logs API reference, PutRetentionPolicy
+# "retentionInDays"); none means never expire.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
 # RFC 1918 only. `ipaddress.is_private` also admits 100.64.0.0/10 (shared address space, RFC 6598),
 # 192.0.0.0/24, 198.18.0.0/15, the documentation ranges and others: none of them is a VPC's to take.
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))

@@ -11,10 +11,10 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeGuard
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -25,12 +25,14 @@ from handlers.contract import REGION as REGION
 from handlers.contract import ROLE_NAME as ROLE_NAME
 
 from .aws_rules import az_letters, rfc1918_network
+from .models import MAX_AZS as MAX_AZS
+from .models import MIN_AZS as MIN_AZS
+from .models import ROLES as ROLES
+from .models import ProjectKeys, Role, section_keys
+from .models import keys_of as keys_of
 
-ROLES = ("org", "security", "build", "workload")
-Role = Literal["org", "security", "build", "workload"]
 CORE_ACCOUNTS = ("management", "security", "build")
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
-MIN_AZS, MAX_AZS = 1, 6
 # /16 leaves room for per-AZ /20s; smaller than /24 cannot hold subnets for endpoints in several AZs.
 MIN_PREFIX, MAX_PREFIX = 16, 24
 # The build VPC holds three subnet tiers (build, firewall, egress) for up to six AZs: a quarter per tier,
@@ -49,14 +51,16 @@ PLACEHOLDER_CIPHERTEXT = re.compile(r"placeholder|example|notarealsecret", re.IG
 
 
 class ConfigError(ValueError):
-    """Raised with every problem of a stack's configuration at once."""
+    """Raised with every problem of a stack's configuration at once, headed by the stack's file (each
+    problem names the file it is in: a project-level key's may be Pulumi.yaml)."""
 
-    def __init__(self, stack: str, problems: list[str]):
+    def __init__(self, stack: str, problems: list[str], file: str | None = None):
         self.stack = stack
         self.problems = problems
+        self.file = file or f"Pulumi.{stack}.yaml"
         count = len(problems)
         noun = "problem" if count == 1 else "problems"
-        super().__init__(f"stack {stack} has {count} {noun}:\n" + "\n".join(f"  - {p}" for p in problems))
+        super().__init__(f"{self.file} has {count} {noun}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class SecretText(str):
@@ -67,26 +71,30 @@ class EncryptedText(SecretText):
     """A secret value that was set with `pulumi config set --secret` (encrypted in its stack file)."""
 
 
-# Keys set in Pulumi.yaml (project-level config, shared by every stack); every other key lives in the
-# stack's own file.
-_PROJECT_KEYS = {"accounts", "organizationId", "allowedRegions", "homeRegion", "deployRoleName"}
+# Keys set in Pulumi.yaml (project-level config, shared by every stack), unless a stack file sets its
+# own value (which then wins, as the CLI merges them); every other key lives in the stack's own file.
+_PROJECT_KEYS = frozenset(keys_of(ProjectKeys))
 
 
-def file_for(stack: str, key: str) -> str:
-    """The file a `bakehouse:` key is set in: Pulumi.yaml for the project-level keys, else the stack's."""
+def file_for(stack: str, key: str, stack_file_keys: Collection[str] = ()) -> str:
+    """The file a `bakehouse:` key's value came from: Pulumi.yaml for a project-level key the stack file
+    does not set (`stack_file_keys`: the keys it sets, namespace optional), else the stack's own file."""
     top = re.split(r"[.\[]", key.removeprefix("bakehouse:"), maxsplit=1)[0]
-    return "Pulumi.yaml" if top in _PROJECT_KEYS else f"Pulumi.{stack}.yaml"
+    overridden = top in stack_file_keys or f"bakehouse:{top}" in stack_file_keys
+    return "Pulumi.yaml" if top in _PROJECT_KEYS and not overridden else f"Pulumi.{stack}.yaml"
 
 
 class Problems:
     """Collects validation problems for one stack; `raise_if_any` raises them together."""
 
-    def __init__(self, stack: str):
+    def __init__(self, stack: str, stack_file_keys: Collection[str] = ()):
         self.stack = stack
+        self.stack_file_keys = frozenset(stack_file_keys)
         self.items: list[str] = []
 
     def add(self, key: str, value: Any, allowed: str) -> None:
-        self.items.append(f"stack {self.stack}: {file_for(self.stack, key)}: {key} is {_show(value)}; allowed: {allowed}")
+        where = file_for(self.stack, key, self.stack_file_keys)
+        self.items.append(f"stack {self.stack}: {where}: {key} is {_show(value)}; allowed: {allowed}")
 
     def check(self, ok: bool, key: str, value: Any, allowed: str) -> bool:
         if not ok:
@@ -187,6 +195,7 @@ def parse_stack_config(
     *,
     deploying: bool | None = None,
     project_dir: Path = PROJECT_DIR,
+    stack_file_keys: Collection[str] = (),
 ) -> StackConfig:
     """Validate one stack's `bakehouse:` config (project-level keys merged in) into a StackConfig.
 
@@ -195,8 +204,9 @@ def parse_stack_config(
     across the estate are caught in whichever stack is run.
     `deploying` (default: a real engine's update, see `deploying_for_real`) also refuses the example
     estate's values in the stack files under `project_dir`.
+    `stack_file_keys`: the keys the stack's own file sets, so a project-level key it overrides is named by it.
     """
-    problems = Problems(stack)
+    problems = Problems(stack, stack_file_keys)
     if deploying_for_real() if deploying is None else deploying:
         problems.items.extend(example_problems(stack, project_dir))
     estate = _parse_estate(values, problems)
@@ -337,7 +347,7 @@ def _parse_network(raw: Any, problems: Problems, role: str = "workload", region:
     if not isinstance(raw, Mapping):
         problems.add("bakehouse:network", raw, "an object with cidr and azs")
         return None
-    require_keys(raw, "network", ("cidr", "azs"), problems)
+    require_keys(raw, "network", problems)
     cidr, azs = raw.get("cidr"), raw.get("azs", 2)
     ok = _check_cidr(cidr, problems)
     if ok and role == "build" and isinstance(cidr, str):
@@ -405,9 +415,11 @@ def _check_overlaps(
             problems.add("bakehouse:network.cidr", network.cidr, f"a range that does not overlap stack {other}'s {theirs}")
 
 
-def require_keys(raw: Mapping[str, Any], key: str, allowed: Iterable[str], problems: Problems) -> None:
-    """Reject unknown keys in a section so a typo is an error, not a silently ignored setting."""
-    allowed = set(allowed)
+def require_keys(raw: Mapping[str, Any], key: str, problems: Problems) -> None:
+    """Reject unknown keys in the section at `key` (a dotted path like "factory.rescan") so a typo is an
+    error, not a silently ignored setting. The keys are the section model's (estate/models.py): a key is
+    declared once, and a parser run alone refuses what the model pass would."""
+    allowed = set(section_keys(key))
     for unknown in sorted(set(raw) - allowed):
         problems.add(
             f"bakehouse:{key}.{unknown}",

@@ -2,13 +2,17 @@
 
 Pure (no Pulumi). `extra="forbid"` makes a typo or a stray key an error. The role parsers
 (components/<role>/...) add the rules that need the whole estate (which envs exist, which account
-builds); estate/validate.py runs both in one pass. `make schema` exports `StackFile`'s JSON schema.
+builds) and take each section's keys and choices from here (`section_keys`, `choices`), so a key is
+declared once; estate/validate.py runs both in one pass. `make schema` exports `StackKeys`' JSON schema.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+import types
+import typing
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 from pydantic.alias_generators import to_camel
@@ -61,9 +65,14 @@ class Model(BaseModel):
 
 
 # --- stack keys every role shares ------------------------------------------------------------------
+Role = Literal["org", "security", "build", "workload"]
+ROLES: tuple[Role, ...] = typing.get_args(Role)
+MIN_AZS, MAX_AZS = 1, 6
+
+
 class Network(Model):
     cidr: Cidr
-    azs: StrictInt | None = Field(default=None, ge=1, le=6)
+    azs: StrictInt | None = Field(default=None, ge=MIN_AZS, le=MAX_AZS)
 
 
 # --- bakehouse:factory (build) ---------------------------------------------------------------------
@@ -209,7 +218,6 @@ class ProjectKeys(Model):
     accounts: dict[str, AccountId] | None = None
 
 
-ROLES = ("org", "security", "build", "workload")
 # Which role reads which section: a section on another role's stack would be silently ignored.
 SECTION_ROLES = {"network": ("build", "workload"), "factory": ("build",), "workload": ("workload",), "org": ("org",)}
 SECTION_ROLES["security"] = ("security",)
@@ -220,7 +228,7 @@ SECRET_PREFIX = "secret."
 class StackKeys(ProjectKeys):
     """Every `bakehouse:` key but the `secret.<name>` ones, which a workload names freely."""
 
-    role: Literal["org", "security", "build", "workload"]
+    role: Role
     region: Region | None = None
     env: EnvName | None = None
     network: Network | None = None
@@ -229,3 +237,59 @@ class StackKeys(ProjectKeys):
     workload: Workload | None = None
     org: Org | None = None
     security: Security | None = None
+
+
+# --- the models as the one source of each section's keys and choices -------------------------------
+def keys_of(model: type[BaseModel]) -> tuple[str, ...]:
+    """The keys a section takes, as written in a stack file (the fields' camelCase aliases)."""
+    return tuple(info.alias or name for name, info in model.model_fields.items())
+
+
+def model_at(path: Sequence[str | int], root: type[BaseModel] = StackKeys) -> type[BaseModel] | None:
+    """The model of the section at `path` under the `bakehouse:` namespace (map keys and list positions
+    walked through: ("factory", "families", "al2023") is FactoryFamily), or None if no model is there."""
+    kind: Any = root
+    for part in path:
+        kind = _unwrap(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            info = next((f for n, f in kind.model_fields.items() if (f.alias or n) == part), None)
+            if info is None:
+                return None
+            kind = info.annotation
+        elif typing.get_origin(kind) in (dict, list):
+            kind = typing.get_args(kind)[-1]
+        else:
+            return None
+    kind = _unwrap(kind)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def section_keys(path: str) -> tuple[str, ...]:
+    """The keys of the section at a dotted path like "workload.network.egress" (what the role parsers
+    accept, so a key added to a model is accepted everywhere at once)."""
+    model = model_at(path.split("."))
+    if model is None:
+        raise LookupError(f"estate/models.py has no section at bakehouse:{path}")
+    return keys_of(model)
+
+
+def choices(model: type[BaseModel], field: str) -> tuple[Any, ...]:
+    """The values a Literal field (or a list of them) allows, in the model's order."""
+    kind = _unwrap(model.model_fields[field].annotation)
+    if typing.get_origin(kind) is list:
+        kind = _unwrap(typing.get_args(kind)[0])
+    if typing.get_origin(kind) is not Literal:
+        raise TypeError(f"{model.__name__}.{field} is not a Literal")
+    return typing.get_args(kind)
+
+
+def _unwrap(kind: Any) -> Any:
+    """`X | None` and `Annotated[X, ...]` -> X."""
+    while True:
+        origin = typing.get_origin(kind)
+        if origin is Annotated:
+            kind = typing.get_args(kind)[0]
+        elif origin in (typing.Union, types.UnionType):
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        else:
+            return kind

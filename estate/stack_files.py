@@ -32,9 +32,9 @@ def _parse(path: Path) -> Mapping[str, Any]:
         try:
             doc = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(_stack_name(path), [f"{path.name} is not valid YAML: {err}"]) from None
+            raise ConfigError(_stack_name(path), [f"{path.name} is not valid YAML: {err}"], file=path.name) from None
         if not isinstance(doc, Mapping) or not isinstance(doc.get("config") or {}, Mapping):
-            raise ConfigError(_stack_name(path), [f"{path.name}: expected a mapping with a 'config' mapping"])
+            raise ConfigError(_stack_name(path), [f"{path.name}: expected a mapping with a 'config' mapping"], file=path.name)
         _CACHE[key] = doc.get("config") or {}
     return _CACHE[key]
 

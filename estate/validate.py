@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-import types
-import typing
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .config import (
     PROJECT_DIR,
@@ -29,7 +27,7 @@ from .config import (
     did_you_mean,
     parse_stack_config,
 )
-from .models import ROLES, SECRET_PREFIX, SECTION_ROLES, StackKeys
+from .models import ROLES, SECRET_PREFIX, SECTION_ROLES, StackKeys, keys_of, model_at
 from .stack_files import cross_file_problems, stack_files
 
 NAMESPACE = "bakehouse:"
@@ -47,26 +45,31 @@ def validate_stack(
 ) -> tuple[StackConfig, Any]:
     """`values`: the stack's `bakehouse:` keys (namespace optional), as Pulumi hands them (objects as JSON
     text) or already decoded. Returns (StackConfig, the role's settings) or raises one ConfigError."""
-    problems = Problems(stack)
     estate: list[str] = []
     try:
         files = stack_files(project_dir)
         estate = cross_file_problems(project_dir)
     except ConfigError as err:  # a YAML error in a stack file, named by its file
         files, estate = {}, list(err.problems)
+    # A project-level key the stack file sets came from the stack file (the CLI lets it win), so its
+    # problems name that file.
+    own_keys = set(files.get(stack) or {})
+    problems = Problems(stack, own_keys)
     # What the engine says was set with --secret (it lists them for the program); the file is not asked,
     # since a value may come from elsewhere (an override, the environment).
     secrets = {k.removeprefix(NAMESPACE) for k in secret_keys}
     decoded = _decode_all(values, secrets, problems)
 
-    model_problems = Problems(stack)
+    model_problems = Problems(stack, own_keys)
     _check_model(decoded, model_problems)
     _check_placement(decoded, model_problems)
 
-    checked = Problems(stack)
+    checked = Problems(stack, own_keys)
     cfg = settings = None
     try:
-        cfg = parse_stack_config(stack, decoded, _networks(files), deploying=deploying, project_dir=project_dir)
+        cfg = parse_stack_config(
+            stack, decoded, _networks(files), deploying=deploying, project_dir=project_dir, stack_file_keys=own_keys
+        )
     except ConfigError as err:
         checked.items.extend(err.problems)
     if cfg is not None and role_settings is not None:
@@ -144,7 +147,7 @@ _TYPE_WORDS = {
 def _allowed(error: Any, loc: tuple[Any, ...]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        keys = _keys_at(StackKeys, loc[:-1])
+        keys = _keys_at(loc[:-1])
         return "one of the keys " + ", ".join(sorted(keys)) + did_you_mean(loc[-1], keys)
     if kind == "literal_error":
         return str(error["ctx"]["expected"]).replace("'", "")
@@ -155,36 +158,13 @@ def _allowed(error: Any, loc: tuple[Any, ...]) -> str:
     return _TYPE_WORDS.get(kind, str(error["msg"]))
 
 
-def _keys_at(model: Any, path: tuple[Any, ...]) -> list[str]:
-    """The keys the model allows at `path` (for "one of the keys ..." and "did you mean")."""
-    kind = model
-    for part in path:
-        kind = _unwrap(kind)
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            field = next((f for n, f in kind.model_fields.items() if (f.alias or n) == part), None)
-            if field is None:
-                return []
-            kind = field.annotation
-        elif typing.get_origin(kind) in (dict, list):
-            kind = typing.get_args(kind)[-1]
-        else:
-            return []
-    kind = _unwrap(kind)
-    if isinstance(kind, type) and issubclass(kind, BaseModel):
-        keys = [f.alias or n for n, f in kind.model_fields.items()]
-        return keys + [f"{SECRET_PREFIX}<name>"] if kind is StackKeys else keys
-    return []
-
-
-def _unwrap(kind: Any) -> Any:
-    while True:
-        origin = typing.get_origin(kind)
-        if origin is typing.Annotated:
-            kind = typing.get_args(kind)[0]
-        elif origin in (typing.Union, types.UnionType):
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        else:
-            return kind
+def _keys_at(path: tuple[Any, ...]) -> list[str]:
+    """The keys the models allow at `path` (for "one of the keys ..." and "did you mean")."""
+    model = model_at(path)
+    if model is None:
+        return []
+    keys = list(keys_of(model))
+    return keys + [f"{SECRET_PREFIX}<name>"] if model is StackKeys else keys
 
 
 def _check_placement(values: Mapping[str, Any], problems: Problems) -> None:

@@ -12,17 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from estate import naming
+from estate import models, naming
 from estate.aws_rules import RECURRING_SCHEDULE, is_recurring_schedule
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
 from estate.stack_files import stack_files
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SECTION = "factory"
-BASES = ("al2023", "ubuntu2404")
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM")
+# The choices are the models' (estate/models.py), declared once.
+BASES = models.choices(models.FactoryFamily, "base")
+SEVERITIES = models.choices(models.Factory, "severity_threshold")
 # Build engines: SSM Automation's BuildImage, or Packer in CodeBuild (components/build/packer_pipeline.py).
-ENGINES = ("ssm", "packer")
+ENGINES = models.choices(models.FactoryFamily, "engine")
 # Where the Packer engine downloads its pinned release and plugins (checked by SHA-256 in the buildspec).
 PACKER_RELEASES_DOMAIN = "releases.hashicorp.com"
 # The one environment whose images must always pass a human: auto-approval there is refused.
@@ -40,7 +41,7 @@ MAX_BATCH = 50  # scan instances launched at once; keeps well inside default EC2
 APPROVER_ROLE = "BakehouseImageApprover"
 # IAM names are ASCII (IAM user guide, "IAM and AWS STS quotas"); \w alone would admit any letter.
 PRINCIPAL = re.compile(r"arn:aws:iam::(\d{12}):(role|user)/[\w+=,.@/-]+", re.ASCII)
-# SNS protocols a factory topic may deliver to, and what their endpoints look like.
+# SNS protocols a factory topic may deliver to (models.Subscription's protocols), and what their endpoints look like.
 SUBSCRIPTION_ENDPOINTS = {
     "email": re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,63}"),
     "https": re.compile(r"https://[^\s]+"),
@@ -49,14 +50,13 @@ SUBSCRIPTION_ENDPOINTS = {
 }
 # Topics whose silence would hide something: an image nobody is asked to approve waits forever.
 REQUIRED_SUBSCRIBERS = ("approvers",)
-TOPICS = ("approvers", "notifications")
+TOPICS = models.keys_of(models.Subscriptions)
 # The golden image's memory-capture tool (packer/scripts/55-memory-capture.sh): AVML's static binary as
 # microsoft/avml publishes it on GitHub (outside the build firewall's allow-list, so tools/release.py
 # downloads it in CI, checks it against the pinned SHA-256 and keeps it in the scripts bucket).
 AVML_SOURCE = re.compile(r"https://github\.com/microsoft/avml/releases/download/v(?P<version>[^/]+)/avml(-minimal)?")
 SEMVER = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-_MEMORY_CAPTURE_KEYS = ("version", "sha256", "source")
 
 DEFAULT_EGRESS = (
     # Amazon Linux 2023 mirrors; its S3-hosted repositories go through the S3 gateway endpoint instead.
@@ -192,32 +192,8 @@ class FactoryConfig:
         return all(env in self.auto_approve_envs for env in self.target_envs)
 
 
-_KEYS = (
-    "families",
-    "regions",
-    "targetEnvs",
-    "workloadOus",
-    "autoApproveEnvs",
-    "approvers",
-    "severityThreshold",
-    "maxCatalogVersions",
-    "launchRoleNames",
-    "egressDomains",
-    "rescan",
-    "lifecycle",
-    "approverPrincipals",
-    "subscriptions",
-    "catalogTagOptions",
-    "catalogRegionalPortfolios",
-    "rebuildSchedule",
-    "memoryCapture",
-    "canaryEnv",
-    "forcedRebuildSchedule",
-)
 # Keys of the removed copy-mode distribution: refused with the reason rather than as mere typos.
 _REMOVED_KEYS = ("distributionMode", "distribution")
-_RESCAN_KEYS = ("schedule", "batchSize")
-_LIFECYCLE_KEYS = ("schedule", "keep", "keepDays", "graceDays", "prodRetentionYears", "dryRun")
 
 
 def factory_config(cfg: StackConfig, project_dir: Path = PROJECT_DIR) -> FactoryConfig:
@@ -250,7 +226,7 @@ def parse_factory(
                 "nothing: copy distribution was removed; images are "
                 "shared with each target account (the key policies admit them through EC2)",
             )
-    require_keys({k: v for k, v in raw.items() if k not in _REMOVED_KEYS}, SECTION, _KEYS, problems)
+    require_keys({k: v for k, v in raw.items() if k not in _REMOVED_KEYS}, SECTION, problems)
     workloads = cfg.estate.accounts.workloads
 
     families = _families(raw.get("families"), problems)
@@ -408,7 +384,7 @@ def _memory_capture(raw: Any, key: str, problems: Problems) -> MemoryCapture | N
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object {version, sha256, source}")
         return None
-    require_keys(raw, key.removeprefix("bakehouse:"), _MEMORY_CAPTURE_KEYS, problems)
+    require_keys(raw, key.removeprefix("bakehouse:"), problems)
     version, sha256, source = raw.get("version"), raw.get("sha256"), raw.get("source")
     ok = problems.check(
         isinstance(version, str) and bool(SEMVER.fullmatch(version)),
@@ -447,8 +423,7 @@ def _catalog_tag_options(raw: Any, key: str, problems: Problems) -> tuple[str | 
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object {owner: ..., costCentre: ...}")
         return None, None
-    for unknown in sorted(set(raw) - {"owner", "costCentre"}):
-        problems.add(f"{key}.{unknown}", raw[unknown], "nothing: only owner and costCentre are TagOptions here")
+    require_keys(raw, key.removeprefix("bakehouse:"), problems)
     values = []
     for name in ("owner", "costCentre"):
         value = raw.get(name)
@@ -476,7 +451,7 @@ def _families(raw: Any, problems: Problems) -> tuple[Family, ...]:
         if not isinstance(spec, Mapping):
             problems.add(f"{key}.{name}", spec, "an object with base: " + " | ".join(BASES))
             continue
-        require_keys(spec, f"{SECTION}.families.{name}", ("base", "engine"), problems)
+        require_keys(spec, f"{SECTION}.families.{name}", problems)
         base = spec.get("base")
         engine = spec.get("engine", "ssm")
         good_engine = problems.check(engine in ENGINES, f"{key}.{name}.engine", engine, ", ".join(ENGINES))
@@ -490,8 +465,7 @@ def _subscriptions(raw: Any, key: str, problems: Problems) -> dict[str, tuple[Su
     if not isinstance(raw, Mapping):
         problems.add(key, raw, shape)
         return {}
-    for unknown in sorted(set(raw) - set(TOPICS)):
-        problems.add(f"{key}.{unknown}", raw[unknown], "one of the topics " + ", ".join(TOPICS))
+    require_keys(raw, key.removeprefix("bakehouse:"), problems)
     found: dict[str, tuple[Subscription, ...]] = {}
     for topic in TOPICS:
         entries = raw.get(topic, [])
@@ -512,7 +486,7 @@ def _subscriptions(raw: Any, key: str, problems: Problems) -> dict[str, tuple[Su
             pattern = SUBSCRIPTION_ENDPOINTS.get(protocol)
             if (
                 not isinstance(entry, Mapping)
-                or set(entry) != {"protocol", "endpoint"}
+                or set(entry) != set(models.keys_of(models.Subscription))
                 or pattern is None
                 or not isinstance(endpoint, str)
                 or not pattern.fullmatch(endpoint)
@@ -532,9 +506,9 @@ def _subscriptions(raw: Any, key: str, problems: Problems) -> dict[str, tuple[Su
 
 def _rescan(raw: Any, key: str, problems: Problems) -> RescanSettings | None:
     if not isinstance(raw, Mapping):
-        problems.add(key, raw, "an object with " + ", ".join(_RESCAN_KEYS))
+        problems.add(key, raw, "an object with " + ", ".join(models.keys_of(models.Rescan)))
         return None
-    require_keys(raw, key.removeprefix("bakehouse:"), _RESCAN_KEYS, problems)
+    require_keys(raw, key.removeprefix("bakehouse:"), problems)
     schedule = _schedule(raw.get("schedule", "rate(1 day)"), f"{key}.schedule", problems)
     batch = _integer(raw.get("batchSize", 10), f"{key}.batchSize", 1, MAX_BATCH, problems)
     return RescanSettings(schedule, batch)
@@ -542,9 +516,9 @@ def _rescan(raw: Any, key: str, problems: Problems) -> RescanSettings | None:
 
 def _lifecycle(raw: Any, key: str, problems: Problems) -> LifecycleSettings | None:
     if not isinstance(raw, Mapping):
-        problems.add(key, raw, "an object with " + ", ".join(_LIFECYCLE_KEYS))
+        problems.add(key, raw, "an object with " + ", ".join(models.keys_of(models.Lifecycle)))
         return None
-    require_keys(raw, key.removeprefix("bakehouse:"), _LIFECYCLE_KEYS, problems)
+    require_keys(raw, key.removeprefix("bakehouse:"), problems)
     schedule = _schedule(raw.get("schedule", "rate(1 day)"), f"{key}.schedule", problems)
     keep = _integer(raw.get("keep", 3), f"{key}.keep", 1, 50, problems)
     keep_days = _integer(raw.get("keepDays", 30), f"{key}.keepDays", 0, 3650, problems)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi
 
+from estate.aws_rules import LOG_RETENTION_DAYS
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
 from estate.naming import BREAK_GLASS_ROLE, security_topic_arn
 
@@ -27,9 +28,6 @@ from .scps import org_policies
 
 SECTION = "org"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
-_KEYS = ("accountEmails", "accountAccessRoleName", "prodEnvs", "trailLogRetentionDays", "githubRepository")
 GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 
 
@@ -46,7 +44,7 @@ def parse_org_settings(cfg: StackConfig) -> OrgSettings:
     members = ("security", "build", *cfg.estate.accounts.workloads)
 
     def parse(raw: Mapping[str, Any], problems: Problems) -> OrgSettings | None:
-        require_keys(raw, SECTION, _KEYS, problems)
+        require_keys(raw, SECTION, problems)
         emails = raw.get("accountEmails")
         if not isinstance(emails, Mapping):
             problems.add(

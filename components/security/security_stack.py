@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 
+from estate import models
 from estate.config import Problems, StackConfig, require_keys, section
 from estate.naming import PREVIEW_ROLE, bucket_name, role_arn
 
@@ -29,9 +30,8 @@ from .security_topic import SecurityTopic, SecurityTopicArgs
 SECTION = "security"
 ROOT_ID = re.compile(r"r-[0-9a-z]{4,32}")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+LOCK_MODES = models.choices(models.Security, "object_lock_mode")
 MAX_DAYS = 36500
-_KEYS = ("objectLockMode", "objectLockDays", "glacierAfterDays", "expireAfterDays", "organizationRootId", "alertEmails")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _days(raw: Mapping[str, Any], key: str, problems: Problems, default: Any = N
 
 def parse_security_settings(cfg: StackConfig) -> SecuritySettings:
     def parse(raw: Mapping[str, Any], problems: Problems) -> SecuritySettings | None:
-        require_keys(raw, SECTION, _KEYS, problems)
+        require_keys(raw, SECTION, problems)
         mode = raw.get("objectLockMode")
         # No default: whether even the root user can shorten retention is a decision, not a fallback.
         problems.check(

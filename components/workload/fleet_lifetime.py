@@ -52,7 +52,7 @@ def fleet_settings(workload_section: Any, problems: Problems) -> FleetSettings:
     if not isinstance(raw, Mapping):
         problems.add(f"bakehouse:{KEY}", raw, "an object {maxInstanceLifetimeDays, reportSchedule}")
         return FleetSettings()
-    require_keys(raw, KEY, ("maxInstanceLifetimeDays", "reportSchedule"), problems)
+    require_keys(raw, KEY, problems)
     days = raw.get("maxInstanceLifetimeDays", DEFAULT_LIFETIME_DAYS)
     ok = isinstance(days, int) and not isinstance(days, bool) and MIN_LIFETIME_DAYS <= days <= MAX_LIFETIME_DAYS
     problems.check(

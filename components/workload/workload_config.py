@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from estate.aws_rules import rfc1918_network
+from estate import models
+from estate.aws_rules import LOG_RETENTION_DAYS, rfc1918_network
 from estate.config import Problems, StackConfig, require_keys, section
 from handlers.contract import FAMILY
 
@@ -47,15 +48,15 @@ KNOWN_INTERFACE_ENDPOINTS = DEFAULT_INTERFACE_ENDPOINTS + (
 )
 # Always required: without them Session Manager, the only way in, does not work.
 REQUIRED_INTERFACE_ENDPOINTS = ("ssm", "ssmmessages", "ec2messages")
-GATEWAY_ENDPOINTS = ("s3", "dynamodb")
-ENDPOINT_MODES = ("per-vpc", "shared")
-EGRESS_MODES = ("transit-gateway", "peering")
+# The choices are the models' (estate/models.py), declared once.
+GATEWAY_ENDPOINTS = models.choices(models.WorkloadNetwork, "gateway_endpoints")
+ENDPOINT_MODES = models.choices(models.WorkloadNetwork, "endpoint_mode")
+EGRESS_MODES = models.choices(models.Egress, "mode")
 PARAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,64}(/[a-zA-Z0-9_.-]{1,64}){0,4}")
 TGW_ID = re.compile(r"tgw-[0-9a-f]{8,17}")
 PCX_ID = re.compile(r"pcx-[0-9a-f]{8,17}")
 ZONE_ID = re.compile(r"Z[A-Z0-9]{1,32}")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 # A KMS key ARN (CreateGrant takes only a key id or key ARN, and a key ARN for another account's key;
 # an alias is refused: KMS API reference, CreateGrant "KeyId").
 KMS_KEY_ARN = re.compile(r"arn:aws:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(mrk-)?[0-9a-f-]{32,36}")
@@ -114,7 +115,7 @@ class WorkloadConfig:
 
 def secret_config_key(name: str) -> str:
     """The config key (without the `bakehouse:` namespace) holding secret `name`'s value."""
-    return f"secret.{name}"
+    return f"{models.SECRET_PREFIX}{name}"
 
 
 def load_workload_config(cfg: StackConfig) -> WorkloadConfig:
@@ -135,7 +136,7 @@ def load_workload_config(cfg: StackConfig) -> WorkloadConfig:
 
 def _parse(raw: Mapping[str, Any], problems: Problems, cfg: StackConfig) -> WorkloadConfig | None:
     # `fleet` is read by components/workload/fleet_lifetime.py (maximum instance lifetime, fleet report).
-    require_keys(raw, KEY, ("amiFamilies", "app", "imageKeys", "network", "incidentResponse", "fleet"), problems)
+    require_keys(raw, KEY, problems)
     families = _families(raw.get("amiFamilies"), problems)
     image_keys = _image_keys(raw.get("imageKeys"), cfg, problems)
     app = _app(raw.get("app", {}), families, problems)
@@ -197,7 +198,7 @@ def _app(raw: Any, families: tuple[str, ...], problems: Problems) -> AppOptions 
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object")
         return None
-    require_keys(raw, f"{KEY}.app", ("family", "instanceType", "parameters", "secrets", "logRetentionDays"), problems)
+    require_keys(raw, f"{KEY}.app", problems)
     family = raw.get("family", families[0] if families else None)
     problems.check(family in families, f"{key}.family", family, ", ".join(families) or "one of amiFamilies")
     instance_type = raw.get("instanceType", "t3.micro")
@@ -263,7 +264,7 @@ def _network(raw: Any, problems: Problems) -> NetworkOptions | None:
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object")
         return None
-    require_keys(raw, f"{KEY}.network", ("interfaceEndpoints", "gatewayEndpoints", "endpointMode", "shared", "egress"), problems)
+    require_keys(raw, f"{KEY}.network", problems)
     interface = raw.get("interfaceEndpoints", list(DEFAULT_INTERFACE_ENDPOINTS))
     if not (isinstance(interface, list) and all(isinstance(s, str) for s in interface)):
         problems.add(f"{key}.interfaceEndpoints", interface, "a list of service names")
@@ -321,7 +322,7 @@ def _shared(raw: Any, interface: tuple[str, ...], problems: Problems) -> SharedE
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object with transitGatewayId, hubCidr and hostedZoneIds")
         return None
-    require_keys(raw, f"{KEY}.network.shared", ("transitGatewayId", "hubCidr", "hostedZoneIds"), problems)
+    require_keys(raw, f"{KEY}.network.shared", problems)
     tgw = raw.get("transitGatewayId")
     problems.check(
         isinstance(tgw, str) and bool(TGW_ID.fullmatch(tgw)),
@@ -359,7 +360,7 @@ def _egress(raw: Any, problems: Problems) -> Egress | None:
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object with mode, targetId and destinationCidr")
         return None
-    require_keys(raw, f"{KEY}.network.egress", ("mode", "targetId", "destinationCidr", "proxyPort"), problems)
+    require_keys(raw, f"{KEY}.network.egress", problems)
     mode, target = raw.get("mode"), raw.get("targetId")
     if problems.check(mode in EGRESS_MODES, f"{key}.mode", mode, ", ".join(EGRESS_MODES)):
         pattern = TGW_ID if mode == "transit-gateway" else PCX_ID
@@ -381,7 +382,7 @@ def _severity(raw: Any, problems: Problems) -> float:
     if not isinstance(raw, Mapping):
         problems.add(key, raw, "an object")
         return 0.0
-    require_keys(raw, f"{KEY}.incidentResponse", ("minSeverity", "forensicSource"), problems)
+    require_keys(raw, f"{KEY}.incidentResponse", problems)
     value = raw.get("minSeverity", 7.0)
     ok = isinstance(value, int | float) and not isinstance(value, bool) and MIN_SEVERITY <= value <= MAX_SEVERITY
     problems.check(ok, f"{key}.minSeverity", value, f"a GuardDuty severity from {MIN_SEVERITY} to {MAX_SEVERITY} (7 = high)")

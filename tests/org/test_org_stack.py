@@ -213,5 +213,5 @@ def test_bad_org_section_lists_every_problem_and_declares_nothing():
         "bakehouse:org.colour",
     ):
         assert expected in message, expected
-    assert message.startswith("stack org has ")
+    assert message.startswith("Pulumi.org.yaml has ")
     assert [r for r in run.resources if not r.is_provider] == []

@@ -102,7 +102,7 @@ def test_every_problem_is_reported_together_in_one_message():
     with pytest.raises(ConfigError) as caught:
         parse(role="workload", region="us-west-2", network={"cidr": "300.0.0.0/16", "azs": 9})
     message = str(caught.value)
-    assert message.startswith("stack dev has 3 problems:")
+    assert message.startswith("Pulumi.dev.yaml has 3 problems:")
     for key in ("bakehouse:region", "bakehouse:network.cidr", "bakehouse:network.azs"):
         assert key in message
 
@@ -126,14 +126,14 @@ def test_network_section_on_a_stack_without_a_network_is_rejected():
 
 
 def test_role_sections_are_validated_with_the_same_collector():
-    cfg = parse(workload={"families": ["al2023"], "typo": 1})
+    cfg = parse(workload={"amiFamilies": ["al2023"], "typo": 1})
 
     def parse_workload(raw, problems: Problems):
-        require_keys(raw, "workload", {"families"}, problems)
-        return tuple(raw.get("families", ()))
+        require_keys(raw, "workload", problems)
+        return tuple(raw.get("amiFamilies", ()))
 
     with pytest.raises(
-        ConfigError, match=r"stack dev: Pulumi.dev.yaml: bakehouse:workload.typo is 1; allowed: one of the keys families"
+        ConfigError, match=r"stack dev: Pulumi.dev.yaml: bakehouse:workload.typo is 1; allowed: one of the keys amiFamilies, app"
     ):
         section(cfg, "workload", parse_workload)
 

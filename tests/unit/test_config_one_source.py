@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import types
 import typing
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def _model_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[tu
         kind, through = info.annotation, ()
         while True:
             origin = typing.get_origin(kind)
-            if origin in (typing.Union, __import__("types").UnionType):
+            if origin in (typing.Union, types.UnionType):
                 kind = next(a for a in typing.get_args(kind) if a is not type(None))
             elif origin is dict:
                 kind, through = typing.get_args(kind)[1], (*through, "*")

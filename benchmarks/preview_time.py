@@ -27,6 +27,7 @@ import gc
 import ipaddress
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -176,12 +177,12 @@ def worker(project_dir: Path, variant: str, only: list[str] | None) -> dict[str,
                 "cpu_s": time.process_time() - cpu,
                 "gc_cpu_s": gc_state["cpu"] - gc_before,
                 "resources": result.resources,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # so far: where it grows
                 "problems": result.problems[:3] + result.mandatory[:3],
             }
         )
         result.run = None  # as `make preview` without --details: the verdict stays, the run's record goes
         results.append(result)
-    import resource
 
     return {
         "variant": variant,

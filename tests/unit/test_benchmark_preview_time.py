@@ -102,3 +102,4 @@ def test_the_freeze_variant_is_what_make_preview_does_thresholds_included_and_th
     assert tuple(baseline["gc_threshold"]) == (700, 10, 10) and baseline["gc_frozen"] == 0  # CPython's defaults
     # `make preview` without --details keeps each stack's verdict, not its run (the declared resources)
     assert frozen["runs_kept"] == baseline["runs_kept"] == 0
+    assert 0 < frozen["stacks"][0]["peak_rss_mb"] <= frozen["peak_rss_mb"]  # memory after each stack, to see where it grows

@@ -51,7 +51,10 @@ CORE = ("org", "security", "build")
 
 
 def env_names(count: int) -> list[str]:
-    """`prod` (the org's prodEnvs, so one env is always behind approval) and w001, w002, ..."""
+    """`prod` (the org's prodEnvs, so one env is behind approval) and w001, w002, ...; one env alone is
+    w001, since the build stack needs a non-prod env for its canary."""
+    if count == 1:
+        return ["w001"]
     return ["prod", *(f"w{i:03d}" for i in range(1, count))]
 
 
@@ -95,7 +98,7 @@ def generate_project(root: Path, count: int, copy_program: bool = True) -> list[
         **{k: v for k, v in section["accountEmails"].items() if k in CORE[1:]},
         **{env: f"aws+{env}@example.com" for env in envs},
     }
-    section["prodEnvs"] = ["prod"]
+    section["prodEnvs"] = [env for env in envs if env == "prod"]
     _write(root / "Pulumi.org.yaml", org)
 
     shutil.copy2(REPO / "Pulumi.security.yaml", root / "Pulumi.security.yaml")

@@ -103,3 +103,15 @@ def test_the_freeze_variant_is_what_make_preview_does_thresholds_included_and_th
     # `make preview` without --details keeps each stack's verdict, not its run (the declared resources)
     assert frozen["runs_kept"] == baseline["runs_kept"] == 0
     assert 0 < frozen["stacks"][0]["peak_rss_mb"] <= frozen["peak_rss_mb"]  # memory after each stack, to see where it grows
+
+
+def test_a_one_env_estate_is_one_non_prod_env_so_the_build_stack_has_a_canary_env(tmp_path):
+    bench = _benchmark()
+    envs = bench.generate_project(tmp_path, 1, copy_program=False)
+
+    assert envs == ["w001"]
+    siblings = sibling_networks(tmp_path)
+    org = parse_org_settings(_parsed("org", tmp_path))
+    assert set(org.account_emails) == {"security", "build", "w001"} and org.prod_envs == ()
+    factory = factory_config(_parsed("build", tmp_path, siblings), tmp_path)
+    assert factory.target_envs == ("w001",) and factory.canary_env == "w001"

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
@@ -125,28 +126,41 @@ def evaluate(stack: str) -> StackResult:
 
 
 def summary_table(results: list[StackResult]) -> Table:
-    table = Table(title="bakehouse preview (mock runtime + policy pack)")
+    """One row a stack, narrow enough for an 80-column terminal (CI logs and pipes get 80): ids and
+    regions are never cut, the policy counts have their own column."""
+    table = Table(
+        title="bakehouse preview (mock runtime + policy pack)",
+        caption="policy: mandatory/advisory violations; $/mo: interface endpoints, estimated",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column, justify in (
         ("stack", "left"),
         ("role", "left"),
         ("account", "left"),
         ("region", "left"),
-        ("resources", "right"),
+        ("res", "right"),
         ("verdict", "left"),
-        ("endpoints $/month", "right"),
-        ("seconds", "right"),
+        ("policy", "right"),
+        ("$/mo", "right"),
+        ("s", "right"),
     ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for r in results:
         style = "green" if r.ok else "red"
-        verdict = (
-            r.status
-            if r.status in ("REJECTED", "ERROR")
-            else (f"{r.status} ({len(r.mandatory)} mandatory, {len(r.advisory)} advisory)")
-        )
-        cost = f"{r.monthly_cost_usd:,.2f}" if r.monthly_cost_usd is not None else "-"
+        counts = "-" if r.status in ("REJECTED", "ERROR") else f"{len(r.mandatory)}/{len(r.advisory)}"
+        cost = f"{r.monthly_cost_usd:,.0f}" if r.monthly_cost_usd is not None else "-"
         table.add_row(
-            r.stack, r.role, r.account, r.region, str(r.resources), f"[{style}]{verdict}[/{style}]", cost, f"{r.seconds:.2f}"
+            r.stack,
+            r.role,
+            r.account,
+            r.region,
+            str(r.resources),
+            f"[{style}]{r.status}[/{style}]",
+            counts,
+            cost,
+            f"{r.seconds:.1f}",
         )
     return table
 

@@ -32,3 +32,12 @@ def test_the_summary_fits_a_narrow_terminal(capsys, monkeypatch):
     assert preview.main(["dev"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines and max(len(line) for line in lines) <= 72, max(lines, key=len)
+
+
+def test_at_80_columns_no_cell_of_the_summary_is_cut(capsys, monkeypatch):
+    # CI logs and pipes get 80 columns: account ids, regions and verdicts must still read whole.
+    monkeypatch.setenv("COLUMNS", "80")
+    assert preview.main(["security", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out, out
+    assert "222222222222" in out and "444444444444" in out and "eu-west-1" in out

@@ -32,10 +32,10 @@ def document_parameters(name: str) -> dict[str, Any] | None:
 @cache
 def deployed_pipeline_parameters() -> dict[str, Any]:
     """The Pipeline's standing parameters exactly as the build stack deploys them in its settings."""
-    from tools.mockrun import run_stack
+    from tools.mockrun import cached_run
 
     [settings] = [
-        p for p in run_stack("build").of_type("aws:ssm/parameter:Parameter") if p.inputs["name"] == FACTORY_SETTINGS_PARAMETER
+        p for p in cached_run("build").of_type("aws:ssm/parameter:Parameter") if p.inputs["name"] == FACTORY_SETTINGS_PARAMETER
     ]
     value = settings.inputs["value"]
     # Parameter values are secret-wrapped on the wire ({sig, value}); the settings hold no secret.

@@ -183,6 +183,7 @@ def distributed():
             yield request, keys, dist.distribute(request, clients), clients
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 class TestAFullDistribution:
     def test_it_succeeds_everywhere(self, distributed):
         _, _, result, _ = distributed
@@ -267,6 +268,7 @@ class TestAFullDistribution:
         assert writers == set(ACCOUNTS)
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_replaying_a_distribution_writes_nothing(estate):
     request, _ = estate
     first = dist.distribute(request, RecordingClients())
@@ -278,6 +280,7 @@ def test_replaying_a_distribution_writes_nothing(estate):
     assert {again.regions[r].action for r in REGIONS[1:]} == {"existing"}
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_a_permission_already_granted_is_not_granted_again(estate):
     request, _ = estate
     boto3.client("ec2", region_name=HOME).modify_image_attribute(
@@ -288,6 +291,7 @@ def test_a_permission_already_granted_is_not_granted_again(estate):
     assert sorted(r for _, r, op in clients.calls if op == "ModifyImageAttribute") == sorted(REGIONS[1:])
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_sharing_with_the_whole_organization_admits_every_member_account(estate):
     request, _ = estate
     result = dist.distribute(
@@ -311,6 +315,7 @@ def test_an_account_outside_the_shared_ous_fails_naming_the_account_and_the_ous(
     assert {o.action for (a, _), o in result.accounts.items() if a != ACCOUNTS[2]} == {"shared"}
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_a_half_done_distribution_resumes_without_redoing_finished_work(estate):
     request, _ = estate
     broken = RecordingClients(fail_account=ACCOUNTS[1])
@@ -326,6 +331,7 @@ def test_a_half_done_distribution_resumes_without_redoing_finished_work(estate):
     assert {a for (a, _), o in second.accounts.items() if o.action != "unchanged"} == {ACCOUNTS[1]}
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_an_untagged_copy_left_by_a_crash_is_adopted_not_duplicated(estate):
     request, keys = estate
     ec2 = boto3.client("ec2", region_name="us-east-1")
@@ -346,6 +352,7 @@ def test_an_untagged_copy_left_by_a_crash_is_adopted_not_duplicated(estate):
     assert tags["bakehouse:source-ami"] == request.image_id
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_an_unrelated_image_with_the_same_name_is_not_adopted(estate):
     request, keys = estate
     ec2 = boto3.client("ec2", region_name="us-east-1")
@@ -364,6 +371,7 @@ def test_parallelism_is_bounded_by_max_workers(estate):
     assert 2 <= clients.peak <= 3
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_max_workers_one_runs_sequentially(estate):
     request, _ = estate
     clients = RecordingClients(delay=0.005)
@@ -381,6 +389,7 @@ def test_an_unapproved_image_is_refused_before_any_copy(estate):
     assert clients.writes() == []
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_a_failed_region_copy_skips_its_accounts_and_the_step_fails(estate, monkeypatch):
     request, _ = estate
 
@@ -415,6 +424,7 @@ def test_a_failed_region_copy_skips_its_accounts_and_the_step_fails(estate, monk
         dist.handler(event, None)
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_handler_output_carries_region_image_ids_and_account_outcomes(estate, monkeypatch):
     request, _ = estate
     # The handler's own clients, with workload EC2 able to tag shared images (see RecordingClients).
@@ -516,6 +526,7 @@ def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, 
         dist.handler({**GOOD, **change}, None)
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_without_accounts_the_handler_serves_every_env_under_the_target_path(estate, monkeypatch):
     request, _ = estate
     ssm = boto3.client("ssm", region_name=HOME)

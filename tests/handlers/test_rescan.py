@@ -183,6 +183,7 @@ def world(monkeypatch):
         yield World()
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_each_unique_ami_gets_exactly_one_scan_instance_however_many_instances_run_it(world):
     a, b = world.image("al2023"), world.image("ubuntu")
     c = world.image("al2023", publish_it=False)  # superseded, but still running in prod
@@ -197,6 +198,7 @@ def test_each_unique_ami_gets_exactly_one_scan_instance_however_many_instances_r
     assert set(result.scanned) == {a, b, c}
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_scan_instances_are_launched_in_batches_no_larger_than_configured(world):
     images = [world.image(f"fam{n}") for n in range(5)]
     world.ec2_client = log = LaunchLog(world.ec2)
@@ -226,6 +228,7 @@ def test_instances_already_launched_are_terminated_when_a_launch_fails(world):
     assert world.scan_instances() == [] and log.alive == set()
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_a_collect_step_that_runs_out_of_time_leaves_scans_pending_and_launches_no_more(world):
     images = [world.image(f"fam{n}") for n in range(3)]
     world.inspector.after_polls = 1000  # Inspector is slow today
@@ -306,6 +309,7 @@ def test_an_ami_above_the_threshold_is_quarantined_notified_and_rebuilt(world):
     assert tags["bakehouse:rebuild-execution"] == result.rebuilds[image]
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_a_quarantined_ami_is_deprecated_only_once_its_replacement_is_published(world):
     old = world.image("al2023")
     world.findings[old] = [("CRITICAL", "CVE-2026-1111")]
@@ -491,6 +495,7 @@ def test_an_image_inspector_covers_where_it_runs_is_judged_there_and_only_unrun_
     assert world.tags(running)["bakehouse:inspector-verdict"] == "PASS"
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_findings_read_in_place_above_the_threshold_quarantine_the_image_without_a_scan_instance(world):
     image = world.image("al2023")
     world.run(PROD, image, 4)
@@ -530,6 +535,7 @@ def test_an_accounts_copy_covered_in_place_is_judged_as_its_source(world):
     assert log.launches == 0 and result.quarantined == [source]
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_every_configured_prod_env_marks_the_images_it_runs_not_only_one_named_prod(world):
     in_prod, in_live, in_dev = world.image("al2023"), world.image("ubuntu"), world.image("rhel")
     world.run(PROD, in_prod, 1)

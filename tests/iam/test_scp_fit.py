@@ -45,6 +45,7 @@ def runtime_requests() -> list[Request]:
 # --- the tables cannot drift -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_every_create_action_the_stacks_need_exists_in_aws_authorization_data(stack_requests):
     unknown = sorted(
         {(r.origin.split(":")[0], r.action) for rs in stack_requests.values() for r in rs if not scp_fit.action_exists(r.action)}

@@ -86,6 +86,7 @@ def test_validate_runs_the_memory_capture_check():
 # --- the Packer path -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_packer_avml_variables_have_no_default_and_validate_their_shape():
     variables = {n: b for block in _load("variables.pkr.hcl")["variable"] for n, b in block.items()}
     for name in ("avml_version", "avml_sha256"):

@@ -49,6 +49,7 @@ def test_apt_system_is_provisioned_with_apt_a_signed_deb_and_the_ssm_snap(provis
     assert rig.unit_state("ssh.socket") == "masked"
 
 
+@pytest.mark.slow  # a fresh provision.sh run (about a second of CPU); runs in make test-slow and CI
 @pytest.mark.parametrize("pkg", ["dnf", "apt"])
 def test_second_run_issues_no_changing_command_and_changes_no_file(provisioned, pkg):
     rig = provisioned(pkg)
@@ -116,6 +117,7 @@ def test_cleanup_leaves_nothing_instance_specific(provisioned, pkg):
     assert "=== 90-cleanup.sh: done" in log, "the provisioning log survives the cleanup"
 
 
+@pytest.mark.slow  # a fresh provision.sh run (about a second of CPU); runs in make test-slow and CI
 @pytest.mark.parametrize(
     "stub_env, message",
     [
@@ -133,6 +135,7 @@ def test_cloudwatch_agent_is_refused_unless_signed_by_the_aws_key(rig_for, stub_
     assert "amazon-cloudwatch-agent" not in rig.installed()
 
 
+@pytest.mark.slow  # a fresh provision.sh run (about a second of CPU); runs in make test-slow and CI
 def test_provisioning_stops_at_the_first_failing_step(rig_for):
     rig = rig_for("dnf")
     (rig.state / "no-instance-profile").touch()
@@ -152,6 +155,7 @@ def test_provisioning_refuses_a_system_without_dnf_or_apt(rig_for):
     assert "no supported package manager" in result.stdout
 
 
+@pytest.mark.slow  # a fresh provision.sh run (about a second of CPU); runs in make test-slow and CI
 @pytest.mark.parametrize("pkg, audit_package", [("apt", "auditd"), ("dnf", "audit")])
 def test_container_build_installs_packages_but_leaves_services_to_boot(rig_for, pkg, audit_package):
     rig = rig_for(pkg, systemd=False)
@@ -257,6 +261,7 @@ def test_running_freshclam_service_is_stopped_so_signatures_are_fetched_before_v
     assert (rig.root / "var/lib/clamav/main.cvd").exists()
 
 
+@pytest.mark.slow  # a fresh provision.sh run (about a second of CPU); runs in make test-slow and CI
 def test_units_without_an_install_section_are_not_enabled_again_and_again(rig_for):
     rig = rig_for("dnf")
     # Some distributions ship auditd as a static unit (pulled in by another); enabling it is a no-op.

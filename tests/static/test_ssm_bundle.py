@@ -65,6 +65,7 @@ def _run_as_document(rig: Rig, lines: list[str], tmp_path, **extra: str) -> subp
     return subprocess.run(["bash", "-c", script], env=rig.env(**extra), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # about a second of CPU; runs in make test-slow and CI
 def test_ssm_build_lines_provision_the_same_system_as_provision_sh(provisioned, tmp_path):
     lines = _bundle_lines(BUILD_IMAGE_DOC)
     reference = provisioned("apt")

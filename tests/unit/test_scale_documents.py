@@ -23,7 +23,9 @@ import pytest
 from tests import scale_estate
 from tools.mockrun import StackRun, run_stack
 
-pytestmark = pytest.mark.slow
+# 3 and 50 envs run in the fast tier (make test); what needs a 200- or 500-env stack run (a few seconds of
+# CPU each) is marked slow and runs in make test-slow and CI.
+slow = pytest.mark.slow
 
 ROLE_INLINE_CHARS = 10_240
 MANAGED_POLICY_CHARS = 6_144
@@ -107,13 +109,14 @@ def over_quota(stack_run: StackRun) -> Iterator[str]:
             yield f"role {role} inline policies: {size} > {ROLE_INLINE_CHARS} characters"
 
 
-@pytest.mark.parametrize("count", scale_estate.SIZES)
+@pytest.mark.parametrize("count", [pytest.param(n, marks=slow) if n > 50 else n for n in scale_estate.SIZES])
 @pytest.mark.parametrize("stack", ["org", "security", "build"])
 def test_every_document_stays_within_its_quota_however_many_workload_envs(stack, count):
     problems = list(over_quota(run(stack, count)))
     assert not problems, f"{stack} at {count} workload envs:\n" + "\n".join(problems)
 
 
+@slow
 def test_a_workload_stack_documents_stay_within_quota_in_an_estate_of_500_envs():
     problems = list(over_quota(run("dev", 500)))
     assert not problems, "\n".join(problems)
@@ -144,6 +147,7 @@ def test_the_quota_check_catches_a_document_past_its_quota():
     assert [p for p in over_quota(fake) if "role r inline policies" in p]
 
 
+@slow
 @pytest.mark.parametrize(
     "stack, resource, field",
     [
@@ -164,7 +168,7 @@ STANDARD_PARAMETER_CHARS = 4_096
 ADVANCED_PARAMETER_CHARS = 8_192
 
 
-@pytest.mark.parametrize("count", [50, 500])
+@pytest.mark.parametrize("count", [50, pytest.param(500, marks=slow)])
 def test_the_factory_settings_parameter_stays_within_its_tier(count):
     [settings] = [p for p in run("build", count).of_type("aws:ssm/parameter:Parameter") if p.name.endswith("-settings")]
     value = settings.inputs["value"] if isinstance(settings.inputs["value"], str) else json.dumps(settings.inputs["value"])
@@ -178,10 +182,12 @@ def _settings_value(count: int) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+@slow
 def test_the_factory_settings_parameter_is_the_same_size_at_3_and_500_envs():
     assert len(_settings_value(3)) == len(_settings_value(500))
 
 
+@slow
 def test_every_target_env_has_its_own_parameter_holding_its_account():
     def plain(value: Any) -> Any:  # account ids from config arrive as secrets in the mock run
         return value.get("value") if isinstance(value, dict) else value
@@ -201,12 +207,14 @@ def _schedule_inputs(count: int) -> dict[str, str]:
     return {s.inputs["name"]: s.inputs["target"]["input"] for s in run("build", count).of_type("aws:scheduler/schedule:Schedule")}
 
 
+@slow
 def test_every_schedule_input_is_the_same_size_at_3_and_500_envs():
     small, large = _schedule_inputs(3), _schedule_inputs(500)
     assert set(small) == set(large) and {"bakehouse-rescan-images", "bakehouse-image-lifecycle"} <= set(small)
     assert {n: len(v) for n, v in small.items()} == {n: len(v) for n, v in large.items()}
 
 
+@slow
 def test_the_scheduled_automations_parameters_are_within_what_start_automation_execution_accepts():
     # The SSM API model (botocore's copy of it): AutomationParameterMap values are lists of at most 50
     # strings of at most 512 characters (SSM API reference, StartAutomationExecution).

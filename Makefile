@@ -58,7 +58,7 @@ lock: $(VENV)/.installed
 diagram: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m tools.diagram $(DIAGRAM_ARGS)
 
-## bench: the benchmarks (not timed tests); BENCH_SIZES=1 10 50 200 for the figures in docs/benchmarks.md
+## bench: the benchmarks (not timed tests); BENCH_SIZES="1 10 50 200 500" for the figures in docs/benchmarks.md
 BENCH_SIZES ?= 1 10 50
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.preview_time --sizes $(BENCH_SIZES)

@@ -31,7 +31,7 @@ test: $(VENV)/.installed node_modules/.installed
 
 ## test-slow: the tests marked slow (end to end on moto servers, 200/500-env documents, provisioning rehearsals)
 test-slow: $(VENV)/.installed node_modules/.installed
-	$(BIN)/python -m pytest -n auto -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m slow --dist loadfile $(PYTEST_ARGS)
 
 ## test-all: both tiers, every test, as CI runs them
 test-all: test test-slow

@@ -93,6 +93,7 @@ def test_a_three_env_estate_still_previews_and_deploys_one_stack_per_job():
     assert sizes == {"preview.batch": 6, "up-workloads.wave": 1, "up-workloads[0]/up.include": 3}
 
 
+@pytest.mark.slow  # a 500-env estate (1.5 s of CPU); runs in make test-slow and CI
 def test_at_500_envs_no_matrix_the_workflows_build_exceeds_githubs_256_jobs(estate_of_500):
     root, _ = estate_of_500
     sizes = {label: len(rows) for label, rows in matrices(plan(root)).items()}

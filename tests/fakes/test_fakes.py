@@ -40,6 +40,7 @@ def test_deprecation_shows_in_describe_images_and_can_be_disabled(ami):
     ]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_deprecating_an_unknown_image_is_invalid_ami_id_not_found(aws):
     ec2 = ImageDeprecationEc2(boto3.client("ec2", region_name=REGION))
     with pytest.raises(ClientError) as err:

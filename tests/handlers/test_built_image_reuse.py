@@ -38,6 +38,7 @@ def built(ec2, created: str, token: str = "", vulnerable: str = "false") -> str:
     return image
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_without_a_token_the_newest_image_of_the_base_and_commit_is_chosen(ec2):
     old, new = built(ec2, "old"), built(ec2, "new", token=TOKEN)
     dates = {old: "2026-11-01T03:00:00.000Z", new: "2026-11-08T03:00:00.000Z"}
@@ -59,6 +60,7 @@ def test_with_a_token_only_the_image_built_for_it_is_reused(ec2):
     assert plain != forced
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_vulnerable_image_is_never_reused(ec2):
     built(ec2, "bad", vulnerable="true")
     with pytest.raises(built_image.NoBuiltImage):

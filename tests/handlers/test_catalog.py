@@ -331,6 +331,7 @@ def _everywhere(r, image, family="al2023"):
     return cat.offer_everywhere(request, r["sc_for"], r["ec2_for"])
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_each_regions_product_gets_a_version_of_that_regions_copy(regions):
     result = _everywhere(regions, AMIS[0])
     copy = regions["copies"][AMIS[0]]
@@ -340,6 +341,7 @@ def test_each_regions_product_gets_a_version_of_that_regions_copy(regions):
     assert f"al2023 {AMIS[0]}" in _versions(regions["home"][0], regions["home"][1])
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_each_regions_constraint_admits_that_regions_copy_for_the_family_only(regions):
     _everywhere(regions, AMIS[0])
     _everywhere(regions, AMIS[1], family="ubuntu2404")
@@ -350,6 +352,7 @@ def test_each_regions_constraint_admits_that_regions_copy_for_the_family_only(re
     assert not _admits(rules, "al2023", copies[AMIS[1]])
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_region_without_a_copy_fails_the_step_by_name_after_the_others_are_offered(regions):
     image = AMIS[4]  # approved at home, never distributed
     with pytest.raises(cat.CatalogIncomplete, match=f"{OTHER}.*{image}"):
@@ -358,6 +361,7 @@ def test_a_region_without_a_copy_fails_the_step_by_name_after_the_others_are_off
     assert not any(image in name for name in _versions(regions["sc"], regions["product"]))
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_quarantine_pins_every_regions_rule_to_the_fallbacks_copy_or_to_none(regions):
     copies = regions["copies"]
     _everywhere(regions, AMIS[1])
@@ -373,6 +377,7 @@ def test_a_quarantine_pins_every_regions_rule_to_the_fallbacks_copy_or_to_none(r
     assert not any(_admits(_rules(regions["sc"], regions["constraint"]), "al2023", c) for c in copies.values())
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_handler_offers_in_every_region_the_settings_name(regions, monkeypatch):
     sc, product, portfolio_id, _ = regions["home"]
     monkeypatch.setattr(

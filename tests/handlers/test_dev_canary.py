@@ -138,6 +138,7 @@ def dev_instances(states=("pending", "running")) -> list[dict]:
 # --- Start ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_start_launches_one_canary_of_the_candidate_from_the_dev_app_template_tagged_at_launch(aws):
     out = run("Start", aws["image"])
     [instance] = dev_instances()
@@ -169,6 +170,7 @@ def test_start_shares_the_candidate_with_dev_and_writes_the_dev_candidate_parame
     assert value == aws["image"]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_start_run_twice_keeps_one_canary(aws):
     first = run("Start", aws["image"])
     second = run("Start", aws["image"])
@@ -176,6 +178,7 @@ def test_start_run_twice_keeps_one_canary(aws):
     assert len(dev_instances()) == 1
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_start_follows_the_configured_canary_env(aws):
     write_settings({"uat": PROD}, canaryEnv="uat")
     seed_dev(PROD, "uat")
@@ -191,6 +194,7 @@ def test_start_without_a_canary_account_in_the_settings_launches_nothing(aws):
     assert clients.assumed == [] and not dev_instances()
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_start_without_a_private_subnet_fails_naming_the_account_and_launches_nothing(aws):
     ec2 = in_account(DEV, "ec2")
     ec2.delete_tags(Resources=[aws["subnet"]], Tags=[{"Key": "bakehouse:tier"}])
@@ -202,6 +206,7 @@ def test_start_without_a_private_subnet_fails_naming_the_account_and_launches_no
 # --- Check ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_check_reports_healthy_when_status_checks_pass_and_the_agent_is_online_and_tags_the_image(aws):
     run("Start", aws["image"])
     out = run("Check", aws["image"])
@@ -210,6 +215,7 @@ def test_check_reports_healthy_when_status_checks_pass_and_the_agent_is_online_a
     assert tags[canary.TAG_RESULT] == "healthy"
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_check_reports_unhealthy_when_the_agent_never_comes_online(aws):
     run("Start", aws["image"])
     out = run("Check", aws["image"], PingingClients(ping=None))
@@ -261,6 +267,7 @@ def test_check_waits_while_status_checks_initialize():
 # --- Terminate -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_terminate_removes_the_canary_its_parameter_and_the_share(aws):
     started = run("Start", aws["image"])
     out = run("Terminate", aws["image"])
@@ -274,6 +281,7 @@ def test_terminate_removes_the_canary_its_parameter_and_the_share(aws):
     assert {"UserId": DEV} not in perms
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_terminate_leaves_a_later_candidate_parameter_alone(aws):
     run("Start", aws["image"])
     later = golden_ami(boto3.client("ec2", region_name=HOME), name="bakehouse-al2023-2")
@@ -282,16 +290,19 @@ def test_terminate_leaves_a_later_candidate_parameter_alone(aws):
     assert in_account(DEV, "ssm").get_parameter(Name="/bakehouse/dev/ami-candidate/al2023")["Parameter"]["Value"] == later
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_terminate_leaves_instances_of_other_executions_running(aws):
     run("Start", aws["image"], ExecutionId="99999999-1111-4222-8333-444455556666")
     run("Terminate", aws["image"])
     assert len(dev_instances()) == 1
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_terminate_with_nothing_launched_succeeds(aws):
     assert run("Terminate", aws["image"]) == {"Terminated": [], "ParameterDeleted": False}
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_terminate_that_cannot_reach_dev_fails_naming_the_account(aws):
     run("Start", aws["image"])
 

@@ -304,6 +304,7 @@ def test_sharing_with_the_whole_organization_admits_every_member_account(estate)
     assert launch == [{"OrganizationArn": ORG_ARN}]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_an_account_outside_the_shared_ous_fails_naming_the_account_and_the_ous(estate):
     request, _ = estate
     elsewhere = {**MEMBER_OF, ACCOUNTS[2]: (ORG_ARN, WORKLOAD_OU.replace("wkld0001", "sbox0001"))}
@@ -364,6 +365,7 @@ def test_an_unrelated_image_with_the_same_name_is_not_adopted(estate):
     assert result.regions["us-east-1"].image_id != stranger and result.regions["us-east-1"].action == "copied"
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_parallelism_is_bounded_by_max_workers(estate):
     request, _ = estate
     clients = RecordingClients(delay=0.02)
@@ -546,6 +548,7 @@ def test_without_accounts_the_handler_serves_every_env_under_the_target_path(est
     assert sorted(out["Accounts"]) == sorted(ACCOUNTS) and out["Failures"] == []
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_malformed_target_parameter_stops_distribution_before_any_copy(estate):
     request, _ = estate
     boto3.client("ssm", region_name=HOME).put_parameter(Name="/bakehouse/factory/targets/dev", Value="dev-account", Type="String")

@@ -78,6 +78,7 @@ def launch(ec2, image: str, tags: dict[str, str]) -> str:
     )["Instances"][0]["InstanceId"]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_report_reads_the_envs_approved_image_and_announces_app_and_catalog_instances(account):
     ec2, ssm, sns, sqs, queue, topic, old, new = account
     app_old = launch(ec2, old, {"bakehouse:launched-from": "app-template"})

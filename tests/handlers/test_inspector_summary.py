@@ -63,6 +63,7 @@ def _summary(world, key="inspector/al2023/{}/exec-1.json"):
     return obj, json.loads(obj["Body"].read())
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_coverage_is_awaited_by_polling_with_backoff(world):
     world["inspector"].add_coverage(INSTANCE, ami_id=world["image"], after_polls=3)
     sleeps: list[float] = []
@@ -133,6 +134,7 @@ def test_a_finding_at_the_threshold_fails_validation_but_keeps_the_evidence(worl
     assert _tags(world)["bakehouse:cves-critical"] == "1"
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_findings_below_the_threshold_pass(world):
     world["inspector"].add_coverage(INSTANCE)
     world["inspector"].add_finding(INSTANCE, "HIGH")

@@ -139,6 +139,7 @@ def _messages(estate):
     return [json.loads(m["Body"]) for m in got.get("Messages", [])]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_isolation_records_the_instance_state_before_changing_it(estate):
     _run(estate)
     s3 = estate["clients"].s3
@@ -178,6 +179,7 @@ def test_every_interface_ends_in_one_isolation_group_without_rules(estate):
     assert isolation["VpcId"] == estate["vpc"]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_isolation_group_is_created_once_per_vpc_and_reused(estate):
     ec2 = estate["clients"].ec2
     other = ec2.run_instances(
@@ -204,12 +206,14 @@ def test_isolation_detaches_from_auto_scaling_without_shrinking_the_group(estate
     assert {s.name: s.detail for s in result.steps}["detach-auto-scaling"] == {"group": "app"}
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_isolation_deregisters_the_instance_from_target_groups(estate):
     _run(estate)
     health = estate["clients"].elbv2.describe_target_health(TargetGroupArn=estate["tg"])["TargetHealthDescriptions"]
     assert estate["request"].instance_id not in [h["Target"]["Id"] for h in health]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_every_volume_is_snapshotted_and_tagged_with_the_finding(estate):
     _run(estate)
     ec2 = estate["clients"].ec2
@@ -232,6 +236,7 @@ def test_memory_capture_is_sent_to_the_instance_with_the_evidence_destination(es
     assert command["OutputS3BucketName"] == BUCKET
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_revocation_denies_the_sessions_of_this_instance_only(estate):
     _run(estate)
     doc = estate["clients"].iam.get_role_policy(RoleName="app", PolicyName=REVOKE_POLICY)["PolicyDocument"]
@@ -241,6 +246,7 @@ def test_revocation_denies_the_sessions_of_this_instance_only(estate):
     assert statement["Condition"] == {"ArnEquals": {"ec2:SourceInstanceARN": [arn]}}
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_revocation_of_a_second_instance_of_the_role_keeps_the_first(estate):
     ec2 = estate["clients"].ec2
     profile = _instance(estate)["IamInstanceProfile"]["Arn"]
@@ -276,6 +282,7 @@ def test_a_foreign_instance_profile_is_recorded_and_containment_goes_on(estate):
     assert state in ("stopping", "stopped")
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_manifest_lists_every_evidence_object_with_its_sha256_and_reaches_the_topic(estate):
     s3 = estate["clients"].s3
     prefix = estate["request"].prefix
@@ -291,6 +298,7 @@ def test_manifest_lists_every_evidence_object_with_its_sha256_and_reaches_the_to
     assert message == manifest
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_second_run_changes_nothing(estate):
     first = _run(estate)
     assert first.changed
@@ -349,6 +357,7 @@ def test_one_step_at_a_time_runs_only_that_step(estate):
     assert "Contents" not in estate["clients"].s3.list_objects_v2(Bucket=BUCKET)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_the_manifest_of_a_step_by_step_run_records_what_aws_shows(estate):
     request = estate["request"]
     for name in STEPS:
@@ -407,6 +416,7 @@ def test_every_step_has_a_function_to_force_it_to_fail():
     assert set(STEP_FUNCTIONS) == set(STEPS)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 @pytest.mark.parametrize("failing", STEPS)
 def test_a_failing_step_still_leaves_the_instance_contained_stopped_announced_and_published(estate, monkeypatch, failing):
     def fail(*_, **__):
@@ -438,6 +448,7 @@ def test_containment_is_the_swap_and_the_stop():
     assert STEPS.index("capture-memory") < STEPS.index("swap-security-groups") < STEPS.index("stop-instance")
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_failed_memory_capture_fails_its_step_by_name(estate, monkeypatch):
     ssm = estate["clients"].ssm
     real = ssm.get_command_invocation
@@ -467,6 +478,7 @@ def test_a_request_without_region_and_account_takes_them_from_the_instance(estat
     assert {s.name: s.detail for s in result.steps}["record-state"]["key"] == request.prefix + "instance-state.json"
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_the_manifest_lands_even_when_the_instance_vanished_mid_run(estate):
     request, c = estate["request"], estate["clients"]
     for name in STEPS[: STEPS.index("stop-instance")]:
@@ -521,6 +533,7 @@ def test_a_snapshot_still_pending_fails_the_share_naming_it(estate, monkeypatch)
 
 
 # --- concurrent runs and forensic access ---------------------------------------------------------------
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_concurrent_run_that_loses_the_race_reuses_the_winner_s_group(estate, monkeypatch):
     ec2 = estate["clients"].ec2
     real_describe = ec2.describe_security_groups
@@ -549,6 +562,7 @@ def test_a_concurrent_run_that_loses_the_race_reuses_the_winner_s_group(estate, 
     assert {s.name: s.detail for s in result.steps}["swap-security-groups"]["isolation_group"] == found[0]["GroupId"]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 @pytest.mark.parametrize("source", ["10.99.0.0/24", "sg"])
 def test_the_isolation_group_admits_the_configured_forensic_source_and_nothing_else(estate, source):
     c = estate["clients"]
@@ -566,6 +580,7 @@ def test_the_isolation_group_admits_the_configured_forensic_source_and_nothing_e
     assert not {s.name: s for s in second.steps}["swap-security-groups"].changed
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_forensic_source_that_is_neither_cidr_nor_group_fails_the_swap_and_the_stop_still_runs(estate):
     estate["clients"].ssm.put_parameter(Name=FORENSIC_SOURCE_PARAMETER, Value="0.0.0.0/0 everyone", Type="String")
     with pytest.raises(Exception, match="forensic-source"):

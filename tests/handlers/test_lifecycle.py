@@ -208,6 +208,7 @@ def test_old_images_are_deprecated_in_every_region_they_were_copied_to(world):
     assert now < call["DeprecateAt"] <= now + timedelta(minutes=1)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_second_run_deprecates_nothing_again(world):
     now = _later(400)
     run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=now)
@@ -271,6 +272,7 @@ def test_the_handler_defaults_to_dry_run_and_rejects_malformed_events_listing_ev
         assert key in str(err.value)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_the_handler_prints_the_dry_run_plan_and_changes_nothing(world, capsys):
     before = _state(world)
     result = handler(
@@ -283,6 +285,7 @@ def test_the_handler_prints_the_dry_run_plan_and_changes_nothing(world, capsys):
     assert _state(world) == before
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_run_queued_on_the_lifecycle_fifo_queue_is_parsed_from_its_record_body(world, capsys):
     # The schedule sends to the FIFO queue; the event source mapping delivers one record a batch.
     import json as _json
@@ -350,6 +353,7 @@ def test_an_image_an_envs_parameter_still_names_is_kept_however_old(world):
     assert decisions[s2]["Action"] == "deprecate"
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_an_envs_own_copy_named_by_its_parameter_keeps_the_source(world):
     s1, _ = world["images"][1]
     dev_ec2, dev_ssm = _scanner(DEV, HOME)
@@ -395,6 +399,7 @@ class _FailingDeregister:
         return self._inner.deregister_image(**params)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_one_images_failure_is_reported_and_the_others_still_retire(world):
     (s1, _c1), (s2, c2) = world["images"][1], world["images"][2]
     run(_request(dry_run=False), world["ec2"].__getitem__, world["ssm"], HOME, now=_later(400))

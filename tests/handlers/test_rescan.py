@@ -207,6 +207,7 @@ def test_scan_instances_are_launched_in_batches_no_larger_than_configured(world)
     assert set(result.scanned) == set(images)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_every_scan_instance_is_terminated_when_inspector_never_covers_them(world):
     for n in range(3):
         world.image(f"fam{n}")
@@ -217,6 +218,7 @@ def test_every_scan_instance_is_terminated_when_inspector_never_covers_them(worl
     assert world.scan_instances() == []
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_instances_already_launched_are_terminated_when_a_launch_fails(world):
     for n in range(4):
         world.image(f"fam{n}")
@@ -251,6 +253,7 @@ def test_a_collect_step_that_runs_out_of_time_leaves_scans_pending_and_launches_
     assert len(result.launched) == 3 and sorted(result.to_scan) == sorted(images)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_collect_step_fails_once_a_scan_instance_outlives_its_wait(world):
     world.image("al2023")
     world.inspector.scanning = False
@@ -264,6 +267,7 @@ def test_a_collect_step_fails_once_a_scan_instance_outlives_its_wait(world):
         collect(request, world.clients(), lambda: two_hours_later, result, sleep=lambda s: None)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_amis_tagged_vulnerable_are_not_rescanned(world):
     bad = world.image("al2023", **{"bakehouse:vulnerable": "true"})
     good = world.image("ubuntu")
@@ -272,6 +276,7 @@ def test_amis_tagged_vulnerable_are_not_rescanned(world):
     assert [i["ImageId"] for i in world.scan_instances(("terminated",))] == [good]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_findings_report_goes_to_s3_and_counts_to_the_ami_tags(world):
     image = world.image("al2023")
     world.findings[image] = [("MEDIUM", "CVE-2026-0001"), ("LOW", "CVE-2026-0002"), ("LOW", "CVE-2026-0003")]
@@ -289,6 +294,7 @@ def test_findings_report_goes_to_s3_and_counts_to_the_ami_tags(world):
     assert "bakehouse:vulnerable" not in tags and world.automation.calls_to("start_automation_execution") == []
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_an_ami_above_the_threshold_is_quarantined_notified_and_rebuilt(world):
     image = world.image("al2023")
     world.findings[image] = [("CRITICAL", "CVE-2026-1111"), ("HIGH", "CVE-2026-2222"), ("LOW", "CVE-2026-3333")]
@@ -323,6 +329,7 @@ def test_a_quarantined_ami_is_deprecated_only_once_its_replacement_is_published(
     assert world.rescan().deprecated == []
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_amis_running_in_prod_are_marked_as_having_run_there(world):
     in_prod, in_dev = world.image("al2023"), world.image("ubuntu")
     world.run(PROD, in_prod, 3)
@@ -333,6 +340,7 @@ def test_amis_running_in_prod_are_marked_as_having_run_there(world):
     assert "bakehouse:ran-in" not in world.tags(in_dev)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_an_account_s_own_copy_is_scanned_through_its_source_ami(world):
     source = world.image("al2023")
     dev_ec2 = world.workload_clients[DEV][0]
@@ -343,6 +351,7 @@ def test_an_account_s_own_copy_is_scanned_through_its_source_ami(world):
     assert result.unresolved == [] and log.launches == 1 and list(result.scanned) == [source]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_amis_the_build_account_does_not_own_are_reported_not_launched(world):
     ours = world.image("al2023")
     world.run(DEV, "ami-0123456789abcdef0", 2)
@@ -378,6 +387,7 @@ def test_a_malformed_event_lists_every_problem_before_any_call():
         assert key in str(err.value)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_rebuild_that_cannot_start_is_reported_after_the_quarantine_binds(world):
     world.s3.delete_object(Bucket=SCRIPTS, Key="provisioning/bundle.tar.gz")  # leaves a delete marker
     image = world.image("al2023")
@@ -392,6 +402,7 @@ def test_a_rebuild_that_cannot_start_is_reported_after_the_quarantine_binds(worl
     assert world.scan_instances() == []
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_malformed_settings_parameter_ends_in_a_reported_failure_not_a_silent_success(world):
     world.ssm.put_parameter(Name="/bakehouse/factory/settings", Value="{not json", Type="String", Overwrite=True)
     image = world.image("al2023")
@@ -408,6 +419,7 @@ def _param(ssm, name):
         return None
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_quarantine_moves_latest_and_every_envs_parameter_back_to_the_last_good_image(world):
     good, bad = world.image("al2023"), world.image("al2023")
     for account, env in ((DEV, "dev"), (PROD, "prod")):
@@ -422,6 +434,7 @@ def test_a_quarantine_moves_latest_and_every_envs_parameter_back_to_the_last_goo
         assert _param(world.workload_clients[account][1], f"/bakehouse/{env}/ami/al2023") == good
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_quarantine_with_no_good_image_left_removes_every_pointer_so_nothing_launches_it(world):
     bad = world.image("al2023")
     world.workload_clients[DEV][1].put_parameter(
@@ -433,6 +446,7 @@ def test_a_quarantine_with_no_good_image_left_removes_every_pointer_so_nothing_l
     assert _param(world.workload_clients[DEV][1], "/bakehouse/dev/ami/al2023") is None
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_one_accounts_failure_is_reported_and_the_others_are_still_scanned(world):
     image = world.image("al2023")
     real = world.workload_clients
@@ -467,6 +481,7 @@ class IdempotentRunInstances:
         return self._by_token[token] if token else self._by_token.pop(token)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_two_concurrent_rescans_launch_one_instance_per_image_and_the_second_reports_it(world):
     world.ec2_client = IdempotentRunInstances(world.ec2)
     image = world.image("al2023")
@@ -481,6 +496,7 @@ def test_two_concurrent_rescans_launch_one_instance_per_image_and_the_second_rep
 # --- item 15.7: judge in place what Inspector already scans; launch only for what nothing runs --------
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_an_image_inspector_covers_where_it_runs_is_judged_there_and_only_unrun_images_get_a_scan_instance(world):
     running, idle = world.image("al2023"), world.image("ubuntu")
     world.run(DEV, running, 3)
@@ -513,6 +529,7 @@ def test_findings_read_in_place_above_the_threshold_quarantine_the_image_without
     assert summary["context"]["inPlace"] == [f"{PROD}:{image}"]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_running_image_inspector_does_not_cover_still_gets_a_scan_instance(world):
     covered, uncovered = world.image("al2023"), world.image("ubuntu")
     world.run(DEV, covered, 2)
@@ -524,6 +541,7 @@ def test_a_running_image_inspector_does_not_cover_still_gets_a_scan_instance(wor
     assert result.judged_in_place == [covered]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_an_accounts_copy_covered_in_place_is_judged_as_its_source(world):
     source = world.image("al2023")
     dev_ec2 = world.workload_clients[DEV][0]
@@ -566,6 +584,7 @@ class _DeniedInspector:
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, name)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_an_account_whose_inspector_cannot_be_read_falls_back_to_scan_instances_not_to_a_failure(world):
     image = world.image("al2023")
     world.run(DEV, image, 2)
@@ -577,6 +596,7 @@ def test_an_account_whose_inspector_cannot_be_read_falls_back_to_scan_instances_
     assert set(result.scanned) == {image}
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_without_workload_accounts_every_env_under_the_target_path_is_rescanned(world):
     running_in_prod = world.image("al2023", publish_it=False)
     world.run(PROD, running_in_prod, 1)
@@ -598,6 +618,7 @@ def test_without_workload_accounts_every_env_under_the_target_path_is_rescanned(
     assert running_in_prod in result.scanned
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_malformed_target_parameter_fails_the_rescan_naming_it_before_any_launch(world):
     from handlers.targets import MalformedTarget
 

@@ -103,6 +103,7 @@ def _quarantine(f, repinned: list):
     )
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_quarantine_repins_every_regional_catalog_to_that_regions_copy_of_the_last_good_image(factory):
     repinned: list = []
     outcome = _quarantine(factory, repinned)
@@ -111,12 +112,14 @@ def test_a_quarantine_repins_every_regional_catalog_to_that_regions_copy_of_the_
     assert _admitted(factory["sc"], factory["constraint"]) == [factory["copies"][factory["good"]]]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_quarantine_with_no_good_image_left_blocks_launches_in_every_region(factory):
     factory["ec2"].create_tags(Resources=[factory["good"]], Tags=[{"Key": "bakehouse:vulnerable", "Value": "true"}])
     _quarantine(factory, [])
     assert _admitted(factory["sc"], factory["constraint"]) == [cat.NO_IMAGE]
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_a_regional_catalog_that_cannot_be_pinned_fails_the_quarantine_by_region(factory):
     settings = {
         "pipelineParameters": {"CatalogRegions": [{"Region": OTHER, "ProductId": "prod-gone", "PortfolioId": "port-gone"}]}
@@ -126,6 +129,7 @@ def test_a_regional_catalog_that_cannot_be_pinned_fails_the_quarantine_by_region
         _quarantine(factory, [])
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_without_regional_catalogs_in_the_settings_only_the_home_catalog_is_repinned(factory):
     factory["ssm"].put_parameter(
         Name=feedback.SETTINGS_PARAMETER, Type="String", Overwrite=True, Value=json.dumps({"pipelineParameters": {}})

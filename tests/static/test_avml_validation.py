@@ -63,6 +63,7 @@ def test_validation_fails_when_avml_is_missing(rig):
     assert "FAIL memory-capture: avml is not installed" in result.stdout and "FAIL avml-sha256" in result.stdout
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_the_whole_validation_counts_a_wrong_avml_as_a_failure(rig):
     (rig.root / "usr/local/bin/avml").write_bytes(b"swapped")
     result = rig.validate("image")

@@ -130,11 +130,13 @@ GOOD_PARAMS = {
 # --- lint -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 @pytest.mark.parametrize("path", sorted((REPO / "catalog").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_catalog_template_is_cfn_lint_clean(path):
     assert _lint(path.read_text()) == []
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_template_with_the_constraint_rules_is_cfn_lint_clean(template, constraint):
     merged = json.loads(json.dumps(template))
     merged["Rules"] = {**merged.get("Rules", {}), **constraint["Rules"]}

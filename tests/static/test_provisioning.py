@@ -25,6 +25,7 @@ def _names(calls):
     return {c.split()[0] for c in calls}
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_dnf_system_is_provisioned_with_dnf_and_never_apt(provisioned):
     rig = provisioned("dnf")
     calls = rig.calls()
@@ -35,6 +36,7 @@ def test_dnf_system_is_provisioned_with_dnf_and_never_apt(provisioned):
     assert {"amazon-cloudwatch-agent", "clamav", "aide"} <= rig.installed()
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_apt_system_is_provisioned_with_apt_a_signed_deb_and_the_ssm_snap(provisioned):
     rig = provisioned("apt")
     calls = rig.calls()
@@ -178,6 +180,7 @@ def _world_writable(path):
     path.chmod(0o666)
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 @pytest.mark.parametrize("pkg", ["dnf", "apt"])
 def test_validation_passes_on_the_build_instance_after_provisioning(provisioned, pkg):
     rig = provisioned(pkg)
@@ -187,6 +190,7 @@ def test_validation_passes_on_the_build_instance_after_provisioning(provisioned,
     assert "SKIP no-remote-shell-listening" in result.stdout
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 @pytest.mark.parametrize("pkg", ["dnf", "apt"])
 def test_validation_passes_on_a_booted_image(provisioned, pkg):
     rig = provisioned(pkg)
@@ -223,6 +227,7 @@ def test_validation_passes_on_a_booted_image(provisioned, pkg):
         "world-writable",
     ],
 )
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_validation_fails_and_names_the_broken_setting(provisioned, sabotage, failure):
     rig = provisioned("apt")
     rig.boot()
@@ -250,6 +255,7 @@ def test_cloudwatch_agent_config_is_valid_json_shipping_audit_and_auth_logs(prov
     assert rig.unit_state("amazon-cloudwatch-agent.service") == "enabled"
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_running_freshclam_service_is_stopped_so_signatures_are_fetched_before_validation(rig_for):
     rig = rig_for("apt")
     (rig.state / "provides" / "clamav-freshclam").write_text("clamav-freshclam.service\n")

@@ -85,6 +85,7 @@ def test_ssm_build_lines_provision_the_same_system_as_provision_sh(provisioned, 
     assert differing == []
 
 
+@pytest.mark.slow  # a moto scenario of a quarter second or more: make test-slow and CI
 def test_ssm_validation_line_passes_a_good_image_and_fails_a_listening_sshd(provisioned, tmp_path):
     lines = _bundle_lines(VALIDATE_IMAGE_DOC)
     rig = provisioned("dnf")

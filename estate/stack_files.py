@@ -50,9 +50,21 @@ def stack_files(project_dir: Path) -> dict[str, Mapping[str, Any]]:
     return {_stack_name(path): _parse(path) for path in sorted(project_dir.glob("Pulumi.*.yaml"))}
 
 
+def _listable_files(project_dir: Path) -> dict[str, Mapping[str, Any]]:
+    """Like stack_files, but a file that does not parse counts as one with no role: the stack list must
+    hold every stack, so that each one's own run reports the broken file (stack_files raises, naming it)."""
+    listed: dict[str, Mapping[str, Any]] = {}
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        try:
+            listed[_stack_name(path)] = _parse(path)
+        except ConfigError:
+            listed[_stack_name(path)] = {}
+    return listed
+
+
 def prod_envs(project_dir: Path) -> tuple[str, ...]:
     """The org stack's `bakehouse:org.prodEnvs` (default ["prod"]): the envs that deploy last, behind approval."""
-    for config in stack_files(project_dir).values():
+    for config in _listable_files(project_dir).values():
         if config.get("bakehouse:role") == "org":
             org = config.get("bakehouse:org")
             prod = org.get("prodEnvs", ["prod"]) if isinstance(org, Mapping) else ["prod"]
@@ -62,8 +74,8 @@ def prod_envs(project_dir: Path) -> tuple[str, ...]:
 
 def stacks_in_deploy_order(project_dir: Path) -> tuple[str, ...]:
     """org, security, build, the non-prod workloads, then prod ones (by name within each); a file with no
-    known role comes last."""
-    files = stack_files(project_dir)
+    known role (or that does not parse) comes last."""
+    files = _listable_files(project_dir)
     prod = prod_envs(project_dir)
 
     def rank(stack: str) -> tuple[int, bool, str]:
@@ -74,7 +86,7 @@ def stacks_in_deploy_order(project_dir: Path) -> tuple[str, ...]:
 
 
 def workload_stacks(project_dir: Path) -> tuple[str, ...]:
-    files = stack_files(project_dir)
+    files = _listable_files(project_dir)
     return tuple(s for s in stacks_in_deploy_order(project_dir) if files[s].get("bakehouse:role") == "workload")
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from estate.config import ConfigError
-from estate.stack_files import cross_file_problems, stacks_in_deploy_order, workload_stacks
+from estate.stack_files import cross_file_problems, stack_files, stacks_in_deploy_order, workload_stacks
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -58,5 +58,32 @@ def test_one_account_id_under_two_names_is_refused(estate_dir):
 def test_a_yaml_error_in_any_stack_file_names_that_file(estate_dir):
     (estate_dir / "Pulumi.broken.yaml").write_text("config:\n  bakehouse:role: [workload\n")
     with pytest.raises(ConfigError) as err:
-        stacks_in_deploy_order(estate_dir)
+        stack_files(estate_dir)
     assert "Pulumi.broken.yaml is not valid YAML" in str(err.value)
+
+
+def test_a_stack_file_that_does_not_parse_is_still_listed_last_so_each_stack_can_report_it(estate_dir):
+    # The stack list is read when the preview starts: one bad file must not take every stack's verdict with it.
+    (estate_dir / "Pulumi.broken.yaml").write_text("config:\n  bakehouse:role: [workload\n")
+    assert stacks_in_deploy_order(estate_dir) == ("org", "security", "build", "dev", "uat", "prod", "broken")
+    assert workload_stacks(estate_dir) == ("dev", "uat", "prod")
+
+
+@pytest.mark.slow  # a copy of the project and a preview in a fresh process
+def test_the_preview_reports_a_broken_stack_file_as_a_rejection_naming_it_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECT_DIR,
+        project,
+        ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__", "tests", "policy/venv"),
+    )
+    (project / "Pulumi.broken.yaml").write_text("config:\n  bakehouse:role: [workload\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.preview", "dev", "broken"], cwd=project, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert "REJECTED" in done.stdout and "Pulumi.broken.yaml is not valid YAML" in done.stdout

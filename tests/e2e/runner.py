@@ -4,7 +4,8 @@ moto has no Automation service (StartAutomationExecution and friends), so this e
 document's `mainSteps` the way Automation does: parameters typed and defaulted, `{{ }}` references
 resolved (parameters, earlier step outputs, `global:*`/`automation:*` variables), `onFailure` /
 `nextStep` / `isEnd` / `aws:branch` followed, declared step outputs selected from the response, and
-the document's `outputs` collected. Actions map to boto3 calls on the moto server (see _actions.py);
+the document's `outputs` collected; a run cancelled while a step runs (StopAutomationExecution Type=Cancel)
+goes to that step's `onCancel` and ends Cancelled (see Runner.run). Actions map to boto3 calls on the moto server (see _actions.py);
 `aws:runCommand` and `aws:approve` go to collaborators the test supplies; `aws:executeScript` runs
 the step's own Python (which imports the real handlers/) with boto3 pointed at the server.
 
@@ -14,6 +15,8 @@ Stable API (other areas use it):
     runner.api_fakes[("ssm", "DescribeInstanceInformation")] = fn   # fn(params) -> response, for moto gaps
     execution = runner.run("Bakehouse-BuildImage", {"Family": "al2023", ...})
     execution.status, execution.outputs, execution.step("CreateImage").outputs, execution.steps
+    runner.run(..., cancel_at="WaitForBuildInstanceRunning")   # cancelled while that step runs
+    ctx.execution.cancel()                                     # or from inside a step (an action, a stand-in)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 import re
 import socket
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +46,24 @@ from ._refs import SYSTEM_VARIABLES, UnresolvedReference, coerce, resolve, selec
 AUTOMATION_DIR = Path(__file__).resolve().parents[2] / "automation"
 ACCOUNT_ID = "123456789012"  # moto's default account
 MAX_STEPS = 500  # SSM caps an execution's steps too; a loop in a document must not hang a test
+# Cancellation (Systems Manager user guide, "Properties shared by all actions", onCancel; and "Error
+# handling with the visual design experience", Canceled actions): a cancelled run goes to the running
+# step's onCancel (default Abort: no further step runs), runs that cancellation workflow for at most two
+# minutes, and onCancel cannot move to these actions.
+CANCEL_WINDOW_SECONDS = 120.0
+NOT_A_CANCEL_TARGET = frozenset(
+    {
+        "aws:approve",
+        "aws:copyImage",
+        "aws:createImage",
+        "aws:createStack",
+        "aws:createTags",
+        "aws:loop",
+        "aws:pause",
+        "aws:runInstances",
+        "aws:sleep",
+    }
+)
 __all__ = ["Runner", "Execution", "StepRecord", "StepContext", "StepFailed", "moto_server", "load_documents"]
 
 
@@ -51,7 +73,7 @@ class StepRecord:
     action: str
     inputs: Any = None
     outputs: dict[str, Any] = field(default_factory=dict)
-    status: str = "Pending"  # Success | Failed
+    status: str = "Pending"  # Success | Failed | Cancelled
     error: str | None = None
     attempts: int = 0
 
@@ -61,12 +83,17 @@ class Execution:
     execution_id: str
     document_name: str
     parameters: dict[str, Any]
-    status: str = "InProgress"  # Success | Failed
+    status: str = "InProgress"  # Success | Failed | Cancelled
     failure: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     children: list[Execution] = field(default_factory=list)
     parent: Execution | None = None
+    cancel_requested: bool = False
+
+    def cancel(self) -> None:
+        """StopAutomationExecution with Type=Cancel: delivered to the step running now, once it returns."""
+        self.cancel_requested = True
 
     def step(self, name: str) -> StepRecord:
         """The last run of a step by name (raises if it never ran)."""
@@ -130,6 +157,7 @@ class Runner:
         self.api_log = ApiLog()
         self.script_host = script_host or run_inline_script
         self.executions: list[Execution] = []
+        self.clock: Callable[[], float] = time.monotonic  # the cancellation window's clock; tests may replace it
         self._clients: dict[tuple[str, str], Any] = {}
 
     def client(self, service: str, region: str | None = None):
@@ -139,7 +167,21 @@ class Runner:
         return self._clients[key]
 
     # --- execution -----------------------------------------------------------------------------
-    def run(self, document_name: str, parameters: Mapping[str, Any], parent: Execution | None = None) -> Execution:
+    def run(
+        self,
+        document_name: str,
+        parameters: Mapping[str, Any],
+        parent: Execution | None = None,
+        cancel_at: str | None = None,
+    ) -> Execution:
+        """Runs the document to its end; with cancel_at, the run is cancelled while that step runs.
+
+        A cancel (cancel_at, or execution.cancel() from inside a step) reaches the step that is running: its
+        call has been made (as in AWS, a request already sent is not recalled) but the step ends Cancelled,
+        with no outputs and no further attempt. The run then goes to the step's onCancel (Abort if none)
+        and follows nextStep/onFailure from there as usual, for at most CANCEL_WINDOW_SECONDS; it ends
+        Cancelled whatever that workflow does. A cancel arrives once: the cancellation workflow runs on.
+        """
         execution = Execution(str(uuid.uuid4()), document_name, dict(parameters), parent=parent)
         self.executions.append(execution)
         if parent is not None:
@@ -154,6 +196,8 @@ class Runner:
         execution.parameters = values
         steps = document.get("mainSteps") or []
         by_name = {s["name"]: i for i, s in enumerate(steps)}
+        if cancel_at is not None and cancel_at not in by_name:
+            return self._fail(execution, f"cancel_at names {cancel_at}, which is not a step of {document_name}")
         now = dt.datetime.now(dt.UTC)
         variables = {
             "global:ACCOUNT_ID": ACCOUNT_ID,
@@ -179,14 +223,39 @@ class Runner:
 
         index: int | None = 0
         failed = False
+        cancel_deadline: float | None = None  # set once the cancel has been delivered
         while index is not None and index < len(steps):
             if len(execution.steps) >= self.max_steps:
                 return self._fail(execution, f"more than {self.max_steps} steps run: the document loops")
             step = steps[index]
+            window: float | None = None
+            if cancel_deadline is not None:
+                window = cancel_deadline - self.clock()
+                if window <= 0:
+                    execution.failure = execution.failure or (
+                        f"the cancellation workflow ran past {CANCEL_WINDOW_SECONDS:.0f} s; {step['name']} never ran"
+                    )
+                    break
+            elif step["name"] == cancel_at:
+                execution.cancel()
             record = StepRecord(step["name"], step["action"])
             execution.steps.append(record)
-            next_name = self._run_step(step, record, execution, lookup, outputs)
-            if record.status == "Failed":
+            next_name = self._run_step(step, record, execution, lookup, outputs, window)
+            if cancel_deadline is None and execution.cancel_requested:
+                cancel_deadline = self.clock() + CANCEL_WINDOW_SECONDS
+                for key in record.outputs:
+                    outputs.pop(f"{step['name']}.{key}", None)
+                record.status, record.error, record.outputs = "Cancelled", "cancelled while running", {}
+                target = step.get("onCancel", "Abort")
+                if target == "Abort":
+                    break
+                if not (isinstance(target, str) and target.startswith("step:")):
+                    return self._fail(execution, f"step {record.name}: onCancel is {target!r}, not Abort or step:<name>")
+                next_name = target[len("step:") :]
+                action = steps[by_name[next_name]]["action"] if next_name in by_name else None
+                if action in NOT_A_CANCEL_TARGET:
+                    return self._fail(execution, f"step {record.name}: onCancel moves to {next_name}, an {action} step")
+            elif record.status == "Failed":
                 if str(step.get("isCritical", True)).lower() != "false":
                     failed = True
                     execution.failure = execution.failure or f"step {record.name}: {record.error}"
@@ -202,15 +271,19 @@ class Runner:
             if next_name and next_name not in by_name:
                 return self._fail(execution, f"step {record.name} goes to {next_name}, which is not a step")
             index = by_name[next_name] if next_name else index + 1
-        execution.status = "Failed" if failed else "Success"
+        execution.status = "Cancelled" if cancel_deadline is not None else "Failed" if failed else "Success"
         for ref in document.get("outputs") or []:
             if ref in outputs:
                 execution.outputs[ref] = outputs[ref]
         return execution
 
-    def _run_step(self, step, record: StepRecord, execution: Execution, lookup, outputs: dict[str, Any]) -> str | None:
+    def _run_step(
+        self, step, record: StepRecord, execution: Execution, lookup, outputs: dict[str, Any], window: float | None = None
+    ) -> str | None:
         action = self.actions.get(step["action"])
         timeout = min(float(step.get("timeoutSeconds", self.max_wait)), self.max_wait)
+        if window is not None:  # a step of the cancellation workflow has what is left of its window
+            timeout = min(timeout, window)
         ctx = StepContext(self, execution, step["name"], timeout)
         attempts = int(step.get("maxAttempts", 1))
         try:
@@ -228,6 +301,8 @@ class Runner:
                 declared = self._declared_outputs(step, native)
             except Exception as err:  # noqa: BLE001 - any error (a handler's own included) fails the step, as in SSM
                 record.status, record.error = "Failed", f"{type(err).__name__}: {err}"
+                if execution.cancel_requested and window is None:
+                    return None  # a cancelled step is not tried again
                 continue
             record.status, record.error = "Success", None
             record.outputs = {**native, **declared}

@@ -21,6 +21,7 @@ import yaml
 from estate.config import StackConfig
 from estate.naming import IMAGE_SCANNER_ROLE, automation_document_name, role_arn
 
+from ..lib.dead_letters import dead_letter_alarm, dead_letter_queue
 from ..lib.handler_package import package
 from ..lib.iam import document, statement
 from ..lib.org_paths import ou_path_patterns
@@ -53,31 +54,6 @@ LIFECYCLE_VISIBILITY_SECONDS = 6 * LIFECYCLE_TIMEOUT
 LIFECYCLE_MAX_RECEIVES = 3
 FLEXIBLE_WINDOW_MINUTES = 60  # spreads the daily runs; neither job is time-critical
 NOTIFICATIONS_TOPIC = "bakehouse-factory-notifications"  # components/build/image_factory.py names it
-
-
-def dead_letter_alarm(
-    name: str, alarm_name: str, queue: aws.sqs.Queue, topic_arn: str, what: str, opts: pulumi.ResourceOptions
-) -> aws.cloudwatch.MetricAlarm:
-    """Anything in a dead-letter queue is a run that never happened: say so on the notifications topic."""
-    # AWS/SQS ApproximateNumberOfMessagesVisible by QueueName (Amazon SQS developer guide,
-    # "Available CloudWatch metrics for Amazon SQS").
-    return aws.cloudwatch.MetricAlarm(
-        name,
-        name=alarm_name,
-        alarm_description=what,
-        namespace="AWS/SQS",
-        metric_name="ApproximateNumberOfMessagesVisible",
-        dimensions={"QueueName": queue.name},
-        statistic="Maximum",
-        period=300,
-        evaluation_periods=1,
-        threshold=0,
-        comparison_operator="GreaterThanThreshold",
-        treat_missing_data="notBreaching",
-        alarm_actions=[topic_arn],
-        ok_actions=[topic_arn],
-        opts=opts,
-    )
 
 
 def automation_parameters(declared: Mapping[str, Any] | None, known: Mapping[str, Any]) -> tuple[dict, list[str]]:
@@ -248,14 +224,7 @@ class FactorySchedules(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         cfg, factory = args.cfg, args.factory
 
-        self.dead_letters = aws.sqs.Queue(
-            f"{name}-dead-letters",
-            name="bakehouse-factory-schedules-dlq",
-            kms_master_key_id=args.key_arn,
-            kms_data_key_reuse_period_seconds=300,
-            message_retention_seconds=14 * 24 * 3600,
-            opts=child,
-        )
+        self.dead_letters = dead_letter_queue(f"{name}-dead-letters", "bakehouse-factory-schedules-dlq", args.key_arn, child)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-lifecycle-logs",
             name=f"/aws/lambda/{LIFECYCLE_FUNCTION}",
@@ -264,14 +233,8 @@ class FactorySchedules(pulumi.ComponentResource):
             opts=child,
         )
         # A FIFO queue's dead-letter queue must be FIFO too.
-        self.lifecycle_dead_letters = aws.sqs.Queue(
-            f"{name}-lifecycle-dead-letters",
-            name=f"{LIFECYCLE_FUNCTION}-dlq.fifo",
-            fifo_queue=True,
-            kms_master_key_id=args.key_arn,
-            kms_data_key_reuse_period_seconds=300,
-            message_retention_seconds=14 * 24 * 3600,
-            opts=child,
+        self.lifecycle_dead_letters = dead_letter_queue(
+            f"{name}-lifecycle-dead-letters", f"{LIFECYCLE_FUNCTION}-dlq.fifo", args.key_arn, child, fifo=True
         )
         self.lifecycle_queue = aws.sqs.Queue(
             f"{name}-lifecycle-queue",

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from estate.aws_rules import RECURRING_SCHEDULE, is_recurring_schedule
 from estate.config import Problems, require_keys
 
+from ..lib.dead_letters import dead_letter_alarm, dead_letter_queue, dead_letter_statements
 from ..lib.handler_package import package
 from ..lib.iam import document, statement
 from .break_glass import topic_key_statement
@@ -32,6 +33,8 @@ DEFAULT_SCHEDULE = "cron(0 6 * * ? *)"  # daily, before the working day in the h
 FUNCTION_NAME = "bakehouse-fleet-report"
 ROLE_NAME = "BakehouseFleetReport"
 SCHEDULER_ROLE_NAME = "BakehouseFleetReportSchedule"
+DEAD_LETTER_QUEUE = "bakehouse-fleet-report-dlq"
+DELIVERY_ALARM = "bakehouse-fleet-report-delivery-failed"
 MEMBERS = ("handlers/__init__.py", "handlers/common.py", "handlers/contract.py", "handlers/fleet_report.py")
 LAMBDA_RUNTIME = "python3.12"
 
@@ -91,6 +94,22 @@ def report_statements(
             [f"arn:aws:logs:{region}:{account_id}:log-group:/aws/lambda/{FUNCTION_NAME}:*"],
         ),
     ]
+
+
+def dead_letter_key_statement(account_id: str, region: str) -> dict[str, Any]:
+    """The account key's grant to the schedule's role, for its dead-letter queue: SQS encrypts each message
+    with a data key the sender must be allowed to generate. The key exists before the role, and a key policy
+    naming a role that does not exist is rejected, so it names the account and narrows to the role's ARN."""
+    return statement(
+        "FleetReportScheduleDeadLettersThroughSqs",
+        ["kms:GenerateDataKey*", "kms:Decrypt"],
+        ["*"],
+        principals={"AWS": f"arn:aws:iam::{account_id}:root"},
+        conditions={
+            "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{account_id}:role/{SCHEDULER_ROLE_NAME}"},
+            "StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com", "kms:CallerAccount": account_id},
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,17 @@ class FleetReport(pulumi.ComponentResource):
             opts=child.merge(pulumi.ResourceOptions(depends_on=[log_group, policy])),
         )
 
+        # A run Scheduler could not start (throttled, the function gone, no permission) lands here after the
+        # retries, and the alarm tells the security topic; without it the report just stops arriving.
+        self.dead_letters = dead_letter_queue(f"{name}-dead-letters", DEAD_LETTER_QUEUE, args.kms_key_arn, child)
+        self.alarm = dead_letter_alarm(
+            f"{name}-dlq-alarm",
+            DELIVERY_ALARM,
+            self.dead_letters,
+            args.topic_arn,
+            f"EventBridge Scheduler could not start the {args.env} fleet report after retries",
+            child,
+        )
         scheduler_role = aws.iam.Role(
             f"{name}-scheduler-role",
             name=SCHEDULER_ROLE_NAME,
@@ -190,7 +220,10 @@ class FleetReport(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-scheduler-policy",
             role=scheduler_role.name,
-            policy=document(statement("InvokeFleetReportOnly", ["lambda:InvokeFunction"], [function_arn, f"{function_arn}:*"])),
+            policy=document(
+                statement("InvokeFleetReportOnly", ["lambda:InvokeFunction"], [function_arn, f"{function_arn}:*"]),
+                *dead_letter_statements(self.dead_letters.arn, args.kms_key_arn, region),
+            ),
             opts=child,
         )
         self.schedule = aws.scheduler.Schedule(
@@ -207,9 +240,12 @@ class FleetReport(pulumi.ComponentResource):
                 arn=self.function.arn,
                 role_arn=scheduler_role.arn,
                 input="{}",
+                # Retries with backoff until 3 attempts or an hour, then the dead-letter queue (EventBridge
+                # Scheduler API reference, "RetryPolicy": 60-86,400 s, 0-185 attempts).
                 retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
                     maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
                 ),
+                dead_letter_config=aws.scheduler.ScheduleTargetDeadLetterConfigArgs(arn=self.dead_letters.arn),
             ),
             opts=child,
         )
@@ -217,6 +253,7 @@ class FleetReport(pulumi.ComponentResource):
             {
                 "function": self.function.name,
                 "schedule": self.schedule.name,
+                "dead_letter_queue": self.dead_letters.arn,
                 "max_instance_lifetime_seconds": args.settings.max_instance_lifetime_seconds,
             }
         )

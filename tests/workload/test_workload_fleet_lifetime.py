@@ -81,4 +81,9 @@ def test_fleet_report_may_read_only_its_envs_image_parameters_and_publish_only_t
     actions = {a for s in statements.values() for a in s["Action"]}
     assert not any(a.startswith(("ec2:Terminate", "ec2:Stop", "autoscaling:")) for a in actions), "it only reports"
     scheduler = _policy(run, "BakehouseFleetReportSchedule")["Statement"]
-    assert [s["Action"] for s in scheduler] == [["lambda:InvokeFunction"]]
+    # it invokes the report; the rest is its dead-letter queue (tests/workload/test_workload_fleet_report_dlq.py)
+    assert [s["Action"] for s in scheduler] == [
+        ["lambda:InvokeFunction"],
+        ["sqs:SendMessage"],
+        ["kms:GenerateDataKey*", "kms:Decrypt"],
+    ]

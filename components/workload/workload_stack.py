@@ -27,7 +27,7 @@ from .autoscaling_access import AutoScalingAccess, AutoScalingAccessArgs, accoun
 from .break_glass import BreakGlass, BreakGlassArgs
 from .catalog_access import CatalogAccess, CatalogAccessArgs
 from .factory_access import FactoryAccess, FactoryAccessArgs
-from .fleet_lifetime import FleetReport, FleetReportArgs, fleet_settings
+from .fleet_lifetime import FleetReport, FleetReportArgs, dead_letter_key_statement, fleet_settings
 from .incident_response import IncidentResponse, IncidentResponseArgs
 from .parameter_hierarchy import ParameterHierarchy, ParameterHierarchyArgs
 from .private_network import PrivateNetwork, PrivateNetworkArgs
@@ -94,6 +94,8 @@ def key_statements(cfg: StackConfig, autoscaling_role_arn: pulumi.Input[str]) ->
             conditions={"ArnEquals": {"aws:PrincipalArn": role_arn(cfg.account_id, BREAK_GLASS_ROLE)}, **in_session},
         ),
         *account_key_statements(autoscaling_role_arn),
+        # The fleet report's scheduler dead-letters into a queue under this key (components/workload/fleet_lifetime.py).
+        dead_letter_key_statement(cfg.account_id, cfg.region),
     ]
 
 

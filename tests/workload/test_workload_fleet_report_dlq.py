@@ -93,11 +93,6 @@ def test_the_dead_letter_key_statement_admits_the_scheduler_role_through_sqs_onl
     assert not key_evaluate(policy, other, "kms:GenerateDataKey", VIA_SQS, key_account=ACCOUNT).allowed_with_iam
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs components/workload/workload_stack.py key_statements() to include "
-    "fleet_lifetime.dead_letter_key_statement(cfg.account_id, cfg.region) (not this change's file)",
-)
 def test_the_account_key_policy_admits_the_fleet_report_scheduler_role_through_sqs(run):
     policy = json.loads(_account_key(run).inputs["policy"])
     verdict = key_evaluate(policy, Caller(SCHEDULER_ROLE), "kms:GenerateDataKey", VIA_SQS, key_account=ACCOUNT)

@@ -8,21 +8,10 @@ from __future__ import annotations
 import pytest
 
 from tests.documents import checks
+from tests.e2e.runner import NOT_A_CANCEL_TARGET  # onCancel cannot move to these actions (same page)
 
 DOCS = checks.documents()
 CLEANUP_PREFIXES = ("Terminate", "CleanUp")
-# onCancel cannot move to these actions (same page, onCancel).
-NOT_A_CANCEL_TARGET = {
-    "aws:approve",
-    "aws:copyImage",
-    "aws:createImage",
-    "aws:createStack",
-    "aws:createTags",
-    "aws:loop",
-    "aws:pause",
-    "aws:runInstances",
-    "aws:sleep",
-}
 
 
 def _steps(doc):

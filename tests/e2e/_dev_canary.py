@@ -14,7 +14,7 @@ import pytest
 
 from handlers import dev_canary
 from tests.e2e import _seams
-from tests.e2e._factory import ACCOUNTS, RecordingApprover, make_runner, pipeline_parameters, region_keys
+from tests.e2e._factory import ACCOUNTS, RecordingApprover, make_runner, packer_built_image, pipeline_parameters, region_keys
 from tests.e2e._world import BundleShell, World, seed
 from tests.e2e.runner import Execution, moto_server
 
@@ -74,29 +74,6 @@ def seed_dev(world: World) -> None:
         ssm.put_parameter(Name=f"{dev_canary.TARGETS_PATH}/{env}", Type="String", Value=account, Overwrite=True)
 
 
-def packer_built_image(world: World) -> str:
-    """An encrypted AMI of the build account tagged as packer/sources.pkr.hcl tags it."""
-    ec2 = world.client("ec2")
-    instance = ec2.run_instances(
-        ImageId=world.base_ami, MinCount=1, MaxCount=1, SubnetId=world.subnet_id, InstanceType="t3.medium"
-    )["Instances"][0]["InstanceId"]
-    image = ec2.create_image(InstanceId=instance, Name=f"bakehouse-{FAMILY}-20261130T090000Z")["ImageId"]
-    ec2.terminate_instances(InstanceIds=[instance])
-    ec2.create_tags(
-        Resources=[image],
-        Tags=[
-            {"Key": k, "Value": v}
-            for k, v in {
-                "bakehouse:family": FAMILY,
-                "bakehouse:source-ami": world.base_ami,
-                "bakehouse:commit": world.commit,
-                "bakehouse:built-by": "packer",
-            }.items()
-        ],
-    )
-    return image
-
-
 @pytest.fixture(scope="module", autouse=True)
 def agents_online() -> Iterator[None]:
     """moto has no DescribeInstanceInformation: in dev, a running canary's agent reports Online. The
@@ -142,7 +119,7 @@ def run_release(fail_validation: bool) -> Iterator[Case]:
         approver = RecordingApprover()
         shell = BundleShell(world, fail_folders={"validation"} if fail_validation else set())
         runner = make_runner(world, shell, approver)
-        image = packer_built_image(world)
+        image = packer_built_image(world, FAMILY, world.commit)
         params = pipeline_parameters(world, keys, product_id, family=FAMILY, environment="prod", auto_approve=False)
         for build_only in ("BaseImageParameter", "FactoryKmsKeyId"):
             params.pop(build_only, None)

@@ -11,73 +11,20 @@ was created with: no instance left but terminated ones, no image.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.e2e import _seams
-from tests.e2e._factory import ROLE_ARN, RecordingApprover, make_runner
-from tests.e2e._world import BundleShell, World, seed
-from tests.e2e.runner import CANCEL_WINDOW_SECONDS, Execution, Runner, StepFailed, moto_server
+from tests.e2e._cleanup_scene import BUILD_TAG, VALIDATION_TAG, Scene, cleanup_scene
+from tests.e2e.runner import CANCEL_WINDOW_SECONDS, Execution, Runner, StepFailed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-BUILD_TAG, VALIDATION_TAG = "bakehouse:build-execution", "bakehouse:validation-execution"
-
-
-@dataclass
-class Scene:
-    world: World
-    runner: Runner
-
-    def build(self, family: str, **run: Any) -> Execution:
-        return self.runner.run(
-            "Bakehouse-BuildImage",
-            {**self.world.build_parameters(ROLE_ARN, family), "NotificationTopicArn": self.world.topic_arn},
-            **run,
-        )
-
-    def validate(self, image_id: str, **run: Any) -> Execution:
-        w = self.world
-        return self.runner.run(
-            "Bakehouse-ValidateImage",
-            {
-                "AutomationAssumeRole": ROLE_ARN,
-                "ImageId": image_id,
-                "Family": "cancel-checks",
-                "SubnetId": w.subnet_id,
-                "SecurityGroupIds": [w.security_group_id],
-                "InstanceProfileName": w.instance_profile,
-                "ScriptsBucket": w.scripts_bucket,
-                "ScriptsVersionId": w.scripts_version,
-                "ScriptsCommit": w.commit,
-                "FindingsBucket": w.findings_bucket,
-                "SeverityThreshold": "HIGH",
-                "PollSeconds": 0,
-            },
-            **run,
-        )
-
-    def instance_states(self, execution: Execution, tag: str) -> dict[str, str]:
-        found = self.world.client("ec2").describe_instances(Filters=[{"Name": f"tag:{tag}", "Values": [execution.execution_id]}])[
-            "Reservations"
-        ]
-        return {i["InstanceId"]: i["State"]["Name"] for r in found for i in r["Instances"]}
-
-    def images_of(self, execution: Execution) -> list[dict]:
-        # Named after the execution whether or not its tags were written: an untagged image is found too.
-        return self.world.client("ec2").describe_images(
-            Owners=["self"], Filters=[{"Name": "name", "Values": [f"*{execution.execution_id}*"]}]
-        )["Images"]
 
 
 @pytest.fixture(scope="module")
 def scene() -> Iterator[Scene]:
-    with moto_server() as url, pytest.MonkeyPatch.context() as mp:
-        world = seed(url)
-        _seams.install(mp, world)
-        yield Scene(world, make_runner(world, BundleShell(world), RecordingApprover()))
+    with cleanup_scene("cancel-checks") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

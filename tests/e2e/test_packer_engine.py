@@ -11,7 +11,7 @@ import pytest
 
 from handlers.common import tags_to_dict
 from tests.e2e import _seams
-from tests.e2e._factory import ACCOUNTS, RecordingApprover, make_runner, pipeline_parameters, region_keys
+from tests.e2e._factory import ACCOUNTS, RecordingApprover, make_runner, packer_built_image, pipeline_parameters, region_keys
 from tests.e2e._world import BundleShell, World, seed
 from tests.e2e.runner import Execution, Runner, moto_server
 
@@ -28,32 +28,6 @@ class Release:
     image_id: str
     product_id: str
     execution: Execution
-
-
-def packer_built_image(world: World, family: str, commit: str) -> str:
-    """What `packer build -only=amazon-ebs.golden` leaves: an encrypted AMI of this account with the
-    provenance tags of packer/sources.pkr.hcl (`bakehouse:built-by = packer`)."""
-    ec2 = world.client("ec2")
-    instance = ec2.run_instances(
-        ImageId=world.base_ami, MinCount=1, MaxCount=1, SubnetId=world.subnet_id, InstanceType="t3.medium"
-    )["Instances"][0]["InstanceId"]
-    image = ec2.create_image(InstanceId=instance, Name=f"bakehouse-{family}-20261130T090000Z")["ImageId"]
-    ec2.terminate_instances(InstanceIds=[instance])
-    ec2.create_tags(
-        Resources=[image],
-        Tags=[
-            {"Key": k, "Value": v}
-            for k, v in {
-                "bakehouse:family": family,
-                "bakehouse:source-ami": world.base_ami,
-                "bakehouse:commit": commit,
-                "bakehouse:build-date": "20261130T090000Z",
-                "bakehouse:build-execution": "packer-20261130T090000Z",
-                "bakehouse:built-by": "packer",
-            }.items()
-        ],
-    )
-    return image
 
 
 def release_parameters(world: World, keys: dict[str, str], product_id: str, image_id: str) -> dict:

@@ -59,6 +59,11 @@ class Scene:
         ]
         return {i["InstanceId"]: i["State"]["Name"] for r in found for i in r["Instances"]}
 
+    def snapshots_of(self, execution: Execution) -> list[dict]:
+        return self.world.client("ec2").describe_snapshots(
+            OwnerIds=["self"], Filters=[{"Name": f"tag:{BUILD_TAG}", "Values": [execution.execution_id]}]
+        )["Snapshots"]
+
     def images_of(self, execution: Execution) -> list[dict]:
         # Named after the execution whether or not its tags were written: an untagged image is found too.
         return self.world.client("ec2").describe_images(

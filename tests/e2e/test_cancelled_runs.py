@@ -66,10 +66,7 @@ def test_a_build_cancelled_while_its_instance_runs_terminates_it(scene, step):
 def test_a_build_cancelled_while_its_image_is_made_deregisters_the_image_and_terminates_the_instance(scene, step):
     execution = scene.build(f"cancel-{step.lower()[:20]}", cancel_at=step)
     assert scene.images_of(execution) == []
-    snapshots = scene.world.client("ec2").describe_snapshots(
-        OwnerIds=["self"], Filters=[{"Name": f"tag:{BUILD_TAG}", "Values": [execution.execution_id]}]
-    )["Snapshots"]
-    assert snapshots == []
+    assert scene.snapshots_of(execution) == []
     assert set(scene.instance_states(execution, BUILD_TAG).values()) == {"terminated"}
     assert_cancelled_at(execution, step, "CleanUpFailedBuild")
 

@@ -63,10 +63,7 @@ def test_a_create_image_that_fails_after_registering_the_image_deregisters_it(sc
         execution = scene.build(f"image-{step.lower()[:20]}")
     assert execution.status == "Failed" and execution.step(step).status == "Failed"
     assert scene.images_of(execution) == []
-    snapshots = scene.world.client("ec2").describe_snapshots(
-        OwnerIds=["self"], Filters=[{"Name": f"tag:{BUILD_TAG}", "Values": [execution.execution_id]}]
-    )["Snapshots"]
-    assert snapshots == []
+    assert scene.snapshots_of(execution) == []
     assert set(scene.instance_states(execution, BUILD_TAG).values()) == {"terminated"}
 
 

@@ -2,8 +2,9 @@
 
 Pure (no Pulumi). `extra="forbid"` makes a typo or a stray key an error. The role parsers
 (components/<role>/...) add the rules that need the whole estate (which envs exist, which account
-builds) and take each section's keys and choices from here (`section_keys`, `choices`), so a key is
-declared once; estate/validate.py runs both in one pass. `make schema` exports `StackKeys`' JSON schema.
+builds) and take each section's keys, choices and ranges from here (`section_keys`, `choices`,
+`bounds`), so a key is declared once; estate/validate.py runs both in one pass. `make schema` exports
+`StackKeys`' JSON schema.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typing
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 from pydantic.alias_generators import to_camel
 
@@ -58,6 +60,9 @@ EnvName = Annotated[str, _matches(ENV_NAME, "an env name: 2-16 lower-case letter
 Family = Annotated[str, _matches(FAMILY, "a family name: 2-31 lower-case letters, digits and dashes, starting with a letter")]
 Region = Annotated[str, _matches(REGION, "a region name like eu-west-1")]
 AccountId = Annotated[str, _matches(ACCOUNT_ID, "a 12-digit account id (quoted)")]
+# An owner or subscriber address, as the org and security stacks check it (the editor schema carries it too).
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+Email = Annotated[str, _matches(EMAIL, "an email address"), Field(json_schema_extra={"pattern": f"^{EMAIL.pattern}$"})]
 
 
 class Model(BaseModel):
@@ -83,15 +88,16 @@ class FactoryFamily(Model):
 
 class Rescan(Model):
     schedule: Schedule | None = None
-    batch_size: StrictInt | None = None
+    # Scan instances launched at once; keeps well inside default EC2 vCPU quotas.
+    batch_size: StrictInt | None = Field(default=None, ge=1, le=50)
 
 
 class Lifecycle(Model):
     schedule: Schedule | None = None
-    keep: StrictInt | None = None
-    keep_days: StrictInt | None = None
-    grace_days: StrictInt | None = None
-    prod_retention_years: StrictInt | None = None
+    keep: StrictInt | None = Field(default=None, ge=1, le=50)
+    keep_days: StrictInt | None = Field(default=None, ge=0, le=3650)
+    grace_days: StrictInt | None = Field(default=None, ge=1, le=365)
+    prod_retention_years: StrictInt | None = Field(default=None, ge=1, le=10)
     dry_run: StrictBool | None = None
 
 
@@ -124,7 +130,7 @@ class Factory(Model):
     auto_approve_envs: list[EnvName] | None = None
     approvers: list[str] | None = None
     severity_threshold: Literal["CRITICAL", "HIGH", "MEDIUM"] | None = None
-    max_catalog_versions: StrictInt | None = None
+    max_catalog_versions: StrictInt | None = Field(default=None, ge=1, le=20)
     launch_role_names: list[RoleName] | None = None
     egress_domains: list[str] | None = None
     rescan: Rescan | None = None
@@ -159,7 +165,8 @@ class Egress(Model):
     mode: Literal["transit-gateway", "peering"]
     target_id: str
     destination_cidr: Cidr
-    proxy_port: StrictInt | None = None
+    # 22 and 3389 are refused too (components/workload/workload_config.py): a proxy is not a way in.
+    proxy_port: StrictInt | None = Field(default=None, ge=1, le=65535)
 
 
 class WorkloadNetwork(Model):
@@ -171,12 +178,14 @@ class WorkloadNetwork(Model):
 
 
 class IncidentResponse(Model):
-    min_severity: StrictFloat | StrictInt | None = None
+    # GuardDuty severities run 1.0-8.9 (low < 4, medium < 7, high < 9); a strict float takes an int too.
+    min_severity: StrictFloat | None = Field(default=None, ge=1.0, le=8.9)
     forensic_source: str | None = None
 
 
 class Fleet(Model):
-    max_instance_lifetime_days: StrictInt | None = None
+    # Auto Scaling's MaxInstanceLifetime is 86,400-31,536,000 seconds.
+    max_instance_lifetime_days: StrictInt | None = Field(default=None, ge=1, le=365)
     report_schedule: Schedule | None = None
 
 
@@ -191,20 +200,23 @@ class Workload(Model):
 
 # --- bakehouse:org and bakehouse:security ----------------------------------------------------------
 class Org(Model):
-    account_emails: dict[str, str] | None = None
+    account_emails: dict[str, Email] | None = None
     account_access_role_name: RoleName | None = None
     prod_envs: list[EnvName] | None = None
     trail_log_retention_days: StrictInt | None = None
     github_repository: str | None = None
 
 
+MAX_DAYS = 36500  # a century: S3 retention and lifecycle days
+
+
 class Security(Model):
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
-    object_lock_days: StrictInt | None = None
-    glacier_after_days: StrictInt | None = None
-    expire_after_days: StrictInt | None = None
+    object_lock_days: StrictInt | None = Field(default=None, ge=1, le=MAX_DAYS)
+    glacier_after_days: StrictInt | None = Field(default=None, ge=1, le=MAX_DAYS)
+    expire_after_days: StrictInt | None = Field(default=None, ge=1, le=MAX_DAYS)
     organization_root_id: str | None = None
-    alert_emails: list[str] | None = None
+    alert_emails: list[Email] | None = None
 
 
 # --- the whole namespace ---------------------------------------------------------------------------
@@ -281,6 +293,15 @@ def choices(model: type[BaseModel], field: str) -> tuple[Any, ...]:
     if typing.get_origin(kind) is not Literal:
         raise TypeError(f"{model.__name__}.{field} is not a Literal")
     return typing.get_args(kind)
+
+
+def bounds(model: type[BaseModel], field: str) -> tuple[Any, Any]:
+    """The (ge, le) a numeric field declares, None where it declares none: the role parsers check and
+    name the same range, so it is written once."""
+    metadata = model.model_fields[field].metadata
+    low = next((m.ge for m in metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in metadata if isinstance(m, Le)), None)
+    return low, high
 
 
 def _unwrap(kind: Any) -> Any:

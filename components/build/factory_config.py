@@ -36,7 +36,6 @@ DEFAULT_CANARY_ENV = "dev"
 FAMILY = naming.FAMILY
 OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}")
 DOMAIN = re.compile(r"\.?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-MAX_BATCH = 50  # scan instances launched at once; keeps well inside default EC2 vCPU quotas
 # The role people assume to answer the factory's aws:approve steps (components/build/factory_roles.py).
 APPROVER_ROLE = "BakehouseImageApprover"
 # IAM names are ASCII (IAM user guide, "IAM and AWS STS quotas"); \w alone would admit any letter.
@@ -295,7 +294,9 @@ def parse_factory(
     severity = raw.get("severityThreshold", "HIGH")
     problems.check(severity in SEVERITIES, f"{key}.severityThreshold", severity, ", ".join(SEVERITIES))
 
-    max_versions = _integer(raw.get("maxCatalogVersions", 3), f"{key}.maxCatalogVersions", 1, 20, problems)
+    max_versions = _integer(
+        raw.get("maxCatalogVersions", 3), f"{key}.maxCatalogVersions", models.Factory, "max_catalog_versions", problems
+    )
 
     launch_roles = _strings(
         raw.get("launchRoleNames", []),
@@ -510,7 +511,7 @@ def _rescan(raw: Any, key: str, problems: Problems) -> RescanSettings | None:
         return None
     require_keys(raw, key.removeprefix("bakehouse:"), problems)
     schedule = _schedule(raw.get("schedule", "rate(1 day)"), f"{key}.schedule", problems)
-    batch = _integer(raw.get("batchSize", 10), f"{key}.batchSize", 1, MAX_BATCH, problems)
+    batch = _integer(raw.get("batchSize", 10), f"{key}.batchSize", models.Rescan, "batch_size", problems)
     return RescanSettings(schedule, batch)
 
 
@@ -520,10 +521,12 @@ def _lifecycle(raw: Any, key: str, problems: Problems) -> LifecycleSettings | No
         return None
     require_keys(raw, key.removeprefix("bakehouse:"), problems)
     schedule = _schedule(raw.get("schedule", "rate(1 day)"), f"{key}.schedule", problems)
-    keep = _integer(raw.get("keep", 3), f"{key}.keep", 1, 50, problems)
-    keep_days = _integer(raw.get("keepDays", 30), f"{key}.keepDays", 0, 3650, problems)
-    grace = _integer(raw.get("graceDays", 14), f"{key}.graceDays", 1, 365, problems)
-    years = _integer(raw.get("prodRetentionYears", 1), f"{key}.prodRetentionYears", 1, 10, problems)
+    keep = _integer(raw.get("keep", 3), f"{key}.keep", models.Lifecycle, "keep", problems)
+    keep_days = _integer(raw.get("keepDays", 30), f"{key}.keepDays", models.Lifecycle, "keep_days", problems)
+    grace = _integer(raw.get("graceDays", 14), f"{key}.graceDays", models.Lifecycle, "grace_days", problems)
+    years = _integer(
+        raw.get("prodRetentionYears", 1), f"{key}.prodRetentionYears", models.Lifecycle, "prod_retention_years", problems
+    )
     dry_run = raw.get("dryRun", False)
     problems.check(isinstance(dry_run, bool), f"{key}.dryRun", dry_run, "true or false")
     return LifecycleSettings(schedule, keep, keep_days, grace, years, dry_run is True)
@@ -539,7 +542,9 @@ def _schedule(value: Any, key: str, problems: Problems, also: str = "") -> str:
     return value if isinstance(value, str) else ""
 
 
-def _integer(value: Any, key: str, low: int, high: int, problems: Problems) -> int:
+def _integer(value: Any, key: str, model: type[models.Model], field: str, problems: Problems) -> int:
+    """An integer in the range the model's field declares (estate/models.py, the one place it is written)."""
+    low, high = models.bounds(model, field)
     ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     problems.check(ok, key, value, f"an integer from {low} to {high}")
     return value if ok else low

@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi
 
+from estate import models
 from estate.aws_rules import LOG_RETENTION_DAYS
 from estate.config import ROLE_NAME, Problems, StackConfig, require_keys, section
 from estate.naming import BREAK_GLASS_ROLE, security_topic_arn
@@ -27,7 +28,7 @@ from .organization import MemberAccount, Organization, OrganizationArgs, ou_for_
 from .scps import org_policies
 
 SECTION = "org"
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+EMAIL = models.EMAIL  # the models' (estate/models.py), written once
 GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 
 

@@ -29,9 +29,8 @@ from .security_topic import SecurityTopic, SecurityTopicArgs
 
 SECTION = "security"
 ROOT_ID = re.compile(r"r-[0-9a-z]{4,32}")
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+EMAIL = models.EMAIL
 LOCK_MODES = models.choices(models.Security, "object_lock_mode")
-MAX_DAYS = 36500
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,11 @@ class SecuritySettings:
     alert_emails: tuple[str, ...]
 
 
-def _days(raw: Mapping[str, Any], key: str, problems: Problems, default: Any = None) -> int | None:
+def _days(raw: Mapping[str, Any], key: str, field: str, problems: Problems, default: Any = None) -> int | None:
     value = raw.get(key, default)
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DAYS
-    problems.check(ok, f"bakehouse:{SECTION}.{key}", value, f"a whole number of days from 1 to {MAX_DAYS}")
+    low, high = models.bounds(models.Security, field)
+    ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    problems.check(ok, f"bakehouse:{SECTION}.{key}", value, f"a whole number of days from {low} to {high}")
     return value if ok else None
 
 
@@ -60,9 +60,9 @@ def parse_security_settings(cfg: StackConfig) -> SecuritySettings:
             mode,
             "GOVERNANCE (dev estates: privileged deletes possible) or COMPLIANCE (prod: nobody can delete)",
         )
-        lock_days = _days(raw, "objectLockDays", problems)
-        glacier = _days(raw, "glacierAfterDays", problems, 90)
-        expire = _days(raw, "expireAfterDays", problems, 2557)
+        lock_days = _days(raw, "objectLockDays", "object_lock_days", problems)
+        glacier = _days(raw, "glacierAfterDays", "glacier_after_days", problems, 90)
+        expire = _days(raw, "expireAfterDays", "expire_after_days", problems, 2557)
         if None not in (lock_days, glacier, expire):
             problems.check(
                 expire >= lock_days,

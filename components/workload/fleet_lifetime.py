@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from estate import models
 from estate.aws_rules import RECURRING_SCHEDULE, is_recurring_schedule
 from estate.config import Problems, require_keys
 
@@ -28,7 +29,6 @@ from .break_glass import topic_key_statement
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 KEY = "workload.fleet"
 DEFAULT_LIFETIME_DAYS = 7
-MIN_LIFETIME_DAYS, MAX_LIFETIME_DAYS = 1, 365
 DEFAULT_SCHEDULE = "cron(0 6 * * ? *)"  # daily, before the working day in the home region
 FUNCTION_NAME = "bakehouse-fleet-report"
 ROLE_NAME = "BakehouseFleetReport"
@@ -57,12 +57,13 @@ def fleet_settings(workload_section: Any, problems: Problems) -> FleetSettings:
         return FleetSettings()
     require_keys(raw, KEY, problems)
     days = raw.get("maxInstanceLifetimeDays", DEFAULT_LIFETIME_DAYS)
-    ok = isinstance(days, int) and not isinstance(days, bool) and MIN_LIFETIME_DAYS <= days <= MAX_LIFETIME_DAYS
+    low, high = models.bounds(models.Fleet, "max_instance_lifetime_days")
+    ok = isinstance(days, int) and not isinstance(days, bool) and low <= days <= high
     problems.check(
         ok,
         f"bakehouse:{KEY}.maxInstanceLifetimeDays",
         days,
-        f"whole days from {MIN_LIFETIME_DAYS} to {MAX_LIFETIME_DAYS} (Auto Scaling's 86,400-31,536,000 s)",
+        f"whole days from {low} to {high} (Auto Scaling's 86,400-31,536,000 s)",
     )
     schedule = raw.get("reportSchedule", DEFAULT_SCHEDULE)
     good_schedule = is_recurring_schedule(schedule)

@@ -60,8 +60,6 @@ INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 # A KMS key ARN (CreateGrant takes only a key id or key ARN, and a key ARN for another account's key;
 # an alias is refused: KMS API reference, CreateGrant "KeyId").
 KMS_KEY_ARN = re.compile(r"arn:aws:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(mrk-)?[0-9a-f-]{32,36}")
-# GuardDuty severities run 1.0-8.9 (low < 4, medium < 7, high < 9).
-MIN_SEVERITY, MAX_SEVERITY = 1.0, 8.9
 
 
 @dataclass(frozen=True)
@@ -370,8 +368,9 @@ def _egress(raw: Any, problems: Problems) -> Egress | None:
         )
     _private_cidr(raw.get("destinationCidr"), problems, f"{key}.destinationCidr")
     port = raw.get("proxyPort", 3128)
-    port_ok = isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535 and port not in (22, 3389)
-    problems.check(port_ok, f"{key}.proxyPort", port, "a TCP port from 1 to 65535 (not 22 or 3389)")
+    low, high = models.bounds(models.Egress, "proxy_port")
+    port_ok = isinstance(port, int) and not isinstance(port, bool) and low <= port <= high and port not in (22, 3389)
+    problems.check(port_ok, f"{key}.proxyPort", port, f"a TCP port from {low} to {high} (not 22 or 3389)")
     if problems.items:
         return None
     return Egress(mode=mode, target_id=target, destination_cidr=raw["destinationCidr"], proxy_port=port)
@@ -384,8 +383,9 @@ def _severity(raw: Any, problems: Problems) -> float:
         return 0.0
     require_keys(raw, f"{KEY}.incidentResponse", problems)
     value = raw.get("minSeverity", 7.0)
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and MIN_SEVERITY <= value <= MAX_SEVERITY
-    problems.check(ok, f"{key}.minSeverity", value, f"a GuardDuty severity from {MIN_SEVERITY} to {MAX_SEVERITY} (7 = high)")
+    low, high = models.bounds(models.IncidentResponse, "min_severity")
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+    problems.check(ok, f"{key}.minSeverity", value, f"a GuardDuty severity from {low} to {high} (7 = high)")
     return float(value) if ok else 0.0
 
 

@@ -1,11 +1,13 @@
 """Each per-key fact of the config lives once, in estate/models.py: the role parsers take every section's
-keys (and the enums they share with it) from the models, so the parser and the model cannot drift.
+keys (and the enums, numeric ranges and email pattern they share with it) from the models, so the parser,
+the model and the editor schema cannot drift.
 One error names the stack's file in its header, and a project-level key set in a stack file is named by
 the stack file it came from."""
 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import types
 import typing
@@ -13,11 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from annotated_types import Ge, Le
 from pydantic import BaseModel, StrictInt
 from pydantic.fields import FieldInfo
 
 from components.build.factory_config import BASES, ENGINES, SEVERITIES, SUBSCRIPTION_ENDPOINTS, parse_factory
+from components.org import org_stack
 from components.roots import role_settings
+from components.security import security_stack
 from components.security.security_stack import LOCK_MODES
 from components.workload.workload_config import EGRESS_MODES, ENDPOINT_MODES, GATEWAY_ENDPOINTS
 from estate import models
@@ -207,3 +212,84 @@ def test_a_project_key_left_in_pulumi_yaml_is_still_named_by_pulumi_yaml(project
     with pytest.raises(ConfigError) as caught:
         validate_stack("dev", values, project, secret_keys=secrets)
     assert any("stack dev: Pulumi.yaml: bakehouse:homeRegion is 'mars-north-1'" in p for p in caught.value.problems)
+
+
+# --- numeric ranges: the model's Field(ge=..., le=...) is the parser's range --------------------------
+_EGRESS = {"mode": "transit-gateway", "targetId": "tgw-0123456789abcdef0", "destinationCidr": "10.200.0.0/16"}
+# (stack, path of the value, the model and field that bound it, the section the value goes into when absent)
+BOUNDED = [
+    ("build", ("factory", "maxCatalogVersions"), models.Factory, "max_catalog_versions", None),
+    ("build", ("factory", "rescan", "batchSize"), models.Rescan, "batch_size", {}),
+    ("build", ("factory", "lifecycle", "keep"), models.Lifecycle, "keep", {}),
+    ("build", ("factory", "lifecycle", "keepDays"), models.Lifecycle, "keep_days", {}),
+    ("build", ("factory", "lifecycle", "graceDays"), models.Lifecycle, "grace_days", {}),
+    ("build", ("factory", "lifecycle", "prodRetentionYears"), models.Lifecycle, "prod_retention_years", {}),
+    ("dev", ("workload", "network", "egress", "proxyPort"), models.Egress, "proxy_port", _EGRESS),
+    ("dev", ("workload", "incidentResponse", "minSeverity"), models.IncidentResponse, "min_severity", {}),
+    ("dev", ("workload", "fleet", "maxInstanceLifetimeDays"), models.Fleet, "max_instance_lifetime_days", {}),
+    ("security", ("security", "objectLockDays"), models.Security, "object_lock_days", None),
+    ("security", ("security", "glacierAfterDays"), models.Security, "glacier_after_days", None),
+    ("security", ("security", "expireAfterDays"), models.Security, "expire_after_days", None),
+]
+
+
+def _with(stack: str, path: tuple[str, ...], value: object, inner: dict | None) -> dict:
+    values = _decoded(stack)
+    node = values
+    for part in path[:-2]:
+        node = node.setdefault(part, {})
+    if path[-2] not in node and inner is not None:
+        node[path[-2]] = copy.deepcopy(inner)
+    node.setdefault(path[-2], {})[path[-1]] = value
+    return values
+
+
+def _range_named(stack: str, path: tuple[str, ...], value: object, inner: dict | None, low: object, high: object) -> bool:
+    """Whether the role parser refuses `value` at `path` naming the range low..high."""
+    where = "bakehouse:" + ".".join(path) + " is "
+    problems = _role_problems(stack, _with(stack, path, value, inner))
+    return any(where in p and f"from {low} to {high}" in p for p in problems)
+
+
+def test_every_range_the_parsers_check_is_declared_on_its_model():
+    for _, path, model, field, _ in BOUNDED:
+        low, high = models.bounds(model, field)
+        assert low is not None and high is not None, ".".join(path)
+
+
+@pytest.mark.parametrize(
+    ("stack", "path", "model", "field", "inner"), BOUNDED, ids=lambda v: ".".join(v) if isinstance(v, tuple) else None
+)
+def test_each_role_parser_refuses_exactly_outside_its_models_range(stack, path, model, field, inner):
+    low, high = models.bounds(model, field)
+    step = 1 if isinstance(low, int) and isinstance(high, int) else 0.1
+    assert not _range_named(stack, path, low, inner, low, high)
+    assert not _range_named(stack, path, high, inner, low, high)
+    assert _range_named(stack, path, low - step, inner, low, high)
+    assert _range_named(stack, path, high + step, inner, low, high)
+
+
+@pytest.mark.parametrize(
+    ("stack", "path", "model", "field", "inner"), BOUNDED, ids=lambda v: ".".join(v) if isinstance(v, tuple) else None
+)
+def test_narrowing_a_models_range_is_enough_for_the_parser_to_refuse_the_value(monkeypatch, stack, path, model, field, inner):
+    low, high = models.bounds(model, field)
+    narrower = high - 1 if isinstance(high, int) else round(high - 1.0, 1)
+    info = copy.copy(model.model_fields[field])
+    info.metadata = [Ge(ge=low), Le(le=narrower)]
+    monkeypatch.setattr(model, "__pydantic_fields__", {**model.__pydantic_fields__, field: info})
+    assert models.bounds(model, field) == (low, narrower)
+    assert _range_named(stack, path, high, inner, low, narrower)
+
+
+def test_the_stacks_and_the_models_share_one_email_pattern():
+    assert org_stack.EMAIL is models.EMAIL and security_stack.EMAIL is models.EMAIL
+    refused = "owner@example"
+    with pytest.raises(ValueError):
+        models.Org.model_validate({"accountEmails": {"build": refused}})
+    with pytest.raises(ValueError):
+        models.Security.model_validate({"alertEmails": [refused]})
+    defs = json.loads((PROJECT_DIR / "schema" / "bakehouse-stack.schema.json").read_text())["$defs"]
+    account = defs["Org"]["properties"]["accountEmails"]["anyOf"][0]["additionalProperties"]
+    alert = defs["Security"]["properties"]["alertEmails"]["anyOf"][0]["items"]
+    assert account["pattern"] == alert["pattern"] == f"^{models.EMAIL.pattern}$"

@@ -25,11 +25,11 @@ node_modules/.installed: package-lock.json
 preview: $(VENV)/.installed
 	$(BIN)/python -m tools.preview $(STACK) $(PREVIEW_ARGS)
 
-## test: the fast tier on every core: every folder, the 87% of tests not marked slow (53 s wall, 93 s CPU on 2 cores)
+## test: the fast tier on every core: every folder, the 86% of tests not marked slow (53 s wall, 92 s CPU on 2 cores)
 test: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
 
-## test-slow: the 13% marked slow: tests/e2e, 200/500-env documents, provisioning rehearsals, moto scenarios of 0.25 s or more (101 s, 177 s CPU on 2 cores)
+## test-slow: the 14% marked slow: tests/e2e, 200/500-env estates, provisioning rehearsals, moto scenarios of 0.25 s or more (107 s, 185 s CPU on 2 cores)
 test-slow: $(VENV)/.installed node_modules/.installed
 	$(BIN)/python -m pytest -n auto -m slow --dist loadfile $(PYTEST_ARGS)
 

@@ -114,6 +114,7 @@ def test_no_create_call_of_the_stack_is_denied_by_its_accounts_scps(stack, stack
     assert set(denied) == set(known), f"denied: {denied}; known: {known}"
 
 
+@pytest.mark.slow  # every runtime request through the evaluator (2 s): make test-slow and CI
 def test_no_document_or_handler_call_is_denied_where_it_runs(runtime_requests):
     denied = _denied(runtime_requests)
     assert set(denied) == set(KNOWN_RUNTIME_FINDINGS), f"denied: {denied}"

@@ -78,6 +78,7 @@ def test_os_update_upgrades_only_when_updates_are_pending(rig_for):
     assert rig.calls()[-1] == "dnf upgrade -y -q --refresh --releasever=latest"
 
 
+@pytest.mark.slow  # a provisioning rehearsal: make test-slow and CI
 @pytest.mark.parametrize("pkg", ["dnf", "apt"])
 def test_hardening_converges_files_sysctls_and_ssh(provisioned, pkg):
     rig = provisioned(pkg)

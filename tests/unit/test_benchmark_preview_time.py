@@ -49,6 +49,7 @@ def test_a_generated_estate_passes_each_stacks_config_validation(tmp_path):
     assert set(factory.target_envs) == set(envs) and "prod" not in factory.auto_approve_envs
 
 
+@pytest.mark.slow  # a 500-env estate: make test-slow and CI
 def test_a_500_env_estate_gives_every_env_its_own_account_email_and_non_overlapping_private_cidr(tmp_path):
     bench = _benchmark()
     envs = bench.generate_project(tmp_path, 500, copy_program=False)

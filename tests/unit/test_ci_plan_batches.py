@@ -102,6 +102,7 @@ def test_at_500_envs_no_matrix_the_workflows_build_exceeds_githubs_256_jobs(esta
     assert sizes["preview.batch"] <= MAX_JOBS
 
 
+@pytest.mark.slow  # a 500-env estate: make test-slow and CI
 def test_at_500_envs_every_stack_is_previewed_once_and_every_workload_env_deployed_once(estate_of_500):
     root, envs = estate_of_500
     planned = plan(root)
@@ -109,6 +110,7 @@ def test_at_500_envs_every_stack_is_previewed_once_and_every_workload_env_deploy
     assert Counter(s for b in deploy_batches(planned) for s in b["stacks"].split()) == Counter(envs)
 
 
+@pytest.mark.slow  # a 500-env estate: make test-slow and CI
 def test_at_500_envs_org_security_and_build_deploy_in_order_before_any_workload(estate_of_500):
     root, envs = estate_of_500
     planned = plan(root)
@@ -120,6 +122,7 @@ def test_at_500_envs_org_security_and_build_deploy_in_order_before_any_workload(
     assert not {"org", "security", "build"} & {s for b in deploy_batches(planned) for s in b["stacks"].split()}
 
 
+@pytest.mark.slow  # a 500-env estate: make test-slow and CI
 def test_at_500_envs_each_deploy_batch_runs_in_the_one_environment_and_role_of_all_its_stacks(estate_of_500):
     root, _ = estate_of_500
     planned = plan(root)
@@ -128,6 +131,7 @@ def test_at_500_envs_each_deploy_batch_runs_in_the_one_environment_and_role_of_a
         assert {own[s] for s in batch["stacks"].split()} == {(batch["environment"], batch["role"])}, batch
 
 
+@pytest.mark.slow  # a 500-env estate: make test-slow and CI
 def test_at_500_envs_prod_deploys_last_and_only_from_the_production_environment(estate_of_500):
     root, _ = estate_of_500
     batches = deploy_batches(plan(root))
@@ -149,6 +153,7 @@ def test_several_prod_envs_share_the_production_batches_at_the_end_behind_one_ap
     assert sorted(s for b in tail for s in b["stacks"].split()) == sorted(prod_envs)
 
 
+@pytest.mark.slow  # a 500-env estate: make test-slow and CI
 def test_at_500_envs_the_plan_output_the_workflow_reads_is_within_githubs_job_output_limit(estate_of_500):
     root, _ = estate_of_500
     line = output_line(plan(root))

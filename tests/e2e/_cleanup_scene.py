@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import _seams
-from tests.e2e._factory import ROLE_ARN, RecordingApprover, make_runner
+from tests.e2e._factory import ROLE_ARN, RecordingApprover, make_runner, validation_parameters
 from tests.e2e._world import BundleShell, World, seed
 from tests.e2e.runner import Execution, Runner, moto_server
 
@@ -33,25 +33,7 @@ class Scene:
         )
 
     def validate(self, image_id: str, **run: Any) -> Execution:
-        w = self.world
-        return self.runner.run(
-            "Bakehouse-ValidateImage",
-            {
-                "AutomationAssumeRole": ROLE_ARN,
-                "ImageId": image_id,
-                "Family": self.family,
-                "SubnetId": w.subnet_id,
-                "SecurityGroupIds": [w.security_group_id],
-                "InstanceProfileName": w.instance_profile,
-                "ScriptsBucket": w.scripts_bucket,
-                "ScriptsVersionId": w.scripts_version,
-                "ScriptsCommit": w.commit,
-                "FindingsBucket": w.findings_bucket,
-                "SeverityThreshold": "HIGH",
-                "PollSeconds": 0,
-            },
-            **run,
-        )
+        return self.runner.run("Bakehouse-ValidateImage", validation_parameters(self.world, image_id, self.family), **run)
 
     def instance_states(self, execution: Execution, tag: str) -> dict[str, str]:
         found = self.world.client("ec2").describe_instances(Filters=[{"Name": f"tag:{tag}", "Values": [execution.execution_id]}])[

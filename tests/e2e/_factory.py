@@ -141,3 +141,21 @@ def packer_built_image(world: World, family: str, commit: str) -> str:
         ],
     )
     return image
+
+
+def validation_parameters(world: World, image_id: str, family: str, threshold: str = "HIGH") -> dict[str, Any]:
+    """Bakehouse-ValidateImage's parameters for an image of this world, as the Pipeline passes them."""
+    return {
+        "AutomationAssumeRole": ROLE_ARN,
+        "ImageId": image_id,
+        "Family": family,
+        "SubnetId": world.subnet_id,
+        "SecurityGroupIds": [world.security_group_id],
+        "InstanceProfileName": world.instance_profile,
+        "ScriptsBucket": world.scripts_bucket,
+        "ScriptsVersionId": world.scripts_version,
+        "ScriptsCommit": world.commit,
+        "FindingsBucket": world.findings_bucket,
+        "SeverityThreshold": threshold,
+        "PollSeconds": 0,
+    }

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from handlers.common import tags_to_dict
 from tests.e2e import _seams
-from tests.e2e._factory import ACCOUNTS, APPROVER, ROLE_ARN, RecordingApprover, make_runner, region_keys
+from tests.e2e._factory import ACCOUNTS, APPROVER, ROLE_ARN, RecordingApprover, make_runner, region_keys, validation_parameters
 from tests.e2e._world import BundleShell, World, seed, set_public_parameter
 from tests.e2e.runner import Execution, Runner, moto_server
 
@@ -38,24 +38,7 @@ class Factory:
         )
 
     def validate(self, image_id: str, family: str, threshold: str = "HIGH") -> Execution:
-        w = self.world
-        return self.runner.run(
-            "Bakehouse-ValidateImage",
-            {
-                "AutomationAssumeRole": ROLE_ARN,
-                "ImageId": image_id,
-                "Family": family,
-                "SubnetId": w.subnet_id,
-                "SecurityGroupIds": [w.security_group_id],
-                "InstanceProfileName": w.instance_profile,
-                "ScriptsBucket": w.scripts_bucket,
-                "ScriptsVersionId": w.scripts_version,
-                "ScriptsCommit": w.commit,
-                "FindingsBucket": w.findings_bucket,
-                "SeverityThreshold": threshold,
-                "PollSeconds": 0,
-            },
-        )
+        return self.runner.run("Bakehouse-ValidateImage", validation_parameters(self.world, image_id, family, threshold))
 
     def approve(self, image_id: str, family: str, environment: str, auto: bool, **caller: object) -> Execution:
         """The settings say who approves (the stack writes them); the caller gives only the image."""

@@ -327,105 +327,89 @@ class FactorySchedules(pulumi.ComponentResource):
                 "cannot supply: scheduled rescans would fail",
                 self,
             )
-        self.rescan = aws.scheduler.Schedule(
-            f"{name}-rescan",
-            name="bakehouse-rescan-images",
-            group_name=self.group.name,
-            description="Rescan every published and in-use golden image for new CVEs",
-            schedule_expression=factory.rescan.schedule,
-            schedule_expression_timezone="UTC",
-            flexible_time_window=window,
-            kms_key_arn=args.key_arn,
-            state="ENABLED",
-            target=aws.scheduler.ScheduleTargetArgs(
-                arn=START_AUTOMATION_TARGET,
-                role_arn=args.scheduler_role.arn,
-                input=pulumi.Output.json_dumps(
-                    {"DocumentName": automation_document_name(RESCAN_STEM), "Parameters": rescan_params}
+        after_roles = child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on)))
+
+        def schedule(
+            resource: str,
+            schedule_name: str,
+            description: str,
+            expression: str,
+            target_arn: pulumi.Input[str],
+            target_input: pulumi.Input[str],
+            opts: pulumi.ResourceOptions,
+            **target: Any,
+        ) -> aws.scheduler.Schedule:
+            # Every factory schedule: UTC, the flexible window, encrypted with the factory key, the scheduler
+            # role, three retries within an hour, then the dead-letter queue.
+            return aws.scheduler.Schedule(
+                f"{name}-{resource}",
+                name=schedule_name,
+                group_name=self.group.name,
+                description=description,
+                schedule_expression=expression,
+                schedule_expression_timezone="UTC",
+                flexible_time_window=window,
+                kms_key_arn=args.key_arn,
+                state="ENABLED",
+                target=aws.scheduler.ScheduleTargetArgs(
+                    arn=target_arn,
+                    role_arn=args.scheduler_role.arn,
+                    input=target_input,
+                    retry_policy=retry,
+                    dead_letter_config=dlq,
+                    **target,
                 ),
-                retry_policy=retry,
-                dead_letter_config=dlq,
-            ),
-            opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))),
+                opts=opts,
+            )
+
+        def start_automation(stem: str, parameters: Any) -> pulumi.Output[str]:
+            return pulumi.Output.json_dumps({"DocumentName": automation_document_name(stem), "Parameters": parameters})
+
+        automation_role = [args.role_arns["automation"]]
+        self.rescan = schedule(
+            "rescan",
+            "bakehouse-rescan-images",
+            "Rescan every published and in-use golden image for new CVEs",
+            factory.rescan.schedule,
+            START_AUTOMATION_TARGET,
+            start_automation(RESCAN_STEM, rescan_params),
+            after_roles,
         )
-        self.base_image_check = aws.scheduler.Schedule(
-            f"{name}-check-base-images",
-            name="bakehouse-check-base-images",
-            group_name=self.group.name,
-            description="Rebuild every family whose base AMI AWS has replaced since its image was built",
-            schedule_expression=factory.rebuild_schedule,
-            schedule_expression_timezone="UTC",
-            flexible_time_window=window,
-            kms_key_arn=args.key_arn,
-            state="ENABLED",
-            target=aws.scheduler.ScheduleTargetArgs(
-                arn=START_AUTOMATION_TARGET,
-                role_arn=args.scheduler_role.arn,
-                input=pulumi.Output.json_dumps(
-                    {
-                        "DocumentName": automation_document_name(BASE_CHECK_STEM),
-                        "Parameters": {"AutomationAssumeRole": [args.role_arns["automation"]]},
-                    }
-                ),
-                retry_policy=retry,
-                dead_letter_config=dlq,
-            ),
-            opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))),
+        self.base_image_check = schedule(
+            "check-base-images",
+            "bakehouse-check-base-images",
+            "Rebuild every family whose base AMI AWS has replaced since its image was built",
+            factory.rebuild_schedule,
+            START_AUTOMATION_TARGET,
+            start_automation(BASE_CHECK_STEM, {"AutomationAssumeRole": automation_role}),
+            after_roles,
         )
         forced = factory.forced_rebuild_schedule
         self.forced_rebuild = (
             None
             if forced is None
-            else aws.scheduler.Schedule(
-                f"{name}-forced-rebuild",
-                name="bakehouse-forced-rebuild",
-                group_name=self.group.name,
-                description="Rebuild every published family on its unchanged base, picking up OS updates",
-                schedule_expression=forced,
-                schedule_expression_timezone="UTC",
-                flexible_time_window=window,
-                kms_key_arn=args.key_arn,
-                state="ENABLED",
-                target=aws.scheduler.ScheduleTargetArgs(
-                    arn=START_AUTOMATION_TARGET,
-                    role_arn=args.scheduler_role.arn,
-                    input=pulumi.Output.json_dumps(
-                        {
-                            "DocumentName": automation_document_name(BASE_CHECK_STEM),
-                            "Parameters": {
-                                "AutomationAssumeRole": [args.role_arns["automation"]],
-                                "ForcedRebuildAt": [SCHEDULED_TIME],
-                            },
-                        }
-                    ),
-                    retry_policy=retry,
-                    dead_letter_config=dlq,
-                ),
-                opts=child.merge(pulumi.ResourceOptions(depends_on=list(args.depends_on))),
+            else schedule(
+                "forced-rebuild",
+                "bakehouse-forced-rebuild",
+                "Rebuild every published family on its unchanged base, picking up OS updates",
+                forced,
+                START_AUTOMATION_TARGET,
+                start_automation(BASE_CHECK_STEM, {"AutomationAssumeRole": automation_role, "ForcedRebuildAt": [SCHEDULED_TIME]}),
+                after_roles,
             )
         )
         self.lifecycle_schedule = (
             None
             if self.lifecycle is None
-            else aws.scheduler.Schedule(
-                f"{name}-lifecycle-schedule",
-                name="bakehouse-image-lifecycle",
-                group_name=self.group.name,
-                description="Deprecate and retire golden images past their keep window",
-                schedule_expression=factory.lifecycle.schedule,
-                schedule_expression_timezone="UTC",
-                flexible_time_window=window,
-                kms_key_arn=args.key_arn,
-                state="ENABLED",
-                target=aws.scheduler.ScheduleTargetArgs(
-                    arn=self.lifecycle_queue.arn,
-                    role_arn=args.scheduler_role.arn,
-                    input=json.dumps(lifecycle_event(factory), sort_keys=True),
-                    sqs_parameters=aws.scheduler.ScheduleTargetSqsParametersArgs(message_group_id=LIFECYCLE_MESSAGE_GROUP),
-                    retry_policy=retry,
-                    dead_letter_config=dlq,
-                ),
-                opts=child,
+            else schedule(
+                "lifecycle-schedule",
+                "bakehouse-image-lifecycle",
+                "Deprecate and retire golden images past their keep window",
+                factory.lifecycle.schedule,
+                self.lifecycle_queue.arn,
+                json.dumps(lifecycle_event(factory), sort_keys=True),
+                child,
+                sqs_parameters=aws.scheduler.ScheduleTargetSqsParametersArgs(message_group_id=LIFECYCLE_MESSAGE_GROUP),
             )
         )
         self.register_outputs(

@@ -20,7 +20,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import yaml
 
 from estate import naming
 from estate.config import StackConfig
@@ -33,7 +32,8 @@ from estate.naming import (
     security_topic_arn,
 )
 
-from ..lib.handler_package import Package, handler_sources, package
+from ..lib.automation_documents import automation_document
+from ..lib.handler_package import handler_sources, package
 from ..lib.iam import document, statement
 from ..lib.org_paths import ou_path_patterns
 from .factory_config import FactoryConfig
@@ -44,7 +44,6 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 AUTOMATION_DIR = PROJECT_DIR / "automation"
 # Documents deployed by the workload stacks, not here.
 WORKLOAD_DOCUMENTS = frozenset({"isolate_instance"})
-HANDLERS_ATTACHMENT = "handlers.zip"
 SETTINGS_PARAMETER = FACTORY_SETTINGS_PARAMETER
 PIPELINE_STEM = "pipeline"
 # The instances the factory launches carry one of these, and may only be touched while they do.
@@ -83,25 +82,6 @@ def deployment_order(texts: Mapping[str, str]) -> list[str]:
         ordered += ready
         pending = [s for s in pending if s not in ready]
     return ordered
-
-
-def uses_attachment(content: Mapping[str, Any]) -> bool:
-    return any(
-        step.get("action") == "aws:executeScript" and (step.get("inputs") or {}).get("Attachment")
-        for step in content.get("mainSteps") or ()
-        if isinstance(step, Mapping)
-    )
-
-
-def document_content(text: str, handlers: Package) -> str:
-    """The document as deployed: unchanged, unless its scripts use the handlers attachment, whose
-    checksum SSM verifies against the `files:` section added here."""
-    content = yaml.safe_load(text)
-    if not isinstance(content, Mapping) or not uses_attachment(content):
-        return text
-    content = dict(content)
-    content["files"] = {HANDLERS_ATTACHMENT: {"checksums": {"sha256": handlers.sha256}}}
-    return yaml.safe_dump(content, sort_keys=False)
 
 
 def automation_statements(
@@ -510,24 +490,17 @@ class ImageFactory(pulumi.ComponentResource):
         texts = factory_documents(args.automation_dir)
         for stem in deployment_order(texts):
             text = texts[stem]
-            content = document_content(text, self.handlers)
-            attach = content != text
             # A document calling another by name (Pipeline -> children) needs it to exist first.
             callees = [self.documents[other] for other in texts if other != stem and calls(text, other)]
-            self.documents[stem] = aws.ssm.Document(
+            self.documents[stem] = automation_document(
                 f"{name}-doc-{stem}",
-                name=automation_document_name(stem),
-                document_type="Automation",
-                document_format="YAML",
-                content=content,
-                attachments_sources=[
-                    aws.ssm.DocumentAttachmentsSourceArgs(
-                        key="S3FileUrl", values=[f"s3://{args.scripts_bucket_name}/{self.handlers_key}"], name=HANDLERS_ATTACHMENT
-                    )
-                ]
-                if attach
-                else None,
-                opts=child.merge(pulumi.ResourceOptions(depends_on=([handlers_object] if attach else []) + callees)),
+                automation_document_name(stem),
+                text,
+                self.handlers,
+                f"s3://{args.scripts_bucket_name}/{self.handlers_key}",
+                handlers_object,
+                child,
+                depends_on=callees,
             )
 
         # The Packer engine's failed runs come here too (components/build/packer_pipeline.py), by the rule's

@@ -10,12 +10,12 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import yaml
 
 from estate import naming
 from estate.naming import automation_document_name, bucket_name, central_key_alias, role_arn
 
-from ..lib.handler_package import Package, handler_sources, package
+from ..lib.automation_documents import automation_document
+from ..lib.handler_package import handler_sources, package
 from ..lib.iam import document, service_trust, statement
 from ..lib.secure_bucket import SecureBucket, SecureBucketArgs
 from .app_access import APP_ROLE_PATH
@@ -32,7 +32,6 @@ FORENSIC_SOURCE_PARAMETER = naming.FORENSIC_SOURCE_PARAMETER
 CAPTURE_DOCUMENT = "AWS-RunShellScript"  # memory capture runs AVML through the stock shell document
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DOCUMENT_PATH = PROJECT_DIR / "automation" / f"{ISOLATE_STEM}.yaml"
-HANDLERS_ATTACHMENT = "handlers.zip"  # automation/README.md: the handlers package, attached by name
 
 
 @dataclass(frozen=True)
@@ -247,27 +246,6 @@ def automation_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any
     ]
 
 
-def uses_attachment(content: Any) -> bool:
-    steps = content.get("mainSteps") if isinstance(content, dict) else None
-    return any(
-        isinstance(step, dict)
-        and step.get("action") == "aws:executeScript"
-        and (step.get("inputs") or {}).get("Attachment") == HANDLERS_ATTACHMENT
-        for step in steps or ()
-    )
-
-
-def deployed_content(text: str, handlers: Package) -> str:
-    """The document as deployed: with the `files:` checksum SSM verifies the attachment against,
-    when its scripts use the handlers attachment (the repository copy cannot know the digest)."""
-    content = yaml.safe_load(text)
-    if not uses_attachment(content):
-        return text
-    return yaml.safe_dump(
-        {**content, "files": {HANDLERS_ATTACHMENT: {"checksums": {"sha256": handlers.sha256}}}}, sort_keys=False
-    )
-
-
 def events_role_statements(args: IncidentResponseArgs) -> list[dict[str, Any]]:
     return [
         statement("StartIsolation", ["ssm:StartAutomationExecution"], [f"{args.automation_definition_arn}:*"]),
@@ -406,21 +384,12 @@ class IncidentResponse(pulumi.ComponentResource):
         )
 
     def _document(self, name: str, args: IncidentResponseArgs, child: pulumi.ResourceOptions) -> aws.ssm.Document:
-        text = args.document_path.read_text()
-        content = deployed_content(text, self.handlers)
-        attach = content != text
-        return aws.ssm.Document(
+        return automation_document(
             f"{name}-isolate-document",
-            name=ISOLATE_DOCUMENT,
-            document_type="Automation",
-            document_format="YAML",
-            content=content,
-            attachments_sources=[
-                aws.ssm.DocumentAttachmentsSourceArgs(
-                    key="S3FileUrl", values=[f"s3://{self.attachments_bucket}/{self.handlers_key}"], name=HANDLERS_ATTACHMENT
-                )
-            ]
-            if attach
-            else None,
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.handlers_object] if attach else [])),
+            ISOLATE_DOCUMENT,
+            args.document_path.read_text(),
+            self.handlers,
+            f"s3://{self.attachments_bucket}/{self.handlers_key}",
+            self.handlers_object,
+            child,
         )

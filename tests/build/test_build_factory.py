@@ -12,13 +12,13 @@ import yaml
 
 from components.build.image_factory import (
     AUTOMATION_DIR,
-    HANDLERS_ATTACHMENT,
     WORKLOAD_DOCUMENTS,
     deployment_order,
-    document_content,
     factory_documents,
 )
 from components.build.packer_pipeline import PACKER_PIPELINE_FAILED_RULE
+from components.lib.automation_documents import HANDLERS_ATTACHMENT
+from components.lib.automation_documents import deployed_content as document_content
 from components.lib.handler_package import handler_sources, package
 from estate.naming import automation_document_name
 from tests.iam.evaluate import allowed

@@ -275,7 +275,7 @@ def test_readme_documents_the_attachment_decision():
 def test_document_as_the_build_stack_deploys_it_still_matches_the_schema(stem):
     import yaml
 
-    from components.build.image_factory import document_content
+    from components.lib.automation_documents import deployed_content as document_content
     from components.lib.handler_package import Package
 
     package = Package(Path("handlers.zip"), "ab" * 32, ())

@@ -11,11 +11,11 @@ import pulumi
 import pytest
 import yaml
 
+from components.lib.automation_documents import HANDLERS_ATTACHMENT
 from components.lib.providers import account_provider
 from components.workload.incident_response import (
     AUTOMATION_ROLE,
     DOCUMENT_PATH,
-    HANDLERS_ATTACHMENT,
     ISOLATE_DOCUMENT,
     IncidentResponse,
     IncidentResponseArgs,

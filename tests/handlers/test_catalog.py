@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
@@ -12,6 +11,7 @@ from moto import mock_aws
 from handlers import catalog as cat
 from handlers.common import MalformedEvent
 from tests.fakes import FakeServiceCatalog
+from tests.fakes.scenes import CONSTRAINT_FILE, constrained_portfolio, factory_product
 from tests.fakes.seed import NoAwsCalls
 
 REGION = "eu-west-1"
@@ -23,18 +23,7 @@ AMIS = [f"ami-0{str(n) * 16}" for n in range(1, 6)]
 def catalog():
     with mock_aws():
         sc = FakeServiceCatalog(boto3.client("servicecatalog", region_name=REGION))
-        product = sc.create_product(
-            Name="hardened-instance",
-            Owner="platform",
-            ProductType="CLOUD_FORMATION_TEMPLATE",
-            IdempotencyToken="p",
-            ProvisioningArtifactParameters={
-                "Name": "initial",
-                "Type": "CLOUD_FORMATION_TEMPLATE",
-                "Info": {"LoadTemplateFromURL": TEMPLATE},
-            },
-        )
-        yield sc, product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+        yield sc, factory_product(sc, TEMPLATE)
 
 
 def _add(sc, product, image, max_versions=3, **kw):
@@ -149,24 +138,12 @@ def test_a_malformed_event_is_rejected_before_any_aws_call(monkeypatch, change, 
 
 
 # --- the portfolio's template constraint follows the approved image -----------------------------
-CONSTRAINT_FILE = Path(__file__).resolve().parents[2] / "catalog" / "template-constraint.json"
 
 
 @pytest.fixture
 def portfolio(catalog):
     sc, product = catalog
-    portfolio = sc.create_portfolio(DisplayName="golden", ProviderName="platform", IdempotencyToken="pf")
-    portfolio_id = portfolio["PortfolioDetail"]["Id"]
-    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio_id)
-    # The very rules the build stack deploys (catalog/template-constraint.json).
-    created = sc.create_constraint(
-        PortfolioId=portfolio_id,
-        ProductId=product,
-        Type="TEMPLATE",
-        Parameters=CONSTRAINT_FILE.read_text(),
-        IdempotencyToken="tc",
-    )
-    return sc, product, portfolio_id, created["ConstraintDetail"]["ConstraintId"]
+    return sc, product, *constrained_portfolio(sc, product)
 
 
 def _rules(sc, constraint_id):
@@ -281,28 +258,8 @@ def regions(portfolio):
     (tagged bakehouse:source-ami with the home id, as handlers/distribute.py tags its copies)."""
     sc, product, portfolio_id, constraint_id = portfolio
     there = FakeServiceCatalog(boto3.client("servicecatalog", region_name=OTHER))
-    regional_product = there.create_product(
-        Name="hardened-instance",
-        Owner="platform",
-        ProductType="CLOUD_FORMATION_TEMPLATE",
-        IdempotencyToken="p",
-        ProvisioningArtifactParameters={
-            "Name": "initial",
-            "Type": "CLOUD_FORMATION_TEMPLATE",
-            "Info": {"LoadTemplateFromURL": TEMPLATE},
-        },
-    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-    regional_portfolio = there.create_portfolio(DisplayName="golden", ProviderName="platform", IdempotencyToken="pf")[
-        "PortfolioDetail"
-    ]["Id"]
-    there.associate_product_with_portfolio(ProductId=regional_product, PortfolioId=regional_portfolio)
-    regional_constraint = there.create_constraint(
-        PortfolioId=regional_portfolio,
-        ProductId=regional_product,
-        Type="TEMPLATE",
-        Parameters=CONSTRAINT_FILE.read_text(),
-        IdempotencyToken="tc",
-    )["ConstraintDetail"]["ConstraintId"]
+    regional_product = factory_product(there, TEMPLATE)
+    regional_portfolio, regional_constraint = constrained_portfolio(there, regional_product)
     ec2 = boto3.client("ec2", region_name=OTHER)
     copies = {}
     for source in AMIS[:3]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
@@ -13,9 +12,9 @@ from moto import mock_aws
 from handlers import catalog as cat
 from handlers import rescan_feedback as feedback
 from tests.fakes import FakeServiceCatalog
+from tests.fakes.scenes import constrained_portfolio, factory_product
 
 HOME, OTHER = "eu-west-1", "eu-central-1"
-CONSTRAINT_FILE = Path(__file__).resolve().parents[2] / "catalog" / "template-constraint.json"
 TEMPLATE = "https://bakehouse-templates.s3.eu-west-1.amazonaws.com/catalog/hardened-instance.yaml"
 
 
@@ -41,28 +40,8 @@ def factory(monkeypatch):
         bad = _image(home_ec2, "al2023-bad", **{"bakehouse:family": "al2023"})
         copies = {src: _image(there_ec2, f"copy-{src}", **{"bakehouse:source-ami": src}) for src in (good, bad)}
         sc = FakeServiceCatalog(boto3.client("servicecatalog", region_name=OTHER))
-        product = sc.create_product(
-            Name="hardened-instance",
-            Owner="platform",
-            ProductType="CLOUD_FORMATION_TEMPLATE",
-            IdempotencyToken="p",
-            ProvisioningArtifactParameters={
-                "Name": "initial",
-                "Type": "CLOUD_FORMATION_TEMPLATE",
-                "Info": {"LoadTemplateFromURL": TEMPLATE},
-            },
-        )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-        portfolio = sc.create_portfolio(DisplayName="golden", ProviderName="platform", IdempotencyToken="pf")["PortfolioDetail"][
-            "Id"
-        ]
-        sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
-        constraint = sc.create_constraint(
-            PortfolioId=portfolio,
-            ProductId=product,
-            Type="TEMPLATE",
-            Parameters=CONSTRAINT_FILE.read_text(),
-            IdempotencyToken="tc",
-        )["ConstraintDetail"]["ConstraintId"]
+        product = factory_product(sc, TEMPLATE)
+        portfolio, constraint = constrained_portfolio(sc, product)
         cat.approve_in_constraint(sc, portfolio, product, [copies[bad]], "al2023")  # the catalog step's pin
         ssm = boto3.client("ssm", region_name=HOME)
         ssm.put_parameter(
